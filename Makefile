@@ -1,0 +1,44 @@
+# The two commands: `make run` and `make test`. Each installs whatever is missing first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PYTEST_ARGS ?=
+
+.PHONY: run test deps contracts bench clean-state check-artifacts
+
+run: deps
+	$(VENV)/bin/ledger up --demo
+
+test: deps
+	@url=$$(scripts/test-postgres.sh start) && \
+	  echo "PostgreSQL for tests: $$url" && \
+	  LEDGER_TEST_DATABASE_URL="$$url" $(PY) -m pytest $(PYTEST_ARGS)
+
+deps: $(VENV)/.installed node_modules/.installed contracts
+
+# The virtualenv, re-installed when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	@touch $@
+
+# Pinned npm packages: anvil, solc-js, OpenZeppelin Contracts and merkle-tree.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Contract artifacts ship in the package; rebuilt only when the sources changed.
+contracts: $(VENV)/.installed node_modules/.installed
+	$(PY) scripts/compile_contracts.py --if-stale
+
+check-artifacts: deps
+	$(PY) scripts/compile_contracts.py --check
+
+bench: deps
+	$(PY) -m bench.run_all
+
+clean-state:
+	rm -rf .ledger

@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {IConsortiumRegistry} from "./IConsortiumRegistry.sol";
+
+/**
+ * @dev Base of every ledger contract: it asks the {IConsortiumRegistry} for membership and roles
+ * on each state change, so the contract enforces the consortium's rules itself, whoever calls it.
+ */
+abstract contract ConsortiumGuarded {
+    bytes32 internal constant ROLE_OPERATOR = keccak256("OPERATOR");
+    bytes32 internal constant ROLE_FINANCE = keccak256("FINANCE");
+    bytes32 internal constant ROLE_SUPPLIER = keccak256("SUPPLIER");
+    bytes32 internal constant ROLE_BUYER = keccak256("BUYER");
+    bytes32 internal constant ROLE_FINANCIER = keccak256("FINANCIER");
+    bytes32 internal constant ROLE_AUDITOR = keccak256("AUDITOR");
+
+    IConsortiumRegistry public immutable registry;
+
+    constructor(IConsortiumRegistry registry_) {
+        registry = registry_;
+    }
+
+    /// @dev The caller's member id; reverts unless the caller is an active member holding `role`.
+    function _requireRole(bytes32 role) internal view returns (bytes32) {
+        return registry.requireActiveRole(msg.sender, role);
+    }
+
+    /// @dev The caller's member id; reverts unless the caller is an active member.
+    function _requireMember() internal view returns (bytes32) {
+        return registry.requireActiveMember(msg.sender);
+    }
+}

@@ -1,0 +1,134 @@
+"""The one catalogue of domain errors, each with a stable problem type.
+
+Every error the service reports to a client is a :class:`LedgerError`; the web layer maps it to an
+RFC 9457 ``application/problem+json`` response in one place, using ``type_slug`` (stable: clients
+match on it), ``title`` and ``status``. Subclasses also inherit the built-in they resemble, so
+plain Python callers can catch ``ValueError`` or ``LookupError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROBLEM_TYPE_PREFIX = "urn:ledger:problem:"
+
+
+class LedgerError(Exception):
+    type_slug = "internal-error"
+    title = "Internal error"
+    status = 500
+
+    def __init__(self, detail: str = "", **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extra = extra
+
+    @property
+    def type_uri(self) -> str:
+        return PROBLEM_TYPE_PREFIX + self.type_slug
+
+
+class ValidationError(LedgerError, ValueError):
+    type_slug = "validation-failed"
+    title = "The request is not valid"
+    status = 422
+
+
+class UnsupportedCurrencyError(ValidationError):
+    type_slug = "unsupported-currency"
+    title = "Unsupported currency"
+
+
+class InvalidAmountError(ValidationError):
+    type_slug = "invalid-amount"
+    title = "Invalid amount"
+
+
+class NotFoundError(LedgerError, LookupError):
+    type_slug = "not-found"
+    title = "Not found"
+    status = 404
+
+
+class UnknownMemberError(NotFoundError):
+    type_slug = "unknown-member"
+    title = "Unknown member"
+
+
+class ConflictError(LedgerError):
+    type_slug = "conflict"
+    title = "Conflict with the current state"
+    status = 409
+
+
+class DuplicateError(ConflictError):
+    type_slug = "duplicate"
+    title = "Already exists"
+
+
+class IdempotencyKeyReusedError(ConflictError):
+    type_slug = "idempotency-key-reused"
+    title = "Idempotency-Key reused with another request"
+
+
+class InvalidStateError(ConflictError):
+    type_slug = "invalid-state-transition"
+    title = "Not allowed in the current state"
+
+
+class AuthenticationError(LedgerError, PermissionError):
+    type_slug = "unauthenticated"
+    title = "Missing or invalid API key"
+    status = 401
+
+
+class ForbiddenError(LedgerError, PermissionError):
+    type_slug = "forbidden"
+    title = "Not allowed for this member"
+    status = 403
+
+
+class MemberSuspendedError(ForbiddenError):
+    type_slug = "member-suspended"
+    title = "The member is suspended"
+
+
+class PayloadTooLargeError(LedgerError, ValueError):
+    type_slug = "payload-too-large"
+    title = "Request body too large"
+    status = 413
+
+
+class ChainUnavailableError(LedgerError, ConnectionError):
+    type_slug = "chain-unavailable"
+    title = "The chain is unreachable"
+    status = 503
+
+
+class ChainRevertError(LedgerError):
+    """A contract call reverted; ``error_name`` and ``args`` are the decoded custom error."""
+
+    type_slug = "chain-revert"
+    title = "The contract refused the transaction"
+    status = 422
+
+    def __init__(self, detail: str = "", *, error_name: str | None = None, args: dict | None = None,
+                 **extra: Any) -> None:
+        super().__init__(detail or (error_name or self.title), error_name=error_name, args=args or {}, **extra)
+        self.error_name = error_name
+        self.error_args = args or {}
+
+
+class ChainMismatchError(LedgerError):
+    type_slug = "chain-mismatch"
+    title = "The deployment manifest belongs to another chain"
+    status = 500
+
+
+class ConfigurationError(LedgerError):
+    type_slug = "configuration-error"
+    title = "Invalid configuration"
+    status = 500
+
+
+__all__ = [name for name in dir() if name.endswith("Error")] + ["PROBLEM_TYPE_PREFIX"]

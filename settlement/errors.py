@@ -131,4 +131,86 @@ class ConfigurationError(LedgerError):
     status = 500
 
 
+
+# --- Payment-provider callbacks (settlement.providers) ------------------------------------------
+# A callback is refused with one of these; each provider adapter turns it into the answer that
+# provider expects (``ProviderAdapter.nack``), and the web layer may still log the problem type.
+
+
+class CallbackSignatureInvalidError(AuthenticationError):
+    """The notification's signature (or its signing headers) does not verify."""
+
+    type_slug = "callback-signature-invalid"
+    title = "Callback signature invalid"
+
+
+class CallbackUnknownKeyError(CallbackSignatureInvalidError):
+    """The notification names a signing key (e.g. a Wechatpay-Serial) the account does not hold."""
+
+    type_slug = "callback-unknown-key"
+    title = "Callback signed with an unknown key"
+
+
+class CallbackStaleError(CallbackSignatureInvalidError):
+    """The signed timestamp is outside the accepted window: a replay or a badly skewed clock."""
+
+    type_slug = "callback-stale"
+    title = "Callback timestamp outside the accepted window"
+
+
+class CallbackDecryptionError(CallbackSignatureInvalidError):
+    """An encrypted resource failed its AEAD tag: wrong key, or tampered ciphertext."""
+
+    type_slug = "callback-decryption-failed"
+    title = "Callback resource could not be decrypted"
+
+
+class CallbackMalformedError(ValidationError):
+    """The body (or a header) is not the provider's wire format."""
+
+    type_slug = "callback-malformed"
+    title = "Callback body malformed"
+    status = 400
+
+
+class CallbackUnknownEventError(ValidationError):
+    """An authentic notification of a type or status this adapter cannot classify."""
+
+    type_slug = "callback-unknown-event"
+    title = "Callback event not recognised"
+
+
+class CallbackAccountMismatchError(ForbiddenError):
+    """An authentic notification addressed to another merchant account or app."""
+
+    type_slug = "callback-account-mismatch"
+    title = "Callback belongs to another account"
+
+
+class UnsupportedMediaTypeError(LedgerError, ValueError):
+    type_slug = "unsupported-media-type"
+    title = "Unsupported content type"
+    status = 415
+
+
 __all__ = [name for name in dir() if name.endswith("Error")] + ["PROBLEM_TYPE_PREFIX"]
+
+
+class StatementFormatError(ValidationError):
+    """A statement file that cannot be read at all (unknown format, missing header, broken XML).
+
+    Broken *rows* are never raised: parsers report them as per-row errors and keep going.
+    """
+
+    type_slug = "statement-format"
+    title = "The statement file cannot be read"
+
+
+class UnsafeStatementError(StatementFormatError):
+    """A statement file refused for safety (XML DOCTYPE/ENTITY declarations, size over the limit)."""
+
+    type_slug = "statement-unsafe"
+    title = "The statement file was refused as unsafe"
+
+
+__all__ += ["StatementFormatError", "UnsafeStatementError"]

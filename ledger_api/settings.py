@@ -1,0 +1,68 @@
+"""The one settings object, read from the environment (names fixed by DESIGN.md)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore")
+
+    home: Path = Field(default=Path("./.ledger"), description="LEDGER_HOME: the data dir")
+    rpc_url: str | None = Field(default=None, description="LEDGER_RPC_URL; unset: managed anvil")
+    database_url: str | None = Field(default=None, description="LEDGER_DATABASE_URL; unset: SQLite in LEDGER_HOME")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    # Managed anvil (only when rpc_url is unset).
+    anvil_host: str = "127.0.0.1"
+    anvil_port: int = 8545
+    anvil_block_time_s: int | None = Field(default=None, description="None: automine; N: interval mining")
+
+    # Fees, configured not guessed: "zero" (permissioned network, legacy gasPrice 0), "legacy"
+    # (fixed gas_price_wei), "eip1559" (max_fee_per_gas_wei / max_priority_fee_per_gas_wei).
+    fee_mode: Literal["zero", "legacy", "eip1559"] = "zero"
+    gas_price_wei: int = 0
+    max_fee_per_gas_wei: int = 0
+    max_priority_fee_per_gas_wei: int = 0
+
+    # Key-encryption key for custodial signer keys: from the environment (base64url, 32 bytes)
+    # or a 0600 file in LEDGER_HOME created on first start. Never stored in the database.
+    kek: str | None = Field(default=None, repr=False)
+    # The operator's (registry admin's) private key on an external chain; managed chains get a
+    # generated one, kept encrypted in LEDGER_HOME.
+    operator_key: str | None = Field(default=None, repr=False)
+
+    # Workers.
+    dispatch_batch_size: int = 200
+    dispatch_interval_ms: int = 100
+    receipt_timeout_s: float = 120.0
+    follow_interval_ms: int = 250
+    follow_block_range_max: int = 2_000
+    confirmations: int = 0
+
+    @cached_property
+    def home_dir(self) -> Path:
+        self.home.mkdir(parents=True, exist_ok=True)
+        return self.home.resolve()
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home_dir / 'ledger.db'}"
+
+    @property
+    def managed_chain(self) -> bool:
+        return not self.rpc_url
+
+    @property
+    def effective_rpc_url(self) -> str:
+        return self.rpc_url or f"http://{self.anvil_host}:{self.anvil_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"

@@ -1,0 +1,333 @@
+"""The chain client: the only module that talks to the EVM node (over web3.py's HTTP provider).
+
+It signs locally, sends only raw transactions and standard ``eth_*`` calls (no unlocked
+accounts, no ``anvil_*``), works with EIP-1559, legacy and zero gas prices as configured (never
+guessed from ``eth_gasPrice``: anvil answers 1 gwei even when fees are zero), polls receipts with
+bounded backoff, and turns reverts with custom errors into :class:`ChainRevertError`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import requests
+from web3 import HTTPProvider, Web3
+
+from settlement.chain.contracts import ContractCatalogue, catalogue
+from settlement.chain.signing import FeeParams, LocalSigner, SignedTx
+from settlement.errors import ChainRevertError, ChainUnavailableError, ConfigurationError
+
+RPC_TIMEOUT_S = 30.0
+RPC_BATCH_MAX = 500  # JSON-RPC requests per HTTP batch
+RECEIPT_POLL_INITIAL_S = 0.02
+RECEIPT_POLL_MAX_S = 0.5
+# Send-side errors that mean "the node already has this very transaction": a rebroadcast after a
+# crash is then a no-op, which is what makes dispatch idempotent.
+ALREADY_KNOWN_MARKERS = ("already known", "already imported", "known transaction", "already exists")
+NONCE_TOO_LOW_MARKERS = ("nonce too low", "nonce is too low", "too low nonce", "invalid nonce")
+
+
+class RpcError(ChainUnavailableError):
+    """The node answered a JSON-RPC error (as opposed to being unreachable)."""
+
+    type_slug = "chain-rpc-error"
+    title = "The chain node refused the request"
+    status = 502
+
+    def __init__(self, method: str, error: dict) -> None:
+        super().__init__(f"{method}: {error.get('message', error)}", code=error.get("code"))
+        self.method = method
+        self.error = error
+
+
+@dataclass(frozen=True)
+class FeePolicy:
+    """How fees are set; from settings, never guessed."""
+
+    mode: str = "zero"  # zero | legacy | eip1559
+    gas_price_wei: int = 0
+    max_fee_per_gas_wei: int = 0
+    max_priority_fee_per_gas_wei: int = 0
+
+    def params(self) -> FeeParams:
+        if self.mode == "zero":
+            return FeeParams(gas_price=0)
+        if self.mode == "legacy":
+            return FeeParams(gas_price=self.gas_price_wei)
+        if self.mode == "eip1559":
+            if self.max_fee_per_gas_wei < self.max_priority_fee_per_gas_wei:
+                raise ConfigurationError("max_fee_per_gas_wei must be >= max_priority_fee_per_gas_wei")
+            return FeeParams(max_fee_per_gas=self.max_fee_per_gas_wei,
+                             max_priority_fee_per_gas=self.max_priority_fee_per_gas_wei)
+        raise ConfigurationError(f"unknown fee mode {self.mode!r}")
+
+
+@dataclass(frozen=True)
+class SendResult:
+    tx_hash: str
+    accepted: bool  # the node has it (newly or already)
+    nonce_too_low: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    tx_hash: str
+    status: int
+    block_number: int
+    block_hash: str
+    gas_used: int
+    logs: list[dict]
+    to: str | None
+    from_: str
+    contract_address: str | None
+
+    @classmethod
+    def from_rpc(cls, r: dict) -> "Receipt":
+        return cls(
+            tx_hash=r["transactionHash"],
+            status=int(r["status"], 16),
+            block_number=int(r["blockNumber"], 16),
+            block_hash=r["blockHash"],
+            gas_used=int(r["gasUsed"], 16),
+            logs=r.get("logs", []),
+            to=r.get("to"),
+            from_=r["from"],
+            contract_address=r.get("contractAddress"),
+        )
+
+
+@dataclass(frozen=True)
+class DecodedLog:
+    contract: str
+    event: str
+    address: str
+    args: dict[str, Any]
+    tx_hash: str
+    log_index: int
+    block_number: int
+    block_hash: str
+
+
+class ChainClient:
+    def __init__(self, rpc_url: str, fees: FeePolicy | None = None, *, timeout_s: float = RPC_TIMEOUT_S,
+                 contracts: ContractCatalogue | None = None) -> None:
+        self.rpc_url = rpc_url
+        self.fees = fees or FeePolicy()
+        session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=16)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        self.w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}, session=session))
+        self._contracts = contracts
+
+    @property
+    def contracts(self) -> ContractCatalogue:
+        return self._contracts or catalogue()
+
+    # -- plain JSON-RPC -------------------------------------------------------------------------
+
+    def rpc(self, method: str, params: list | None = None) -> Any:
+        try:
+            response = self.w3.provider.make_request(method, params or [])
+        except (requests.RequestException, OSError) as exc:
+            raise ChainUnavailableError(f"{method}: {type(exc).__name__}: {exc}") from exc
+        if "error" in response:
+            raise RpcError(method, dict(response["error"]))
+        return response["result"]
+
+    def batch(self, calls: Sequence[tuple[str, list]]) -> list[dict]:
+        """Many requests in bounded HTTP batches; answers are raw {'result'|'error'} dicts in order."""
+        answers: list[dict] = []
+        for start in range(0, len(calls), RPC_BATCH_MAX):
+            chunk = list(calls[start:start + RPC_BATCH_MAX])
+            try:
+                response = self.w3.provider.make_batch_request(chunk)
+            except (requests.RequestException, OSError) as exc:
+                raise ChainUnavailableError(f"batch: {type(exc).__name__}: {exc}") from exc
+            if not isinstance(response, list):
+                raise RpcError("batch", dict(response.get("error", {"message": str(response)})))
+            answers.extend(dict(r) for r in response)
+        return answers
+
+    @cached_property
+    def chain_id(self) -> int:
+        return int(self.rpc("eth_chainId"), 16)
+
+    def block_number(self) -> int:
+        return int(self.rpc("eth_blockNumber"), 16)
+
+    def get_block(self, block: int | str = "latest") -> dict | None:
+        tag = hex(block) if isinstance(block, int) else block
+        b = self.rpc("eth_getBlockByNumber", [tag, False])
+        if b is None:
+            return None
+        return {"number": int(b["number"], 16), "hash": b["hash"], "timestamp": int(b["timestamp"], 16),
+                "parent_hash": b["parentHash"]}
+
+    def get_code(self, address: str, block: int | str = "latest") -> bytes:
+        tag = hex(block) if isinstance(block, int) else block
+        return bytes.fromhex(self.rpc("eth_getCode", [address, tag])[2:])
+
+    def pending_nonce(self, address: str) -> int:
+        return int(self.rpc("eth_getTransactionCount", [address, "pending"]), 16)
+
+    def balance(self, address: str) -> int:
+        return int(self.rpc("eth_getBalance", [address, "latest"]), 16)
+
+    def transaction_known(self, tx_hash: str) -> bool:
+        return self.rpc("eth_getTransactionByHash", [tx_hash]) is not None
+
+    # -- contract calls -------------------------------------------------------------------------
+
+    def encode(self, contract: str, function: str, args: Sequence[Any]) -> bytes:
+        return self.contracts.function(contract, function).encode(list(args))
+
+    def call(self, contract: str, address: str, function: str, args: Sequence[Any] = (),
+             block: int | str = "latest", sender: str | None = None) -> tuple:
+        """eth_call a view (or simulate a transaction); reverts raise ChainRevertError."""
+        fn = self.contracts.function(contract, function)
+        tx = {"to": address, "data": "0x" + fn.encode(list(args)).hex()}
+        if sender:
+            tx["from"] = sender
+        tag = hex(block) if isinstance(block, int) else block
+        try:
+            out = self.rpc("eth_call", [tx, tag])
+        except RpcError as exc:
+            raise self.revert_error(exc.error, f"{contract}.{function}") from exc
+        return fn.decode_output(bytes.fromhex(out[2:]))
+
+    def revert_error(self, rpc_error: dict, context: str) -> ChainRevertError | RpcError:
+        data = rpc_error.get("data")
+        if isinstance(data, dict):
+            data = data.get("data") or data.get("result")
+        if isinstance(data, str) and data.startswith("0x"):
+            decoded = self.contracts.decode_error(bytes.fromhex(data[2:]))
+            if decoded:
+                name, args = decoded
+                return ChainRevertError(f"{context} reverted with {name}", error_name=name, args=args)
+            return ChainRevertError(f"{context} reverted (data {data[:74]})", error_name=None, args={"data": data})
+        if "revert" in str(rpc_error.get("message", "")).lower():
+            return ChainRevertError(f"{context} reverted: {rpc_error.get('message')}")
+        return RpcError(context, rpc_error)
+
+    def revert_reason(self, receipt: Receipt, sender: str, to: str | None, data: bytes, gas: int) -> ChainRevertError:
+        """Why a mined transaction reverted: replays it with eth_call on the parent block's state.
+
+        The replay cannot see earlier transactions of the same block, so for a transaction that
+        depended on one of them the decoded reason may differ; the receipt's status is the truth.
+        """
+        tx = {"from": sender, "to": to, "data": "0x" + data.hex(), "gas": hex(gas)}
+        try:
+            self.rpc("eth_call", [tx, hex(max(receipt.block_number - 1, 0))])
+        except RpcError as exc:
+            err = self.revert_error(exc.error, "transaction")
+            if isinstance(err, ChainRevertError):
+                return err
+        return ChainRevertError("transaction reverted (reason not recoverable by replay)")
+
+    # -- sending --------------------------------------------------------------------------------
+
+    def sign(self, signer: LocalSigner, *, to: str | None, data: bytes, gas: int, nonce: int,
+             value: int = 0) -> SignedTx:
+        return signer.sign(chain_id=self.chain_id, nonce=nonce, to=to, data=data, gas=gas,
+                           fees=self.fees.params(), value=value)
+
+    def send_raw_batch(self, txs: Sequence[SignedTx]) -> list[SendResult]:
+        """Broadcast signed transactions; a node that already has one answers 'accepted'."""
+        answers = self.batch([("eth_sendRawTransaction", ["0x" + t.raw.hex()]) for t in txs])
+        results = []
+        for tx, answer in zip(txs, answers):
+            if "error" not in answer:
+                results.append(SendResult(tx.tx_hash, True))
+                continue
+            message = str(answer["error"].get("message", "")).lower()
+            if any(m in message for m in ALREADY_KNOWN_MARKERS):
+                results.append(SendResult(tx.tx_hash, True))
+            elif any(m in message for m in NONCE_TOO_LOW_MARKERS):
+                results.append(SendResult(tx.tx_hash, False, nonce_too_low=True, error=message))
+            else:
+                results.append(SendResult(tx.tx_hash, False, error=message))
+        return results
+
+    def receipts(self, tx_hashes: Sequence[str]) -> dict[str, Receipt | None]:
+        answers = self.batch([("eth_getTransactionReceipt", [h]) for h in tx_hashes])
+        out: dict[str, Receipt | None] = {}
+        for h, answer in zip(tx_hashes, answers):
+            if "error" in answer:
+                raise RpcError("eth_getTransactionReceipt", dict(answer["error"]))
+            r = answer.get("result")
+            out[h] = Receipt.from_rpc(r) if r else None
+        return out
+
+    def wait_for_receipts(self, tx_hashes: Iterable[str], timeout_s: float) -> dict[str, Receipt]:
+        """Polls with bounded exponential backoff until every receipt is in or the time is up."""
+        waiting = list(dict.fromkeys(tx_hashes))
+        found: dict[str, Receipt] = {}
+        delay = RECEIPT_POLL_INITIAL_S
+        deadline = time.monotonic() + timeout_s
+        while waiting:
+            for h, r in self.receipts(waiting).items():
+                if r is not None:
+                    found[h] = r
+            waiting = [h for h in waiting if h not in found]
+            if not waiting or time.monotonic() >= deadline:
+                break
+            time.sleep(delay)
+            delay = min(delay * 2, RECEIPT_POLL_MAX_S)
+        return found
+
+    def transact(self, signer: LocalSigner, *, to: str | None, data: bytes, gas: int,
+                 nonce: int | None = None, timeout_s: float = 60.0, value: int = 0) -> Receipt:
+        """Sign, send and wait for one transaction (deployment and tooling; the service's own
+        state changes go through the outbox dispatcher). Raises ChainRevertError on revert."""
+        if nonce is None:
+            nonce = self.pending_nonce(signer.address)
+        tx = self.sign(signer, to=to, data=data, gas=gas, nonce=nonce, value=value)
+        (result,) = self.send_raw_batch([tx])
+        if not result.accepted:
+            raise RpcError("eth_sendRawTransaction", {"message": result.error or "rejected"})
+        receipts = self.wait_for_receipts([tx.tx_hash], timeout_s)
+        receipt = receipts.get(tx.tx_hash)
+        if receipt is None:
+            raise ChainUnavailableError(f"no receipt for {tx.tx_hash} within {timeout_s}s")
+        if receipt.status != 1:
+            raise self.revert_reason(receipt, signer.address, to, data, gas)
+        return receipt
+
+    def estimate_gas(self, sender: str, to: str | None, data: bytes) -> int:
+        tx = {"from": sender, "data": "0x" + data.hex()}
+        if to:
+            tx["to"] = to
+        try:
+            return int(self.rpc("eth_estimateGas", [tx]), 16)
+        except RpcError as exc:
+            raise self.revert_error(exc.error, "estimateGas") from exc
+
+    # -- logs -----------------------------------------------------------------------------------
+
+    def get_logs(self, addresses: Sequence[str], from_block: int, to_block: int) -> list[DecodedLog]:
+        raw = self.rpc("eth_getLogs", [{"address": list(addresses), "fromBlock": hex(from_block),
+                                        "toBlock": hex(to_block)}])
+        return self.decode_logs(raw)
+
+    def decode_logs(self, raw_logs: Iterable[dict]) -> list[DecodedLog]:
+        out = []
+        for log in raw_logs:
+            topics = [bytes.fromhex(t[2:]) for t in log["topics"]]
+            if not topics:
+                continue
+            ev = self.contracts.event_by_topic(topics[0])
+            if ev is None:
+                continue
+            out.append(DecodedLog(
+                contract=ev.contract, event=ev.name, address=Web3.to_checksum_address(log["address"]),
+                args=ev.decode(topics, bytes.fromhex(log["data"][2:])), tx_hash=log["transactionHash"],
+                log_index=int(log["logIndex"], 16), block_number=int(log["blockNumber"], 16),
+                block_hash=log["blockHash"],
+            ))
+        return out

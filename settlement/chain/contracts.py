@@ -1,0 +1,209 @@
+"""The compiled contracts shipped in the package: ABI lookups, call encoding, event and custom
+error decoding. Encoding uses cached ABI types and ``eth_abi`` directly (web3's per-call contract
+machinery costs more than signing does)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_utils import to_checksum_address
+
+from settlement.chain.signing import keccak256
+
+
+def _type_str(param: dict) -> str:
+    t = param["type"]
+    if t.startswith("tuple"):
+        inner = ",".join(_type_str(c) for c in param["components"])
+        return f"({inner}){t[5:]}"
+    return t
+
+
+def _signature(item: dict) -> str:
+    return f"{item['name']}({','.join(_type_str(p) for p in item['inputs'])})"
+
+
+@dataclass(frozen=True)
+class FunctionAbi:
+    name: str
+    selector: bytes
+    input_types: tuple[str, ...]
+    input_names: tuple[str, ...]
+    output_types: tuple[str, ...]
+    mutability: str
+
+    def encode(self, args: list | tuple) -> bytes:
+        if len(args) != len(self.input_types):
+            raise ValueError(f"{self.name} takes {len(self.input_types)} arguments, got {len(args)}")
+        return self.selector + abi_encode(list(self.input_types), [coerce(t, a) for t, a in zip(self.input_types, args)])
+
+    def decode_output(self, data: bytes) -> tuple:
+        return tuple(abi_decode(list(self.output_types), data))
+
+
+@dataclass(frozen=True)
+class EventAbi:
+    contract: str
+    name: str
+    topic0: bytes
+    inputs: tuple[dict, ...]
+
+    def decode(self, topics: list[bytes], data: bytes) -> dict[str, Any]:
+        indexed = [p for p in self.inputs if p.get("indexed")]
+        plain = [p for p in self.inputs if not p.get("indexed")]
+        values: dict[str, Any] = {}
+        for param, topic in zip(indexed, topics[1:]):
+            t = _type_str(param)
+            if t in ("string", "bytes") or t.endswith("]") or t.startswith("("):
+                values[param["name"]] = "0x" + topic.hex()  # hashed: only the topic is known
+            else:
+                values[param["name"]] = jsonable(abi_decode([t], topic)[0])
+        decoded = abi_decode([_type_str(p) for p in plain], data) if plain else ()
+        for param, value in zip(plain, decoded):
+            values[param["name"]] = jsonable(value)
+        return values
+
+
+@dataclass(frozen=True)
+class ErrorAbi:
+    name: str
+    selector: bytes
+    input_types: tuple[str, ...]
+    input_names: tuple[str, ...]
+
+    def decode(self, data: bytes) -> dict[str, Any]:
+        values = abi_decode(list(self.input_types), data) if self.input_types else ()
+        return {n: jsonable(v) for n, v in zip(self.input_names, values)}
+
+
+def jsonable(value: Any) -> Any:
+    """ABI values to JSON-safe ones: bytes -> 0x hex, addresses checksummed, tuples -> lists."""
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, str) and len(value) == 42 and value.startswith("0x"):
+        return to_checksum_address(value)
+    return value
+
+
+def coerce(abi_type: str, value: Any) -> Any:
+    """JSON-safe arguments (as stored in the outbox) back to ABI values: hex -> bytes."""
+    if abi_type.endswith("]"):
+        inner = abi_type[: abi_type.rindex("[")]
+        return [coerce(inner, v) for v in value]
+    if abi_type.startswith("("):
+        inner_types = _split_tuple(abi_type)
+        return tuple(coerce(t, v) for t, v in zip(inner_types, value))
+    if abi_type.startswith("bytes") and isinstance(value, str):
+        return bytes.fromhex(value.removeprefix("0x"))
+    if abi_type == "address" and isinstance(value, str):
+        return to_checksum_address(value)
+    if (abi_type.startswith("uint") or abi_type.startswith("int")) and isinstance(value, str):
+        return int(value, 0)
+    return value
+
+
+def _split_tuple(abi_type: str) -> list[str]:
+    body = abi_type[1:-1]
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(body):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(body[start:i])
+            start = i + 1
+    if body:
+        parts.append(body[start:])
+    return parts
+
+
+class ContractCatalogue:
+    """Every artifact in settlement/chain/artifacts, indexed for encoding and decoding."""
+
+    def __init__(self, artifacts: dict[str, dict]) -> None:
+        self.artifacts = artifacts
+        self._functions: dict[tuple[str, str], FunctionAbi] = {}
+        self._events: dict[bytes, EventAbi] = {}
+        self.errors: dict[bytes, ErrorAbi] = {}
+        for cname, art in artifacts.items():
+            for item in art["abi"]:
+                kind = item.get("type")
+                if kind == "function":
+                    fn = FunctionAbi(
+                        name=item["name"],
+                        selector=keccak256(_signature(item).encode())[:4],
+                        input_types=tuple(_type_str(p) for p in item["inputs"]),
+                        input_names=tuple(p["name"] for p in item["inputs"]),
+                        output_types=tuple(_type_str(p) for p in item.get("outputs", [])),
+                        mutability=item.get("stateMutability", "nonpayable"),
+                    )
+                    # Overloads are not used by our contracts; the first definition wins.
+                    self._functions.setdefault((cname, item["name"]), fn)
+                elif kind == "event" and not item.get("anonymous"):
+                    topic0 = keccak256(_signature(item).encode())
+                    self._events.setdefault(topic0, EventAbi(cname, item["name"], topic0, tuple(item["inputs"])))
+                elif kind == "error":
+                    sel = keccak256(_signature(item).encode())[:4]
+                    self.errors.setdefault(sel, ErrorAbi(item["name"], sel, tuple(_type_str(p) for p in item["inputs"]),
+                                                         tuple(p["name"] for p in item["inputs"])))
+
+    def function(self, contract: str, name: str) -> FunctionAbi:
+        try:
+            return self._functions[(contract, name)]
+        except KeyError:
+            raise KeyError(f"{contract} has no function {name}") from None
+
+    def event_by_topic(self, topic0: bytes) -> EventAbi | None:
+        return self._events.get(topic0)
+
+    def event_topic(self, contract: str, name: str) -> bytes:
+        for topic, ev in self._events.items():
+            if ev.name == name and (ev.contract == contract or contract == "*"):
+                return topic
+        raise KeyError(f"no event {name} in {contract}")
+
+    def decode_error(self, data: bytes) -> tuple[str, dict[str, Any]] | None:
+        """A revert's data to (error name, args); None when it is not a known custom error."""
+        if len(data) < 4:
+            return None
+        if data[:4] == bytes.fromhex("08c379a0"):  # Error(string)
+            return "Error", {"message": abi_decode(["string"], data[4:])[0]}
+        if data[:4] == bytes.fromhex("4e487b71"):  # Panic(uint256)
+            return "Panic", {"code": abi_decode(["uint256"], data[4:])[0]}
+        err = self.errors.get(data[:4])
+        if err is None:
+            return None
+        try:
+            return err.name, err.decode(data[4:])
+        except Exception:
+            return err.name, {}
+
+    def bytecode(self, contract: str) -> bytes:
+        art = self.artifacts[contract]
+        if not art.get("deployable"):
+            raise ValueError(f"{contract} is not deployable")
+        return bytes.fromhex(art["bytecode"][2:])
+
+    def deployed_code_hash(self, contract: str) -> str:
+        """keccak256 of the runtime code the artifact expects (immutables zeroed: see deploy)."""
+        return "0x" + keccak256(bytes.fromhex(self.artifacts[contract]["deployedBytecode"][2:])).hex()
+
+
+@lru_cache(maxsize=1)
+def catalogue() -> ContractCatalogue:
+    pkg = resources.files("settlement.chain.artifacts")
+    artifacts = {}
+    for entry in pkg.iterdir():
+        if entry.name.endswith(".json") and entry.name != "build-info.json":
+            art = json.loads(entry.read_text())
+            artifacts[art["contractName"]] = art
+    return ContractCatalogue(artifacts)

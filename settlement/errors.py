@@ -193,6 +193,11 @@ class UnsupportedMediaTypeError(LedgerError, ValueError):
     status = 415
 
 
+class UnknownProviderError(NotFoundError):
+    type_slug = "unknown-provider"
+    title = "Unknown payment provider"
+
+
 __all__ = [name for name in dir() if name.endswith("Error")] + ["PROBLEM_TYPE_PREFIX"]
 
 
@@ -214,3 +219,46 @@ class UnsafeStatementError(StatementFormatError):
 
 
 __all__ += ["StatementFormatError", "UnsafeStatementError"]
+
+
+# --- Web layer and members (ledger_api, settlement.members, settlement.apikeys) -----------------
+
+
+class BadRequestError(ValidationError):
+    """The request could not be read at all (e.g. a body that is not JSON)."""
+
+    type_slug = "bad-request"
+    title = "Bad request"
+    status = 400
+
+
+class RouteNotFoundError(NotFoundError):
+    """No route answers this path."""
+
+    type_slug = "route-not-found"
+    title = "No such resource"
+
+
+class MethodNotAllowedError(LedgerError):
+    type_slug = "method-not-allowed"
+    title = "Method not allowed on this resource"
+    status = 405
+
+
+class UnknownApiKeyError(NotFoundError):
+    type_slug = "unknown-api-key"
+    title = "Unknown API key"
+
+
+class UnknownRoleError(ValidationError):
+    type_slug = "unknown-role"
+    title = "Unknown member role"
+
+
+class InvalidCountryError(ValidationError):
+    type_slug = "invalid-country"
+    title = "Not an ISO 3166-1 alpha-2 country code"
+
+
+__all__ += ["BadRequestError", "RouteNotFoundError", "MethodNotAllowedError", "UnknownApiKeyError",
+            "UnknownRoleError", "InvalidCountryError"]

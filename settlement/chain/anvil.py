@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -38,11 +40,15 @@ def find_anvil() -> str:
     explicit = os.environ.get("LEDGER_ANVIL_BIN")
     if explicit:
         return explicit
+    # The npm package's `bin` is a Node shim that spawns the platform binary; run the binary
+    # itself, so that signals (SIGTERM for the state dump, SIGKILL in crash tests) reach anvil.
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine().lower(), "")
     here = Path(__file__).resolve()
     for parent in here.parents:
-        candidate = parent / "node_modules" / ".bin" / "anvil"
-        if candidate.exists():
-            return str(candidate)
+        modules = parent / "node_modules" / "@foundry-rs"
+        for candidate in (modules / f"anvil-{sys.platform}-{arch}" / "bin" / "anvil", parent / "node_modules" / ".bin" / "anvil"):
+            if candidate.exists():
+                return str(candidate)
     found = shutil.which("anvil")
     if found:
         return found
@@ -143,20 +149,27 @@ class ManagedAnvil:
         if self.process is None:
             return
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self._signal_group(signal.SIGTERM)
             try:
                 self.process.wait(timeout=STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                self._signal_group(signal.SIGKILL)
                 self.process.wait()
         self.process = None
+
+    def _signal_group(self, sig: int) -> None:
+        assert self.process is not None
+        try:
+            os.killpg(self.process.pid, sig)  # its own session: the whole group, shim or not
+        except ProcessLookupError:
+            pass
 
     def kill(self) -> None:
         """SIGKILL: what a crash looks like (blocks since the last state dump are lost)."""
         if self.process is None:
             return
         if self.process.poll() is None:
-            self.process.kill()
+            self._signal_group(signal.SIGKILL)
             self.process.wait()
         self.process = None
 

@@ -16,7 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from eth_abi import encode as abi_encode
+
 from settlement.chain.client import ChainClient
+from settlement.chain.contracts import _type_str, coerce
 from settlement.chain.signing import LocalSigner, keccak256
 from settlement.errors import ChainMismatchError
 
@@ -24,20 +27,25 @@ MANIFEST_NAME = "deployment.json"
 DEPLOY_GAS_MAX = 15_000_000
 
 
-@dataclass(frozen=True)
-class Step:
-    contract: str
-    constructor_args: Callable[[dict[str, str], LocalSigner], list]
+# Deployment order: later contracts take earlier addresses. A contract whose artifact is absent is
+# skipped, so the plan can name contracts that land in later work.
+PLAN: tuple[str, ...] = ("ConsortiumRegistry", "SettlementLedger", "ReceivableRegistry", "TraceAnchor")
+
+# Constructor parameters are filled by name, so a contract's constructor documents what it needs.
+RECEIVABLE_GRACE_PERIOD_DAYS = 30
 
 
-# Order matters: later contracts take earlier addresses. A contract whose artifact is absent is
-# skipped (so the plan can name contracts that land in later work).
-PLAN: tuple[Step, ...] = (
-    Step("ConsortiumRegistry", lambda addrs, op: [op.address]),
-    Step("SettlementLedger", lambda addrs, op: [addrs["ConsortiumRegistry"]]),
-    Step("ReceivableRegistry", lambda addrs, op: [addrs["ConsortiumRegistry"]]),
-    Step("TraceAnchor", lambda addrs, op: [addrs["ConsortiumRegistry"]]),
-)
+def constructor_value(contract: str, param: str, addresses: dict[str, str], operator: LocalSigner) -> object:
+    name = param.strip("_").lower()
+    if name in ("admin", "operator"):
+        return operator.address
+    if name == "registry":
+        return addresses["ConsortiumRegistry"]
+    if name in ("ledger", "settlementledger"):
+        return addresses["SettlementLedger"]
+    if name == "graceperioddays":
+        return RECEIVABLE_GRACE_PERIOD_DAYS
+    raise ValueError(f"{contract}: no rule to fill constructor parameter {param!r}")
 
 
 @dataclass
@@ -70,6 +78,7 @@ class Manifest:
         return cls(chain_id=data["chain_id"], deployer=data["deployer"], contracts=data["contracts"])
 
     def save(self, home: Path) -> None:
+        home.mkdir(parents=True, exist_ok=True)
         path = home / MANIFEST_NAME
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
@@ -104,30 +113,27 @@ def deploy(client: ChainClient, operator: LocalSigner, home: Path,
     else:
         verify_manifest(client, manifest)
     catalogue = client.contracts
-    for step in PLAN:
-        if step.contract in manifest.contracts:
-            progress(f"{step.contract}: already at {manifest.address(step.contract)}")
+    for contract in PLAN:
+        if contract in manifest.contracts:
+            progress(f"{contract}: already at {manifest.address(contract)}")
             continue
-        art = catalogue.artifacts.get(step.contract)
+        art = catalogue.artifacts.get(contract)
         if art is None or not art.get("deployable"):
             continue
-        args = step.constructor_args(manifest.addresses, operator)
         ctor = next((i for i in art["abi"] if i["type"] == "constructor"), {"inputs": []})
-        from eth_abi import encode as abi_encode
-        from settlement.chain.contracts import _type_str, coerce
-
         types = [_type_str(p) for p in ctor["inputs"]]
-        data = catalogue.bytecode(step.contract) + abi_encode(types, [coerce(t, a) for t, a in zip(types, args)])
+        args = [constructor_value(contract, p["name"], manifest.addresses, operator) for p in ctor["inputs"]]
+        data = catalogue.bytecode(contract) + abi_encode(types, [coerce(t, a) for t, a in zip(types, args)])
         receipt = client.transact(operator, to=None, data=data, gas=DEPLOY_GAS_MAX)
         address = client.w3.to_checksum_address(receipt.contract_address)
         code = client.get_code(address)
-        manifest.contracts[step.contract] = {
+        manifest.contracts[contract] = {
             "address": address,
             "block": receipt.block_number,
             "tx_hash": receipt.tx_hash,
             "code_hash": "0x" + keccak256(code).hex(),
-            "artifact_hash": catalogue.deployed_code_hash(step.contract),
+            "artifact_hash": catalogue.deployed_code_hash(contract),
         }
         manifest.save(home)  # after each contract: a crash mid-way resumes where it stopped
-        progress(f"{step.contract}: deployed at {address} (block {receipt.block_number})")
+        progress(f"{contract}: deployed at {address} (block {receipt.block_number})")
     return manifest

@@ -1,0 +1,39 @@
+"""Builds a Runtime from Settings: store (migrated), chain client, key vault, operator, manifest."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ledger_api.settings import Settings
+from settlement.chain.client import ChainClient, FeePolicy
+from settlement.chain.deploy import Manifest, deploy, verify_manifest
+from settlement.keys import KeyVault, load_or_create_kek, load_or_create_operator
+from settlement.runtime import Runtime
+from settlement.store.db import Database, migrate
+
+
+def fee_policy(settings: Settings) -> FeePolicy:
+    return FeePolicy(mode=settings.fee_mode, gas_price_wei=settings.gas_price_wei,
+                     max_fee_per_gas_wei=settings.max_fee_per_gas_wei,
+                     max_priority_fee_per_gas_wei=settings.max_priority_fee_per_gas_wei)
+
+
+def build_runtime(settings: Settings, *, run_migrations: bool = True, deploy_contracts: bool = False,
+                  progress: Callable[[str], None] = lambda s: None) -> Runtime:
+    home = settings.home_dir
+    url = settings.effective_database_url
+    if run_migrations:
+        progress("store: applying migrations")
+        migrate(url)
+    db = Database(url)
+    vault = KeyVault(load_or_create_kek(home, settings.kek))
+    operator = load_or_create_operator(home, vault, settings.operator_key)
+    chain = ChainClient(settings.effective_rpc_url, fee_policy(settings))
+    if deploy_contracts:
+        progress(f"chain: {chain.rpc_url} (chain id {chain.chain_id}); deploying what is missing")
+        manifest = deploy(chain, operator, home, progress)
+    else:
+        manifest = Manifest.load(home)
+        if manifest is not None:
+            verify_manifest(chain, manifest)
+    return Runtime(home=home, db=db, chain=chain, vault=vault, operator=operator, manifest=manifest)

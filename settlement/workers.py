@@ -1,0 +1,108 @@
+"""Background workers: the outbox dispatcher and the chain follower, each in its own loop.
+
+Both loops are bounded per pass, back off while the chain or the store is unavailable, and stop
+promptly when asked. Domain handlers (event handlers, failure hooks) are registered here by the
+features that need them, via :func:`register_event_handler` and :func:`register_failure_hook`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from sqlalchemy.exc import OperationalError
+
+from settlement.dispatcher import Dispatcher, FailureHook
+from settlement.errors import ChainUnavailableError
+from settlement.follower import EventHandler, Follower
+from settlement.runtime import Runtime
+
+log = logging.getLogger("ledger.workers")
+
+BACKOFF_MAX_S = 5.0
+
+_EVENT_HANDLERS: dict[str, list[EventHandler]] = {}
+_FAILURE_HOOKS: dict[str, list[FailureHook]] = {}
+
+
+def register_event_handler(event: str, handler: EventHandler) -> None:
+    """Run ``handler(session, log)`` in the follower's transaction for each new ``event``."""
+    _EVENT_HANDLERS.setdefault(event, []).append(handler)
+
+
+def register_failure_hook(kind: str, hook: FailureHook) -> None:
+    """Run ``hook(session, outbox_row, error)`` when an outbox row of ``kind`` reverts on chain."""
+    _FAILURE_HOOKS.setdefault(kind, []).append(hook)
+
+
+def _fan_out(table: dict[str, list[Callable]]) -> dict[str, Callable]:
+    def make(handlers: list[Callable]) -> Callable:
+        def run(*args: object) -> None:
+            for h in handlers:
+                h(*args)
+        return run
+    return {name: make(hs) for name, hs in table.items()}
+
+
+def build(runtime: Runtime, *, batch_size: int = 200, confirmations: int = 0,
+          block_range_max: int = 2_000) -> tuple[Dispatcher, Follower]:
+    _load_domain_handlers()
+    dispatcher = Dispatcher(runtime, batch_size=batch_size, failure_hooks=_fan_out(_FAILURE_HOOKS))
+    follower = Follower(runtime, dispatcher, handlers=_fan_out(_EVENT_HANDLERS), confirmations=confirmations,
+                        block_range_max=block_range_max)
+    return dispatcher, follower
+
+
+def _load_domain_handlers() -> None:
+    """Import the domain modules that register handlers (each registers once, on import)."""
+    import importlib
+
+    for module in ("settlement.members", "settlement.settlements", "settlement.receivables",
+                   "settlement.anchoring", "settlement.callbacks"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+class Workers:
+    """Runs a dispatcher and a follower in two daemon threads until stop()."""
+
+    def __init__(self, runtime: Runtime, *, dispatch_interval_s: float = 0.1, follow_interval_s: float = 0.25,
+                 **build_kwargs: int) -> None:
+        self.dispatcher, self.follower = build(runtime, **build_kwargs)
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._loop, args=("dispatcher", self.dispatcher.run_once, dispatch_interval_s),
+                             name="ledger-dispatcher", daemon=True),
+            threading.Thread(target=self._loop, args=("follower", self.follower.run_once, follow_interval_s),
+                             name="ledger-follower", daemon=True),
+        ]
+
+    def start(self) -> "Workers":
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=timeout_s)
+
+    def _loop(self, name: str, step: Callable[[], int], interval_s: float) -> None:
+        backoff = interval_s
+        while not self._stop.is_set():
+            try:
+                busy = step()
+                backoff = interval_s
+                if busy:
+                    continue  # more work may be waiting: go again at once
+            except (ChainUnavailableError, OperationalError) as exc:
+                log.warning("%s: %s; retrying in %.1fs", name, exc, backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+            except Exception:
+                log.exception("%s pass failed; retrying", name)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+            self._stop.wait(backoff)

@@ -1,0 +1,27 @@
+"""Building a runtime on a real anvil and a real database, for chain-side tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from eth_account import Account
+
+from settlement.chain.client import ChainClient, FeePolicy
+from settlement.chain.deploy import deploy
+from settlement.chain.signing import LocalSigner
+from settlement.keys import KeyVault
+from settlement.runtime import Runtime
+from settlement.store.db import Database, migrate
+
+
+def make_runtime(rpc_url: str, database_url: str, home: Path, *, fees: FeePolicy | None = None,
+                 operator_key: bytes | None = None, deploy_contracts: bool = True) -> Runtime:
+    migrate(database_url)
+    vault = KeyVault(os.urandom(32))
+    operator = LocalSigner(operator_key or bytes(Account.create().key))
+    vault.register(operator)
+    chain = ChainClient(rpc_url, fees)
+    manifest = deploy(chain, operator, home) if deploy_contracts else None
+    return Runtime(home=home, db=Database(database_url), chain=chain, vault=vault, operator=operator,
+                   manifest=manifest)

@@ -49,6 +49,9 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     workers = None
     try:
         runtime = build_runtime(settings, deploy_contracts=True, progress=say)
+        from ledger_api.demo import ensure_operator_member
+
+        ensure_operator_member(runtime, progress=say)
         if args.demo:
             from ledger_api.demo import seed_demo
 

@@ -1,0 +1,60 @@
+"""Provenance anchoring: OpenZeppelin-compatible Merkle trees, proof documents, verifiers.
+
+Stands alone (no web3, no service): an auditor can verify a proof document with this package
+and, optionally, any EVM JSON-RPC endpoint. See docs/anchors.md.
+"""
+
+from anchors.events import (
+    LEAF_ENCODING_V1,
+    LEAF_FIELD_NAMES_V1,
+    SCHEMA_VERSION,
+    EventType,
+    ProvenanceEvent,
+    canonical_json,
+    leaf_encoding,
+)
+from anchors.keccak import KECCAK_BACKEND, keccak256
+from anchors.merkle import (
+    LEAVES_MAX,
+    PROOF_DEPTH_MAX,
+    MultiProof,
+    StandardMerkleTree,
+    process_multiproof,
+    process_proof,
+    standard_leaf_hash,
+    verify_multiproof,
+)
+from anchors.merkle import verify as verify_leaf
+from anchors.proof import PROOF_FORMAT, AnchorRef, ProofDocument, build_proof_document, parse_proof_document
+from anchors.verify import VerificationResult, call_anchor_of, call_verify, verify_document, verify_on_chain
+
+__all__ = [
+    "KECCAK_BACKEND",
+    "LEAF_ENCODING_V1",
+    "LEAF_FIELD_NAMES_V1",
+    "LEAVES_MAX",
+    "PROOF_DEPTH_MAX",
+    "PROOF_FORMAT",
+    "SCHEMA_VERSION",
+    "AnchorRef",
+    "EventType",
+    "MultiProof",
+    "ProofDocument",
+    "ProvenanceEvent",
+    "StandardMerkleTree",
+    "VerificationResult",
+    "build_proof_document",
+    "call_anchor_of",
+    "call_verify",
+    "canonical_json",
+    "keccak256",
+    "leaf_encoding",
+    "parse_proof_document",
+    "process_multiproof",
+    "process_proof",
+    "standard_leaf_hash",
+    "verify_leaf",
+    "verify_document",
+    "verify_multiproof",
+    "verify_on_chain",
+]

@@ -1,0 +1,216 @@
+"""Verify a proof document offline, and against the chain with plain JSON-RPC ``eth_call``.
+
+A proof that does not verify is a result (``verified=False`` with the failing step), never an
+exception; a document that is malformed or truncated raises ValidationError. The on-chain check
+talks JSON-RPC over urllib (no web3), so an auditor needs only this package and any node URL.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from anchors.abi import decode_static, encode_call
+from anchors.events import leaf_encoding
+from anchors.keccak import keccak256
+from anchors.merkle import process_proof, standard_leaf_hash, to_bytes32, to_hex
+from anchors.proof import ProofDocument, parse_proof_document
+from settlement.errors import ChainUnavailableError, ValidationError
+
+RPC_TIMEOUT_S = 10.0
+RPC_RESPONSE_BYTES_MAX = 1 << 20
+
+VERIFY_SIGNATURE = "verify(bytes32,bytes32[],bytes32)"
+ANCHOR_OF_SIGNATURE = "anchorOf(bytes32)"
+ANCHOR_OF_TYPES = ("uint64", "uint64", "uint64", "uint32", "uint16")
+ROOT_ANCHORED_TOPIC = "0x" + keccak256(
+    b"RootAnchored(bytes32,uint64,bytes32,uint32,uint16,uint64,uint64)").hex()
+
+
+@dataclass(frozen=True)
+class Step:
+    """One check of a verification: its name, outcome and a human-readable detail."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    verified: bool
+    root: str
+    leaf_hash: str
+    steps: tuple[Step, ...]
+    document: ProofDocument = field(repr=False)
+
+    def report(self) -> str:
+        lines = [f"[{'ok' if s.ok else 'FAIL'}] {s.name}: {s.detail}" for s in self.steps]
+        lines.append("VERIFIED" if self.verified else "NOT VERIFIED")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"verified": self.verified, "root": self.root, "leaf_hash": self.leaf_hash,
+                "steps": [{"name": s.name, "ok": s.ok, "detail": s.detail} for s in self.steps]}
+
+
+def _result(doc: ProofDocument, steps: list[Step]) -> VerificationResult:
+    return VerificationResult(all(s.ok for s in steps) and bool(steps), doc.root, doc.leaf_hash, tuple(steps), doc)
+
+
+def verify_document(document: Mapping[str, Any] | str | bytes | ProofDocument) -> VerificationResult:
+    """Check a proof document offline, step by step.
+
+    Steps: the event (if present) gives the value; the value hashes to ``leaf_hash``; the proof
+    folds ``leaf_hash`` to ``root``. The anchor reference is only checked by :func:`verify_on_chain`.
+    """
+    doc = document if isinstance(document, ProofDocument) else parse_proof_document(document)
+    steps: list[Step] = []
+    if doc.schema_version is not None:
+        expected = leaf_encoding(doc.schema_version)
+        ok = tuple(doc.leaf_encoding) == expected
+        steps.append(Step("leaf-encoding", ok, f"schema v{doc.schema_version} is {list(expected)}"
+                          + ("" if ok else f", document says {list(doc.leaf_encoding)}")))
+    if doc.event is not None:
+        derived = doc.event.leaf_value(doc.schema_version or 0)
+        ok = [str(v).lower() for v in derived] == [str(v).lower() for v in doc.value]
+        steps.append(Step("event-to-value", ok, "value recomputed from the event"
+                          + (" matches" if ok else " differs from the document's value")))
+    leaf = standard_leaf_hash(doc.leaf_encoding, doc.value)
+    ok = to_hex(leaf) == doc.leaf_hash
+    steps.append(Step("leaf-hash", ok, f"keccak256(keccak256(abi.encode(value))) = {to_hex(leaf)}"
+                      + ("" if ok else f", document says {doc.leaf_hash}")))
+    folded = to_hex(process_proof(leaf, doc.proof))
+    ok = folded == doc.root
+    steps.append(Step("proof-to-root", ok, f"{len(doc.proof)} proof nodes fold to {folded}"
+                      + ("" if ok else f", document's root is {doc.root}")))
+    return _result(doc, steps)
+
+
+# -- on chain -------------------------------------------------------------------------------
+
+
+def rpc_request(rpc_url: str, method: str, params: list[Any], timeout_s: float = RPC_TIMEOUT_S) -> Any:
+    """One JSON-RPC call; ChainUnavailableError when the node cannot be reached or answers an error."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+    request = urllib.request.Request(rpc_url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            raw = response.read(RPC_RESPONSE_BYTES_MAX + 1)
+    except (urllib.error.URLError, OSError) as exc:
+        raise ChainUnavailableError(f"{method} to {rpc_url} failed: {exc}") from None
+    if len(raw) > RPC_RESPONSE_BYTES_MAX:
+        raise ChainUnavailableError(f"{method}: response larger than {RPC_RESPONSE_BYTES_MAX} bytes")
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        raise ChainUnavailableError(f"{method}: the node's answer is not JSON") from None
+    if not isinstance(answer, dict) or "error" in answer or "result" not in answer:
+        raise ChainUnavailableError(f"{method}: {answer.get('error') if isinstance(answer, dict) else answer}")
+    return answer["result"]
+
+
+def eth_call(rpc_url: str, contract: str, calldata: bytes, block: int | str = "latest",
+             timeout_s: float = RPC_TIMEOUT_S) -> bytes:
+    tag = hex(block) if isinstance(block, int) else block
+    result = rpc_request(rpc_url, "eth_call", [{"to": contract, "data": "0x" + calldata.hex()}, tag], timeout_s)
+    if not isinstance(result, str) or not result.startswith("0x"):
+        raise ChainUnavailableError(f"eth_call: unexpected result {result!r}")
+    return bytes.fromhex(result[2:])
+
+
+def call_verify(rpc_url: str, contract: str, root: Any, proof: list[Any], leaf: Any,
+                block: int | str = "latest") -> bool:
+    """``TraceAnchor.verify(root, proof, leaf)`` through ``eth_call``."""
+    data = encode_call(VERIFY_SIGNATURE, ["bytes32", "bytes32[]", "bytes32"],
+                       [to_bytes32(root, "root"), [to_bytes32(p, "proof") for p in proof], to_bytes32(leaf, "leaf")])
+    return bool(decode_static(["bool"], eth_call(rpc_url, contract, data, block))[0])
+
+
+@dataclass(frozen=True)
+class AnchorRecord:
+    """``TraceAnchor.anchorOf(root)``; ``block_number == 0`` means not anchored."""
+
+    block_number: int
+    timestamp: int
+    sequence: int
+    leaf_count: int
+    schema_version: int
+
+
+def call_anchor_of(rpc_url: str, contract: str, root: Any, block: int | str = "latest") -> AnchorRecord:
+    """``TraceAnchor.anchorOf(root)`` through ``eth_call``."""
+    data = encode_call(ANCHOR_OF_SIGNATURE, ["bytes32"], [to_bytes32(root, "root")])
+    return AnchorRecord(*decode_static(ANCHOR_OF_TYPES, eth_call(rpc_url, contract, data, block)))
+
+
+def verify_on_chain(document: Mapping[str, Any] | str | bytes | ProofDocument, rpc_url: str,
+                    timeout_s: float = RPC_TIMEOUT_S) -> VerificationResult:
+    """Offline steps, then: the node's chain id, the anchoring transaction's receipt and event,
+    ``anchorOf(root)`` at the anchored block, and ``verify(root, proof, leaf)`` at the head.
+
+    Raises ValidationError for a malformed document or one without an anchor, and
+    ChainUnavailableError when the node cannot be asked.
+    """
+    offline = verify_document(document)
+    doc = offline.document
+    anchor = doc.anchor
+    if anchor is None:
+        raise ValidationError("the proof document has no anchor to check on chain")
+    steps = list(offline.steps)
+    chain_id = int(rpc_request(rpc_url, "eth_chainId", [], timeout_s), 16)
+    steps.append(Step("chain-id", chain_id == anchor.chain_id,
+                      f"node chain id {chain_id}, anchor says {anchor.chain_id}"))
+    receipt = rpc_request(rpc_url, "eth_getTransactionReceipt", [anchor.tx_hash], timeout_s)
+    steps.append(_receipt_step(receipt, doc))
+    record = call_anchor_of(rpc_url, anchor.contract, doc.root, anchor.block_number)
+    ok = (record.block_number == anchor.block_number and record.timestamp == anchor.block_time
+          and record.sequence == anchor.batch_sequence)
+    steps.append(Step("anchor-record", ok,
+                      f"anchorOf(root) at block {anchor.block_number}: block {record.block_number}, "
+                      f"time {record.timestamp}, sequence {record.sequence}, {record.leaf_count} leaves"))
+    on_chain = call_verify(rpc_url, anchor.contract, doc.root, doc.proof, doc.leaf_hash)
+    steps.append(Step("contract-verify", on_chain, f"TraceAnchor.verify(root, proof, leaf) = {on_chain}"))
+    return _result(doc, steps)
+
+
+def _receipt_step(receipt: Any, doc: ProofDocument) -> Step:
+    anchor = doc.anchor
+    if anchor is None or not isinstance(receipt, Mapping):
+        return Step("anchor-tx", False, "no receipt for the anchoring transaction")
+    problems = []
+    if receipt.get("status") != "0x1":
+        problems.append(f"status {receipt.get('status')}")
+    if int(str(receipt.get("blockNumber", "0x0")), 16) != anchor.block_number:
+        problems.append(f"mined in block {int(str(receipt.get('blockNumber', '0x0')), 16)}")
+    emitted = any(
+        isinstance(log, Mapping)
+        and str(log.get("address", "")).lower() == anchor.contract.lower()
+        and (log.get("topics") or [None])[0] == ROOT_ANCHORED_TOPIC
+        and len(log.get("topics") or []) > 2
+        and log["topics"][1] == doc.root
+        and int(log["topics"][2], 16) == anchor.batch_sequence
+        for log in receipt.get("logs") or []
+    )
+    if not emitted:
+        problems.append("no RootAnchored(root, sequence) event from the contract")
+    return Step("anchor-tx", not problems,
+                f"tx {anchor.tx_hash}: " + ("; ".join(problems) if problems else
+                                            f"RootAnchored in block {anchor.block_number}"))
+
+
+__all__ = [
+    "AnchorRecord",
+    "Step",
+    "VerificationResult",
+    "call_anchor_of",
+    "call_verify",
+    "eth_call",
+    "rpc_request",
+    "verify_document",
+    "verify_on_chain",
+]

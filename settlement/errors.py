@@ -262,3 +262,206 @@ class InvalidCountryError(ValidationError):
 
 __all__ += ["BadRequestError", "RouteNotFoundError", "MethodNotAllowedError", "UnknownApiKeyError",
             "UnknownRoleError", "InvalidCountryError"]
+
+
+# --- Cross-border settlements, journal and netting (settlement.settlements) ---------------------
+
+
+class IdempotencyKeyRequiredError(ValidationError):
+    type_slug = "idempotency-key-required"
+    title = "The Idempotency-Key header is required"
+    status = 400
+
+
+class InvalidCursorError(ValidationError):
+    type_slug = "invalid-cursor"
+    title = "Invalid pagination cursor"
+
+
+class FxRateNotRepresentableError(ValidationError):
+    """The rate does not convert exactly to the contract's minor-to-minor 1e12 fixed point."""
+
+    type_slug = "fx-rate-not-representable"
+    title = "FX rate not representable at the ledger's scale"
+
+
+class FxInconsistentError(ValidationError):
+    """The target amount is not the source amount converted at the rate, rounded half up."""
+
+    type_slug = "fx-inconsistent"
+    title = "Target amount inconsistent with the FX rate"
+
+
+class InvalidValueDateError(ValidationError):
+    type_slug = "invalid-value-date"
+    title = "Value date outside the accepted window"
+
+
+class InvalidPurposeCodeError(ValidationError):
+    type_slug = "invalid-purpose-code"
+    title = "Invalid purpose code"
+
+
+class InvalidReferenceError(ValidationError):
+    type_slug = "invalid-reference"
+    title = "Invalid reference"
+
+
+class UnknownPayeeError(ValidationError):
+    type_slug = "unknown-payee"
+    title = "The payee is not a member"
+
+
+class PayeeNotActiveError(ValidationError):
+    type_slug = "payee-not-active"
+    title = "The payee is not an active member"
+
+
+class SelfPaymentError(ValidationError):
+    type_slug = "self-payment"
+    title = "Payer and payee are the same member"
+
+
+class PaidAmountMismatchError(ValidationError):
+    type_slug = "paid-amount-mismatch"
+    title = "The amount paid is not the settlement's target amount"
+
+
+class RefundExceedsPaidError(ValidationError):
+    type_slug = "refund-exceeds-paid"
+    title = "Refunds would exceed the amount paid"
+
+
+class SettlementBatchSizeError(ValidationError):
+    type_slug = "batch-size"
+    title = "Batch size out of bounds"
+
+
+class SettlementNotFoundError(NotFoundError):
+    type_slug = "settlement-not-found"
+    title = "No such settlement"
+
+
+class NettingCycleNotFoundError(NotFoundError):
+    type_slug = "netting-cycle-not-found"
+    title = "No such netting cycle"
+
+
+class SettlementExistsError(DuplicateError):
+    type_slug = "settlement-exists"
+    title = "A settlement with this client reference already exists"
+
+
+class PaymentReferenceReusedError(DuplicateError):
+    type_slug = "payment-reference-reused"
+    title = "The payment reference belongs to another settlement"
+
+
+class RefundExistsError(DuplicateError):
+    type_slug = "refund-exists"
+    title = "A refund with this reference already exists"
+
+
+class SettlementPendingOnChainError(ConflictError):
+    """The settlement's (or cycle's) last operation is not confirmed on chain yet: retry later."""
+
+    type_slug = "pending-on-chain"
+    title = "The previous operation is not confirmed on chain yet"
+
+
+class NothingToNetError(ConflictError):
+    type_slug = "nothing-to-net"
+    title = "No paid settlement is waiting to be netted in this currency"
+
+
+class NoCustodialAccountError(ConflictError):
+    type_slug = "no-custodial-account"
+    title = "The service holds no signing key for this member"
+
+
+class NotSettlementPartyError(ForbiddenError):
+    type_slug = "not-settlement-party"
+    title = "Only another party to the settlement may do this"
+
+
+class JournalImbalanceError(LedgerError):
+    """A journal transaction whose debits and credits differ in some currency: a bug, never input."""
+
+    type_slug = "journal-imbalance"
+    title = "Journal transaction not balanced"
+    status = 500
+
+
+__all__ += ["IdempotencyKeyRequiredError", "InvalidCursorError", "FxRateNotRepresentableError",
+            "FxInconsistentError", "InvalidValueDateError", "InvalidPurposeCodeError", "InvalidReferenceError",
+            "UnknownPayeeError", "PayeeNotActiveError", "SelfPaymentError", "PaidAmountMismatchError",
+            "RefundExceedsPaidError", "SettlementBatchSizeError", "SettlementNotFoundError",
+            "NettingCycleNotFoundError", "SettlementExistsError", "PaymentReferenceReusedError",
+            "RefundExistsError", "SettlementPendingOnChainError", "NothingToNetError", "NoCustodialAccountError",
+            "NotSettlementPartyError", "JournalImbalanceError"]
+
+
+# --- Anchoring: provenance events, Merkle batches, journal anchors (settlement.anchoring) --------
+
+
+class ProvenanceEventInvalidError(ValidationError):
+    """An event of a posted batch breaks a rule of the leaf schema; ``index`` and ``field`` say where."""
+
+    type_slug = "provenance-event-invalid"
+    title = "Provenance event invalid"
+
+
+class ProvenanceBatchTooLargeError(PayloadTooLargeError):
+    """More events, or more bytes of events, than one request may carry."""
+
+    type_slug = "provenance-batch-too-large"
+    title = "Too many provenance events in one request"
+
+
+class ProvenanceEventConflictError(DuplicateError):
+    """An event id already recorded with other content (the same content is accepted idempotently)."""
+
+    type_slug = "provenance-event-conflict"
+    title = "Provenance event id already used for another event"
+
+
+class UnknownLotError(NotFoundError):
+    type_slug = "unknown-lot"
+    title = "Unknown lot"
+
+
+class UnknownProvenanceEventError(NotFoundError):
+    type_slug = "unknown-provenance-event"
+    title = "Unknown provenance event"
+
+
+class UnknownAnchorBatchError(NotFoundError):
+    type_slug = "unknown-anchor-batch"
+    title = "Unknown anchor batch"
+
+
+class ProvenanceEventPendingError(ConflictError):
+    """The event is recorded but not in a Merkle batch yet: no proof exists so far."""
+
+    type_slug = "provenance-event-pending"
+    title = "Provenance event not batched yet"
+
+
+class JournalRecordInvalidError(ValidationError):
+    """A journal record cannot be digested (not canonical JSON, too large, bad kind or id)."""
+
+    type_slug = "journal-record-invalid"
+    title = "Journal record invalid"
+
+
+class AnchorStoreInconsistentError(LedgerError):
+    """A stored batch no longer rebuilds to its anchored root: the store was altered."""
+
+    type_slug = "anchor-store-inconsistent"
+    title = "Stored batch does not match its anchored root"
+    status = 500
+
+
+__all__ += ["ProvenanceEventInvalidError", "ProvenanceBatchTooLargeError", "ProvenanceEventConflictError",
+            "UnknownLotError", "UnknownProvenanceEventError", "UnknownAnchorBatchError",
+            "ProvenanceEventPendingError", "JournalRecordInvalidError", "AnchorStoreInconsistentError"]

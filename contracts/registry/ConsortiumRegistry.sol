@@ -211,7 +211,7 @@ contract ConsortiumRegistry is AccessControl, IConsortiumRegistry {
         return _memberIds[index];
     }
 
-    /// @dev Whether member `id` holds member role `role`.
+    /// @inheritdoc IConsortiumRegistry
     function memberHasRole(bytes32 id, bytes32 role) public view returns (bool) {
         return _members[id].roleMask & _roleBit(role) != 0;
     }

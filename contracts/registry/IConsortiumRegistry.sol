@@ -65,4 +65,7 @@ interface IConsortiumRegistry {
 
     /// @dev Whether member `id` is active.
     function isActive(bytes32 id) external view returns (bool);
+
+    /// @dev Whether member `id` holds member role `role` (whatever its status).
+    function memberHasRole(bytes32 id, bytes32 role) external view returns (bool);
 }

@@ -107,9 +107,10 @@ class RowError(NamedTuple):
 
 
 class ParseResult(NamedTuple):
-    """What a parser returns: the good lines, the bad rows, and how the file was read."""
+    """What a parser returns: the good lines (a StatementTable or LedgerTable), the bad rows, and
+    how the file was read (format name, encoding)."""
 
-    lines: list
+    lines: "StatementTable | LedgerTable"
     errors: list
     format: str
     encoding: str
@@ -144,3 +145,68 @@ def _check_common(kind: str, status: str, amount_minor: int) -> None:
         raise ValueError(f"unknown status {status!r}")
     if amount_minor < 0:
         raise ValueError("amounts are non-negative magnitudes; the kind gives the direction")
+
+
+class _Table:
+    """Column-wise storage of rows of one NamedTuple type; a read-only sequence of those rows.
+
+    The matcher works on the columns (lists), so a million rows cost a million list slots per
+    column instead of a million tuples; rows are materialized only when someone looks at them.
+    """
+
+    row_type: type = tuple
+    __slots__ = ("columns",)
+
+    def __init__(self, columns: list[list] | None = None) -> None:
+        width = len(self.row_type._fields)  # type: ignore[attr-defined]
+        self.columns: list[list] = columns if columns is not None else [[] for _ in range(width)]
+        if len(self.columns) != width or len({len(c) for c in self.columns}) > 1:
+            raise ValueError("columns must all have the same length, one per field")
+
+    @classmethod
+    def from_rows(cls, rows: list | tuple) -> "_Table":
+        rows = list(rows)
+        if not rows:
+            return cls()
+        return cls([list(col) for col in zip(*rows, strict=True)])
+
+    def append(self, row: tuple) -> None:
+        for column, value in zip(self.columns, row, strict=True):
+            column.append(value)
+
+    def extend_columns(self, columns: list[list]) -> None:
+        for column, values in zip(self.columns, columns, strict=True):
+            column.extend(values)
+
+    def __len__(self) -> int:
+        return len(self.columns[0])
+
+    def __getitem__(self, index: int):  # type: ignore[no-untyped-def]
+        return tuple.__new__(self.row_type, [c[index] for c in self.columns])
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        from itertools import repeat
+        return map(tuple.__new__, repeat(self.row_type), zip(*self.columns))
+
+    def column(self, name: str) -> list:
+        return self.columns[self.row_type._fields.index(name)]  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self)} rows)"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.columns == other.columns  # type: ignore[attr-defined]
+
+
+class StatementTable(_Table):
+    """A sequence of :class:`StatementLine`, stored column-wise (what the parsers return)."""
+
+    row_type = StatementLine
+    __slots__ = ()
+
+
+class LedgerTable(_Table):
+    """A sequence of :class:`LedgerEntry`, stored column-wise."""
+
+    row_type = LedgerEntry
+    __slots__ = ()

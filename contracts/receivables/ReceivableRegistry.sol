@@ -1,0 +1,643 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {ConsortiumGuarded} from "../registry/ConsortiumGuarded.sol";
+import {IConsortiumRegistry} from "../registry/IConsortiumRegistry.sol";
+import {IReceivableRegistry} from "./IReceivableRegistry.sol";
+
+/**
+ * @dev The consortium's receivables (supply-chain finance), with the double-financing guard.
+ *
+ * - A supplier registers a receivable against a buyer with the hash of its canonical invoice
+ *   fields. An invoice hash can be registered once in the whole registry, by anyone.
+ * - Ids are derived, so the service knows them before the transaction is mined:
+ *   `receivableId = keccak256(abi.encode(supplierId, invoiceHash))` and
+ *   `partId = keccak256(abi.encode(receivableId, index))`, index 0 being the whole face value at
+ *   registration and 1, 2, ... the parts created by splits, in order ({partIdAt}).
+ * - The buyer confirms (itself, or by an EIP-712 signature relayed by anyone).
+ * - The face value is held in parts (holder member, amount, financed flag) whose amounts always
+ *   sum to the face value. The holder of a confirmed, unfinanced part splits it or passes it on.
+ * - The holder asks a financier; the financier offers terms; the holder accepts (itself, or by an
+ *   EIP-712 signature), and the part passes to the financier, financed for good.
+ * - At or after the due date the buyer (or the operator, relaying the buyer's repayment) records
+ *   the repayment: each current holder is owed exactly what it holds ({PartRepaid}).
+ * - After the due date and the grace period, a financier holding a part may declare a default.
+ *
+ * Dates are UTC day numbers (days since 1970-01-01); "today" is `block.timestamp / 1 days`.
+ */
+contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
+    /// @dev Bounds the parts of one receivable, so every loop over them is bounded.
+    uint256 public constant PARTS_PER_RECEIVABLE_MAX = 32;
+    /// @dev Smallest part (and face value), in minor units.
+    uint128 public constant PART_AMOUNT_MIN = 100;
+    /// @dev Day-count bases of financing offers (see settlement/financing.py).
+    uint8 public constant DAY_COUNT_ACT_360 = 1;
+    uint8 public constant DAY_COUNT_ACT_365 = 2;
+
+    /// @dev Struct hash of the canonical invoice, computed off chain; {invoiceHashOf} is its reference.
+    bytes32 public constant INVOICE_TYPEHASH = keccak256(
+        "Invoice(bytes32 invoiceNumberHash,bytes32 supplierId,bytes32 buyerId,uint128 amountMinor,bytes3 currency,uint32 issueDay,uint32 dueDay)"
+    );
+    bytes32 public constant CONFIRM_TYPEHASH =
+        keccak256("ConfirmReceivable(bytes32 receivableId,bytes32 invoiceHash,uint256 nonce,uint256 deadline)");
+    bytes32 public constant ACCEPT_OFFER_TYPEHASH = keccak256(
+        "AcceptFinancingOffer(bytes32 partId,uint64 offerId,bytes32 financierId,uint128 advanceMinor,uint128 feeMinor,uint32 discountRatePpm,uint8 dayCountBasis,uint256 nonce,uint256 deadline)"
+    );
+
+    /// @dev Days after the due date during which a confirmed receivable is late but not overdue.
+    uint32 public immutable gracePeriodDays;
+
+    struct Receivable {
+        bytes32 supplierId;
+        bytes32 buyerId;
+        bytes32 invoiceHash;
+        uint128 faceValueMinor;
+        bytes3 currency;
+        uint32 issueDay;
+        uint32 dueDay;
+        ReceivableStatus status;
+        uint8 partCount;
+    }
+
+    struct Part {
+        bytes32 receivableId;
+        bytes32 holderId;
+        uint128 amountMinor;
+        bool financed;
+    }
+
+    /// @dev The financing of a part: an open request (`open`), its current offer (`offerId` > 0), and
+    /// once accepted (`open` false, part financed) the terms it was financed on.
+    struct Financing {
+        bytes32 financierId;
+        uint128 advanceMinor;
+        uint128 feeMinor;
+        uint64 offerId;
+        uint64 validUntil;
+        uint32 discountRatePpm;
+        uint8 dayCountBasis;
+        bool open;
+    }
+
+    mapping(bytes32 receivableId => Receivable) private _receivables;
+    mapping(bytes32 partId => Part) private _parts;
+    mapping(bytes32 partId => Financing) private _financings;
+    mapping(bytes32 invoiceHash => bytes32 receivableId) private _receivableOfInvoice;
+    mapping(bytes32 memberId => uint256) private _nonces;
+    uint64 private _offerCount;
+
+    constructor(IConsortiumRegistry registry_, uint32 gracePeriodDays_)
+        ConsortiumGuarded(registry_)
+        EIP712("ReceivableRegistry", "1")
+    {
+        gracePeriodDays = gracePeriodDays_;
+    }
+
+    // ---- register and confirm ------------------------------------------------------------------
+
+    /**
+     * @dev Registers a receivable of the caller's member (the supplier) against `buyerId`; its whole
+     * face value becomes part 0, held by the supplier. Returns the receivable id.
+     *
+     * Requirements: the caller is an active member with the SUPPLIER role; `buyerId` is another
+     * active member with the BUYER role; `invoiceHash` is non-zero and was never registered;
+     * `faceValueMinor` >= {PART_AMOUNT_MIN}; `currency` is three upper-case letters;
+     * `issueDay` <= `dueDay`.
+     *
+     * Emits {ReceivableRegistered}.
+     */
+    function register(
+        bytes32 buyerId,
+        bytes32 invoiceHash,
+        uint128 faceValueMinor,
+        bytes3 currency,
+        uint32 issueDay,
+        uint32 dueDay
+    ) external returns (bytes32 receivableId) {
+        bytes32 supplierId = _requireRole(ROLE_SUPPLIER);
+        if (invoiceHash == bytes32(0)) revert ReceivableInvalidInvoiceHash();
+        bytes32 existing = _receivableOfInvoice[invoiceHash];
+        if (existing != bytes32(0)) revert ReceivableInvoiceAlreadyRegistered(invoiceHash, existing);
+        if (faceValueMinor < PART_AMOUNT_MIN) revert ReceivablePartTooSmall(faceValueMinor, PART_AMOUNT_MIN);
+        _checkCurrency(currency);
+        if (dueDay < issueDay) revert ReceivableInvalidDates(issueDay, dueDay);
+        if (buyerId == supplierId || !_isActiveWithRole(buyerId, ROLE_BUYER)) revert ReceivableInvalidBuyer(buyerId);
+
+        receivableId = receivableIdOf(supplierId, invoiceHash);
+        _receivableOfInvoice[invoiceHash] = receivableId;
+        _receivables[receivableId] = Receivable({
+            supplierId: supplierId,
+            buyerId: buyerId,
+            invoiceHash: invoiceHash,
+            faceValueMinor: faceValueMinor,
+            currency: currency,
+            issueDay: issueDay,
+            dueDay: dueDay,
+            status: ReceivableStatus.Registered,
+            partCount: 1
+        });
+        bytes32 partId = partIdAt(receivableId, 0);
+        _parts[partId] = Part({receivableId: receivableId, holderId: supplierId, amountMinor: faceValueMinor, financed: false});
+        emit ReceivableRegistered(
+            receivableId, supplierId, buyerId, invoiceHash, faceValueMinor, currency, issueDay, dueDay, partId
+        );
+    }
+
+    /**
+     * @dev The buyer confirms it owes receivable `receivableId`.
+     *
+     * Requirements: the caller is an account of the receivable's buyer, active, with the BUYER
+     * role; the receivable is registered and not yet confirmed.
+     *
+     * Emits {ReceivableConfirmed}.
+     */
+    function confirm(bytes32 receivableId) external {
+        bytes32 callerId = _requireRole(ROLE_BUYER);
+        _confirm(receivableId, callerId, msg.sender);
+    }
+
+    /**
+     * @dev Confirms `receivableId` on the buyer's EIP-712 signature
+     * `ConfirmReceivable(receivableId, invoiceHash, nonce, deadline)`, nonce = `nonces(buyerId)`.
+     * Anyone may relay it (the operator does).
+     *
+     * Requirements: `deadline` not passed; the signature recovers to an account of the buyer,
+     * active, with the BUYER role; the receivable is registered and not yet confirmed.
+     *
+     * Emits {ReceivableConfirmed}.
+     */
+    function confirmWithSignature(bytes32 receivableId, uint256 deadline, bytes calldata signature) external {
+        Receivable storage r = _receivable(receivableId);
+        bytes32 buyerId = r.buyerId;
+        bytes32 structHash =
+            keccak256(abi.encode(CONFIRM_TYPEHASH, receivableId, r.invoiceHash, _nonces[buyerId], deadline));
+        address signer = _verifySignature(structHash, deadline, signature, buyerId, ROLE_BUYER);
+        _nonces[buyerId] += 1;
+        _confirm(receivableId, buyerId, signer);
+    }
+
+    // ---- parts -------------------------------------------------------------------------------
+
+    /**
+     * @dev Splits part `partId` into `amountsMinor.length` parts held by the same member: `partId`
+     * keeps `amountsMinor[0]`, each further amount becomes a new part, in order. Returns the new
+     * part ids.
+     *
+     * Requirements: the caller is an account of the part's holder, active; the receivable is
+     * confirmed; the part is neither financed nor under an open financing request; at least two
+     * amounts, each >= {PART_AMOUNT_MIN}, summing exactly to the part's amount; the receivable
+     * stays within {PARTS_PER_RECEIVABLE_MAX} parts.
+     *
+     * Emits one {PartSplit} per new part.
+     */
+    function splitPart(bytes32 partId, uint128[] calldata amountsMinor) external returns (bytes32[] memory newPartIds) {
+        (Part storage p, Receivable storage r) = _movablePartOfCaller(partId);
+        bytes32 receivableId = p.receivableId;
+        uint256 count = amountsMinor.length;
+        uint256 partCount = r.partCount;
+        if (partCount + count - 1 > PARTS_PER_RECEIVABLE_MAX || count > PARTS_PER_RECEIVABLE_MAX) {
+            revert ReceivableTooManyParts(receivableId, partCount + count - 1);
+        }
+        uint256 sumMinor = 0;
+        for (uint256 i = 0; i < count; ++i) {
+            if (amountsMinor[i] < PART_AMOUNT_MIN) revert ReceivablePartTooSmall(amountsMinor[i], PART_AMOUNT_MIN);
+            sumMinor += amountsMinor[i];
+        }
+        if (count < 2 || sumMinor != p.amountMinor) revert ReceivableInvalidSplit(partId, p.amountMinor, sumMinor);
+
+        p.amountMinor = amountsMinor[0];
+        newPartIds = new bytes32[](count - 1);
+        for (uint256 i = 1; i < count; ++i) {
+            bytes32 newPartId = partIdAt(receivableId, partCount + i - 1);
+            _parts[newPartId] =
+                Part({receivableId: receivableId, holderId: p.holderId, amountMinor: amountsMinor[i], financed: false});
+            newPartIds[i - 1] = newPartId;
+        }
+        r.partCount = uint8(partCount + count - 1);
+        for (uint256 i = 1; i < count; ++i) {
+            emit PartSplit(receivableId, partId, newPartIds[i - 1], amountsMinor[i]);
+        }
+    }
+
+    /**
+     * @dev Passes part `partId` to member `toId` (a tier-2 supplier, say).
+     *
+     * Requirements: the caller is an account of the part's holder, active; the receivable is
+     * confirmed; the part is neither financed nor under an open financing request; `toId` is
+     * another active member.
+     *
+     * Emits {PartTransferred}.
+     */
+    function transferPart(bytes32 partId, bytes32 toId) external {
+        (Part storage p,) = _movablePartOfCaller(partId);
+        bytes32 fromId = p.holderId;
+        if (toId == fromId || !registry.isActive(toId)) revert ReceivableInvalidRecipient(toId);
+        p.holderId = toId;
+        emit PartTransferred(partId, fromId, toId, p.amountMinor);
+    }
+
+    // ---- financing ---------------------------------------------------------------------------
+
+    /**
+     * @dev The holder asks financier `financierId` to finance part `partId`; this replaces an
+     * earlier open request (and voids its offer). The part is locked (no split, no transfer) while
+     * the request is open.
+     *
+     * Requirements: the caller is an account of the part's holder, active, with the SUPPLIER role;
+     * the receivable is confirmed; the part is not financed; `financierId` is another active member
+     * with the FINANCIER role.
+     *
+     * Emits {FinancingRequested}.
+     */
+    function requestFinancing(bytes32 partId, bytes32 financierId) external {
+        bytes32 holderId = _requireRole(ROLE_SUPPLIER);
+        Part storage p = _financeablePart(partId);
+        if (p.holderId != holderId) revert ReceivableNotHolder(partId, holderId);
+        if (financierId == holderId || !_isActiveWithRole(financierId, ROLE_FINANCIER)) {
+            revert ReceivableInvalidFinancier(financierId);
+        }
+        Financing storage f = _financings[partId];
+        f.financierId = financierId;
+        f.open = true;
+        f.offerId = 0;
+        f.validUntil = 0;
+        f.advanceMinor = 0;
+        f.feeMinor = 0;
+        f.discountRatePpm = 0;
+        f.dayCountBasis = 0;
+        emit FinancingRequested(partId, holderId, financierId);
+    }
+
+    /**
+     * @dev The holder withdraws its open financing request on part `partId`, unlocking the part.
+     *
+     * Requirements: the caller is an account of the part's holder, active; a request is open.
+     *
+     * Emits {FinancingRequestWithdrawn}.
+     */
+    function withdrawFinancingRequest(bytes32 partId) external {
+        bytes32 callerId = _requireMember();
+        Part storage p = _part(partId);
+        if (p.holderId != callerId) revert ReceivableNotHolder(partId, callerId);
+        Financing storage f = _financings[partId];
+        if (!f.open) revert ReceivableNoFinancingRequest(partId);
+        f.open = false;
+        f.offerId = 0;
+        emit FinancingRequestWithdrawn(partId, f.financierId);
+    }
+
+    /**
+     * @dev The financier named in the open request on `partId` offers terms; a new offer supersedes
+     * the previous one. The terms are recorded as offered: the advance is computed off chain
+     * (settlement/financing.py) from the part, the rate, the day count and the fee. Returns the
+     * offer id (unique across the registry).
+     *
+     * Requirements: the caller is an account of that financier, active, with the FINANCIER role;
+     * the receivable is confirmed; `advanceMinor` > 0 and `advanceMinor + feeMinor` <= the part's
+     * amount; `dayCountBasis` is {DAY_COUNT_ACT_360} or {DAY_COUNT_ACT_365}; `validUntil` (unix
+     * seconds) is not in the past.
+     *
+     * Emits {FinancingOffered}.
+     */
+    function offerFinancing(
+        bytes32 partId,
+        uint128 advanceMinor,
+        uint128 feeMinor,
+        uint32 discountRatePpm,
+        uint8 dayCountBasis,
+        uint64 validUntil
+    ) external returns (uint64 offerId) {
+        bytes32 financierId = _requireRole(ROLE_FINANCIER);
+        Part storage p = _financeablePart(partId);
+        Financing storage f = _financings[partId];
+        if (!f.open) revert ReceivableNoFinancingRequest(partId);
+        if (f.financierId != financierId) revert ReceivableNotFinancier(partId, financierId);
+        bool basisKnown = dayCountBasis == DAY_COUNT_ACT_360 || dayCountBasis == DAY_COUNT_ACT_365;
+        if (advanceMinor == 0 || uint256(advanceMinor) + feeMinor > p.amountMinor || !basisKnown) {
+            revert ReceivableInvalidOffer(advanceMinor, feeMinor, p.amountMinor, dayCountBasis);
+        }
+        if (validUntil < block.timestamp) revert ReceivableOfferExpired(partId, 0, validUntil);
+        offerId = ++_offerCount;
+        f.offerId = offerId;
+        f.validUntil = validUntil;
+        f.advanceMinor = advanceMinor;
+        f.feeMinor = feeMinor;
+        f.discountRatePpm = discountRatePpm;
+        f.dayCountBasis = dayCountBasis;
+        emit FinancingOffered(partId, financierId, offerId, advanceMinor, feeMinor, discountRatePpm, dayCountBasis, validUntil);
+    }
+
+    /**
+     * @dev The holder accepts offer `offerId` on part `partId`: the part passes to the financier,
+     * financed for good; the financier owes the holder the advance (paid off this contract).
+     *
+     * Requirements: the caller is an account of the part's holder, active, with the SUPPLIER role;
+     * `offerId` is the part's current offer and has not expired; the receivable is confirmed; the
+     * financier is still an active member with the FINANCIER role.
+     *
+     * Emits {FinancingAccepted}.
+     */
+    function acceptOffer(bytes32 partId, uint64 offerId) external {
+        bytes32 holderId = _requireRole(ROLE_SUPPLIER);
+        Part storage p = _financeablePart(partId);
+        if (p.holderId != holderId) revert ReceivableNotHolder(partId, holderId);
+        _accept(partId, p, offerId);
+    }
+
+    /**
+     * @dev Accepts offer `offerId` on the holder's EIP-712 signature `AcceptFinancingOffer(partId,
+     * offerId, financierId, advanceMinor, feeMinor, discountRatePpm, dayCountBasis, nonce,
+     * deadline)` over the current offer's terms, nonce = `nonces(holderId)`. Anyone may relay it.
+     *
+     * Requirements: `deadline` not passed; the signature recovers to an account of the part's
+     * holder, active, with the SUPPLIER role; and those of {acceptOffer}.
+     *
+     * Emits {FinancingAccepted}.
+     */
+    function acceptOfferWithSignature(bytes32 partId, uint64 offerId, uint256 deadline, bytes calldata signature)
+        external
+    {
+        Part storage p = _financeablePart(partId);
+        bytes32 holderId = p.holderId;
+        Financing storage f = _financings[partId];
+        if (!f.open || offerId == 0 || f.offerId != offerId) revert ReceivableUnknownOffer(partId, offerId);
+        bytes32 structHash = keccak256(
+            abi.encode(
+                ACCEPT_OFFER_TYPEHASH,
+                partId,
+                offerId,
+                f.financierId,
+                f.advanceMinor,
+                f.feeMinor,
+                f.discountRatePpm,
+                f.dayCountBasis,
+                _nonces[holderId],
+                deadline
+            )
+        );
+        _verifySignature(structHash, deadline, signature, holderId, ROLE_SUPPLIER);
+        _nonces[holderId] += 1;
+        _accept(partId, p, offerId);
+    }
+
+    // ---- repayment and default ----------------------------------------------------------------
+
+    /**
+     * @dev Records that the buyer repaid receivable `receivableId` in full: it becomes settled and
+     * each current holder is owed exactly the amount of its parts, which sum to the face value.
+     * A defaulted receivable repaid late settles the same way.
+     *
+     * Requirements: the caller is an account of the buyer (active, BUYER role) or of an active
+     * member with the OPERATOR role relaying the buyer's repayment; the receivable is confirmed
+     * or defaulted; today is on or after the due date.
+     *
+     * Emits {ReceivableSettled}, then one {PartRepaid} per part.
+     */
+    function recordRepayment(bytes32 receivableId) external {
+        Receivable storage r = _receivable(receivableId);
+        if (registry.memberOf(msg.sender) == r.buyerId) {
+            _requireRole(ROLE_BUYER);
+        } else {
+            _requireRole(ROLE_OPERATOR);
+        }
+        ReceivableStatus status = r.status;
+        if (status != ReceivableStatus.Confirmed && status != ReceivableStatus.Defaulted) {
+            revert ReceivableWrongStatus(receivableId, status);
+        }
+        uint256 today_ = today();
+        if (today_ < r.dueDay) revert ReceivableNotMatured(receivableId, r.dueDay, today_);
+
+        r.status = ReceivableStatus.Settled;
+        emit ReceivableSettled(receivableId, r.buyerId, r.faceValueMinor, msg.sender);
+        uint256 partCount = r.partCount;
+        uint256 repaidMinor = 0;
+        for (uint256 i = 0; i < partCount; ++i) {
+            bytes32 partId = partIdAt(receivableId, i);
+            Part storage p = _parts[partId];
+            repaidMinor += p.amountMinor;
+            emit PartRepaid(partId, p.holderId, p.amountMinor);
+        }
+        // Invariant: the holdings always sum to the face value, so repayments do too.
+        assert(repaidMinor == r.faceValueMinor);
+    }
+
+    /**
+     * @dev A financier holding a financed part of `receivableId` declares it defaulted.
+     *
+     * Requirements: the caller is an account of an active member with the FINANCIER role that
+     * holds a financed part of the receivable; the receivable is confirmed and overdue (today is
+     * after the due date plus {gracePeriodDays}).
+     *
+     * Emits {ReceivableDefaulted}.
+     */
+    function declareDefault(bytes32 receivableId) external {
+        bytes32 financierId = _requireRole(ROLE_FINANCIER);
+        Receivable storage r = _receivable(receivableId);
+        if (r.status != ReceivableStatus.Confirmed) revert ReceivableWrongStatus(receivableId, r.status);
+        uint256 overdueFrom = overdueFromDay(receivableId);
+        uint256 today_ = today();
+        if (today_ < overdueFrom) revert ReceivableNotOverdue(receivableId, overdueFrom, today_);
+        if (!_holdsFinancedPart(receivableId, r.partCount, financierId)) {
+            revert ReceivableNotPartFinancier(receivableId, financierId);
+        }
+        r.status = ReceivableStatus.Defaulted;
+        emit ReceivableDefaulted(receivableId, financierId);
+    }
+
+    // ---- views -------------------------------------------------------------------------------
+
+    /// @dev Receivable `receivableId` as stored (its status is never `Overdue`: see {statusOf}).
+    function getReceivable(bytes32 receivableId) external view returns (Receivable memory) {
+        return _receivable(receivableId);
+    }
+
+    /// @dev The status of `receivableId`, `Overdue` when confirmed and past due date plus grace.
+    function statusOf(bytes32 receivableId) external view returns (ReceivableStatus) {
+        ReceivableStatus status = _receivables[receivableId].status;
+        if (status == ReceivableStatus.Confirmed && today() >= overdueFromDay(receivableId)) {
+            return ReceivableStatus.Overdue;
+        }
+        return status;
+    }
+
+    /// @dev The first day on which `receivableId` is overdue: due date + grace period + 1.
+    function overdueFromDay(bytes32 receivableId) public view returns (uint256) {
+        return uint256(_receivables[receivableId].dueDay) + gracePeriodDays + 1;
+    }
+
+    /// @dev Part `partId`.
+    function getPart(bytes32 partId) external view returns (Part memory) {
+        return _part(partId);
+    }
+
+    /// @dev The financing record of part `partId` (all zero if none was ever requested).
+    function getFinancing(bytes32 partId) external view returns (Financing memory) {
+        return _financings[partId];
+    }
+
+    /// @dev All parts of `receivableId`, in index order: ids, holders, amounts, financed flags.
+    function partsOf(bytes32 receivableId)
+        external
+        view
+        returns (bytes32[] memory ids, bytes32[] memory holderIds, uint128[] memory amountsMinor, bool[] memory financed)
+    {
+        uint256 count = _receivable(receivableId).partCount;
+        ids = new bytes32[](count);
+        holderIds = new bytes32[](count);
+        amountsMinor = new uint128[](count);
+        financed = new bool[](count);
+        for (uint256 i = 0; i < count; ++i) {
+            bytes32 partId = partIdAt(receivableId, i);
+            Part storage p = _parts[partId];
+            (ids[i], holderIds[i], amountsMinor[i], financed[i]) = (partId, p.holderId, p.amountMinor, p.financed);
+        }
+    }
+
+    /// @dev The receivable registered with `invoiceHash`, or zero.
+    function receivableOfInvoice(bytes32 invoiceHash) external view returns (bytes32) {
+        return _receivableOfInvoice[invoiceHash];
+    }
+
+    /// @dev The next EIP-712 nonce of member `memberId` (shared by all its accounts).
+    function nonces(bytes32 memberId) external view returns (uint256) {
+        return _nonces[memberId];
+    }
+
+    /// @dev The EIP-712 domain separator (name "ReceivableRegistry", version "1").
+    function domainSeparator() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    /// @dev Today's UTC day number on chain.
+    function today() public view returns (uint256) {
+        return block.timestamp / 1 days;
+    }
+
+    /// @dev The id of the receivable `supplierId` registers with `invoiceHash`.
+    function receivableIdOf(bytes32 supplierId, bytes32 invoiceHash) public pure returns (bytes32) {
+        return keccak256(abi.encode(supplierId, invoiceHash));
+    }
+
+    /// @dev The id of the `index`-th part of `receivableId` (index 0: the part created at registration).
+    function partIdAt(bytes32 receivableId, uint256 index) public pure returns (bytes32) {
+        return keccak256(abi.encode(receivableId, index));
+    }
+
+    /**
+     * @dev Reference of the canonical invoice hash computed off chain: `invoiceNumberHash` is the
+     * keccak256 of the normalised invoice number (NFKC, trimmed, inner whitespace collapsed to one
+     * space, upper-cased, UTF-8).
+     */
+    function invoiceHashOf(
+        bytes32 invoiceNumberHash,
+        bytes32 supplierId,
+        bytes32 buyerId,
+        uint128 amountMinor,
+        bytes3 currency,
+        uint32 issueDay,
+        uint32 dueDay
+    ) external pure returns (bytes32) {
+        return keccak256(
+            abi.encode(INVOICE_TYPEHASH, invoiceNumberHash, supplierId, buyerId, amountMinor, currency, issueDay, dueDay)
+        );
+    }
+
+    // ---- internals ---------------------------------------------------------------------------
+
+    function _confirm(bytes32 receivableId, bytes32 callerId, address signer) private {
+        Receivable storage r = _receivable(receivableId);
+        if (callerId != r.buyerId) revert ReceivableNotBuyer(receivableId, callerId);
+        if (r.status != ReceivableStatus.Registered) revert ReceivableWrongStatus(receivableId, r.status);
+        r.status = ReceivableStatus.Confirmed;
+        emit ReceivableConfirmed(receivableId, callerId, signer);
+    }
+
+    function _accept(bytes32 partId, Part storage p, uint64 offerId) private {
+        Financing storage f = _financings[partId];
+        if (!f.open || offerId == 0 || f.offerId != offerId) revert ReceivableUnknownOffer(partId, offerId);
+        if (block.timestamp > f.validUntil) revert ReceivableOfferExpired(partId, offerId, f.validUntil);
+        bytes32 financierId = f.financierId;
+        if (!_isActiveWithRole(financierId, ROLE_FINANCIER)) revert ReceivableInvalidFinancier(financierId);
+        bytes32 sellerId = p.holderId;
+        p.holderId = financierId;
+        p.financed = true;
+        f.open = false;
+        emit FinancingAccepted(
+            partId,
+            financierId,
+            sellerId,
+            offerId,
+            p.amountMinor,
+            f.advanceMinor,
+            f.feeMinor,
+            _receivables[p.receivableId].currency
+        );
+    }
+
+    /// @dev Recovers the EIP-712 signer of `structHash`; it must be an account of `memberId`,
+    /// active, holding `role`.
+    function _verifySignature(bytes32 structHash, uint256 deadline, bytes calldata signature, bytes32 memberId, bytes32 role)
+        private
+        view
+        returns (address signer)
+    {
+        if (block.timestamp > deadline) revert ReceivableSignatureExpired(deadline);
+        ECDSA.RecoverError err;
+        (signer, err,) = ECDSA.tryRecover(_hashTypedDataV4(structHash), signature);
+        if (err != ECDSA.RecoverError.NoError) revert ReceivableInvalidSignature();
+        bytes32 signerId = registry.memberOf(signer);
+        if (signerId != memberId) revert ReceivableWrongSigner(signer, signerId, memberId);
+        registry.requireActiveRole(signer, role);
+    }
+
+    /// @dev A part the caller's member holds and may split or transfer.
+    function _movablePartOfCaller(bytes32 partId) private view returns (Part storage p, Receivable storage r) {
+        bytes32 callerId = _requireMember();
+        p = _part(partId);
+        if (p.holderId != callerId) revert ReceivableNotHolder(partId, callerId);
+        r = _receivables[p.receivableId];
+        if (r.status != ReceivableStatus.Confirmed) revert ReceivableWrongStatus(p.receivableId, r.status);
+        if (p.financed) revert ReceivablePartAlreadyFinanced(partId);
+        Financing storage f = _financings[partId];
+        if (f.open) revert ReceivablePartLocked(partId, f.financierId);
+    }
+
+    /// @dev A part that may still be financed: of a confirmed receivable, not financed.
+    function _financeablePart(bytes32 partId) private view returns (Part storage p) {
+        p = _part(partId);
+        ReceivableStatus status = _receivables[p.receivableId].status;
+        if (status != ReceivableStatus.Confirmed) revert ReceivableWrongStatus(p.receivableId, status);
+        if (p.financed) revert ReceivablePartAlreadyFinanced(partId);
+    }
+
+    function _holdsFinancedPart(bytes32 receivableId, uint256 partCount, bytes32 memberId) private view returns (bool) {
+        for (uint256 i = 0; i < partCount; ++i) {
+            Part storage p = _parts[partIdAt(receivableId, i)];
+            if (p.financed && p.holderId == memberId) return true;
+        }
+        return false;
+    }
+
+    function _receivable(bytes32 receivableId) private view returns (Receivable storage r) {
+        r = _receivables[receivableId];
+        if (r.status == ReceivableStatus.None) revert ReceivableUnknown(receivableId);
+    }
+
+    function _part(bytes32 partId) private view returns (Part storage p) {
+        p = _parts[partId];
+        if (p.receivableId == bytes32(0)) revert ReceivableUnknownPart(partId);
+    }
+
+    function _isActiveWithRole(bytes32 memberId, bytes32 role) private view returns (bool) {
+        return registry.isActive(memberId) && registry.memberHasRole(memberId, role);
+    }
+
+    function _checkCurrency(bytes3 currency) private pure {
+        for (uint256 i = 0; i < 3; ++i) {
+            bytes1 c = currency[i];
+            if (c < 0x41 || c > 0x5a) revert ReceivableInvalidCurrency(currency);
+        }
+    }
+}

@@ -1,0 +1,52 @@
+"""The app factory: ``create_app(runtime, settings)`` builds the FastAPI app around a Runtime.
+
+The runtime (store, chain, vault, operator, manifest) is built by the caller (``ledger up`` or a
+test) and put on ``app.state.runtime``; the app never starts or stops it.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+
+from ledger_api.problems import BODY_BYTES_MAX, ProblemGuard, install_problem_handlers
+from ledger_api.routes import api_router
+from ledger_api.routes.metrics import ApiMetrics, MetricsMiddleware
+from ledger_api.settings import Settings
+from settlement.members import REGISTRY_CACHE_TTL_S, RegistryView
+from settlement.runtime import Runtime
+
+__all__ = ["create_app", "service_version"]
+
+DESCRIPTION = """\
+A permissioned ledger for cross-border payments and supply-chain finance.
+
+Authenticate with `Authorization: Bearer <api key>`; each key belongs to one consortium member,
+whose roles come from the on-chain `ConsortiumRegistry`. Errors are RFC 9457
+`application/problem+json` with a stable `type` (`urn:ledger:problem:<slug>`).
+"""
+
+
+def service_version() -> str:
+    try:
+        return version("ledger")
+    except PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
+def create_app(runtime: Runtime, settings: Settings, *, registry_cache_ttl_s: float = REGISTRY_CACHE_TTL_S,
+               body_bytes_max: int = BODY_BYTES_MAX) -> FastAPI:
+    app = FastAPI(title="Ledger API", description=DESCRIPTION, version=service_version(),
+                  docs_url="/docs", openapi_url="/openapi.json", redoc_url=None)
+    app.state.runtime = runtime
+    app.state.settings = settings
+    app.state.registry_view = RegistryView(runtime, ttl_s=registry_cache_ttl_s)
+    app.state.metrics = ApiMetrics(runtime)
+    install_problem_handlers(app)
+    # add_middleware wraps: the last added is outermost. Metrics sees every answer, including the
+    # guard's 413 and 500 problems.
+    app.add_middleware(ProblemGuard, body_bytes_max=body_bytes_max)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.include_router(api_router)
+    return app

@@ -1,0 +1,161 @@
+"""Request dependencies, as ``Annotated`` aliases that keep handlers short.
+
+- ``RuntimeDep``: the app's :class:`~settlement.runtime.Runtime`.
+- ``DbSession``: a session in one database transaction, committed when the handler returns and
+  before the response is sent (rolled back on any error).
+- ``Caller``: the authenticated member, whatever its status (``Authorization: Bearer <key>``).
+- ``CurrentMember``: an authenticated, active member.
+- ``require_roles("finance", ...)``: a dependency admitting active members holding at least one of
+  the roles; ``OperatorMember`` is ``require_roles("operator")``.
+
+Roles and status come from :class:`~settlement.members.RegistryView` (the on-chain registry, with
+a short cache and the mirror as fallback). Failures are recorded as security events by key
+prefix; keys are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from settlement import apikeys
+from settlement.errors import AuthenticationError, ForbiddenError, MemberSuspendedError, UnknownMemberError
+from settlement.members import ROLE_NAMES, MemberView, RegistryView
+from settlement.runtime import Runtime
+
+__all__ = ["Principal", "get_runtime", "get_registry_view", "get_session", "authenticate_caller",
+           "current_member", "require_roles", "RuntimeDep", "DbSession", "Caller", "CurrentMember",
+           "OperatorMember"]
+
+log = logging.getLogger("ledger_api.auth")
+
+AUTH_HEADER_LEN_MAX = 200
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the member, its effective roles and status, and the key prefix used."""
+
+    member_id: str
+    name: str
+    roles: frozenset[str]
+    status: str
+    key_prefix: str
+    source: str  # where roles/status came from: chain | mirror | merged
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+    def has_any(self, roles: frozenset[str]) -> bool:
+        return bool(self.roles & roles)
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def get_registry_view(request: Request) -> RegistryView:
+    return request.app.state.registry_view
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_session(runtime: RuntimeDep) -> Iterator[Session]:
+    with runtime.db.transaction() as session:
+        yield session
+
+
+# scope="function": the transaction ends (commits) before the response is sent, so a client never
+# sees a success whose commit failed.
+DbSession = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _security_event(runtime: Runtime, request: Request, kind: str, detail: str) -> None:
+    try:
+        with runtime.db.transaction() as session:
+            apikeys.record_security_event(session, kind, source=_client(request),
+                                          detail=f"{request.method} {request.url.path[:200]} {detail}")
+    except Exception:  # recording must not turn a 401 into a 500
+        log.exception("could not record security event %s", kind)
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip() or len(header) > AUTH_HEADER_LEN_MAX:
+        return ""
+    return token.strip()
+
+
+def authenticate_caller(request: Request, runtime: RuntimeDep,
+                        registry: Annotated[RegistryView, Depends(get_registry_view)]) -> Principal:
+    token = _bearer(request)
+    if token is None:
+        _security_event(runtime, request, "auth.missing", "no Authorization header")
+        raise AuthenticationError("send the API key as Authorization: Bearer <key>")
+    prefix = apikeys.parse_key(token) if token else None
+    try:
+        with runtime.db.transaction() as session:
+            key = apikeys.authenticate(session, token)
+            member_id, key_prefix = key.member_id, key.prefix
+    except AuthenticationError as exc:
+        reason = exc.extra.get("reason", "invalid")
+        log.info("rejected API key (prefix %s): %s", prefix or "-", reason)
+        _security_event(runtime, request, f"auth.{reason}_key", f"prefix={prefix or '-'}")
+        raise AuthenticationError("the API key is missing, malformed, unknown or revoked", reason=reason) from None
+    try:
+        view: MemberView = registry.view(member_id)
+    except UnknownMemberError:  # a key whose member row vanished: treat as no key at all
+        _security_event(runtime, request, "auth.orphan_key", f"prefix={key_prefix}")
+        raise AuthenticationError("the API key is missing, malformed, unknown or revoked", reason="invalid") from None
+    request.state.member_id = member_id
+    return Principal(member_id=member_id, name=view.name, roles=view.roles, status=view.status,
+                     key_prefix=key_prefix, source=view.source)
+
+
+Caller = Annotated[Principal, Depends(authenticate_caller)]
+
+
+def current_member(request: Request, runtime: RuntimeDep, caller: Caller) -> Principal:
+    if not caller.active:
+        _security_event(runtime, request, "authz.suspended", f"member={caller.member_id} prefix={caller.key_prefix}")
+        raise MemberSuspendedError(f"member {caller.member_id} is suspended", member_id=caller.member_id)
+    return caller
+
+
+CurrentMember = Annotated[Principal, Depends(current_member)]
+
+
+def require_roles(*roles: str) -> Callable[..., Principal]:
+    """A dependency admitting an active member that holds at least one of ``roles``."""
+    unknown = [r for r in roles if r not in ROLE_NAMES]
+    if not roles or unknown:
+        raise ValueError(f"require_roles needs known roles, got {roles!r}")
+    wanted = frozenset(roles)
+
+    def dependency(request: Request, runtime: RuntimeDep, member: CurrentMember) -> Principal:
+        if not member.has_any(wanted):
+            _security_event(runtime, request, "authz.forbidden",
+                            f"member={member.member_id} needs one of {','.join(sorted(wanted))}")
+            raise ForbiddenError(f"this needs one of the roles: {', '.join(sorted(wanted))}",
+                                 required_roles=sorted(wanted))
+        return member
+
+    dependency.__name__ = "require_" + "_or_".join(sorted(wanted))
+    return dependency
+
+
+OperatorMember = Annotated[Principal, Depends(require_roles("operator"))]

@@ -1,0 +1,15 @@
+"""Gathers the routers. Adding a resource is one line: ``api_router.include_router(x.router)``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from ledger_api.routes import apikeys, health, members, metrics
+
+api_router = APIRouter()
+api_router.include_router(health.router)
+api_router.include_router(metrics.router)
+api_router.include_router(members.router)
+api_router.include_router(apikeys.router)
+
+__all__ = ["api_router"]

@@ -1,0 +1,60 @@
+"""API keys: issue and rotate (operator), list (operator), revoke (operator, or a member its own)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, status
+
+from ledger_api.deps import CurrentMember, DbSession, OperatorMember
+from ledger_api.routes.members import MemberIdPath
+from ledger_api.schemas import ApiKeyCreate, ApiKeyIssued, ApiKeyPublic, ApiKeysPublic, Problem
+from settlement import apikeys as svc
+from settlement.members import get_member
+from settlement.store.models import ApiKey
+
+router = APIRouter(prefix="/v1", tags=["api-keys"],
+                   responses={401: {"model": Problem}, 403: {"model": Problem}, 422: {"model": Problem}})
+
+PrefixPath = Annotated[str, Path(min_length=svc.PREFIX_LEN, max_length=16, pattern=r"^[a-z0-9]+$")]
+
+
+def key_public(key: ApiKey) -> ApiKeyPublic:
+    return ApiKeyPublic(prefix=key.prefix, member_id=key.member_id, label=key.label, created_at=key.created_at,
+                        revoked_at=key.revoked_at, last_used_at=key.last_used_at, active=svc.is_active(key))
+
+
+@router.post("/members/{member_id}/api-keys", status_code=status.HTTP_201_CREATED, response_model=ApiKeyIssued,
+             summary="Issue a key, or rotate (issue + revoke old ones after an overlap); operator only",
+             responses={404: {"model": Problem}, 409: {"model": Problem}})
+def issue(member_id: MemberIdPath, body: ApiKeyCreate, session: DbSession, _op: OperatorMember) -> ApiKeyIssued:
+    get_member(session, member_id)
+    revokes: list[str] = []
+    revokes_at: datetime | None = None
+    if body.rotate or body.replaces:
+        key, revokes = svc.rotate_key(session, member_id, old_prefix=body.replaces, overlap_s=body.overlap_s,
+                                      label=body.label)
+        if revokes:
+            revokes_at = svc.get_key(session, revokes[0]).revoked_at
+    else:
+        key = svc.issue_key(session, member_id, label=body.label)
+    return ApiKeyIssued(prefix=key.prefix, key=key.plaintext, member_id=key.member_id, label=key.label,
+                        created_at=key.created_at, revokes=revokes, revokes_at=revokes_at)
+
+
+@router.get("/members/{member_id}/api-keys", response_model=ApiKeysPublic,
+            summary="A member's keys, by prefix (operator)", responses={404: {"model": Problem}})
+def list_keys(member_id: MemberIdPath, session: DbSession, _op: OperatorMember) -> ApiKeysPublic:
+    get_member(session, member_id)
+    data = [key_public(k) for k in svc.list_keys(session, member_id)]
+    return ApiKeysPublic(data=data, count=len(data))
+
+
+@router.delete("/api-keys/{prefix}", response_model=ApiKeyPublic,
+               summary="Revoke a key now (operator: any key; a member: its own)",
+               responses={404: {"model": Problem}, 409: {"model": Problem}})
+def revoke(prefix: PrefixPath, session: DbSession, member: CurrentMember) -> ApiKeyPublic:
+    owner = None if "operator" in member.roles else member.member_id
+    key = svc.revoke_key(session, prefix, member_id=owner)
+    return key_public(key)

@@ -1,0 +1,65 @@
+"""``GET /health``: chain, contracts and store state; never fails because a dependency is down."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Request
+
+from ledger_api.deps import RuntimeDep
+from ledger_api.schemas import ChainHealth, Health, StoreHealth
+from settlement import outbox
+from settlement.chain.client import ChainClient
+from settlement.errors import ChainUnavailableError
+
+router = APIRouter(tags=["health"])
+log = logging.getLogger(__name__)
+
+# A health probe answers within a few seconds even when the node hangs.
+HEALTH_RPC_TIMEOUT_S = 2.0
+ERROR_TEXT_LEN_MAX = 300
+
+
+def public_rpc(url: str) -> str:
+    """The RPC URL without credentials, path or query (hosted nodes put API keys there)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}"
+
+
+def _probe_client(request: Request, rpc_url: str) -> ChainClient:
+    client = getattr(request.app.state, "health_chain", None)
+    if client is None or client.rpc_url != rpc_url:
+        client = ChainClient(rpc_url, timeout_s=HEALTH_RPC_TIMEOUT_S)
+        request.app.state.health_chain = client
+    return client
+
+
+@router.get("/health", response_model=Health, summary="Service health (no authentication)")
+def health(request: Request, runtime: RuntimeDep) -> Health:
+    manifest = runtime.manifest
+    chain = ChainHealth(reachable=False, rpc=public_rpc(runtime.chain.rpc_url), chain_id=None, head_block=None,
+                        manifest_chain_id=manifest.chain_id if manifest else None)
+    try:
+        probe = _probe_client(request, runtime.chain.rpc_url)
+        chain.chain_id = probe.chain_id
+        chain.head_block = probe.block_number()
+        chain.reachable = True
+    except ChainUnavailableError as exc:
+        chain.error = f"{exc.type_slug}: {exc.detail}"[:ERROR_TEXT_LEN_MAX]
+    store = StoreHealth(dialect=runtime.db.dialect, reachable=False, outbox_depth=None, outbox_by_status={})
+    try:
+        with runtime.db.read() as session:
+            store.outbox_by_status = outbox.status_counts(session)
+            store.outbox_depth = outbox.depth(session)
+        store.reachable = True
+    except Exception as exc:  # the store being down is what this endpoint must report, not raise
+        log.warning("health: store unreachable: %s", type(exc).__name__)
+    mismatch = manifest is not None and chain.chain_id is not None and manifest.chain_id != chain.chain_id
+    if mismatch:
+        chain.error = f"the deployment manifest is for chain id {manifest.chain_id}"
+    ok = chain.reachable and store.reachable and not mismatch
+    return Health(status="ok" if ok else "degraded", version=request.app.version, chain=chain,
+                  contracts=manifest.addresses if manifest else {}, store=store)

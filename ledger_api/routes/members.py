@@ -1,0 +1,100 @@
+"""Members: onboarding and registry changes (operator only), and ``/v1/me`` for any member."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, status
+from sqlalchemy.orm import Session
+
+from ledger_api.deps import CurrentMember, DbSession, OperatorMember, RuntimeDep
+from ledger_api.schemas import (
+    ApiKeyIssued, Me, MemberChangeAccepted, MemberCreate, MemberCreated, MemberPublic, MembersPublic, Problem,
+    RoleChange,
+)
+from settlement import members as svc
+from settlement.store.models import Member
+
+router = APIRouter(prefix="/v1", tags=["members"],
+                   responses={401: {"model": Problem}, 403: {"model": Problem}, 422: {"model": Problem}})
+
+MemberIdPath = Annotated[str, Path(min_length=1, max_length=svc.MEMBER_ID_LEN_MAX,
+                                   pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")]
+
+
+def member_public(session: Session, member: Member) -> MemberPublic:
+    return MemberPublic(id=member.id, onchain_id=member.onchain_id, name=member.name, country=member.country,
+                        roles=list(member.roles), status=member.status,
+                        accounts=svc.member_accounts(session, member.id),
+                        created_at=member.created_at, updated_at=member.updated_at)
+
+
+def _forget(request: Request, member_id: str) -> None:
+    request.app.state.registry_view.invalidate(member_id)
+
+
+@router.post("/members", status_code=status.HTTP_201_CREATED, response_model=MemberCreated,
+             summary="Onboard a member (operator); returns its first API key, shown once",
+             responses={409: {"model": Problem}})
+def create_member(body: MemberCreate, runtime: RuntimeDep, session: DbSession, _op: OperatorMember) -> MemberCreated:
+    done = svc.onboard(runtime, session, member_id=body.id, name=body.name, country=body.country,
+                       roles=body.roles, key_label=body.key_label)
+    key = done.api_key
+    return MemberCreated(
+        member=member_public(session, done.member),
+        api_key=ApiKeyIssued(prefix=key.prefix, key=key.plaintext, member_id=key.member_id, label=key.label,
+                             created_at=key.created_at),
+        outbox_id=done.outbox_id)
+
+
+@router.get("/members", response_model=MembersPublic, summary="List members (operator)")
+def list_members(session: DbSession, _op: OperatorMember,
+                 limit: Annotated[int, Query(ge=1, le=svc.MEMBER_LIST_LIMIT_MAX)] = 100,
+                 after: Annotated[str | None, Query(max_length=svc.MEMBER_ID_LEN_MAX)] = None) -> MembersPublic:
+    rows = svc.list_members(session, limit=limit, after=after)
+    data = [member_public(session, m) for m in rows]
+    return MembersPublic(data=data, count=len(data), next_after=rows[-1].id if len(rows) == limit else None)
+
+
+@router.get("/members/{member_id}", response_model=MemberPublic, summary="One member (operator)",
+            responses={404: {"model": Problem}})
+def get_member(member_id: MemberIdPath, session: DbSession, _op: OperatorMember) -> MemberPublic:
+    return member_public(session, svc.get_member(session, member_id))
+
+
+@router.post("/members/{member_id}/suspend", status_code=status.HTTP_202_ACCEPTED,
+             response_model=MemberChangeAccepted, summary="Suspend a member (operator)",
+             responses={404: {"model": Problem}, 409: {"model": Problem}})
+def suspend(member_id: MemberIdPath, request: Request, runtime: RuntimeDep, session: DbSession,
+            _op: OperatorMember) -> MemberChangeAccepted:
+    member, row = svc.suspend_member(runtime, session, member_id)
+    _forget(request, member_id)
+    return MemberChangeAccepted(member=member_public(session, member), outbox_id=row.id)
+
+
+@router.post("/members/{member_id}/reactivate", status_code=status.HTTP_202_ACCEPTED,
+             response_model=MemberChangeAccepted, summary="Reactivate a suspended member (operator)",
+             responses={404: {"model": Problem}, 409: {"model": Problem}})
+def reactivate(member_id: MemberIdPath, request: Request, runtime: RuntimeDep, session: DbSession,
+               _op: OperatorMember) -> MemberChangeAccepted:
+    member, row = svc.reactivate_member(runtime, session, member_id)
+    _forget(request, member_id)
+    return MemberChangeAccepted(member=member_public(session, member), outbox_id=row.id)
+
+
+@router.post("/members/{member_id}/roles", status_code=status.HTTP_202_ACCEPTED,
+             response_model=MemberChangeAccepted, summary="Grant or revoke a member role (operator)",
+             responses={404: {"model": Problem}, 409: {"model": Problem}})
+def change_role(member_id: MemberIdPath, body: RoleChange, request: Request, runtime: RuntimeDep,
+                session: DbSession, _op: OperatorMember) -> MemberChangeAccepted:
+    change = svc.grant_role if body.action == "grant" else svc.revoke_role
+    member, row = change(runtime, session, member_id, body.role)
+    _forget(request, member_id)
+    return MemberChangeAccepted(member=member_public(session, member), outbox_id=row.id)
+
+
+@router.get("/me", response_model=Me, summary="The calling member, with its effective roles")
+def me(session: DbSession, member: CurrentMember) -> Me:
+    row = svc.get_member(session, member.member_id)
+    return Me(member=member_public(session, row), effective_roles=sorted(member.roles),
+              effective_status=member.status, roles_source=member.source, key_prefix=member.key_prefix)

@@ -1,0 +1,118 @@
+"""``GET /metrics``: Prometheus text from a per-app registry (never the process-global one).
+
+HTTP traffic is counted by :class:`MetricsMiddleware` (method, route template, status; a bounded
+label set: unknown paths count as ``<unmatched>``). Store and worker figures are read at scrape
+time: the outbox from the database, and from ``runtime.stats`` the keys the workers fill:
+
+- ``dispatch_latency_s_sum`` (float) and ``dispatch_latency_s_count`` (int): seconds from outbox
+  insert to mined receipt, summed, and the number of rows measured;
+- ``follower_lag_blocks`` (int): chain head minus the follower's checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from settlement import outbox
+from settlement.runtime import Runtime
+
+router = APIRouter(tags=["health"])
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+STATS_DISPATCH_SUM = "dispatch_latency_s_sum"
+STATS_DISPATCH_COUNT = "dispatch_latency_s_count"
+STATS_FOLLOWER_LAG = "follower_lag_blocks"
+
+
+class _RuntimeCollector(Collector):
+    """Figures read when scraped: outbox depth and statuses, dispatch latency, follower lag."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterator[GaugeMetricFamily | SummaryMetricFamily]:
+        depth = GaugeMetricFamily("ledger_outbox_depth", "Outbox rows not yet on chain (pending, signed, sent)")
+        by_status = GaugeMetricFamily("ledger_outbox_rows", "Outbox rows by status", labels=["status"])
+        try:
+            with self.runtime.db.read() as session:
+                depth.add_metric([], outbox.depth(session))
+                for status, count in sorted(outbox.status_counts(session).items()):
+                    by_status.add_metric([status], count)
+        except Exception as exc:  # a scrape must not fail because the store is down
+            log.warning("metrics: store unreadable: %s", type(exc).__name__)
+        yield depth
+        yield by_status
+        stats = self.runtime.stats
+        if STATS_DISPATCH_COUNT in stats:
+            summary = SummaryMetricFamily("ledger_dispatch_latency_seconds",
+                                          "Seconds from outbox insert to mined receipt")
+            summary.add_metric([], count_value=int(stats[STATS_DISPATCH_COUNT]),
+                               sum_value=float(stats.get(STATS_DISPATCH_SUM, 0.0)))
+            yield summary
+        if STATS_FOLLOWER_LAG in stats:
+            lag = GaugeMetricFamily("ledger_follower_lag_blocks", "Chain head minus the follower checkpoint")
+            lag.add_metric([], float(stats[STATS_FOLLOWER_LAG]))
+            yield lag
+
+
+class ApiMetrics:
+    """The app's own Prometheus registry and its HTTP instruments."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("ledger_http_requests", "HTTP requests handled",
+                                ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("ledger_http_request_duration_seconds", "HTTP request latency",
+                                 ["method", "route"], buckets=LATENCY_BUCKETS_S, registry=self.registry)
+        self.registry.register(_RuntimeCollector(runtime))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
+
+class MetricsMiddleware:
+    """Counts every HTTP request under its route template (pure ASGI, outermost)."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "<unmatched>"
+            method = scope.get("method", "")
+            method = method if method in _METHODS else "OTHER"
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
+
+
+@router.get("/metrics", summary="Prometheus metrics (no authentication)", response_class=Response)
+def metrics(request: Request) -> Response:
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

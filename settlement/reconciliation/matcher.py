@@ -1,0 +1,316 @@
+"""The three-way matcher: statement lines x ledger entries x the entries' chain facts.
+
+Every statement line and every ledger entry ends in exactly one bucket:
+
+* ``matched`` - paired, amounts within tolerance, same currency, statuses agree, chain confirms;
+* ``amount_mismatch`` - paired, but the amount (beyond tolerance) or the currency differs;
+* ``status_mismatch`` - paired, amounts agree, but the statuses differ or the chain does not
+  confirm a succeeded entry;
+* ``duplicate`` - a second statement line (or ledger entry) with an already seen
+  (provider_txn_id, kind);
+* ``missing_in_ledger`` / ``missing_in_statement`` - nothing to pair with.
+
+Rules, in order: (1) one-to-one on (provider_txn_id, kind), authoritative, no date window;
+(2) on (reference, kind) for what is left, within the date window, never pairing two different
+provider ids: first one-to-one on equal amounts, then one ledger entry against the sum of the
+remaining statement lines (partial captures / refunds), a single remaining line against a single
+remaining entry being an ordinary (possibly mismatched) pair.
+
+Rule (1) runs column-wise in C (``dict`` lookups and ``map`` over ``zip`` of the columns): a
+million-line run spends its Python-level loop only on the lines that do not match exactly.
+"""
+
+from __future__ import annotations
+
+import gc
+import operator
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import compress, repeat
+
+from settlement.reconciliation.model import (
+    CHAIN_CONFIRMED,
+    CHAIN_STATES,
+    KINDS,
+    STATUS_SUCCEEDED,
+    STATUSES,
+    LedgerTable,
+    StatementTable,
+)
+from settlement.reconciliation.report import (
+    AMOUNT_MISMATCH,
+    DUPLICATE,
+    MATCHED,
+    MISSING_IN_LEDGER,
+    MISSING_IN_STATEMENT,
+    STATUS_MISMATCH,
+    ReconciliationReport,
+)
+
+# reasons (stable strings: the exceptions queue and the UI key on them)
+REASON_EXACT = "exact"
+REASON_WITHIN_TOLERANCE = "within_tolerance"
+REASON_GROUPED = "grouped_by_reference"
+REASON_AMOUNT = "amount_differs"
+REASON_CURRENCY = "currency_differs"
+REASON_STATUS = "status_differs"
+REASON_CHAIN = "chain_not_confirmed"
+REASON_DUP_STATEMENT = "duplicate_provider_txn_id_in_statement"
+REASON_DUP_LEDGER = "duplicate_provider_txn_id_in_ledger"
+REASON_NO_LEDGER = "no_ledger_entry"
+REASON_NO_STATEMENT = "no_statement_line"
+REASON_GROUP_TOO_LARGE = "group_too_large"
+
+
+@dataclass(frozen=True, slots=True)
+class MatchConfig:
+    """Tolerances of a run. Bounds are named and checked (TigerStyle: a limit on everything)."""
+
+    amount_tolerance_minor: int = 0
+    date_window_days: int = 3
+    group_lines_max: int = 1_000  # statement lines summed into one ledger entry
+
+    def __post_init__(self) -> None:
+        if type(self.amount_tolerance_minor) is not int or self.amount_tolerance_minor < 0:
+            raise ValueError("amount_tolerance_minor must be a non-negative int")
+        if type(self.date_window_days) is not int or self.date_window_days < 0:
+            raise ValueError("date_window_days must be a non-negative int")
+        if type(self.group_lines_max) is not int or self.group_lines_max < 2:
+            raise ValueError("group_lines_max must be an int >= 2")
+
+
+# (ledger status, chain state) -> the status a statement line must show for an exact match;
+# a succeeded entry whose chain record is not confirmed can never match exactly.
+_EFFECTIVE: dict[tuple[str, str | None], str | None] = {
+    (status, chain): (None if status == STATUS_SUCCEEDED and chain not in (None, CHAIN_CONFIRMED) else status)
+    for status in STATUSES for chain in (None, *CHAIN_STATES)
+}
+
+
+def _as_table(rows: object, table_type: type) -> StatementTable | LedgerTable:
+    if isinstance(rows, table_type):
+        return rows  # type: ignore[return-value]
+    return table_type.from_rows(rows)  # type: ignore[attr-defined,no-any-return]
+
+
+def reconcile(statement: StatementTable | Sequence, ledger: LedgerTable | Sequence,
+              config: MatchConfig | None = None, *, statement_errors: Sequence = (),
+              ledger_errors: Sequence = ()) -> ReconciliationReport:
+    """Match ``statement`` lines against ``ledger`` entries; see the module docstring for rules."""
+    config = config or MatchConfig()
+    st = _as_table(statement, StatementTable)
+    lt = _as_table(ledger, LedgerTable)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # the run allocates millions of small containers and no cycles
+    try:
+        run = _Run(st, lt, config)  # type: ignore[arg-type]
+        run.execute()
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    report = ReconciliationReport(st, lt, config, run.bulk_s, run.bulk_l, run.records,
+                                  list(statement_errors), list(ledger_errors))
+    report.check_counts()
+    return report
+
+
+class _Run:
+    """One matching run over column lists; indices are row positions in the two tables."""
+
+    def __init__(self, st: StatementTable, lt: LedgerTable, config: MatchConfig) -> None:
+        self.config = config
+        (_, _, self.s_txn, self.s_ref, self.s_kind, self.s_amt, self.s_cur, self.s_st, self.s_booked,
+         _) = st.columns
+        (_, self.l_txn, self.l_ref, self.l_kind, self.l_amt, self.l_cur, self.l_st, self.l_booked,
+         self.l_chain, _) = lt.columns
+        self.n_s = len(st)
+        self.n_l = len(lt)
+        self.bulk_s: list[int] = []
+        self.bulk_l: list[int] = []
+        self.records: list[tuple[str, str, tuple[int, ...], int]] = []
+        self.l_used = bytearray(self.n_l + 1)  # 1: the entry has its bucket
+        self.s_used = bytearray(self.n_s)
+
+    # -- rule 1: provider txn id -------------------------------------------------------------------
+    def execute(self) -> None:
+        n_s, n_l = self.n_s, self.n_l
+        pos = self._positions_by_txn_only()
+        if pos is None:
+            pos = self._positions_by_txn_and_kind()
+        l_amt = self.l_amt + [-1]
+        l_cur = self.l_cur + [None]
+        l_eff = list(map(_EFFECTIVE.get, zip(self.l_st, self.l_chain))) + [None]
+        l_kind = self.l_kind + [None]
+        exact = list(map(operator.eq, zip(self.s_amt, self.s_cur, self.s_st, self.s_kind),
+                         zip(map(l_amt.__getitem__, pos), map(l_cur.__getitem__, pos),
+                             map(l_eff.__getitem__, pos), map(l_kind.__getitem__, pos))))
+        self.bulk_s = list(compress(range(n_s), exact))
+        self.bulk_l = list(compress(pos, exact))
+        s_used, l_used = self.s_used, self.l_used
+        for i in self.bulk_s:
+            s_used[i] = 1
+        for j in self.bulk_l:
+            l_used[j] = 1
+
+        leftovers: list[int] = []
+        for i in compress(range(n_s), map(operator.not_, exact)):
+            if s_used[i]:
+                continue  # a duplicate, already recorded
+            j = pos[i]
+            if j == n_l:
+                leftovers.append(i)
+            else:
+                self._pair((i,), j)
+        self._by_reference(leftovers)
+
+        for i in leftovers:
+            if not s_used[i]:
+                self._record(MISSING_IN_LEDGER, REASON_NO_LEDGER, (i,), -1)
+        for j in compress(range(n_l), map(operator.not_, l_used[:n_l])):
+            self._record(MISSING_IN_STATEMENT, REASON_NO_STATEMENT, (), j)
+
+    def _positions_by_txn_only(self) -> list[int] | None:
+        """Ledger position (or the n_l sentinel) of each statement line, keyed on the provider id
+        alone: the common case, no tuple keys to build. None when some id repeats on either side
+        (a duplicate, or a payment and a refund sharing an id): the general path sorts that out."""
+        n_l = self.n_l
+        index = dict(zip(self.l_txn, range(n_l)))
+        index.pop(None, None)
+        if len(index) != n_l - self.l_txn.count(None):
+            return None
+        with_txn = self.n_s - self.s_txn.count(None)
+        if len(set(self.s_txn)) - (with_txn < self.n_s) != with_txn:
+            return None
+        pos = list(map(index.get, self.s_txn, repeat(n_l)))
+        s_kind, l_kind = self.s_kind, self.l_kind
+        # a kind clash on one id: the pair is not by id after all (the matcher keys on id + kind)
+        for i in compress(range(self.n_s), map(operator.ne, s_kind, map((l_kind + [None]).__getitem__, pos))):
+            if pos[i] != n_l:
+                pos[i] = n_l
+        return pos
+
+    def _positions_by_txn_and_kind(self) -> list[int]:
+        n_s, n_l = self.n_s, self.n_l
+        l_keys = list(zip(self.l_txn, self.l_kind))
+        index = dict(zip(l_keys, range(n_l)))
+        for key in [k for k in index if k[0] is None]:
+            del index[key]
+        if len(index) != n_l - self.l_txn.count(None):
+            self._ledger_duplicates(l_keys, index)
+        s_keys = list(zip(self.s_txn, self.s_kind))
+        pos = list(map(index.get, s_keys, repeat(n_l)))  # n_l: the "no entry" sentinel
+        distinct = set(s_keys)
+        distinct_without_txn = sum(1 for kind in KINDS if (None, kind) in distinct)
+        if len(distinct) - distinct_without_txn != n_s - self.s_txn.count(None):
+            self._statement_duplicates(s_keys, pos)
+        return pos
+
+    def _ledger_duplicates(self, l_keys: list, index: dict) -> None:
+        counts = Counter(l_keys)
+        seen: set = set()
+        for j, key in enumerate(l_keys):
+            if key[0] is None or counts[key] < 2:
+                continue
+            if key in seen:
+                self._record(DUPLICATE, REASON_DUP_LEDGER, (), j)
+            else:
+                seen.add(key)
+                index[key] = j  # the first occurrence is the one that gets matched
+
+    def _statement_duplicates(self, s_keys: list, pos: list[int]) -> None:
+        counts = Counter(s_keys)
+        seen: set = set()
+        for i, key in enumerate(s_keys):
+            if key[0] is None or counts[key] < 2:
+                continue
+            if key in seen:
+                pos[i] = self.n_l
+                self._record(DUPLICATE, REASON_DUP_STATEMENT, (i,), -1)
+            else:
+                seen.add(key)
+
+    # -- bookkeeping -------------------------------------------------------------------------------
+    def _record(self, bucket: str, reason: str, s_idx: tuple[int, ...], l_idx: int) -> None:
+        for i in s_idx:
+            if self.s_used[i]:
+                raise AssertionError(f"statement line {i} assigned twice")
+            self.s_used[i] = 1
+        if l_idx >= 0:
+            if self.l_used[l_idx]:
+                raise AssertionError(f"ledger entry {l_idx} assigned twice")
+            self.l_used[l_idx] = 1
+        self.records.append((bucket, reason, s_idx, l_idx))
+
+    def _classify(self, s_idx: tuple[int, ...], j: int) -> tuple[str, str]:
+        cur = self.l_cur[j]
+        if any(self.s_cur[i] != cur for i in s_idx):
+            return AMOUNT_MISMATCH, REASON_CURRENCY
+        diff = sum(self.s_amt[i] for i in s_idx) - self.l_amt[j]
+        if abs(diff) > self.config.amount_tolerance_minor:
+            return AMOUNT_MISMATCH, REASON_AMOUNT
+        status = self.l_st[j]
+        if any(self.s_st[i] != status for i in s_idx):
+            return STATUS_MISMATCH, REASON_STATUS
+        if _EFFECTIVE[(status, self.l_chain[j])] is None:
+            return STATUS_MISMATCH, REASON_CHAIN
+        if len(s_idx) > 1:
+            return MATCHED, REASON_GROUPED
+        return MATCHED, REASON_EXACT if diff == 0 else REASON_WITHIN_TOLERANCE
+
+    def _pair(self, s_idx: tuple[int, ...], j: int) -> None:
+        bucket, reason = self._classify(s_idx, j)
+        self._record(bucket, reason, s_idx, j)
+
+    # -- rule 2: merchant reference ---------------------------------------------------------------
+    def _compatible(self, i: int, j: int) -> bool:
+        s_txn, l_txn = self.s_txn[i], self.l_txn[j]
+        if s_txn is not None and l_txn is not None and s_txn != l_txn:
+            return False  # two different provider transactions never pair on a shared reference
+        days = abs((self.s_booked[i].date() - self.l_booked[j].date()).days)
+        return days <= self.config.date_window_days
+
+    def _by_reference(self, leftovers: list[int]) -> None:
+        if not leftovers:
+            return
+        s_groups: dict[tuple, list[int]] = {}
+        for i in leftovers:
+            ref = self.s_ref[i]
+            if ref is not None:
+                s_groups.setdefault((ref, self.s_kind[i]), []).append(i)
+        if not s_groups:
+            return
+        l_groups: dict[tuple, list[int]] = {}
+        l_used = self.l_used
+        for j in compress(range(self.n_l), map(operator.not_, l_used[: self.n_l])):
+            key = (self.l_ref[j], self.l_kind[j])
+            if key in s_groups:
+                l_groups.setdefault(key, []).append(j)
+        for key, entries in l_groups.items():
+            self._match_reference_group(s_groups[key], entries)
+
+    def _match_reference_group(self, lines: list[int], entries: list[int]) -> None:
+        tol = self.config.amount_tolerance_minor
+        s_used, l_used = self.s_used, self.l_used
+        # (a) one-to-one on equal amount and currency
+        for i in lines:
+            for j in entries:
+                if not l_used[j] and self.s_cur[i] == self.l_cur[j] and \
+                        abs(self.s_amt[i] - self.l_amt[j]) <= tol and self._compatible(i, j):
+                    self._pair((i,), j)
+                    break
+        rest_l = [j for j in entries if not l_used[j]]
+        if len(rest_l) != 1:
+            return  # none left, or ambiguous: the rest stays missing on both sides
+        j = rest_l[0]
+        rest_s = [i for i in lines if not s_used[i] and self._compatible(i, j)]
+        if len(rest_s) == 1:
+            self._pair((rest_s[0],), j)  # one line, one entry: a pair, mismatched or not
+            return
+        group = tuple(i for i in rest_s if self.s_cur[i] == self.l_cur[j])
+        if len(group) > self.config.group_lines_max:
+            for i in group:
+                self._record(MISSING_IN_LEDGER, REASON_GROUP_TOO_LARGE, (i,), -1)
+            return
+        if group:
+            self._pair(group, j)

@@ -1,0 +1,64 @@
+"""/health reports the chain, contracts and store, and degrades (200) without a chain; /metrics
+serves Prometheus text from the app's own registry, with worker figures from runtime.stats."""
+
+from __future__ import annotations
+
+import httpx
+
+from ledger_api.app import create_app
+from ledger_api.settings import Settings
+from settlement.chain.client import ChainClient
+
+from .support import Api, dead_rpc_url
+
+
+def test_health_ok(api: Api) -> None:
+    r = api.http.get("/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok"
+    assert body["chain"]["reachable"] is True and body["chain"]["chain_id"] == 31337
+    assert body["chain"]["head_block"] >= 1
+    assert body["contracts"]["ConsortiumRegistry"] == api.runtime.address("ConsortiumRegistry")
+    assert body["store"]["reachable"] is True and body["store"]["dialect"] == api.runtime.db.dialect
+    assert body["store"]["outbox_depth"] == 1 and body["store"]["outbox_by_status"] == {"pending": 1}
+    assert body["version"]
+
+
+def test_health_degraded_when_the_chain_is_down(api: Api, serve) -> None:  # type: ignore[no-untyped-def]
+    """A dead RPC port: 200, status degraded, chain unreachable, store still reported."""
+    rt = api.runtime
+    rt.chain = ChainClient(dead_rpc_url(), timeout_s=1.0)
+    server = serve(create_app(rt, Settings(home=rt.home)))
+    r = httpx.get(server.url + "/health", timeout=30.0)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "degraded"
+    assert body["chain"]["reachable"] is False and body["chain"]["head_block"] is None
+    assert body["chain"]["error"].startswith("chain-unavailable")
+    assert body["store"]["reachable"] is True
+
+
+def test_metrics_text(api: Api) -> None:
+    api.http.get("/health")
+    api.http.get("/v1/members/ops", headers=api.as_(api.operator_key))
+    api.http.get("/definitely/not/a/route")
+    api.runtime.stats.update({"dispatch_latency_s_sum": 3.5, "dispatch_latency_s_count": 7, "follower_lag_blocks": 2})
+    r = api.http.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    assert 'ledger_http_requests_total{method="GET",route="/health",status="200"} 1.0' in text
+    assert 'ledger_http_requests_total{method="GET",route="/v1/members/{member_id}",status="200"} 1.0' in text
+    assert 'route="<unmatched>",status="404"' in text
+    assert "ledger_http_request_duration_seconds_bucket" in text
+    assert "ledger_outbox_depth 1.0" in text
+    assert 'ledger_outbox_rows{status="pending"} 1.0' in text
+    assert "ledger_dispatch_latency_seconds_count 7.0" in text and "ledger_dispatch_latency_seconds_sum 3.5" in text
+    assert "ledger_follower_lag_blocks 2.0" in text
+    assert "python_gc" not in text  # a per-app registry, not the process-global one
+
+
+def test_openapi_docs(api: Api) -> None:
+    assert api.http.get("/docs").status_code == 200
+    spec = api.http.get("/openapi.json").json()
+    assert spec["info"]["title"] == "Ledger API" and "/v1/members" in spec["paths"]

@@ -36,6 +36,13 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
     home = settings.home_dir
     say(f"home: {home}")
+
+    def _terminate(signum: int, _frame: object) -> None:
+        # SIGTERM anywhere (during start-up, or re-raised by uvicorn after its graceful
+        # shutdown) unwinds through the finally below, which stops workers and anvil cleanly.
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _terminate)
     anvil = None
     if settings.managed_chain:
         anvil = ManagedAnvil(AnvilConfig(
@@ -149,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("web3").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = Settings()
     args = build_parser(settings).parse_args(argv)
     try:

@@ -1,0 +1,87 @@
+"""`ledger up --demo` end to end: the real command starts anvil, deploys, migrates, seeds the
+demo consortium, serves the API with its workers, stops cleanly on SIGTERM, and a restart keeps
+all chain and store data (persisted anvil state, same manifest, same demo keys)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+from settlement.chain.anvil import free_port
+
+
+def start(home, api_port, rpc_port) -> subprocess.Popen:
+    env = dict(os.environ, LEDGER_HOME=str(home), LEDGER_API_PORT=str(api_port), LEDGER_ANVIL_PORT=str(rpc_port))
+    env.pop("LEDGER_RPC_URL", None)
+    env.pop("LEDGER_DATABASE_URL", None)
+    return subprocess.Popen([sys.executable, "-m", "ledger_api.cli", "up", "--demo"], env=env,
+                            stdout=open(home / "up.log", "ab"), stderr=subprocess.STDOUT)
+
+
+def wait_healthy(api: str, proc: subprocess.Popen, timeout_s: float = 90) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "ledger up exited early"
+        try:
+            health = httpx.get(f"{api}/health", timeout=2).json()
+            if health["status"] == "ok" and health["store"]["outbox_depth"] == 0:
+                return health
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("not healthy in time")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+
+
+def test_up_demo_then_restart_keeps_everything(tmp_path):
+    api_port, rpc_port = free_port(), free_port()
+    api = f"http://127.0.0.1:{api_port}"
+    proc = start(tmp_path, api_port, rpc_port)
+    try:
+        health = wait_healthy(api, proc)
+    except BaseException:
+        proc.kill()
+        raise
+    demo = json.loads((tmp_path / "demo.json").read_text())
+    assert oct((tmp_path / "demo.json").stat().st_mode & 0o777) == "0o600"
+    assert demo["chain_id"] == health["chain"]["chain_id"] == 31337
+    assert demo["api"] == api and demo["rpc"] == f"http://127.0.0.1:{rpc_port}"
+    assert set(demo["contracts"]) >= {"ConsortiumRegistry", "SettlementLedger", "ReceivableRegistry", "TraceAnchor"}
+    assert demo["contracts"] == health["contracts"]
+    roles = {m["id"]: m["roles"] for m in demo["members"]}
+    assert {"retailer", "supplier", "buyer", "bank", "payments", "auditor"} <= set(roles)
+    for member in demo["members"]:
+        assert member["address"].startswith("0x") and member["api_key"]
+    assert set(demo["providers"]) == {"alipay", "wechatpay", "stripe"}
+    assert demo["providers"]["stripe"]["webhook_secret"].startswith("whsec_")
+    assert "BEGIN" in demo["providers"]["alipay"]["platform_private_key_pem"]
+    assert "BEGIN CERTIFICATE" in demo["providers"]["wechatpay"]["platform_certificate_pem"]
+    supplier = next(m for m in demo["members"] if m["id"] == "supplier")
+    me = httpx.get(f"{api}/v1/me", headers={"Authorization": f"Bearer {supplier['api_key']}"}).json()
+    assert me["effective_roles"] == sorted(supplier["roles"]) and me["roles_source"] == "chain"
+    head_before = health["chain"]["head_block"]
+    manifest_before = (tmp_path / "deployment.json").read_text()
+    stop(proc)
+    assert "stopped" in (tmp_path / "up.log").read_text()
+
+    proc = start(tmp_path, api_port, rpc_port)
+    try:
+        health = wait_healthy(api, proc)
+        assert health["chain"]["head_block"] >= head_before  # anvil state persisted
+        assert (tmp_path / "deployment.json").read_text() == manifest_before  # nothing redeployed
+        again = json.loads((tmp_path / "demo.json").read_text())
+        assert again["members"] == demo["members"]  # same members, same keys, idempotent
+        me = httpx.get(f"{api}/v1/me", headers={"Authorization": f"Bearer {supplier['api_key']}"})
+        assert me.status_code == 200
+    finally:
+        stop(proc)

@@ -83,13 +83,18 @@ def phase_client(count: int, block_time: int | None) -> float:
     try:
         base = client.pending_nonce(operator.address)
         hashes: list[str] = []
+
+        def batches():
+            for k in range(0, count, BATCH):
+                txs = [client.sign(operator, to=registry, gas=CALL_GAS, nonce=base + i,
+                                   data=client.encode("ConsortiumRegistry", "onboardMember", onboard_args(i)))
+                       for i in range(k, min(k + BATCH, count))]
+                hashes.extend(t.tx_hash for t in txs)
+                yield txs
+
         t0 = time.perf_counter()
-        for k in range(0, count, BATCH):
-            txs = [client.sign(operator, to=registry, data=client.encode("ConsortiumRegistry", "onboardMember", onboard_args(i)),
-                               gas=CALL_GAS, nonce=base + i) for i in range(k, min(k + BATCH, count))]
-            results = client.send_raw_batch(txs)
-            assert all(r.accepted for r in results)
-            hashes += [t.tx_hash for t in txs]
+        results = client.send_pipelined(batches())
+        assert all(r.accepted for r in results)
         wait_all(client, hashes)
         return count / (time.perf_counter() - t0)
     finally:

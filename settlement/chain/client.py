@@ -254,6 +254,26 @@ class ChainClient:
                 results.append(SendResult(tx.tx_hash, False, error=message))
         return results
 
+    def send_pipelined(self, batches: Iterable[Sequence[SignedTx]], in_flight_max: int = 2) -> list[SendResult]:
+        """Send batches while the caller's iterator prepares the next one.
+
+        Signing is CPU work in this process; a batch send is mostly waiting on the node. One
+        sender thread overlaps the two, with at most ``in_flight_max`` batches queued, so memory
+        stays bounded however long the stream.
+        """
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        results: list[SendResult] = []
+        pending: list[Future] = []
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-send") as pool:
+            for batch in batches:
+                pending.append(pool.submit(self.send_raw_batch, list(batch)))
+                while len(pending) >= in_flight_max:
+                    results.extend(pending.pop(0).result())
+            for fut in pending:
+                results.extend(fut.result())
+        return results
+
     def receipts(self, tx_hashes: Sequence[str]) -> dict[str, Receipt | None]:
         answers = self.batch([("eth_getTransactionReceipt", [h]) for h in tx_hashes])
         out: dict[str, Receipt | None] = {}

@@ -465,3 +465,226 @@ class AnchorStoreInconsistentError(LedgerError):
 __all__ += ["ProvenanceEventInvalidError", "ProvenanceBatchTooLargeError", "ProvenanceEventConflictError",
             "UnknownLotError", "UnknownProvenanceEventError", "UnknownAnchorBatchError",
             "ProvenanceEventPendingError", "JournalRecordInvalidError", "AnchorStoreInconsistentError"]
+
+
+# --- Supply-chain finance: receivables (settlement.receivables) ----------------------------------
+
+
+class ReceivableNotFoundError(NotFoundError):
+    """No such receivable, or the caller is not a party to it (existence is not revealed)."""
+
+    type_slug = "receivable-not-found"
+    title = "No such receivable"
+
+
+class ReceivablePartNotFoundError(NotFoundError):
+    type_slug = "receivable-part-not-found"
+    title = "No such part of this receivable"
+
+
+class InvoiceAlreadyRegisteredError(DuplicateError):
+    """The same invoice (after canonicalisation) is registered already: the double-financing guard."""
+
+    type_slug = "invoice-already-registered"
+    title = "This invoice is already registered"
+
+
+class InvalidInvoiceError(ValidationError):
+    type_slug = "invalid-invoice"
+    title = "Invalid invoice"
+
+
+class InvalidCounterpartyError(ValidationError):
+    """The named buyer, recipient or financier is unknown, not active, lacks the role, or is the caller."""
+
+    type_slug = "invalid-counterparty"
+    title = "Invalid counterparty"
+
+
+class ReceivableWrongStatusError(InvalidStateError):
+    """Not allowed in the receivable's status (unconfirmed, settled, defaulted, overdue, ...)."""
+
+    type_slug = "receivable-wrong-status"
+    title = "Not allowed in the receivable's status"
+
+
+class ReceivableOperationPendingError(ConflictError):
+    """An earlier operation on the receivable is not on chain yet: retry once it is confirmed."""
+
+    type_slug = "receivable-operation-pending"
+    title = "Another operation on this receivable is still pending on chain"
+
+
+class NotReceivableBuyerError(ForbiddenError):
+    type_slug = "not-receivable-buyer"
+    title = "Only the receivable's buyer may do this"
+
+
+class NotReceivableSupplierError(ForbiddenError):
+    type_slug = "not-receivable-supplier"
+    title = "Only the receivable's supplier may do this"
+
+
+class NotPartHolderError(ForbiddenError):
+    type_slug = "not-part-holder"
+    title = "Only the holder of the part may do this"
+
+
+class NotRequestedFinancierError(ForbiddenError):
+    type_slug = "not-requested-financier"
+    title = "Only the financier asked to finance the part may do this"
+
+
+class NotPartFinancierError(ForbiddenError):
+    type_slug = "not-part-financier"
+    title = "Only a financier holding a financed part may do this"
+
+
+class PartAlreadyFinancedError(ConflictError):
+    type_slug = "part-already-financed"
+    title = "The part is financed already"
+
+
+class PartLockedError(ConflictError):
+    type_slug = "part-locked"
+    title = "The part has an open financing request; withdraw it first"
+
+
+class AmountExceedsHoldingError(ValidationError):
+    type_slug = "amount-exceeds-holding"
+    title = "More than the part holds"
+
+
+class InvalidSplitError(ValidationError):
+    type_slug = "invalid-split"
+    title = "Invalid split"
+
+
+class PartTooSmallError(ValidationError):
+    type_slug = "part-too-small"
+    title = "Part below the minimum part size"
+
+
+class TooManyPartsError(ValidationError):
+    type_slug = "too-many-parts"
+    title = "The receivable would have too many parts"
+
+
+class NoFinancingRequestError(ConflictError):
+    type_slug = "no-financing-request"
+    title = "The part has no open financing request"
+
+
+class InvalidOfferError(ValidationError):
+    type_slug = "invalid-offer"
+    title = "Invalid financing offer"
+
+
+class OfferNotCurrentError(ConflictError):
+    type_slug = "offer-not-current"
+    title = "Not the part's current offer"
+
+
+class OfferExpiredError(ConflictError):
+    type_slug = "offer-expired"
+    title = "The offer has expired"
+
+
+class SignatureInvalidError(ValidationError):
+    """Malformed, or recovers to an account that is not the required party's."""
+
+    type_slug = "signature-invalid"
+    title = "The signature does not verify for the required party"
+
+
+class SignatureExpiredError(ValidationError):
+    type_slug = "signature-expired"
+    title = "The signature's deadline has passed"
+
+
+class ReceivableNotMaturedError(ConflictError):
+    type_slug = "receivable-not-matured"
+    title = "The receivable is not due yet"
+
+
+class ReceivableNotOverdueError(ConflictError):
+    type_slug = "receivable-not-overdue"
+    title = "The receivable is not overdue (due date plus grace period)"
+
+
+class EvidenceInvalidError(ValidationError):
+    type_slug = "evidence-invalid"
+    title = "Invalid evidence"
+
+
+__all__ += ["ReceivableNotFoundError", "ReceivablePartNotFoundError", "InvoiceAlreadyRegisteredError",
+            "InvalidInvoiceError", "InvalidCounterpartyError", "ReceivableWrongStatusError",
+            "ReceivableOperationPendingError", "NotReceivableBuyerError", "NotReceivableSupplierError",
+            "NotPartHolderError", "NotRequestedFinancierError", "NotPartFinancierError",
+            "PartAlreadyFinancedError", "PartLockedError", "AmountExceedsHoldingError", "InvalidSplitError",
+            "PartTooSmallError", "TooManyPartsError", "NoFinancingRequestError", "InvalidOfferError",
+            "OfferNotCurrentError", "OfferExpiredError", "SignatureInvalidError", "SignatureExpiredError",
+            "ReceivableNotMaturedError", "ReceivableNotOverdueError", "EvidenceInvalidError"]
+
+
+# --- Callback ingestion and reconciliation store (settlement.callbacks, settlement.reconciliation_store)
+
+
+class UnknownProviderAccountError(NotFoundError):
+    """No active account of that name at that provider (callbacks are refused, never guessed)."""
+
+    type_slug = "unknown-provider-account"
+    title = "Unknown payment-provider account"
+
+
+class ProviderAccountExistsError(DuplicateError):
+    type_slug = "provider-account-exists"
+    title = "This provider account already exists"
+
+
+class ProviderAccountInvalidError(ValidationError):
+    """Account material the service cannot use: a missing field, a key that does not load, or a
+    private key (the service holds only the providers' public halves)."""
+
+    type_slug = "provider-account-invalid"
+    title = "Invalid payment-provider account"
+
+
+class CallbackStoreUnavailableError(LedgerError):
+    """The notification verified but could not be recorded; the provider is asked to retry."""
+
+    type_slug = "callback-store-unavailable"
+    title = "Callback could not be recorded; retry later"
+    status = 503
+
+
+class StatementNotFoundError(NotFoundError):
+    type_slug = "statement-not-found"
+    title = "No such statement import"
+
+
+class ReconciliationRunNotFoundError(NotFoundError):
+    type_slug = "reconciliation-run-not-found"
+    title = "No such reconciliation run"
+
+
+class ReconciliationExceptionNotFoundError(NotFoundError):
+    type_slug = "reconciliation-exception-not-found"
+    title = "No such reconciliation exception"
+
+
+class ExceptionAlreadyResolvedError(ConflictError):
+    """Resolving an item that is already resolved; reopen it first (action ``reopened``)."""
+
+    type_slug = "exception-already-resolved"
+    title = "The exception is already resolved"
+
+
+class ExceptionNotResolvedError(ConflictError):
+    type_slug = "exception-not-resolved"
+    title = "Only a resolved exception can be reopened"
+
+
+__all__ += ["UnknownProviderAccountError", "ProviderAccountExistsError", "ProviderAccountInvalidError",
+            "CallbackStoreUnavailableError", "StatementNotFoundError", "ReconciliationRunNotFoundError",
+            "ReconciliationExceptionNotFoundError", "ExceptionAlreadyResolvedError", "ExceptionNotResolvedError"]

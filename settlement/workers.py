@@ -68,10 +68,10 @@ def _load_domain_handlers() -> None:
 
 
 class Workers:
-    """Runs a dispatcher and a follower in two daemon threads until stop()."""
+    """Runs the dispatcher, the follower and the anchoring batcher in daemon threads until stop()."""
 
     def __init__(self, runtime: Runtime, *, dispatch_interval_s: float = 0.1, follow_interval_s: float = 0.25,
-                 **build_kwargs: int) -> None:
+                 anchor_interval_s: float = 0.25, **build_kwargs: int) -> None:
         self.dispatcher, self.follower = build(runtime, **build_kwargs)
         self._stop = threading.Event()
         self._threads = [
@@ -80,6 +80,13 @@ class Workers:
             threading.Thread(target=self._loop, args=("follower", self.follower.run_once, follow_interval_s),
                              name="ledger-follower", daemon=True),
         ]
+        # Periodic domain jobs (batching provenance events and journal digests into anchors).
+        from settlement import anchoring
+
+        limits = anchoring.BatchLimits.from_env()
+        self._threads.append(threading.Thread(
+            target=self._loop, args=("anchoring", lambda: anchoring.run_once(runtime, limits), anchor_interval_s),
+            name="ledger-anchoring", daemon=True))
 
     def start(self) -> "Workers":
         for t in self._threads:

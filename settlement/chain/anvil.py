@@ -31,8 +31,11 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0
 STATE_INTERVAL_S = 1
 DEFAULT_CHAIN_ID = 31337
-# anvil's gas limit per block; large enough for batch recording, as on a permissioned network.
-BLOCK_GAS_LIMIT = 60_000_000
+# anvil's gas limit per block. With automine, transactions that do not fit the block mined for
+# them wait in the pool until another transaction arrives; a limit far above any burst the
+# dispatcher sends (a pass of 200 rows of batch calls of ~8M gas each is 1.6G) keeps them from
+# stalling. The limit caps what a block may use; it costs nothing when unused.
+BLOCK_GAS_LIMIT = 4_000_000_000
 
 
 def find_anvil() -> str:

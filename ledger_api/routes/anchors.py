@@ -1,0 +1,135 @@
+"""Provenance events and anchors.
+
+Who may do what:
+- post events: members with the ``supplier``, ``buyer`` or ``operator`` role (the parties that
+  produce, ship, receive and sell goods; the operator for integrations). The acting member in
+  each event's leaf is the caller.
+- read traces, proofs, batches, dumps and the journal export: ``auditor`` and ``operator``.
+- force a flush of the batcher: ``operator``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
+
+from ledger_api.deps import DbSession, OperatorMember, Principal, RuntimeDep, require_roles
+from ledger_api.schemas import Problem
+from ledger_api.schemas_anchors import (
+    AnchorBatchesPublic, AnchorBatchPublic, AnchorPublic, EventAccepted, EventsAccepted, FlushResult, LotTrace,
+    ProofDocumentOut, ProvenanceEventsIn, StandardV1Dump, TraceEntry,
+)
+from settlement import anchoring
+from settlement.anchoring.limits import BATCH_LIST_MAX, EXPORT_BATCHES_MAX, TRACE_EVENTS_MAX
+from settlement.members import onchain_id
+from settlement.runtime import Runtime
+from settlement.store.models_anchors import AnchorBatch
+
+router = APIRouter(prefix="/v1", tags=["provenance"],
+                   responses={401: {"model": Problem}, 403: {"model": Problem}, 422: {"model": Problem}})
+
+EventWriter = Annotated[Principal, Depends(require_roles("supplier", "buyer", "operator"))]
+Auditor = Annotated[Principal, Depends(require_roles("auditor", "operator"))]
+LotIdPath = Annotated[str, Path(min_length=1, max_length=128)]
+EventIdPath = Annotated[str, Path(min_length=1, max_length=128)]
+SequencePath = Annotated[int, Path(ge=1, le=(1 << 64) - 1)]
+
+NDJSON = "application/x-ndjson"
+
+
+def batch_public(runtime: Runtime, batch: AnchorBatch) -> AnchorBatchPublic:
+    ref = anchoring.anchor_ref(runtime, batch)
+    return AnchorBatchPublic(kind=batch.kind, sequence=batch.sequence, root=batch.root, leaf_count=batch.leaf_count,
+                             schema_version=batch.schema_version, leaf_encoding=list(batch.leaf_encoding),
+                             first_time_s=batch.first_time_s, last_time_s=batch.last_time_s, status=batch.status,
+                             attempts=batch.attempts, last_error=batch.last_error,
+                             anchor=AnchorPublic(**ref.to_json()) if ref else None, created_at=batch.created_at)
+
+
+@router.post("/provenance/events", status_code=status.HTTP_201_CREATED, response_model=EventsAccepted,
+             summary="Record provenance events (supplier, buyer, operator); all or none",
+             responses={200: {"model": EventsAccepted, "description": "every event was already recorded"},
+                        409: {"model": Problem}, 413: {"model": Problem}})
+def post_events(body: ProvenanceEventsIn, response: Response, session: DbSession,
+                member: EventWriter) -> EventsAccepted:
+    raw = [e.model_dump(exclude_none=True) for e in body.events]
+    recorded = anchoring.record_events(session, member.member_id, onchain_id(member.member_id), raw)
+    new = sum(1 for r in recorded if not r.duplicate)
+    if new == 0:
+        response.status_code = status.HTTP_200_OK
+    return EventsAccepted(accepted=new, duplicates=len(recorded) - new,
+                          events=[EventAccepted(event_id=r.event_id, lot_id=r.lot_id, leaf_hash=r.leaf_hash,
+                                                duplicate=r.duplicate) for r in recorded])
+
+
+@router.get("/provenance/lots/{lot_id:path}/trace", response_model=LotTrace,
+            summary="A lot's events in order, each with its Merkle proof and anchor (auditor, operator)",
+            responses={404: {"model": Problem}})
+def lot_trace(lot_id: LotIdPath, runtime: RuntimeDep, session: DbSession, _auditor: Auditor,
+              limit: Annotated[int, Query(ge=1, le=TRACE_EVENTS_MAX)] = TRACE_EVENTS_MAX,
+              after: Annotated[str | None, Query(max_length=128, description="event_id of the last one seen")] = None,
+              ) -> LotTrace:
+    items = anchoring.lot_trace(runtime, session, lot_id, limit=limit, after_event_id=after)
+    entries = [TraceEntry(event=i.event, status=i.status, batch_sequence=i.batch_sequence,
+                          proof=ProofDocumentOut(**i.proof.to_json()) if i.proof else None) for i in items]
+    return LotTrace(lot_id=lot_id, events=entries,
+                    next_after=items[-1].event["event_id"] if len(items) == limit else None)
+
+
+@router.get("/provenance/events/{event_id:path}/proof", response_model=ProofDocumentOut,
+            summary="The proof document of one event (auditor, operator)",
+            responses={404: {"model": Problem}, 409: {"model": Problem, "description": "not batched yet"}})
+def event_proof(event_id: EventIdPath, runtime: RuntimeDep, session: DbSession, _auditor: Auditor) -> ProofDocumentOut:
+    return ProofDocumentOut(**anchoring.event_proof(runtime, session, event_id).to_json())
+
+
+@router.get("/anchors/batches", response_model=AnchorBatchesPublic, summary="Anchor batches in sequence order")
+def list_batches(runtime: RuntimeDep, session: DbSession, _auditor: Auditor,
+                 kind: Annotated[str | None, Query(pattern="^(events|journal)$")] = None,
+                 after: Annotated[int, Query(ge=0, description="sequence of the last batch seen")] = 0,
+                 limit: Annotated[int, Query(ge=1, le=BATCH_LIST_MAX)] = 100) -> AnchorBatchesPublic:
+    batches = anchoring.list_batches(session, kind=kind, after_sequence=after, limit=limit)
+    return AnchorBatchesPublic(data=[batch_public(runtime, b) for b in batches], count=len(batches),
+                               next_after=batches[-1].sequence if len(batches) == limit else None)
+
+
+@router.get("/anchors/batches/{sequence}", response_model=AnchorBatchPublic, summary="One anchor batch",
+            responses={404: {"model": Problem}})
+def get_batch(sequence: SequencePath, runtime: RuntimeDep, session: DbSession, _auditor: Auditor) -> AnchorBatchPublic:
+    return batch_public(runtime, anchoring.get_batch(session, sequence))
+
+
+@router.get("/anchors/batches/{sequence}/dump", response_model=StandardV1Dump,
+            summary="The batch's standard-v1 Merkle tree dump", responses={404: {"model": Problem}})
+def batch_dump(sequence: SequencePath, session: DbSession, _auditor: Auditor) -> StandardV1Dump:
+    return StandardV1Dump(**anchoring.batch_dump(session, sequence))
+
+
+@router.post("/anchors/flush", response_model=FlushResult,
+             summary="Close every waiting batch now, ignoring the time bound (operator)")
+def flush_now(runtime: RuntimeDep, _op: OperatorMember) -> FlushResult:
+    made = anchoring.flush(runtime, force=True)
+    with runtime.db.read() as s:
+        batches = [anchoring.get_batch(s, m.sequence) for m in made]
+        return FlushResult(batches=[batch_public(runtime, b) for b in batches])
+
+
+def _export_lines(runtime: Runtime, from_sequence: int, batches_max: int) -> Iterator[str]:
+    session: Session
+    with runtime.db.read() as session:
+        yield from anchoring.export_journal(runtime, session, from_sequence=from_sequence, batches_max=batches_max)
+
+
+@router.get("/anchors/journal/export", response_class=StreamingResponse,
+            summary="Auditor export of the anchored journal (JSON lines; check with `ledger anchors audit`)",
+            responses={200: {"content": {NDJSON: {}}}})
+def journal_export(runtime: RuntimeDep, _auditor: Auditor,
+                   from_sequence: Annotated[int, Query(ge=0)] = 0,
+                   batches_max: Annotated[int, Query(ge=1, le=EXPORT_BATCHES_MAX)] = EXPORT_BATCHES_MAX,
+                   ) -> StreamingResponse:
+    return StreamingResponse(_export_lines(runtime, from_sequence, batches_max), media_type=NDJSON,
+                             headers={"Content-Disposition": 'attachment; filename="journal-export.jsonl"'})

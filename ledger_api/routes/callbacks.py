@@ -1,0 +1,137 @@
+"""Payment-provider callbacks and the provider accounts that verify them.
+
+``POST /v1/callbacks/{provider}/{account}`` takes no API key: the provider's signature is the
+authentication. The body is read raw and handed, unparsed, to :func:`settlement.callbacks.ingest`
+(run in a worker thread: RSA and the store are blocking); its answer is the provider's own
+(``success`` for Alipay, 200/204 or ``{"code","message"}`` for WeChat Pay, 2xx/400 for Stripe).
+Account administration is for the operator; recorded callbacks are readable by the operator and
+auditors.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from ledger_api.deps import DbSession, OperatorMember, Principal, RuntimeDep, require_roles
+from ledger_api.schemas import Problem
+from ledger_api.schemas_callbacks import (
+    CallbackPublic, CallbacksPublic, MoneyOut, ProviderAccountCreate, ProviderAccountPublic, ProviderAccountsPublic,
+    ProviderAccountUpdate,
+)
+from settlement import callbacks as cb
+from settlement.callbacks.accounts import AccountInfo
+from settlement.errors import NotFoundError
+from settlement.store.models_callbacks import ProviderCallback
+
+router = APIRouter(prefix="/v1", tags=["callbacks"],
+                   responses={401: {"model": Problem}, 403: {"model": Problem}, 422: {"model": Problem}})
+
+OperatorOrAuditor = Annotated[Principal, Depends(require_roles("operator", "auditor"))]
+ProviderPath = Annotated[str, Path(min_length=1, max_length=16)]
+AccountPath = Annotated[str, Path(min_length=1, max_length=128)]
+OUTCOMES = r"^(applied|deferred|exception|noted)$"
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+@router.post("/callbacks/{provider}/{account}", include_in_schema=True, summary="A provider's notification",
+             responses={200: {"description": "acknowledged in the provider's format"},
+                        404: {"model": Problem, "description": "unknown provider"}})
+async def receive_callback(provider: ProviderPath, account: AccountPath, request: Request,
+                           runtime: RuntimeDep) -> Response:
+    body = await request.body()
+    result = await run_in_threadpool(cb.ingest, runtime, provider, account, body, request.headers.raw,
+                                     source=_client(request))
+    answer = result.response
+    return Response(content=answer.body, status_code=answer.status_code, media_type=answer.content_type)
+
+
+# -- accounts -------------------------------------------------------------------------------------------
+
+
+def _account_public(info: AccountInfo) -> ProviderAccountPublic:
+    return ProviderAccountPublic(provider=info.provider, account=info.account, status=info.status,
+                                 public_config=info.public_config, secrets=list(info.secret_names),
+                                 version=info.version, created_by=info.created_by, created_at=info.created_at,
+                                 updated_at=info.updated_at)
+
+
+@router.get("/provider-accounts", response_model=ProviderAccountsPublic)
+def list_provider_accounts(session: DbSession, _op: OperatorMember,
+                           provider: Annotated[str | None, Query(max_length=16)] = None) -> ProviderAccountsPublic:
+    return ProviderAccountsPublic(items=[_account_public(a) for a in cb.list_accounts(session, provider)])
+
+
+@router.post("/provider-accounts", response_model=ProviderAccountPublic, status_code=status.HTTP_201_CREATED)
+def add_provider_account(body: ProviderAccountCreate, runtime: RuntimeDep, session: DbSession,
+                         op: OperatorMember) -> ProviderAccountPublic:
+    return _account_public(cb.add_account(runtime, session, body.provider, body.account, body.config,
+                                          created_by=op.member_id))
+
+
+@router.get("/provider-accounts/{provider}/{account}", response_model=ProviderAccountPublic)
+def get_provider_account(provider: ProviderPath, account: AccountPath, session: DbSession,
+                         _op: OperatorMember) -> ProviderAccountPublic:
+    return _account_public(cb.get_account(session, provider, account))
+
+
+@router.put("/provider-accounts/{provider}/{account}", response_model=ProviderAccountPublic)
+def update_provider_account(provider: ProviderPath, account: AccountPath, body: ProviderAccountUpdate,
+                            runtime: RuntimeDep, session: DbSession, _op: OperatorMember) -> ProviderAccountPublic:
+    return _account_public(cb.update_account(runtime, session, provider, account, body.config))
+
+
+@router.post("/provider-accounts/{provider}/{account}/disable", response_model=ProviderAccountPublic)
+def disable_provider_account(provider: ProviderPath, account: AccountPath, runtime: RuntimeDep, session: DbSession,
+                             _op: OperatorMember) -> ProviderAccountPublic:
+    return _account_public(cb.set_status(runtime, session, provider, account, "disabled"))
+
+
+@router.post("/provider-accounts/{provider}/{account}/enable", response_model=ProviderAccountPublic)
+def enable_provider_account(provider: ProviderPath, account: AccountPath, runtime: RuntimeDep, session: DbSession,
+                            _op: OperatorMember) -> ProviderAccountPublic:
+    return _account_public(cb.set_status(runtime, session, provider, account, "active"))
+
+
+# -- recorded callbacks -----------------------------------------------------------------------------------
+
+
+def callback_public(row: ProviderCallback) -> CallbackPublic:
+    amount = MoneyOut(value=row.amount_minor, currency=row.currency) \
+        if row.amount_minor is not None and row.currency else None
+    return CallbackPublic(
+        id=row.id, provider=row.provider, account=row.account, kind=row.kind, provider_status=row.provider_status,
+        succeeded=row.succeeded, provider_txn_id=row.provider_txn_id, merchant_reference=row.merchant_reference,
+        refund_reference=row.refund_reference, provider_refund_id=row.provider_refund_id, amount=amount,
+        amount_is_cumulative=row.amount_is_cumulative, evidence_hash=row.evidence_hash, body_sha256=row.body_sha256,
+        notification_id=row.notification_id, outcome=row.outcome, outcome_reason=row.outcome_reason,
+        outcome_detail=row.outcome_detail, settlement_id=row.settlement_id, outbox_id=row.outbox_id,
+        refund_id=row.refund_id, delivery_count=row.delivery_count, occurred_at=row.occurred_at,
+        received_at=row.received_at, last_delivered_at=row.last_delivered_at, processed_at=row.processed_at)
+
+
+@router.get("/callbacks", response_model=CallbacksPublic)
+def list_recorded_callbacks(session: DbSession, _who: OperatorOrAuditor,
+                            provider: Annotated[str | None, Query(max_length=16)] = None,
+                            outcome: Annotated[str | None, Query(pattern=OUTCOMES)] = None,
+                            settlement_id: Annotated[str | None, Query(pattern=r"^0x[0-9a-f]{64}$")] = None,
+                            cursor: Annotated[int, Query(ge=0)] = 0,
+                            limit: Annotated[int, Query(ge=1, le=cb.CALLBACKS_PAGE_MAX)] = 100) -> CallbacksPublic:
+    rows, next_cursor = cb.list_callbacks(session, provider=provider, outcome=outcome, settlement_id=settlement_id,
+                                          after_id=cursor, limit=limit)
+    return CallbacksPublic(items=[callback_public(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/callbacks/{callback_id}", response_model=CallbackPublic)
+def get_recorded_callback(callback_id: Annotated[int, Path(ge=1, le=2**62)], session: DbSession,
+                          _who: OperatorOrAuditor) -> CallbackPublic:
+    row = cb.get_callback(session, callback_id)
+    if row is None:
+        raise NotFoundError(f"no callback {callback_id}")
+    return callback_public(row)

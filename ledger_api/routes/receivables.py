@@ -1,0 +1,326 @@
+"""Receivables (supply-chain finance): suppliers register and pass parts on, buyers confirm and
+repay, financiers offer and fund. Every command answers 202 with the operation(s) it enqueued;
+the receivable changes once the follower sees the contract's event."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, status
+from sqlalchemy.orm import Session
+
+from ledger_api.deps import CurrentMember, DbSession, Principal, RuntimeDep, require_roles
+from ledger_api.schemas import Problem
+from ledger_api.schemas_receivables import (
+    AcceptanceCreate, EvidenceCreate, EvidenceListPublic, EvidencePublic, FinancingRequestCreate,
+    HistoryEventPublic, HistoryPublic, MoneyJson, OfferCreate, OfferPublic, OperationPublic, PartPublic,
+    PaymentPublic, PaymentsPublic, ReceivableAccepted, ReceivableCreate, ReceivablePublic, ReceivablesPublic,
+    SignedConfirmation, SplitRequest, TermsPublic, TransferRequest, TypedDataPublic, VerificationStep,
+)
+from settlement import receivables as svc
+from settlement.errors import UnsupportedCurrencyError, ValidationError
+from settlement.financing import DayCountBasis
+from settlement.money import Money
+from settlement.receivables import evidence as ev
+from settlement.receivables.models import Actor, EvidenceCheck
+from settlement.receivables.service import grace_period_days
+from settlement.runtime import Runtime
+from settlement.store.models import Member
+from settlement.store.models_receivables import (
+    Receivable, ReceivableOperation, ReceivablePart, ReceivablePayment,
+)
+
+router = APIRouter(prefix="/v1/receivables", tags=["receivables"],
+                   responses={401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem},
+                              409: {"model": Problem}, 422: {"model": Problem}})
+
+ReceivableIdPath = Annotated[str, Path(min_length=66, max_length=66, pattern=r"^0x[0-9a-f]{64}$")]
+PartIdPath = Annotated[str, Path(min_length=66, max_length=66, pattern=r"^0x[0-9a-f]{64}$")]
+Supplier = Annotated[Principal, Depends(require_roles("supplier"))]
+Buyer = Annotated[Principal, Depends(require_roles("buyer"))]
+Financier = Annotated[Principal, Depends(require_roles("financier"))]
+SupplierOrBuyer = Annotated[Principal, Depends(require_roles("supplier", "buyer"))]
+
+_BASIS_NAME = {DayCountBasis.ACT_360: "ACT/360", DayCountBasis.ACT_365: "ACT/365"}
+_BASIS_OF = {v: k for k, v in _BASIS_NAME.items()}
+
+
+def actor_of(p: Principal) -> Actor:
+    return Actor(member_id=p.member_id, roles=frozenset(p.roles), active=p.active)
+
+
+def _money(value: int, currency: str) -> MoneyJson:
+    return MoneyJson(value=value, currency=currency)
+
+
+def _op(op: ReceivableOperation) -> OperationPublic:
+    return OperationPublic(id=op.id, kind=op.kind, part_id=op.part_id, requested_by=op.requested_by,
+                           status=op.status, error_name=op.error_name, error_args=op.error_args,
+                           outbox_id=op.outbox_id, tx_hash=op.tx_hash, block_number=op.block_number,
+                           created_at=op.created_at)
+
+
+def _part(r: Receivable, p: ReceivablePart) -> PartPublic:
+    offer = None
+    if p.request_open and p.offer_id is not None:
+        offer = OfferPublic(offer_id=p.offer_id, financier_id=p.financier_id,
+                            advance=_money(p.advance_minor or 0, r.currency), fee=_money(p.fee_minor or 0, r.currency),
+                            discount_rate_ppm=p.discount_rate_ppm or 0,
+                            day_count=_BASIS_NAME[DayCountBasis(p.day_count_basis)],
+                            valid_until=p.offer_valid_until or 0)
+    return PartPublic(id=p.id, index=p.index, holder_id=p.holder_id, holder_onchain_id=p.holder_onchain_id,
+                      amount=_money(p.amount_minor, r.currency), financed=p.financed,
+                      financing_requested_from=p.financier_id if p.request_open else None, offer=offer,
+                      sold_by=p.seller_id,
+                      repaid=_money(p.repaid_minor, r.currency) if p.repaid_minor is not None else None)
+
+
+def receivable_public(runtime: Runtime, r: Receivable, parts: list[ReceivablePart], today: date) -> ReceivablePublic:
+    grace = grace_period_days(runtime)
+    return ReceivablePublic(
+        id=r.id, supplier_id=r.supplier_id, buyer_id=r.buyer_id, invoice_number=r.invoice_number,
+        invoice_number_normalized=r.invoice_number_normalized, invoice_hash=r.invoice_hash,
+        face_value=_money(r.face_value_minor, r.currency), issue_date=r.issue_date, due_date=r.due_date,
+        overdue_from=r.due_date + timedelta(days=grace + 1),
+        status=svc.display_status(r.status, r.due_date, today, grace), stored_status=r.status,
+        confirmation=r.confirmation, confirmed_by=r.confirmed_by, rejection=r.rejection,
+        financed=_money(sum(p.amount_minor for p in parts if p.financed), r.currency),
+        parts=[_part(r, p) for p in parts], pending_operation_id=r.busy_operation_id, created_at=r.created_at)
+
+
+def _one(runtime: Runtime, session: Session, r: Receivable) -> ReceivablePublic:
+    session.flush()
+    return receivable_public(runtime, r, svc.parts_of(session, [r.id])[r.id], svc.chain_today(runtime))
+
+
+def _accepted(runtime: Runtime, session: Session, done: svc.Accepted) -> ReceivableAccepted:
+    terms = None
+    if done.terms is not None:
+        t = done.terms
+        terms = TermsPublic(face=_money(t.face_minor, t.currency), discount=_money(t.discount_minor, t.currency),
+                            fee=_money(t.fee_minor, t.currency), advance=_money(t.advance_minor, t.currency),
+                            days=t.days, rate_ppm=t.rate_ppm, day_count=_BASIS_NAME[t.basis],
+                            rounding=t.rounding.value)
+    return ReceivableAccepted(receivable=_one(runtime, session, done.receivable),
+                              operations=[_op(o) for o in done.operations], part_ids=list(done.part_ids),
+                              terms=terms)
+
+
+def _m(money: MoneyJson) -> Money:
+    return Money(money.value, money.currency)
+
+
+# -- register, list, read ------------------------------------------------------------------------------
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=ReceivableAccepted,
+             summary="Register a receivable against a buyer (supplier)")
+def register(body: ReceivableCreate, runtime: RuntimeDep, session: DbSession, who: Supplier) -> ReceivableAccepted:
+    done = svc.register_receivable(runtime, session, actor_of(who), buyer_id=body.buyer_id,
+                                   invoice_number=body.invoice_number, face_value=_m(body.face_value),
+                                   issue_date=body.issue_date, due_date=body.due_date)
+    return _accepted(runtime, session, done)
+
+
+@router.get("", response_model=ReceivablesPublic, summary="My receivables, by role (any member)")
+def list_mine(runtime: RuntimeDep, session: DbSession, who: CurrentMember,
+              role: Annotated[str | None, Query(pattern=r"^(supplier|buyer|holder|financier)$")] = None,
+              status_: Annotated[str | None, Query(alias="status",
+                                                   pattern=r"^(pending|registered|confirmed|settled|defaulted|rejected)$")] = None,
+              limit: Annotated[int, Query(ge=1, le=200)] = 50,
+              after: Annotated[str | None, Query(max_length=66)] = None) -> ReceivablesPublic:
+    rows = svc.list_receivables(session, actor_of(who), role=role, status=status_, limit=limit, after=after)
+    parts = svc.parts_of(session, [r.id for r in rows])
+    today = svc.chain_today(runtime)
+    data = [receivable_public(runtime, r, parts[r.id], today) for r in rows]
+    return ReceivablesPublic(data=data, count=len(data), next_after=rows[-1].id if len(rows) == limit else None)
+
+
+@router.get("/{receivable_id}", response_model=ReceivablePublic, summary="One receivable (its parties)")
+def get_one(receivable_id: ReceivableIdPath, runtime: RuntimeDep, session: DbSession,
+            who: CurrentMember) -> ReceivablePublic:
+    return _one(runtime, session, svc.get_receivable(session, actor_of(who), receivable_id))
+
+
+@router.get("/{receivable_id}/history", response_model=HistoryPublic,
+            summary="Contract events with tx hash and block, and the operations behind them (its parties)")
+def history(receivable_id: ReceivableIdPath, session: DbSession, who: CurrentMember) -> HistoryPublic:
+    entries = svc.history_of(session, actor_of(who), receivable_id)
+    return HistoryPublic(receivable_id=receivable_id,
+                         events=[HistoryEventPublic(event=e.event, part_id=e.part_id, args=e.args, tx_hash=e.tx_hash,
+                                                    block_number=e.block_number, log_index=e.log_index,
+                                                    operation_id=e.operation_id) for e in entries],
+                         operations=[_op(o) for o in svc.operations_of(session, receivable_id)])
+
+
+# -- confirm ---------------------------------------------------------------------------------------------
+
+
+@router.post("/{receivable_id}/confirm", status_code=status.HTTP_202_ACCEPTED, response_model=ReceivableAccepted,
+             summary="Confirm the debt, through the buyer's custodial account (buyer)")
+def confirm(receivable_id: ReceivableIdPath, runtime: RuntimeDep, session: DbSession,
+            who: Buyer) -> ReceivableAccepted:
+    return _accepted(runtime, session, svc.confirm_receivable(runtime, session, actor_of(who), receivable_id))
+
+
+@router.get("/{receivable_id}/confirmation-typed-data", response_model=TypedDataPublic,
+            summary="EIP-712 ConfirmReceivable to sign with the buyer's own key (buyer)")
+def confirmation_typed_data(receivable_id: ReceivableIdPath, runtime: RuntimeDep, session: DbSession, who: Buyer,
+                            deadline: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None) -> TypedDataPublic:
+    return TypedDataPublic(**svc.confirmation_typed_data(runtime, session, actor_of(who), receivable_id, deadline))
+
+
+@router.post("/{receivable_id}/confirmations", status_code=status.HTTP_202_ACCEPTED,
+             response_model=ReceivableAccepted,
+             summary="Confirm with the buyer's own-key EIP-712 signature, relayed by the operator (buyer)")
+def confirm_signed(receivable_id: ReceivableIdPath, body: SignedConfirmation, runtime: RuntimeDep,
+                   session: DbSession, who: Buyer) -> ReceivableAccepted:
+    done = svc.confirm_with_signature(runtime, session, actor_of(who), receivable_id, signature=body.signature,
+                                      deadline=body.deadline)
+    return _accepted(runtime, session, done)
+
+
+# -- parts -----------------------------------------------------------------------------------------------
+
+
+@router.post("/{receivable_id}/parts/{part_id}/split", status_code=status.HTTP_202_ACCEPTED,
+             response_model=ReceivableAccepted, summary="Split a part you hold (holder)")
+def split(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: SplitRequest, runtime: RuntimeDep,
+          session: DbSession, who: CurrentMember) -> ReceivableAccepted:
+    done = svc.split_part(runtime, session, actor_of(who), receivable_id, part_id, [_m(a) for a in body.amounts])
+    return _accepted(runtime, session, done)
+
+
+@router.post("/{receivable_id}/parts/{part_id}/transfer", status_code=status.HTTP_202_ACCEPTED,
+             response_model=ReceivableAccepted,
+             summary="Pass a part (or an amount of it) to another member (holder)")
+def transfer(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: TransferRequest, runtime: RuntimeDep,
+             session: DbSession, who: CurrentMember) -> ReceivableAccepted:
+    done = svc.transfer_part(runtime, session, actor_of(who), receivable_id, part_id, to_member_id=body.to_member_id,
+                             amount=_m(body.amount) if body.amount is not None else None)
+    return _accepted(runtime, session, done)
+
+
+# -- financing -------------------------------------------------------------------------------------------
+
+
+@router.post("/{receivable_id}/parts/{part_id}/financing-request", status_code=status.HTTP_202_ACCEPTED,
+             response_model=ReceivableAccepted, summary="Ask a financier to finance a part you hold (supplier)")
+def request_financing(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: FinancingRequestCreate,
+                      runtime: RuntimeDep, session: DbSession, who: Supplier) -> ReceivableAccepted:
+    done = svc.request_financing(runtime, session, actor_of(who), receivable_id, part_id,
+                                 financier_id=body.financier_id)
+    return _accepted(runtime, session, done)
+
+
+@router.post("/{receivable_id}/parts/{part_id}/financing-request/withdraw", status_code=status.HTTP_202_ACCEPTED,
+             response_model=ReceivableAccepted, summary="Withdraw your open financing request (holder)")
+def withdraw_financing(receivable_id: ReceivableIdPath, part_id: PartIdPath, runtime: RuntimeDep,
+                       session: DbSession, who: CurrentMember) -> ReceivableAccepted:
+    done = svc.withdraw_financing_request(runtime, session, actor_of(who), receivable_id, part_id)
+    return _accepted(runtime, session, done)
+
+
+@router.post("/{receivable_id}/parts/{part_id}/offers", status_code=status.HTTP_202_ACCEPTED,
+             response_model=ReceivableAccepted,
+             summary="Offer terms on a part you were asked to finance (financier); the advance is computed")
+def offer(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: OfferCreate, runtime: RuntimeDep,
+          session: DbSession, who: Financier) -> ReceivableAccepted:
+    rate_ppm = svc.rate_ppm_from_decimal(body.discount_rate)
+    valid_until = body.valid_until
+    if valid_until.tzinfo is None:
+        raise ValidationError("valid_until needs a time zone (e.g. Z)", field="valid_until")
+    r = svc.get_receivable(session, actor_of(who), receivable_id)
+    if body.fee.currency != r.currency:
+        raise UnsupportedCurrencyError(f"the fee must be in {r.currency}", field="fee")
+    done = svc.offer_financing(runtime, session, actor_of(who), receivable_id, part_id, rate_ppm=rate_ppm,
+                               basis=_BASIS_OF[body.day_count], fee_minor=body.fee.value,
+                               valid_until_s=int(valid_until.timestamp()))
+    return _accepted(runtime, session, done)
+
+
+@router.get("/{receivable_id}/parts/{part_id}/acceptance-typed-data", response_model=TypedDataPublic,
+            summary="EIP-712 AcceptFinancingOffer over the current offer, for the holder's own key (supplier)")
+def acceptance_typed_data(receivable_id: ReceivableIdPath, part_id: PartIdPath, runtime: RuntimeDep,
+                          session: DbSession, who: Supplier,
+                          deadline: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None) -> TypedDataPublic:
+    return TypedDataPublic(**svc.acceptance_typed_data(runtime, session, actor_of(who), receivable_id, part_id,
+                                                       deadline))
+
+
+@router.post("/{receivable_id}/parts/{part_id}/acceptances", status_code=status.HTTP_202_ACCEPTED,
+             response_model=ReceivableAccepted,
+             summary="Accept the current offer: custodially, or with your own-key EIP-712 signature (supplier)")
+def accept(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: AcceptanceCreate, runtime: RuntimeDep,
+           session: DbSession, who: Supplier) -> ReceivableAccepted:
+    done = svc.accept_offer(runtime, session, actor_of(who), receivable_id, part_id, offer_id=body.offer_id,
+                            signature=body.signature, deadline=body.deadline)
+    return _accepted(runtime, session, done)
+
+
+# -- repayment and default -------------------------------------------------------------------------------
+
+
+@router.post("/{receivable_id}/repayment", status_code=status.HTTP_202_ACCEPTED, response_model=ReceivableAccepted,
+             summary="Repay at or after maturity; each holder is owed what it holds (buyer)")
+def repay(receivable_id: ReceivableIdPath, runtime: RuntimeDep, session: DbSession, who: Buyer) -> ReceivableAccepted:
+    return _accepted(runtime, session, svc.repay_receivable(runtime, session, actor_of(who), receivable_id))
+
+
+@router.post("/{receivable_id}/default", status_code=status.HTTP_202_ACCEPTED, response_model=ReceivableAccepted,
+             summary="Declare an overdue receivable defaulted (financier holding a financed part)")
+def default(receivable_id: ReceivableIdPath, runtime: RuntimeDep, session: DbSession,
+            who: Financier) -> ReceivableAccepted:
+    return _accepted(runtime, session, svc.declare_default(runtime, session, actor_of(who), receivable_id))
+
+
+@router.get("/{receivable_id}/payments", response_model=PaymentsPublic,
+            summary="Disbursements and repayments, with the settlements that carry them (its parties)")
+def payments(receivable_id: ReceivableIdPath, runtime: RuntimeDep, session: DbSession,
+             who: CurrentMember) -> PaymentsPublic:
+    r = svc.get_receivable(session, actor_of(who), receivable_id)
+    svc.instruct_payments(runtime, session, receivable_id=r.id)
+    rows = svc.payments_of(session, r.id)
+    return PaymentsPublic(
+        receivable_id=r.id, data=[_payment(r, p) for p in rows],
+        repaid_total=_money(sum(p.amount_minor for p in rows if p.kind == "repayment"), r.currency),
+        disbursed_total=_money(sum(p.amount_minor for p in rows if p.kind == "disbursement"), r.currency))
+
+
+def _payment(r: Receivable, p: ReceivablePayment) -> PaymentPublic:
+    return PaymentPublic(id=p.id, kind=p.kind, part_id=p.part_id, payer_id=p.payer_id, payee_id=p.payee_id,
+                         amount=_money(p.amount_minor, p.currency), status=p.status, settlement_id=p.settlement_id,
+                         settlement_error=p.settlement_error, tx_hash=p.tx_hash, block_number=p.block_number)
+
+
+# -- evidence --------------------------------------------------------------------------------------------
+
+
+def _evidence(c: EvidenceCheck) -> EvidencePublic:
+    e = c.evidence
+    return EvidencePublic(id=e.id, label=e.label, leaf_hash=e.leaf_hash, root=e.root, anchor_tx_hash=e.anchor_tx_hash,
+                          anchor_block_number=e.anchor_block_number, added_by=e.added_by, verified=c.verified,
+                          offline_verified=c.offline_verified, anchored=c.anchored, by_party=c.by_party,
+                          steps=[VerificationStep(name=n, ok=ok, detail=d[:2000]) for n, ok, d in c.steps],
+                          created_at=e.created_at)
+
+
+@router.post("/{receivable_id}/evidence", status_code=status.HTTP_201_CREATED, response_model=EvidencePublic,
+             summary="Cite an anchored provenance proof (supplier or buyer of the receivable)")
+def add_evidence(receivable_id: ReceivableIdPath, body: EvidenceCreate, runtime: RuntimeDep, session: DbSession,
+                 who: SupplierOrBuyer) -> EvidencePublic:
+    actor = actor_of(who)
+    row = svc.add_evidence(runtime, session, actor, receivable_id, body.document, body.label)
+    r = svc.get_receivable(session, actor, receivable_id)
+    parties = {m.onchain_id.lower() for m in (session.get(Member, r.supplier_id), session.get(Member, r.buyer_id))}
+    return _evidence(ev.check_evidence(runtime, row, parties))
+
+
+@router.get("/{receivable_id}/evidence", response_model=EvidenceListPublic,
+            summary="Cited proofs, each verified again offline and against the anchor contract (its parties)")
+def list_evidence(receivable_id: ReceivableIdPath, runtime: RuntimeDep, session: DbSession,
+                  who: CurrentMember) -> EvidenceListPublic:
+    checks = svc.evidence_of(runtime, session, actor_of(who), receivable_id)
+    return EvidenceListPublic(receivable_id=receivable_id, data=[_evidence(c) for c in checks],
+                              all_verified=bool(checks) and all(c.verified for c in checks))

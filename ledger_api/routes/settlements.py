@@ -1,0 +1,345 @@
+"""Settlements, balances, positions and netting cycles (finance members; the operator sees all).
+
+Handlers translate bodies to domain calls and domain rows to schemas; every rule lives in
+:mod:`settlement.settlements` and every error becomes problem+json in ``ledger_api.problems``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Query, status
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.orm import Session
+
+from ledger_api.deps import DbSession, Principal, RuntimeDep, require_roles
+from ledger_api.schemas import Problem
+from ledger_api.schemas_settlements import (
+    BalancePublic, BalancesPublic, BatchCreated, ChainStatePublic, CycleChainPublic, CycleCreate, CycleMemberNet,
+    CyclePublic, CycleReportPublic, MoneyIn, MoneyOut, OperationPublic, PaymentCreate, PositionPublic,
+    PositionsPublic, RefundAccepted, RefundCreate, RefundPublic, SettlementBatchCreate, SettlementCreate,
+    SettlementPublic, SettlementsPublic, StatementLinePublic, StatementPublic,
+)
+from settlement.errors import ForbiddenError, InvalidAmountError, NettingCycleNotFoundError, SettlementNotFoundError
+from settlement.settlements import cycles as cyc
+from settlement.settlements import idempotency as idem
+from settlement.settlements import journal as jr
+from settlement.settlements import queries as q
+from settlement.settlements import service as svc
+from settlement.settlements.fx import rate_to_decimal
+from settlement.store.models_settlements import NettingCycle, Settlement, SettlementRefund
+
+router = APIRouter(prefix="/v1", tags=["settlements"],
+                   responses={400: {"model": Problem}, 401: {"model": Problem}, 403: {"model": Problem},
+                              422: {"model": Problem}})
+
+Finance = Annotated[Principal, Depends(require_roles("finance"))]
+FinanceOrOperator = Annotated[Principal, Depends(require_roles("finance", "operator"))]
+SettlementIdPath = Annotated[str, Path(min_length=66, max_length=66, pattern=r"^0x[0-9a-f]{64}$")]
+CycleIdPath = Annotated[str, Path(min_length=66, max_length=66, pattern=r"^0x[0-9a-f]{64}$")]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=idem.KEY_LEN_MAX)]
+CurrencyQuery = Annotated[str | None, Query(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")]
+MemberQuery = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")]
+
+
+# -- mapping -----------------------------------------------------------------------------------------
+
+
+def _money(value: int, currency: str) -> MoneyOut:
+    return MoneyOut(value=value, currency=currency)
+
+
+def settlement_public(session: Session, s: Settlement, *, detail: bool = False) -> SettlementPublic:
+    out = SettlementPublic(
+        id=s.id, client_reference=s.client_reference, payer=s.payer_id, payee=s.payee_id,
+        source=_money(s.source_amount_minor, s.source_currency), target=_money(s.target_amount_minor, s.target_currency),
+        fx_rate=rate_to_decimal(s.fx_rate_scaled, s.source_currency, s.target_currency),
+        fx_rate_scaled=str(s.fx_rate_scaled), fees=_money(s.fees_minor, s.source_currency), value_date=s.value_date,
+        purpose_code=s.purpose_code, payment_reference=s.payment_reference, payment_ref_hash=s.payment_ref_hash,
+        state=s.state, paid=_money(s.paid_minor, s.target_currency),
+        refunded=_money(s.refunded_minor, s.target_currency), provider=s.provider, cycle_id=s.cycle_id,
+        chain=ChainStatePublic(operation=s.chain_op, status=s.chain_status, outbox_id=s.outbox_id, tx_hash=s.tx_hash,
+                               block_number=s.block_number, error=s.chain_error,
+                               recorded_tx_hash=s.recorded_tx_hash, recorded_block=s.recorded_block),
+        created_at=s.created_at, updated_at=s.updated_at)
+    if detail:
+        out.operations = [
+            OperationPublic(kind=op.kind, status=op.status,
+                            amount=_money(op.amount_minor, s.target_currency) if op.amount_minor is not None else None,
+                            requested_by=op.requested_by, outbox_id=op.outbox_id, tx_hash=op.tx_hash,
+                            block_number=op.block_number, error=op.error, created_at=op.created_at,
+                            confirmed_at=op.confirmed_at)
+            for op in svc.operations_of(session, s.id)]
+        out.refunds = [_refund_public(s, r) for r in svc.refunds_of(session, s.id)]
+    return out
+
+
+def _refund_public(s: Settlement, r: SettlementRefund) -> RefundPublic:
+    return RefundPublic(id=r.id, amount=_money(r.amount_minor, s.target_currency), reference=r.reference,
+                        reference_hash=r.reference_hash, status=r.status, requested_by=r.requested_by,
+                        created_at=r.created_at)
+
+
+def _instruction(body: SettlementCreate) -> svc.InstructionInput:
+    if body.fees is not None and body.fees.currency != body.source.currency:
+        raise InvalidAmountError("fees must be in the source currency", field="fees")
+    return svc.InstructionInput(
+        client_reference=body.client_reference, payee_id=body.payee, source_minor=body.source.value,
+        source_currency=body.source.currency, target_currency=body.target.currency, target_minor=body.target.value,
+        fx_rate=body.fx_rate, fees_minor=body.fees.value if body.fees else 0, value_date=body.value_date,
+        purpose_code=body.purpose_code, payment_reference=body.payment_reference)
+
+
+def _visible(member: Principal, s: Settlement) -> Settlement:
+    if "operator" in member.roles or member.member_id in (s.payer_id, s.payee_id):
+        return s
+    raise SettlementNotFoundError(f"no settlement {s.id}", settlement_id=s.id)  # not yours: as if absent
+
+
+def _get_visible(session: Session, member: Principal, settlement_id: str) -> Settlement:
+    return _visible(member, svc.get_settlement(session, settlement_id))
+
+
+def _relay_as(member: Principal) -> str | None:
+    """None: the operator relays (signs with the operator's account); else the member acts itself."""
+    return None if "operator" in member.roles else member.member_id
+
+
+def _amount(money: MoneyIn) -> int:
+    return money.value
+
+
+def _json(status_code: int, body: dict, replayed: bool) -> JSONResponse:
+    return JSONResponse(body, status_code=status_code, headers={"Idempotent-Replayed": "true" if replayed else "false"})
+
+
+# -- settlements -------------------------------------------------------------------------------------
+
+
+@router.post("/settlements", status_code=status.HTTP_201_CREATED, response_model=SettlementPublic,
+             summary="Record a settlement (finance; Idempotency-Key required)",
+             responses={409: {"model": Problem}})
+def create_settlement(body: SettlementCreate, runtime: RuntimeDep, member: Finance,
+                      idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    key = idem.check_key(idempotency_key)
+    inp = _instruction(body)
+
+    def work(session: Session) -> tuple[int, dict]:
+        s = svc.create_settlement(runtime, session, member.member_id, inp)
+        return 201, settlement_public(session, s).model_dump(mode="json")
+
+    code, payload, replayed = idem.run(runtime.db, member.member_id, key,
+                                       idem.request_hash("POST /v1/settlements", body.model_dump(mode="json")), work)
+    return _json(code, payload, replayed)
+
+
+@router.post("/settlements:batch", status_code=status.HTTP_201_CREATED, response_model=BatchCreated,
+             summary="Record up to 200 settlements in one transaction (finance; Idempotency-Key required)",
+             responses={409: {"model": Problem}})
+def create_batch(body: SettlementBatchCreate, runtime: RuntimeDep, member: Finance,
+                 idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    key = idem.check_key(idempotency_key)
+    inputs = [_instruction(item) for item in body.items]
+
+    def work(session: Session) -> tuple[int, dict]:
+        rows = svc.create_batch(runtime, session, member.member_id, inputs)
+        data = [{"id": s.id, "client_reference": s.client_reference, "payee": s.payee_id,
+                 "target": {"value": s.target_amount_minor, "currency": s.target_currency}, "state": s.state,
+                 "chain_status": s.chain_status} for s in rows]
+        return 201, {"outbox_id": rows[0].outbox_id, "count": len(rows), "data": data}
+
+    code, payload, replayed = idem.run(runtime.db, member.member_id, key,
+                                       idem.request_hash("POST /v1/settlements:batch", body.model_dump(mode="json")),
+                                       work)
+    return _json(code, payload, replayed)
+
+
+def _filter(member: Principal, role: str, state: str | None, counterparty: str | None, currency: str | None,
+            date_from: date | None, date_to: date | None) -> q.SettlementFilter:
+    scope = None if "operator" in member.roles else member.member_id
+    return q.SettlementFilter(member_id=scope, role=role, state=state, counterparty=counterparty, currency=currency,
+                              date_from=date_from, date_to=date_to)
+
+
+StateQuery = Annotated[str | None, Query(max_length=16)]
+RoleQuery = Annotated[str, Query(pattern=r"^(any|payer|payee)$")]
+
+
+@router.get("/settlements/export.csv", summary="CSV export of your settlements (same filters; at most 10,000 rows)",
+            response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+def export_csv(session: DbSession, member: FinanceOrOperator, role: RoleQuery = "any", state: StateQuery = None,
+               counterparty: MemberQuery = None, currency: CurrencyQuery = None, date_from: date | None = None,
+               date_to: date | None = None) -> Response:
+    f = _filter(member, role, state, counterparty, currency, date_from, date_to)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(q.EXPORT_COLUMNS)
+    for row in q.export_rows(session, f):
+        # Cells a spreadsheet would run as formulas are quoted with a leading apostrophe.
+        writer.writerow([f"'{c}" if isinstance(c, str) and c[:1] in ("=", "+", "-", "@") else c for c in row])
+    return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="settlements.csv"'})
+
+
+@router.get("/settlements", response_model=SettlementsPublic,
+            summary="Your settlements, newest first (filters; cursor pagination, 1..200 per page)")
+def list_settlements(session: DbSession, member: FinanceOrOperator, role: RoleQuery = "any", state: StateQuery = None,
+                     counterparty: MemberQuery = None, currency: CurrencyQuery = None, date_from: date | None = None,
+                     date_to: date | None = None, limit: Annotated[int, Query(ge=1, le=q.LIST_LIMIT_MAX)] = 50,
+                     cursor: Annotated[str | None, Query(max_length=100)] = None) -> SettlementsPublic:
+    f = _filter(member, role, state, counterparty, currency, date_from, date_to)
+    rows, next_cursor = q.list_settlements(session, f, limit=limit, cursor=cursor)
+    data = [settlement_public(session, s) for s in rows]
+    return SettlementsPublic(data=data, count=len(data), next_cursor=next_cursor)
+
+
+@router.get("/settlements/{settlement_id}", response_model=SettlementPublic,
+            summary="One settlement, with its on-chain state, operations and refunds",
+            responses={404: {"model": Problem}})
+def get_settlement(settlement_id: SettlementIdPath, session: DbSession, member: FinanceOrOperator) -> SettlementPublic:
+    return settlement_public(session, _get_visible(session, member, settlement_id), detail=True)
+
+
+@router.post("/settlements/{settlement_id}/payments", status_code=status.HTTP_202_ACCEPTED,
+             response_model=SettlementPublic,
+             summary="Payment evidence: relayed by the operator, or confirmed by the payee's finance",
+             responses={404: {"model": Problem}, 409: {"model": Problem}})
+def pay(settlement_id: SettlementIdPath, body: PaymentCreate, runtime: RuntimeDep, session: DbSession,
+        member: FinanceOrOperator) -> SettlementPublic:
+    s = _get_visible(session, member, settlement_id)
+    if body.amount.currency != s.target_currency:
+        raise InvalidAmountError(f"the amount must be in {s.target_currency}", field="amount")
+    s = svc.mark_paid(runtime, session, s, body.provider, svc.provider_txn_hash(body.provider_transaction_id),
+                      _amount(body.amount), by=_relay_as(member))
+    return settlement_public(session, s, detail=True)
+
+
+@router.post("/settlements/{settlement_id}/cancel", status_code=status.HTTP_202_ACCEPTED,
+             response_model=SettlementPublic, summary="Cancel an instructed settlement (its payer)",
+             responses={404: {"model": Problem}, 409: {"model": Problem}})
+def cancel(settlement_id: SettlementIdPath, runtime: RuntimeDep, session: DbSession,
+           member: Finance) -> SettlementPublic:
+    s = _get_visible(session, member, settlement_id)
+    s = svc.cancel_settlement(runtime, session, s, member.member_id)
+    return settlement_public(session, s, detail=True)
+
+
+@router.post("/settlements/{settlement_id}/refunds", status_code=status.HTTP_202_ACCEPTED,
+             response_model=RefundAccepted,
+             summary="Refund part or all of a paid or settled settlement (its payee's finance, or the operator)",
+             responses={404: {"model": Problem}, 409: {"model": Problem}})
+def refund(settlement_id: SettlementIdPath, body: RefundCreate, runtime: RuntimeDep, session: DbSession,
+           member: FinanceOrOperator) -> RefundAccepted:
+    s = _get_visible(session, member, settlement_id)
+    if body.amount.currency != s.target_currency:
+        raise InvalidAmountError(f"refunds are in the target currency {s.target_currency}", field="amount")
+    r = svc.refund_settlement(runtime, session, s, _amount(body.amount), body.reference, by=_relay_as(member))
+    return RefundAccepted(refund=_refund_public(s, r), settlement=settlement_public(session, s, detail=True))
+
+
+# -- balances, positions, statements -------------------------------------------------------------------
+
+
+def _owner(member: Principal, requested: str | None) -> str:
+    if requested is None or requested == member.member_id:
+        return member.member_id
+    if "operator" in member.roles:
+        return requested
+    raise ForbiddenError("members see their own balances only; the operator may ask for any member")
+
+
+@router.get("/balances", response_model=BalancesPublic, summary="Journal balances per account and currency")
+def balances(session: DbSession, member: FinanceOrOperator, currency: CurrencyQuery = None,
+             member_id: Annotated[MemberQuery, Query(alias="member")] = None) -> BalancesPublic:
+    owner = _owner(member, member_id)
+    data = [BalancePublic(account=b.account, debit=_money(b.debit_minor, b.currency),
+                          credit=_money(b.credit_minor, b.currency), balance=_money(b.balance_minor, b.currency))
+            for b in jr.balances(session, owner, currency)]
+    return BalancesPublic(member_id=owner, data=data)
+
+
+@router.get("/positions", response_model=PositionsPublic, summary="Positions per currency: what netting will move")
+def positions(session: DbSession, member: FinanceOrOperator,
+              member_id: Annotated[MemberQuery, Query(alias="member")] = None) -> PositionsPublic:
+    owner = _owner(member, member_id)
+    data = []
+    for p in q.positions(session, owner):
+        c = p.currency
+        data.append(PositionPublic(
+            currency=c, to_receive=_money(p.to_receive_minor, c), to_pay=_money(p.to_pay_minor, c),
+            net=_money(p.net_minor, c), instructed_in=_money(p.instructed_in_minor, c),
+            instructed_out=_money(p.instructed_out_minor, c), fees_owed=_money(p.fees_owed_minor, c),
+            net_settled=_money(p.net_settled_minor, c), refunds_owed_to=_money(p.refunds_owed_to_minor, c),
+            refunds_owed_by=_money(p.refunds_owed_by_minor, c)))
+    return PositionsPublic(member_id=owner, data=data)
+
+
+@router.get("/statements", response_model=StatementPublic, summary="Journal entries of one currency, in order")
+def statement(session: DbSession, member: FinanceOrOperator,
+              currency: Annotated[str, Query(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")],
+              after: Annotated[int, Query(ge=0)] = 0,
+              limit: Annotated[int, Query(ge=1, le=jr.STATEMENT_LIMIT_MAX)] = 100,
+              member_id: Annotated[MemberQuery, Query(alias="member")] = None) -> StatementPublic:
+    owner = _owner(member, member_id)
+    lines = jr.statement(session, owner, currency, after_id=after, limit=limit)
+    data = [StatementLinePublic(entry_id=ln.entry_id, txn_id=ln.txn_id, kind=ln.kind, settlement_id=ln.settlement_id,
+                                cycle_id=ln.cycle_id, account=ln.account, side=ln.side,
+                                amount=_money(ln.amount_minor, ln.currency), created_at=ln.created_at)
+            for ln in lines]
+    return StatementPublic(member_id=owner, currency=currency, data=data,
+                           next_after=lines[-1].entry_id if len(lines) == limit else None)
+
+
+# -- netting cycles ----------------------------------------------------------------------------------------
+
+
+def cycle_public(cycle: NettingCycle) -> CyclePublic:
+    c = cycle.currency
+    report = cyc.cycle_report(cycle)
+    return CyclePublic(
+        id=cycle.id, currency=c, state=cycle.state, settlement_ids=list(cycle.settlement_ids),
+        members=[CycleMemberNet(member_id=m, onchain_id=oid, net=_money(int(n), c))
+                 for (m, oid), n in zip(cycle.members, cycle.nets)],
+        report=CycleReportPublic(gross_count=report.gross_count, gross_value=_money(report.gross_value_minor, c),
+                                 net_count=report.net_count, net_value=_money(report.net_value_minor, c),
+                                 transfers_saved=report.transfers_saved,
+                                 value_saved=_money(report.value_saved_minor, c),
+                                 value_saved_ratio=report.value_saved_ratio),
+        closed_by=cycle.closed_by,
+        chain=CycleChainPublic(operation=cycle.chain_op, status=cycle.chain_status, outbox_id=cycle.outbox_id,
+                               submit_tx_hash=cycle.submit_tx_hash, submit_block=cycle.submit_block,
+                               settle_tx_hash=cycle.settle_tx_hash, settle_block=cycle.settle_block,
+                               error=cycle.chain_error),
+        created_at=cycle.created_at)
+
+
+def _cycle_visible(member: Principal, cycle: NettingCycle) -> NettingCycle:
+    if "operator" in member.roles or any(m == member.member_id for m, _ in cycle.members):
+        return cycle
+    raise NettingCycleNotFoundError(f"no netting cycle {cycle.id}")
+
+
+@router.post("/netting-cycles", status_code=status.HTTP_201_CREATED, response_model=CyclePublic,
+             summary="Close a netting cycle in one currency: net the waiting paid settlements, submit on chain",
+             responses={409: {"model": Problem}})
+def close_cycle(body: CycleCreate, runtime: RuntimeDep, session: DbSession, member: FinanceOrOperator) -> CyclePublic:
+    return cycle_public(cyc.close_cycle(runtime, session, body.currency, member.member_id))
+
+
+@router.get("/netting-cycles/{cycle_id}", response_model=CyclePublic,
+            summary="A netting cycle: members' nets, gross against net, on-chain state",
+            responses={404: {"model": Problem}})
+def get_cycle(cycle_id: CycleIdPath, session: DbSession, member: FinanceOrOperator) -> CyclePublic:
+    return cycle_public(_cycle_visible(member, cyc.get_cycle(session, cycle_id)))
+
+
+@router.post("/netting-cycles/{cycle_id}/settle", status_code=status.HTTP_202_ACCEPTED, response_model=CyclePublic,
+             summary="Settle a submitted cycle (the members paid their nets)",
+             responses={404: {"model": Problem}, 409: {"model": Problem}})
+def settle_cycle(cycle_id: CycleIdPath, runtime: RuntimeDep, session: DbSession,
+                 member: FinanceOrOperator) -> CyclePublic:
+    _cycle_visible(member, cyc.get_cycle(session, cycle_id))
+    return cycle_public(cyc.settle_cycle(runtime, session, cycle_id, member.member_id))

@@ -1,0 +1,246 @@
+"""Request and response bodies of ``/v1/receivables``: every string bounded, never an ORM row."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+MemberIdField = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
+Hex32 = Field(min_length=66, max_length=66, pattern=r"^0x[0-9a-f]{64}$")
+SignatureField = Field(min_length=132, max_length=132, pattern=r"^0x[0-9a-fA-F]{130}$",
+                       description="65-byte secp256k1 signature (r, s, v) as 0x-hex")
+ReceivableStatus = Literal["pending", "registered", "confirmed", "overdue", "settled", "defaulted", "rejected"]
+DayCount = Literal["ACT/360", "ACT/365"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MoneyJson(BaseModel):
+    """Money: an integer of minor units and its ISO 4217 currency."""
+
+    model_config = ConfigDict(extra="forbid")
+    value: int = Field(ge=0, le=2**63 - 1)
+    currency: str = Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")
+
+
+# -- requests --------------------------------------------------------------------------------------
+
+
+class ReceivableCreate(_In):
+    buyer_id: str = MemberIdField
+    invoice_number: str = Field(min_length=1, max_length=200,
+                                description="canonicalised (NFKC, whitespace collapsed, upper case) before hashing")
+    face_value: MoneyJson
+    issue_date: date
+    due_date: date
+
+
+class SignedConfirmation(_In):
+    signature: str = SignatureField
+    deadline: int = Field(ge=0, le=2**63 - 1, description="unix seconds, as in the signed typed data")
+
+
+class SplitRequest(_In):
+    amounts: list[MoneyJson] = Field(min_length=2, max_length=32,
+                                     description="the part keeps the first; each further amount is a new part")
+
+
+class TransferRequest(_In):
+    to_member_id: str = MemberIdField
+    amount: MoneyJson | None = Field(default=None, description="omit for the whole part; less splits it first")
+
+
+class FinancingRequestCreate(_In):
+    financier_id: str = MemberIdField
+
+
+class OfferCreate(_In):
+    discount_rate: str = Field(min_length=1, max_length=20, pattern=r"^[0-9]+(\.[0-9]+)?$",
+                               description="yearly rate as a decimal string, 0.045 = 4.5 %")
+    day_count: DayCount
+    fee: MoneyJson
+    valid_until: datetime
+
+
+class AcceptanceCreate(_In):
+    offer_id: int = Field(ge=1, le=2**64 - 1)
+    signature: str | None = Field(default=None, min_length=132, max_length=132, pattern=r"^0x[0-9a-fA-F]{130}$",
+                                  description="own-key EIP-712 acceptance; omit to accept custodially")
+    deadline: int | None = Field(default=None, ge=0, le=2**63 - 1)
+
+
+class EvidenceCreate(_In):
+    label: str = Field(default="", max_length=200)
+    document: dict[str, Any] = Field(description="a ledger-anchor-proof-v1 proof document")
+
+
+# -- responses -------------------------------------------------------------------------------------
+
+
+class OperationPublic(_Out):
+    id: int
+    kind: str = Field(max_length=32)
+    part_id: str | None = Field(default=None, max_length=66)
+    requested_by: str = Field(max_length=64)
+    status: Literal["pending", "confirmed", "rejected"]
+    error_name: str | None = Field(default=None, max_length=100)
+    error_args: dict[str, Any] | None = None
+    outbox_id: int
+    tx_hash: str | None = Field(default=None, max_length=66)
+    block_number: int | None = None
+    created_at: datetime
+
+
+class OfferPublic(_Out):
+    offer_id: int
+    financier_id: str | None = Field(default=None, max_length=64)
+    advance: MoneyJson
+    fee: MoneyJson
+    discount_rate_ppm: int
+    day_count: DayCount
+    valid_until: int = Field(description="unix seconds")
+
+
+class PartPublic(_Out):
+    id: str = Field(max_length=66)
+    index: int
+    holder_id: str | None = Field(default=None, max_length=64)
+    holder_onchain_id: str = Field(max_length=66)
+    amount: MoneyJson
+    financed: bool
+    financing_requested_from: str | None = Field(default=None, max_length=64)
+    offer: OfferPublic | None = None
+    sold_by: str | None = Field(default=None, max_length=64)
+    repaid: MoneyJson | None = None
+
+
+class ReceivablePublic(_Out):
+    id: str = Field(max_length=66)
+    supplier_id: str = Field(max_length=64)
+    buyer_id: str = Field(max_length=64)
+    invoice_number: str = Field(max_length=200)
+    invoice_number_normalized: str = Field(max_length=200)
+    invoice_hash: str = Field(max_length=66)
+    face_value: MoneyJson
+    issue_date: date
+    due_date: date
+    overdue_from: date
+    status: ReceivableStatus
+    stored_status: str = Field(max_length=16)
+    confirmation: str | None = Field(default=None, max_length=16)
+    confirmed_by: str | None = Field(default=None, max_length=42)
+    rejection: str | None = Field(default=None, max_length=100)
+    financed: MoneyJson
+    parts: list[PartPublic] = Field(max_length=32)
+    pending_operation_id: int | None = None
+    created_at: datetime
+
+
+class ReceivablesPublic(_Out):
+    data: list[ReceivablePublic]
+    count: int
+    next_after: str | None = Field(default=None, max_length=66)
+
+
+class TermsPublic(_Out):
+    face: MoneyJson
+    discount: MoneyJson
+    fee: MoneyJson
+    advance: MoneyJson
+    days: int
+    rate_ppm: int
+    day_count: DayCount
+    rounding: str = Field(max_length=16)
+
+
+class ReceivableAccepted(_Out):
+    """A command written and enqueued; each operation tracks its call to the chain."""
+
+    receivable: ReceivablePublic
+    operations: list[OperationPublic]
+    part_ids: list[str] = Field(default_factory=list, max_length=32)
+    terms: TermsPublic | None = None
+
+
+class HistoryEventPublic(_Out):
+    event: str = Field(max_length=64)
+    part_id: str | None = Field(default=None, max_length=66)
+    args: dict[str, Any]
+    tx_hash: str = Field(max_length=66)
+    block_number: int
+    log_index: int
+    operation_id: int | None = None
+
+
+class HistoryPublic(_Out):
+    receivable_id: str = Field(max_length=66)
+    events: list[HistoryEventPublic]
+    operations: list[OperationPublic]
+
+
+class PaymentPublic(_Out):
+    id: int
+    kind: Literal["disbursement", "repayment"]
+    part_id: str = Field(max_length=66)
+    payer_id: str | None = Field(default=None, max_length=64)
+    payee_id: str | None = Field(default=None, max_length=64)
+    amount: MoneyJson
+    status: Literal["owed", "instructed", "blocked"]
+    settlement_id: str | None = Field(default=None, max_length=66)
+    settlement_error: str | None = Field(default=None, max_length=2000)
+    tx_hash: str = Field(max_length=66)
+    block_number: int
+
+
+class PaymentsPublic(_Out):
+    receivable_id: str = Field(max_length=66)
+    data: list[PaymentPublic]
+    repaid_total: MoneyJson
+    disbursed_total: MoneyJson
+
+
+class VerificationStep(_Out):
+    name: str = Field(max_length=64)
+    ok: bool
+    detail: str = Field(max_length=2000)
+
+
+class EvidencePublic(_Out):
+    id: int
+    label: str = Field(max_length=200)
+    leaf_hash: str = Field(max_length=66)
+    root: str = Field(max_length=66)
+    anchor_tx_hash: str | None = Field(default=None, max_length=66)
+    anchor_block_number: int | None = None
+    added_by: str = Field(max_length=64)
+    verified: bool = Field(description="offline proof ok AND root anchored in this consortium's TraceAnchor")
+    offline_verified: bool
+    anchored: bool | None = Field(description="null: the chain could not be asked")
+    by_party: bool = Field(description="the event's acting member is the supplier or the buyer")
+    steps: list[VerificationStep]
+    created_at: datetime
+
+
+class EvidenceListPublic(_Out):
+    receivable_id: str = Field(max_length=66)
+    data: list[EvidencePublic]
+    all_verified: bool
+
+
+class TypedDataPublic(_Out):
+    """EIP-712 typed data, as ``eth_signTypedData_v4`` takes it; sign it with your own key."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    types: dict[str, list[dict[str, str]]]
+    primaryType: str = Field(max_length=64)  # noqa: N815  (the EIP-712 field name)
+    domain: dict[str, Any]
+    message: dict[str, Any]

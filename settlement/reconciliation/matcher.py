@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import gc
 import operator
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
@@ -88,6 +88,9 @@ _EFFECTIVE: dict[tuple[str, str | None], str | None] = {
 }
 
 
+_CHAIN_KEEPS_STATUS = frozenset((None, CHAIN_CONFIRMED))
+
+
 def _as_table(rows: object, table_type: type) -> StatementTable | LedgerTable:
     if isinstance(rows, table_type):
         return rows  # type: ignore[return-value]
@@ -104,7 +107,7 @@ def reconcile(statement: StatementTable | Sequence, ledger: LedgerTable | Sequen
     gc_was_enabled = gc.isenabled()
     gc.disable()  # the run allocates millions of small containers and no cycles
     try:
-        run = _Run(st, lt, config)  # type: ignore[arg-type]
+        run = _Run.from_tables(st, lt, config)  # type: ignore[arg-type]
         run.execute()
     finally:
         if gc_was_enabled:
@@ -116,28 +119,62 @@ def reconcile(statement: StatementTable | Sequence, ledger: LedgerTable | Sequen
 
 
 class _Run:
-    """One matching run over column lists; indices are row positions in the two tables."""
+    """One matching run over column lists; indices are row positions in the two sides.
 
-    def __init__(self, st: StatementTable, lt: LedgerTable, config: MatchConfig) -> None:
+    Rule 1 needs only the id, kind, amount, currency, status and chain columns. Rule 2 and the
+    records read ``s_ref``/``s_booked``/``l_ref``/``l_booked`` only at the rows rule 1 left over,
+    so those four may be mappings holding just those rows (the parallel runner fills them in
+    between :meth:`rule1` and :meth:`finish`).
+    """
+
+    def __init__(self, config: MatchConfig, s_cols: tuple, l_cols: tuple, *, fast: bool = True) -> None:
         self.config = config
-        (_, _, self.s_txn, self.s_ref, self.s_kind, self.s_amt, self.s_cur, self.s_st, self.s_booked,
-         _) = st.columns
-        (_, self.l_txn, self.l_ref, self.l_kind, self.l_amt, self.l_cur, self.l_st, self.l_booked,
-         self.l_chain, _) = lt.columns
-        self.n_s = len(st)
-        self.n_l = len(lt)
+        self.fast = fast
+        self.s_txn, self.s_ref, self.s_kind, self.s_amt, self.s_cur, self.s_st, self.s_booked = s_cols
+        (self.l_txn, self.l_ref, self.l_kind, self.l_amt, self.l_cur, self.l_st, self.l_booked,
+         self.l_chain) = l_cols
+        self.n_s = len(self.s_txn)
+        self.n_l = len(self.l_txn)
         self.bulk_s: list[int] = []
         self.bulk_l: list[int] = []
         self.records: list[tuple[str, str, tuple[int, ...], int]] = []
         self.l_used = bytearray(self.n_l + 1)  # 1: the entry has its bucket
         self.s_used = bytearray(self.n_s)
+        self.pos: list[int] = []
+        self.exact: list[bool] = []
+        self._s_prep: tuple | None = None
+        self._l_repeated: set | None = None
+
+    def set_ledger(self, l_cols: tuple, repeated: set | None = None) -> None:
+        """Give a run built with an empty ledger side its ledger columns (before rule1);
+        ``repeated``: the ids found on two entries or more, when the caller already knows them."""
+        self._l_repeated = repeated
+        if self.records or self.bulk_s:
+            raise AssertionError("set_ledger after matching started")
+        (self.l_txn, self.l_ref, self.l_kind, self.l_amt, self.l_cur, self.l_st, self.l_booked,
+         self.l_chain) = l_cols
+        self.n_l = len(self.l_txn)
+        self.l_used = bytearray(self.n_l + 1)
+
+    @classmethod
+    def from_tables(cls, st: StatementTable, lt: LedgerTable, config: MatchConfig, *, fast: bool = True) -> "_Run":
+        (_, _, s_txn, s_ref, s_kind, s_amt, s_cur, s_st, s_booked, _) = st.columns
+        (_, l_txn, l_ref, l_kind, l_amt, l_cur, l_st, l_booked, l_chain, _) = lt.columns
+        return cls(config, (s_txn, s_ref, s_kind, s_amt, s_cur, s_st, s_booked),
+                   (l_txn, l_ref, l_kind, l_amt, l_cur, l_st, l_booked, l_chain), fast=fast)
+
+    def execute(self) -> None:
+        self.rule1()
+        self.finish()
 
     # -- rule 1: provider txn id -------------------------------------------------------------------
-    def execute(self) -> None:
-        n_s, n_l = self.n_s, self.n_l
-        pos = self._positions_by_txn_only()
-        if pos is None:
-            pos = self._positions_by_txn_and_kind()
+    def rule1(self) -> None:
+        """Duplicates, exact id matches (``bulk_s``/``bulk_l``); ``pos``/``exact`` kept for finish()."""
+        if self.fast:
+            self._rule1_fast()
+            return
+        n_s = self.n_s
+        pos = self._positions_by_txn_and_kind()
         l_amt = self.l_amt + [-1]
         l_cur = self.l_cur + [None]
         l_eff = list(map(_EFFECTIVE.get, zip(self.l_st, self.l_chain))) + [None]
@@ -152,9 +189,109 @@ class _Run:
             s_used[i] = 1
         for j in self.bulk_l:
             l_used[j] = 1
+        self.pos, self.exact = pos, exact
 
+    def _rule1_fast(self) -> None:
+        """Rule 1 keyed on the provider id alone; the same outcome as the general path.
+
+        Ledger ids are looked up among the statement's first lines per id (``back``), the exact
+        test runs in ledger order, and only the few rows it rejects are checked for a kind clash
+        (an id shared by a payment and a refund). Ids repeating in the ledger are resolved on
+        (id, kind). The pairs are then scattered into statement order in C
+        (``map(operator.setitem, ...)``)."""
+        if self._s_prep is None:
+            self.prepare_statement()
+        first, s_by_key, s_repeated, s_dups = self._s_prep  # type: ignore[misc]
+        self._s_prep = None
+        n_s, n_l = self.n_s, self.n_l
+        l_txn, l_kind, s_kind = self.l_txn, self.l_kind, self.s_kind
+        back = list(map(first.get, l_txn, repeat(n_s)))  # ledger row -> statement row or n_s
+        if set(self.l_chain) <= _CHAIN_KEEPS_STATUS:  # the common case: no (status, chain) lookups
+            l_eff = self.l_st
+        else:
+            l_eff = list(map(_EFFECTIVE.get, zip(self.l_st, self.l_chain)))
+        # Columns holding one and the same value on both sides cannot tell rows apart: leave them
+        # out. The amount always stays in, and its -1 sentinel keeps unpaired entries unmatched.
+        l_cols, s_cols = [self.l_amt], [self.s_amt + [-1]]
+        for l_col, s_col in ((self.l_cur, self.s_cur), (l_eff, self.s_st), (l_kind, s_kind)):
+            values = set(l_col)
+            if len(values) != 1 or set(s_col) != values:
+                l_cols.append(l_col)
+                s_cols.append(s_col + [None])
+        if len(l_cols) == 1:
+            exact_l = list(map(operator.eq, self.l_amt, map(s_cols[0].__getitem__, back)))
+        else:
+            exact_l = list(map(operator.eq, zip(*l_cols), zip(*[map(col.__getitem__, back) for col in s_cols])))
+
+        def same(i: int, j: int) -> bool:
+            return (self.s_amt[i], self.s_cur[i], self.s_st[i], s_kind[i]) == \
+                (self.l_amt[j], self.l_cur[j], l_eff[j], l_kind[j])
+
+        for j in compress(range(n_l), map(operator.not_, exact_l)):
+            i = back[j]
+            if i != n_s and l_kind[j] != s_kind[i]:  # same id, other kind
+                i = s_by_key.get((l_txn[j], l_kind[j]), n_s) if l_txn[j] in s_repeated else n_s
+                back[j] = i
+                if i != n_s:
+                    exact_l[j] = same(i, j)
+        l_repeated = self._l_repeated
+        if l_repeated is None:
+            with_txn = n_l - l_txn.count(None)
+            l_repeated = set()
+            if len(set(l_txn)) - (with_txn < n_l) != with_txn:  # a ledger id repeats
+                l_first = dict(zip(reversed(l_txn), range(n_l - 1, -1, -1)))
+                l_repeated = {l_txn[j] for j in compress(range(n_l), map(operator.ne, map(l_first.get, l_txn),
+                                                                         range(n_l))) if l_txn[j] is not None}
+        dups_l: list[int] = []
+        if l_repeated:
+            seen: set = set()
+            for j in compress(range(n_l), map(l_repeated.__contains__, l_txn)):
+                key = (l_txn[j], l_kind[j])
+                if key in seen:  # a later entry with the same (id, kind)
+                    back[j] = n_s
+                    exact_l[j] = False
+                    dups_l.append(j)
+                else:
+                    seen.add(key)
+        # statement order, scattered in C; a line paired twice would leave too few filled slots
+        paired = list(map(operator.ne, back, repeat(n_s)))
+        pair_s = list(compress(back, paired))
+        pos = [n_l] * n_s
+        deque(map(operator.setitem, repeat(pos), pair_s, compress(range(n_l), paired)), maxlen=0)
+        if pos.count(n_l) != n_s - len(pair_s):
+            raise AssertionError("a statement line is paired by id with two ledger entries")
+        exact_s = bytearray(n_s)
+        deque(map(operator.setitem, repeat(exact_s), compress(back, exact_l), repeat(1)), maxlen=0)
+        self.bulk_s = list(compress(range(n_s), exact_s))
+        self.bulk_l = list(compress(pos, exact_s))
+        if len(self.bulk_l) != sum(exact_l):
+            raise AssertionError("exact matches differ between ledger and statement order")
+        self.s_used = bytearray(exact_s)
+        self.l_used = bytearray(exact_l)
+        self.l_used.append(0)
+        for j in dups_l:
+            self._record(DUPLICATE, REASON_DUP_LEDGER, (), j)
+        for i in s_dups:
+            if pos[i] != n_l:
+                raise AssertionError(f"duplicate statement line {i} paired by id")
+            self._record(DUPLICATE, REASON_DUP_STATEMENT, (i,), -1)
+        self.pos, self.exact = pos, exact_s  # type: ignore[assignment]
+
+    def open_rows(self) -> tuple[list[int], list[int]]:
+        """After rule1: the statement and ledger rows outside the exact matches, ascending (every
+        row the rest of the run, and the report's records, will look at)."""
+        open_s = list(compress(range(self.n_s), map(operator.not_, self.exact)))
+        open_l = list(compress(range(self.n_l), map(operator.not_, self.l_used[: self.n_l])))
+        dup_l = [j for _b, _r, _s, j in self.records if j >= 0]  # ledger duplicates so far
+        if dup_l:
+            open_l = sorted(open_l + dup_l)
+        return open_s, open_l
+
+    def finish(self) -> None:
+        n_s, n_l, pos = self.n_s, self.n_l, self.pos
+        s_used, l_used = self.s_used, self.l_used
         leftovers: list[int] = []
-        for i in compress(range(n_s), map(operator.not_, exact)):
+        for i in compress(range(n_s), map(operator.not_, self.exact)):
             if s_used[i]:
                 continue  # a duplicate, already recorded
             j = pos[i]
@@ -169,28 +306,39 @@ class _Run:
                 self._record(MISSING_IN_LEDGER, REASON_NO_LEDGER, (i,), -1)
         for j in compress(range(n_l), map(operator.not_, l_used[:n_l])):
             self._record(MISSING_IN_STATEMENT, REASON_NO_STATEMENT, (), j)
+        self.pos = self.exact = []  # type: ignore[assignment]
 
-    def _positions_by_txn_only(self) -> list[int] | None:
-        """Ledger position (or the n_l sentinel) of each statement line, keyed on the provider id
-        alone: the common case, no tuple keys to build. None when some id repeats on either side
-        (a duplicate, or a payment and a refund sharing an id): the general path sorts that out."""
-        n_l = self.n_l
-        index = dict(zip(self.l_txn, range(n_l)))
-        index.pop(None, None)
-        if len(index) != n_l - self.l_txn.count(None):
-            return None
-        with_txn = self.n_s - self.s_txn.count(None)
-        if len(set(self.s_txn)) - (with_txn < self.n_s) != with_txn:
-            return None
-        pos = list(map(index.get, self.s_txn, repeat(n_l)))
-        s_kind, l_kind = self.s_kind, self.l_kind
-        # a kind clash on one id: the pair is not by id after all (the matcher keys on id + kind)
-        for i in compress(range(self.n_s), map(operator.ne, s_kind, map((l_kind + [None]).__getitem__, pos))):
-            if pos[i] != n_l:
-                pos[i] = n_l
-        return pos
+    def prepare_statement(self, repeated: set | None = None) -> None:
+        """The statement side of rule 1 (needs no ledger data, so the parallel runner calls it while
+        the ledger is still being read): the first row of each provider id, and the duplicates.
+        ``repeated``: the ids found on two lines or more, when the caller already knows them."""
+        n_s, s_txn, s_kind = self.n_s, self.s_txn, self.s_kind
+        # reversed: a repeated id keeps its first row
+        first = dict(zip(reversed(s_txn), range(n_s - 1, -1, -1)))
+        first.pop(None, None)
+        by_key: dict[tuple, int] = {}
+        dups: list[int] = []
+        if repeated is None:
+            repeated = set()
+            if len(first) != n_s - s_txn.count(None):
+                repeated = {s_txn[i] for i in compress(range(n_s), map(operator.ne, map(first.get, s_txn),
+                                                                       range(n_s))) if s_txn[i] is not None}
+        rows = list(compress(range(n_s), map(repeated.__contains__, s_txn))) if repeated else []
+        # every id not in `repeated` is on one line only (a wrong hint would lose duplicates)
+        if len(first) + len(rows) - len(repeated) != n_s - s_txn.count(None):
+            raise AssertionError("the statement's repeated ids do not account for its lines")
+        if repeated:
+            for i in rows:
+                key = (s_txn[i], s_kind[i])
+                if key in by_key:
+                    dups.append(i)
+                else:
+                    by_key[key] = i
+        self._s_prep = (first, by_key, repeated, dups)
 
     def _positions_by_txn_and_kind(self) -> list[int]:
+        """The general path, keyed on (provider_txn_id, kind) tuples: the reference
+        :meth:`_rule1_fast` is tested against."""
         n_s, n_l = self.n_s, self.n_l
         l_keys = list(zip(self.l_txn, self.l_kind))
         index = dict(zip(l_keys, range(n_l)))

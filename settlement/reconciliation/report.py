@@ -129,6 +129,7 @@ class ReconciliationReport:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     _totals: dict | None = field(default=None, repr=False)
+    timings: dict[str, float] = field(default_factory=dict, repr=False)  # seconds per phase, when measured
 
     # -- structure ---------------------------------------------------------------------------------
     def counts(self) -> dict[str, dict[str, int]]:
@@ -205,9 +206,13 @@ class ReconciliationReport:
 
     # -- exceptions --------------------------------------------------------------------------------
     def exceptions(self) -> Iterator[ExceptionRecord]:
-        for item in self.items():
-            if item.bucket != MATCHED:
-                yield self._exception(item)
+        """One record per non-matched item, in ``items()`` order (the exact matches are never
+        exceptions, so they are not looked at)."""
+        st, lt = self.statement, self.ledger
+        for b, reason, s_idx, l_idx in self.records:
+            if b != MATCHED:
+                yield self._exception(ReconItem(b, reason, tuple(st[i] for i in s_idx),
+                                                lt[l_idx] if l_idx >= 0 else None))
 
     def _exception(self, item: ReconItem) -> ExceptionRecord:
         lines, entry = item.lines, item.entry

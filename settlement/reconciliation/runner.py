@@ -3,17 +3,51 @@
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 
 from settlement.reconciliation.matcher import MatchConfig, reconcile
-from settlement.reconciliation.parsers import parse_ledger_csv, parse_statement
+from settlement.reconciliation.parsers import (
+    FORMAT_NORMALIZED,
+    SNIFF_BYTES,
+    parse_ledger_csv,
+    parse_statement,
+    sniff_format,
+)
 from settlement.reconciliation.report import ReconciliationReport
 
 
 def reconcile_files(statement_path: str | os.PathLike, ledger_path: str | os.PathLike, *,
                     statement_format: str | None = None,
-                    config: MatchConfig | None = None) -> ReconciliationReport:
-    """Parse a statement file (format sniffed when None) and a ledger export CSV; reconcile them."""
-    statement = parse_statement(statement_path, statement_format)
+                    config: MatchConfig | None = None,
+                    parallel: bool | None = None) -> ReconciliationReport:
+    """Parse a statement file (format sniffed when None) and a ledger export CSV; reconcile them.
+
+    A normalized statement CSV is reconciled by two worker processes
+    (:mod:`settlement.reconciliation.parallel`) when both files together exceed
+    ``PARALLEL_MIN_BYTES`` (``parallel=None``), always (``True``) or never (``False``). Same report
+    either way; the parallel report's tables read the files again only if someone iterates the
+    exact matches.
+    """
+    fmt = statement_format
+    if fmt is None:
+        with Path(statement_path).open("rb") as f:
+            fmt = sniff_format(f.read(SNIFF_BYTES))
+    if fmt == FORMAT_NORMALIZED and parallel is not False:
+        from settlement.reconciliation import parallel as par
+
+        big = os.path.getsize(statement_path) + os.path.getsize(ledger_path) >= par.PARALLEL_MIN_BYTES
+        if par.parallel_available() and (parallel or big):
+            report = par.reconcile_files_parallel(statement_path, ledger_path, config)
+            if report is not None:
+                return report
+    t0 = time.perf_counter()
+    statement = parse_statement(statement_path, fmt)
+    t1 = time.perf_counter()
     ledger = parse_ledger_csv(ledger_path)
-    return reconcile(statement.lines, ledger.lines, config, statement_errors=statement.errors,
-                     ledger_errors=ledger.errors)
+    t2 = time.perf_counter()
+    report = reconcile(statement.lines, ledger.lines, config, statement_errors=statement.errors,
+                       ledger_errors=ledger.errors)
+    report.timings.update(statement_parsed=t1 - t0, ledger_parsed=t2 - t0,
+                          report_done=time.perf_counter() - t0)
+    return report

@@ -251,6 +251,15 @@ def _slow_block(block: str, first_line_no: int, layout: _Layout, ctx: dict, sour
         emit(line_no, values, text)
 
 
+def sample_encoding(sample: bytes) -> tuple[str, bool]:
+    """(encoding, had BOM) of a file from its first ENCODING_SAMPLE_BYTES bytes."""
+    body, had_bom = strip_bom(sample)
+    # A sample cut in the middle of a character must not look like a non-UTF-8 file.
+    cut = body.rfind(b"\n")
+    encoding = detect_encoding(body[:cut] if cut > 0 and len(sample) == ENCODING_SAMPLE_BYTES else body)
+    return encoding, had_bom
+
+
 def _open_text(path_or_data: str | os.PathLike | bytes) -> tuple[IO[str], str]:
     if isinstance(path_or_data, (bytes, bytearray)):
         sample = bytes(path_or_data[:ENCODING_SAMPLE_BYTES])
@@ -259,10 +268,7 @@ def _open_text(path_or_data: str | os.PathLike | bytes) -> tuple[IO[str], str]:
         raw = open(path_or_data, "rb")  # noqa: SIM115 - closed by the TextIOWrapper's owner
         sample = raw.read(ENCODING_SAMPLE_BYTES)
         raw.seek(0)
-    body, had_bom = strip_bom(sample)
-    # A sample cut in the middle of a character must not look like a non-UTF-8 file.
-    cut = body.rfind(b"\n")
-    encoding = detect_encoding(body[:cut] if cut > 0 and len(sample) == ENCODING_SAMPLE_BYTES else body)
+    encoding, had_bom = sample_encoding(sample)
     if had_bom:
         raw.read(3)
     return io.TextIOWrapper(raw, encoding=encoding, errors="surrogateescape", newline=""), encoding

@@ -18,13 +18,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from settlement.chain.client import DecodedLog
 from settlement.dispatcher import Dispatcher
 from settlement.runtime import Runtime
-from settlement.store.models import ChainEvent, Checkpoint, OutboxRow
+from settlement.store.models import ChainEvent, Checkpoint, OutboxRow, utcnow
 
 log = logging.getLogger("ledger.follower")
 
@@ -83,12 +83,14 @@ class Follower:
                 for i in range(0, len(hashes), 500):
                     known.update(s.execute(select(ChainEvent.tx_hash, ChainEvent.log_index)
                                            .where(ChainEvent.tx_hash.in_(hashes[i:i + 500]))).all())
-            for lg in logs:
-                if (lg.tx_hash, lg.log_index) in known:
-                    continue
-                s.add(ChainEvent(tx_hash=lg.tx_hash, log_index=lg.log_index, block_number=lg.block_number,
-                                 block_hash=lg.block_hash, contract=lg.contract, address=lg.address,
-                                 event=lg.event, args=lg.args))
+            fresh = [lg for lg in logs if (lg.tx_hash, lg.log_index) not in known]
+            if fresh:
+                # One multi-row INSERT for the page, before the handlers run (they may read it).
+                s.execute(insert(ChainEvent), [
+                    {"tx_hash": lg.tx_hash, "log_index": lg.log_index, "block_number": lg.block_number,
+                     "block_hash": lg.block_hash, "contract": lg.contract, "address": lg.address,
+                     "event": lg.event, "args": lg.args, "created_at": utcnow()} for lg in fresh])
+            for lg in fresh:
                 handler = self.handlers.get(lg.event)
                 if handler is not None:
                     handler(s, lg)

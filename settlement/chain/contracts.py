@@ -47,6 +47,61 @@ class FunctionAbi:
         return tuple(abi_decode(list(self.output_types), data))
 
 
+def _word_decoder(abi_type: str):  # type: ignore[no-untyped-def]
+    """A decoder of one 32-byte word into the JSON-safe value, for static elementary types;
+    None for anything else (dynamic types and arrays go through eth_abi)."""
+    if abi_type.endswith("]"):
+        return None
+    if abi_type == "address":
+        return lambda w: to_checksum_address("0x" + w[12:].hex())
+    if abi_type == "bool":
+        return lambda w: w[31] == 1
+    if abi_type.startswith("uint"):
+        return lambda w: int.from_bytes(w, "big")
+    if abi_type.startswith("int"):
+        return lambda w: int.from_bytes(w, "big", signed=True)
+    if abi_type.startswith("bytes") and abi_type != "bytes":
+        size = int(abi_type[5:])
+        return lambda w: "0x" + w[:size].hex()
+    return None
+
+
+def _static_plan(params: list[dict]):  # type: ignore[no-untyped-def]
+    """For a head made only of static words (elementary types and static tuples of them), a
+    list of (name, decoder-or-subplan); None when some part is dynamic."""
+    plan = []
+    for p in params:
+        t = p["type"]
+        if t == "tuple":
+            sub = _static_plan(p["components"])
+            if sub is None:
+                return None
+            plan.append((p["name"], sub))
+        else:
+            dec = _word_decoder(t)
+            if dec is None:
+                return None
+            plan.append((p["name"], dec))
+    return plan
+
+
+def _run_plan(plan, data: bytes, offset: int, as_list: bool):  # type: ignore[no-untyped-def]
+    out_list, out_dict = [], {}
+    for name, step in plan:
+        if isinstance(step, list):
+            value, offset = _run_plan(step, data, offset, True)
+        else:
+            if offset + 32 > len(data):
+                raise ValueError("log data shorter than its ABI")
+            value = step(data[offset:offset + 32])
+            offset += 32
+        if as_list:
+            out_list.append(value)
+        else:
+            out_dict[name] = value
+    return (out_list if as_list else out_dict), offset
+
+
 @dataclass(frozen=True)
 class EventAbi:
     contract: str
@@ -54,18 +109,35 @@ class EventAbi:
     topic0: bytes
     inputs: tuple[dict, ...]
 
-    def decode(self, topics: list[bytes], data: bytes) -> dict[str, Any]:
-        indexed = [p for p in self.inputs if p.get("indexed")]
+    def __post_init__(self) -> None:
         plain = [p for p in self.inputs if not p.get("indexed")]
+        # Most of our events are all-static: decode them by slicing words, ~20x faster than
+        # eth_abi (the follower decodes every event of every batch).
+        object.__setattr__(self, "_plan", _static_plan(plain))
+
+    def _indexed(self, topics: list[bytes]) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        for param, topic in zip(indexed, topics[1:]):
+        for param, topic in zip([p for p in self.inputs if p.get("indexed")], topics[1:]):
             t = _type_str(param)
             if t in ("string", "bytes") or t.endswith("]") or t.startswith("("):
                 values[param["name"]] = "0x" + topic.hex()  # hashed: only the topic is known
             else:
                 values[param["name"]] = jsonable(abi_decode([t], topic)[0])
-        decoded = abi_decode([_type_str(p) for p in plain], data) if plain else ()
-        for param, value in zip(plain, decoded):
+        return values
+
+    def decode(self, topics: list[bytes], data: bytes) -> dict[str, Any]:
+        plan = self._plan  # type: ignore[attr-defined]
+        if plan is None:
+            return self.decode_slow(topics, data)
+        values = self._indexed(topics)
+        values.update(_run_plan(plan, data, 0, False)[0])
+        return values
+
+    def decode_slow(self, topics: list[bytes], data: bytes) -> dict[str, Any]:
+        """eth_abi's decoding: for events with dynamic parts, and as the reference in tests."""
+        values = self._indexed(topics)
+        plain = [p for p in self.inputs if not p.get("indexed")]
+        for param, value in zip(plain, abi_decode([_type_str(p) for p in plain], data) if plain else ()):
             values[param["name"]] = jsonable(value)
         return values
 

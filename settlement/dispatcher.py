@@ -136,7 +136,7 @@ class Dispatcher:
                     except LookupError as exc:
                         row.status, row.error_name, row.last_error = "failed", "NotSendable", str(exc)
                         continue
-                    data = self.client.encode(row.contract, row.function, row.args)
+                    data = row.calldata
                     nonce = self.nonces.take(s, row.signer)
                     tx = self.client.sign(signer, to=to, data=data, gas=row.gas_limit, nonce=nonce)
                     row.nonce, row.raw_tx, row.tx_hash, row.status = nonce, tx.raw, tx.tx_hash, "signed"
@@ -227,7 +227,7 @@ class Dispatcher:
             if receipt.status != 1:
                 failures[row.id] = self.client.revert_reason(
                     receipt, row.signer, self._address(row),
-                    self.client.encode(row.contract, row.function, row.args), row.gas_limit)
+                    row.calldata, row.gas_limit)
         now = _now()
         latencies = []
         with self.rt.db.transaction() as s:

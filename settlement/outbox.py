@@ -28,11 +28,11 @@ def enqueue(session: Session, *, kind: str, contract: str, function: str, args: 
     if not 21_000 <= gas_limit <= GAS_LIMIT_MAX:
         raise ValidationError(f"gas limit {gas_limit} out of range")
     try:
-        catalogue().function(contract, function).encode(list(args))
+        calldata = catalogue().function(contract, function).encode(list(args))
     except Exception as exc:
         raise ValidationError(f"cannot encode {contract}.{function}: {exc}") from exc
-    row = OutboxRow(kind=kind, contract=contract, function=function, args=list(args), signer=signer,
-                    gas_limit=gas_limit, aggregate_id=aggregate_id, status="pending")
+    row = OutboxRow(kind=kind, contract=contract, function=function, args=list(args), calldata=calldata,
+                    signer=signer, gas_limit=gas_limit, aggregate_id=aggregate_id, status="pending")
     session.add(row)
     session.flush()  # assigns row.id, so domain records can point at it
     return row

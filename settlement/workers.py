@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from sqlalchemy.exc import OperationalError
@@ -34,6 +35,31 @@ def register_event_handler(event: str, handler: EventHandler) -> None:
 def register_failure_hook(kind: str, hook: FailureHook) -> None:
     """Run ``hook(session, outbox_row, error)`` when an outbox row of ``kind`` reverts on chain."""
     _FAILURE_HOOKS.setdefault(kind, []).append(hook)
+
+
+def periodic_jobs(runtime: Runtime) -> list[tuple[str, Callable[[], int], float]]:
+    """The domain's periodic jobs, each returning how much it did (0: idle until its interval):
+
+    - anchoring: close due batches of provenance events and journal digests, anchor their roots;
+    - callbacks.deferred: apply provider callbacks that arrived before the chain had confirmed
+      what they depend on (a payment before the recording, a refund before the payment);
+    - receivables.payments: turn owed disbursements and repayments into settlements.
+    """
+    from settlement import anchoring
+    from settlement.callbacks import process_deferred
+    from settlement.receivables import instruct_payments
+
+    limits = anchoring.BatchLimits.from_env()
+
+    def instruct() -> int:
+        with runtime.db.transaction() as session:
+            return instruct_payments(runtime, session)
+
+    return [
+        ("anchoring", lambda: anchoring.run_once(runtime, limits), 0.25),
+        ("callbacks.deferred", lambda: process_deferred(runtime), 0.5),
+        ("receivables.payments", instruct, 2.0),
+    ]
 
 
 def _fan_out(table: dict[str, list[Callable]]) -> dict[str, Callable]:
@@ -68,7 +94,7 @@ def _load_domain_handlers() -> None:
 
 
 class Workers:
-    """Runs the dispatcher, the follower and the anchoring batcher in daemon threads until stop()."""
+    """Runs the dispatcher, the follower and the periodic domain jobs in daemon threads until stop()."""
 
     def __init__(self, runtime: Runtime, *, dispatch_interval_s: float = 0.1, follow_interval_s: float = 0.25,
                  anchor_interval_s: float = 0.25, **build_kwargs: int) -> None:
@@ -80,13 +106,10 @@ class Workers:
             threading.Thread(target=self._loop, args=("follower", self.follower.run_once, follow_interval_s),
                              name="ledger-follower", daemon=True),
         ]
-        # Periodic domain jobs (batching provenance events and journal digests into anchors).
-        from settlement import anchoring
-
-        limits = anchoring.BatchLimits.from_env()
-        self._threads.append(threading.Thread(
-            target=self._loop, args=("anchoring", lambda: anchoring.run_once(runtime, limits), anchor_interval_s),
-            name="ledger-anchoring", daemon=True))
+        # Periodic domain jobs, run one after another in a third thread.
+        self._jobs = periodic_jobs(runtime)
+        self._threads.append(threading.Thread(target=self._run_jobs, args=(anchor_interval_s,),
+                                              name="ledger-jobs", daemon=True))
 
     def start(self) -> "Workers":
         for t in self._threads:
@@ -97,6 +120,24 @@ class Workers:
         self._stop.set()
         for t in self._threads:
             t.join(timeout=timeout_s)
+
+    def _run_jobs(self, tick_s: float) -> None:
+        due = {name: 0.0 for name, _job, _every in self._jobs}
+        while not self._stop.is_set():
+            now = time.monotonic()
+            for name, job, every_s in self._jobs:
+                if now < due[name]:
+                    continue
+                try:
+                    busy = job()
+                except (ChainUnavailableError, OperationalError) as exc:
+                    log.warning("%s: %s", name, exc)
+                    busy = 0
+                except Exception:
+                    log.exception("%s failed; retrying", name)
+                    busy = 0
+                due[name] = now if busy else now + every_s
+            self._stop.wait(tick_s)
 
     def _loop(self, name: str, step: Callable[[], int], interval_s: float) -> None:
         backoff = interval_s

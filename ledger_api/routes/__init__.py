@@ -1,19 +1,15 @@
-"""Gathers the routers. Adding a resource is one line: ``api_router.include_router(x.router)``."""
+"""Gathers the routers. Adding a resource: import its module here and add it to the tuple."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ledger_api.routes import apikeys, health, members, metrics
+from ledger_api.routes import (
+    anchors, apikeys, callbacks, health, members, metrics, receivables, reconciliation, settlements,
+)
 
 api_router = APIRouter()
-api_router.include_router(health.router)
-api_router.include_router(metrics.router)
-api_router.include_router(members.router)
-api_router.include_router(apikeys.router)
-api_router.include_router(__import__("ledger_api.routes.settlements", fromlist=["router"]).router)
-api_router.include_router(__import__("ledger_api.routes.anchors", fromlist=["router"]).router)
-api_router.include_router(__import__("ledger_api.routes.receivables", fromlist=["router"]).router)
-[api_router.include_router(__import__(f"ledger_api.routes.{m}", fromlist=["router"]).router) for m in ("callbacks", "reconciliation")]
+for module in (health, metrics, members, apikeys, settlements, callbacks, reconciliation, receivables, anchors):
+    api_router.include_router(module.router)
 
 __all__ = ["api_router"]

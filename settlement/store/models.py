@@ -95,6 +95,8 @@ class OutboxRow(Base):
     # uniqueness holds per attempt.
     generation: Mapped[int] = mapped_column(Integer, default=0)
     tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True, index=True)
+    # The ABI-encoded call, made once when the row is written (which also proves it encodes).
+    calldata: Mapped[bytes] = mapped_column(LargeBinary)
     raw_tx: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -20,7 +20,7 @@ from settlement.dispatcher import Dispatcher
 from settlement.follower import Follower
 from settlement.members import onchain_id
 from settlement.runtime import Runtime
-from settlement.workers import build
+from settlement.workers import build, periodic_jobs
 from tests.api.support import LiveServer, build_runtime, onboard_direct
 
 # name -> roles
@@ -49,10 +49,16 @@ class World:
         return headers
 
     def sync(self) -> None:
-        """Send everything waiting in the outbox and apply what the chain says back."""
-        self.dispatcher.drain(timeout_s=60)
-        while self.follower.run_once():
-            pass
+        """Send everything waiting in the outbox, apply what the chain says back, and run the
+        workers' periodic jobs (deferred callbacks, ...), until nothing moves."""
+        jobs = periodic_jobs(self.runtime)
+        for _round in range(20):
+            self.dispatcher.drain(timeout_s=60)
+            while self.follower.run_once():
+                pass
+            if not sum(job() for _name, job, _every in jobs):
+                return
+        raise AssertionError("the outbox, follower and jobs did not settle in 20 rounds")
 
     def onchain(self, settlement_id: str) -> tuple[int, int]:
         state, refunded, _commitment = self.runtime.chain.call(

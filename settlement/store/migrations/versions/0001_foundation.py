@@ -79,6 +79,7 @@ def upgrade() -> None:
     sa.Column('nonce', sa.BigInteger(), nullable=True),
     sa.Column('generation', sa.Integer(), nullable=False),
     sa.Column('tx_hash', sa.String(length=66), nullable=True),
+    sa.Column('calldata', sa.LargeBinary(), nullable=False),
     sa.Column('raw_tx', sa.LargeBinary(), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),

@@ -25,9 +25,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q -e '.[test]'
 	@touch $@
 
-# Pinned npm packages: anvil, solc-js, OpenZeppelin Contracts and merkle-tree.
-node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+# Pinned npm packages: anvil (+ its platform binary), solc-js, OpenZeppelin Contracts, merkle-tree.
+node_modules/.installed: package.json package-lock.json scripts/install-node-deps.sh
+	scripts/install-node-deps.sh
 	@touch $@
 
 # Contract artifacts ship in the package; rebuilt only when the sources changed.

@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("web3").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings()
     args = build_parser(settings).parse_args(argv)
     try:

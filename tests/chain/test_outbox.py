@@ -129,26 +129,32 @@ def test_chain_that_comes_back_behind_the_store_gets_the_lost_records_again(tmp_
     with every record exactly once."""
     state = tmp_path / "anvil-state.json"
     config = AnvilConfig(port=free_port(), state_path=state, log_path=tmp_path / "anvil.log")
-    node = ManagedAnvil(config).start()
-    rt = make_runtime(node.rpc_url, sqlite_url, tmp_path / "home")
-    dispatcher, follower = build(rt)
-    enqueue_onboardings(rt, 0, 20)
-    dispatcher.drain()
-    while follower.run_once():
-        pass
-    node.stop()  # a clean stop writes the state: this is the last dump the chain will keep
-    saved = tmp_path / "saved-state.json"
-    shutil.copy(state, saved)
-    node = ManagedAnvil(config).start()
-    enqueue_onboardings(rt, 20, 15)
-    dispatcher.drain()
-    while follower.run_once():
-        pass
-    assert statuses(rt) == {"confirmed": 35} and member_count(rt) == 35
-    node.kill()  # crash: and the blocks since the last dump are gone
-    shutil.copy(saved, state)
-    node = ManagedAnvil(config).start()
+    nodes: list[ManagedAnvil] = []
+
+    def start() -> ManagedAnvil:
+        nodes.append(ManagedAnvil(config).start())
+        return nodes[-1]
+
     try:
+        node = start()
+        rt = make_runtime(node.rpc_url, sqlite_url, tmp_path / "home")
+        dispatcher, follower = build(rt)
+        enqueue_onboardings(rt, 0, 20)
+        dispatcher.drain()
+        while follower.run_once():
+            pass
+        node.stop()  # a clean stop writes the state: this is the last dump the chain will keep
+        saved = tmp_path / "saved-state.json"
+        shutil.copy(state, saved)
+        node = start()
+        enqueue_onboardings(rt, 20, 15)
+        dispatcher.drain()
+        while follower.run_once():
+            pass
+        assert statuses(rt) == {"confirmed": 35} and member_count(rt) == 35
+        node.kill()  # crash: and the blocks since the last dump are gone
+        shutil.copy(saved, state)
+        start()
         assert member_count(rt) == 20
         follower.run_once()  # notices the rollback
         assert rt.stats.get("rollbacks") == 1
@@ -159,4 +165,5 @@ def test_chain_that_comes_back_behind_the_store_gets_the_lost_records_again(tmp_
         assert statuses(rt) == {"confirmed": 35}
         assert member_count(rt) == 35
     finally:
-        node.stop()
+        for started in nodes:
+            started.stop()

@@ -216,18 +216,18 @@ class ChainClient:
         return RpcError(context, rpc_error)
 
     def revert_reason(self, receipt: Receipt, sender: str, to: str | None, data: bytes, gas: int) -> ChainRevertError:
-        """Why a mined transaction reverted: replays it with eth_call on the parent block's state.
-
-        The replay cannot see earlier transactions of the same block, so for a transaction that
-        depended on one of them the decoded reason may differ; the receipt's status is the truth.
-        """
+        """Why a mined transaction reverted: replays it with eth_call, first on the state before
+        its block, then (when that replay succeeds, because the transaction depended on an
+        earlier one of the same block) on the state after it. The receipt's status is the
+        truth; the replay only names the custom error."""
         tx = {"from": sender, "to": to, "data": "0x" + data.hex(), "gas": hex(gas)}
-        try:
-            self.rpc("eth_call", [tx, hex(max(receipt.block_number - 1, 0))])
-        except RpcError as exc:
-            err = self.revert_error(exc.error, "transaction")
-            if isinstance(err, ChainRevertError):
-                return err
+        for block in (max(receipt.block_number - 1, 0), receipt.block_number):
+            try:
+                self.rpc("eth_call", [tx, hex(block)])
+            except RpcError as exc:
+                err = self.revert_error(exc.error, "transaction")
+                if isinstance(err, ChainRevertError):
+                    return err
         return ChainRevertError("transaction reverted (reason not recoverable by replay)")
 
     # -- sending --------------------------------------------------------------------------------

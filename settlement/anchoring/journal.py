@@ -39,12 +39,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from anchors.keccak import keccak256
 from anchors.merkle import standard_leaf_hash, to_hex
 from settlement.errors import JournalRecordInvalidError
+from settlement.store.models import utcnow
 from settlement.store.models_anchors import RecordDigest
 
 JOURNAL_SCHEMA_VERSION = 0x8001
@@ -164,6 +165,12 @@ def check_record_id(record_id: Any) -> str:
 
 # -- the public entry point --------------------------------------------------------------------
 
+_DIGESTS = RecordDigest.__table__
+_LATEST_VERSION = (select(_DIGESTS.c.id, _DIGESTS.c.version, _DIGESTS.c.digest)
+                   .where(_DIGESTS.c.kind == bindparam("kind"), _DIGESTS.c.record_id == bindparam("record_id"))
+                   .order_by(_DIGESTS.c.version.desc()).limit(1))
+_INSERT_DIGEST = insert(_DIGESTS)
+
 
 def record_digest(session: Session, kind: str, record_id: str | int,
                   canonical_json: Mapping[str, Any] | str | bytes, *,
@@ -178,18 +185,28 @@ def record_digest(session: Session, kind: str, record_id: str | int,
     record_id = check_record_id(record_id)
     text = canonical_record_json(canonical_json)
     digest = digest_of(text)
-    latest = session.scalar(select(RecordDigest).where(RecordDigest.kind == kind, RecordDigest.record_id == record_id)
-                            .order_by(RecordDigest.version.desc()).limit(1))
+    # Core statements on the session's connection (compiled once): every journal row is written
+    # by this function at once (never left pending in the session), so the latest version is
+    # read without an autoflush of the caller's unrelated pending changes.
+    conn = session.connection()
+    latest = conn.execute(_LATEST_VERSION, {"kind": kind, "record_id": record_id}).first()
     if latest is not None and latest.digest == digest:
-        return latest
+        same = session.get(RecordDigest, latest.id)
+        if same is None:
+            raise RuntimeError(f"journal row {latest.id} vanished inside its transaction")
+        return same
     version = 1 if latest is None else latest.version + 1
     at = int(time.time()) if recorded_at_s is None else int(recorded_at_s)
     value = journal_leaf_value(kind, record_id, version, at, digest)
-    row = RecordDigest(kind=kind, record_id=record_id, version=version, canonical_json=text, digest=digest,
-                       recorded_at_s=at, value=value,
-                       leaf_hash=to_hex(standard_leaf_hash(JOURNAL_LEAF_ENCODING, value)))
+    values = {"kind": kind, "record_id": record_id, "version": version, "canonical_json": text, "digest": digest,
+              "recorded_at_s": at, "value": value,
+              "leaf_hash": to_hex(standard_leaf_hash(JOURNAL_LEAF_ENCODING, value)), "created_at": utcnow()}
+    new_id = conn.execute(_INSERT_DIGEST, values).inserted_primary_key[0]
+    if new_id is None:
+        raise RuntimeError("the journal row got no id")
+    row = RecordDigest(id=new_id, batch_id=None, batch_index=None, **values)
+    make_transient_to_detached(row)  # the row as stored: persistent in the caller's session
     session.add(row)
-    session.flush()
     return row
 
 

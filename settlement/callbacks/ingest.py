@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -94,9 +94,23 @@ def record_callback_digest(session: Session, row: ProviderCallback) -> None:
     })
 
 
-def _row_of(n: VerifiedNotification, request: InboundRequest) -> ProviderCallback:
+_CALLBACKS = ProviderCallback.__table__
+_CALLBACK_FIELDS = tuple(c.key for c in _CALLBACKS.columns if c.key != "id")
+# Core statements compiled once; run on the transaction's connection (nothing is left pending in
+# the session on this path, so no autoflush is needed before a read).
+_FIND_CALLBACK = select(_CALLBACKS.c.id, _CALLBACKS.c.outcome).where(
+    _CALLBACKS.c.provider == bindparam("provider"), _CALLBACKS.c.account == bindparam("account"),
+    _CALLBACKS.c.evidence_hash == bindparam("evidence_hash"))
+_COUNT_DELIVERY = update(_CALLBACKS).where(_CALLBACKS.c.id == bindparam("callback_id")).values(
+    delivery_count=_CALLBACKS.c.delivery_count + 1, last_delivered_at=bindparam("delivered_at"))
+_INSERT_CALLBACK = insert(_CALLBACKS)
+_UPDATE_CALLBACK = update(_CALLBACKS).where(_CALLBACKS.c.id == bindparam("callback_id"))
+
+
+def _values_of(n: VerifiedNotification, request: InboundRequest) -> dict:
     now = _now()
-    return ProviderCallback(
+    values = dict.fromkeys(_CALLBACK_FIELDS)  # the columns set later (outcome reason, ids) start NULL
+    values.update(
         provider=n.provider, account=n.account, evidence_hash=n.evidence_hash, kind=n.kind.value,
         provider_status=n.status[:64], succeeded=n.succeeded, provider_txn_id=n.provider_txn_id,
         merchant_reference=n.merchant_reference, refund_reference=n.refund_reference,
@@ -106,17 +120,44 @@ def _row_of(n: VerifiedNotification, request: InboundRequest) -> ProviderCallbac
         raw_body=request.body, content_type=(request.headers.get("content-type") or "")[:CONTENT_TYPE_CHARS_MAX],
         parsed=n.as_json(), outcome="received", delivery_count=1, attempts=1, received_at=now,
         last_delivered_at=now)
+    return values
+
+
+def _row_of(n: VerifiedNotification, request: InboundRequest) -> ProviderCallback:
+    return ProviderCallback(**_values_of(n, request))
 
 
 def _count_duplicate(session: Session, n: VerifiedNotification) -> tuple[int, str] | None:
-    found = session.execute(select(ProviderCallback.id, ProviderCallback.outcome).where(
-        ProviderCallback.provider == n.provider, ProviderCallback.account == n.account,
-        ProviderCallback.evidence_hash == n.evidence_hash)).first()
+    conn = session.connection()
+    found = conn.execute(_FIND_CALLBACK, {"provider": n.provider, "account": n.account,
+                                          "evidence_hash": n.evidence_hash}).first()
     if found is None:
         return None
-    session.execute(update(ProviderCallback).where(ProviderCallback.id == found.id).values(
-        delivery_count=ProviderCallback.delivery_count + 1, last_delivered_at=_now()))
+    conn.execute(_COUNT_DELIVERY, {"callback_id": found.id, "delivered_at": _now()})
     return found.id, found.outcome
+
+
+def _insert_and_apply(runtime: Runtime, session: Session, values: dict) -> ProviderCallback:
+    """Insert the callback row (the unique key decides here which delivery records the fact),
+    apply its effect, write the outcome fields the effect changed. The row object handed to
+    the matching code is a copy of the inserted row that is not in the session: its changes are
+    written here, in one UPDATE, instead of through the ORM's unit of work."""
+    conn = session.connection()
+    callback_id = conn.execute(_INSERT_CALLBACK, values).inserted_primary_key[0]
+    if callback_id is None:
+        raise RuntimeError("the callback row got no id")
+    row = ProviderCallback(id=callback_id, **values)
+    apply_callback(runtime, session, row)
+    changed = {}
+    for key in _CALLBACK_FIELDS:
+        new = getattr(row, key)
+        if new is not values[key] and new != values[key]:
+            changed[key] = new
+    if getattr(row, "id") != callback_id:
+        raise RuntimeError("the callback row's id changed while its effect was applied")
+    if changed:
+        conn.execute(_UPDATE_CALLBACK, {"callback_id": callback_id, **changed})
+    return row
 
 
 _SQLITE_WRITE_LOCKS: "weakref.WeakKeyDictionary[object, threading.Lock]" = weakref.WeakKeyDictionary()
@@ -137,23 +178,23 @@ def _write_lock(runtime: Runtime) -> threading.Lock | None:
 
 def _record(runtime: Runtime, n: VerifiedNotification, request: InboundRequest) -> tuple[str, int]:
     """The durable write; returns (outcome, callback id). Raises CallbackStoreUnavailableError."""
+    values = _values_of(n, request)  # built before the write lock is taken
     lock = _write_lock(runtime)
     if lock is None:
-        return _record_unlocked(runtime, n, request)
+        return _record_unlocked(runtime, n, request, values)
     with lock:
-        return _record_unlocked(runtime, n, request)
+        return _record_unlocked(runtime, n, request, values)
 
 
-def _record_unlocked(runtime: Runtime, n: VerifiedNotification, request: InboundRequest) -> tuple[str, int]:
+def _record_unlocked(runtime: Runtime, n: VerifiedNotification, request: InboundRequest,
+                     values: dict | None = None) -> tuple[str, int]:
+    if values is None:
+        values = _values_of(n, request)
     try:
         with runtime.db.transaction() as session:
-            seen = _count_duplicate(session, n)
-            if seen is not None:
-                return "duplicate", seen[0]
-            row = _row_of(n, request)
-            session.add(row)
-            session.flush()  # the unique key decides here which delivery records the fact
-            apply_callback(runtime, session, row)
+            # No look-up first: the insert itself finds a row already there (the unique evidence
+            # key), and a collision is counted as a duplicate below, as a concurrent one is.
+            row = _insert_and_apply(runtime, session, values)
             record_callback_digest(session, row)
             return row.outcome, row.id
     except IntegrityError:

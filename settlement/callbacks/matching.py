@@ -26,7 +26,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.orm import Session
 
 from settlement.errors import (
@@ -35,7 +35,7 @@ from settlement.errors import (
 from settlement.reconciliation_store.queue import add_callback_exception
 from settlement.runtime import Runtime
 from settlement.settlements import (
-    find_by_payment_reference, get_settlement, mark_paid, provider_txn_hash, refund_by_provider,
+    get_settlement, mark_paid, provider_txn_hash, reference_hash, refund_by_provider,
 )
 from settlement.store.models_callbacks import ProviderCallback
 from settlement.store.models_settlements import Settlement, SettlementRefund
@@ -54,6 +54,27 @@ class Outcome:
     outcome: str
     reason: str | None = None
     detail: str | None = None
+
+
+_SETTLEMENTS = Settlement.__table__
+# find_by_payment_reference as a statement compiled once: the id by the indexed reference hash
+# (most callbacks of an unknown reference stop here), then the ORM row by its identity (primary key).
+_SETTLEMENT_BY_REF_HASH = select(*inspect(Settlement).primary_key).where(
+    _SETTLEMENTS.c.payment_ref_hash == bindparam("ref_hash"))
+
+
+def find_by_payment_reference(session: Session, payment_reference: str | None) -> Settlement | None:
+    """:func:`settlement.settlements.find_by_payment_reference`, without building the ORM query
+    per call (same result: the session's Settlement object for that payment reference)."""
+    if not isinstance(payment_reference, str) or not payment_reference:
+        return None
+    if session.autoflush:  # as the ORM query would
+        session.flush()
+    key = session.connection().execute(_SETTLEMENT_BY_REF_HASH,
+                                       {"ref_hash": reference_hash(payment_reference).lower()}).first()
+    if key is None:
+        return None
+    return session.get(Settlement, tuple(key))
 
 
 def _now() -> datetime:

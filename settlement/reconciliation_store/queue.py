@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from settlement.anchoring import record_digest
 from settlement.errors import (
@@ -50,6 +50,11 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+_EXCEPTIONS = ReconciliationException.__table__
+_EXCEPTION_ID_OF = select(_EXCEPTIONS.c.id).where(_EXCEPTIONS.c.exception_id == bindparam("exception_id"))
+_INSERT_EXCEPTION = insert(_EXCEPTIONS)
+
+
 def callback_exception_id(provider: str, account: str, evidence_hash: str) -> str:
     digest = hashlib.sha256(f"callback|{provider}|{account}|{evidence_hash}".encode()).hexdigest()[:32]
     return "cb-" + digest
@@ -61,25 +66,37 @@ def add_callback_exception(session: Session, callback: ProviderCallback, reason:
     """Queue a verified callback the ledger did not apply (unknown reference, amount or currency
     mismatch, a settlement state that does not admit it), in the caller's transaction."""
     exception_id = callback_exception_id(callback.provider, callback.account, callback.evidence_hash)
-    existing = session.scalar(select(ReconciliationException).where(
-        ReconciliationException.exception_id == exception_id))
-    if existing is not None:
+    # Core statements compiled once, on the session's connection: queue rows are only ever written
+    # at once (here and by store_run_exceptions), never left pending in a session.
+    conn = session.connection()
+    existing_id = conn.execute(_EXCEPTION_ID_OF, {"exception_id": exception_id}).scalar()
+    if existing_id is not None:
+        existing = session.get(ReconciliationException, existing_id)
+        if existing is None:
+            raise RuntimeError(f"exception {exception_id} vanished inside its transaction")
         return existing
     same_currency = ledger_currency is None or ledger_currency == callback.currency
     diff = (callback.amount_minor - ledger_amount_minor
             if callback.amount_minor is not None and ledger_amount_minor is not None and same_currency else None)
-    row = ReconciliationException(
-        exception_id=exception_id, origin=ORIGIN_CALLBACK, run_id=None, last_run_id=None, callback_id=callback.id,
-        bucket=CALLBACK_BUCKETS.get(reason, "status_mismatch"), reason=reason[:64], kind=callback.kind,
-        reference=(callback.merchant_reference or "")[:140] or None, provider_txn_id=callback.provider_txn_id,
-        currency=callback.currency or ledger_currency or "XXX", statement_amount_minor=callback.amount_minor,
-        ledger_amount_minor=ledger_amount_minor, difference_minor=diff,
-        statement_source=f"callback:{callback.provider}"[:64], statement_line_nos=[],
-        statement_status="succeeded" if callback.succeeded else "failed",
-        ledger_entry_id=None, ledger_status=settlement_state, chain_state=None, tx_hash=None,
-        booked_at=callback.occurred_at.isoformat(), detail=detail[:500], state="open")
+    values = {
+        "exception_id": exception_id, "origin": ORIGIN_CALLBACK, "run_id": None, "last_run_id": None,
+        "callback_id": callback.id, "bucket": CALLBACK_BUCKETS.get(reason, "status_mismatch"), "reason": reason[:64],
+        "kind": callback.kind, "reference": (callback.merchant_reference or "")[:140] or None,
+        "provider_txn_id": callback.provider_txn_id, "currency": callback.currency or ledger_currency or "XXX",
+        "statement_amount_minor": callback.amount_minor, "ledger_amount_minor": ledger_amount_minor,
+        "difference_minor": diff, "statement_source": f"callback:{callback.provider}"[:64], "statement_line_nos": [],
+        "statement_status": "succeeded" if callback.succeeded else "failed", "ledger_entry_id": None,
+        "ledger_status": settlement_state, "chain_state": None, "tx_hash": None,
+        "booked_at": callback.occurred_at.isoformat(), "detail": detail[:500], "state": "open",
+        "resolution_action": None, "resolution_note": None, "resolved_by": None, "resolved_at": None,
+        "created_at": _now(),
+    }
+    new_id = conn.execute(_INSERT_EXCEPTION, values).inserted_primary_key[0]
+    if new_id is None:
+        raise RuntimeError(f"exception {exception_id} got no id")
+    row = ReconciliationException(id=new_id, **values)
+    make_transient_to_detached(row)  # the row as stored: persistent in the caller's session
     session.add(row)
-    session.flush()
     return row
 
 

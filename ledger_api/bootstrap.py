@@ -37,3 +37,16 @@ def build_runtime(settings: Settings, *, run_migrations: bool = True, deploy_con
         if manifest is not None:
             verify_manifest(chain, manifest)
     return Runtime(home=home, db=db, chain=chain, vault=vault, operator=operator, manifest=manifest)
+
+
+# The service is many short, I/O-bound threads (the API's thread pool, the workers) around one
+# SQL writer: with CPython's default 5 ms switch interval, a thread coming back from a database
+# call can wait that long for the interpreter lock while it holds the store's write lock. 0.5 ms
+# keeps the writer moving (measured in bench/bench_callbacks.py).
+SWITCH_INTERVAL_S = 0.0005
+
+
+def tune_interpreter() -> None:
+    import sys
+
+    sys.setswitchinterval(SWITCH_INTERVAL_S)

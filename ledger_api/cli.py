@@ -30,12 +30,13 @@ def runtime_factory(settings: Settings, **kwargs: object) -> Callable[[], object
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from ledger_api.bootstrap import build_runtime
+    from ledger_api.bootstrap import build_runtime, tune_interpreter
     from settlement.chain.anvil import AnvilConfig, ManagedAnvil
     from settlement.workers import Workers
 
     home = settings.home_dir
     say(f"home: {home}")
+    tune_interpreter()
 
     def _terminate(signum: int, _frame: object) -> None:
         # SIGTERM anywhere (during start-up, or re-raised by uvicorn after its graceful
@@ -100,9 +101,10 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Dispatcher and follower without the API (to scale out, or to drain an outbox)."""
-    from ledger_api.bootstrap import build_runtime
+    from ledger_api.bootstrap import build_runtime, tune_interpreter
     from settlement.workers import Workers
 
+    tune_interpreter()
     runtime = build_runtime(settings, progress=say)
     if runtime.manifest is None:
         say("no deployment manifest: run `ledger deploy` or `ledger up` first")

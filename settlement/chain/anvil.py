@@ -33,9 +33,9 @@ STATE_INTERVAL_S = 1
 DEFAULT_CHAIN_ID = 31337
 # anvil's gas limit per block. With automine, transactions that do not fit the block mined for
 # them wait in the pool until another transaction arrives; a limit far above any burst the
-# dispatcher sends (a pass of 200 rows of batch calls of ~8M gas each is 1.6G) keeps them from
-# stalling. The limit caps what a block may use; it costs nothing when unused.
-BLOCK_GAS_LIMIT = 4_000_000_000
+# dispatcher usually sends (100 settlement batches of ~8M gas) keeps them from
+# stalling. (Very large pools slow automine down whatever the limit: see docs/benchmarks.md.)
+BLOCK_GAS_LIMIT = 1_000_000_000
 
 
 def find_anvil() -> str:

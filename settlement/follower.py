@@ -33,10 +33,14 @@ BLOCK_RANGE_MAX = 5_000
 ROLLBACK_SCAN_ROWS_MAX = 10_000
 
 EventHandler = Callable[[Session, DecodedLog], None]
+# Called once per run of consecutive events of one name within a page (order is kept across
+# names), for handlers whose per-event work is one set-based statement.
+BatchEventHandler = Callable[[Session, list[DecodedLog]], None]
 
 
 class Follower:
     def __init__(self, runtime: Runtime, dispatcher: Dispatcher, *, handlers: dict[str, EventHandler] | None = None,
+                 batch_handlers: dict[str, BatchEventHandler] | None = None,
                  confirmations: int = 0, block_range_max: int = 2_000) -> None:
         if not 1 <= block_range_max <= BLOCK_RANGE_MAX:
             raise ValueError(f"block_range_max must be 1..{BLOCK_RANGE_MAX}")
@@ -44,6 +48,7 @@ class Follower:
         self.client = runtime.chain
         self.dispatcher = dispatcher
         self.handlers = handlers or {}
+        self.batch_handlers = batch_handlers or {}
         self.confirmations = confirmations
         self.block_range_max = block_range_max
 
@@ -90,11 +95,21 @@ class Follower:
                     {"tx_hash": lg.tx_hash, "log_index": lg.log_index, "block_number": lg.block_number,
                      "block_hash": lg.block_hash, "contract": lg.contract, "address": lg.address,
                      "event": lg.event, "args": lg.args, "created_at": utcnow()} for lg in fresh])
-            for lg in fresh:
-                handler = self.handlers.get(lg.event)
+            start = 0
+            while start < len(fresh):
+                end = start + 1
+                while end < len(fresh) and fresh[end].event == fresh[start].event:
+                    end += 1
+                run = fresh[start:end]
+                batch_handler = self.batch_handlers.get(run[0].event)
+                if batch_handler is not None:
+                    batch_handler(s, run)
+                handler = self.handlers.get(run[0].event)
                 if handler is not None:
-                    handler(s, lg)
-                applied += 1
+                    for lg in run:
+                        handler(s, lg)
+                applied += len(run)
+                start = end
             self._confirm_rows(s, to_block)
             cp = self._checkpoint(s)
             if cp is None:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from settlement.dispatcher import Dispatcher, FailureHook
 from settlement.errors import ChainUnavailableError
-from settlement.follower import EventHandler, Follower
+from settlement.follower import BatchEventHandler, EventHandler, Follower
 from settlement.runtime import Runtime
 
 log = logging.getLogger("ledger.workers")
@@ -24,12 +24,19 @@ log = logging.getLogger("ledger.workers")
 BACKOFF_MAX_S = 5.0
 
 _EVENT_HANDLERS: dict[str, list[EventHandler]] = {}
+_BATCH_EVENT_HANDLERS: dict[str, list[BatchEventHandler]] = {}
 _FAILURE_HOOKS: dict[str, list[FailureHook]] = {}
 
 
 def register_event_handler(event: str, handler: EventHandler) -> None:
     """Run ``handler(session, log)`` in the follower's transaction for each new ``event``."""
     _EVENT_HANDLERS.setdefault(event, []).append(handler)
+
+
+def register_batch_event_handler(event: str, handler: BatchEventHandler) -> None:
+    """Run ``handler(session, logs)`` in the follower's transaction once per run of consecutive new
+    ``event`` logs in a page (for set-based handling of high-volume events)."""
+    _BATCH_EVENT_HANDLERS.setdefault(event, []).append(handler)
 
 
 def register_failure_hook(kind: str, hook: FailureHook) -> None:
@@ -75,7 +82,8 @@ def build(runtime: Runtime, *, batch_size: int = 200, confirmations: int = 0,
           block_range_max: int = 2_000) -> tuple[Dispatcher, Follower]:
     _load_domain_handlers()
     dispatcher = Dispatcher(runtime, batch_size=batch_size, failure_hooks=_fan_out(_FAILURE_HOOKS))
-    follower = Follower(runtime, dispatcher, handlers=_fan_out(_EVENT_HANDLERS), confirmations=confirmations,
+    follower = Follower(runtime, dispatcher, handlers=_fan_out(_EVENT_HANDLERS),
+                        batch_handlers=_fan_out(_BATCH_EVENT_HANDLERS), confirmations=confirmations,
                         block_range_max=block_range_max)
     return dispatcher, follower
 

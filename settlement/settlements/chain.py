@@ -25,7 +25,7 @@ from settlement.settlements import journal as jr
 from settlement.settlements.service import _paid_postings, _record_txn, _refund_postings
 from settlement.store.models import OutboxRow
 from settlement.store.models_settlements import NettingCycle, Settlement, SettlementOperation, SettlementRefund
-from settlement.workers import register_event_handler, register_failure_hook
+from settlement.workers import register_batch_event_handler, register_event_handler, register_failure_hook
 
 log = logging.getLogger("ledger.settlements")
 
@@ -89,16 +89,20 @@ _CONFIRM_RECORD = (
             updated_at=bindparam("now")))
 
 
-def on_recorded(session: Session, lg: DecodedLog) -> None:
-    """The hot path (one per settlement, 200 per batch): two UPDATEs, no reads, no autoflush.
-    A settlement recorded around the API matches nothing: the store keeps only what members asked
-    it to."""
-    params = {"sid": lg.args["id"], "tx": lg.tx_hash, "block": lg.block_number, "now": _now()}
+def on_recorded(session: Session, logs: list[DecodedLog]) -> None:
+    """The hot path (one event per settlement, 200 per batch): the two UPDATEs run once per run of
+    events, as executemany, with no reads and no autoflush. A settlement recorded around the API
+    matches nothing: the store keeps only what members asked it to."""
+    now = _now()
+    params = [{"sid": lg.args["id"], "tx": lg.tx_hash, "block": lg.block_number, "now": now}
+              for lg in logs if lg.contract in _LEDGER_ARTIFACTS]
+    if not params:
+        return
     with session.no_autoflush:
         connection = session.connection()
-        if connection.execute(_CONFIRM_RECORD_OP, params).rowcount:
-            connection.execute(_CONFIRM_RECORD, params)
-
+        connection.execute(_CONFIRM_RECORD_OP, params)
+        # Guarded by its own WHERE (the settlement's own record operation still pending).
+        connection.execute(_CONFIRM_RECORD, params)
 
 def on_paid(session: Session, lg: DecodedLog) -> None:
     s = _settlement(session, lg.args["id"])
@@ -276,7 +280,8 @@ def register() -> None:
     if _REGISTERED:
         return
     _REGISTERED = True
-    for event, handler in (("SettlementRecorded", on_recorded), ("SettlementPaid", on_paid),
+    register_batch_event_handler("SettlementRecorded", on_recorded)
+    for event, handler in (("SettlementPaid", on_paid),
                            ("SettlementCancelled", on_cancelled), ("SettlementRefunded", on_refunded),
                            ("SettlementNetted", on_netted), ("SettlementSettled", on_settled),
                            ("SettlementReleased", on_released), ("NettingCycleSubmitted", on_cycle_submitted),

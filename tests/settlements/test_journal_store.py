@@ -65,7 +65,7 @@ def confirm_all(rt: Runtime, block: list[int]) -> None:
                             .order_by(SettlementOperation.id)).all():
             st_ = s.scalar(select(Settlement).where(Settlement.id == op.settlement_id))
             if op.kind == "record":
-                handlers.on_recorded(s, _log("SettlementRecorded", block, id=st_.id))
+                handlers.on_recorded(s, [_log("SettlementRecorded", block, id=st_.id)])
             elif op.kind == "pay":
                 handlers.on_paid(s, _log("SettlementPaid", block, id=st_.id, provider="0x" + b"alipay".ljust(16, b"\0").hex(),
                                          providerTxHash=st_.provider_tx_hash, amountPaidMinor=st_.paid_minor))

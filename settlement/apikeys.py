@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from settlement.errors import (
     AuthenticationError, InvalidStateError, UnknownApiKeyError, UnknownMemberError, ValidationError,
 )
-from settlement.store.models import ApiKey, Member, SecurityEvent
+from settlement.store.models import ApiKey, Member, SecurityEvent, utcnow
 
 __all__ = [
     "KEY_SCHEME", "PREFIX_LEN", "SECRET_BYTES", "KEY_LEN_MAX", "ROTATION_OVERLAP_S_MAX", "ACTIVE_KEYS_PER_MEMBER_MAX",
@@ -65,8 +65,6 @@ class IssuedKey:
         return f"IssuedKey(prefix={self.prefix!r}, member_id={self.member_id!r}, plaintext=<hidden>)"
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _aware(dt: datetime | None) -> datetime | None:

@@ -27,14 +27,15 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from settlement.chain.client import ChainClient, Receipt
 from settlement.chain.signing import LocalSigner
-from settlement.errors import ChainRevertError, ChainUnavailableError
+from settlement.errors import ChainRevertError
 from settlement.runtime import Runtime
 from settlement.store.models import MemberAccount, OutboxRow
+from settlement.store.models import utcnow
 
 log = logging.getLogger("ledger.dispatcher")
 
@@ -46,8 +47,7 @@ NONCE_FILL_GAS = 21_000
 FailureHook = Callable[[Session, OutboxRow, ChainRevertError], None]
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
+_now = utcnow  # one clock for the store: settlement.store.models.utcnow
 
 
 class NonceBook:
@@ -274,4 +274,4 @@ def pending_rows(session: Session) -> int:
                           .where(OutboxRow.status.in_(("pending", "signed", "sent")))) or 0
 
 
-__all__ = ["Dispatcher", "NonceBook", "pending_rows", "update"]
+__all__ = ["Dispatcher", "NonceBook", "pending_rows"]

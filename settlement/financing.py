@@ -33,7 +33,7 @@ from datetime import date
 from enum import IntEnum
 from fractions import Fraction
 
-from Crypto.Hash import keccak
+from anchors.keccak import keccak256
 
 from settlement.errors import InvalidAmountError, ValidationError
 from settlement.money import AMOUNT_MINOR_MAX, Rounding, check_currency
@@ -213,8 +213,6 @@ def financing_terms(
 # ---- canonical invoice hash -------------------------------------------------------------------
 
 
-def keccak256(data: bytes) -> bytes:
-    return keccak.new(digest_bits=256, data=data).digest()
 
 
 def normalise_invoice_number(invoice_number: str) -> str:

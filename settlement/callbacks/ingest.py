@@ -24,7 +24,7 @@ import threading
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
@@ -40,6 +40,7 @@ from settlement.errors import (
 from settlement.providers import InboundRequest, ProviderResponse, VerifiedNotification, adapter_for
 from settlement.runtime import Runtime
 from settlement.store.models_callbacks import ProviderCallback
+from settlement.store.models import utcnow
 
 log = logging.getLogger("ledger.callbacks")
 
@@ -64,8 +65,7 @@ class CallbackResult:
         return self.outcome != "rejected"
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
+_now = utcnow  # one clock for the store: settlement.store.models.utcnow
 
 
 def _security_event(runtime: Runtime, provider: str, account: str, error: LedgerError, body: bytes,

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.orm import Session
@@ -39,6 +38,7 @@ from settlement.settlements import (
 )
 from settlement.store.models_callbacks import ProviderCallback
 from settlement.store.models_settlements import Settlement, SettlementRefund
+from settlement.store.models import utcnow
 
 log = logging.getLogger("ledger.callbacks")
 
@@ -77,8 +77,7 @@ def find_by_payment_reference(session: Session, payment_reference: str | None) -
     return session.get(Settlement, tuple(key))
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
+_now = utcnow  # one clock for the store: settlement.store.models.utcnow
 
 
 def _set(row: ProviderCallback, outcome: Outcome) -> Outcome:

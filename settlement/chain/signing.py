@@ -13,14 +13,10 @@ from dataclasses import dataclass
 
 import coincurve
 import rlp
-from Crypto.Hash import keccak as _keccak
+from anchors.keccak import keccak256
 from eth_account import Account
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-
-
-def keccak256(data: bytes) -> bytes:
-    return _keccak.new(data=data, digest_bits=256).digest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, ClassVar, NamedTuple
 
-from Crypto.Hash import keccak
+from anchors.keccak import keccak256
 
 from settlement.errors import (
     CallbackMalformedError,
@@ -182,8 +182,6 @@ class ProviderAccount:
 # --- result --------------------------------------------------------------------------------------
 
 
-def keccak256(data: bytes) -> bytes:
-    return keccak.new(digest_bits=256, data=data).digest()
 
 
 def evidence_hash(provider: str, kind: NotificationKind, provider_txn_id: str, refund_key: str | None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
@@ -22,6 +22,7 @@ from settlement.errors import (
 )
 from settlement.reconciliation import ExceptionRecord, ExceptionResolution, ResolutionAction
 from settlement.store.models_callbacks import ExceptionResolutionRow, ProviderCallback, ReconciliationException
+from settlement.store.models import utcnow
 
 __all__ = [
     "ORIGIN_RUN", "ORIGIN_CALLBACK", "STATES", "EXCEPTIONS_PAGE_MAX", "ExceptionPage", "callback_exception_id",
@@ -46,8 +47,7 @@ CALLBACK_BUCKETS = {
 }
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
+_now = utcnow  # one clock for the store: settlement.store.models.utcnow
 
 
 _EXCEPTIONS = ReconciliationException.__table__

@@ -22,7 +22,7 @@ import os
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from settlement.reconciliation_store.ledger import ledger_entries
 from settlement.reconciliation_store.queue import exception_json, list_exceptions, store_run_exceptions
 from settlement.runtime import Runtime
 from settlement.store.models_callbacks import ReconciliationException, ReconciliationRun, StatementImport
+from settlement.store.models import utcnow
 
 __all__ = [
     "STATEMENT_KINDS", "STATEMENT_BYTES_MAX", "Progress", "import_statement", "get_statement", "list_statements",
@@ -65,8 +66,7 @@ def _no_progress(_stage: str, _done: int, _total: int | None) -> None:
     return None
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
+_now = utcnow  # one clock for the store: settlement.store.models.utcnow
 
 
 def _statements_dir(runtime: Runtime) -> Path:

@@ -14,7 +14,6 @@ state, and the operation's journal postings are reversed.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -26,6 +25,7 @@ from settlement.settlements.service import _paid_postings, _record_txn, _refund_
 from settlement.store.models import OutboxRow
 from settlement.store.models_settlements import NettingCycle, Settlement, SettlementOperation, SettlementRefund
 from settlement.workers import register_batch_event_handler, register_event_handler, register_failure_hook
+from settlement.store.models import utcnow
 
 log = logging.getLogger("ledger.settlements")
 
@@ -36,8 +36,7 @@ CONTRACT = "SettlementLedger"
 _LEDGER_ARTIFACTS = frozenset({CONTRACT, "ISettlementLedger"})
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
+_now = utcnow  # one clock for the store: settlement.store.models.utcnow
 
 
 def _settlement(session: Session, settlement_id: str) -> Settlement | None:

@@ -34,6 +34,7 @@ from settlement.reconciliation.model import (
     CURRENCY_TABLE,
     KIND_TABLE,
     STATUS_TABLE,
+    LedgerEntry,
     LedgerTable,
     ParseResult,
     RowError,

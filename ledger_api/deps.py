@@ -28,9 +28,20 @@ from settlement.errors import AuthenticationError, ForbiddenError, MemberSuspend
 from settlement.members import ROLE_NAMES, MemberView, RegistryView
 from settlement.runtime import Runtime
 
-__all__ = ["Principal", "get_runtime", "get_registry_view", "get_session", "authenticate_caller",
-           "current_member", "require_roles", "RuntimeDep", "DbSession", "Caller", "CurrentMember",
-           "OperatorMember"]
+__all__ = [
+    "Caller",
+    "CurrentMember",
+    "DbSession",
+    "OperatorMember",
+    "Principal",
+    "RuntimeDep",
+    "authenticate_caller",
+    "current_member",
+    "get_registry_view",
+    "get_runtime",
+    "get_session",
+    "require_roles",
+]
 
 log = logging.getLogger("ledger_api.auth")
 
@@ -108,9 +119,16 @@ def authenticate_caller(request: Request, runtime: RuntimeDep,
         raise AuthenticationError("send the API key as Authorization: Bearer <key>")
     prefix = apikeys.parse_key(token) if token else None
     try:
-        with runtime.db.transaction() as session:
-            key = apikeys.authenticate(session, token)
+        # A read: authenticating must not queue every request behind the store's writer. The
+        # last-used stamp (once a minute per key) is a separate small write.
+        with runtime.db.read() as session:
+            key = apikeys.authenticate(session, token, touch=False)
             member_id, key_prefix = key.member_id, key.prefix
+            now = apikeys.utcnow()
+            stamp = apikeys.touch_due(key, now)
+        if stamp:
+            with runtime.db.transaction() as session:
+                apikeys.touch_last_used(session, key_prefix, now)
     except AuthenticationError as exc:
         reason = exc.extra.get("reason", "invalid")
         log.info("rejected API key (prefix %s): %s", prefix or "-", reason)

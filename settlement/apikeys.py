@@ -15,20 +15,38 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from settlement.errors import (
-    AuthenticationError, InvalidStateError, UnknownApiKeyError, UnknownMemberError, ValidationError,
+    AuthenticationError,
+    InvalidStateError,
+    UnknownApiKeyError,
+    UnknownMemberError,
+    ValidationError,
 )
 from settlement.store.models import ApiKey, Member, SecurityEvent, utcnow
 
 __all__ = [
-    "KEY_SCHEME", "PREFIX_LEN", "SECRET_BYTES", "KEY_LEN_MAX", "ROTATION_OVERLAP_S_MAX", "ACTIVE_KEYS_PER_MEMBER_MAX",
-    "IssuedKey", "hash_key", "parse_key", "is_active", "issue_key", "revoke_key", "rotate_key",
-    "authenticate", "list_keys", "get_key", "record_security_event",
+    "ACTIVE_KEYS_PER_MEMBER_MAX",
+    "KEY_LEN_MAX",
+    "KEY_SCHEME",
+    "PREFIX_LEN",
+    "ROTATION_OVERLAP_S_MAX",
+    "SECRET_BYTES",
+    "IssuedKey",
+    "authenticate",
+    "get_key",
+    "hash_key",
+    "is_active",
+    "issue_key",
+    "list_keys",
+    "parse_key",
+    "record_security_event",
+    "revoke_key",
+    "rotate_key",
 ]
 
 KEY_SCHEME = "lk"
@@ -71,7 +89,7 @@ def _aware(dt: datetime | None) -> datetime | None:
     # SQLite hands back naive datetimes; the store writes UTC only.
     if dt is None or dt.tzinfo is not None:
         return dt
-    return dt.replace(tzinfo=timezone.utc)
+    return dt.replace(tzinfo=UTC)
 
 
 def hash_key(plaintext: str) -> str:
@@ -195,9 +213,10 @@ def rotate_key(session: Session, member_id: str, *, old_prefix: str | None = Non
     return issued, [k.prefix for k in olds]
 
 
-def authenticate(session: Session, presented: str) -> ApiKey:
+def authenticate(session: Session, presented: str, *, touch: bool = True) -> ApiKey:
     """The active key row matching ``presented``; AuthenticationError (with ``reason`` and, when
-    well-formed, ``prefix``) otherwise. Touches ``last_used_at`` at most once a minute."""
+    well-formed, ``prefix``) otherwise. Touches ``last_used_at`` at most once a minute (with
+    ``touch``; else the caller does it with :func:`touch_last_used` when :func:`touch_due`)."""
     prefix = parse_key(presented)
     if prefix is None:
         raise AuthenticationError("malformed API key", reason="malformed")
@@ -209,10 +228,19 @@ def authenticate(session: Session, presented: str) -> ApiKey:
     now = utcnow()
     if not is_active(key, now):
         raise AuthenticationError("revoked API key", reason="revoked", prefix=prefix)
-    last = _aware(key.last_used_at)
-    if last is None or (now - last).total_seconds() >= LAST_USED_RESOLUTION_S:
+    if touch and touch_due(key, now):
         key.last_used_at = now
     return key
+
+
+def touch_due(key: ApiKey, now: datetime) -> bool:
+    """Is ``last_used_at`` older than its resolution (so worth a write)?"""
+    last = _aware(key.last_used_at)
+    return last is None or (now - last).total_seconds() >= LAST_USED_RESOLUTION_S
+
+
+def touch_last_used(session: Session, prefix: str, now: datetime) -> None:
+    session.execute(update(ApiKey).where(ApiKey.prefix == prefix).values(last_used_at=now))
 
 
 def record_security_event(session: Session, kind: str, *, source: str = "", detail: str = "") -> None:

@@ -25,17 +25,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from settlement.chain.client import ChainClient, Receipt
 from settlement.chain.signing import LocalSigner
 from settlement.errors import ChainRevertError
 from settlement.runtime import Runtime
-from settlement.store.models import MemberAccount, OutboxRow
-from settlement.store.models import utcnow
+from settlement.store.models import MemberAccount, OutboxRow, utcnow
 
 log = logging.getLogger("ledger.dispatcher")
 
@@ -48,6 +47,10 @@ FailureHook = Callable[[Session, OutboxRow, ChainRevertError], None]
 
 
 _now = utcnow  # one clock for the store: settlement.store.models.utcnow
+
+# Which phases have work: one indexed read (status, id), so an idle pass costs one query and
+# never takes the store's write lock.
+_WORK = select(*(exists().where(OutboxRow.status == status) for status in ("pending", "signed", "sent")))
 
 
 class NonceBook:
@@ -105,11 +108,14 @@ class Dispatcher:
     # -- one pass -------------------------------------------------------------------------------
 
     def run_once(self) -> int:
-        """One sign/broadcast/collect pass; returns how many rows changed state."""
-        changed = self.sign()
-        changed += self.broadcast()
-        changed += self.collect()
-        return changed
+        """One sign/broadcast/collect pass; returns how many rows changed state. Phases with
+        nothing to do (and nothing handed on by the phase before) are skipped."""
+        with self.rt.db.read() as s:
+            pending, signed, sent = s.execute(_WORK).one()
+        signed_now = self.sign() if pending else 0
+        sent_now = self.broadcast() if signed_now or signed or sent else 0
+        collected = self.collect() if sent_now or sent else 0
+        return signed_now + sent_now + collected
 
     def drain(self, timeout_s: float = 60.0, idle_sleep_s: float = 0.05) -> None:
         """Run passes until nothing is pending (tests and tooling)."""
@@ -236,7 +242,7 @@ class Dispatcher:
                 if live is None or live.status != "sent" or live.tx_hash != receipt.tx_hash:
                     continue
                 self._apply_receipt(s, live, receipt, failures.get(row.id), now)
-                created = live.created_at if live.created_at.tzinfo else live.created_at.replace(tzinfo=timezone.utc)
+                created = live.created_at if live.created_at.tzinfo else live.created_at.replace(tzinfo=UTC)
                 latencies.append((now - created).total_seconds())
         self._record_latency(latencies)
         return len(done)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from settlement.chain.client import DecodedLog
@@ -31,6 +31,8 @@ log = logging.getLogger("ledger.follower")
 CHECKPOINT = "contracts"
 BLOCK_RANGE_MAX = 5_000
 ROLLBACK_SCAN_ROWS_MAX = 10_000
+
+_MINED_EXISTS = select(exists().where(OutboxRow.status == "mined"))
 
 EventHandler = Callable[[Session, DecodedLog], None]
 # Called once per run of consecutive events of one name within a page (order is kept across
@@ -63,19 +65,20 @@ class Follower:
         """One pass; returns the number of new events applied."""
         if self.rt.manifest is None or not self.rt.manifest.contracts:
             return 0
-        head = self.client.block_number()
         with self.rt.db.read() as s:
             cp = self._checkpoint(s)
             cp_block, cp_hash = (cp.block_number, cp.block_hash) if cp else (self._start_block() - 1, None)
-        if cp_hash is not None:
-            chain_block = self.client.get_block(cp_block) if cp_block <= head else None
-            if chain_block is None or chain_block["hash"] != cp_hash:
-                self.recover_rollback(head)
-                return 0
+            unconfirmed = s.scalar(_MINED_EXISTS)
+        # The head and the checkpoint's block in one round trip (the block is None past the head).
+        head, chain_block = self.client.head_and_block(cp_block if cp_hash is not None else None)
+        if cp_hash is not None and (chain_block is None or chain_block["hash"] != cp_hash):
+            self.recover_rollback(head)
+            return 0
         safe_head = head - self.confirmations
         self.rt.stats["follower_lag_blocks"] = max(head - max(cp_block, 0), 0)
         if safe_head <= cp_block:
-            self._confirm_mined(cp_block)
+            if unconfirmed:
+                self._confirm_mined(cp_block)
             return 0
         to_block = min(safe_head, cp_block + self.block_range_max)
         logs = self.client.get_logs(list(self.rt.manifest.addresses.values()), cp_block + 1, to_block)

@@ -1,4 +1,5 @@
-"""The chain client: the only module that talks to the EVM node (over web3.py's HTTP provider).
+"""The chain client: the only module that talks to the EVM node (plain JSON-RPC over HTTP, see
+:mod:`settlement.chain.transport`; web3.py only for tooling via ``.w3``).
 
 It signs locally, sends only raw transactions and standard ``eth_*`` calls (no unlocked
 accounts, no ``anvil_*``), works with EIP-1559, legacy and zero gas prices as configured (never
@@ -14,11 +15,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-import requests
 from web3 import HTTPProvider, Web3
 
-from settlement.chain.contracts import ContractCatalogue, catalogue
+from settlement.chain.contracts import ContractCatalogue, catalogue, checksum_address
 from settlement.chain.signing import FeeParams, LocalSigner, SignedTx
+from settlement.chain.transport import JsonRpcTransport
 from settlement.errors import ChainRevertError, ChainUnavailableError, ConfigurationError
 
 RPC_TIMEOUT_S = 30.0
@@ -87,7 +88,7 @@ class Receipt:
     contract_address: str | None
 
     @classmethod
-    def from_rpc(cls, r: dict) -> "Receipt":
+    def from_rpc(cls, r: dict) -> Receipt:
         return cls(
             tx_hash=r["transactionHash"],
             status=int(r["status"], 16),
@@ -118,12 +119,14 @@ class ChainClient:
                  contracts: ContractCatalogue | None = None) -> None:
         self.rpc_url = rpc_url
         self.fees = fees or FeePolicy()
-        session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=16)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        self.w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}, session=session))
+        self.timeout_s = timeout_s
+        self.transport = JsonRpcTransport(rpc_url, timeout_s)
         self._contracts = contracts
+
+    @cached_property
+    def w3(self) -> Web3:
+        """web3.py on the same node, for tooling and tests; the service itself never uses it."""
+        return Web3(HTTPProvider(self.rpc_url, request_kwargs={"timeout": self.timeout_s}))
 
     @property
     def contracts(self) -> ContractCatalogue:
@@ -132,26 +135,31 @@ class ChainClient:
     # -- plain JSON-RPC -------------------------------------------------------------------------
 
     def rpc(self, method: str, params: list | None = None) -> Any:
-        try:
-            response = self.w3.provider.make_request(method, params or [])
-        except (requests.RequestException, OSError) as exc:
-            raise ChainUnavailableError(f"{method}: {type(exc).__name__}: {exc}") from exc
+        t = self.transport
+        response = t.post({"jsonrpc": "2.0", "id": t.next_id(), "method": method, "params": params or []}, method)
+        if not isinstance(response, dict):
+            raise RpcError(method, {"message": f"unexpected answer: {str(response)[:200]}"})
         if "error" in response:
             raise RpcError(method, dict(response["error"]))
-        return response["result"]
+        return response.get("result")
 
     def batch(self, calls: Sequence[tuple[str, list]]) -> list[dict]:
         """Many requests in bounded HTTP batches; answers are raw {'result'|'error'} dicts in order."""
+        t = self.transport
         answers: list[dict] = []
         for start in range(0, len(calls), RPC_BATCH_MAX):
-            chunk = list(calls[start:start + RPC_BATCH_MAX])
-            try:
-                response = self.w3.provider.make_batch_request(chunk)
-            except (requests.RequestException, OSError) as exc:
-                raise ChainUnavailableError(f"batch: {type(exc).__name__}: {exc}") from exc
+            chunk = calls[start:start + RPC_BATCH_MAX]
+            ids = [t.next_id() for _ in chunk]
+            response = t.post([{"jsonrpc": "2.0", "id": i, "method": m, "params": p}
+                               for i, (m, p) in zip(ids, chunk)], "batch")
             if not isinstance(response, list):
-                raise RpcError("batch", dict(response.get("error", {"message": str(response)})))
-            answers.extend(dict(r) for r in response)
+                error = response.get("error") if isinstance(response, dict) else None
+                raise RpcError("batch", dict(error or {"message": str(response)[:200]}))
+            by_id = {r.get("id"): r for r in response if isinstance(r, dict)}
+            missing = [i for i in ids if i not in by_id]
+            if missing:  # JSON-RPC answers a batch in any order, but must answer every request
+                raise RpcError("batch", {"message": f"{len(missing)} of {len(ids)} requests unanswered"})
+            answers.extend(by_id[i] for i in ids)
         return answers
 
     @cached_property
@@ -168,6 +176,22 @@ class ChainClient:
             return None
         return {"number": int(b["number"], 16), "hash": b["hash"], "timestamp": int(b["timestamp"], 16),
                 "parent_hash": b["parentHash"]}
+
+    def head_and_block(self, block: int | None) -> tuple[int, dict | None]:
+        """The head's number and (when ``block`` is given) that block, in one HTTP round trip."""
+        calls: list[tuple[str, list]] = [("eth_blockNumber", [])]
+        if block is not None:
+            calls.append(("eth_getBlockByNumber", [hex(block), False]))
+        answers = self.batch(calls)
+        for method, answer in zip(("eth_blockNumber", "eth_getBlockByNumber"), answers):
+            if "error" in answer:
+                raise RpcError(method, dict(answer["error"]))
+        head = int(answers[0]["result"], 16)
+        if block is None or answers[1].get("result") is None:
+            return head, None
+        b = answers[1]["result"]
+        return head, {"number": int(b["number"], 16), "hash": b["hash"], "timestamp": int(b["timestamp"], 16),
+                      "parent_hash": b["parentHash"]}
 
     def get_code(self, address: str, block: int | str = "latest") -> bytes:
         tag = hex(block) if isinstance(block, int) else block
@@ -345,7 +369,7 @@ class ChainClient:
             if ev is None:
                 continue
             out.append(DecodedLog(
-                contract=ev.contract, event=ev.name, address=Web3.to_checksum_address(log["address"]),
+                contract=ev.contract, event=ev.name, address=checksum_address(log["address"]),
                 args=ev.decode(topics, bytes.fromhex(log["data"][2:])), tx_hash=log["transactionHash"],
                 log_index=int(log["logIndex"], 16), block_number=int(log["blockNumber"], 16),
                 block_hash=log["blockHash"],

@@ -1,10 +1,12 @@
 """The compiled contracts shipped in the package: ABI lookups, call encoding, event and custom
-error decoding. Encoding uses cached ABI types and ``eth_abi`` directly (web3's per-call contract
-machinery costs more than signing does)."""
+error decoding. Encoding compiles an encoder per argument shape where it can (static types, static
+tuples, arrays of them: every call the service makes) and uses ``eth_abi`` for the rest (web3's
+per-call contract machinery costs more than signing does)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -14,7 +16,9 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import to_checksum_address
 
+from anchors.abi import type_encoder
 from settlement.chain.signing import keccak256
+from settlement.errors import ValidationError
 
 
 def _type_str(param: dict) -> str:
@@ -41,10 +45,93 @@ class FunctionAbi:
     def encode(self, args: list | tuple) -> bytes:
         if len(args) != len(self.input_types):
             raise ValueError(f"{self.name} takes {len(self.input_types)} arguments, got {len(args)}")
+        fast = _fast_encoder(self.input_types)
+        if fast is not None:
+            try:
+                return self.selector + fast(args)
+            except (ValidationError, TypeError, ValueError):
+                pass  # eth_abi below decides, and words the error, for anything unusual
         return self.selector + abi_encode(list(self.input_types), [coerce(t, a) for t, a in zip(self.input_types, args)])
 
     def decode_output(self, data: bytes) -> tuple:
         return tuple(abi_decode(list(self.output_types), data))
+
+
+@lru_cache(maxsize=4096)
+def checksum_address(address: str) -> str:
+    """EIP-55 form of an address, cached: a ledger sees the same few hundred addresses again and
+    again, and each checksum costs a keccak256."""
+    return to_checksum_address(address)
+
+
+def _static_encoder(abi_type: str) -> Callable[[Any], bytes] | None:
+    """An encoder of a static elementary type or a static tuple of them (in place, no offset);
+    None for anything dynamic."""
+    if abi_type.startswith("(") and abi_type.endswith(")"):
+        parts = [_static_encoder(t) for t in _split_tuple(abi_type)]
+        if any(p is None for p in parts):
+            return None
+        fns, arity = tuple(parts), len(parts)
+
+        def encode_tuple(value: Any) -> bytes:
+            if len(value) != arity:
+                raise ValueError(f"{abi_type} takes {arity} values, got {len(value)}")
+            return b"".join([fn(v) for fn, v in zip(fns, value)])  # type: ignore[misc]
+
+        return encode_tuple
+    if abi_type.endswith("]") or abi_type.startswith("("):
+        return None
+    try:
+        dynamic, fn = type_encoder(abi_type)
+    except ValidationError:
+        return None
+    return None if dynamic else fn
+
+
+@lru_cache(maxsize=512)
+def _fast_encoder(types: tuple[str, ...]) -> Callable[[Sequence[Any]], bytes] | None:
+    """``abi.encode`` of an argument list made of static types, static tuples, ``bytes``,
+    ``string`` and dynamic arrays of static types or tuples (recordBatch's shape), ~10x faster
+    than eth_abi; None for other shapes. Tested byte-for-byte against eth_abi."""
+    heads: list[tuple[bool, Callable[[Any], bytes]]] = []
+    for t in types:
+        static = _static_encoder(t)
+        if static is not None:
+            heads.append((False, static))
+        elif t.endswith("[]") and (element := _static_encoder(t[:-2])) is not None:
+            def encode_array(value: Any, element: Callable[[Any], bytes] = element) -> bytes:
+                if isinstance(value, (str, bytes)):
+                    raise TypeError("an array is a list")
+                return len(value).to_bytes(32, "big") + b"".join([element(v) for v in value])
+
+            heads.append((True, encode_array))
+        elif t in ("bytes", "string"):
+            heads.append((True, type_encoder(t)[1]))
+        else:
+            return None
+    head_size = 32 * sum(1 if dynamic else _words(t) for (dynamic, _fn), t in zip(heads, types))
+
+    def encode(values: Sequence[Any]) -> bytes:
+        head: list[bytes] = []
+        tail: list[bytes] = []
+        offset = head_size
+        for (dynamic, fn), value in zip(heads, values):
+            if dynamic:
+                encoded = fn(value)
+                head.append(offset.to_bytes(32, "big"))
+                tail.append(encoded)
+                offset += len(encoded)
+            else:
+                head.append(fn(value))
+        return b"".join(head) + b"".join(tail)
+
+    return encode
+
+
+def _words(static_type: str) -> int:
+    if static_type.startswith("("):
+        return sum(_words(t) for t in _split_tuple(static_type))
+    return 1
 
 
 def _word_decoder(abi_type: str):  # type: ignore[no-untyped-def]
@@ -53,7 +140,7 @@ def _word_decoder(abi_type: str):  # type: ignore[no-untyped-def]
     if abi_type.endswith("]"):
         return None
     if abi_type == "address":
-        return lambda w: to_checksum_address("0x" + w[12:].hex())
+        return lambda w: checksum_address("0x" + w[12:].hex())
     if abi_type == "bool":
         return lambda w: w[31] == 1
     if abi_type.startswith("uint"):
@@ -114,8 +201,13 @@ class EventAbi:
         # Most of our events are all-static: decode them by slicing words, ~20x faster than
         # eth_abi (the follower decodes every event of every batch).
         object.__setattr__(self, "_plan", _static_plan(plain))
+        indexed = [(p["name"], _word_decoder(_type_str(p))) for p in self.inputs if p.get("indexed")]
+        object.__setattr__(self, "_topic_plan", indexed if all(d is not None for _n, d in indexed) else None)
 
     def _indexed(self, topics: list[bytes]) -> dict[str, Any]:
+        plan = self._topic_plan  # type: ignore[attr-defined]
+        if plan is not None and len(topics) == len(plan) + 1:
+            return {name: dec(topic) for (name, dec), topic in zip(plan, topics[1:])}
         values: dict[str, Any] = {}
         for param, topic in zip([p for p in self.inputs if p.get("indexed")], topics[1:]):
             t = _type_str(param)

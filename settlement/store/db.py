@@ -14,6 +14,11 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 POOL_SIZE = 10
+READ_ONLY_OPTION = "ledger_read_only"
+
+
+class ReadOnlySessionError(RuntimeError):
+    """Something tried to write through a Database.read() session (use transaction())."""
 
 
 def make_engine(url: str) -> Engine:
@@ -31,9 +36,14 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _sqlite_begin_immediate(conn) -> None:  # type: ignore[no-untyped-def]
-            # Take the write lock at BEGIN, so two writers queue instead of failing at upgrade time.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
+            # Writers take the write lock at BEGIN, so two writers queue instead of failing at
+            # upgrade time. Read sessions (Database.read) begin a deferred transaction: in WAL
+            # mode that is a consistent snapshot that neither waits for nor blocks the writer.
+            if conn.get_execution_options().get(READ_ONLY_OPTION):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit transactions off).
         @event.listens_for(engine, "connect")
@@ -55,6 +65,11 @@ def migrate(url: str) -> None:
     command.upgrade(cfg, "head")
 
 
+def _refuse_flush(session: Session, _flush_context: object, _instances: object) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise ReadOnlySessionError("a read session cannot write; use Database.transaction()")
+
+
 class Database:
     """An engine plus a session factory; `transaction()` is the unit of work."""
 
@@ -62,6 +77,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(self.engine.execution_options(**{READ_ONLY_OPTION: True}),
+                                           expire_on_commit=False)
+        event.listen(self._read_sessions, "before_flush", _refuse_flush)
 
     @property
     def dialect(self) -> str:
@@ -75,7 +93,8 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with self.sessions() as session:
+        """A read-only session: never takes SQLite's write lock; a flush raises ReadOnlySessionError."""
+        with self._read_sessions() as session:
             yield session
 
     def ping(self) -> bool:

@@ -1,0 +1,58 @@
+"""Read sessions: never behind the writer, never writing."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from settlement.store.db import Database, ReadOnlySessionError, migrate
+from settlement.store.models import Member
+
+
+def test_a_read_is_not_queued_behind_an_open_write_transaction(sqlite_url: str) -> None:
+    """SQLite: writers take the write lock at BEGIN (BEGIN IMMEDIATE); a read must not, or every
+    poll of the dispatcher, the follower and the API would wait for whoever is writing."""
+    migrate(sqlite_url)
+    db = Database(sqlite_url)
+    writing, release = threading.Event(), threading.Event()
+    seen: list[int] = []
+
+    def writer() -> None:
+        with db.transaction() as s:
+            s.add(Member(id="m1", onchain_id="0x" + "11" * 32, name="m1", country="SG", roles=["finance"],
+                         status="active"))
+            s.flush()
+            writing.set()
+            release.wait(30)
+
+    def reader() -> None:
+        with db.read() as s:
+            seen.append(s.scalar(select(func.count()).select_from(Member)) or 0)
+
+    w = threading.Thread(target=writer)
+    w.start()
+    assert writing.wait(10)
+    r = threading.Thread(target=reader)
+    r.start()
+    r.join(10)  # the busy timeout is 30 s: a reader waiting for the lock would still be blocked here
+    finished_while_writing = not r.is_alive()
+    release.set()
+    w.join(10)
+    r.join(10)
+    db.dispose()
+    assert finished_while_writing
+    assert seen == [0]  # a snapshot: the uncommitted row is not visible
+
+
+def test_a_read_session_refuses_to_write(database_url: str) -> None:
+    migrate(database_url)
+    db = Database(database_url)
+    with pytest.raises(ReadOnlySessionError), db.read() as s:
+        s.add(Member(id="m2", onchain_id="0x" + "22" * 32, name="m2", country="SG", roles=["finance"],
+                     status="active"))
+        s.flush()
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Member)) == 0
+    db.dispose()

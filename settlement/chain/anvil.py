@@ -118,7 +118,7 @@ class ManagedAnvil:
             cmd += ["--state", str(c.state_path), "--state-interval", str(STATE_INTERVAL_S)]
         return cmd
 
-    def start(self) -> "ManagedAnvil":
+    def start(self) -> ManagedAnvil:
         if self.process is not None:
             return self
         if self.config.state_path is not None:
@@ -176,7 +176,7 @@ class ManagedAnvil:
             self.process.wait()
         self.process = None
 
-    def __enter__(self) -> "ManagedAnvil":
+    def __enter__(self) -> ManagedAnvil:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -70,7 +70,7 @@ class Manifest:
                 "contracts": self.contracts}
 
     @classmethod
-    def load(cls, home: Path) -> "Manifest | None":
+    def load(cls, home: Path) -> Manifest | None:
         path = home / MANIFEST_NAME
         if not path.exists():
             return None

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import coincurve
 import rlp
-from anchors.keccak import keccak256
 from eth_account import Account
+
+from anchors.keccak import keccak256
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
@@ -38,7 +39,7 @@ class FeeParams:
 class LocalSigner:
     """Holds one private key in memory and signs transactions for it. Never logs the key."""
 
-    __slots__ = ("_key", "address", "_address_bytes")
+    __slots__ = ("_address_bytes", "_key", "address")
 
     def __init__(self, private_key: bytes | str) -> None:
         if isinstance(private_key, str):

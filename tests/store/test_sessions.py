@@ -56,3 +56,44 @@ def test_a_read_session_refuses_to_write(database_url: str) -> None:
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(Member)) == 0
     db.dispose()
+
+
+def test_writers_of_one_process_queue_on_the_process_lock(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With SQLite's busy timeout at zero, a second writer would fail at once with 'database is
+    locked'; queued on the process's writer lock it waits for the first and succeeds."""
+    import settlement.store.db as dbmod
+
+    migrate(sqlite_url)
+    monkeypatch.setattr(dbmod, "SQLITE_BUSY_TIMEOUT_MS", 0)
+    db = Database(sqlite_url)
+    writing, errors = threading.Event(), []
+
+    def write(member_id: str, hold: threading.Event | None) -> None:
+        try:
+            with db.transaction() as s:
+                s.add(Member(id=member_id, onchain_id="0x" + member_id[-1] * 64, name=member_id, country="SG",
+                             roles=["finance"], status="active"))
+                s.flush()
+                if hold is not None:
+                    writing.set()
+                    hold.wait(5)
+        except Exception as exc:  # noqa: BLE001 - the assertion below shows it
+            errors.append(exc)
+
+    release = threading.Event()
+    first = threading.Thread(target=write, args=("m3", release))
+    first.start()
+    assert writing.wait(10)
+    second = threading.Thread(target=write, args=("m4", None))
+    second.start()
+    second.join(0.5)
+    waiting = second.is_alive()
+    release.set()
+    first.join(10)
+    second.join(10)
+    with db.read() as s:
+        count = s.scalar(select(func.count()).select_from(Member))
+    db.dispose()
+    assert errors == []
+    assert waiting  # it queued behind the first writer ...
+    assert count == 2  # ... and then wrote

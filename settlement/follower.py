@@ -18,12 +18,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import delete, exists, insert, select, update
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 
 from settlement.chain.client import DecodedLog
 from settlement.dispatcher import Dispatcher
 from settlement.runtime import Runtime
+from settlement.store.bulk import insert_rows
 from settlement.store.models import ChainEvent, Checkpoint, OutboxRow, utcnow
 
 log = logging.getLogger("ledger.follower")
@@ -94,7 +95,7 @@ class Follower:
             fresh = [lg for lg in logs if (lg.tx_hash, lg.log_index) not in known]
             if fresh:
                 # One multi-row INSERT for the page, before the handlers run (they may read it).
-                s.execute(insert(ChainEvent), [
+                insert_rows(s, ChainEvent.__table__, [
                     {"tx_hash": lg.tx_hash, "log_index": lg.log_index, "block_number": lg.block_number,
                      "block_hash": lg.block_hash, "contract": lg.contract, "address": lg.address,
                      "event": lg.event, "args": lg.args, "created_at": utcnow()} for lg in fresh])

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from settlement.errors import JournalImbalanceError
 from settlement.money import check_currency
+from settlement.store.bulk import insert_rows
 from settlement.store.models_settlements import SYSTEM_OWNER, JournalBalance, JournalEntry, JournalTransaction
 
 __all__ = [
@@ -123,10 +124,10 @@ def post_many(session: Session, specs: Sequence[TxnSpec]) -> list[str]:
     for spec in specs:
         check_balanced(spec.postings)
     now = datetime.now(timezone.utc)
-    session.execute(JournalTransaction.__table__.insert(), [
+    insert_rows(session, JournalTransaction.__table__, [
         {"id": s.id, "kind": s.kind, "settlement_id": s.settlement_id, "cycle_id": s.cycle_id,
          "reverses": s.reverses, "memo": s.memo[:200], "created_at": now} for s in specs])
-    session.execute(JournalEntry.__table__.insert(), [
+    insert_rows(session, JournalEntry.__table__, [
         {"txn_id": s.id, "owner": p.owner, "account": p.account, "currency": p.currency, "side": p.side,
          "amount_minor": p.amount_minor, "created_at": now} for s in specs for p in s.postings])
     _apply_to_balances(session, [p for s in specs for p in s.postings], now)

@@ -35,6 +35,7 @@ from settlement.outbox import enqueue
 from settlement.runtime import Runtime
 from settlement.settlements import journal as jr
 from settlement.settlements.fx import check_amount, check_target, rate_from_decimal
+from settlement.store.bulk import insert_rows
 from settlement.store.models import Member, MemberAccount
 from settlement.store.models_settlements import (
     SYSTEM_OWNER, Settlement, SettlementOperation, SettlementRefund,
@@ -320,9 +321,9 @@ def create_batch(runtime: Runtime, session: Session, payer_id: str, inputs: Sequ
     for s in rows:
         s.outbox_id = s.batch_outbox_id = out.id
         specs.append(jr.TxnSpec("settlement.instructed", _record_postings(s), settlement_id=s.id))
-    session.execute(_SETTLEMENTS.insert(), [{k: getattr(s, k) for k in _SETTLEMENT_COLUMNS} for s in rows])
+    insert_rows(session, _SETTLEMENTS, [{k: getattr(s, k) for k in _SETTLEMENT_COLUMNS} for s in rows])
     jr.post_many(session, specs)
-    session.execute(SettlementOperation.__table__.insert(), [
+    insert_rows(session, SettlementOperation.__table__, [
         {"settlement_id": s.id, "kind": "record", "outbox_id": out.id, "prev_state": "none",
          "journal_txn_id": spec.id, "requested_by": payer.id, "status": "pending", "created_at": now}
         for s, spec in zip(rows, specs)])

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from ledger_api.settings import Settings
 from settlement.chain.client import ChainClient, FeePolicy
 from settlement.chain.deploy import Manifest, deploy, verify_manifest
+from settlement.chain.transport import redact_url
 from settlement.keys import KeyVault, load_or_create_kek, load_or_create_operator
 from settlement.runtime import Runtime
 from settlement.store.db import Database, migrate
@@ -30,7 +31,7 @@ def build_runtime(settings: Settings, *, run_migrations: bool = True, deploy_con
     operator = load_or_create_operator(home, vault, settings.operator_key)
     chain = ChainClient(settings.effective_rpc_url, fee_policy(settings))
     if deploy_contracts:
-        progress(f"chain: {chain.rpc_url} (chain id {chain.chain_id}); deploying what is missing")
+        progress(f"chain: {redact_url(chain.rpc_url)} (chain id {chain.chain_id}); deploying what is missing")
         manifest = deploy(chain, operator, home, progress)
     else:
         manifest = Manifest.load(home)

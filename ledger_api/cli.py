@@ -32,6 +32,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
     from ledger_api.bootstrap import build_runtime, tune_interpreter
     from settlement.chain.anvil import AnvilConfig, ManagedAnvil
+    from settlement.chain.transport import redact_url
     from settlement.workers import Workers
 
     home = settings.home_dir
@@ -53,7 +54,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         say(f"chain: starting anvil on {anvil.rpc_url} (state in {home / 'anvil-state.json'})")
         anvil.start()
     else:
-        say(f"chain: using {settings.rpc_url}")
+        say(f"chain: using {redact_url(settings.rpc_url)}")
     workers = None
     try:
         runtime = build_runtime(settings, deploy_contracts=True, progress=say)

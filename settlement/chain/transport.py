@@ -28,6 +28,16 @@ _CONNECTION_ERRORS = (http.client.HTTPException, OSError)
 _ERROR_BODY_CHARS = 200
 
 
+def redact_url(url: str) -> str:
+    """``url`` without the password of its user part, for logs and progress lines."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 class JsonRpcTransport:
     """Posts JSON-RPC payloads to one URL. Thread-safe: each thread has its own connection."""
 
@@ -100,4 +110,4 @@ class JsonRpcTransport:
         self._drop()
 
 
-__all__ = ["JsonRpcTransport"]
+__all__ = ["JsonRpcTransport", "redact_url"]

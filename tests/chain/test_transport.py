@@ -100,3 +100,10 @@ def test_basic_auth_from_the_url_and_no_secret_in_repr(node: tuple[str, Threadin
     assert client.block_number() == 42
     assert _Node.seen[-1]["auth"] == "Basic " + base64.b64encode(b"ops:s:cret").decode()
     assert "cret" not in repr(client.transport)
+
+
+def test_progress_lines_show_the_url_without_its_secret() -> None:
+    from settlement.chain.transport import redact_url
+
+    assert redact_url("https://ops:s3cret@node.example:8545/rpc") == "https://ops:***@node.example:8545/rpc"
+    assert redact_url("http://127.0.0.1:8545") == "http://127.0.0.1:8545"

@@ -23,14 +23,21 @@ DONE_STATUSES = ("mined", "confirmed")
 
 
 def enqueue(session: Session, *, kind: str, contract: str, function: str, args: Sequence[Any],
-            signer: str, gas_limit: int, aggregate_id: str = "") -> OutboxRow:
-    """Add one contract call to ``session``; it is sent once the transaction commits."""
+            signer: str, gas_limit: int, aggregate_id: str = "", calldata: bytes | None = None) -> OutboxRow:
+    """Add one contract call to ``session``; it is sent once the transaction commits.
+    ``calldata``: the call already encoded from ``args`` (by a caller that encoded it before
+    taking the write lock); else it is encoded here."""
     if not 21_000 <= gas_limit <= GAS_LIMIT_MAX:
         raise ValidationError(f"gas limit {gas_limit} out of range")
-    try:
-        calldata = catalogue().function(contract, function).encode(list(args))
-    except Exception as exc:
-        raise ValidationError(f"cannot encode {contract}.{function}: {exc}") from exc
+    fn = catalogue().function(contract, function)
+    if calldata is not None:
+        if calldata[:4] != fn.selector:
+            raise ValidationError(f"calldata is not a call of {contract}.{function}")
+    else:
+        try:
+            calldata = fn.encode(list(args))
+        except Exception as exc:
+            raise ValidationError(f"cannot encode {contract}.{function}: {exc}") from exc
     row = OutboxRow(kind=kind, contract=contract, function=function, args=list(args), calldata=calldata,
                     signer=signer, gas_limit=gas_limit, aggregate_id=aggregate_id, status="pending")
     session.add(row)

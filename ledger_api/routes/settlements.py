@@ -142,18 +142,24 @@ def create_settlement(body: SettlementCreate, runtime: RuntimeDep, member: Finan
 def create_batch(body: SettlementBatchCreate, runtime: RuntimeDep, member: Finance,
                  idempotency_key: IdempotencyKey = None) -> JSONResponse:
     key = idem.check_key(idempotency_key)
+    req_hash = idem.request_hash("POST /v1/settlements:batch", body.model_dump(mode="json"))
+    stored = idem.lookup(runtime.db, member.member_id, key, req_hash)
+    if stored is not None:
+        return _json(*stored, True)
     inputs = [_instruction(item) for item in body.items]
+    # Validation, hashing and encoding read only: done before the write transaction, so the
+    # store's single writer is held for the inserts alone (the volume path).
+    with runtime.db.read() as session:
+        prepared = svc.prepare_batch(session, member.member_id, inputs)
 
     def work(session: Session) -> tuple[int, dict]:
-        rows = svc.create_batch(runtime, session, member.member_id, inputs)
+        rows = svc.write_batch(session, prepared)
         data = [{"id": s.id, "client_reference": s.client_reference, "payee": s.payee_id,
                  "target": {"value": s.target_amount_minor, "currency": s.target_currency}, "state": s.state,
                  "chain_status": s.chain_status} for s in rows]
         return 201, {"outbox_id": rows[0].outbox_id, "count": len(rows), "data": data}
 
-    code, payload, replayed = idem.run(runtime.db, member.member_id, key,
-                                       idem.request_hash("POST /v1/settlements:batch", body.model_dump(mode="json")),
-                                       work)
+    code, payload, replayed = idem.run(runtime.db, member.member_id, key, req_hash, work)
     return _json(code, payload, replayed)
 
 

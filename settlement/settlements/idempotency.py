@@ -21,7 +21,7 @@ from settlement.errors import IdempotencyKeyReusedError, IdempotencyKeyRequiredE
 from settlement.store.db import Database
 from settlement.store.models import IdempotencyRecord
 
-__all__ = ["KEY_LEN_MAX", "check_key", "request_hash", "run"]
+__all__ = ["KEY_LEN_MAX", "check_key", "lookup", "request_hash", "run"]
 
 KEY_LEN_MAX = 200
 _ATTEMPTS_MAX = 2
@@ -39,6 +39,20 @@ def request_hash(operation: str, body: Any) -> str:
     order do not matter, but every value does)."""
     canonical = json.dumps([operation, body], sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def lookup(db: Database, member_id: str, key: str, req_hash: str) -> tuple[int, dict] | None:
+    """The stored answer for (member, key), read without the write lock; None when there is
+    none yet. Lets a caller skip work a replay does not need; :func:`run` checks again."""
+    with db.read() as session:
+        record = session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.member_id == member_id,
+                                                                IdempotencyRecord.key == key))
+        if record is None:
+            return None
+        if record.request_hash != req_hash:
+            raise IdempotencyKeyReusedError("this Idempotency-Key was used with another request; use a new key",
+                                            idempotency_key=key[:KEY_LEN_MAX])
+        return record.status_code, record.response
 
 
 def run(db: Database, member_id: str, key: str, req_hash: str,

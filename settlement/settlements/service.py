@@ -22,6 +22,7 @@ from datetime import date, datetime, timedelta, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from settlement.chain.contracts import catalogue
 from settlement.chain.signing import keccak256
 from settlement.errors import (
     ForbiddenError, InvalidAmountError, InvalidPurposeCodeError, InvalidReferenceError, InvalidStateError,
@@ -43,7 +44,7 @@ from settlement.store.models_settlements import (
 
 __all__ = [
     "CONTRACT", "BATCH_SIZE_MAX", "VALUE_DATE_PAST_DAYS_MAX", "VALUE_DATE_FUTURE_DAYS_MAX", "InstructionInput",
-    "create_settlement", "create_batch", "mark_paid", "cancel_settlement", "refund_settlement",
+    "create_settlement", "create_batch", "prepare_batch", "write_batch", "PreparedBatch", "mark_paid", "cancel_settlement", "refund_settlement",
     "refund_by_provider", "get_settlement", "find_by_payment_reference", "find_by_payment_ref_hash",
     "provider_txn_hash", "reference_hash", "settlement_struct", "operations_of", "custodial_signer",
     "STATES", "TERMINAL_STATES",
@@ -286,12 +287,25 @@ def create_settlement(runtime: Runtime, session: Session, payer_id: str, inp: In
     return s
 
 
-def create_batch(runtime: Runtime, session: Session, payer_id: str, inputs: Sequence[InstructionInput], *,
-                 today: date | None = None) -> list[SimpleNamespace]:
-    """Like :func:`create_settlement` for 1..200 instructions, all or nothing, with ONE
-    ``recordBatch`` outbox row (the contract records them in one transaction). The rows are
-    bulk-inserted; what is returned are plain read-only records with the Settlement's attributes
-    (load the settlement with :func:`get_settlement` to change it)."""
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A validated batch ready to write: everything that needs no write lock is done."""
+
+    payer_id: str
+    member_status: dict[str, str]  # payer and payees as validated: id -> status
+    rows: list[SimpleNamespace]
+    specs: list[jr.TxnSpec]
+    args: list
+    calldata: bytes
+    signer: str
+    gas: int
+
+
+def prepare_batch(session: Session, payer_id: str, inputs: Sequence[InstructionInput], *,
+                  today: date | None = None) -> PreparedBatch:
+    """Validates 1..200 instructions and builds their rows, journal postings and calldata.
+    Reads only, so it runs before (and outside) the write transaction: the store's single
+    writer is held for the inserts alone. :func:`write_batch` re-checks what could change."""
     if not 1 <= len(inputs) <= BATCH_SIZE_MAX:
         raise SettlementBatchSizeError(f"a batch holds 1..{BATCH_SIZE_MAX} settlements, got {len(inputs)}",
                                        max=BATCH_SIZE_MAX)
@@ -312,22 +326,60 @@ def create_batch(runtime: Runtime, session: Session, payer_id: str, inputs: Sequ
                             provider=None, provider_tx_hash=None, tx_hash=None, block_number=None,
                             recorded_tx_hash=None, recorded_block=None, chain_error=None, created_at=now,
                             updated_at=now) for c in checked]
+    ids = [r.id for r in rows]
+    if len(set(ids)) != len(ids):
+        raise SettlementExistsError("the batch repeats a client reference", field="client_reference")
+    if len({r.payment_ref_hash for r in rows}) != len(rows):
+        raise PaymentReferenceReusedError("the batch repeats a payment reference", field="payment_reference")
+    specs = [jr.TxnSpec("settlement.instructed", _record_postings(r), settlement_id=r.id) for r in rows]
+    for spec in specs:
+        jr.check_balanced(spec.postings)
+    args = [[instruction_struct(r) for r in rows]]
+    try:
+        calldata = catalogue().function(CONTRACT, "recordBatch").encode(args)
+    except Exception as exc:
+        raise ValidationError(f"cannot encode {CONTRACT}.recordBatch: {exc}") from exc
+    status = {payer.id: payer.status, **{p.id: p.status for p in payees.values()}}
+    return PreparedBatch(payer.id, status, rows, specs, args, calldata, signer,
+                         GAS_BATCH_BASE + GAS_BATCH_PER_ITEM * len(rows))
+
+
+def write_batch(session: Session, prepared: PreparedBatch) -> list[SimpleNamespace]:
+    """Writes a prepared batch in ``session``'s transaction: members still active, references
+    still unused, then ONE ``recordBatch`` outbox row and the bulk inserts."""
+    now_status = dict(session.execute(select(Member.id, Member.status)
+                                      .where(Member.id.in_(list(prepared.member_status)))).all())
+    for member_id, was in prepared.member_status.items():
+        if now_status.get(member_id) != was:  # suspended (or gone) since it was validated
+            if member_id == prepared.payer_id:
+                raise MemberSuspendedError(f"member {member_id} is suspended", member_id=member_id)
+            raise PayeeNotActiveError(f"member {member_id!r} is {now_status.get(member_id, 'gone')}",
+                                      field="payee")
+    rows = prepared.rows
     _check_unique(session, rows)
-    gas = GAS_BATCH_BASE + GAS_BATCH_PER_ITEM * len(rows)
     out = enqueue(session, kind="settlement.record_batch", contract=CONTRACT, function="recordBatch",
-                  args=[[instruction_struct(s) for s in rows]], signer=signer, gas_limit=gas,
-                  aggregate_id=rows[0].id)
-    specs = []
-    for s in rows:
-        s.outbox_id = s.batch_outbox_id = out.id
-        specs.append(jr.TxnSpec("settlement.instructed", _record_postings(s), settlement_id=s.id))
-    insert_rows(session, _SETTLEMENTS, [{k: getattr(s, k) for k in _SETTLEMENT_COLUMNS} for s in rows])
-    jr.post_many(session, specs)
+                  args=prepared.args, signer=prepared.signer, gas_limit=prepared.gas, aggregate_id=rows[0].id,
+                  calldata=prepared.calldata)
+    for r in rows:
+        r.outbox_id = r.batch_outbox_id = out.id
+    insert_rows(session, _SETTLEMENTS, [{k: getattr(r, k) for k in _SETTLEMENT_COLUMNS} for r in rows])
+    jr.post_many(session, prepared.specs, checked=True)
+    now = rows[0].created_at
     insert_rows(session, SettlementOperation.__table__, [
-        {"settlement_id": s.id, "kind": "record", "outbox_id": out.id, "prev_state": "none",
-         "journal_txn_id": spec.id, "requested_by": payer.id, "status": "pending", "created_at": now}
-        for s, spec in zip(rows, specs)])
+        {"settlement_id": r.id, "kind": "record", "outbox_id": out.id, "prev_state": "none",
+         "journal_txn_id": spec.id, "requested_by": prepared.payer_id, "status": "pending", "created_at": now}
+        for r, spec in zip(rows, prepared.specs)])
     return rows
+
+
+def create_batch(runtime: Runtime, session: Session, payer_id: str, inputs: Sequence[InstructionInput], *,
+                 today: date | None = None) -> list[SimpleNamespace]:
+    """Like :func:`create_settlement` for 1..200 instructions, all or nothing, with ONE
+    ``recordBatch`` outbox row (the contract records them in one transaction). The rows are
+    bulk-inserted; what is returned are plain read-only records with the Settlement's attributes
+    (load the settlement with :func:`get_settlement` to change it). The API splits this into
+    :func:`prepare_batch` (outside the write transaction) and :func:`write_batch`."""
+    return write_batch(session, prepare_batch(session, payer_id, inputs, today=today))
 
 
 # -- lookups ---------------------------------------------------------------------------------------------

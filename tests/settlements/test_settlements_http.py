@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from settlement.chain.client import ChainClient
+from settlement.errors import PayeeNotActiveError, SettlementExistsError
 from settlement.members import onchain_id
 from settlement.settlements.journal import verify_journal
 from settlement.store.models import IdempotencyRecord, OutboxRow
@@ -302,3 +305,48 @@ def test_list_filters_pagination_export_balances(world: World) -> None:
     assert balances[("instructed_receivable", "JPY")] == 5
     statement = w.http.get("/v1/statements", params={"currency": "USD", "limit": 3}, headers=w.h("retailer")).json()
     assert len(statement["data"]) == 3 and statement["next_after"]
+
+
+def test_batch_validated_before_the_write_is_rechecked_inside_it(world: World) -> None:
+    """The API validates a batch in a read session and writes it in a later transaction: a payee
+    suspended in between, or a reference taken in between, refuses the write and nothing is kept."""
+    from settlement.members import suspend_member
+    from settlement.settlements import service as svc
+
+    w = world
+    inputs = [svc.InstructionInput(client_reference=f"race-{i}", payee_id="psp", source_minor=1_000 + i,
+                                   source_currency="EUR", target_currency="USD", fx_rate="1.1",
+                                   purpose_code="GDDS", payment_reference=f"race-pay-{i}") for i in range(3)]
+    with w.runtime.db.read() as session:
+        prepared = svc.prepare_batch(session, "retailer", inputs)
+    with w.runtime.db.transaction() as session:
+        suspend_member(w.runtime, session, "psp")  # (enqueues the on-chain suspension)
+    before = _counts(w)
+    with pytest.raises(PayeeNotActiveError), w.runtime.db.transaction() as session:
+        svc.write_batch(session, prepared)
+    assert _counts(w) == before
+    # the same references taken by another request in between
+    inputs = [replace(i, payee_id="bank") for i in inputs]
+    with w.runtime.db.read() as session:
+        prepared = svc.prepare_batch(session, "retailer", inputs)
+    with w.runtime.db.transaction() as session:
+        svc.create_settlement(w.runtime, session, "retailer", inputs[1])
+    with pytest.raises(SettlementExistsError), w.runtime.db.transaction() as session:
+        svc.write_batch(session, prepared)
+
+
+def test_batch_replay_answers_from_the_store_even_when_the_input_no_longer_validates(world: World) -> None:
+    """An Idempotency-Key replay returns the stored answer without validating again (a retry
+    after the value-date window moved, or after the payee was suspended, gets the original 201)."""
+    from settlement.members import suspend_member
+
+    w = world
+    items = [w.body(payee="psp") for _ in range(2)]
+    first = w.http.post("/v1/settlements:batch", json={"items": items}, headers=w.h("retailer", "replay-b"))
+    assert first.status_code == 201, first.text
+    with w.runtime.db.transaction() as session:
+        suspend_member(w.runtime, session, "psp")
+    again = w.http.post("/v1/settlements:batch", json={"items": items}, headers=w.h("retailer", "replay-b"))
+    assert again.status_code == 201 and again.json() == first.json()
+    other = w.http.post("/v1/settlements:batch", json={"items": items[:1]}, headers=w.h("retailer", "replay-b"))
+    assert other.status_code == 409

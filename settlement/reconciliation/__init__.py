@@ -1,8 +1,10 @@
 """Reconciliation: provider/bank statements against the ledger journal and its chain facts.
 
-Pure Python, no I/O beyond reading the files it is given. Inputs are :class:`StatementLine` s
-(from the parsers) and :class:`LedgerEntry` s (exported by the store layer), output is a
-:class:`ReconciliationReport` whose non-matched items are :class:`ExceptionRecord` s.
+No I/O beyond reading the files it is given. Inputs are :class:`StatementLine` s (from the
+parsers) and :class:`LedgerEntry` s (exported by the store layer), output is a
+:class:`ReconciliationReport` whose non-matched items are :class:`ExceptionRecord` s. Large
+normalized CSV files are reconciled column-wise with Arrow and NumPy
+(:mod:`settlement.reconciliation.columnar`), with the same report as the pure-Python path.
 """
 
 from settlement.reconciliation.matcher import MatchConfig, reconcile

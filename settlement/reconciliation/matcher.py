@@ -25,7 +25,7 @@ from __future__ import annotations
 import gc
 import operator
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
 
@@ -91,6 +91,28 @@ _EFFECTIVE: dict[tuple[str, str | None], str | None] = {
 _CHAIN_KEEPS_STATUS = frozenset((None, CHAIN_CONFIRMED))
 
 
+_FLIP = bytes.maketrans(b"\x00\x01", b"\x01\x00")
+
+
+def _unset(flags: bytearray | list, n: int) -> Iterator[int]:
+    """The positions below ``n`` whose flag (0/1 bytes, or bools) is not set, ascending, as the
+    flags stand now (a snapshot). Bytes are searched with ``find``, so a million flags with a few
+    thousand unset cost a few thousand steps."""
+    if not isinstance(flags, (bytes, bytearray)):
+        return compress(range(n), map(operator.not_, flags[:n]))
+    snapshot = bytes(flags[:n])
+    if snapshot.count(0) * 8 > n:  # many unset: one pass in C is cheaper than a search each
+        return compress(range(n), snapshot.translate(_FLIP))
+    return _zeros(snapshot)
+
+
+def _zeros(flags: bytes) -> Iterator[int]:
+    at = flags.find(0)
+    while at >= 0:
+        yield at
+        at = flags.find(0, at + 1)
+
+
 def _as_table(rows: object, table_type: type) -> StatementTable | LedgerTable:
     if isinstance(rows, table_type):
         return rows  # type: ignore[return-value]
@@ -121,10 +143,10 @@ def reconcile(statement: StatementTable | Sequence, ledger: LedgerTable | Sequen
 class _Run:
     """One matching run over column lists; indices are row positions in the two sides.
 
-    Rule 1 needs only the id, kind, amount, currency, status and chain columns. Rule 2 and the
-    records read ``s_ref``/``s_booked``/``l_ref``/``l_booked`` only at the rows rule 1 left over,
-    so those four may be mappings holding just those rows (the parallel runner fills them in
-    between :meth:`rule1` and :meth:`finish`).
+    Rule 1 needs only the id, kind, amount, currency, status and chain columns. :meth:`finish`
+    (rule 2 and the records) reads the columns only at the rows rule 1 left over, so a run whose
+    rule 1 was computed elsewhere (:meth:`adopt_rule1`, the columnar runner) may hold mappings
+    with just those rows.
     """
 
     def __init__(self, config: MatchConfig, s_cols: tuple, l_cols: tuple, *, fast: bool = True) -> None:
@@ -143,18 +165,6 @@ class _Run:
         self.pos: list[int] = []
         self.exact: list[bool] = []
         self._s_prep: tuple | None = None
-        self._l_repeated: set | None = None
-
-    def set_ledger(self, l_cols: tuple, repeated: set | None = None) -> None:
-        """Give a run built with an empty ledger side its ledger columns (before rule1);
-        ``repeated``: the ids found on two entries or more, when the caller already knows them."""
-        self._l_repeated = repeated
-        if self.records or self.bulk_s:
-            raise AssertionError("set_ledger after matching started")
-        (self.l_txn, self.l_ref, self.l_kind, self.l_amt, self.l_cur, self.l_st, self.l_booked,
-         self.l_chain) = l_cols
-        self.n_l = len(self.l_txn)
-        self.l_used = bytearray(self.n_l + 1)
 
     @classmethod
     def from_tables(cls, st: StatementTable, lt: LedgerTable, config: MatchConfig, *, fast: bool = True) -> "_Run":
@@ -234,14 +244,12 @@ class _Run:
                 back[j] = i
                 if i != n_s:
                     exact_l[j] = same(i, j)
-        l_repeated = self._l_repeated
-        if l_repeated is None:
-            with_txn = n_l - l_txn.count(None)
-            l_repeated = set()
-            if len(set(l_txn)) - (with_txn < n_l) != with_txn:  # a ledger id repeats
-                l_first = dict(zip(reversed(l_txn), range(n_l - 1, -1, -1)))
-                l_repeated = {l_txn[j] for j in compress(range(n_l), map(operator.ne, map(l_first.get, l_txn),
-                                                                         range(n_l))) if l_txn[j] is not None}
+        with_txn = n_l - l_txn.count(None)
+        l_repeated: set = set()
+        if len(set(l_txn)) - (with_txn < n_l) != with_txn:  # a ledger id repeats
+            l_first = dict(zip(reversed(l_txn), range(n_l - 1, -1, -1)))
+            l_repeated = {l_txn[j] for j in compress(range(n_l), map(operator.ne, map(l_first.get, l_txn),
+                                                                     range(n_l))) if l_txn[j] is not None}
         dups_l: list[int] = []
         if l_repeated:
             seen: set = set()
@@ -277,21 +285,33 @@ class _Run:
             self._record(DUPLICATE, REASON_DUP_STATEMENT, (i,), -1)
         self.pos, self.exact = pos, exact_s  # type: ignore[assignment]
 
-    def open_rows(self) -> tuple[list[int], list[int]]:
-        """After rule1: the statement and ledger rows outside the exact matches, ascending (every
-        row the rest of the run, and the report's records, will look at)."""
-        open_s = list(compress(range(self.n_s), map(operator.not_, self.exact)))
-        open_l = list(compress(range(self.n_l), map(operator.not_, self.l_used[: self.n_l])))
-        dup_l = [j for _b, _r, _s, j in self.records if j >= 0]  # ledger duplicates so far
-        if dup_l:
-            open_l = sorted(open_l + dup_l)
-        return open_s, open_l
+    def adopt_rule1(self, n_s: int, n_l: int, exact_s: bytearray, exact_l: bytearray, pos: dict[int, int],
+                    bulk_s: list[int], bulk_l: list[int], dups_s: list[int], dups_l: list[int]) -> None:
+        """Take rule 1's outcome computed elsewhere (the columnar runner, on arrays) instead of
+        running :meth:`rule1`; :meth:`finish` then does the rest. The columns this run was built
+        with may be mappings holding only the rows outside the exact matches, so the sizes come
+        here. ``exact_s``/``exact_l``: 1 per row in an exact match; ``pos``: the entry paired by
+        id with each statement row outside them (``n_l``: none); duplicates ascending."""
+        if self.records or self.bulk_s:
+            raise AssertionError("adopt_rule1 after matching started")
+        if len(exact_s) != n_s or len(exact_l) != n_l or len(bulk_s) != len(bulk_l):
+            raise AssertionError("rule 1 outcome does not fit the row counts")
+        self.n_s, self.n_l = n_s, n_l
+        self.pos, self.exact = pos, bytearray(exact_s)  # type: ignore[assignment]
+        self.s_used = bytearray(exact_s)
+        self.l_used = exact_l + b"\0"
+        self.bulk_s, self.bulk_l = bulk_s, bulk_l
+        # the general path's order: ledger duplicates, then statement duplicates
+        for j in dups_l:
+            self._record(DUPLICATE, REASON_DUP_LEDGER, (), j)
+        for i in dups_s:
+            self._record(DUPLICATE, REASON_DUP_STATEMENT, (i,), -1)
 
     def finish(self) -> None:
         n_s, n_l, pos = self.n_s, self.n_l, self.pos
         s_used, l_used = self.s_used, self.l_used
         leftovers: list[int] = []
-        for i in compress(range(n_s), map(operator.not_, self.exact)):
+        for i in _unset(self.exact, n_s):
             if s_used[i]:
                 continue  # a duplicate, already recorded
             j = pos[i]
@@ -304,27 +324,25 @@ class _Run:
         for i in leftovers:
             if not s_used[i]:
                 self._record(MISSING_IN_LEDGER, REASON_NO_LEDGER, (i,), -1)
-        for j in compress(range(n_l), map(operator.not_, l_used[:n_l])):
+        for j in _unset(l_used, n_l):
             self._record(MISSING_IN_STATEMENT, REASON_NO_STATEMENT, (), j)
         self.pos = self.exact = []  # type: ignore[assignment]
 
-    def prepare_statement(self, repeated: set | None = None) -> None:
-        """The statement side of rule 1 (needs no ledger data, so the parallel runner calls it while
-        the ledger is still being read): the first row of each provider id, and the duplicates.
-        ``repeated``: the ids found on two lines or more, when the caller already knows them."""
+    def prepare_statement(self) -> None:
+        """The statement side of rule 1 (needs no ledger data): the first row of each provider id,
+        and the duplicates."""
         n_s, s_txn, s_kind = self.n_s, self.s_txn, self.s_kind
         # reversed: a repeated id keeps its first row
         first = dict(zip(reversed(s_txn), range(n_s - 1, -1, -1)))
         first.pop(None, None)
         by_key: dict[tuple, int] = {}
         dups: list[int] = []
-        if repeated is None:
-            repeated = set()
-            if len(first) != n_s - s_txn.count(None):
-                repeated = {s_txn[i] for i in compress(range(n_s), map(operator.ne, map(first.get, s_txn),
-                                                                       range(n_s))) if s_txn[i] is not None}
+        repeated: set = set()
+        if len(first) != n_s - s_txn.count(None):
+            repeated = {s_txn[i] for i in compress(range(n_s), map(operator.ne, map(first.get, s_txn),
+                                                                   range(n_s))) if s_txn[i] is not None}
         rows = list(compress(range(n_s), map(repeated.__contains__, s_txn))) if repeated else []
-        # every id not in `repeated` is on one line only (a wrong hint would lose duplicates)
+        # every id not in `repeated` is on one line only (else duplicates would be lost)
         if len(first) + len(rows) - len(repeated) != n_s - s_txn.count(None):
             raise AssertionError("the statement's repeated ids do not account for its lines")
         if repeated:
@@ -430,7 +448,7 @@ class _Run:
             return
         l_groups: dict[tuple, list[int]] = {}
         l_used = self.l_used
-        for j in compress(range(self.n_l), map(operator.not_, l_used[: self.n_l])):
+        for j in _unset(l_used, self.n_l):
             key = (self.l_ref[j], self.l_kind[j])
             if key in s_groups:
                 l_groups.setdefault(key, []).append(j)

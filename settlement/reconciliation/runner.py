@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from pathlib import Path
@@ -20,27 +21,34 @@ from settlement.reconciliation.report import ReconciliationReport
 def reconcile_files(statement_path: str | os.PathLike, ledger_path: str | os.PathLike, *,
                     statement_format: str | None = None,
                     config: MatchConfig | None = None,
-                    parallel: bool | None = None) -> ReconciliationReport:
+                    columnar: bool | None = None) -> ReconciliationReport:
     """Parse a statement file (format sniffed when None) and a ledger export CSV; reconcile them.
 
-    A normalized statement CSV is reconciled by two worker processes
-    (:mod:`settlement.reconciliation.parallel`) when both files together exceed
-    ``PARALLEL_MIN_BYTES`` (``parallel=None``), always (``True``) or never (``False``). Same report
-    either way; the parallel report's tables read the files again only if someone iterates the
+    A normalized statement CSV is reconciled column-wise in Arrow
+    (:mod:`settlement.reconciliation.columnar`) when both files together reach
+    ``COLUMNAR_MIN_BYTES`` (``columnar=None``), always (``True``) or never (``False``). Same report
+    either way; the columnar report's tables read the files again only if someone iterates the
     exact matches.
     """
     fmt = statement_format
     if fmt is None:
         with Path(statement_path).open("rb") as f:
             fmt = sniff_format(f.read(SNIFF_BYTES))
-    if fmt == FORMAT_NORMALIZED and parallel is not False:
-        from settlement.reconciliation import parallel as par
+    if fmt == FORMAT_NORMALIZED and columnar is not False:
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # importing NumPy and Arrow makes many objects and no garbage worth a collection
+        try:
+            from settlement.reconciliation import columnar as col
 
-        big = os.path.getsize(statement_path) + os.path.getsize(ledger_path) >= par.PARALLEL_MIN_BYTES
-        if par.parallel_available() and (parallel or big):
-            report = par.reconcile_files_parallel(statement_path, ledger_path, config)
-            if report is not None:
-                return report
+            big = os.path.getsize(statement_path) + os.path.getsize(ledger_path) >= col.COLUMNAR_MIN_BYTES
+            report = None
+            if col.columnar_available() and (columnar or big):
+                report = col.reconcile_files_columnar(statement_path, ledger_path, config)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        if report is not None:
+            return report
     t0 = time.perf_counter()
     statement = parse_statement(statement_path, fmt)
     t1 = time.perf_counter()

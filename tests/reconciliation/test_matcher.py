@@ -127,3 +127,18 @@ def test_every_item_in_exactly_one_bucket_and_totals_add_up(s, raw_entries, tol,
     assert len(paired_entries) == len(set(paired_entries))  # no entry paired twice
     matched = [(i, j) for i, j in zip(report.bulk_statement, report.bulk_ledger)]
     assert len({i for i, _ in matched}) == len({j for _, j in matched}) == len(matched)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.booleans(), max_size=200), st.integers(0, 210))
+def test_unset_positions_of_flags(flags, n):
+    """_unset lists the positions below n whose flag is clear, from bytes (sparse or dense) or bools,
+    as the flags stood when it was called."""
+    from settlement.reconciliation.matcher import _unset
+
+    expected = [i for i, f in enumerate(flags[:n]) if not f]
+    as_bytes = bytearray(flags)
+    got = _unset(as_bytes, n)
+    as_bytes[:] = bytes(len(as_bytes))  # changes after the call do not show
+    assert list(got) == expected
+    assert list(_unset(list(flags), n)) == expected

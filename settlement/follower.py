@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from settlement.chain.client import DecodedLog
 from settlement.dispatcher import Dispatcher
 from settlement.runtime import Runtime
-from settlement.store.bulk import insert_rows
+from settlement.store.bulk import execute_insert, prepare_insert
 from settlement.store.models import ChainEvent, Checkpoint, OutboxRow, utcnow
 
 log = logging.getLogger("ledger.follower")
@@ -84,6 +84,12 @@ class Follower:
         to_block = min(safe_head, cp_block + self.block_range_max)
         logs = self.client.get_logs(list(self.rt.manifest.addresses.values()), cp_block + 1, to_block)
         to_hash = self.client.get_block(to_block)["hash"]
+        # The page's event rows, converted for the driver before the write lock is taken.
+        now = utcnow()
+        page = prepare_insert(self.rt.db.engine.dialect, ChainEvent.__table__, [
+            {"tx_hash": lg.tx_hash, "log_index": lg.log_index, "block_number": lg.block_number,
+             "block_hash": lg.block_hash, "contract": lg.contract, "address": lg.address,
+             "event": lg.event, "args": lg.args, "created_at": now} for lg in logs])
         applied = 0
         with self.rt.db.transaction() as s:
             known = set()
@@ -92,13 +98,10 @@ class Follower:
                 for i in range(0, len(hashes), 500):
                     known.update(s.execute(select(ChainEvent.tx_hash, ChainEvent.log_index)
                                            .where(ChainEvent.tx_hash.in_(hashes[i:i + 500]))).all())
-            fresh = [lg for lg in logs if (lg.tx_hash, lg.log_index) not in known]
-            if fresh:
-                # One multi-row INSERT for the page, before the handlers run (they may read it).
-                insert_rows(s, ChainEvent.__table__, [
-                    {"tx_hash": lg.tx_hash, "log_index": lg.log_index, "block_number": lg.block_number,
-                     "block_hash": lg.block_hash, "contract": lg.contract, "address": lg.address,
-                     "event": lg.event, "args": lg.args, "created_at": utcnow()} for lg in fresh])
+            keep = [i for i, lg in enumerate(logs) if (lg.tx_hash, lg.log_index) not in known]
+            fresh = [logs[i] for i in keep]
+            # One multi-row INSERT for the page, before the handlers run (they may read it).
+            execute_insert(s, page.only(keep))
             start = 0
             while start < len(fresh):
                 end = start + 1

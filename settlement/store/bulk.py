@@ -13,6 +13,7 @@ Column defaults of the model are applied to columns the rows leave out, as Core'
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
@@ -21,7 +22,7 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
-__all__ = ["insert_rows"]
+__all__ = ["PreparedInsert", "execute_insert", "insert_rows", "prepare_insert"]
 
 _UNSET = object()
 
@@ -56,13 +57,22 @@ def _defaults(table: Table, given: Sequence[str]) -> list[tuple[str, Callable[[]
     return out
 
 
-def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """INSERT every row (mappings with the same keys) in one executemany, inside ``session``'s
-    transaction. Autoincrement keys left out are assigned by the database."""
+@dataclass(frozen=True)
+class PreparedInsert:
+    """An INSERT and its driver-ready parameter rows (see :func:`prepare_insert`)."""
+
+    sql: str
+    params: list[tuple]
+
+    def only(self, keep: Sequence[int]) -> PreparedInsert:
+        return PreparedInsert(self.sql, [self.params[i] for i in keep])
+
+
+def prepare_insert(dialect: Dialect, table: Table, rows: Sequence[Mapping[str, Any]]) -> PreparedInsert:
+    """Converts ``rows`` (mappings with the same keys) for the driver. Needs no connection, so a
+    caller can do it before taking the write lock and run :func:`execute_insert` inside."""
     if not rows:
-        return
-    conn = session.connection()
-    dialect = conn.dialect
+        return PreparedInsert("", [])
     given = list(rows[0].keys())
     defaults = _defaults(table, given)
     columns = tuple(given + [name for name, _fn in defaults])
@@ -89,7 +99,20 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
             last_in[i], last_out[i], values[i] = value, out, out
         params.append(tuple(values))
     sql = _statement(table, columns, dialect.name, dialect.paramstyle, dialect.identifier_preparer.quote)
-    conn.exec_driver_sql(sql, params)
+    return PreparedInsert(sql, params)
+
+
+def execute_insert(session: Session, prepared: PreparedInsert) -> None:
+    """Runs a prepared INSERT in ``session``'s transaction (one executemany)."""
+    if prepared.params:
+        session.connection().exec_driver_sql(prepared.sql, prepared.params)
+
+
+def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """INSERT every row (mappings with the same keys) in one executemany, inside ``session``'s
+    transaction. Autoincrement keys left out are assigned by the database."""
+    if rows:
+        execute_insert(session, prepare_insert(session.connection().dialect, table, rows))
 
 
 @lru_cache(maxsize=512)

@@ -1,8 +1,9 @@
 """Payment-provider callbacks and the provider accounts that verify them.
 
 ``POST /v1/callbacks/{provider}/{account}`` takes no API key: the provider's signature is the
-authentication. The body is read raw and handed, unparsed, to :func:`settlement.callbacks.ingest`
-(run in a worker thread: RSA and the store are blocking); its answer is the provider's own
+authentication. The body is read raw and handed, unparsed, to :func:`settlement.callbacks.ingest_async`
+(verification on the event loop; the durable write in the store's group-commit writer thread, the
+answer only after its commit); its answer is the provider's own
 (``success`` for Alipay, 200/204 or ``{"code","message"}`` for WeChat Pay, 2xx/400 for Stripe).
 Account administration is for the operator; recorded callbacks are readable by the operator and
 auditors.
@@ -13,7 +14,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from ledger_api.deps import DbSession, OperatorMember, Principal, RuntimeDep, require_roles
@@ -25,6 +25,7 @@ from ledger_api.schemas_callbacks import (
 from settlement import callbacks as cb
 from settlement.callbacks.accounts import AccountInfo
 from settlement.errors import NotFoundError
+from settlement.runtime import Runtime
 from settlement.store.models_callbacks import ProviderCallback
 
 router = APIRouter(prefix="/v1", tags=["callbacks"],
@@ -43,11 +44,12 @@ def _client(request: Request) -> str:
 @router.post("/callbacks/{provider}/{account}", include_in_schema=True, summary="A provider's notification",
              responses={200: {"description": "acknowledged in the provider's format"},
                         404: {"model": Problem, "description": "unknown provider"}})
-async def receive_callback(provider: ProviderPath, account: AccountPath, request: Request,
-                           runtime: RuntimeDep) -> Response:
+async def receive_callback(provider: ProviderPath, account: AccountPath, request: Request) -> Response:
+    # The runtime straight from the app, not through RuntimeDep: a plain `def` dependency is run in
+    # the thread pool, a thread hand-off per request (about 0.3 ms of the server's time, measured).
+    runtime: Runtime = request.app.state.runtime
     body = await request.body()
-    result = await run_in_threadpool(cb.ingest, runtime, provider, account, body, request.headers.raw,
-                                     source=_client(request))
+    result = await cb.ingest_async(runtime, provider, account, body, request.headers.raw, source=_client(request))
     answer = result.response
     return Response(content=answer.body, status_code=answer.status_code, media_type=answer.content_type)
 

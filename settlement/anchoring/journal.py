@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select
@@ -73,12 +73,19 @@ _LOADERS: dict[str, RecordLoader] = {}
 
 # -- canonical JSON ----------------------------------------------------------------------------
 
+# json.dumps(text, ensure_ascii=False) without building an encoder per call (the same C function).
+_json_string: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
 
 def _canonical(value: Any, depth: int) -> str:
     if depth > RECORD_JSON_DEPTH_MAX:
         raise JournalRecordInvalidError(f"record nests deeper than {RECORD_JSON_DEPTH_MAX}")
-    if value is None or isinstance(value, bool):
-        return json.dumps(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
     if isinstance(value, int):
         if abs(value) > RECORD_INT_ABS_MAX:
             raise JournalRecordInvalidError("record integers must fit in a signed 64-bit integer")
@@ -87,16 +94,18 @@ def _canonical(value: Any, depth: int) -> str:
         raise JournalRecordInvalidError("records may not hold floats: use integers of minor units or "
                                         "decimal strings")
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return _json_string(value)
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_canonical(v, depth + 1) for v in value) + "]"
     if isinstance(value, Mapping):
         for key in value:
             if not isinstance(key, str):
                 raise JournalRecordInvalidError("record keys must be strings")
-        items = sorted(value.items(), key=lambda kv: kv[0].encode("utf-16-be"))
-        return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + _canonical(v, depth + 1)
-                              for k, v in items) + "}"
+        if all(key.isascii() for key in value):  # the usual case: UTF-16 order is str order
+            items = sorted(value.items())
+        else:
+            items = sorted(value.items(), key=lambda kv: kv[0].encode("utf-16-be"))
+        return "{" + ",".join(_json_string(k) + ":" + _canonical(v, depth + 1) for k, v in items) + "}"
     raise JournalRecordInvalidError(f"records may not hold {type(value).__name__}: convert it to a string "
                                     "or an integer first")
 
@@ -197,10 +206,7 @@ def record_digest(session: Session, kind: str, record_id: str | int,
         return same
     version = 1 if latest is None else latest.version + 1
     at = int(time.time()) if recorded_at_s is None else int(recorded_at_s)
-    value = journal_leaf_value(kind, record_id, version, at, digest)
-    values = {"kind": kind, "record_id": record_id, "version": version, "canonical_json": text, "digest": digest,
-              "recorded_at_s": at, "value": value,
-              "leaf_hash": to_hex(standard_leaf_hash(JOURNAL_LEAF_ENCODING, value)), "created_at": utcnow()}
+    values = _version_values(kind, record_id, version, text, digest, at)
     new_id = conn.execute(_INSERT_DIGEST, values).inserted_primary_key[0]
     if new_id is None:
         raise RuntimeError("the journal row got no id")
@@ -208,6 +214,37 @@ def record_digest(session: Session, kind: str, record_id: str | int,
     make_transient_to_detached(row)  # the row as stored: persistent in the caller's session
     session.add(row)
     return row
+
+
+def _version_values(kind: str, record_id: str, version: int, text: str, digest: str, at: int) -> dict[str, Any]:
+    value = journal_leaf_value(kind, record_id, version, at, digest)
+    return {"kind": kind, "record_id": record_id, "version": version, "canonical_json": text, "digest": digest,
+            "recorded_at_s": at, "value": value,
+            "leaf_hash": to_hex(standard_leaf_hash(JOURNAL_LEAF_ENCODING, value)), "created_at": utcnow()}
+
+
+RECORD_DIGESTS_BATCH_MAX = 500
+
+
+def record_first_digests(session: Session, kind: str,
+                         records: Sequence[tuple[str | int, Mapping[str, Any] | str | bytes]], *,
+                         recorded_at_s: int | None = None) -> None:
+    """Version 1 of records that have no journal version yet (rows just inserted in the caller's
+    transaction), in one insert and without reading the journal: what :func:`record_digest`
+    writes for each of them. A record that does have a version makes the insert fail on the
+    unique (kind, record_id, version) key, and the caller's transaction with it: a caller that
+    cannot rule that out uses :func:`record_digest`. Raises JournalRecordInvalidError (nothing is
+    written then), or the store's IntegrityError."""
+    kind = check_kind(kind)
+    if len(records) > RECORD_DIGESTS_BATCH_MAX:
+        raise JournalRecordInvalidError(f"at most {RECORD_DIGESTS_BATCH_MAX} records per call")
+    at = int(time.time()) if recorded_at_s is None else int(recorded_at_s)
+    rows = []
+    for record_id, content in records:
+        text = canonical_record_json(content)
+        rows.append(_version_values(kind, check_record_id(record_id), 1, text, digest_of(text), at))
+    if rows:
+        session.connection().execute(_INSERT_DIGEST, rows)
 
 
 def register_record_loader(kind: str, loader: RecordLoader) -> None:
@@ -232,4 +269,4 @@ def latest_versions(session: Session, kind: str, record_ids: list[str]) -> dict[
 
 __all__ = ["JOURNAL_LEAF_ENCODING", "JOURNAL_LEAF_FIELDS", "JOURNAL_SCHEMA_VERSION", "canonical_record_json",
            "check_kind", "check_record_id", "digest_of", "journal_leaf_value", "latest_versions",
-           "record_digest", "record_loader", "register_record_loader"]
+           "record_digest", "record_first_digests", "record_loader", "register_record_loader"]

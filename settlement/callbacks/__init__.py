@@ -3,8 +3,10 @@
 - :mod:`.accounts`: several accounts per provider; public material in clear, secrets encrypted at
   rest with the KeyVault (``provider:{provider}:{account}`` as associated data);
   :func:`configure_demo_providers` registers the demo accounts from ``demo.json``.
-- :mod:`.ingest`: :func:`ingest` verifies the raw request, records the fact once (unique per
-  provider, account and evidence hash) with its effect, then answers in the provider's format.
+- :mod:`.ingest`: :func:`ingest` / :func:`ingest_async` verify the raw request, record the fact
+  once (unique per provider, account and evidence hash) with its effect, then answer in the
+  provider's format; :mod:`.record` is the durable write (one transaction per group of
+  deliveries, :mod:`.writer` the group-commit thread that runs it).
 - :mod:`.matching`: payment -> ``mark_paid`` through the outbox; refund -> ``refund_by_provider``;
   anything that does not fit goes to the reconciliation exceptions queue.
 
@@ -25,7 +27,7 @@ from settlement.callbacks.accounts import (
     AccountInfo, add_account, configure_demo_providers as _configure_demo_providers, get_account, invalidate,
     list_accounts, set_status, split_config, update_account, verifier,
 )
-from settlement.callbacks.ingest import CallbackResult, ingest, record_callback_digest
+from settlement.callbacks.ingest import CallbackResult, ingest, ingest_async, record_callback_digest
 from settlement.callbacks.matching import APPLIED, DEFERRED, EXCEPTION, NOTED, apply_callback, apply_deferred
 from settlement.errors import ChainRevertError
 from settlement.reconciliation_store.queue import add_callback_exception
@@ -38,7 +40,7 @@ log = logging.getLogger("ledger.callbacks")
 
 __all__ = [
     "APPLIED", "DEFERRED", "EXCEPTION", "NOTED", "AccountInfo", "CallbackResult", "add_account", "apply_callback",
-    "apply_deferred", "configure_demo_providers", "get_account", "get_callback", "ingest", "invalidate",
+    "apply_deferred", "configure_demo_providers", "get_account", "get_callback", "ingest", "ingest_async", "invalidate",
     "list_accounts", "list_callbacks", "process_deferred", "set_status", "split_config", "update_account",
     "verifier",
 ]

@@ -38,7 +38,8 @@ from settlement.store.models_callbacks import ProviderAccountRow
 
 __all__ = [
     "ACCOUNT_CACHE_TTL_S", "ACCOUNT_NAME_RE", "AccountInfo", "add_account", "update_account", "set_status",
-    "get_account", "list_accounts", "verifier", "invalidate", "split_config", "configure_demo_providers",
+    "get_account", "list_accounts", "verifier", "cached_verifier", "invalidate", "split_config",
+    "configure_demo_providers",
 ]
 
 ACCOUNT_CACHE_TTL_S = 5.0
@@ -239,10 +240,17 @@ def list_accounts(session: Session, provider: str | None = None) -> list[Account
 # -- verifier cache ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Entry:
+    checked_at: float  # time.monotonic() of the store read
+    material: ProviderAccount | None  # None: no active account (or unusable material)
+    stamp: tuple[int, int] | None  # (row id, version) the material was built from
+
+
 class _Cache:
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.entries: dict[tuple[str, str], tuple[float, ProviderAccount | None]] = {}
+        self.entries: dict[tuple[str, str], _Entry] = {}
 
 
 _CACHES: "weakref.WeakKeyDictionary[Database, _Cache]" = weakref.WeakKeyDictionary()
@@ -266,10 +274,32 @@ def invalidate(db: Database, provider: str | None = None, account: str | None = 
             cache.entries.pop((provider, account or ""), None)
 
 
+def _material(hit: _Entry, provider: str, account: str) -> ProviderAccount:
+    if hit.material is None:
+        raise UnknownProviderAccountError(f"no active {provider} account {str(account)[:64]!r}")
+    return hit.material
+
+
+def cached_verifier(runtime: Runtime, provider: str, account: str, *,
+                    ttl_s: float = ACCOUNT_CACHE_TTL_S) -> ProviderAccount | None:
+    """:func:`verifier` when the cache can answer without the store (for an event loop, which
+    must not wait for a database); None when the store must be read (call :func:`verifier` in a
+    worker thread then). Raises UnknownProviderError, UnknownProviderAccountError."""
+    if provider not in PROVIDERS:
+        raise UnknownProviderError(f"unknown provider {str(provider)[:32]!r}", allowed=list(PROVIDERS))
+    cache = _cache(runtime.db)
+    with cache.lock:
+        hit = cache.entries.get((provider, account))
+    if hit is None or time.monotonic() - hit.checked_at > ttl_s:
+        return None
+    return _material(hit, provider, account)
+
+
 def verifier(runtime: Runtime, provider: str, account: str, *, ttl_s: float = ACCOUNT_CACHE_TTL_S) -> ProviderAccount:
     """The verification material of an ACTIVE account (cached). Raises UnknownProviderAccountError
     for an unknown or disabled account (unknown ones are remembered for the TTL too, so a flood of
-    requests for made-up accounts costs no store reads)."""
+    requests for made-up accounts costs no store reads). When the TTL has passed, the account row is
+    read again, but its secrets are decrypted and its keys parsed again only if its version changed."""
     if provider not in PROVIDERS:
         raise UnknownProviderError(f"unknown provider {str(provider)[:32]!r}", allowed=list(PROVIDERS))
     key = (provider, account)
@@ -277,22 +307,25 @@ def verifier(runtime: Runtime, provider: str, account: str, *, ttl_s: float = AC
     now = time.monotonic()
     with cache.lock:
         hit = cache.entries.get(key)
-    if hit is None or now - hit[0] > ttl_s:
+    if hit is None or now - hit.checked_at > ttl_s:
         material: ProviderAccount | None = None
+        stamp: tuple[int, int] | None = None
         if isinstance(account, str) and ACCOUNT_NAME_RE.match(account):
             with runtime.db.read() as session:
                 row = _row(session, provider, account)
                 if row is not None and row.status == "active":
-                    try:
-                        material = _build(provider, account, row.public_config, _decrypt(runtime, row))
-                    except LedgerError:
-                        material = None  # unusable material is treated as no account; never 500
-        hit = (now, material)
+                    stamp = (row.id, row.version)
+                    if hit is not None and hit.stamp == stamp and hit.material is not None:
+                        material = hit.material  # the same version: no decryption, no key parsing
+                    else:
+                        try:
+                            material = _build(provider, account, row.public_config, _decrypt(runtime, row))
+                        except LedgerError:
+                            material, stamp = None, None  # unusable material is treated as no account
+        hit = _Entry(now, material, stamp)
         with cache.lock:
             cache.entries[key] = hit
-    if hit[1] is None:
-        raise UnknownProviderAccountError(f"no active {provider} account {str(account)[:64]!r}")
-    return hit[1]
+    return _material(hit, provider, account)
 
 
 # -- demo -----------------------------------------------------------------------------------------------

@@ -106,6 +106,14 @@ class AlipayAccount(ProviderAccount):
         return self._public_key
 
 
+def _unquote(text: str, codec: str) -> str:
+    """``unquote_plus(text, codec, errors="strict")``; most names and values hold neither ``%`` nor
+    ``+``, and are then returned as they are (what unquote_plus returns for them) without the call."""
+    if "%" not in text and "+" not in text:
+        return text
+    return unquote_plus(text, encoding=codec, errors="strict")
+
+
 def parse_form(body: bytes, header_charset: str | None) -> tuple[dict[str, str], str]:
     """Split a form body into decoded parameters; refuses anything ambiguous (duplicate names,
     bare spaces, broken escapes, undecodable bytes). Returns (params, codec)."""
@@ -120,9 +128,11 @@ def parse_form(body: bytes, header_charset: str | None) -> tuple[dict[str, str],
         if not sep or not name:
             raise CallbackMalformedError("form parameter without a name or '='")
         raw_pairs.append((name, value))
-    declared = {unquote_plus(n, encoding="ascii", errors="strict"): v for n, v in raw_pairs}.get("charset")
-    charset_name = (unquote_plus(declared, encoding="ascii", errors="strict") if declared else
-                    header_charset or "utf-8").lower()
+    declared = None
+    for n, v in raw_pairs:  # the last one, as a dict of the pairs would keep (a repeat is refused below)
+        if _unquote(n, "ascii") == "charset":
+            declared = v
+    charset_name = (_unquote(declared, "ascii") if declared else header_charset or "utf-8").lower()
     codec = CHARSETS.get(charset_name)
     if codec is None:
         raise CallbackMalformedError(f"unsupported charset {charset_name[:16]!r}")
@@ -131,10 +141,10 @@ def parse_form(body: bytes, header_charset: str | None) -> tuple[dict[str, str],
     params: dict[str, str] = {}
     try:
         for name, value in raw_pairs:
-            key = unquote_plus(name, encoding=codec, errors="strict")
+            key = _unquote(name, codec)
             if key in params:
                 raise CallbackMalformedError(f"parameter {key[:32]!r} sent twice")
-            decoded = unquote_plus(value, encoding=codec, errors="strict")
+            decoded = _unquote(value, codec)
             if len(decoded) > FIELD_VALUE_CHARS_MAX:
                 raise CallbackMalformedError(f"parameter {key[:32]!r} too long")
             params[key] = decoded
@@ -152,8 +162,9 @@ def parse_beijing_time(text: str, *, what: str) -> datetime:
     if not _TIME_RE.match(text):
         raise CallbackMalformedError(f"{what} is not 'YYYY-MM-DD HH:MM:SS'")
     try:
-        fmt = "%Y-%m-%d %H:%M:%S.%f" if "." in text else "%Y-%m-%d %H:%M:%S"
-        return datetime.strptime(text, fmt).replace(tzinfo=BEIJING)
+        # The pattern above is checked first; for it, fromisoformat (Python >= 3.11) reads what
+        # strptime("%Y-%m-%d %H:%M:%S[.%f]") does, at a tenth of its cost.
+        return datetime.fromisoformat(text).replace(tzinfo=BEIJING)
     except ValueError:
         raise CallbackMalformedError(f"{what} is not a valid time") from None
 

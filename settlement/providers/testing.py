@@ -12,6 +12,7 @@ an adapter directly (``.as_request()``).
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import secrets
 import string
@@ -35,6 +36,7 @@ from settlement.providers import wechatpay as _wechatpay
 from settlement.providers.base import InboundRequest, utc_now
 
 RSA_KEY_BITS = 2048
+PRIVATE_KEYS_CACHED_MAX = 16
 _ALNUM = string.ascii_letters + string.digits
 
 
@@ -95,8 +97,15 @@ def _digits(count: int) -> str:
     return "".join(secrets.choice(string.digits) for _ in range(count))
 
 
+@functools.lru_cache(maxsize=PRIVATE_KEYS_CACHED_MAX)
+def _private_key(private_key_pem: str) -> Any:
+    # Loading a PEM private key checks the key (about 60 ms for RSA 2048): once per key, not per
+    # notification, so a test or a bench can sign thousands.
+    return serialization.load_pem_private_key(private_key_pem.encode("ascii"), password=None)
+
+
 def _rsa_sha256_sign(private_key_pem: str, message: bytes) -> str:
-    key = serialization.load_pem_private_key(private_key_pem.encode("ascii"), password=None)
+    key = _private_key(private_key_pem)
     return base64.b64encode(key.sign(message, padding.PKCS1v15(), hashes.SHA256())).decode("ascii")  # type: ignore[union-attr]
 
 

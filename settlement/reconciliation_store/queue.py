@@ -26,8 +26,8 @@ from settlement.store.models import utcnow
 
 __all__ = [
     "ORIGIN_RUN", "ORIGIN_CALLBACK", "STATES", "EXCEPTIONS_PAGE_MAX", "ExceptionPage", "callback_exception_id",
-    "add_callback_exception", "store_run_exceptions", "list_exceptions", "get_exception", "resolutions_of",
-    "resolve_exception", "exception_json",
+    "callback_exception_values", "add_callback_exception", "store_run_exceptions", "list_exceptions", "get_exception",
+    "resolutions_of", "resolve_exception", "exception_json",
 ]
 
 ORIGIN_RUN = "run"
@@ -60,6 +60,30 @@ def callback_exception_id(provider: str, account: str, evidence_hash: str) -> st
     return "cb-" + digest
 
 
+def callback_exception_values(callback: ProviderCallback, reason: str, detail: str, *,
+                              ledger_amount_minor: int | None = None, ledger_currency: str | None = None,
+                              settlement_state: str | None = None) -> dict[str, Any]:
+    """The queue row (column values) of a verified callback the ledger did not apply; what
+    :func:`add_callback_exception` inserts, for a caller that inserts many at once."""
+    same_currency = ledger_currency is None or ledger_currency == callback.currency
+    diff = (callback.amount_minor - ledger_amount_minor
+            if callback.amount_minor is not None and ledger_amount_minor is not None and same_currency else None)
+    return {
+        "exception_id": callback_exception_id(callback.provider, callback.account, callback.evidence_hash),
+        "origin": ORIGIN_CALLBACK, "run_id": None, "last_run_id": None,
+        "callback_id": callback.id, "bucket": CALLBACK_BUCKETS.get(reason, "status_mismatch"), "reason": reason[:64],
+        "kind": callback.kind, "reference": (callback.merchant_reference or "")[:140] or None,
+        "provider_txn_id": callback.provider_txn_id, "currency": callback.currency or ledger_currency or "XXX",
+        "statement_amount_minor": callback.amount_minor, "ledger_amount_minor": ledger_amount_minor,
+        "difference_minor": diff, "statement_source": f"callback:{callback.provider}"[:64], "statement_line_nos": [],
+        "statement_status": "succeeded" if callback.succeeded else "failed", "ledger_entry_id": None,
+        "ledger_status": settlement_state, "chain_state": None, "tx_hash": None,
+        "booked_at": callback.occurred_at.isoformat(), "detail": detail[:500], "state": "open",
+        "resolution_action": None, "resolution_note": None, "resolved_by": None, "resolved_at": None,
+        "created_at": _now(),
+    }
+
+
 def add_callback_exception(session: Session, callback: ProviderCallback, reason: str, detail: str,
                            *, ledger_amount_minor: int | None = None, ledger_currency: str | None = None,
                            settlement_state: str | None = None) -> ReconciliationException:
@@ -75,22 +99,8 @@ def add_callback_exception(session: Session, callback: ProviderCallback, reason:
         if existing is None:
             raise RuntimeError(f"exception {exception_id} vanished inside its transaction")
         return existing
-    same_currency = ledger_currency is None or ledger_currency == callback.currency
-    diff = (callback.amount_minor - ledger_amount_minor
-            if callback.amount_minor is not None and ledger_amount_minor is not None and same_currency else None)
-    values = {
-        "exception_id": exception_id, "origin": ORIGIN_CALLBACK, "run_id": None, "last_run_id": None,
-        "callback_id": callback.id, "bucket": CALLBACK_BUCKETS.get(reason, "status_mismatch"), "reason": reason[:64],
-        "kind": callback.kind, "reference": (callback.merchant_reference or "")[:140] or None,
-        "provider_txn_id": callback.provider_txn_id, "currency": callback.currency or ledger_currency or "XXX",
-        "statement_amount_minor": callback.amount_minor, "ledger_amount_minor": ledger_amount_minor,
-        "difference_minor": diff, "statement_source": f"callback:{callback.provider}"[:64], "statement_line_nos": [],
-        "statement_status": "succeeded" if callback.succeeded else "failed", "ledger_entry_id": None,
-        "ledger_status": settlement_state, "chain_state": None, "tx_hash": None,
-        "booked_at": callback.occurred_at.isoformat(), "detail": detail[:500], "state": "open",
-        "resolution_action": None, "resolution_note": None, "resolved_by": None, "resolved_at": None,
-        "created_at": _now(),
-    }
+    values = callback_exception_values(callback, reason, detail, ledger_amount_minor=ledger_amount_minor,
+                                       ledger_currency=ledger_currency, settlement_state=settlement_state)
     new_id = conn.execute(_INSERT_EXCEPTION, values).inserted_primary_key[0]
     if new_id is None:
         raise RuntimeError(f"exception {exception_id} got no id")

@@ -6,6 +6,8 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from settlement.errors import (
     CallbackAccountMismatchError,
@@ -196,3 +198,47 @@ def test_nack_is_bare_fail_without_detail():
     assert (status, body) == (401, b"fail") and content_type.startswith("text/plain")
     assert ADAPTER.nack(RuntimeError("boom"))[0] == 500
     assert isinstance(CallbackStaleError(), LedgerError)
+
+
+# -- the parsing fast paths read exactly what the general functions read -----------------------------------
+
+_FORM_TEXT = st.text(alphabet=st.sampled_from("abcXYZ019-_.~*+% &=中文"), max_size=24)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_FORM_TEXT, st.sampled_from(["utf-8", "gbk", "ascii"]))
+def test_unquote_fast_path_is_unquote_plus(text, codec):
+    """Names and values without '%' or '+' skip unquote_plus; the result (or the error) is the same."""
+    from urllib.parse import unquote_plus
+
+    from settlement.providers.alipay import _unquote
+
+    def outcome(fn):  # type: ignore[no-untyped-def]
+        try:
+            return fn()
+        except UnicodeError as exc:
+            return type(exc)
+
+    assert outcome(lambda: _unquote(text, codec)) == outcome(
+        lambda: unquote_plus(text, encoding=codec, errors="strict"))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(9999, 12, 31)),
+       st.integers(min_value=0, max_value=6))
+def test_beijing_time_reads_as_strptime_did(moment, digits):
+    """notify_time and gmt_* values (with 0..6 fraction digits) read the same as with strptime."""
+    from settlement.providers.alipay import BEIJING, parse_beijing_time
+
+    text = f"{moment:%Y-%m-%d %H:%M:%S}" + (f".{moment.microsecond:06d}"[: digits + 1] if digits else "")
+    fmt = "%Y-%m-%d %H:%M:%S.%f" if digits else "%Y-%m-%d %H:%M:%S"
+    assert parse_beijing_time(text, what="t") == datetime.strptime(text, fmt).replace(tzinfo=BEIJING)
+
+
+@pytest.mark.parametrize("text", ["2026-02-30 10:00:00", "2026-01-01 24:00:00", "2026-01-01 10:61:00",
+                                  "2026-1-01 10:00:00", "2026-01-01T10:00:00", "2026-01-01 10:00:00.1234567"])
+def test_impossible_or_misshapen_times_are_malformed(text):
+    from settlement.providers.alipay import parse_beijing_time
+
+    with pytest.raises(CallbackMalformedError):
+        parse_beijing_time(text, what="notify_time")

@@ -18,7 +18,9 @@ contract TraceAnchor is ITraceAnchor, ConsortiumGuarded {
     mapping(bytes32 root => Anchor) private _anchors;
     uint64 private _lastSequence;
 
-    constructor(IConsortiumRegistry registry_) ConsortiumGuarded(registry_) {}
+    constructor(IConsortiumRegistry registry_, address trustedForwarder_)
+        ConsortiumGuarded(registry_, trustedForwarder_)
+    {}
 
     /// @inheritdoc ITraceAnchor
     function anchor(

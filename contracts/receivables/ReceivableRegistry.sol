@@ -88,8 +88,8 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
     mapping(bytes32 memberId => uint256) private _nonces;
     uint64 private _offerCount;
 
-    constructor(IConsortiumRegistry registry_, uint32 gracePeriodDays_)
-        ConsortiumGuarded(registry_)
+    constructor(IConsortiumRegistry registry_, address trustedForwarder_, uint32 gracePeriodDays_)
+        ConsortiumGuarded(registry_, trustedForwarder_)
         EIP712("ReceivableRegistry", "1")
     {
         gracePeriodDays = gracePeriodDays_;
@@ -155,7 +155,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
      */
     function confirm(bytes32 receivableId) external {
         bytes32 callerId = _requireRole(ROLE_BUYER);
-        _confirm(receivableId, callerId, msg.sender);
+        _confirm(receivableId, callerId, _msgSender());
     }
 
     /**
@@ -397,7 +397,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
      */
     function recordRepayment(bytes32 receivableId) external {
         Receivable storage r = _receivable(receivableId);
-        if (registry.memberOf(msg.sender) == r.buyerId) {
+        if (registry.memberOf(_msgSender()) == r.buyerId) {
             _requireRole(ROLE_BUYER);
         } else {
             _requireRole(ROLE_OPERATOR);
@@ -410,7 +410,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         if (today_ < r.dueDay) revert ReceivableNotMatured(receivableId, r.dueDay, today_);
 
         r.status = ReceivableStatus.Settled;
-        emit ReceivableSettled(receivableId, r.buyerId, r.faceValueMinor, msg.sender);
+        emit ReceivableSettled(receivableId, r.buyerId, r.faceValueMinor, _msgSender());
         uint256 partCount = r.partCount;
         uint256 repaidMinor = 0;
         for (uint256 i = 0; i < partCount; ++i) {

@@ -1,13 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+import {ERC2771Context} from "@openzeppelin/contracts/metatx/ERC2771Context.sol";
 import {IConsortiumRegistry} from "./IConsortiumRegistry.sol";
 
 /**
  * @dev Base of every ledger contract: it asks the {IConsortiumRegistry} for membership and roles
  * on each state change, so the contract enforces the consortium's rules itself, whoever calls it.
+ *
+ * The acting party is `_msgSender()` (ERC-2771): the caller itself, or the member whose signed
+ * request the trusted forwarder ({LedgerForwarder}) relays. Derived contracts never read
+ * `msg.sender` directly.
  */
-abstract contract ConsortiumGuarded {
+abstract contract ConsortiumGuarded is ERC2771Context {
     bytes32 internal constant ROLE_OPERATOR = keccak256("OPERATOR");
     bytes32 internal constant ROLE_FINANCE = keccak256("FINANCE");
     bytes32 internal constant ROLE_SUPPLIER = keccak256("SUPPLIER");
@@ -17,17 +22,17 @@ abstract contract ConsortiumGuarded {
 
     IConsortiumRegistry public immutable registry;
 
-    constructor(IConsortiumRegistry registry_) {
+    constructor(IConsortiumRegistry registry_, address trustedForwarder_) ERC2771Context(trustedForwarder_) {
         registry = registry_;
     }
 
     /// @dev The caller's member id; reverts unless the caller is an active member holding `role`.
     function _requireRole(bytes32 role) internal view returns (bytes32) {
-        return registry.requireActiveRole(msg.sender, role);
+        return registry.requireActiveRole(_msgSender(), role);
     }
 
     /// @dev The caller's member id; reverts unless the caller is an active member.
     function _requireMember() internal view returns (bytes32) {
-        return registry.requireActiveMember(msg.sender);
+        return registry.requireActiveMember(_msgSender());
     }
 }

@@ -85,7 +85,9 @@ contract SettlementLedger is ConsortiumGuarded, ISettlementLedger {
     mapping(bytes32 id => uint256 packed) private _settlements;
     mapping(bytes32 cycleId => NettingCycle) private _cycles;
 
-    constructor(IConsortiumRegistry registry_) ConsortiumGuarded(registry_) {}
+    constructor(IConsortiumRegistry registry_, address trustedForwarder_)
+        ConsortiumGuarded(registry_, trustedForwarder_)
+    {}
 
     // ------------------------------------------------------------------ record
 
@@ -179,7 +181,7 @@ contract SettlementLedger is ConsortiumGuarded, ISettlementLedger {
     function cancelSettlement(Settlement calldata s) external {
         bytes32 member = _requireRole(ROLE_FINANCE);
         (bytes32 id, uint256 packed) = _load(s);
-        if (member != s.payer) revert SettlementUnauthorized(id, msg.sender, member);
+        if (member != s.payer) revert SettlementUnauthorized(id, _msgSender(), member);
         _requireState(id, packed, State.Instructed);
         _settlements[id] = _withState(packed, State.Cancelled);
         emit SettlementCancelled(id);
@@ -445,13 +447,13 @@ contract SettlementLedger is ConsortiumGuarded, ISettlementLedger {
 
     function _caller() private view returns (Caller memory c) {
         c.member = _requireMember();
-        c.operator = registry.isActiveWithRole(msg.sender, ROLE_OPERATOR);
-        c.finance = registry.isActiveWithRole(msg.sender, ROLE_FINANCE);
+        c.operator = registry.isActiveWithRole(_msgSender(), ROLE_OPERATOR);
+        c.finance = registry.isActiveWithRole(_msgSender(), ROLE_FINANCE);
     }
 
     function _authorizePayeeOrOperator(Caller memory caller, bytes32 id, bytes32 payee) private view {
         if (caller.operator || (caller.finance && caller.member == payee)) return;
-        revert SettlementUnauthorized(id, msg.sender, caller.member);
+        revert SettlementUnauthorized(id, _msgSender(), caller.member);
     }
 
     function _requireActivePayee(bytes32 payer, bytes32 payee) private view {

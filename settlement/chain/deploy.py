@@ -29,7 +29,9 @@ DEPLOY_GAS_MAX = 15_000_000
 
 # Deployment order: later contracts take earlier addresses. A contract whose artifact is absent is
 # skipped, so the plan can name contracts that land in later work.
-PLAN: tuple[str, ...] = ("ConsortiumRegistry", "SettlementLedger", "ReceivableRegistry", "TraceAnchor")
+PLAN: tuple[str, ...] = (
+    "LedgerForwarder", "ConsortiumRegistry", "SettlementLedger", "ReceivableRegistry", "TraceAnchor",
+)
 
 # Constructor parameters are filled by name, so a contract's constructor documents what it needs.
 RECEIVABLE_GRACE_PERIOD_DAYS = 30
@@ -39,6 +41,8 @@ def constructor_value(contract: str, param: str, addresses: dict[str, str], oper
     name = param.strip("_").lower()
     if name in ("admin", "operator"):
         return operator.address
+    if name == "trustedforwarder":
+        return addresses["LedgerForwarder"]
     if name == "registry":
         return addresses["ConsortiumRegistry"]
     if name in ("ledger", "settlementledger"):

@@ -47,7 +47,8 @@ def chain(anvil_automine) -> dict:  # type: ignore[no-untyped-def]
     registry = _deploy(w3, "ConsortiumRegistry", admin)
     _send(w3, registry.functions.onboardMember(Web3.keccak(text="operator"), b"SG", [admin],
                                                [Web3.keccak(text="OPERATOR")]))
-    anchor = _deploy(w3, "TraceAnchor", registry.address)
+    forwarder = _deploy(w3, "LedgerForwarder")
+    anchor = _deploy(w3, "TraceAnchor", registry.address, forwarder.address)
     return {"w3": w3, "anchor": anchor, "rpc": anvil_automine.rpc_url}
 
 

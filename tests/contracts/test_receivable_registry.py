@@ -206,7 +206,8 @@ def onboard(
 def build_env(w3: Web3) -> Env:
     chain = Chain(w3)
     registry = chain.deploy("ConsortiumRegistry", ADMIN.address)
-    receivables = chain.deploy("ReceivableRegistry", registry.address, GRACE_PERIOD_DAYS)
+    forwarder = chain.deploy("LedgerForwarder")
+    receivables = chain.deploy("ReceivableRegistry", registry.address, forwarder.address, GRACE_PERIOD_DAYS)
     members = {name: onboard(chain, registry, name, roles, n) for name, (roles, n) in MEMBER_SPECS.items()}
     return Env(chain, registry, receivables, members)
 

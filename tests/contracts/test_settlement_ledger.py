@@ -245,7 +245,8 @@ def deploy_consortium(rpc_url: str) -> Ledger:
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
     admin = Account.from_key(ANVIL_DEV_KEY)
     registry = _deploy(w3, "ConsortiumRegistry", admin, admin.address)
-    ledger_contract = _deploy(w3, "SettlementLedger", admin, registry.address)
+    forwarder = _deploy(w3, "LedgerForwarder", admin)
+    ledger_contract = _deploy(w3, "SettlementLedger", admin, registry.address, forwarder.address)
     accounts = {name: Account.create() for name in [*CONSORTIUM, "outsider"]}
     members = {name: b32(f"member:{name}:{os.urandom(8).hex()}") for name in CONSORTIUM}
     today = w3.eth.get_block("latest")["timestamp"] // 86_400

@@ -1,0 +1,15 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {ERC2771Forwarder} from "@openzeppelin/contracts/metatx/ERC2771Forwarder.sol";
+
+/**
+ * @dev The consortium's trusted forwarder (ERC-2771): a member signs an EIP-712 `ForwardRequest`
+ * with its own key and any relayer (the service's relayer account) submits it; every ledger
+ * contract then sees the member's address as `_msgSender()`. OpenZeppelin's audited forwarder is
+ * used as is: per-signer nonces, deadlines, and a signature check that refuses forged or replayed
+ * requests on chain.
+ */
+contract LedgerForwarder is ERC2771Forwarder {
+    constructor() ERC2771Forwarder("LedgerForwarder") {}
+}

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from settlement.errors import ValidationError
+from settlement.core.errors import ValidationError
 
 WORD_BYTES = 32
 # Bounds on what one encode call accepts: leaves are small, calls carry at most one proof.

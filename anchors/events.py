@@ -38,7 +38,7 @@ from typing import Any
 
 from anchors.abi import to_json_value
 from anchors.keccak import keccak256
-from settlement.errors import ValidationError
+from settlement.core.errors import ValidationError
 
 SCHEMA_VERSION = 1
 LEAF_FIELDS_V1: tuple[tuple[str, str], ...] = (

@@ -23,7 +23,7 @@ from typing import Any
 
 from anchors.abi import compile_encoder, to_json_value, type_encoder
 from anchors.keccak import keccak256
-from settlement.errors import ValidationError
+from settlement.core.errors import ValidationError
 
 DUMP_FORMAT = "standard-v1"
 HASH_BYTES = 32

@@ -24,7 +24,7 @@ from typing import Any
 from anchors.abi import to_json_value
 from anchors.events import ProvenanceEvent
 from anchors.merkle import PROOF_DEPTH_MAX, StandardMerkleTree, to_bytes32, to_hex
-from settlement.errors import ValidationError
+from settlement.core.errors import ValidationError
 
 PROOF_FORMAT = "ledger-anchor-proof-v1"
 # A proof document is a few kilobytes; anything much larger is not one.

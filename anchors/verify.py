@@ -19,7 +19,7 @@ from anchors.events import leaf_encoding
 from anchors.keccak import keccak256
 from anchors.merkle import process_proof, standard_leaf_hash, to_bytes32, to_hex
 from anchors.proof import ProofDocument, parse_proof_document
-from settlement.errors import ChainUnavailableError, ValidationError
+from settlement.core.errors import ChainUnavailableError, ValidationError
 
 RPC_TIMEOUT_S = 10.0
 RPC_RESPONSE_BYTES_MAX = 1 << 20

@@ -38,7 +38,7 @@ OUT = Path(__file__).resolve().parent / "out" / "callbacks.md"
 def _runtime(home: Path, database_url: str):  # type: ignore[no-untyped-def]
     from settlement.chain.client import ChainClient
     from settlement.chain.signing import LocalSigner
-    from settlement.keys import KeyVault
+    from settlement.custody.vault import KeyVault
     from settlement.runtime import Runtime
     from settlement.store.db import Database, migrate
 
@@ -137,14 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     from ledger_api.app import create_app
     from ledger_api.bootstrap import tune_interpreter
     from ledger_api.settings import Settings
-    from settlement.callbacks import configure_demo_providers
-    from settlement.callbacks.writer import writer_for
+    from settlement.domains.payments import configure_demo_providers
+    from settlement.domains.payments.writer import writer_for
 
     tune_interpreter()  # as `ledger up` does
     from settlement.chain.anvil import free_port
-    from settlement.money import Money
+    from settlement.core.money import Money
     from settlement.providers.testing import demo_credentials, simulator_from_credentials
-    from settlement.store.models_callbacks import ProviderCallback
+    from settlement.store.models.payments import ProviderCallback
 
     providers = (("stripe", "HMAC-SHA256"), ("alipay", "RSA2 2048"))
     with tempfile.TemporaryDirectory() as tmp:

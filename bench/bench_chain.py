@@ -28,11 +28,11 @@ from settlement.chain.anvil import AnvilConfig, ManagedAnvil, free_port
 from settlement.chain.client import ChainClient
 from settlement.chain.deploy import deploy
 from settlement.chain.signing import LocalSigner, keccak256
-from settlement.keys import KeyVault
-from settlement.outbox import enqueue
+from settlement.custody.vault import KeyVault
+from settlement.pipeline.outbox import enqueue
 from settlement.runtime import Runtime
 from settlement.store.db import Database, migrate
-from settlement.workers import build
+from settlement.pipeline.workers import build
 
 BATCH = 200
 FINANCE = keccak256(b"FINANCE")

@@ -26,21 +26,21 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from sqlalchemy import func, select
 
-from settlement import members as members_svc
-from settlement import receivables as svc
+from settlement.domains import members as members_svc
+from settlement.domains import receivables as svc
 from settlement.chain.anvil import AnvilConfig, ManagedAnvil, free_port
 from settlement.chain.client import ChainClient
 from settlement.chain.deploy import deploy
 from settlement.chain.signing import LocalSigner
-from settlement.keys import KeyVault
-from settlement.money import Money
-from settlement.outbox import enqueue
-from settlement.receivables.models import Actor
+from settlement.custody.vault import KeyVault
+from settlement.core.money import Money
+from settlement.pipeline.outbox import enqueue
+from settlement.domains.receivables.models import Actor
 from settlement.runtime import Runtime
 from settlement.store.db import Database, migrate
 from settlement.store.models import Member, MemberAccount, OutboxRow
-from settlement.store.models_receivables import Receivable, ReceivableOperation, ReceivablePart
-from settlement.workers import build
+from settlement.store.models.receivables import Receivable, ReceivableOperation, ReceivablePart
+from settlement.pipeline.workers import build
 
 CONSORTIUM = {"acme": ["supplier"], "tier2": ["supplier"], "bigbuy": ["buyer"], "bank": ["financier"]}
 

@@ -44,7 +44,7 @@ def _rss():
 OURS = _RSS + """
 import json, sys, time
 t, cpu = time.perf_counter(), time.process_time()
-from settlement.reconciliation import reconcile_files
+from settlement.domains.reconciliation.engine import reconcile_files
 report = reconcile_files(sys.argv[1], sys.argv[2], statement_format="normalized-csv")
 totals = report.totals()
 counts = report.counts()

@@ -44,14 +44,14 @@ from settlement.chain.anvil import AnvilConfig, ManagedAnvil, free_port
 from settlement.chain.client import ChainClient
 from settlement.chain.deploy import deploy
 from settlement.chain.signing import LocalSigner, keccak256
-from settlement.keys import KeyVault
-from settlement.members import onboard_member, onchain_id
+from settlement.custody.vault import KeyVault
+from settlement.domains.members.service import onboard_member, onchain_id
 from settlement.runtime import Runtime
-from settlement.settlements.service import GAS_BATCH_BASE, GAS_BATCH_PER_ITEM, reference_hash
+from settlement.domains.settlements.commands import GAS_BATCH_BASE, GAS_BATCH_PER_ITEM, reference_hash
 from settlement.store.db import Database, migrate
 from settlement.store.models import OutboxRow
-from settlement.store.models_settlements import Settlement
-from settlement.workers import Workers
+from settlement.store.models.settlements import Settlement
+from settlement.pipeline.workers import Workers
 
 BATCH = 200
 RPC_BATCH = 100

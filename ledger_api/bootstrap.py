@@ -8,7 +8,7 @@ from ledger_api.settings import Settings
 from settlement.chain.client import ChainClient, FeePolicy
 from settlement.chain.deploy import Manifest, deploy, verify_manifest
 from settlement.chain.transport import redact_url
-from settlement.keys import KeyVault, load_or_create_kek, load_or_create_operator
+from settlement.custody.vault import KeyVault, load_or_create_kek, load_or_create_operator
 from settlement.runtime import Runtime
 from settlement.store.db import Database, migrate
 

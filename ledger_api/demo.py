@@ -17,9 +17,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from ledger_api.settings import Settings
-from settlement.apikeys import hash_key, issue_key
-from settlement.members import ROLE_HASHES, country_hex, onboard, onchain_id
-from settlement.outbox import enqueue
+from settlement.domains.members.apikeys import hash_key, issue_key
+from settlement.domains.members.service import ROLE_HASHES, country_hex, onboard, onchain_id
+from settlement.pipeline.outbox import enqueue
 from settlement.runtime import Runtime
 from settlement.store.models import ApiKey, Member, MemberAccount
 
@@ -121,7 +121,7 @@ def seed_demo(runtime: Runtime, settings: Settings, progress: Callable[[str], No
 def _provider_configurer() -> Callable | None:
     """The provider-account store registers demo accounts when the callbacks feature is present."""
     try:
-        from settlement.callbacks import configure_demo_providers
+        from settlement.domains.payments import configure_demo_providers
     except ImportError:
         return None
     return configure_demo_providers

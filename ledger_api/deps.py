@@ -8,7 +8,7 @@
 - ``require_roles("finance", ...)``: a dependency admitting active members holding at least one of
   the roles; ``OperatorMember`` is ``require_roles("operator")``.
 
-Roles and status come from :class:`~settlement.members.RegistryView` (the on-chain registry, with
+Roles and status come from :class:`~settlement.domains.members.service.RegistryView` (the on-chain registry, with
 a short cache and the mirror as fallback). Failures are recorded as security events by key
 prefix; keys are never logged.
 """
@@ -23,9 +23,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from settlement import apikeys
-from settlement.errors import AuthenticationError, ForbiddenError, MemberSuspendedError, UnknownMemberError
-from settlement.members import ROLE_NAMES, MemberView, RegistryView
+from settlement.domains.members import apikeys
+from settlement.core.errors import AuthenticationError, ForbiddenError, MemberSuspendedError, UnknownMemberError
+from settlement.domains.members.service import ROLE_NAMES, MemberView, RegistryView
 from settlement.runtime import Runtime
 
 __all__ = [

@@ -1,6 +1,6 @@
 """The one place where errors become HTTP answers: RFC 9457 ``application/problem+json``.
 
-- :class:`~settlement.errors.LedgerError` -> its status, ``type`` (``urn:ledger:problem:<slug>``,
+- :class:`~settlement.core.errors.LedgerError` -> its status, ``type`` (``urn:ledger:problem:<slug>``,
   stable: clients match on it), title, detail and extra fields;
 - request validation -> 422 ``validation-failed`` with an ``errors`` list (field path, message,
   code; the rejected input is never echoed, it may hold a secret);
@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from settlement.errors import (
+from settlement.core.errors import (
     AuthenticationError, BadRequestError, ForbiddenError, LedgerError, MethodNotAllowedError,
     PayloadTooLargeError, RouteNotFoundError, UnsupportedMediaTypeError, ValidationError,
 )

@@ -11,7 +11,7 @@ from pathlib import Path
 from settlement.chain.client import ChainClient
 from settlement.chain.deploy import Manifest
 from settlement.chain.signing import LocalSigner
-from settlement.keys import KeyVault
+from settlement.custody.vault import KeyVault
 from settlement.store.db import Database
 
 

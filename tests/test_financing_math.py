@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from settlement.errors import InvalidAmountError, ValidationError
-from settlement.financing import (
+from settlement.core.errors import InvalidAmountError, ValidationError
+from settlement.domains.receivables.terms import (
     FINANCING_DAYS_MAX,
     INVOICE_TYPE,
     RATE_PPM_MAX,
@@ -27,7 +27,7 @@ from settlement.financing import (
     part_id,
     receivable_id,
 )
-from settlement.money import AMOUNT_MINOR_MAX, Rounding
+from settlement.core.money import AMOUNT_MINOR_MAX, Rounding
 
 FACE_1M_CNY = 100_000_000  # 1,000,000.00 CNY in fen
 RATE_5_PCT = 50_000  # ppm

@@ -15,11 +15,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from settlement import apikeys
-from settlement.errors import (
+from settlement.domains.members import apikeys
+from settlement.core.errors import (
     AuthenticationError, ConfigurationError, InvalidStateError, UnknownApiKeyError, UnknownMemberError,
 )
-from settlement.keys import KeyVault, load_or_create_kek
+from settlement.custody.vault import KeyVault, load_or_create_kek
 from settlement.store.db import Database, migrate
 from settlement.store.models import ApiKey, Member
 

@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.api.support import apply_outbox_directly, build_runtime, dead_rpc_url
-from ledger_api import cli_members
-from settlement import besu
-from settlement import members as svc
+from ledger_api.cli import members as cli_members
+from settlement.chain import besu
+from settlement.domains.members import service as svc
 from settlement.chain.anvil import ManagedAnvil
 from settlement.chain.client import ChainClient
-from settlement.errors import (
+from settlement.core.errors import (
     DuplicateError, InvalidCountryError, InvalidStateError, UnknownRoleError, ValidationError,
 )
 from settlement.runtime import Runtime

@@ -19,15 +19,15 @@ from sqlalchemy.orm import Session
 
 from ledger_api.deps import DbSession, OperatorMember, Principal, RuntimeDep, require_roles
 from ledger_api.schemas import Problem
-from ledger_api.schemas_anchors import (
+from ledger_api.schemas.anchors import (
     AnchorBatchesPublic, AnchorBatchPublic, AnchorPublic, EventAccepted, EventsAccepted, FlushResult, LotTrace,
     ProofDocumentOut, ProvenanceEventsIn, StandardV1Dump, TraceEntry,
 )
-from settlement import anchoring
-from settlement.anchoring.limits import BATCH_LIST_MAX, EXPORT_BATCHES_MAX, TRACE_EVENTS_MAX
-from settlement.members import onchain_id
+from settlement.domains import anchoring
+from settlement.domains.anchoring.limits import BATCH_LIST_MAX, EXPORT_BATCHES_MAX, TRACE_EVENTS_MAX
+from settlement.domains.members.service import onchain_id
 from settlement.runtime import Runtime
-from settlement.store.models_anchors import AnchorBatch
+from settlement.store.models.anchoring import AnchorBatch
 
 router = APIRouter(prefix="/v1", tags=["provenance"],
                    responses={401: {"model": Problem}, 403: {"model": Problem}, 422: {"model": Problem}})

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Path, status
 from ledger_api.deps import CurrentMember, DbSession, OperatorMember
 from ledger_api.routes.members import MemberIdPath
 from ledger_api.schemas import ApiKeyCreate, ApiKeyIssued, ApiKeyPublic, ApiKeysPublic, Problem
-from settlement import apikeys as svc
-from settlement.members import get_member
+from settlement.domains.members import apikeys as svc
+from settlement.domains.members.service import get_member
 from settlement.store.models import ApiKey
 
 router = APIRouter(prefix="/v1", tags=["api-keys"],

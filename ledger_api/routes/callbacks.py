@@ -1,7 +1,7 @@
 """Payment-provider callbacks and the provider accounts that verify them.
 
 ``POST /v1/callbacks/{provider}/{account}`` takes no API key: the provider's signature is the
-authentication. The body is read raw and handed, unparsed, to :func:`settlement.callbacks.ingest_async`
+authentication. The body is read raw and handed, unparsed, to :func:`settlement.domains.payments.ingest_async`
 (verification on the event loop; the durable write in the store's group-commit writer thread, the
 answer only after its commit); its answer is the provider's own
 (``success`` for Alipay, 200/204 or ``{"code","message"}`` for WeChat Pay, 2xx/400 for Stripe).
@@ -18,15 +18,15 @@ from fastapi.responses import Response
 
 from ledger_api.deps import DbSession, OperatorMember, Principal, RuntimeDep, require_roles
 from ledger_api.schemas import Problem
-from ledger_api.schemas_callbacks import (
+from ledger_api.schemas.callbacks import (
     CallbackPublic, CallbacksPublic, MoneyOut, ProviderAccountCreate, ProviderAccountPublic, ProviderAccountsPublic,
     ProviderAccountUpdate,
 )
-from settlement import callbacks as cb
-from settlement.callbacks.accounts import AccountInfo
-from settlement.errors import NotFoundError
+from settlement.domains import payments as cb
+from settlement.domains.payments.accounts import AccountInfo
+from settlement.core.errors import NotFoundError
 from settlement.runtime import Runtime
-from settlement.store.models_callbacks import ProviderCallback
+from settlement.store.models.payments import ProviderCallback
 
 router = APIRouter(prefix="/v1", tags=["callbacks"],
                    responses={401: {"model": Problem}, 403: {"model": Problem}, 422: {"model": Problem}})

@@ -12,7 +12,7 @@ from ledger_api.schemas import (
     ApiKeyIssued, Me, MemberChangeAccepted, MemberCreate, MemberCreated, MemberPublic, MembersPublic, Problem,
     RoleChange,
 )
-from settlement import members as svc
+from settlement.domains import members as svc
 from settlement.store.models import Member
 
 router = APIRouter(prefix="/v1", tags=["members"],

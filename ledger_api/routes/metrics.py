@@ -21,7 +21,7 @@ from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from settlement import outbox
+from settlement.pipeline import outbox
 from settlement.runtime import Runtime
 
 router = APIRouter(tags=["health"])

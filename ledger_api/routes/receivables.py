@@ -12,22 +12,22 @@ from sqlalchemy.orm import Session
 
 from ledger_api.deps import CurrentMember, DbSession, Principal, RuntimeDep, require_roles
 from ledger_api.schemas import Problem
-from ledger_api.schemas_receivables import (
+from ledger_api.schemas.receivables import (
     AcceptanceCreate, EvidenceCreate, EvidenceListPublic, EvidencePublic, FinancingRequestCreate,
     HistoryEventPublic, HistoryPublic, MoneyJson, OfferCreate, OfferPublic, OperationPublic, PartPublic,
     PaymentPublic, PaymentsPublic, ReceivableAccepted, ReceivableCreate, ReceivablePublic, ReceivablesPublic,
     SignedConfirmation, SplitRequest, TermsPublic, TransferRequest, TypedDataPublic, VerificationStep,
 )
-from settlement import receivables as svc
-from settlement.errors import UnsupportedCurrencyError, ValidationError
-from settlement.financing import DayCountBasis
-from settlement.money import Money
-from settlement.receivables import evidence as ev
-from settlement.receivables.models import Actor, EvidenceCheck
-from settlement.receivables.service import grace_period_days
+from settlement.domains import receivables as svc
+from settlement.core.errors import UnsupportedCurrencyError, ValidationError
+from settlement.domains.receivables.terms import DayCountBasis
+from settlement.core.money import Money
+from settlement.domains.receivables import evidence as ev
+from settlement.domains.receivables.models import Actor, EvidenceCheck
+from settlement.domains.receivables.service import grace_period_days
 from settlement.runtime import Runtime
 from settlement.store.models import Member
-from settlement.store.models_receivables import (
+from settlement.store.models.receivables import (
     Receivable, ReceivableOperation, ReceivablePart, ReceivablePayment,
 )
 

@@ -15,13 +15,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from ledger_api.deps import DbSession, Principal, RuntimeDep, require_roles
 from ledger_api.schemas import Problem
-from ledger_api.schemas_callbacks import (
+from ledger_api.schemas.callbacks import (
     ExceptionsPublic, ResolutionCreate, ResolutionPublic, RunCreate, RunPublic, RunsPublic, StatementKind,
     StatementPublic, StatementsPublic,
 )
-from settlement import reconciliation_store as rs
-from settlement.reconciliation import ParseResult
-from settlement.store.models_callbacks import ReconciliationRun, StatementImport
+from settlement.domains import reconciliation as rs
+from settlement.domains.reconciliation.engine import ParseResult
+from settlement.store.models.payments import ReconciliationRun, StatementImport
 
 router = APIRouter(prefix="/v1/reconciliation", tags=["reconciliation"],
                    responses={400: {"model": Problem}, 401: {"model": Problem}, 403: {"model": Problem},

@@ -1,7 +1,7 @@
 """Settlements, balances, positions and netting cycles (finance members; the operator sees all).
 
 Handlers translate bodies to domain calls and domain rows to schemas; every rule lives in
-:mod:`settlement.settlements` and every error becomes problem+json in ``ledger_api.problems``.
+:mod:`settlement.domains.settlements` and every error becomes problem+json in ``ledger_api.problems``.
 """
 
 from __future__ import annotations
@@ -17,20 +17,20 @@ from sqlalchemy.orm import Session
 
 from ledger_api.deps import DbSession, Principal, RuntimeDep, require_roles
 from ledger_api.schemas import Problem
-from ledger_api.schemas_settlements import (
+from ledger_api.schemas.settlements import (
     BalancePublic, BalancesPublic, BatchCreated, ChainStatePublic, CycleChainPublic, CycleCreate, CycleMemberNet,
     CyclePublic, CycleReportPublic, MoneyIn, MoneyOut, OperationPublic, PaymentCreate, PositionPublic,
     PositionsPublic, RefundAccepted, RefundCreate, RefundPublic, SettlementBatchCreate, SettlementCreate,
     SettlementPublic, SettlementsPublic, StatementLinePublic, StatementPublic,
 )
-from settlement.errors import ForbiddenError, InvalidAmountError, NettingCycleNotFoundError, SettlementNotFoundError
-from settlement.settlements import cycles as cyc
-from settlement.settlements import idempotency as idem
-from settlement.settlements import journal as jr
-from settlement.settlements import queries as q
-from settlement.settlements import service as svc
-from settlement.settlements.fx import rate_to_decimal
-from settlement.store.models_settlements import NettingCycle, Settlement, SettlementRefund
+from settlement.core.errors import ForbiddenError, InvalidAmountError, NettingCycleNotFoundError, SettlementNotFoundError
+from settlement.domains.settlements import cycles as cyc
+from settlement.domains.settlements import idempotency as idem
+from settlement.domains.settlements import postings as jr
+from settlement.domains.settlements import queries as q
+from settlement.domains.settlements import commands as svc
+from settlement.domains.settlements.fx import rate_to_decimal
+from settlement.store.models.settlements import NettingCycle, Settlement, SettlementRefund
 
 router = APIRouter(prefix="/v1", tags=["settlements"],
                    responses={400: {"model": Problem}, 401: {"model": Problem}, 403: {"model": Problem},

@@ -25,7 +25,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from settlement.errors import ChainUnavailableError
+from settlement.core.errors import ChainUnavailableError
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0

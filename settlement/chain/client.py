@@ -20,7 +20,7 @@ from web3 import HTTPProvider, Web3
 from settlement.chain.contracts import ContractCatalogue, catalogue, checksum_address
 from settlement.chain.signing import FeeParams, LocalSigner, SignedTx
 from settlement.chain.transport import JsonRpcTransport
-from settlement.errors import ChainRevertError, ChainUnavailableError, ConfigurationError
+from settlement.core.errors import ChainRevertError, ChainUnavailableError, ConfigurationError
 
 RPC_TIMEOUT_S = 30.0
 RPC_BATCH_MAX = 500  # JSON-RPC requests per HTTP batch

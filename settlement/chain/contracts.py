@@ -18,7 +18,7 @@ from eth_utils import to_checksum_address
 
 from anchors.abi import type_encoder
 from settlement.chain.signing import keccak256
-from settlement.errors import ValidationError
+from settlement.core.errors import ValidationError
 
 
 def _type_str(param: dict) -> str:

@@ -21,7 +21,7 @@ from eth_abi import encode as abi_encode
 from settlement.chain.client import ChainClient
 from settlement.chain.contracts import _type_str, coerce
 from settlement.chain.signing import LocalSigner, keccak256
-from settlement.errors import ChainMismatchError
+from settlement.core.errors import ChainMismatchError
 
 MANIFEST_NAME = "deployment.json"
 DEPLOY_GAS_MAX = 15_000_000

@@ -21,7 +21,7 @@ import urllib.parse
 from itertools import count
 from typing import Any
 
-from settlement.errors import ChainUnavailableError
+from settlement.core.errors import ChainUnavailableError
 
 # What a broken or closed connection raises (http.client's own errors, socket errors).
 _CONNECTION_ERRORS = (http.client.HTTPException, OSError)

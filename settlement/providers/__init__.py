@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from settlement.errors import ConfigurationError, UnknownProviderError
+from settlement.core.errors import ConfigurationError, UnknownProviderError
 from settlement.providers.alipay import AlipayAccount, AlipayAdapter
 from settlement.providers.base import (
     BODY_BYTES_MAX,

@@ -33,7 +33,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 from urllib.parse import unquote_plus
 
-from settlement.errors import (
+from settlement.core.errors import (
     CallbackAccountMismatchError,
     CallbackMalformedError,
     CallbackSignatureInvalidError,
@@ -41,7 +41,7 @@ from settlement.errors import (
     CallbackUnknownEventError,
     ConfigurationError,
 )
-from settlement.money import Money
+from settlement.core.money import Money
 from settlement.providers.base import (
     STATUS_CHARS_MAX,
     InboundRequest,

@@ -3,7 +3,7 @@
 An adapter is pure: it takes the account's verification material (:class:`ProviderAccount`) and one
 HTTP request exactly as received (:class:`InboundRequest`: raw body bytes, headers, arrival time),
 and returns a :class:`VerifiedNotification` or raises a typed ``Callback*Error`` from
-:mod:`settlement.errors`. It never does I/O, never touches the store and never logs.
+:mod:`settlement.core.errors`. It never does I/O, never touches the store and never logs.
 
 How the web layer uses it (one route, ``POST /v1/callbacks/{provider}/{account}``)::
 
@@ -34,7 +34,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from anchors.keccak import keccak256
 
-from settlement.errors import (
+from settlement.core.errors import (
     CallbackMalformedError,
     CallbackSignatureInvalidError,
     ConfigurationError,
@@ -42,7 +42,7 @@ from settlement.errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
-from settlement.money import Money
+from settlement.core.money import Money
 
 # Every provider's notification is a few KiB; anything larger is refused before it is parsed.
 BODY_BYTES_MAX = 64 * 1024

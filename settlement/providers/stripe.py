@@ -31,14 +31,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
-from settlement.errors import (
+from settlement.core.errors import (
     CallbackMalformedError,
     CallbackSignatureInvalidError,
     CallbackStaleError,
     ConfigurationError,
     InvalidAmountError,
 )
-from settlement.money import Money, exponent
+from settlement.core.money import Money, exponent
 from settlement.providers.base import (
     STATUS_CHARS_MAX,
     InboundRequest,

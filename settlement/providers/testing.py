@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID
 
-from settlement.errors import ConfigurationError
-from settlement.money import Money, exponent
+from settlement.core.errors import ConfigurationError
+from settlement.core.money import Money, exponent
 from settlement.providers import alipay as _alipay
 from settlement.providers import stripe as _stripe
 from settlement.providers import wechatpay as _wechatpay

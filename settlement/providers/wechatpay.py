@@ -38,7 +38,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from settlement.errors import (
+from settlement.core.errors import (
     CallbackAccountMismatchError,
     CallbackDecryptionError,
     CallbackMalformedError,
@@ -48,7 +48,7 @@ from settlement.errors import (
     CallbackUnknownKeyError,
     ConfigurationError,
 )
-from settlement.money import Money
+from settlement.core.money import Money
 from settlement.providers.base import (
     STATUS_CHARS_MAX,
     InboundRequest,

@@ -15,7 +15,7 @@ from ledger_api.app import create_app
 from ledger_api.settings import Settings
 from settlement.chain.anvil import ManagedAnvil
 from settlement.chain.signing import keccak256
-from settlement.members import country_hex, onchain_id
+from settlement.domains.members.service import country_hex, onchain_id
 from settlement.runtime import Runtime
 from tests.api.support import LiveServer, build_runtime, onboard_direct
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from ledger_api.cli_anchors import audit_export_file
-from settlement import anchoring
-from settlement.anchoring.batcher import flush_events
-from settlement.errors import JournalRecordInvalidError
-from settlement.members import onchain_id
-from settlement.store.models_anchors import AnchorBatch, RecordDigest
-from settlement.workers import build
+from ledger_api.cli.anchors import audit_export_file
+from settlement.domains import anchoring
+from settlement.domains.anchoring.batcher import flush_events
+from settlement.core.errors import JournalRecordInvalidError
+from settlement.domains.members.service import onchain_id
+from settlement.store.models.anchoring import AnchorBatch, RecordDigest
+from settlement.pipeline.workers import build
 
 from .conftest import AnchorApi
 from .test_provenance_api import event

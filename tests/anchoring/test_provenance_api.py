@@ -9,12 +9,12 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from anchors import StandardMerkleTree
-from ledger_api.cli_anchors import verify_proof_file
-from settlement import anchoring
-from settlement.members import onchain_id
+from ledger_api.cli.anchors import verify_proof_file
+from settlement.domains import anchoring
+from settlement.domains.members.service import onchain_id
 from settlement.store.models import OutboxRow
-from settlement.store.models_anchors import AnchorBatch, ProvenanceEventRow
-from settlement.workers import build
+from settlement.store.models.anchoring import AnchorBatch, ProvenanceEventRow
+from settlement.pipeline.workers import build
 
 from .conftest import AnchorApi
 

@@ -12,12 +12,12 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from settlement import members as svc
+from settlement.domains import members as svc
 from settlement.chain.anvil import free_port
 from settlement.chain.client import ChainClient
 from settlement.chain.deploy import deploy
 from settlement.chain.signing import LocalSigner
-from settlement.keys import KeyVault
+from settlement.custody.vault import KeyVault
 from settlement.runtime import Runtime
 from settlement.store.db import Database, migrate
 from settlement.store.models import OutboxRow

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from ledger_api.app import create_app
 from ledger_api.settings import Settings
 from settlement.chain.client import ChainClient
-from settlement.members import ROLE_HASHES, onchain_id
+from settlement.domains.members.service import ROLE_HASHES, onchain_id
 from settlement.store.models import Member, SecurityEvent
 
 from .support import Api, apply_outbox_directly, dead_rpc_url, onboard_direct

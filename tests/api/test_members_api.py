@@ -8,7 +8,7 @@ import time
 
 from sqlalchemy import func, select
 
-from settlement.members import ROLE_HASHES, onchain_id, read_onchain_member
+from settlement.domains.members.service import ROLE_HASHES, onchain_id, read_onchain_member
 from settlement.store.models import ApiKey, Member, MemberAccount, OutboxRow
 
 from .support import Api, apply_outbox_directly, onboard_direct

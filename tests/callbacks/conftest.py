@@ -12,13 +12,13 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from settlement.callbacks import configure_demo_providers
+from settlement.domains.payments import configure_demo_providers
 from settlement.chain.anvil import ManagedAnvil
-from settlement.money import Money
+from settlement.core.money import Money
 from settlement.providers.testing import SimulatedNotification, demo_credentials, simulator_from_credentials
 from settlement.store.models import OutboxRow, SecurityEvent
-from settlement.store.models_callbacks import ProviderCallback
-from settlement.store.models_settlements import JournalTransaction
+from settlement.store.models.payments import ProviderCallback
+from settlement.store.models.settlements import JournalTransaction
 from tests.settlements.conftest import World, make_world
 
 PROVIDERS = ("alipay", "wechatpay", "stripe")

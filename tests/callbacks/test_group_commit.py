@@ -1,4 +1,4 @@
-"""Group commit of callbacks (settlement.callbacks.writer / .record), on SQLite and PostgreSQL:
+"""Group commit of callbacks (settlement.domains.payments.writer / .record), on SQLite and PostgreSQL:
 a group writes exactly the rows one-by-one writes; a failed group acknowledges nothing it did not
 store and falls back to one transaction per delivery; results are handed out only after the
 commit; duplicates (in one group, across groups, concurrent) have one row and one effect; the
@@ -22,23 +22,23 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from settlement.anchoring.journal import _canonical, digest_of
-from settlement.callbacks import accounts, configure_demo_providers, ingest, ingest_async
-from settlement.callbacks import record as record_module
-from settlement.callbacks import writer as writer_module
-from settlement.callbacks.record import Recorded, record_group, record_one, values_of
-from settlement.callbacks.writer import GroupWriter, writer_for
+from settlement.domains.anchoring.digests import _canonical, digest_of
+from settlement.domains.payments import accounts, configure_demo_providers, ingest, ingest_async
+from settlement.domains.payments import record as record_module
+from settlement.domains.payments import writer as writer_module
+from settlement.domains.payments.record import Recorded, record_group, record_one, values_of
+from settlement.domains.payments.writer import GroupWriter, writer_for
 from settlement.chain.client import ChainClient
 from settlement.chain.signing import LocalSigner
-from settlement.errors import CallbackStoreUnavailableError, UnknownProviderAccountError
-from settlement.keys import KeyVault
-from settlement.money import Money
+from settlement.core.errors import CallbackStoreUnavailableError, UnknownProviderAccountError
+from settlement.custody.vault import KeyVault
+from settlement.core.money import Money
 from settlement.providers import adapter_for
 from settlement.providers.testing import SimulatedNotification, demo_credentials, simulator_from_credentials
 from settlement.runtime import Runtime
 from settlement.store.db import Database, migrate
-from settlement.store.models_anchors import RecordDigest
-from settlement.store.models_callbacks import ProviderCallback, ReconciliationException
+from settlement.store.models.anchoring import RecordDigest
+from settlement.store.models.payments import ProviderCallback, ReconciliationException
 from tests.settlements.conftest import PAID
 
 from .conftest import CWorld

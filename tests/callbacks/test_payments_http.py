@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from settlement.money import Money
+from settlement.core.money import Money
 from tests.settlements.conftest import PAID, REFUNDED
 
 from .conftest import PROVIDERS, CWorld

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from ledger_api.cli import main as ledger_main
-from settlement.money import Money
-from settlement.store.models_anchors import RecordDigest
+from settlement.core.money import Money
+from settlement.store.models.anchoring import RecordDigest
 
 from .conftest import CWorld
 

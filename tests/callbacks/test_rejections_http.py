@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from settlement.money import Money
+from settlement.core.money import Money
 from settlement.providers.base import utc_now
 from settlement.providers.testing import demo_credentials, simulator_from_credentials
 
@@ -111,7 +111,7 @@ def test_provider_accounts_hold_secrets_encrypted_and_refuse_private_keys(sworld
     """Secrets never appear in the store in clear nor in the API; a private key is refused."""
     from sqlalchemy import select
 
-    from settlement.store.models_callbacks import ProviderAccountRow
+    from settlement.store.models.payments import ProviderAccountRow
 
     secret = sworld.creds["stripe"]["webhook_secret"]
     with sworld.w.runtime.db.read() as s:

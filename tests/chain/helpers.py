@@ -10,7 +10,7 @@ from eth_account import Account
 from settlement.chain.client import ChainClient, FeePolicy
 from settlement.chain.deploy import deploy
 from settlement.chain.signing import LocalSigner
-from settlement.keys import KeyVault
+from settlement.custody.vault import KeyVault
 from settlement.runtime import Runtime
 from settlement.store.db import Database, migrate
 

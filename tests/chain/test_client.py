@@ -7,7 +7,7 @@ from eth_account import Account
 
 from settlement.chain.client import ChainClient, FeePolicy
 from settlement.chain.signing import LocalSigner, keccak256
-from settlement.errors import ChainRevertError, ChainUnavailableError
+from settlement.core.errors import ChainRevertError, ChainUnavailableError
 from tests.chain.helpers import make_runtime
 from tests.conftest import ANVIL_DEV_KEY
 

@@ -11,7 +11,7 @@ from settlement.chain.anvil import AnvilConfig
 from settlement.chain.client import ChainClient
 from settlement.chain.deploy import Manifest, deploy
 from settlement.chain.signing import LocalSigner
-from settlement.errors import ChainMismatchError
+from settlement.core.errors import ChainMismatchError
 
 
 def test_deploy_is_idempotent_and_verifies_code(anvil_automine, tmp_path):

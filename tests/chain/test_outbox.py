@@ -17,9 +17,9 @@ from sqlalchemy import func, select
 
 from settlement.chain.anvil import AnvilConfig, ManagedAnvil, free_port
 from settlement.chain.signing import keccak256
-from settlement.outbox import enqueue
+from settlement.pipeline.outbox import enqueue
 from settlement.store.models import ChainEvent, OutboxRow
-from settlement.workers import build
+from settlement.pipeline.workers import build
 from tests.chain.helpers import make_runtime
 
 FINANCE = "0x" + keccak256(b"FINANCE").hex()

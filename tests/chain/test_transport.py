@@ -13,7 +13,7 @@ from typing import ClassVar
 import pytest
 
 from settlement.chain.client import ChainClient, RpcError
-from settlement.errors import ChainUnavailableError
+from settlement.core.errors import ChainUnavailableError
 
 
 class _Node(BaseHTTPRequestHandler):

@@ -37,7 +37,7 @@ from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractPanicError
 from web3.logs import DISCARD
 
-from settlement.financing import (
+from settlement.domains.receivables.terms import (
     DayCountBasis,
     canonical_invoice_hash,
     day_number,
@@ -351,7 +351,7 @@ def test_zero_balance_member_can_transact(env: Env) -> None:
 
 def test_invoice_hash_matches_the_contract_reference(env: Env) -> None:
     """Python's canonical_invoice_hash equals the contract's invoiceHashOf for the same fields."""
-    from settlement.financing import invoice_number_hash
+    from settlement.domains.receivables.terms import invoice_number_hash
 
     s, b = env["supplier"].id, env["buyer"].id
     issue, due = date(2025, 1, 10), date(2025, 4, 10)
@@ -414,7 +414,7 @@ def test_full_lifecycle_with_tier2_financing(env: Env) -> None:
     assert part1 == part_id(reg.id, 1)
     env.send(f.transferPart(part1, tier2.id), supplier, "transferPart")
 
-    # The tier-2 supplier finances the part it received; the terms come from settlement.financing.
+    # The tier-2 supplier finances the part it received; the terms come from settlement.domains.receivables.terms.
     terms = financing_terms(
         40_000_000, "CNY", 50_000, date(2025, 1, 1), date(2025, 3, 2), DayCountBasis.ACT_360, fee_minor=10_000
     )

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from settlement.errors import (
+from settlement.core.errors import (
     CallbackAccountMismatchError,
     CallbackMalformedError,
     CallbackSignatureInvalidError,
@@ -18,7 +18,7 @@ from settlement.errors import (
     InvalidAmountError,
     LedgerError,
 )
-from settlement.money import Money
+from settlement.core.money import Money
 from settlement.providers import AlipayAccount, InboundRequest, NotificationKind, adapter_for
 from settlement.providers.alipay import signing_content
 from settlement.providers.testing import AlipaySimulator

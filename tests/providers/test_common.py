@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from settlement.errors import (
+from settlement.core.errors import (
     CallbackMalformedError,
     CallbackSignatureInvalidError,
     ConfigurationError,
@@ -18,7 +18,7 @@ from settlement.errors import (
     UnknownProviderError,
     UnsupportedMediaTypeError,
 )
-from settlement.money import Money
+from settlement.core.money import Money
 from settlement.providers import (
     BODY_BYTES_MAX,
     PROVIDERS,

@@ -7,14 +7,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from settlement.errors import (
+from settlement.core.errors import (
     CallbackMalformedError,
     CallbackSignatureInvalidError,
     CallbackStaleError,
     ConfigurationError,
     InvalidAmountError,
 )
-from settlement.money import Money
+from settlement.core.money import Money
 from settlement.providers import NotificationKind, StripeAccount, adapter_for
 from settlement.providers.stripe import compute_signature
 from settlement.providers.testing import StripeSimulator, stripe_webhook_secret

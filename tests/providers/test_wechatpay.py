@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from settlement.errors import (
+from settlement.core.errors import (
     CallbackAccountMismatchError,
     CallbackDecryptionError,
     CallbackMalformedError,
@@ -17,7 +17,7 @@ from settlement.errors import (
     CallbackUnknownKeyError,
     ConfigurationError,
 )
-from settlement.money import Money
+from settlement.core.money import Money
 from settlement.providers import NotificationKind, WeChatPayAccount, adapter_for
 from settlement.providers.testing import (
     PlatformCertificate,

@@ -16,13 +16,13 @@ from eth_account.signers.local import LocalAccount
 
 from ledger_api.app import create_app
 from ledger_api.settings import Settings
-from settlement import members as members_svc
-from settlement.outbox import enqueue
-from settlement.receivables.models import Actor
-from settlement.receivables.service import chain_today, forget_chain_time
+from settlement.domains import members as members_svc
+from settlement.pipeline.outbox import enqueue
+from settlement.domains.receivables.models import Actor
+from settlement.domains.receivables.service import chain_today, forget_chain_time
 from settlement.runtime import Runtime
 from settlement.store.models import Member, MemberAccount
-from settlement.workers import build
+from settlement.pipeline.workers import build
 from tests.api.support import LiveServer, build_runtime, onboard_direct
 
 DAY_S = 86_400

@@ -10,9 +10,9 @@ from eth_account import Account
 from sqlalchemy import func, select
 
 from anchors import LEAF_ENCODING_V1, AnchorRef, ProvenanceEvent, StandardMerkleTree, build_proof_document
-from settlement.outbox import enqueue
+from settlement.pipeline.outbox import enqueue
 from settlement.store.models import OutboxRow
-from settlement.store.models_receivables import ReceivableOperation
+from settlement.store.models.receivables import ReceivableOperation
 
 from .support import World, invoice, sign_typed, suspend
 
@@ -186,7 +186,7 @@ def test_chain_refusal_marks_operation_rejected_and_frees_the_invoice(world: Wor
     # Reactivated on chain: the same invoice registers now.
     with rt.db.transaction() as s:
         s.get(Member, "otherbuy").status = "suspended"
-        from settlement import members
+        from settlement.domains import members
         members.reactivate_member(rt, s, "otherbuy")
     world.step()
     _ok(http.post("/v1/receivables", json=body, headers=world.h("acme")))
@@ -194,15 +194,15 @@ def test_chain_refusal_marks_operation_rejected_and_frees_the_invoice(world: Wor
     assert _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("acme")), 200)["status"] == "registered"
 
     # Registered around the service, straight on chain: the service refuses it up front.
-    from settlement.financing import canonical_invoice_hash, day_number
-    from settlement.members import onchain_id
+    from settlement.domains.receivables.terms import canonical_invoice_hash, day_number
+    from settlement.domains.members.service import onchain_id
     direct = invoice(number="INV-DIRECT", today=today)
     ih = canonical_invoice_hash("INV-DIRECT", bytes.fromhex(onchain_id("acme")[2:]),
                                 bytes.fromhex(onchain_id("bigbuy")[2:]), 100_000_000, "CNY",
                                 datetime.fromisoformat(direct["issue_date"]).date(),
                                 datetime.fromisoformat(direct["due_date"]).date())
     with rt.db.transaction() as s:
-        from settlement.receivables.service import custodial_signer
+        from settlement.domains.receivables.service import custodial_signer
         enqueue(s, kind="test.direct", contract="ReceivableRegistry", function="register",
                 args=[onchain_id("bigbuy"), "0x" + ih.hex(), 100_000_000, "0x" + b"CNY".hex(),
                       day_number(datetime.fromisoformat(direct["issue_date"]).date()),
@@ -219,7 +219,7 @@ def _proof(world: World, *, anchored: bool, member: str) -> dict:
     """A provenance batch of delivery events, anchored (or not) in the consortium's TraceAnchor by
     the operator, and the proof document of one event."""
     rt = world.runtime
-    from settlement.members import onchain_id
+    from settlement.domains.members.service import onchain_id
     events = [ProvenanceEvent(event_id=f"dlv-{i}-{anchored}", lot_id="LOT-7", product="gtin:9506000134352",
                               event_type="shipped", location="gln:9506000000001", member_id=onchain_id(member),
                               occurred_at_s=1_700_000_000 + i, document_hash="0x" + "cd" * 32,
@@ -230,7 +230,7 @@ def _proof(world: World, *, anchored: bool, member: str) -> dict:
     if anchored:
         (last,) = rt.chain.call("TraceAnchor", address, "lastSequence")
         seq = int(last) + 1
-        from settlement.receivables.service import custodial_signer
+        from settlement.domains.receivables.service import custodial_signer
         with rt.db.transaction() as s:  # the "ops" member (OPERATOR role) anchors, through the outbox
             row_id = enqueue(s, kind="test.anchor", contract="TraceAnchor", function="anchor",
                              args=[tree.root, seq, len(events), 1, 1_700_000_000, 1_700_000_004],

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
-from settlement.financing import DayCountBasis, financing_terms
-from settlement.store.models_settlements import Settlement
+from settlement.domains.receivables.terms import DayCountBasis, financing_terms
+from settlement.store.models.settlements import Settlement
 
 from .support import World, invoice, sign_typed
 

@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 from sqlalchemy import func, select
 
-from settlement import receivables as svc
-from settlement.errors import LedgerError
-from settlement.money import Money
+from settlement.domains import receivables as svc
+from settlement.core.errors import LedgerError
+from settlement.core.money import Money
 from settlement.store.models import OutboxRow
-from settlement.store.models_receivables import (
+from settlement.store.models.receivables import (
     Receivable, ReceivableEvent, ReceivableOperation, ReceivablePart, ReceivablePayment,
 )
 

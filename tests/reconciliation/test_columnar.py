@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from settlement.reconciliation import (
+from settlement.domains.reconciliation.engine import (
     LedgerEntry,
     MatchConfig,
     StatementLine,
@@ -25,10 +25,10 @@ from settlement.reconciliation import (
     reconcile,
     reconcile_files,
 )
-from settlement.reconciliation import columnar as col
-from settlement.reconciliation.matcher import _Run
-from settlement.reconciliation.model import LedgerTable, StatementTable
-from settlement.reconciliation.parsers.normalized import _amount_one
+from settlement.domains.reconciliation.engine import columnar as col
+from settlement.domains.reconciliation.engine.matcher import _Run
+from settlement.domains.reconciliation.engine.model import LedgerTable, StatementTable
+from settlement.domains.reconciliation.engine.parsers.normalized import _amount_one
 
 T0 = datetime(2024, 1, 15, 10, 0)
 
@@ -394,7 +394,7 @@ def test_changed_file_is_refused_when_the_tables_are_read(tmp_path):
 def test_fallbacks_give_the_serial_behaviour(tmp_path):
     """GB18030 files and amounts beyond int64 run serially; a missing header column still raises
     StatementFormatError."""
-    from settlement.errors import StatementFormatError
+    from settlement.core.errors import StatementFormatError
 
     text = (STATEMENT_HEADER + "\n" + "T1,订单-1,payment,1,CNY,succeeded,2024-01-15\n" * 20)
     s_path = tmp_path / "s.csv"
@@ -421,7 +421,7 @@ def test_the_columnar_run_does_not_import_pandas(tmp_path):
     """pyarrow imports pandas (about 0.3 s) when asked to convert Python or NumPy values, or to
     give NumPy arrays; the run builds its Arrow arrays from buffers instead."""
     s_path, l_path = _bench_like_files(tmp_path, 500)
-    code = ("import sys\nfrom settlement.reconciliation import columnar\n"
+    code = ("import sys\nfrom settlement.domains.reconciliation.engine import columnar\n"
             f"r = columnar.reconcile_files_columnar({str(s_path)!r}, {str(l_path)!r})\n"
             "r.totals(); list(r.exceptions())\nassert r is not None\nprint('pandas' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -436,7 +436,7 @@ def test_the_columnar_run_does_not_import_pandas(tmp_path):
 def test_exact_matches_with_single_valued_columns(raw_lines, raw_entries, s_status, l_status):
     """When a column holds one value on both sides the exact test skips it: check the outcome
     against the rule itself (exact = same amount, currency, effective status and kind)."""
-    from settlement.reconciliation.matcher import _EFFECTIVE
+    from settlement.domains.reconciliation.engine.matcher import _EFFECTIVE
 
     s = [_line(k, t, r, a, kd, s_status, "CNY", d) for k, (t, r, a, kd, d) in enumerate(raw_lines)]
     l = [_entry(k, t, r, a, kd, l_status, "CNY", c, d) for k, (t, r, a, kd, c, d) in enumerate(raw_entries)]

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from settlement.reconciliation import (
+from settlement.domains.reconciliation.engine import (
     BUCKETS,
     LedgerEntry,
     MatchConfig,
@@ -134,7 +134,7 @@ def test_every_item_in_exactly_one_bucket_and_totals_add_up(s, raw_entries, tol,
 def test_unset_positions_of_flags(flags, n):
     """_unset lists the positions below n whose flag is clear, from bytes (sparse or dense) or bools,
     as the flags stood when it was called."""
-    from settlement.reconciliation.matcher import _unset
+    from settlement.domains.reconciliation.engine.matcher import _unset
 
     expected = [i for i, f in enumerate(flags[:n]) if not f]
     as_bytes = bytearray(flags)

@@ -6,8 +6,8 @@ from datetime import datetime
 
 import pytest
 
-from settlement.errors import StatementFormatError, UnsafeStatementError
-from settlement.reconciliation import (
+from settlement.core.errors import StatementFormatError, UnsafeStatementError
+from settlement.domains.reconciliation.engine import (
     parse_alipay_bill,
     parse_camt053,
     parse_ledger_csv,
@@ -96,7 +96,7 @@ def wechat_bill() -> bytes:
 
 def test_wechat_bill_with_backticks_and_summary():
     """Backtick-prefixed values are read, the summary section is not a line, a bad amount is an error."""
-    from settlement.reconciliation import parse_wechat_bill
+    from settlement.domains.reconciliation.engine import parse_wechat_bill
 
     result = parse_wechat_bill(wechat_bill())
     assert result.encoding == "utf-8"

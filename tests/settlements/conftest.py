@@ -16,11 +16,11 @@ from ledger_api.app import create_app
 from ledger_api.demo import ensure_operator_member
 from ledger_api.settings import Settings
 from settlement.chain.anvil import ManagedAnvil
-from settlement.dispatcher import Dispatcher
-from settlement.follower import Follower
-from settlement.members import onchain_id
+from settlement.pipeline.dispatcher import Dispatcher
+from settlement.pipeline.follower import Follower
+from settlement.domains.members.service import onchain_id
 from settlement.runtime import Runtime
-from settlement.workers import build, periodic_jobs
+from settlement.pipeline.workers import build, periodic_jobs
 from tests.api.support import LiveServer, build_runtime, onboard_direct
 
 # name -> roles

@@ -19,15 +19,15 @@ from sqlalchemy import select
 
 from settlement.chain.client import DecodedLog
 from settlement.chain.signing import LocalSigner
-from settlement.errors import ChainRevertError, JournalImbalanceError, LedgerError
-from settlement.keys import KeyVault
-from settlement.members import onchain_id
+from settlement.core.errors import ChainRevertError, JournalImbalanceError, LedgerError
+from settlement.custody.vault import KeyVault
+from settlement.domains.members.service import onchain_id
 from settlement.runtime import Runtime
-from settlement.settlements import chain as handlers
-from settlement.settlements import cycles, idempotency, journal as jr, service as svc
+from settlement.domains.settlements import events as handlers
+from settlement.domains.settlements import cycles, idempotency, postings as jr, commands as svc
 from settlement.store.db import Database, migrate
 from settlement.store.models import Member, MemberAccount, OutboxRow
-from settlement.store.models_settlements import NettingCycle, Settlement, SettlementOperation
+from settlement.store.models.settlements import NettingCycle, Settlement, SettlementOperation
 
 MEMBERS = ("alpha", "beta", "gamma")
 ROOT = Path(__file__).resolve().parents[2]
@@ -215,7 +215,7 @@ def test_amounts_beyond_64_bits_are_exact(rt: Runtime) -> None:
 
 def test_the_balance_check_survives_python_O() -> None:
     """The invariant is a raise, not an assert: python -O keeps it."""
-    code = ("from settlement.settlements import journal as jr\n"
+    code = ("from settlement.domains.settlements import postings as jr\n"
             "try:\n jr.check_balanced([jr.debit('a', jr.FX_CLEARING, 'USD', 2), jr.credit('b', jr.FX_CLEARING, 'USD', 1)])\n"
             "except Exception as e: print(type(e).__name__)\n")
     out = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from settlement.errors import FxInconsistentError, FxRateNotRepresentableError
-from settlement.settlements.fx import FX_RATE_SCALE, check_target, convert, rate_from_decimal, rate_to_decimal
-from settlement.settlements.netting import Transfer, compute_nets
+from settlement.core.errors import FxInconsistentError, FxRateNotRepresentableError
+from settlement.domains.settlements.fx import FX_RATE_SCALE, check_target, convert, rate_from_decimal, rate_to_decimal
+from settlement.domains.settlements.netting import Transfer, compute_nets
 
 
 @given(source=st.integers(1, 2**96 - 1), rate=st.integers(1, 2**64 - 1))

@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import func, select
 
 from settlement.chain.client import ChainClient
-from settlement.errors import PayeeNotActiveError, SettlementExistsError
-from settlement.members import onchain_id
-from settlement.settlements.journal import verify_journal
+from settlement.core.errors import PayeeNotActiveError, SettlementExistsError
+from settlement.domains.members.service import onchain_id
+from settlement.domains.settlements.postings import verify_journal
 from settlement.store.models import IdempotencyRecord, OutboxRow
-from settlement.store.models_settlements import JournalEntry, Settlement
+from settlement.store.models.settlements import JournalEntry, Settlement
 
 from .conftest import CANCELLED, IN_CYCLE, INSTRUCTED, PAID, REFUNDED, SETTLED, World
 
@@ -222,7 +222,7 @@ def test_bad_input_is_refused_with_stable_types_and_writes_nothing(world: World)
     assert mixed.status_code == 422 and mixed.json()["index"] == 1
     assert _counts(w) == before
     # A suspended payee is refused too.
-    from settlement.members import suspend_member
+    from settlement.domains.members.service import suspend_member
     with w.runtime.db.transaction() as session:
         suspend_member(w.runtime, session, "psp")
     r = w.http.post("/v1/settlements", json=w.body(payee="psp"), headers=w.h("retailer", "susp"))
@@ -310,8 +310,8 @@ def test_list_filters_pagination_export_balances(world: World) -> None:
 def test_batch_validated_before_the_write_is_rechecked_inside_it(world: World) -> None:
     """The API validates a batch in a read session and writes it in a later transaction: a payee
     suspended in between, or a reference taken in between, refuses the write and nothing is kept."""
-    from settlement.members import suspend_member
-    from settlement.settlements import service as svc
+    from settlement.domains.members.service import suspend_member
+    from settlement.domains.settlements import commands as svc
 
     w = world
     inputs = [svc.InstructionInput(client_reference=f"race-{i}", payee_id="psp", source_minor=1_000 + i,
@@ -338,7 +338,7 @@ def test_batch_validated_before_the_write_is_rechecked_inside_it(world: World) -
 def test_batch_replay_answers_from_the_store_even_when_the_input_no_longer_validates(world: World) -> None:
     """An Idempotency-Key replay returns the stored answer without validating again (a retry
     after the value-date window moved, or after the payee was suspended, gets the original 201)."""
-    from settlement.members import suspend_member
+    from settlement.domains.members.service import suspend_member
 
     w = world
     items = [w.body(payee="psp") for _ in range(2)]

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from settlement.store.bulk import insert_rows
 from settlement.store.db import Database, migrate
 from settlement.store.models import Member
-from settlement.store.models_settlements import JournalEntry, JournalTransaction, Settlement
+from settlement.store.models.settlements import JournalEntry, JournalTransaction, Settlement
 
 AMOUNTS = st.integers(min_value=0, max_value=10**40)
 

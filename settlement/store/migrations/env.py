@@ -5,10 +5,10 @@ from sqlalchemy import pool
 
 from settlement.store.db import make_engine
 from settlement.store.models import Base
-import settlement.store.models_receivables  # noqa
-import settlement.store.models_settlements  # noqa: F401  (registers the settlement tables on Base)
-import settlement.store.models_anchors  # noqa
-import settlement.store.models_callbacks  # noqa
+import settlement.store.models.receivables  # noqa
+import settlement.store.models.settlements  # noqa: F401  (registers the settlement tables on Base)
+import settlement.store.models.anchoring  # noqa
+import settlement.store.models.payments  # noqa
 
 config = context.config
 target_metadata = Base.metadata

@@ -8,7 +8,7 @@ from alembic import op
 import sqlalchemy as sa
 
 # Exact integers of minor units up to 60 digits (beyond SQLite's 64-bit integers): NUMERIC on
-# PostgreSQL, a decimal string on SQLite (see settlement.store.models_settlements.MinorAmount).
+# PostgreSQL, a decimal string on SQLite (see settlement.store.models.settlements.MinorAmount).
 AMOUNT = sa.String(length=61).with_variant(sa.Numeric(60, 0), "postgresql")
 
 

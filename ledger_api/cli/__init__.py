@@ -1,0 +1,180 @@
+"""The `ledger` command: `ledger up [--demo]`, deploy, workers, members, reconciliation, proofs.
+
+Each subcommand module registers its own parsers; this file only gathers them and runs `up`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+
+from ledger_api.settings import Settings
+
+
+def say(message: str) -> None:
+    print(f"[ledger] {message}", flush=True)
+
+
+def runtime_factory(settings: Settings, **kwargs: object) -> Callable[[], object]:
+    def make() -> object:
+        from ledger_api.bootstrap import build_runtime
+
+        return build_runtime(settings, **kwargs)
+    return make
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from ledger_api.bootstrap import build_runtime, tune_interpreter
+    from settlement.chain.anvil import AnvilConfig, ManagedAnvil
+    from settlement.chain.transport import redact_url
+    from settlement.pipeline.workers import Workers
+
+    home = settings.home_dir
+    say(f"home: {home}")
+    tune_interpreter()
+
+    def _terminate(signum: int, _frame: object) -> None:
+        # SIGTERM anywhere (during start-up, or re-raised by uvicorn after its graceful
+        # shutdown) unwinds through the finally below, which stops workers and anvil cleanly.
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _terminate)
+    anvil = None
+    if settings.managed_chain:
+        anvil = ManagedAnvil(AnvilConfig(
+            host=settings.anvil_host, port=settings.anvil_port, block_time_s=settings.anvil_block_time_s,
+            zero_fees=settings.fee_mode == "zero", state_path=home / "anvil-state.json",
+            log_path=home / "anvil.log"))
+        say(f"chain: starting anvil on {anvil.rpc_url} (state in {home / 'anvil-state.json'})")
+        anvil.start()
+    else:
+        say(f"chain: using {redact_url(settings.rpc_url)}")
+    workers = None
+    try:
+        runtime = build_runtime(settings, deploy_contracts=True, progress=say)
+        from ledger_api.demo import ensure_operator_member
+
+        ensure_operator_member(runtime, progress=say)
+        if args.demo:
+            from ledger_api.demo import seed_demo
+
+            path = seed_demo(runtime, settings, progress=say)
+            say(f"demo consortium ready: {path}")
+        workers = Workers(runtime, batch_size=settings.dispatch_batch_size,
+                          dispatch_interval_s=settings.dispatch_interval_ms / 1000,
+                          follow_interval_s=settings.follow_interval_ms / 1000,
+                          confirmations=settings.confirmations,
+                          block_range_max=settings.follow_block_range_max).start()
+        say("workers: outbox dispatcher and chain follower running")
+        from ledger_api.app import create_app
+
+        app = create_app(runtime, settings)
+        say(f"api: {settings.api_url} (OpenAPI at {settings.api_url}/docs); Ctrl-C to stop")
+        # uvicorn handles SIGINT/SIGTERM: run() returns, and the finally below stops the rest.
+        uvicorn.Server(uvicorn.Config(app, host=settings.api_host, port=settings.api_port,
+                                      log_level="warning", access_log=False)).run()
+    finally:
+        if workers is not None:
+            say("stopping workers")
+            workers.stop()
+        if anvil is not None:
+            say("stopping anvil (writing its state)")
+            anvil.stop()
+        say("stopped")
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
+    from ledger_api.bootstrap import build_runtime
+
+    runtime = build_runtime(settings, deploy_contracts=True, progress=say)
+    assert runtime.manifest is not None
+    for name, address in runtime.manifest.addresses.items():
+        print(f"{name}\t{address}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Dispatcher and follower without the API (to scale out, or to drain an outbox)."""
+    from ledger_api.bootstrap import build_runtime, tune_interpreter
+    from settlement.pipeline.workers import Workers
+
+    tune_interpreter()
+    runtime = build_runtime(settings, progress=say)
+    if runtime.manifest is None:
+        say("no deployment manifest: run `ledger deploy` or `ledger up` first")
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    workers = Workers(runtime, batch_size=args.batch_size or settings.dispatch_batch_size,
+                      dispatch_interval_s=settings.dispatch_interval_ms / 1000,
+                      follow_interval_s=settings.follow_interval_ms / 1000,
+                      confirmations=settings.confirmations).start()
+    say("workers running; Ctrl-C to stop")
+    stop.wait()
+    workers.stop()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from settlement.store.db import migrate
+
+    migrate(settings.effective_database_url)
+    say("store migrated")
+    return 0
+
+
+def build_parser(settings: Settings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ledger", description="A permissioned ledger for payments and supply-chain finance")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start chain (unless LEDGER_RPC_URL), contracts, store, API and workers")
+    up.add_argument("--demo", action="store_true", help="seed the demo consortium and write $LEDGER_HOME/demo.json")
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("deploy", help="deploy missing contracts and write the manifest").set_defaults(func=cmd_deploy)
+    w = sub.add_parser("worker", help="run the outbox dispatcher and chain follower only")
+    w.add_argument("--batch-size", type=int, default=None)
+    w.set_defaults(func=cmd_worker)
+    sub.add_parser("migrate", help="apply store migrations").set_defaults(func=cmd_migrate)
+    factory = runtime_factory(settings)
+    # Feature commands, each registered by its own module.
+    for module_name in ("ledger_api.cli.members", "ledger_api.cli.payments", "ledger_api.cli.anchors"):
+        try:
+            module = __import__(module_name, fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        module.register(sub, factory)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("web3").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = Settings()
+    args = build_parser(settings).parse_args(argv)
+    try:
+        return args.func(args, settings)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a clear message, not a traceback, for expected failures
+        from settlement.core.errors import LedgerError
+
+        if isinstance(exc, LedgerError):
+            print(f"ledger: {exc.detail}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""``ledger reconcile``, ``ledger simulate-payment`` and ``ledger providers ...``.
+
+- ``ledger reconcile FILE --provider alipay|wechatpay|normalized|camt053 [--account A]
+  [--tolerance-minor N] [--window-days N] [--out report.json] [--csv exceptions.csv]``: imports the
+  statement, runs the three-way reconciliation against the store and the chain state, prints the
+  summary (totals per currency); progress on stderr. Exit 0 when everything matched, 3 when there
+  are exceptions (queued for resolution), 1 on an unreadable file.
+- ``ledger simulate-payment --provider P --settlement ID [--api URL]``: reads ``$LEDGER_HOME/demo.json``,
+  looks the settlement up through the API (operator key), and POSTs a correctly signed "paid"
+  notification of that provider to the running API, printing the provider-style answer.
+- ``ledger providers add PROVIDER ACCOUNT --config FILE.json`` / ``ledger providers list``: manage
+  provider accounts (public keys only; secrets are encrypted at rest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from settlement.runtime import Runtime
+
+__all__ = ["register", "ProgressBar"]
+
+RuntimeFactory = Callable[[], Runtime]
+EXIT_OK, EXIT_FAILED, EXIT_EXCEPTIONS = 0, 1, 3
+CONFIG_FILE_BYTES_MAX = 256 * 1024
+HTTP_TIMEOUT_S = 30.0
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr, redrawn at most every ``interval_s``."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: Any = None, interval_s: float = 0.1) -> None:
+        self.stream = stream or sys.stderr
+        self.interval_s = interval_s
+        self._last = 0.0
+        self._stage = ""
+
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        final = total is not None and done >= total
+        if stage == self._stage and not final and now - self._last < self.interval_s:
+            return
+        if stage != self._stage and self._stage:
+            self.stream.write("\n")
+        self._stage, self._last = stage, now
+        if total:
+            filled = min(self.WIDTH, int(self.WIDTH * done / total))
+            bar = "#" * filled + "-" * (self.WIDTH - filled)
+            self.stream.write(f"\r{stage:<8} [{bar}] {done}/{total}")
+        else:
+            self.stream.write(f"\r{stage:<8} {done}")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self._stage:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _reconcile(factory: RuntimeFactory, args: argparse.Namespace) -> int:
+    from settlement.domains import reconciliation as rs
+    from settlement.core.errors import LedgerError
+
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"ledger: no such file {path}", file=sys.stderr)
+        return EXIT_FAILED
+    runtime = factory()
+    bar = ProgressBar()
+    try:
+        config = rs.check_tolerances(args.tolerance_minor, args.window_days)
+        stmt, parsed = rs.import_statement(runtime, args.provider, path, filename=path.name, uploaded_by="cli",
+                                           account=args.account, progress=bar)
+        run = rs.run_reconciliation(runtime, stmt.id, started_by="cli", config=config, parsed=parsed,
+                                    progress=bar)
+    except LedgerError as exc:
+        bar.close()
+        print(f"ledger: {exc.detail}", file=sys.stderr)
+        return EXIT_FAILED
+    bar.close()
+    with runtime.db.read() as session:
+        if args.out:
+            Path(args.out).write_text(json.dumps(rs.report_document(session, run.id), ensure_ascii=False, indent=1),
+                                      encoding="utf-8")
+        if args.csv:
+            Path(args.csv).write_text(rs.report_csv(session, run.id), encoding="utf-8")
+    print(rs.summary_text(run.summary))
+    if parsed.errors:
+        print(f"  {len(parsed.errors)} statement rows could not be read; first: line {parsed.errors[0].line_no}: "
+              f"{parsed.errors[0].reason}")
+    if args.out:
+        print(f"report: {args.out}")
+    return EXIT_EXCEPTIONS if run.exception_count or parsed.errors else EXIT_OK
+
+
+def _load_demo(home: Path) -> dict:
+    path = home / "demo.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: start the service with `ledger up --demo` first")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _simulate_payment(args: argparse.Namespace) -> int:
+    import httpx
+
+    from ledger_api.settings import Settings
+    from settlement.core.money import Money
+    from settlement.providers.testing import simulated_payment
+
+    try:
+        demo = _load_demo(Settings().home_dir)
+    except (OSError, ValueError) as exc:
+        print(f"ledger: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    creds = (demo.get("providers") or {}).get(args.provider)
+    if not creds:
+        print(f"ledger: demo.json has no {args.provider} account", file=sys.stderr)
+        return EXIT_FAILED
+    api = args.api or demo.get("api") or "http://127.0.0.1:8000"
+    operator = next((m for m in demo.get("members", []) if "operator" in m.get("roles", [])), None)
+    if operator is None:
+        print("ledger: demo.json has no operator member to look the settlement up with", file=sys.stderr)
+        return EXIT_FAILED
+    with httpx.Client(base_url=api, timeout=HTTP_TIMEOUT_S) as http:
+        try:
+            r = http.get(f"/v1/settlements/{args.settlement}", headers={"Authorization": f"Bearer {operator['api_key']}"})
+        except httpx.HTTPError as exc:
+            print(f"ledger: the API at {api} is not reachable ({type(exc).__name__})", file=sys.stderr)
+            return EXIT_FAILED
+        if r.status_code != 200:
+            print(f"ledger: settlement lookup failed: {r.status_code} {r.text[:300]}", file=sys.stderr)
+            return EXIT_FAILED
+        s = r.json()
+        amount = Money(s["target"]["value"], s["target"]["currency"])
+        note = simulated_payment(args.provider, creds, s["payment_reference"], amount)
+        account = creds.get("account") or f"{args.provider}-demo"
+        answer = http.post(f"/v1/callbacks/{args.provider}/{account}", content=note.body, headers=note.headers)
+    print(f"POST /v1/callbacks/{args.provider}/{account}: {answer.status_code} {answer.text[:200]!r}")
+    print(f"settlement {args.settlement}: {amount} paid via {args.provider} (reference {s['payment_reference']})")
+    return EXIT_OK if answer.status_code < 300 else EXIT_FAILED
+
+
+def _providers_add(factory: RuntimeFactory, args: argparse.Namespace) -> int:
+    from settlement.domains import payments as cb
+
+    raw = Path(args.config).read_bytes()[:CONFIG_FILE_BYTES_MAX + 1]
+    if len(raw) > CONFIG_FILE_BYTES_MAX:
+        print(f"ledger: {args.config} is larger than {CONFIG_FILE_BYTES_MAX} bytes", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        config = json.loads(raw)
+    except ValueError:
+        print(f"ledger: {args.config} is not JSON", file=sys.stderr)
+        return EXIT_FAILED
+    runtime = factory()
+    with runtime.db.transaction() as session:
+        if args.update:
+            info = cb.update_account(runtime, session, args.provider, args.account, config)
+        else:
+            info = cb.add_account(runtime, session, args.provider, args.account, config, created_by="cli")
+    print(f"{info.provider}/{info.account}: {info.status}, version {info.version}; secrets held (encrypted): "
+          f"{', '.join(info.secret_names) or 'none'}")
+    return EXIT_OK
+
+
+def _providers_list(factory: RuntimeFactory, args: argparse.Namespace) -> int:
+    from settlement.domains import payments as cb
+
+    runtime = factory()
+    with runtime.db.read() as session:
+        infos = cb.list_accounts(session, args.provider)
+    if args.json:
+        print(json.dumps([{"provider": i.provider, "account": i.account, "status": i.status,
+                           "version": i.version, "secrets": list(i.secret_names),
+                           "public_config": {k: v for k, v in i.public_config.items() if not k.endswith("pem")
+                                             and k != "platform_keys"}} for i in infos], indent=1))
+        return EXIT_OK
+    for i in infos:
+        print(f"{i.provider:<10} {i.account:<32} {i.status:<9} v{i.version}  "
+              f"callback URL: /v1/callbacks/{i.provider}/{i.account}")
+    return EXIT_OK
+
+
+def register(subparsers: argparse._SubParsersAction, runtime_factory: RuntimeFactory) -> None:
+    rec = subparsers.add_parser("reconcile", help="reconcile a provider or bank statement against the ledger")
+    rec.add_argument("file", metavar="FILE")
+    rec.add_argument("--provider", required=True, choices=("alipay", "wechatpay", "normalized", "camt053"),
+                     help="statement format")
+    rec.add_argument("--account", default=None, help="provider account the statement belongs to")
+    rec.add_argument("--tolerance-minor", type=int, default=0, help="amount tolerance in minor units")
+    rec.add_argument("--window-days", type=int, default=3, help="date window for reference matching")
+    rec.add_argument("--out", default=None, help="write the JSON report here")
+    rec.add_argument("--csv", default=None, help="write the exceptions as CSV here")
+    rec.set_defaults(func=lambda a, *_: _reconcile(runtime_factory, a))
+
+    sim = subparsers.add_parser("simulate-payment",
+                                help="send a correctly signed provider notification for a settlement (demo)")
+    sim.add_argument("--provider", required=True, choices=("alipay", "wechatpay", "stripe"))
+    sim.add_argument("--settlement", required=True, metavar="ID")
+    sim.add_argument("--api", default=None, help="API base URL (default: demo.json's)")
+    sim.set_defaults(func=lambda a, *_: _simulate_payment(a))
+
+    prov = subparsers.add_parser("providers", help="payment-provider accounts")
+    psub = prov.add_subparsers(dest="providers_command", required=True)
+    add = psub.add_parser("add", help="add (or --update) an account from a JSON config file")
+    add.add_argument("provider", choices=("alipay", "wechatpay", "stripe"))
+    add.add_argument("account")
+    add.add_argument("--config", required=True, help="JSON: public keys and service-side secrets")
+    add.add_argument("--update", action="store_true", help="replace an existing account's material")
+    add.set_defaults(func=lambda a, *_: _providers_add(runtime_factory, a))
+    ls = psub.add_parser("list", help="list accounts")
+    ls.add_argument("--provider", default=None)
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=lambda a, *_: _providers_list(runtime_factory, a))

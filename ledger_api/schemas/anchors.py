@@ -1,0 +1,170 @@
+"""Request and response bodies of provenance events, anchor batches and proofs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from anchors.events import (
+    EVENT_ID_CHARS_MAX, LOCATION_CHARS_MAX, LOT_ID_CHARS_MAX, OCCURRED_AT_MAX_S, OCCURRED_AT_MIN_S,
+)
+from anchors.merkle import PROOF_DEPTH_MAX
+from settlement.domains.anchoring.limits import BATCH_LIST_MAX, EVENTS_PER_REQUEST_MAX, TRACE_EVENTS_MAX
+
+EventTypeName = Literal["produced", "shipped", "received", "inspected", "stored", "transformed", "sold",
+                        "returned", "recalled", "destroyed"]
+Hex32 = Field(min_length=66, max_length=66, pattern=r"^0x[0-9a-fA-F]{64}$")
+# Leaf values are short strings (decimal integers, 0x-hex words); a value has at most 16 fields.
+LEAF_FIELDS_MAX = 16
+LEAF_ITEM_CHARS_MAX = 80
+
+
+class _In(BaseModel):
+    # No whitespace stripping: what the client sends is what is hashed (surrounding spaces are
+    # refused by the leaf schema, not silently changed).
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- posting events ----------------------------------------------------------------------------
+
+
+class ProvenanceEventIn(_In):
+    """One event. The acting member is the API key's member: an event cannot name another."""
+
+    event_id: str = Field(min_length=1, max_length=EVENT_ID_CHARS_MAX, examples=["evt-2024-000123"],
+                          description="unique across the ledger; [A-Za-z0-9._:/#-], starting alphanumeric")
+    lot_id: str = Field(min_length=1, max_length=LOT_ID_CHARS_MAX, examples=["LOT-7731"])
+    product: str = Field(min_length=5, max_length=80, examples=["gtin:09506000134352", "sku:PRC-100-A"],
+                         description="gtin:<8|12|13|14 digits, check digit verified> or sku:<code>")
+    event_type: EventTypeName
+    location: str = Field(min_length=1, max_length=LOCATION_CHARS_MAX, examples=["gln:0614141000005"])
+    occurred_at_s: StrictInt = Field(ge=OCCURRED_AT_MIN_S, le=OCCURRED_AT_MAX_S, examples=[1_700_000_000],
+                                     description="unix seconds of the occurrence")
+    document_hash: str | None = Field(default=None, min_length=66, max_length=66, pattern=r"^0x[0-9a-fA-F]{64}$",
+                                      description="hash of the supporting document (kept off chain)")
+    attributes: dict[str, Any] = Field(default_factory=dict,
+                                       description="JSON object: strings, integers (no floats), booleans, null, "
+                                                   "arrays, objects; at most 16 KiB canonical")
+
+
+class ProvenanceEventsIn(_In):
+    events: list[ProvenanceEventIn] = Field(
+        min_length=1, max_length=10 * EVENTS_PER_REQUEST_MAX,
+        description=f"at most {EVENTS_PER_REQUEST_MAX} events and 512 KiB of event JSON per request "
+                    "(more: 413 provenance-batch-too-large); all are stored or none")
+
+
+class EventAccepted(_Out):
+    event_id: str = Field(max_length=EVENT_ID_CHARS_MAX)
+    lot_id: str = Field(max_length=LOT_ID_CHARS_MAX)
+    leaf_hash: str = Field(max_length=66)
+    duplicate: bool = Field(description="already recorded with the same content: nothing new written")
+
+
+class EventsAccepted(_Out):
+    accepted: int = Field(description="events newly recorded")
+    duplicates: int
+    events: list[EventAccepted]
+
+
+# -- proofs ------------------------------------------------------------------------------------
+
+
+class AnchorPublic(_Out):
+    chain_id: int
+    contract: str = Field(max_length=42)
+    tx_hash: str = Field(max_length=66)
+    block_number: int
+    block_time: int
+    batch_sequence: int
+
+
+class ProvenanceEventPublic(_Out):
+    event_id: str = Field(max_length=EVENT_ID_CHARS_MAX)
+    lot_id: str = Field(max_length=LOT_ID_CHARS_MAX)
+    product: str = Field(max_length=80)
+    event_type: EventTypeName
+    location: str = Field(max_length=LOCATION_CHARS_MAX)
+    member_id: str = Field(max_length=66, description="registry id (bytes32) of the acting member")
+    occurred_at_s: int
+    document_hash: str = Field(max_length=66)
+    attributes: dict[str, Any]
+
+
+class ProofDocumentOut(_Out):
+    """``ledger-anchor-proof-v1``: verify with ``ledger anchors verify``, ``anchors.verify_on_chain``,
+    ``@openzeppelin/merkle-tree`` or ``TraceAnchor.verify(root, proof, leaf_hash)``."""
+
+    format: Literal["ledger-anchor-proof-v1"]
+    leaf_encoding: list[str] = Field(max_length=LEAF_FIELDS_MAX)
+    schema_version: int | None
+    value: list[str] = Field(max_length=LEAF_FIELDS_MAX)
+    leaf_hash: str = Field(max_length=66)
+    proof: list[str] = Field(max_length=PROOF_DEPTH_MAX)
+    root: str = Field(max_length=66)
+    anchor: AnchorPublic | None = Field(description="null until the batch's anchor is confirmed on chain")
+    event: ProvenanceEventPublic | None = None
+
+
+class TraceEntry(_Out):
+    event: ProvenanceEventPublic
+    status: Literal["pending", "batched", "anchored", "failed"] = Field(
+        description="pending: waiting for the batcher; batched: root enqueued; anchored: on chain")
+    batch_sequence: int | None
+    proof: ProofDocumentOut | None
+
+
+class LotTrace(_Out):
+    lot_id: str = Field(max_length=LOT_ID_CHARS_MAX)
+    events: list[TraceEntry] = Field(max_length=TRACE_EVENTS_MAX)
+    next_after: str | None = Field(default=None, max_length=EVENT_ID_CHARS_MAX,
+                                   description="pass as ?after= for the next page; null on the last")
+
+
+# -- batches -----------------------------------------------------------------------------------
+
+
+class AnchorBatchPublic(_Out):
+    kind: Literal["events", "journal"]
+    sequence: int
+    root: str = Field(max_length=66)
+    leaf_count: int
+    schema_version: int
+    leaf_encoding: list[str] = Field(max_length=LEAF_FIELDS_MAX)
+    first_time_s: int
+    last_time_s: int
+    status: Literal["pending", "anchored", "failed"]
+    attempts: int
+    last_error: str | None = Field(default=None, max_length=2000)
+    anchor: AnchorPublic | None
+    created_at: datetime
+
+
+class AnchorBatchesPublic(_Out):
+    data: list[AnchorBatchPublic] = Field(max_length=BATCH_LIST_MAX)
+    count: int
+    next_after: int | None = Field(default=None, description="pass as ?after= for the next page")
+
+
+class DumpValue(_Out):
+    value: list[str] = Field(max_length=LEAF_FIELDS_MAX)
+    treeIndex: int  # noqa: N815 - the standard-v1 field name
+
+
+class StandardV1Dump(_Out):
+    """``standard-v1``: loads with ``StandardMerkleTree.load`` of ``@openzeppelin/merkle-tree``."""
+
+    format: Literal["standard-v1"]
+    leafEncoding: list[str] = Field(max_length=LEAF_FIELDS_MAX)  # noqa: N815
+    tree: list[str]
+    values: list[DumpValue]
+
+
+class FlushResult(_Out):
+    batches: list[AnchorBatchPublic]

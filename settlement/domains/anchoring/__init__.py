@@ -1,0 +1,84 @@
+"""Anchoring: provenance events and the store's journal, batched into Merkle roots on TraceAnchor.
+
+- ``record_events(session, member_id, member_onchain_id, events)``: store posted events with
+  their leaves (all or nothing).
+- ``record_digest(session, kind, record_id, record)``: any domain service journals a record
+  version in its own transaction; the journal is anchored periodically.
+- ``run_once(runtime, limits)``: the worker hook; closes due batches (each: tree, batch row and
+  ``TraceAnchor.anchor`` outbox row in one transaction) and records anchored blocks' times.
+- ``event_proof`` / ``lot_trace`` / ``batch_dump`` / ``export_journal`` / ``audit_journal``: what
+  auditors read and check.
+
+Importing this package registers the follower's ``RootAnchored`` handler and the dispatcher's
+failure hook for ``anchors.anchor`` rows (settlement.pipeline.workers imports it when it builds).
+"""
+
+from __future__ import annotations
+
+from settlement.domains.anchoring.audit import EXPORT_FORMAT, AuditReport, audit_journal, export_journal
+from settlement.domains.anchoring.batcher import (
+    KIND_EVENTS, KIND_JOURNAL, BatchSummary, flush, flush_events, flush_journal, pending_counts, run_once,
+)
+from settlement.domains.anchoring.submit import on_anchor_failed, on_root_anchored, retry_failed
+from settlement.domains.anchoring.provenance import RecordedEvent, parse_events, record_events
+from settlement.domains.anchoring.digests import (
+    JOURNAL_LEAF_ENCODING, JOURNAL_LEAF_FIELDS, JOURNAL_SCHEMA_VERSION, canonical_record_json, record_digest,
+    register_record_loader,
+)
+from settlement.domains.anchoring.limits import ANCHOR_OUTBOX_KIND, DEFAULT_LIMITS, BatchLimits
+from settlement.domains.anchoring.proofs import (
+    TraceItem, anchor_ref, batch_dump, event_proof, get_batch, list_batches, lot_trace, rebuild_tree,
+)
+from settlement.pipeline.workers import register_event_handler, register_failure_hook
+
+_registered = False
+
+
+def register_handlers() -> None:
+    """Register the follower handler and the failure hook (once per process)."""
+    global _registered
+    if _registered:
+        return
+    register_event_handler("RootAnchored", on_root_anchored)
+    register_failure_hook(ANCHOR_OUTBOX_KIND, on_anchor_failed)
+    _registered = True
+
+
+register_handlers()
+
+__all__ = [
+    "ANCHOR_OUTBOX_KIND",
+    "DEFAULT_LIMITS",
+    "EXPORT_FORMAT",
+    "JOURNAL_LEAF_ENCODING",
+    "JOURNAL_LEAF_FIELDS",
+    "JOURNAL_SCHEMA_VERSION",
+    "KIND_EVENTS",
+    "KIND_JOURNAL",
+    "AuditReport",
+    "BatchLimits",
+    "BatchSummary",
+    "RecordedEvent",
+    "TraceItem",
+    "anchor_ref",
+    "audit_journal",
+    "batch_dump",
+    "canonical_record_json",
+    "event_proof",
+    "export_journal",
+    "flush",
+    "flush_events",
+    "flush_journal",
+    "get_batch",
+    "list_batches",
+    "lot_trace",
+    "parse_events",
+    "pending_counts",
+    "rebuild_tree",
+    "record_digest",
+    "record_events",
+    "register_handlers",
+    "register_record_loader",
+    "retry_failed",
+    "run_once",
+]

@@ -1,0 +1,118 @@
+"""Payment-provider callbacks: provider accounts, ingestion, matching to settlements.
+
+- :mod:`.accounts`: several accounts per provider; public material in clear, secrets encrypted at
+  rest with the KeyVault (``provider:{provider}:{account}`` as associated data);
+  :func:`configure_demo_providers` registers the demo accounts from ``demo.json``.
+- :mod:`.ingest`: :func:`ingest` / :func:`ingest_async` verify the raw request, record the fact
+  once (unique per provider, account and evidence hash) with its effect, then answer in the
+  provider's format; :mod:`.record` is the durable write (one transaction per group of
+  deliveries, :mod:`.writer` the group-commit thread that runs it).
+- :mod:`.matching`: payment -> ``mark_paid`` through the outbox; refund -> ``refund_by_provider``;
+  anything that does not fit goes to the reconciliation exceptions queue.
+
+Importing this package registers follower handlers that retry deferred callbacks when the chain
+confirms an operation of their settlement, and failure hooks that turn a callback's effect the
+chain refused into an exception.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+import settlement.domains.settlements  # noqa: F401  (its handlers register first: ours run after them)
+from settlement.domains.payments.accounts import (
+    AccountInfo, add_account, configure_demo_providers as _configure_demo_providers, get_account, invalidate,
+    list_accounts, set_status, split_config, update_account, verifier,
+)
+from settlement.domains.payments.ingest import CallbackResult, ingest, ingest_async, record_callback_digest
+from settlement.domains.payments.matching import APPLIED, DEFERRED, EXCEPTION, NOTED, apply_callback, apply_deferred
+from settlement.core.errors import ChainRevertError
+from settlement.domains.reconciliation.exceptions import add_callback_exception
+from settlement.runtime import Runtime
+from settlement.store.models import OutboxRow
+from settlement.store.models.payments import ProviderCallback
+from settlement.pipeline.workers import register_failure_hook
+
+log = logging.getLogger("ledger.callbacks")
+
+__all__ = [
+    "APPLIED", "DEFERRED", "EXCEPTION", "NOTED", "AccountInfo", "CallbackResult", "add_account", "apply_callback",
+    "apply_deferred", "configure_demo_providers", "get_account", "get_callback", "ingest", "ingest_async", "invalidate",
+    "list_accounts", "list_callbacks", "process_deferred", "set_status", "split_config", "update_account",
+    "verifier",
+]
+
+CALLBACKS_PAGE_MAX = 500
+DEFERRED_SWEEP_MAX = 500
+
+
+def configure_demo_providers(runtime: Runtime, providers: dict) -> list[AccountInfo]:
+    """Register the demo provider accounts (public halves and service-side secrets only)."""
+    return _configure_demo_providers(runtime, providers)
+
+
+def list_callbacks(session: Session, *, provider: str | None = None, outcome: str | None = None,
+                   settlement_id: str | None = None, after_id: int = 0,
+                   limit: int = 100) -> tuple[list[ProviderCallback], int | None]:
+    limit = max(1, min(int(limit), CALLBACKS_PAGE_MAX))
+    q = select(ProviderCallback).where(ProviderCallback.id > after_id)
+    if provider is not None:
+        q = q.where(ProviderCallback.provider == provider)
+    if outcome is not None:
+        q = q.where(ProviderCallback.outcome == outcome)
+    if settlement_id is not None:
+        q = q.where(ProviderCallback.settlement_id == settlement_id)
+    rows = list(session.scalars(q.order_by(ProviderCallback.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].id if more and rows else None)
+
+
+def get_callback(session: Session, callback_id: int) -> ProviderCallback | None:
+    return session.get(ProviderCallback, callback_id)
+
+
+def process_deferred(runtime: Runtime, *, limit: int = DEFERRED_SWEEP_MAX) -> int:
+    """Retry every settlement's deferred callbacks (bounded); for a worker loop or an operator
+    after a restart. Returns how many left the deferred state."""
+    with runtime.db.read() as session:
+        ids = list(session.scalars(select(ProviderCallback.settlement_id).where(
+            ProviderCallback.outcome == DEFERRED, ProviderCallback.settlement_id.is_not(None))
+            .distinct().limit(limit)))
+    moved = 0
+    for sid in ids:
+        with runtime.db.transaction() as session:
+            moved += apply_deferred(runtime, session, sid)
+    return moved
+
+
+# -- chain feedback ------------------------------------------------------------------------------------
+
+
+def _on_effect_refused(session: Session, row: OutboxRow, error: ChainRevertError) -> None:
+    for cb in session.scalars(select(ProviderCallback).where(ProviderCallback.outbox_id == row.id,
+                                                             ProviderCallback.outcome == APPLIED)):
+        cb.outcome, cb.outcome_reason = EXCEPTION, "chain_refused"
+        cb.outcome_detail = f"the chain refused the effect: {error.error_name or 'reverted'}"[:500]
+        add_callback_exception(session, cb, "chain_refused", cb.outcome_detail)
+        record_callback_digest(session, cb)
+
+
+_REGISTERED = False
+
+
+def _register() -> None:
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    _REGISTERED = True
+    # Deferred callbacks are applied by the periodic job process_deferred (settlement.pipeline.workers),
+    # not per chain event: one indexed query per sweep instead of one per event.
+    for kind in ("settlement.pay", "settlement.refund"):
+        register_failure_hook(kind, _on_effect_refused)
+
+
+_register()

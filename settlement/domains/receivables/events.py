@@ -1,0 +1,319 @@
+"""What the chain says back about receivables: event handlers and failure hooks.
+
+Handlers run in the follower's transaction for each new ``ReceivableRegistry`` event and move
+the store's mirror forward: the event is recorded in the receivable's history (tx hash, block,
+log index), the operation that caused it (found by its outbox row's tx hash) is marked confirmed
+and releases the receivable's lock, and the state changes. Events of receivables the service
+never registered are ignored; events caused around the API on receivables it knows (a member
+calling the contract directly) are applied like any other. Each handler is idempotent on the
+contract's own keys (part ids, statuses), so a replay after a chain rollback changes nothing.
+
+Failure hooks run in the dispatcher's transaction when an outbox row reverts: the operation is
+marked rejected with the decoded custom error; a refused registration frees the invoice's
+uniqueness key so that the supplier may register it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from settlement.chain.client import DecodedLog
+from settlement.core.errors import ChainRevertError
+from settlement.domains.receivables.models import OPERATION_KINDS
+from settlement.store.models import Member, MemberAccount, OutboxRow
+from settlement.store.models.receivables import (
+    Receivable, ReceivableEvent, ReceivableOperation, ReceivableParty, ReceivablePart, ReceivablePayment,
+)
+from settlement.pipeline.workers import register_event_handler, register_failure_hook
+
+log = logging.getLogger("ledger.receivables.chain")
+
+__all__ = ["register", "HANDLERS"]
+
+
+class ReceivableInvariantError(ArithmeticError):
+    """The chain reported something the registry's invariants forbid: never input, always a bug."""
+
+
+def _member_id(session: Session, onchain_id: str) -> str | None:
+    return session.scalar(select(Member.id).where(Member.onchain_id == onchain_id))
+
+
+def _operation(session: Session, lg: DecodedLog) -> ReceivableOperation | None:
+    """The service's operation whose transaction emitted ``lg``, if any."""
+    row_id = session.scalar(select(OutboxRow.id).where(OutboxRow.tx_hash == lg.tx_hash).limit(1))
+    if row_id is None:
+        return None
+    return session.scalar(select(ReceivableOperation).where(ReceivableOperation.outbox_id == row_id))
+
+
+def _record(session: Session, lg: DecodedLog, r: Receivable, part_id: str | None) -> ReceivableOperation | None:
+    op = _operation(session, lg)
+    if op is not None and op.receivable_id == r.id and op.status == "pending":
+        op.status, op.tx_hash, op.block_number = "confirmed", lg.tx_hash, lg.block_number
+        if r.busy_operation_id == op.id:
+            r.busy_operation_id = None
+    exists = session.scalar(select(ReceivableEvent.id).where(ReceivableEvent.tx_hash == lg.tx_hash,
+                                                             ReceivableEvent.log_index == lg.log_index))
+    if exists is None:
+        session.add(ReceivableEvent(receivable_id=r.id, part_id=part_id, event=lg.event, args=dict(lg.args),
+                                    tx_hash=lg.tx_hash, log_index=lg.log_index, block_number=lg.block_number,
+                                    block_hash=lg.block_hash, operation_id=op.id if op is not None else None))
+    return op
+
+
+def _add_party(session: Session, receivable_id: str, member_id: str | None, role: str) -> None:
+    if member_id is None:
+        return
+    session.flush()
+    exists = session.scalar(select(ReceivableParty.id).where(
+        ReceivableParty.receivable_id == receivable_id, ReceivableParty.member_id == member_id,
+        ReceivableParty.role == role).limit(1))
+    if exists is None:
+        session.add(ReceivableParty(receivable_id=receivable_id, member_id=member_id, role=role))
+
+
+def _part_and_receivable(session: Session, part_id: str) -> tuple[ReceivablePart, Receivable] | None:
+    p = session.get(ReceivablePart, part_id)
+    if p is None:
+        return None
+    return p, session.get(Receivable, p.receivable_id)
+
+
+# -- handlers ---------------------------------------------------------------------------------------
+
+
+def on_registered(session: Session, lg: DecodedLog) -> None:
+    a = lg.args
+    r = session.get(Receivable, a["receivableId"])
+    if r is None:
+        log.info("receivable %s registered around the service: not mirrored", a["receivableId"])
+        return
+    if int(a["faceValueMinor"]) != r.face_value_minor or a["invoiceHash"] != r.invoice_hash:
+        raise ReceivableInvariantError(f"receivable {r.id}: chain and store disagree on its terms")
+    _record(session, lg, r, a["partId"])
+    if r.status in ("pending", "rejected"):
+        r.status, r.rejection = "registered", None
+    if session.get(ReceivablePart, a["partId"]) is None:
+        session.add(ReceivablePart(id=a["partId"], receivable_id=r.id, index=0, holder_id=r.supplier_id,
+                                   holder_onchain_id=a["supplierId"], amount_minor=r.face_value_minor,
+                                   financed=False, request_open=False))
+        r.part_count = max(r.part_count, 1)
+
+
+def on_confirmed(session: Session, lg: DecodedLog) -> None:
+    a = lg.args
+    r = session.get(Receivable, a["receivableId"])
+    if r is None:
+        return
+    op = _record(session, lg, r, None)
+    if r.status == "registered":
+        r.status = "confirmed"
+        r.confirmed_by = a["signer"]
+        if op is not None:
+            r.confirmation = "signature" if op.kind == "confirm_signed" else "custodial"
+        else:
+            custodial = session.scalar(select(MemberAccount.encrypted_key.is_not(None))
+                                       .where(MemberAccount.address == a["signer"]))
+            r.confirmation = "custodial" if custodial else "signature"
+
+
+def on_split(session: Session, lg: DecodedLog) -> None:
+    a = lg.args
+    found = _part_and_receivable(session, a["fromPartId"])
+    if found is None:
+        return
+    p, r = found
+    _record(session, lg, r, a["newPartId"])
+    if session.get(ReceivablePart, a["newPartId"]) is not None:
+        return  # applied already
+    amount = int(a["amountMinor"])
+    if amount >= p.amount_minor:
+        raise ReceivableInvariantError(f"split of {amount} from part {p.id} holding {p.amount_minor}")
+    p.amount_minor -= amount
+    session.add(ReceivablePart(id=a["newPartId"], receivable_id=r.id, index=r.part_count, holder_id=p.holder_id,
+                               holder_onchain_id=p.holder_onchain_id, amount_minor=amount, financed=False,
+                               request_open=False))
+    r.part_count += 1
+
+
+def on_transferred(session: Session, lg: DecodedLog) -> None:
+    a = lg.args
+    found = _part_and_receivable(session, a["partId"])
+    if found is None:
+        return
+    p, r = found
+    _record(session, lg, r, p.id)
+    p.holder_onchain_id = a["toId"]
+    p.holder_id = _member_id(session, a["toId"])
+    _add_party(session, r.id, p.holder_id, "holder")
+
+
+def _clear_offer(p: ReceivablePart) -> None:
+    p.offer_id = p.advance_minor = p.fee_minor = p.discount_rate_ppm = p.day_count_basis = None
+    p.offer_valid_until = None
+
+
+def on_financing_requested(session: Session, lg: DecodedLog) -> None:
+    a = lg.args
+    found = _part_and_receivable(session, a["partId"])
+    if found is None:
+        return
+    p, r = found
+    _record(session, lg, r, p.id)
+    p.request_open = True
+    p.financier_id = _member_id(session, a["financierId"])
+    _clear_offer(p)
+    _add_party(session, r.id, p.financier_id, "financier")
+
+
+def on_financing_withdrawn(session: Session, lg: DecodedLog) -> None:
+    found = _part_and_receivable(session, lg.args["partId"])
+    if found is None:
+        return
+    p, r = found
+    _record(session, lg, r, p.id)
+    p.request_open = False
+    _clear_offer(p)
+
+
+def on_financing_offered(session: Session, lg: DecodedLog) -> None:
+    a = lg.args
+    found = _part_and_receivable(session, a["partId"])
+    if found is None:
+        return
+    p, r = found
+    _record(session, lg, r, p.id)
+    p.offer_id = int(a["offerId"])
+    p.advance_minor, p.fee_minor = int(a["advanceMinor"]), int(a["feeMinor"])
+    p.discount_rate_ppm, p.day_count_basis = int(a["discountRatePpm"]), int(a["dayCountBasis"])
+    p.offer_valid_until = int(a["validUntil"])
+
+
+def on_financing_accepted(session: Session, lg: DecodedLog) -> None:
+    a = lg.args
+    found = _part_and_receivable(session, a["partId"])
+    if found is None:
+        return
+    p, r = found
+    _record(session, lg, r, p.id)
+    if p.financed:
+        return
+    financier_id = _member_id(session, a["financierId"])
+    seller_id = _member_id(session, a["sellerId"])
+    if int(a["amountMinor"]) != p.amount_minor:
+        raise ReceivableInvariantError(f"part {p.id}: financed {a['amountMinor']}, store holds {p.amount_minor}")
+    p.financed, p.request_open = True, False
+    p.seller_id, p.holder_id, p.holder_onchain_id = seller_id, financier_id, a["financierId"]
+    p.financier_id = financier_id
+    _add_party(session, r.id, financier_id, "holder")
+    _add_party(session, r.id, financier_id, "financier")
+    _owe(session, r, p.id, "disbursement", financier_id, seller_id, int(a["advanceMinor"]), lg)
+
+
+def on_settled(session: Session, lg: DecodedLog) -> None:
+    r = session.get(Receivable, lg.args["receivableId"])
+    if r is None:
+        return
+    _record(session, lg, r, None)
+    if int(lg.args["faceValueMinor"]) != r.face_value_minor:
+        raise ReceivableInvariantError(f"receivable {r.id} settled for {lg.args['faceValueMinor']}")
+    r.status = "settled"
+
+
+def on_part_repaid(session: Session, lg: DecodedLog) -> None:
+    a = lg.args
+    found = _part_and_receivable(session, a["partId"])
+    if found is None:
+        return
+    p, r = found
+    _record(session, lg, r, p.id)
+    if p.repaid_minor is not None:
+        return
+    amount = int(a["amountMinor"])
+    if amount != p.amount_minor:
+        raise ReceivableInvariantError(f"part {p.id} repaid {amount}, holds {p.amount_minor}")
+    p.repaid_minor = amount
+    holder_id = _member_id(session, a["holderId"])
+    _owe(session, r, p.id, "repayment", r.buyer_id, holder_id, amount, lg)
+    session.flush()
+    repaid = session.scalars(select(ReceivablePayment.amount_minor).where(
+        ReceivablePayment.receivable_id == r.id, ReceivablePayment.kind == "repayment")).all()
+    if sum(repaid) > r.face_value_minor:
+        raise ReceivableInvariantError(f"repayments of {r.id} exceed its face value")
+
+
+def on_defaulted(session: Session, lg: DecodedLog) -> None:
+    r = session.get(Receivable, lg.args["receivableId"])
+    if r is None:
+        return
+    _record(session, lg, r, None)
+    if r.status == "confirmed":
+        r.status = "defaulted"
+
+
+def _owe(session: Session, r: Receivable, part_id: str, kind: str, payer_id: str | None, payee_id: str | None,
+         amount: int, lg: DecodedLog) -> None:
+    exists = session.scalar(select(ReceivablePayment.id).where(ReceivablePayment.kind == kind,
+                                                               ReceivablePayment.part_id == part_id))
+    if exists is not None:
+        return
+    session.add(ReceivablePayment(receivable_id=r.id, part_id=part_id, kind=kind, payer_id=payer_id,
+                                  payee_id=payee_id, amount_minor=amount, currency=r.currency, status="owed",
+                                  tx_hash=lg.tx_hash, block_number=lg.block_number))
+
+
+HANDLERS: dict[str, Callable[[Session, DecodedLog], None]] = {
+    "ReceivableRegistered": on_registered,
+    "ReceivableConfirmed": on_confirmed,
+    "PartSplit": on_split,
+    "PartTransferred": on_transferred,
+    "FinancingRequested": on_financing_requested,
+    "FinancingRequestWithdrawn": on_financing_withdrawn,
+    "FinancingOffered": on_financing_offered,
+    "FinancingAccepted": on_financing_accepted,
+    "ReceivableSettled": on_settled,
+    "PartRepaid": on_part_repaid,
+    "ReceivableDefaulted": on_defaulted,
+}
+
+
+# -- failure hooks ------------------------------------------------------------------------------------
+
+
+def on_failure(session: Session, row: OutboxRow, error: ChainRevertError) -> None:
+    op = session.scalar(select(ReceivableOperation).where(ReceivableOperation.outbox_id == row.id))
+    if op is None:
+        return
+    op.status = "rejected"
+    op.error_name = (error.error_name or "Reverted")[:100]
+    op.error_args = {k: v for k, v in (error.error_args or {}).items()}
+    op.tx_hash, op.block_number = row.tx_hash, row.block_number
+    r = session.get(Receivable, op.receivable_id)
+    if r is None:
+        return
+    if r.busy_operation_id == op.id:
+        r.busy_operation_id = None
+    if op.kind == "register" and r.status == "pending":
+        r.status, r.rejection, r.uniqueness_key = "rejected", op.error_name, None
+    log.warning("receivable %s: %s rejected on chain with %s", r.id, op.kind, op.error_name)
+
+
+_REGISTERED = False
+
+
+def register() -> None:
+    """Register the handlers and hooks once (importing the package calls this)."""
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    _REGISTERED = True
+    for event, handler in HANDLERS.items():
+        register_event_handler(event, handler)
+    for kind in OPERATION_KINDS:
+        register_failure_hook(f"receivable.{kind}", on_failure)
+

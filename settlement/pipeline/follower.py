@@ -1,0 +1,178 @@
+"""The chain follower: reads contract events from a stored checkpoint and applies them.
+
+Each pass reads at most ``block_range_max`` blocks of logs of every deployed contract, and in ONE
+database transaction stores each event (unique per transaction hash and log index, so a replay
+inserts nothing), runs the event's handler for new events only, marks mined outbox rows up to
+that block as confirmed, and moves the checkpoint (block number and hash). A crash anywhere
+leaves the checkpoint where the last committed pass put it, and the next pass re-reads from there.
+
+Rollbacks: when the chain's block at the checkpoint has another hash, or the chain's head is
+below the checkpoint (a managed anvil killed between state dumps comes back behind the store),
+the follower finds every mined or confirmed outbox row whose transaction the chain no longer has,
+puts it back to pending for the dispatcher to submit again, forgets the events above the last
+block both agree on, and moves the checkpoint back there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import delete, exists, select, update
+from sqlalchemy.orm import Session
+
+from settlement.chain.client import DecodedLog
+from settlement.pipeline.dispatcher import Dispatcher
+from settlement.runtime import Runtime
+from settlement.store.bulk import execute_insert, prepare_insert
+from settlement.store.models import ChainEvent, Checkpoint, OutboxRow, utcnow
+
+log = logging.getLogger("ledger.follower")
+
+CHECKPOINT = "contracts"
+BLOCK_RANGE_MAX = 5_000
+ROLLBACK_SCAN_ROWS_MAX = 10_000
+
+_MINED_EXISTS = select(exists().where(OutboxRow.status == "mined"))
+
+EventHandler = Callable[[Session, DecodedLog], None]
+# Called once per run of consecutive events of one name within a page (order is kept across
+# names), for handlers whose per-event work is one set-based statement.
+BatchEventHandler = Callable[[Session, list[DecodedLog]], None]
+
+
+class Follower:
+    def __init__(self, runtime: Runtime, dispatcher: Dispatcher, *, handlers: dict[str, EventHandler] | None = None,
+                 batch_handlers: dict[str, BatchEventHandler] | None = None,
+                 confirmations: int = 0, block_range_max: int = 2_000) -> None:
+        if not 1 <= block_range_max <= BLOCK_RANGE_MAX:
+            raise ValueError(f"block_range_max must be 1..{BLOCK_RANGE_MAX}")
+        self.rt = runtime
+        self.client = runtime.chain
+        self.dispatcher = dispatcher
+        self.handlers = handlers or {}
+        self.batch_handlers = batch_handlers or {}
+        self.confirmations = confirmations
+        self.block_range_max = block_range_max
+
+    def _start_block(self) -> int:
+        manifest = self.rt.manifest
+        return manifest.deploy_block if manifest and manifest.contracts else 0
+
+    def _checkpoint(self, s: Session) -> Checkpoint | None:
+        return s.get(Checkpoint, CHECKPOINT)
+
+    def run_once(self) -> int:
+        """One pass; returns the number of new events applied."""
+        if self.rt.manifest is None or not self.rt.manifest.contracts:
+            return 0
+        with self.rt.db.read() as s:
+            cp = self._checkpoint(s)
+            cp_block, cp_hash = (cp.block_number, cp.block_hash) if cp else (self._start_block() - 1, None)
+            unconfirmed = s.scalar(_MINED_EXISTS)
+        # The head and the checkpoint's block in one round trip (the block is None past the head).
+        head, chain_block = self.client.head_and_block(cp_block if cp_hash is not None else None)
+        if cp_hash is not None and (chain_block is None or chain_block["hash"] != cp_hash):
+            self.recover_rollback(head)
+            return 0
+        safe_head = head - self.confirmations
+        self.rt.stats["follower_lag_blocks"] = max(head - max(cp_block, 0), 0)
+        if safe_head <= cp_block:
+            if unconfirmed:
+                self._confirm_mined(cp_block)
+            return 0
+        to_block = min(safe_head, cp_block + self.block_range_max)
+        logs = self.client.get_logs(list(self.rt.manifest.addresses.values()), cp_block + 1, to_block)
+        to_hash = self.client.get_block(to_block)["hash"]
+        # The page's event rows, converted for the driver before the write lock is taken.
+        now = utcnow()
+        page = prepare_insert(self.rt.db.engine.dialect, ChainEvent.__table__, [
+            {"tx_hash": lg.tx_hash, "log_index": lg.log_index, "block_number": lg.block_number,
+             "block_hash": lg.block_hash, "contract": lg.contract, "address": lg.address,
+             "event": lg.event, "args": lg.args, "created_at": now} for lg in logs])
+        applied = 0
+        with self.rt.db.transaction() as s:
+            known = set()
+            if logs:
+                hashes = list({lg.tx_hash for lg in logs})
+                for i in range(0, len(hashes), 500):
+                    known.update(s.execute(select(ChainEvent.tx_hash, ChainEvent.log_index)
+                                           .where(ChainEvent.tx_hash.in_(hashes[i:i + 500]))).all())
+            keep = [i for i, lg in enumerate(logs) if (lg.tx_hash, lg.log_index) not in known]
+            fresh = [logs[i] for i in keep]
+            # One multi-row INSERT for the page, before the handlers run (they may read it).
+            execute_insert(s, page.only(keep))
+            start = 0
+            while start < len(fresh):
+                end = start + 1
+                while end < len(fresh) and fresh[end].event == fresh[start].event:
+                    end += 1
+                run = fresh[start:end]
+                batch_handler = self.batch_handlers.get(run[0].event)
+                if batch_handler is not None:
+                    batch_handler(s, run)
+                handler = self.handlers.get(run[0].event)
+                if handler is not None:
+                    for lg in run:
+                        handler(s, lg)
+                applied += len(run)
+                start = end
+            self._confirm_rows(s, to_block)
+            cp = self._checkpoint(s)
+            if cp is None:
+                s.add(Checkpoint(name=CHECKPOINT, block_number=to_block, block_hash=to_hash))
+            else:
+                cp.block_number, cp.block_hash = to_block, to_hash
+        self.rt.stats["follower_lag_blocks"] = max(head - to_block, 0)
+        return applied
+
+    @staticmethod
+    def _confirm_rows(s: Session, up_to_block: int) -> None:
+        s.execute(update(OutboxRow).where(OutboxRow.status == "mined", OutboxRow.block_number <= up_to_block)
+                  .values(status="confirmed"))
+
+    def _confirm_mined(self, up_to_block: int) -> None:
+        with self.rt.db.transaction() as s:
+            self._confirm_rows(s, up_to_block)
+
+    def recover_rollback(self, head: int) -> int:
+        """The chain lost blocks the store relied on: resubmit what it lost. Returns rows re-pended."""
+        with self.rt.db.transaction() as s:
+            rows = s.scalars(select(OutboxRow).where(OutboxRow.status.in_(("mined", "confirmed", "failed")),
+                                                     OutboxRow.block_number.is_not(None))
+                             .order_by(OutboxRow.block_number.desc()).limit(ROLLBACK_SCAN_ROWS_MAX)).all()
+            lost: list[OutboxRow] = []
+            if rows:
+                receipts = self.client.receipts([r.tx_hash for r in rows])
+                for r in rows:
+                    receipt = receipts[r.tx_hash]
+                    if receipt is None or receipt.block_hash != r.block_hash:
+                        lost.append(r)
+            # Failed rows the chain lost are not resubmitted: their failure was recorded; the
+            # chain forgetting the failed attempt changes nothing for the domain.
+            resubmit = [r for r in lost if r.status != "failed"]
+            # Signed or sent rows the node no longer knows would leave nonce gaps behind the
+            # re-pended ones: they are signed again too.
+            in_flight = s.scalars(select(OutboxRow).where(OutboxRow.status.in_(("signed", "sent")))
+                                  .limit(ROLLBACK_SCAN_ROWS_MAX)).all()
+            if in_flight:
+                receipts = self.client.receipts([r.tx_hash for r in in_flight])
+                resubmit += [r for r in in_flight
+                             if receipts[r.tx_hash] is None and not self.client.transaction_known(r.tx_hash)]
+            common = min([r.block_number for r in lost] + [head + 1]) - 1
+            common = max(min(common, head), self._start_block() - 1)
+            self.dispatcher.repend_lost(s, resubmit)
+            s.execute(delete(ChainEvent).where(ChainEvent.block_number > common))
+            block = self.client.get_block(common) if common >= 0 else None
+            cp = self._checkpoint(s)
+            if block is None:
+                if cp is not None:
+                    s.delete(cp)
+            elif cp is None:
+                s.add(Checkpoint(name=CHECKPOINT, block_number=common, block_hash=block["hash"]))
+            else:
+                cp.block_number, cp.block_hash = common, block["hash"]
+        log.warning("chain rollback: head %d, %d outbox rows lost and resubmitted, checkpoint back to %d",
+                    head, len(resubmit), common)
+        self.rt.stats["rollbacks"] = self.rt.stats.get("rollbacks", 0) + 1
+        return len(resubmit)

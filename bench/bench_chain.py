@@ -33,6 +33,7 @@ from settlement.pipeline.outbox import enqueue
 from settlement.runtime import Runtime
 from settlement.store.db import Database, migrate
 from settlement.pipeline.workers import build
+from settlement.wiring import build_registry
 
 BATCH = 200
 FINANCE = keccak256(b"FINANCE")
@@ -115,7 +116,7 @@ def phase_dispatcher(count: int, block_time: int | None) -> float:
             for i in range(count):
                 enqueue(s, kind="bench", contract="ConsortiumRegistry", function="onboardMember", args=onboard_args(i),
                         signer=operator.address, gas_limit=CALL_GAS)
-        dispatcher, _ = build(rt, batch_size=BATCH)
+        dispatcher, _ = build(rt, build_registry(), batch_size=BATCH)
         t0 = time.perf_counter()
         dispatcher.drain(timeout_s=600, idle_sleep_s=0.01)
         return count / (time.perf_counter() - t0)

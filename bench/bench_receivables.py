@@ -41,6 +41,7 @@ from settlement.store.db import Database, migrate
 from settlement.store.models import Member, MemberAccount, OutboxRow
 from settlement.store.models.receivables import Receivable, ReceivableOperation, ReceivablePart
 from settlement.pipeline.workers import build
+from settlement.wiring import build_registry
 
 CONSORTIUM = {"acme": ["supplier"], "tier2": ["supplier"], "bigbuy": ["buyer"], "bank": ["financier"]}
 
@@ -70,11 +71,12 @@ def settle(rt: Runtime, dispatcher, follower) -> None:  # type: ignore[no-untype
 
 def throughput(rt: Runtime, dispatcher, follower, count: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
     supplier = Actor("acme", frozenset({"supplier"}))
-    today = svc.chain_today(rt)
+    facts = svc.read_chain_facts(rt)
+    today = facts.today
     t0 = time.perf_counter()
     for i in range(count):
         with rt.db.transaction() as s:
-            svc.register_receivable(rt, s, supplier, buyer_id="bigbuy", invoice_number=f"BENCH-{i:06d}",
+            svc.register_receivable(facts, s, supplier, buyer_id="bigbuy", invoice_number=f"BENCH-{i:06d}",
                                     face_value=Money(1_000_000 + i, "CNY"), issue_date=today - timedelta(days=5),
                                     due_date=today + timedelta(days=60))
     t_accept = time.perf_counter() - t0
@@ -111,12 +113,13 @@ def gas_per_operation(rt: Runtime, dispatcher, follower) -> dict[str, int]:  # t
                 args=[s.get(Member, "tier2").onchain_id, own.address], signer=rt.operator.address,
                 gas_limit=200_000, aggregate_id="tier2")
     settle(rt, dispatcher, follower)
-    today = svc.chain_today(rt)
+    today = svc.read_chain_facts(rt).today
     gas: dict[str, int] = {}
 
     def run(label: str, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        facts = svc.read_chain_facts(rt, nonces_of=kwargs.pop("nonces_of", ()))
         with rt.db.transaction() as s:
-            done = fn(rt, s, *args, **kwargs)
+            done = fn(facts, s, *args, **kwargs)
             ids = [o.id for o in done.operations]
         settle(rt, dispatcher, follower)
         gas[label] = _gas(rt, ids)
@@ -143,10 +146,10 @@ def gas_per_operation(rt: Runtime, dispatcher, follower) -> dict[str, int]:  # t
             run(accept, svc.accept_offer, actors[holder], rid, part, offer_id=offer_id)
         else:
             with rt.db.read() as s:
-                typed = svc.acceptance_typed_data(rt, s, actors[holder], rid, part)
+                typed = svc.acceptance_typed_data(svc.read_chain_facts(rt, nonces_of=[holder]), s, actors[holder], rid, part)
             signature = "0x" + own.sign_message(encode_typed_data(full_message=typed)).signature.hex().removeprefix("0x")
             run(accept, svc.accept_offer, actors[holder], rid, part, offer_id=offer_id, signature=signature,
-                deadline=typed["message"]["deadline"])
+                deadline=typed["message"]["deadline"], nonces_of=[holder])
     with rt.db.read() as s:
         parts = s.scalar(select(func.count()).select_from(ReceivablePart).where(ReceivablePart.receivable_id == rid))
     run(f"repay ({parts} parts)", svc.repay_receivable, actors["bigbuy"], rid)
@@ -161,7 +164,7 @@ def main() -> None:
     args = parser.parse_args()
     node, rt = setup(args.block_time)
     try:
-        dispatcher, follower = build(rt)
+        dispatcher, follower = build(rt, build_registry())
         settle(rt, dispatcher, follower)
         tp = throughput(rt, dispatcher, follower, args.count)
         gas = gas_per_operation(rt, dispatcher, follower)

@@ -52,6 +52,7 @@ from settlement.store.db import Database, migrate
 from settlement.store.models import OutboxRow
 from settlement.store.models.settlements import Settlement
 from settlement.pipeline.workers import Workers
+from settlement.wiring import build_registry
 
 BATCH = 200
 RPC_BATCH = 100
@@ -106,7 +107,7 @@ def setup(block_time: int | None) -> Env:
     for name in ("payer", "payee-a", "payee-b"):
         with rt.db.transaction() as s:
             _member, keys[name] = onboard_member(rt, s, member_id=name, name=name, country="SG", roles=["finance"])
-    workers = Workers(rt, dispatch_interval_s=0.01, follow_interval_s=0.02, batch_size=BATCH).start()
+    workers = Workers(rt, build_registry(), dispatch_interval_s=0.01, follow_interval_s=0.02, batch_size=BATCH).start()
     _wait(lambda: _outbox_left(rt) == 0, "onboarding")
     server, api = _serve(create_app(rt, Settings(home=home), registry_cache_ttl_s=5.0))
     mode = f"interval mining {block_time}s" if block_time else "automine"

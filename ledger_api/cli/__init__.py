@@ -34,6 +34,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from settlement.chain.anvil import AnvilConfig, ManagedAnvil
     from settlement.chain.transport import redact_url
     from settlement.pipeline.workers import Workers
+    from settlement.wiring import build_registry
 
     home = settings.home_dir
     say(f"home: {home}")
@@ -66,7 +67,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
             path = seed_demo(runtime, settings, progress=say)
             say(f"demo consortium ready: {path}")
-        workers = Workers(runtime, batch_size=settings.dispatch_batch_size,
+        workers = Workers(runtime, build_registry(), batch_size=settings.dispatch_batch_size,
                           dispatch_interval_s=settings.dispatch_interval_ms / 1000,
                           follow_interval_s=settings.follow_interval_ms / 1000,
                           confirmations=settings.confirmations,
@@ -104,6 +105,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Dispatcher and follower without the API (to scale out, or to drain an outbox)."""
     from ledger_api.bootstrap import build_runtime, tune_interpreter
     from settlement.pipeline.workers import Workers
+    from settlement.wiring import build_registry
 
     tune_interpreter()
     runtime = build_runtime(settings, progress=say)
@@ -113,7 +115,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    workers = Workers(runtime, batch_size=args.batch_size or settings.dispatch_batch_size,
+    workers = Workers(runtime, build_registry(), batch_size=args.batch_size or settings.dispatch_batch_size,
                       dispatch_interval_s=settings.dispatch_interval_ms / 1000,
                       follow_interval_s=settings.follow_interval_ms / 1000,
                       confirmations=settings.confirmations).start()

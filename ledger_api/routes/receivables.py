@@ -1,16 +1,21 @@
 """Receivables (supply-chain finance): suppliers register and pass parts on, buyers confirm and
 repay, financiers offer and fund. Every command answers 202 with the operation(s) it enqueued;
-the receivable changes once the follower sees the contract's event."""
+the receivable changes once the follower sees the contract's event.
+
+Each handler reads what it needs from the node first (``read_chain_facts``), then opens its
+database transaction: the store's write lock is never held across an RPC round trip. Reads use
+read sessions."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
+from collections.abc import Callable, Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
 from sqlalchemy.orm import Session
 
-from ledger_api.deps import CurrentMember, DbSession, Principal, RuntimeDep, require_roles
+from ledger_api.deps import CurrentMember, Principal, RuntimeDep, require_roles
 from ledger_api.schemas import Problem
 from ledger_api.schemas.receivables import (
     AcceptanceCreate, EvidenceCreate, EvidenceListPublic, EvidencePublic, FinancingRequestCreate,
@@ -18,13 +23,11 @@ from ledger_api.schemas.receivables import (
     PaymentPublic, PaymentsPublic, ReceivableAccepted, ReceivableCreate, ReceivablePublic, ReceivablesPublic,
     SignedConfirmation, SplitRequest, TermsPublic, TransferRequest, TypedDataPublic, VerificationStep,
 )
-from settlement.domains import receivables as svc
 from settlement.core.errors import UnsupportedCurrencyError, ValidationError
-from settlement.domains.receivables.terms import DayCountBasis
 from settlement.core.money import Money
+from settlement.domains import receivables as svc
+from settlement.domains.receivables import Actor, ChainFacts, DayCountBasis, EvidenceCheck
 from settlement.domains.receivables import evidence as ev
-from settlement.domains.receivables.models import Actor, EvidenceCheck
-from settlement.domains.receivables.service import grace_period_days
 from settlement.runtime import Runtime
 from settlement.store.models import Member
 from settlement.store.models.receivables import (
@@ -76,8 +79,8 @@ def _part(r: Receivable, p: ReceivablePart) -> PartPublic:
                       repaid=_money(p.repaid_minor, r.currency) if p.repaid_minor is not None else None)
 
 
-def receivable_public(runtime: Runtime, r: Receivable, parts: list[ReceivablePart], today: date) -> ReceivablePublic:
-    grace = grace_period_days(runtime)
+def receivable_public(facts: ChainFacts, r: Receivable, parts: list[ReceivablePart]) -> ReceivablePublic:
+    grace, today = facts.grace_period_days, facts.today
     return ReceivablePublic(
         id=r.id, supplier_id=r.supplier_id, buyer_id=r.buyer_id, invoice_number=r.invoice_number,
         invoice_number_normalized=r.invoice_number_normalized, invoice_hash=r.invoice_hash,
@@ -89,12 +92,12 @@ def receivable_public(runtime: Runtime, r: Receivable, parts: list[ReceivablePar
         parts=[_part(r, p) for p in parts], pending_operation_id=r.busy_operation_id, created_at=r.created_at)
 
 
-def _one(runtime: Runtime, session: Session, r: Receivable) -> ReceivablePublic:
+def _one(facts: ChainFacts, session: Session, r: Receivable) -> ReceivablePublic:
     session.flush()
-    return receivable_public(runtime, r, svc.parts_of(session, [r.id])[r.id], svc.chain_today(runtime))
+    return receivable_public(facts, r, svc.parts_of(session, [r.id])[r.id])
 
 
-def _accepted(runtime: Runtime, session: Session, done: svc.Accepted) -> ReceivableAccepted:
+def _accepted(facts: ChainFacts, session: Session, done: svc.Accepted) -> ReceivableAccepted:
     terms = None
     if done.terms is not None:
         t = done.terms
@@ -102,7 +105,7 @@ def _accepted(runtime: Runtime, session: Session, done: svc.Accepted) -> Receiva
                             fee=_money(t.fee_minor, t.currency), advance=_money(t.advance_minor, t.currency),
                             days=t.days, rate_ppm=t.rate_ppm, day_count=_BASIS_NAME[t.basis],
                             rounding=t.rounding.value)
-    return ReceivableAccepted(receivable=_one(runtime, session, done.receivable),
+    return ReceivableAccepted(receivable=_one(facts, session, done.receivable),
                               operations=[_op(o) for o in done.operations], part_ids=list(done.part_ids),
                               terms=terms)
 
@@ -111,47 +114,64 @@ def _m(money: MoneyJson) -> Money:
     return Money(money.value, money.currency)
 
 
+Command = Callable[[ChainFacts, Session, Actor], svc.Accepted]
+
+
+def _command(runtime: Runtime, who: Principal, command: Command, *, nonces_of: Sequence[str] = (),
+             invoice_hashes: Sequence[str] = ()) -> ReceivableAccepted:
+    """Read the chain facts, then run ``command`` in one write transaction and answer from it."""
+    facts = svc.read_chain_facts(runtime, nonces_of=nonces_of, invoice_hashes=invoice_hashes)
+    with runtime.db.transaction() as session:
+        return _accepted(facts, session, command(facts, session, actor_of(who)))
+
+
 # -- register, list, read ------------------------------------------------------------------------------
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=ReceivableAccepted,
              summary="Register a receivable against a buyer (supplier)")
-def register(body: ReceivableCreate, runtime: RuntimeDep, session: DbSession, who: Supplier) -> ReceivableAccepted:
-    done = svc.register_receivable(runtime, session, actor_of(who), buyer_id=body.buyer_id,
-                                   invoice_number=body.invoice_number, face_value=_m(body.face_value),
-                                   issue_date=body.issue_date, due_date=body.due_date)
-    return _accepted(runtime, session, done)
+def register(body: ReceivableCreate, runtime: RuntimeDep, who: Supplier) -> ReceivableAccepted:
+    invoice_hash = svc.invoice_hash_of(who.member_id, body.buyer_id, body.invoice_number, _m(body.face_value),
+                                       body.issue_date, body.due_date)
+    return _command(runtime, who, lambda f, s, a: svc.register_receivable(
+        f, s, a, buyer_id=body.buyer_id, invoice_number=body.invoice_number, face_value=_m(body.face_value),
+        issue_date=body.issue_date, due_date=body.due_date), invoice_hashes=[invoice_hash] if invoice_hash else [])
 
 
 @router.get("", response_model=ReceivablesPublic, summary="My receivables, by role (any member)")
-def list_mine(runtime: RuntimeDep, session: DbSession, who: CurrentMember,
+def list_mine(runtime: RuntimeDep, who: CurrentMember,
               role: Annotated[str | None, Query(pattern=r"^(supplier|buyer|holder|financier)$")] = None,
               status_: Annotated[str | None, Query(alias="status",
                                                    pattern=r"^(pending|registered|confirmed|settled|defaulted|rejected)$")] = None,
               limit: Annotated[int, Query(ge=1, le=200)] = 50,
               after: Annotated[str | None, Query(max_length=66)] = None) -> ReceivablesPublic:
-    rows = svc.list_receivables(session, actor_of(who), role=role, status=status_, limit=limit, after=after)
-    parts = svc.parts_of(session, [r.id for r in rows])
-    today = svc.chain_today(runtime)
-    data = [receivable_public(runtime, r, parts[r.id], today) for r in rows]
+    facts = svc.read_chain_facts(runtime)
+    with runtime.db.read() as session:
+        rows = svc.list_receivables(session, actor_of(who), role=role, status=status_, limit=limit, after=after)
+        parts = svc.parts_of(session, [r.id for r in rows])
+        data = [receivable_public(facts, r, parts[r.id]) for r in rows]
     return ReceivablesPublic(data=data, count=len(data), next_after=rows[-1].id if len(rows) == limit else None)
 
 
 @router.get("/{receivable_id}", response_model=ReceivablePublic, summary="One receivable (its parties)")
-def get_one(receivable_id: ReceivableIdPath, runtime: RuntimeDep, session: DbSession,
+def get_one(receivable_id: ReceivableIdPath, runtime: RuntimeDep,
             who: CurrentMember) -> ReceivablePublic:
-    return _one(runtime, session, svc.get_receivable(session, actor_of(who), receivable_id))
+    facts = svc.read_chain_facts(runtime)
+    with runtime.db.read() as session:
+        return _one(facts, session, svc.get_receivable(session, actor_of(who), receivable_id))
 
 
 @router.get("/{receivable_id}/history", response_model=HistoryPublic,
             summary="Contract events with tx hash and block, and the operations behind them (its parties)")
-def history(receivable_id: ReceivableIdPath, session: DbSession, who: CurrentMember) -> HistoryPublic:
-    entries = svc.history_of(session, actor_of(who), receivable_id)
+def history(receivable_id: ReceivableIdPath, runtime: RuntimeDep, who: CurrentMember) -> HistoryPublic:
+    with runtime.db.read() as session:
+        entries = svc.history_of(session, actor_of(who), receivable_id)
+        operations = svc.operations_of(session, receivable_id)
     return HistoryPublic(receivable_id=receivable_id,
                          events=[HistoryEventPublic(event=e.event, part_id=e.part_id, args=e.args, tx_hash=e.tx_hash,
                                                     block_number=e.block_number, log_index=e.log_index,
                                                     operation_id=e.operation_id) for e in entries],
-                         operations=[_op(o) for o in svc.operations_of(session, receivable_id)])
+                         operations=[_op(o) for o in operations])
 
 
 # -- confirm ---------------------------------------------------------------------------------------------
@@ -159,26 +179,27 @@ def history(receivable_id: ReceivableIdPath, session: DbSession, who: CurrentMem
 
 @router.post("/{receivable_id}/confirm", status_code=status.HTTP_202_ACCEPTED, response_model=ReceivableAccepted,
              summary="Confirm the debt, through the buyer's custodial account (buyer)")
-def confirm(receivable_id: ReceivableIdPath, runtime: RuntimeDep, session: DbSession,
+def confirm(receivable_id: ReceivableIdPath, runtime: RuntimeDep,
             who: Buyer) -> ReceivableAccepted:
-    return _accepted(runtime, session, svc.confirm_receivable(runtime, session, actor_of(who), receivable_id))
+    return _command(runtime, who, lambda f, s, a: svc.confirm_receivable(f, s, a, receivable_id))
 
 
 @router.get("/{receivable_id}/confirmation-typed-data", response_model=TypedDataPublic,
             summary="EIP-712 ConfirmReceivable to sign with the buyer's own key (buyer)")
-def confirmation_typed_data(receivable_id: ReceivableIdPath, runtime: RuntimeDep, session: DbSession, who: Buyer,
+def confirmation_typed_data(receivable_id: ReceivableIdPath, runtime: RuntimeDep, who: Buyer,
                             deadline: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None) -> TypedDataPublic:
-    return TypedDataPublic(**svc.confirmation_typed_data(runtime, session, actor_of(who), receivable_id, deadline))
+    facts = svc.read_chain_facts(runtime, nonces_of=[who.member_id])
+    with runtime.db.read() as session:
+        return TypedDataPublic(**svc.confirmation_typed_data(facts, session, actor_of(who), receivable_id, deadline))
 
 
 @router.post("/{receivable_id}/confirmations", status_code=status.HTTP_202_ACCEPTED,
              response_model=ReceivableAccepted,
              summary="Confirm with the buyer's own-key EIP-712 signature, relayed by the operator (buyer)")
 def confirm_signed(receivable_id: ReceivableIdPath, body: SignedConfirmation, runtime: RuntimeDep,
-                   session: DbSession, who: Buyer) -> ReceivableAccepted:
-    done = svc.confirm_with_signature(runtime, session, actor_of(who), receivable_id, signature=body.signature,
-                                      deadline=body.deadline)
-    return _accepted(runtime, session, done)
+                   who: Buyer) -> ReceivableAccepted:
+    return _command(runtime, who, lambda f, s, a: svc.confirm_with_signature(
+        f, s, a, receivable_id, signature=body.signature, deadline=body.deadline), nonces_of=[who.member_id])
 
 
 # -- parts -----------------------------------------------------------------------------------------------
@@ -187,19 +208,19 @@ def confirm_signed(receivable_id: ReceivableIdPath, body: SignedConfirmation, ru
 @router.post("/{receivable_id}/parts/{part_id}/split", status_code=status.HTTP_202_ACCEPTED,
              response_model=ReceivableAccepted, summary="Split a part you hold (holder)")
 def split(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: SplitRequest, runtime: RuntimeDep,
-          session: DbSession, who: CurrentMember) -> ReceivableAccepted:
-    done = svc.split_part(runtime, session, actor_of(who), receivable_id, part_id, [_m(a) for a in body.amounts])
-    return _accepted(runtime, session, done)
+          who: CurrentMember) -> ReceivableAccepted:
+    return _command(runtime, who, lambda f, s, a: svc.split_part(f, s, a, receivable_id, part_id,
+                                                                 [_m(x) for x in body.amounts]))
 
 
 @router.post("/{receivable_id}/parts/{part_id}/transfer", status_code=status.HTTP_202_ACCEPTED,
              response_model=ReceivableAccepted,
              summary="Pass a part (or an amount of it) to another member (holder)")
 def transfer(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: TransferRequest, runtime: RuntimeDep,
-             session: DbSession, who: CurrentMember) -> ReceivableAccepted:
-    done = svc.transfer_part(runtime, session, actor_of(who), receivable_id, part_id, to_member_id=body.to_member_id,
-                             amount=_m(body.amount) if body.amount is not None else None)
-    return _accepted(runtime, session, done)
+             who: CurrentMember) -> ReceivableAccepted:
+    return _command(runtime, who, lambda f, s, a: svc.transfer_part(
+        f, s, a, receivable_id, part_id, to_member_id=body.to_member_id,
+        amount=_m(body.amount) if body.amount is not None else None))
 
 
 # -- financing -------------------------------------------------------------------------------------------
@@ -208,55 +229,58 @@ def transfer(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: Transfe
 @router.post("/{receivable_id}/parts/{part_id}/financing-request", status_code=status.HTTP_202_ACCEPTED,
              response_model=ReceivableAccepted, summary="Ask a financier to finance a part you hold (supplier)")
 def request_financing(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: FinancingRequestCreate,
-                      runtime: RuntimeDep, session: DbSession, who: Supplier) -> ReceivableAccepted:
-    done = svc.request_financing(runtime, session, actor_of(who), receivable_id, part_id,
-                                 financier_id=body.financier_id)
-    return _accepted(runtime, session, done)
+                      runtime: RuntimeDep, who: Supplier) -> ReceivableAccepted:
+    return _command(runtime, who, lambda f, s, a: svc.request_financing(f, s, a, receivable_id, part_id,
+                                                                        financier_id=body.financier_id))
 
 
 @router.post("/{receivable_id}/parts/{part_id}/financing-request/withdraw", status_code=status.HTTP_202_ACCEPTED,
              response_model=ReceivableAccepted, summary="Withdraw your open financing request (holder)")
 def withdraw_financing(receivable_id: ReceivableIdPath, part_id: PartIdPath, runtime: RuntimeDep,
-                       session: DbSession, who: CurrentMember) -> ReceivableAccepted:
-    done = svc.withdraw_financing_request(runtime, session, actor_of(who), receivable_id, part_id)
-    return _accepted(runtime, session, done)
+                       who: CurrentMember) -> ReceivableAccepted:
+    return _command(runtime, who, lambda f, s, a: svc.withdraw_financing_request(f, s, a, receivable_id, part_id))
 
 
 @router.post("/{receivable_id}/parts/{part_id}/offers", status_code=status.HTTP_202_ACCEPTED,
              response_model=ReceivableAccepted,
              summary="Offer terms on a part you were asked to finance (financier); the advance is computed")
 def offer(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: OfferCreate, runtime: RuntimeDep,
-          session: DbSession, who: Financier) -> ReceivableAccepted:
+          who: Financier) -> ReceivableAccepted:
     rate_ppm = svc.rate_ppm_from_decimal(body.discount_rate)
     valid_until = body.valid_until
     if valid_until.tzinfo is None:
         raise ValidationError("valid_until needs a time zone (e.g. Z)", field="valid_until")
-    r = svc.get_receivable(session, actor_of(who), receivable_id)
-    if body.fee.currency != r.currency:
-        raise UnsupportedCurrencyError(f"the fee must be in {r.currency}", field="fee")
-    done = svc.offer_financing(runtime, session, actor_of(who), receivable_id, part_id, rate_ppm=rate_ppm,
-                               basis=_BASIS_OF[body.day_count], fee_minor=body.fee.value,
-                               valid_until_s=int(valid_until.timestamp()))
-    return _accepted(runtime, session, done)
+
+    def command(f: ChainFacts, s: Session, a: Actor) -> svc.Accepted:
+        r = svc.get_receivable(s, a, receivable_id)
+        if body.fee.currency != r.currency:
+            raise UnsupportedCurrencyError(f"the fee must be in {r.currency}", field="fee")
+        return svc.offer_financing(f, s, a, receivable_id, part_id, rate_ppm=rate_ppm,
+                                   basis=_BASIS_OF[body.day_count], fee_minor=body.fee.value,
+                                   valid_until_s=int(valid_until.timestamp()))
+
+    return _command(runtime, who, command)
 
 
 @router.get("/{receivable_id}/parts/{part_id}/acceptance-typed-data", response_model=TypedDataPublic,
             summary="EIP-712 AcceptFinancingOffer over the current offer, for the holder's own key (supplier)")
 def acceptance_typed_data(receivable_id: ReceivableIdPath, part_id: PartIdPath, runtime: RuntimeDep,
-                          session: DbSession, who: Supplier,
+                          who: Supplier,
                           deadline: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None) -> TypedDataPublic:
-    return TypedDataPublic(**svc.acceptance_typed_data(runtime, session, actor_of(who), receivable_id, part_id,
-                                                       deadline))
+    facts = svc.read_chain_facts(runtime, nonces_of=[who.member_id])
+    with runtime.db.read() as session:
+        return TypedDataPublic(**svc.acceptance_typed_data(facts, session, actor_of(who), receivable_id, part_id,
+                                                           deadline))
 
 
 @router.post("/{receivable_id}/parts/{part_id}/acceptances", status_code=status.HTTP_202_ACCEPTED,
              response_model=ReceivableAccepted,
              summary="Accept the current offer: custodially, or with your own-key EIP-712 signature (supplier)")
 def accept(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: AcceptanceCreate, runtime: RuntimeDep,
-           session: DbSession, who: Supplier) -> ReceivableAccepted:
-    done = svc.accept_offer(runtime, session, actor_of(who), receivable_id, part_id, offer_id=body.offer_id,
-                            signature=body.signature, deadline=body.deadline)
-    return _accepted(runtime, session, done)
+           who: Supplier) -> ReceivableAccepted:
+    return _command(runtime, who, lambda f, s, a: svc.accept_offer(
+        f, s, a, receivable_id, part_id, offer_id=body.offer_id, signature=body.signature, deadline=body.deadline),
+        nonces_of=[who.member_id] if body.signature is not None else [])
 
 
 # -- repayment and default -------------------------------------------------------------------------------
@@ -264,24 +288,25 @@ def accept(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: Acceptanc
 
 @router.post("/{receivable_id}/repayment", status_code=status.HTTP_202_ACCEPTED, response_model=ReceivableAccepted,
              summary="Repay at or after maturity; each holder is owed what it holds (buyer)")
-def repay(receivable_id: ReceivableIdPath, runtime: RuntimeDep, session: DbSession, who: Buyer) -> ReceivableAccepted:
-    return _accepted(runtime, session, svc.repay_receivable(runtime, session, actor_of(who), receivable_id))
+def repay(receivable_id: ReceivableIdPath, runtime: RuntimeDep, who: Buyer) -> ReceivableAccepted:
+    return _command(runtime, who, lambda f, s, a: svc.repay_receivable(f, s, a, receivable_id))
 
 
 @router.post("/{receivable_id}/default", status_code=status.HTTP_202_ACCEPTED, response_model=ReceivableAccepted,
              summary="Declare an overdue receivable defaulted (financier holding a financed part)")
-def default(receivable_id: ReceivableIdPath, runtime: RuntimeDep, session: DbSession,
+def default(receivable_id: ReceivableIdPath, runtime: RuntimeDep,
             who: Financier) -> ReceivableAccepted:
-    return _accepted(runtime, session, svc.declare_default(runtime, session, actor_of(who), receivable_id))
+    return _command(runtime, who, lambda f, s, a: svc.declare_default(f, s, a, receivable_id))
 
 
 @router.get("/{receivable_id}/payments", response_model=PaymentsPublic,
             summary="Disbursements and repayments, with the settlements that carry them (its parties)")
-def payments(receivable_id: ReceivableIdPath, runtime: RuntimeDep, session: DbSession,
+def payments(receivable_id: ReceivableIdPath, runtime: RuntimeDep,
              who: CurrentMember) -> PaymentsPublic:
-    r = svc.get_receivable(session, actor_of(who), receivable_id)
-    svc.instruct_payments(runtime, session, receivable_id=r.id)
-    rows = svc.payments_of(session, r.id)
+    with runtime.db.transaction() as session:  # owed payments are instructed first (no node call)
+        r = svc.get_receivable(session, actor_of(who), receivable_id)
+        svc.instruct_payments(runtime, session, receivable_id=r.id)
+        rows = svc.payments_of(session, r.id)
     return PaymentsPublic(
         receivable_id=r.id, data=[_payment(r, p) for p in rows],
         repaid_total=_money(sum(p.amount_minor for p in rows if p.kind == "repayment"), r.currency),
@@ -308,19 +333,21 @@ def _evidence(c: EvidenceCheck) -> EvidencePublic:
 
 @router.post("/{receivable_id}/evidence", status_code=status.HTTP_201_CREATED, response_model=EvidencePublic,
              summary="Cite an anchored provenance proof (supplier or buyer of the receivable)")
-def add_evidence(receivable_id: ReceivableIdPath, body: EvidenceCreate, runtime: RuntimeDep, session: DbSession,
+def add_evidence(receivable_id: ReceivableIdPath, body: EvidenceCreate, runtime: RuntimeDep,
                  who: SupplierOrBuyer) -> EvidencePublic:
     actor = actor_of(who)
-    row = svc.add_evidence(runtime, session, actor, receivable_id, body.document, body.label)
-    r = svc.get_receivable(session, actor, receivable_id)
-    parties = {m.onchain_id.lower() for m in (session.get(Member, r.supplier_id), session.get(Member, r.buyer_id))}
-    return _evidence(ev.check_evidence(runtime, row, parties))
+    with runtime.db.transaction() as session:
+        row = svc.add_evidence(session, actor, receivable_id, body.document, body.label)
+        r = svc.get_receivable(session, actor, receivable_id)
+        parties = {m.onchain_id.lower() for m in (session.get(Member, r.supplier_id),
+                                                  session.get(Member, r.buyer_id))}
+    return _evidence(ev.check_evidence(runtime, row, parties))  # the node is asked after the commit
 
 
 @router.get("/{receivable_id}/evidence", response_model=EvidenceListPublic,
             summary="Cited proofs, each verified again offline and against the anchor contract (its parties)")
-def list_evidence(receivable_id: ReceivableIdPath, runtime: RuntimeDep, session: DbSession,
+def list_evidence(receivable_id: ReceivableIdPath, runtime: RuntimeDep,
                   who: CurrentMember) -> EvidenceListPublic:
-    checks = svc.evidence_of(runtime, session, actor_of(who), receivable_id)
+    checks = svc.evidence_of(runtime, actor_of(who), receivable_id)
     return EvidenceListPublic(receivable_id=receivable_id, data=[_evidence(c) for c in checks],
                               all_verified=bool(checks) and all(c.verified for c in checks))

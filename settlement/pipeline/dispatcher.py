@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import exists, func, select
@@ -33,6 +32,7 @@ from sqlalchemy.orm import Session
 from settlement.chain.client import ChainClient, Receipt
 from settlement.chain.signing import LocalSigner
 from settlement.core.errors import ChainRevertError
+from settlement.pipeline.registry import FailureHook
 from settlement.runtime import Runtime
 from settlement.store.models import MemberAccount, OutboxRow, utcnow
 
@@ -43,7 +43,6 @@ SEND_ATTEMPTS_MAX = 5  # then the row fails and its nonce is filled
 RESEND_AFTER_S = 10.0  # a sent row with no receipt this long is checked and re-broadcast
 NONCE_FILL_GAS = 21_000
 
-FailureHook = Callable[[Session, OutboxRow, ChainRevertError], None]
 
 
 _now = utcnow  # one clock for the store: settlement.store.models.utcnow

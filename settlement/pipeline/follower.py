@@ -16,13 +16,13 @@ block both agree on, and moves the checkpoint back there.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 
 from settlement.chain.client import DecodedLog
 from settlement.pipeline.dispatcher import Dispatcher
+from settlement.pipeline.registry import BatchEventHandler, EventHandler
 from settlement.runtime import Runtime
 from settlement.store.bulk import execute_insert, prepare_insert
 from settlement.store.models import ChainEvent, Checkpoint, OutboxRow, utcnow
@@ -35,10 +35,6 @@ ROLLBACK_SCAN_ROWS_MAX = 10_000
 
 _MINED_EXISTS = select(exists().where(OutboxRow.status == "mined"))
 
-EventHandler = Callable[[Session, DecodedLog], None]
-# Called once per run of consecutive events of one name within a page (order is kept across
-# names), for handlers whose per-event work is one set-based statement.
-BatchEventHandler = Callable[[Session, list[DecodedLog]], None]
 
 
 class Follower:

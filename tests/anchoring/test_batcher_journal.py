@@ -15,6 +15,7 @@ from settlement.core.errors import JournalRecordInvalidError
 from settlement.domains.members.service import onchain_id
 from settlement.store.models.anchoring import AnchorBatch, RecordDigest
 from settlement.pipeline.workers import build
+from settlement.wiring import build_registry
 
 from .conftest import AnchorApi
 from .test_provenance_api import event
@@ -58,7 +59,7 @@ def test_a_taken_sequence_is_repaired_by_re_sequencing(runtime) -> None:  # type
     with runtime.db.transaction() as s:
         batch = flush_events(s, runtime.operator.address, force=True, floor=0)
         assert batch is not None and batch.sequence == 1
-    dispatcher, follower = build(runtime)
+    dispatcher, follower = build(runtime, build_registry())
     dispatcher.drain()
     dispatcher.drain()
     follower.run_once()
@@ -96,7 +97,7 @@ def test_journal_anchor_export_and_audit_detect_tampering(api: AnchorApi, tmp_pa
         anchoring.record_digest(s, "test-live", "live-1", LIVE["live-1"])
     made = anchoring.flush(rt, force=True)
     assert [(m.kind, m.leaf_count, m.schema_version) for m in made] == [("journal", 7, anchoring.JOURNAL_SCHEMA_VERSION)]
-    dispatcher, follower = build(rt)
+    dispatcher, follower = build(rt, build_registry())
     dispatcher.drain()
     follower.run_once()
 

@@ -15,6 +15,7 @@ from settlement.domains.members.service import onchain_id
 from settlement.store.models import OutboxRow
 from settlement.store.models.anchoring import AnchorBatch, ProvenanceEventRow
 from settlement.pipeline.workers import build
+from settlement.wiring import build_registry
 
 from .conftest import AnchorApi
 
@@ -30,7 +31,7 @@ def event(n: int, lot: str = "LOT-1", **extra: object) -> dict:
 
 def _drive(api: AnchorApi) -> None:
     """Dispatch the outbox and apply the chain's events, then record block times."""
-    dispatcher, follower = build(api.runtime)
+    dispatcher, follower = build(api.runtime, build_registry())
     dispatcher.drain()
     follower.run_once()
     anchoring.run_once(api.runtime)

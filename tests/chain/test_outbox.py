@@ -20,6 +20,7 @@ from settlement.chain.signing import keccak256
 from settlement.pipeline.outbox import enqueue
 from settlement.store.models import ChainEvent, OutboxRow
 from settlement.pipeline.workers import build
+from settlement.wiring import build_registry
 from tests.chain.helpers import make_runtime
 
 FINANCE = "0x" + keccak256(b"FINANCE").hex()
@@ -47,7 +48,7 @@ def member_count(rt) -> int:
 def test_dispatch_and_follow_exactly_once(anvil_automine, database_url, tmp_path):
     rt = make_runtime(anvil_automine.rpc_url, database_url, tmp_path)
     enqueue_onboardings(rt, 0, 120)
-    dispatcher, follower = build(rt, batch_size=50)
+    dispatcher, follower = build(rt, build_registry(), batch_size=50)
     dispatcher.drain(timeout_s=120)
     while follower.run_once():
         pass
@@ -65,7 +66,7 @@ def test_a_reverted_row_fails_with_its_custom_error(anvil_automine, sqlite_url, 
     rt = make_runtime(anvil_automine.rpc_url, sqlite_url, tmp_path)
     enqueue_onboardings(rt, 0, 1)
     enqueue_onboardings(rt, 0, 1)  # the same member again: the contract refuses it
-    dispatcher, _ = build(rt)
+    dispatcher, _ = build(rt, build_registry())
     dispatcher.drain()
     with rt.db.read() as s:
         rows = s.scalars(select(OutboxRow).order_by(OutboxRow.id)).all()
@@ -138,7 +139,7 @@ def test_chain_that_comes_back_behind_the_store_gets_the_lost_records_again(tmp_
     try:
         node = start()
         rt = make_runtime(node.rpc_url, sqlite_url, tmp_path / "home")
-        dispatcher, follower = build(rt)
+        dispatcher, follower = build(rt, build_registry())
         enqueue_onboardings(rt, 0, 20)
         dispatcher.drain()
         while follower.run_once():

@@ -19,10 +19,11 @@ from ledger_api.settings import Settings
 from settlement.domains import members as members_svc
 from settlement.pipeline.outbox import enqueue
 from settlement.domains.receivables.models import Actor
-from settlement.domains.receivables.service import chain_today, forget_chain_time
+from settlement.domains.receivables import forget_chain_time, read_chain_facts
 from settlement.runtime import Runtime
 from settlement.store.models import Member, MemberAccount
 from settlement.pipeline.workers import build
+from settlement.wiring import build_registry
 from tests.api.support import LiveServer, build_runtime, onboard_direct
 
 DAY_S = 86_400
@@ -57,7 +58,7 @@ class World:
 
     def today(self) -> date:
         forget_chain_time()
-        return chain_today(self.runtime)
+        return read_chain_facts(self.runtime).today
 
     def advance_days(self, days: int) -> None:
         """Move the chain's clock (private anvil only) and mine a block."""
@@ -87,7 +88,7 @@ def make_world(tmp_path: Path, database_url: str, rpc_url: str, *, serve: bool) 
     """Deploy, onboard the consortium through the service, apply it on chain. Returns the world
     and what to stop afterwards."""
     rt = build_runtime(tmp_path / "home", database_url, rpc_url)
-    dispatcher, follower = build(rt)
+    dispatcher, follower = build(rt, build_registry())
 
     def step() -> None:
         dispatcher.drain(timeout_s=60)

@@ -202,7 +202,7 @@ def test_chain_refusal_marks_operation_rejected_and_frees_the_invoice(world: Wor
                                 datetime.fromisoformat(direct["issue_date"]).date(),
                                 datetime.fromisoformat(direct["due_date"]).date())
     with rt.db.transaction() as s:
-        from settlement.domains.receivables.service import custodial_signer
+        from settlement.domains.members import custodial_signer
         enqueue(s, kind="test.direct", contract="ReceivableRegistry", function="register",
                 args=[onchain_id("bigbuy"), "0x" + ih.hex(), 100_000_000, "0x" + b"CNY".hex(),
                       day_number(datetime.fromisoformat(direct["issue_date"]).date()),
@@ -230,7 +230,7 @@ def _proof(world: World, *, anchored: bool, member: str) -> dict:
     if anchored:
         (last,) = rt.chain.call("TraceAnchor", address, "lastSequence")
         seq = int(last) + 1
-        from settlement.domains.receivables.service import custodial_signer
+        from settlement.domains.members import custodial_signer
         with rt.db.transaction() as s:  # the "ops" member (OPERATOR role) anchors, through the outbox
             row_id = enqueue(s, kind="test.anchor", contract="TraceAnchor", function="anchor",
                              args=[tree.root, seq, len(events), 1, 1_700_000_000, 1_700_000_004],

@@ -51,8 +51,9 @@ def run_machine(world: World) -> None:
             """Run one command in its own transaction; True if accepted (and then confirmed on chain)."""
             before = _writes(world)
             try:
+                facts = svc.read_chain_facts(rt)
                 with rt.db.transaction() as s:
-                    done = fn(rt, s, *args, **kwargs)
+                    done = fn(facts, s, *args, **kwargs)
                     op_ids = [o.id for o in done.operations]
             except LedgerError:
                 assert _writes(world) == before, "a refused command wrote something"

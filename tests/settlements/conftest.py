@@ -20,7 +20,8 @@ from settlement.pipeline.dispatcher import Dispatcher
 from settlement.pipeline.follower import Follower
 from settlement.domains.members.service import onchain_id
 from settlement.runtime import Runtime
-from settlement.pipeline.workers import build, periodic_jobs
+from settlement.pipeline.workers import build
+from settlement.wiring import build_registry
 from tests.api.support import LiveServer, build_runtime, onboard_direct
 
 # name -> roles
@@ -51,12 +52,12 @@ class World:
     def sync(self) -> None:
         """Send everything waiting in the outbox, apply what the chain says back, and run the
         workers' periodic jobs (deferred callbacks, ...), until nothing moves."""
-        jobs = periodic_jobs(self.runtime)
+        jobs = build_registry().jobs()
         for _round in range(20):
             self.dispatcher.drain(timeout_s=60)
             while self.follower.run_once():
                 pass
-            if not sum(job() for _name, job, _every in jobs):
+            if not sum(job.run(self.runtime) for job in jobs):
                 return
         raise AssertionError("the outbox, follower and jobs did not settle in 20 rounds")
 
@@ -92,7 +93,7 @@ def make_world(tmp_path: Path, database_url: str, rpc_url: str) -> tuple[World, 
     rt = build_runtime(tmp_path / "home", database_url, rpc_url)
     operator_key = ensure_operator_member(rt)
     keys = {name: onboard_direct(rt, name, roles, country="SG") for name, roles in CONSORTIUM.items()}
-    dispatcher, follower = build(rt)
+    dispatcher, follower = build(rt, build_registry())
     app = create_app(rt, Settings(home=tmp_path / "home"), registry_cache_ttl_s=0.0)
     server = LiveServer(app).start()
     world = World(rt, httpx.Client(base_url=server.url, timeout=60.0), dispatcher, follower, keys, operator_key)

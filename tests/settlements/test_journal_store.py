@@ -100,7 +100,7 @@ def reject_last(rt: Runtime) -> None:
         if row.kind.startswith("settlement.cycle"):
             handlers.on_cycle_failure(s, row, error)
         else:
-            handlers._reject_ops(s, row, error)
+            handlers.reject_ops(s, row, error)
 
 
 def _instruction(i: int, payee: str, amount: int, pair: tuple[str, str, str]) -> svc.InstructionInput:

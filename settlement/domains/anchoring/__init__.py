@@ -9,8 +9,8 @@
 - ``event_proof`` / ``lot_trace`` / ``batch_dump`` / ``export_journal`` / ``audit_journal``: what
   auditors read and check.
 
-Importing this package registers the follower's ``RootAnchored`` handler and the dispatcher's
-failure hook for ``anchors.anchor`` rows (settlement.pipeline.workers imports it when it builds).
+The follower's ``RootAnchored`` handler, the dispatcher's failure hook for ``anchors.anchor`` rows
+and the periodic anchoring job are registered by :func:`.wiring.wire`.
 """
 
 from __future__ import annotations
@@ -29,22 +29,6 @@ from settlement.domains.anchoring.limits import ANCHOR_OUTBOX_KIND, DEFAULT_LIMI
 from settlement.domains.anchoring.proofs import (
     TraceItem, anchor_ref, batch_dump, event_proof, get_batch, list_batches, lot_trace, rebuild_tree,
 )
-from settlement.pipeline.workers import register_event_handler, register_failure_hook
-
-_registered = False
-
-
-def register_handlers() -> None:
-    """Register the follower handler and the failure hook (once per process)."""
-    global _registered
-    if _registered:
-        return
-    register_event_handler("RootAnchored", on_root_anchored)
-    register_failure_hook(ANCHOR_OUTBOX_KIND, on_anchor_failed)
-    _registered = True
-
-
-register_handlers()
 
 __all__ = [
     "ANCHOR_OUTBOX_KIND",
@@ -77,7 +61,6 @@ __all__ = [
     "rebuild_tree",
     "record_digest",
     "record_events",
-    "register_handlers",
     "register_record_loader",
     "retry_failed",
     "run_once",

@@ -33,6 +33,7 @@ from settlement.domains.members.service import (  # noqa: F401
     read_onchain_member,
     MemberView,
     RegistryView,
+    custodial_signer,
 )
 
 __all__ = [
@@ -67,4 +68,5 @@ __all__ = [
     "read_onchain_member",
     "MemberView",
     "RegistryView",
+    "custodial_signer",
 ]

@@ -26,7 +26,7 @@ from settlement.domains.members.apikeys import IssuedKey, issue_key
 from settlement.chain.signing import keccak256
 from settlement.core.errors import (
     ChainRevertError, ChainUnavailableError, DuplicateError, InvalidCountryError, InvalidStateError,
-    UnknownMemberError, UnknownRoleError, ValidationError,
+    NoCustodialAccountError, UnknownMemberError, UnknownRoleError, ValidationError,
 )
 from settlement.pipeline.outbox import PENDING_STATUSES, enqueue
 from settlement.runtime import Runtime
@@ -38,7 +38,7 @@ __all__ = [
     "validate_member_id", "validate_country", "validate_roles", "validate_name",
     "Onboarded", "onboard", "onboard_member", "suspend_member", "reactivate_member", "grant_role", "revoke_role",
     "get_member", "list_members", "member_accounts", "OnchainMember", "read_onchain_member",
-    "MemberView", "RegistryView",
+    "MemberView", "RegistryView", "custodial_signer",
 ]
 
 log = logging.getLogger(__name__)
@@ -371,3 +371,15 @@ class RegistryView:
             member.status = chain.status
         log.info("member %s mirror refreshed from the registry: %s, roles %s", member_id, chain.status,
                  ",".join(chain.roles))
+
+
+def custodial_signer(session: Session, member_id: str) -> str:
+    """The address of an account of ``member_id`` whose key the service holds (it signs for the
+    member); NoCustodialAccountError when the member signs with its own keys only."""
+    address = session.scalar(select(MemberAccount.address).where(
+        MemberAccount.member_id == member_id, MemberAccount.encrypted_key.is_not(None))
+        .order_by(MemberAccount.created_at, MemberAccount.address).limit(1))
+    if address is None:
+        raise NoCustodialAccountError(f"the service holds no key for member {member_id}; sign with your own key",
+                                      member_id=member_id)
+    return address

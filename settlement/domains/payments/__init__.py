@@ -10,9 +10,8 @@
 - :mod:`.matching`: payment -> ``mark_paid`` through the outbox; refund -> ``refund_by_provider``;
   anything that does not fit goes to the reconciliation exceptions queue.
 
-Importing this package registers follower handlers that retry deferred callbacks when the chain
-confirms an operation of their settlement, and failure hooks that turn a callback's effect the
-chain refused into an exception.
+:func:`.wiring.wire` registers the periodic job that applies deferred callbacks and the failure
+hooks that turn a callback's effect the chain refused into an exception.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-import settlement.domains.settlements  # noqa: F401  (its handlers register first: ours run after them)
 from settlement.domains.payments.accounts import (
     AccountInfo, add_account, configure_demo_providers as _configure_demo_providers, get_account, invalidate,
     list_accounts, set_status, split_config, update_account, verifier,
@@ -34,14 +32,13 @@ from settlement.domains.reconciliation.exceptions import add_callback_exception
 from settlement.runtime import Runtime
 from settlement.store.models import OutboxRow
 from settlement.store.models.payments import ProviderCallback
-from settlement.pipeline.workers import register_failure_hook
 
 log = logging.getLogger("ledger.callbacks")
 
 __all__ = [
     "APPLIED", "DEFERRED", "EXCEPTION", "NOTED", "AccountInfo", "CallbackResult", "add_account", "apply_callback",
     "apply_deferred", "configure_demo_providers", "get_account", "get_callback", "ingest", "ingest_async", "invalidate",
-    "list_accounts", "list_callbacks", "process_deferred", "set_status", "split_config", "update_account",
+    "list_accounts", "list_callbacks", "on_effect_refused", "process_deferred", "set_status", "split_config", "update_account",
     "verifier",
 ]
 
@@ -92,27 +89,10 @@ def process_deferred(runtime: Runtime, *, limit: int = DEFERRED_SWEEP_MAX) -> in
 # -- chain feedback ------------------------------------------------------------------------------------
 
 
-def _on_effect_refused(session: Session, row: OutboxRow, error: ChainRevertError) -> None:
+def on_effect_refused(session: Session, row: OutboxRow, error: ChainRevertError) -> None:
     for cb in session.scalars(select(ProviderCallback).where(ProviderCallback.outbox_id == row.id,
                                                              ProviderCallback.outcome == APPLIED)):
         cb.outcome, cb.outcome_reason = EXCEPTION, "chain_refused"
         cb.outcome_detail = f"the chain refused the effect: {error.error_name or 'reverted'}"[:500]
         add_callback_exception(session, cb, "chain_refused", cb.outcome_detail)
         record_callback_digest(session, cb)
-
-
-_REGISTERED = False
-
-
-def _register() -> None:
-    global _REGISTERED
-    if _REGISTERED:
-        return
-    _REGISTERED = True
-    # Deferred callbacks are applied by the periodic job process_deferred (settlement.pipeline.workers),
-    # not per chain event: one indexed query per sweep instead of one per event.
-    for kind in ("settlement.pay", "settlement.refund"):
-        register_failure_hook(kind, _on_effect_refused)
-
-
-_register()

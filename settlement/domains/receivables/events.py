@@ -23,16 +23,19 @@ from sqlalchemy.orm import Session
 
 from settlement.chain.client import DecodedLog
 from settlement.core.errors import ChainRevertError
-from settlement.domains.receivables.models import OPERATION_KINDS
 from settlement.store.models import Member, MemberAccount, OutboxRow
 from settlement.store.models.receivables import (
-    Receivable, ReceivableEvent, ReceivableOperation, ReceivableParty, ReceivablePart, ReceivablePayment,
+    Receivable,
+    ReceivableEvent,
+    ReceivableOperation,
+    ReceivablePart,
+    ReceivableParty,
+    ReceivablePayment,
 )
-from settlement.pipeline.workers import register_event_handler, register_failure_hook
 
 log = logging.getLogger("ledger.receivables.chain")
 
-__all__ = ["register", "HANDLERS"]
+__all__ = ["HANDLERS", "on_failure"]
 
 
 class ReceivableInvariantError(ArithmeticError):
@@ -301,19 +304,3 @@ def on_failure(session: Session, row: OutboxRow, error: ChainRevertError) -> Non
     if op.kind == "register" and r.status == "pending":
         r.status, r.rejection, r.uniqueness_key = "rejected", op.error_name, None
     log.warning("receivable %s: %s rejected on chain with %s", r.id, op.kind, op.error_name)
-
-
-_REGISTERED = False
-
-
-def register() -> None:
-    """Register the handlers and hooks once (importing the package calls this)."""
-    global _REGISTERED
-    if _REGISTERED:
-        return
-    _REGISTERED = True
-    for event, handler in HANDLERS.items():
-        register_event_handler(event, handler)
-    for kind in OPERATION_KINDS:
-        register_failure_hook(f"receivable.{kind}", on_failure)
-

@@ -7,8 +7,14 @@ from dataclasses import dataclass
 from datetime import date
 
 from settlement.store.models.receivables import (
-    AMOUNT_MINOR_MAX_STORE, Receivable, ReceivableEvent, ReceivableEvidence, ReceivableOperation, ReceivableParty,
-    ReceivablePart, ReceivablePayment,
+    AMOUNT_MINOR_MAX_STORE,
+    Receivable,
+    ReceivableEvent,
+    ReceivableEvidence,
+    ReceivableOperation,
+    ReceivablePart,
+    ReceivableParty,
+    ReceivablePayment,
 )
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""Own-key approvals: the EIP-712 typed data a party signs with its own key, and recovery.
+"""Own-key approvals: the EIP-712 typed data a party signs with its own key, recovery, and the
+service functions that serve it to a member and check what comes back.
 
 The contract verifies the signature itself (so the operator, who relays it, cannot forge one);
 the service recovers it first only to refuse a wrong or stale signature before anything is
@@ -12,11 +13,29 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from settlement.core.errors import SignatureInvalidError
+from settlement.core.errors import (
+    NotReceivableBuyerError,
+    SignatureExpiredError,
+    SignatureInvalidError,
+    ValidationError,
+)
+from settlement.domains.receivables.common import (
+    SIGNATURE_DEADLINE_S_MAX,
+    ChainFacts,
+    get_receivable,
+    require_active,
+    require_status,
+)
+from settlement.domains.receivables.models import Actor
+from settlement.store.models import Member, MemberAccount
+from settlement.store.models.receivables import ReceivableOperation
 
 __all__ = ["DOMAIN_NAME", "DOMAIN_VERSION", "SIGNATURE_HEX_LEN", "confirm_typed_data", "accept_typed_data",
-           "recover_signer", "check_signature_hex"]
+           "recover_signer", "check_signature_hex", "signature_nonce", "deadline_within",
+           "confirmation_typed_data", "check_signed_by"]
 
 DOMAIN_NAME = "ReceivableRegistry"
 DOMAIN_VERSION = "1"
@@ -92,3 +111,51 @@ def recover_signer(typed_data: dict[str, Any], signature: str) -> str:
     except Exception as exc:  # eth_keys raises several types for malformed (r, s, v)
         raise SignatureInvalidError(f"the signature cannot be recovered: {type(exc).__name__}",
                                     field="signature") from None
+
+
+# -- serving and checking a member's approvals ---------------------------------------------------------
+
+
+def signature_nonce(facts: ChainFacts, session: Session, member: Member) -> int:
+    """The member's next EIP-712 nonce once its own-key approvals in flight are mined."""
+    in_flight = session.scalar(select(func.count()).select_from(ReceivableOperation).where(
+        ReceivableOperation.nonce_member_id == member.id, ReceivableOperation.status == "pending")) or 0
+    return facts.nonce(member.id) + int(in_flight)
+
+
+def deadline_within(facts: ChainFacts, deadline: int | None) -> int:
+    now = facts.now_s
+    if deadline is None:
+        return now + 3600
+    if type(deadline) is not int or deadline > now + SIGNATURE_DEADLINE_S_MAX:
+        raise ValidationError(f"deadline must be unix seconds within {SIGNATURE_DEADLINE_S_MAX} s from now",
+                              field="deadline")
+    if deadline < now:
+        raise SignatureExpiredError(f"deadline {deadline} has passed (chain time {now})", deadline=deadline)
+    return deadline
+
+
+def confirmation_typed_data(facts: ChainFacts, session: Session, actor: Actor, receivable_id: str,
+                            deadline: int | None = None) -> dict[str, Any]:
+    """The EIP-712 ``ConfirmReceivable`` the buyer signs with its own key."""
+    require_active(actor)
+    r = get_receivable(session, actor, receivable_id)
+    if actor.member_id != r.buyer_id:
+        raise NotReceivableBuyerError(f"only {r.buyer_id}, the buyer, confirms receivable {r.id}",
+                                      receivable_id=r.id)
+    require_status(r, facts, "registered")
+    buyer = session.get(Member, r.buyer_id)
+    return confirm_typed_data(facts.chain_id, facts.contract, receivable_id=r.id,
+                                        invoice_hash=r.invoice_hash, nonce=signature_nonce(facts, session, buyer),
+                                        deadline=deadline_within(facts, deadline))
+
+
+def check_signed_by(session: Session, typed: dict[str, Any], signature: str, member: Member) -> str:
+    """The account that signed ``typed``, which must be an account of ``member`` (the store's mirror
+    of the registry's accounts decides; the contract checks again when the operation is mined)."""
+    signer = recover_signer(typed, signature)
+    owner = session.scalar(select(MemberAccount.member_id).where(MemberAccount.address == signer))
+    if owner != member.id:
+        raise SignatureInvalidError(f"the signature recovers to {signer}, not an account of {member.id} "
+                                    "(or it was made over other terms or another nonce)", signer=signer)
+    return signer

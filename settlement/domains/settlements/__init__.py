@@ -1,23 +1,20 @@
 """Cross-border settlements between consortium members: the service side of SettlementLedger.
 
-- :mod:`.service`: create (single, batch), pay (``mark_paid``), cancel, refund, look up;
+- :mod:`.commands`: create (single, batch), pay (``mark_paid``), cancel, refund, look up;
 - :mod:`.cycles`: netting cycles per currency (close, settle, report);
-- :mod:`.journal`: the double-entry journal (chart of accounts, postings, balances, statements);
+- :mod:`.postings`: the double-entry journal (chart of accounts, postings, balances, statements);
 - :mod:`.fx`, :mod:`.netting`: the pure rules (the contract's FX rule; multilateral nets);
-- :mod:`.queries`: lists, export, positions; :mod:`.chain`: event handlers and failure hooks.
-
-Importing this package registers the follower's event handlers and the dispatcher's failure hooks.
+- :mod:`.queries`: lists, export, positions; :mod:`.idempotency`: Idempotency-Key records;
+- :mod:`.events`: the follower's event handlers and the dispatcher's failure hooks, registered by
+  :func:`.wiring.wire`.
 """
 
-from settlement.domains.settlements import events as _chain
 from settlement.domains.settlements.cycles import close_cycle, cycle_report, get_cycle, settle_cycle
 from settlement.domains.settlements.commands import (
     BATCH_SIZE_MAX, InstructionInput, cancel_settlement, create_batch, create_settlement, find_by_payment_ref_hash,
     find_by_payment_reference, get_settlement, mark_paid, operations_of, provider_txn_hash, reference_hash,
     refund_by_provider, refund_settlement, refunds_of, settlement_struct,
 )
-
-_chain.register()
 
 __all__ = ["BATCH_SIZE_MAX", "InstructionInput", "create_settlement", "create_batch", "mark_paid",
            "cancel_settlement", "refund_settlement", "refund_by_provider", "get_settlement",

@@ -31,6 +31,7 @@ from settlement.core.errors import (
     RefundExistsError, SelfPaymentError, SettlementBatchSizeError, SettlementExistsError, SettlementNotFoundError,
     SettlementPendingOnChainError, UnknownMemberError, UnknownPayeeError, ValidationError,
 )
+from settlement.domains.members import custodial_signer
 from settlement.core.money import Money, exponent
 from settlement.pipeline.outbox import enqueue
 from settlement.runtime import Runtime
@@ -46,7 +47,7 @@ __all__ = [
     "CONTRACT", "BATCH_SIZE_MAX", "VALUE_DATE_PAST_DAYS_MAX", "VALUE_DATE_FUTURE_DAYS_MAX", "InstructionInput",
     "create_settlement", "create_batch", "prepare_batch", "write_batch", "PreparedBatch", "mark_paid", "cancel_settlement", "refund_settlement",
     "refund_by_provider", "get_settlement", "find_by_payment_reference", "find_by_payment_ref_hash",
-    "provider_txn_hash", "reference_hash", "settlement_struct", "operations_of", "custodial_signer",
+    "provider_txn_hash", "reference_hash", "settlement_struct", "operations_of",
     "STATES", "TERMINAL_STATES",
 ]
 
@@ -203,17 +204,6 @@ def _finance_member(session: Session, member_id: str) -> Member:
     if "finance" not in member.roles:
         raise ForbiddenError("this needs the finance role", required_roles=["finance"])
     return member
-
-
-def custodial_signer(session: Session, member_id: str) -> str:
-    """The address of a member's account whose key the service holds (it signs for the member)."""
-    address = session.scalar(select(MemberAccount.address).where(
-        MemberAccount.member_id == member_id, MemberAccount.encrypted_key.is_not(None))
-        .order_by(MemberAccount.created_at, MemberAccount.address).limit(1))
-    if address is None:
-        raise NoCustodialAccountError(f"the service holds no key for member {member_id}; it must sign itself",
-                                      member_id=member_id)
-    return address
 
 
 # -- create ----------------------------------------------------------------------------------------------

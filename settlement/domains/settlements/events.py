@@ -24,16 +24,16 @@ from settlement.domains.settlements import postings as jr
 from settlement.domains.settlements.commands import _paid_postings, _record_txn, _refund_postings
 from settlement.store.models import OutboxRow
 from settlement.store.models.settlements import NettingCycle, Settlement, SettlementOperation, SettlementRefund
-from settlement.pipeline.workers import register_batch_event_handler, register_event_handler, register_failure_hook
 from settlement.store.models import utcnow
 
 log = logging.getLogger("ledger.settlements")
 
-__all__ = ["register"]
+__all__ = ["CYCLE_KINDS", "EVENT_HANDLERS", "LEDGER_CONTRACTS", "OPERATION_KINDS", "on_cycle_failure",
+           "on_recorded", "reject_ops"]
 
 CONTRACT = "SettlementLedger"
 # The catalogue names an event after the first artifact that declares it: the interface, usually.
-_LEDGER_ARTIFACTS = frozenset({CONTRACT, "ISettlementLedger"})
+LEDGER_CONTRACTS = frozenset({CONTRACT, "ISettlementLedger"})
 
 
 _now = utcnow  # one clock for the store: settlement.store.models.utcnow
@@ -94,7 +94,7 @@ def on_recorded(session: Session, logs: list[DecodedLog]) -> None:
     matches nothing: the store keeps only what members asked it to."""
     now = _now()
     params = [{"sid": lg.args["id"], "tx": lg.tx_hash, "block": lg.block_number, "now": now}
-              for lg in logs if lg.contract in _LEDGER_ARTIFACTS]
+              for lg in logs if lg.contract in LEDGER_CONTRACTS]
     if not params:
         return
     with session.no_autoflush:
@@ -201,7 +201,7 @@ def _error_of(error: ChainRevertError) -> dict:
     return {"name": error.error_name or "Reverted", "args": error.error_args, "detail": str(error.detail)[:500]}
 
 
-def _reject_ops(session: Session, row: OutboxRow, error: ChainRevertError) -> None:
+def reject_ops(session: Session, row: OutboxRow, error: ChainRevertError) -> None:
     ops = session.scalars(select(SettlementOperation).where(SettlementOperation.outbox_id == row.id,
                                                             SettlementOperation.status == "pending")).all()
     if not ops:
@@ -257,37 +257,16 @@ def _reject_cycle(session: Session, row: OutboxRow, error: ChainRevertError) -> 
 
 
 def on_cycle_failure(session: Session, row: OutboxRow, error: ChainRevertError) -> None:
-    _reject_ops(session, row, error)
+    reject_ops(session, row, error)
     _reject_cycle(session, row, error)
 
 
-_REGISTERED = False
-
-
-def _only_ledger(handler):  # type: ignore[no-untyped-def]
-    """Handlers are keyed by event name; another contract may reuse a name."""
-    def run(session: Session, lg: DecodedLog) -> None:
-        if lg.contract in _LEDGER_ARTIFACTS:
-            handler(session, lg)
-    run.__name__ = handler.__name__
-    return run
-
-
-def register() -> None:
-    """Registers the handlers and hooks once (on import of :mod:`settlement.domains.settlements`)."""
-    global _REGISTERED
-    if _REGISTERED:
-        return
-    _REGISTERED = True
-    register_batch_event_handler("SettlementRecorded", on_recorded)
-    for event, handler in (("SettlementPaid", on_paid),
-                           ("SettlementCancelled", on_cancelled), ("SettlementRefunded", on_refunded),
-                           ("SettlementNetted", on_netted), ("SettlementSettled", on_settled),
-                           ("SettlementReleased", on_released), ("NettingCycleSubmitted", on_cycle_submitted),
-                           ("NettingCycleSettled", on_cycle_settled), ("NettingCycleCancelled", on_cycle_cancelled)):
-        register_event_handler(event, _only_ledger(handler))
-    for kind in ("settlement.record", "settlement.record_batch", "settlement.pay", "settlement.cancel",
-                 "settlement.refund"):
-        register_failure_hook(kind, _reject_ops)
-    for kind in ("settlement.cycle_submit", "settlement.cycle_settle"):
-        register_failure_hook(kind, on_cycle_failure)
+# What this module answers to; ``wiring.wire`` registers them.
+EVENT_HANDLERS = (("SettlementPaid", on_paid), ("SettlementCancelled", on_cancelled),
+                  ("SettlementRefunded", on_refunded), ("SettlementNetted", on_netted),
+                  ("SettlementSettled", on_settled), ("SettlementReleased", on_released),
+                  ("NettingCycleSubmitted", on_cycle_submitted), ("NettingCycleSettled", on_cycle_settled),
+                  ("NettingCycleCancelled", on_cycle_cancelled))
+OPERATION_KINDS = ("settlement.record", "settlement.record_batch", "settlement.pay", "settlement.cancel",
+                   "settlement.refund")
+CYCLE_KINDS = ("settlement.cycle_submit", "settlement.cycle_settle")

@@ -1,0 +1,207 @@
+"""Financing commands: a holder asks a financier, the financier offers terms, the holder accepts
+(custodially, or with its own EIP-712 signature relayed by the operator)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from settlement.core.errors import (
+    InvalidCounterpartyError,
+    InvalidOfferError,
+    NoFinancingRequestError,
+    NotPartHolderError,
+    NotRequestedFinancierError,
+    OfferExpiredError,
+    OfferNotCurrentError,
+    PartAlreadyFinancedError,
+    ReceivableWrongStatusError,
+    ValidationError,
+)
+from settlement.domains.members import custodial_signer
+from settlement.domains.receivables import typed_data as approvals
+from settlement.domains.receivables.common import (
+    GAS,
+    OFFER_VALIDITY_S_MAX,
+    Accepted,
+    ChainFacts,
+    counterparty,
+    get_receivable,
+    part_of,
+    require_active,
+    require_role,
+    require_status,
+    take,
+    write_operation,
+)
+from settlement.domains.receivables.models import Actor
+from settlement.domains.receivables.terms import DayCountBasis, financing_terms
+from settlement.domains.receivables.typed_data import check_signed_by, deadline_within, signature_nonce
+from settlement.store.models import Member
+from settlement.store.models.receivables import Receivable, ReceivablePart
+
+__all__ = ["request_financing", "withdraw_financing_request", "offer_financing", "acceptance_typed_data",
+           "accept_offer"]
+
+
+def _financeable(facts: ChainFacts, r: Receivable, p: ReceivablePart) -> None:
+    shown = require_status(r, facts, "confirmed")
+    if shown == "overdue":
+        raise ReceivableWrongStatusError(f"receivable {r.id} is overdue: it cannot be financed",
+                                         receivable_id=r.id, receivable_status=shown)
+    if p.financed:
+        raise PartAlreadyFinancedError(f"part {p.id} is financed already", part_id=p.id)
+
+
+def request_financing(facts: ChainFacts, session: Session, actor: Actor, receivable_id: str, part_id: str, *,
+                      financier_id: str) -> Accepted:
+    """The holder (a supplier) asks ``financier_id`` to finance a part; the part is locked meanwhile."""
+    require_role(actor, "supplier")
+    r = get_receivable(session, actor, receivable_id, for_update=True)
+    p = part_of(session, r, part_id)
+    if p.holder_id != actor.member_id:
+        raise NotPartHolderError(f"part {p.id} is not held by {actor.member_id}", part_id=p.id)
+    take(session, r)
+    _financeable(facts, r, p)
+    financier = counterparty(session, financier_id, "financier", "financier_id", actor)
+    signer = custodial_signer(session, actor.member_id)
+    op = write_operation(session, r, actor, "request_financing", function="requestFinancing",
+                    args=[p.id, financier.onchain_id], signer=signer, gas=GAS["request_financing"], part_id=p.id,
+                    params={"financier_id": financier.id})
+    return Accepted(r, (op,))
+
+
+def withdraw_financing_request(facts: ChainFacts, session: Session, actor: Actor, receivable_id: str,
+                               part_id: str) -> Accepted:
+    require_active(actor)
+    r = get_receivable(session, actor, receivable_id, for_update=True)
+    p = part_of(session, r, part_id)
+    if p.holder_id != actor.member_id:
+        raise NotPartHolderError(f"part {p.id} is not held by {actor.member_id}", part_id=p.id)
+    take(session, r)
+    if not p.request_open:
+        raise NoFinancingRequestError(f"part {p.id} has no open financing request", part_id=p.id)
+    signer = custodial_signer(session, actor.member_id)
+    op = write_operation(session, r, actor, "withdraw_financing", function="withdrawFinancingRequest", args=[p.id],
+                    signer=signer, gas=GAS["withdraw_financing"], part_id=p.id)
+    return Accepted(r, (op,))
+
+
+def _for_financier(facts: ChainFacts, session: Session, actor: Actor, receivable_id: str,
+                   part_id: str) -> tuple[Receivable, ReceivablePart]:
+    require_role(actor, "financier")
+    r = get_receivable(session, actor, receivable_id, for_update=True)
+    p = part_of(session, r, part_id)
+    if not p.request_open:
+        raise NoFinancingRequestError(f"part {p.id} has no open financing request", part_id=p.id)
+    if p.financier_id != actor.member_id:
+        raise NotRequestedFinancierError(f"part {p.id} was offered to {p.financier_id}", part_id=p.id)
+    take(session, r)
+    _financeable(facts, r, p)
+    return r, p
+
+
+def offer_financing(facts: ChainFacts, session: Session, actor: Actor, receivable_id: str, part_id: str, *,
+                    rate_ppm: int, basis: DayCountBasis | int, fee_minor: int, valid_until_s: int) -> Accepted:
+    """The requested financier offers terms. The discount runs from the chain's today to the due
+    date (nothing to discount once matured), rounded half up once (settlement/financing.py); the
+    advance is the part's amount less discount and fee."""
+    r, p = _for_financier(facts, session, actor, receivable_id, part_id)
+    try:
+        basis = DayCountBasis(basis)
+    except ValueError:
+        raise InvalidOfferError("day count basis must be ACT/360 or ACT/365", field="day_count") from None
+    now = facts.now_s
+    if type(valid_until_s) is not int or not now < valid_until_s <= now + OFFER_VALIDITY_S_MAX:
+        raise InvalidOfferError(f"valid_until must be within {OFFER_VALIDITY_S_MAX // 86_400} days from now",
+                                field="valid_until")
+    today = facts.today
+    start = min(today, r.due_date)
+    try:
+        terms = financing_terms(p.amount_minor, r.currency, rate_ppm, start, r.due_date, basis, fee_minor)
+    except ValidationError as exc:
+        raise InvalidOfferError(exc.detail, field="terms") from None
+    if terms.advance_minor + terms.fee_minor > p.amount_minor:  # the contract's rule, checked before sending
+        raise InvalidOfferError("advance plus fee exceed the part")
+    signer = custodial_signer(session, actor.member_id)
+    args = [p.id, terms.advance_minor, terms.fee_minor, rate_ppm, int(basis), valid_until_s]
+    op = write_operation(session, r, actor, "offer", function="offerFinancing", args=args, signer=signer,
+                    gas=GAS["offer"], part_id=p.id,
+                    params={"advance_minor": terms.advance_minor, "fee_minor": terms.fee_minor,
+                            "discount_minor": terms.discount_minor, "days": terms.days, "rate_ppm": rate_ppm,
+                            "basis": int(basis), "valid_until": valid_until_s, "financing_date": start.isoformat()})
+    return Accepted(r, (op,), terms=terms)
+
+
+def _for_seller(facts: ChainFacts, session: Session, actor: Actor, receivable_id: str, part_id: str,
+                offer_id: int | None) -> tuple[Receivable, ReceivablePart]:
+    require_role(actor, "supplier")
+    r = get_receivable(session, actor, receivable_id, for_update=True)
+    p = part_of(session, r, part_id)
+    if p.holder_id != actor.member_id:
+        raise NotPartHolderError(f"part {p.id} is not held by {actor.member_id}", part_id=p.id)
+    take(session, r)
+    _financeable(facts, r, p)
+    if not p.request_open or p.offer_id is None:
+        raise OfferNotCurrentError(f"part {p.id} has no current offer", part_id=p.id)
+    if offer_id is not None and offer_id != p.offer_id:
+        raise OfferNotCurrentError(f"offer {offer_id} is not the current offer {p.offer_id} on part {p.id}",
+                                   part_id=p.id, current_offer_id=p.offer_id)
+    if (p.offer_valid_until or 0) < facts.now_s:
+        raise OfferExpiredError(f"offer {p.offer_id} expired at {p.offer_valid_until}", part_id=p.id)
+    financier = session.get(Member, p.financier_id) if p.financier_id else None
+    if financier is None or financier.status != "active" or "financier" not in financier.roles:
+        raise InvalidCounterpartyError(f"the financier {p.financier_id} is no longer an active financier",
+                                       field="financier")
+    return r, p
+
+
+def acceptance_typed_data(facts: ChainFacts, session: Session, actor: Actor, receivable_id: str, part_id: str,
+                          deadline: int | None = None) -> dict[str, Any]:
+    """The EIP-712 ``AcceptFinancingOffer`` over the part's current offer, for the holder's own key."""
+    require_active(actor)
+    r = get_receivable(session, actor, receivable_id)
+    p = part_of(session, r, part_id)
+    if p.holder_id != actor.member_id:
+        raise NotPartHolderError(f"part {p.id} is not held by {actor.member_id}", part_id=p.id)
+    if not p.request_open or p.offer_id is None:
+        raise OfferNotCurrentError(f"part {p.id} has no current offer", part_id=p.id)
+    return _accept_typed(facts, session, p, deadline_within(facts, deadline))
+
+
+def _accept_typed(facts: ChainFacts, session: Session, p: ReceivablePart, deadline: int) -> dict[str, Any]:
+    holder = session.get(Member, p.holder_id)
+    financier = session.get(Member, p.financier_id)
+    return approvals.accept_typed_data(
+        facts.chain_id, facts.contract, part_id=p.id, offer_id=int(p.offer_id or 0),
+        financier_onchain_id=financier.onchain_id, advance_minor=int(p.advance_minor or 0),
+        fee_minor=int(p.fee_minor or 0), discount_rate_ppm=int(p.discount_rate_ppm or 0),
+        day_count_basis=int(p.day_count_basis or 0), nonce=signature_nonce(facts, session, holder),
+        deadline=deadline)
+
+
+def accept_offer(facts: ChainFacts, session: Session, actor: Actor, receivable_id: str, part_id: str, *,
+                 offer_id: int, signature: str | None = None, deadline: int | None = None) -> Accepted:
+    """The holder accepts the current offer: custodially, or with its own-key EIP-712 signature
+    (relayed by the operator). On chain, the part passes to the financier; the disbursement of the
+    advance is recorded when the follower sees ``FinancingAccepted``."""
+    r, p = _for_seller(facts, session, actor, receivable_id, part_id, offer_id)
+    if signature is None:
+        signer = custodial_signer(session, actor.member_id)
+        op = write_operation(session, r, actor, "accept", function="acceptOffer", args=[p.id, offer_id], signer=signer,
+                        gas=GAS["accept"], part_id=p.id, params={"offer_id": offer_id})
+        return Accepted(r, (op,))
+    approvals.check_signature_hex(signature)
+    if deadline is None:
+        raise ValidationError("a signed acceptance needs its deadline", field="deadline")
+    deadline = deadline_within(facts, deadline)
+    holder = session.get(Member, p.holder_id)
+    account = check_signed_by(session, _accept_typed(facts, session, p, deadline), signature, holder)
+    op = write_operation(session, r, actor, "accept_signed", function="acceptOfferWithSignature",
+                    args=[p.id, offer_id, deadline, signature.lower()], signer=facts.relayer,
+                    gas=GAS["accept_signed"], part_id=p.id,
+                    params={"offer_id": offer_id, "signer": account, "deadline": deadline},
+                    nonce_member_id=holder.id)
+    return Accepted(r, (op,))
+

@@ -1,0 +1,27 @@
+"""The whole wiring of the domains into the pipeline, in one stated order.
+
+Order matters where two domains answer the same event or outbox kind: handlers run in
+registration order inside one transaction. The settlements domain comes first, so the payments
+domain's failure hooks on ``settlement.pay`` / ``settlement.refund`` rows run after the settlement
+itself was rolled back.
+"""
+
+from __future__ import annotations
+
+from settlement.domains.anchoring.limits import BatchLimits
+from settlement.domains.anchoring.wiring import wire as wire_anchoring
+from settlement.domains.payments.wiring import wire as wire_payments
+from settlement.domains.receivables.wiring import wire as wire_receivables
+from settlement.domains.settlements.wiring import wire as wire_settlements
+from settlement.pipeline.registry import HandlerRegistry
+
+__all__ = ["build_registry"]
+
+
+def build_registry(*, anchor_limits: BatchLimits | None = None) -> HandlerRegistry:
+    registry = HandlerRegistry()
+    wire_settlements(registry)
+    wire_receivables(registry)
+    wire_anchoring(registry, anchor_limits)
+    wire_payments(registry)
+    return registry

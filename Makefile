@@ -18,11 +18,12 @@ test: deps
 
 deps: $(VENV)/.installed node_modules/.installed contracts
 
-# The virtualenv, re-installed when pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml
+# The virtualenv, re-installed when a pyproject.toml changes: the service and, beside it, the
+# auditor's standalone package (ledger-anchors), which the service uses.
+$(VENV)/.installed: pyproject.toml ledger-anchors/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -e ./ledger-anchors -e '.[test]'
 	@touch $@
 
 # Pinned npm packages: anvil (+ its platform binary), solc-js, OpenZeppelin Contracts, merkle-tree.

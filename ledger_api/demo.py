@@ -19,7 +19,9 @@ from sqlalchemy import select
 from ledger_api.settings import Settings
 from settlement.domains.members.apikeys import hash_key, issue_key
 from settlement.domains.members.service import ROLE_HASHES, country_hex, onboard, onchain_id
+from settlement.domains.payments import configure_demo_providers
 from settlement.pipeline.outbox import enqueue
+from settlement.providers.testing import demo_credentials
 from settlement.runtime import Runtime
 from settlement.store.models import ApiKey, Member, MemberAccount
 
@@ -68,8 +70,6 @@ def _key_valid(session, member_id: str, plaintext: str | None) -> bool:
 
 
 def seed_demo(runtime: Runtime, settings: Settings, progress: Callable[[str], None] = lambda s: None) -> Path:
-    from settlement.providers.testing import demo_credentials
-
     path = runtime.home / DEMO_FILE
     previous = json.loads(path.read_text()) if path.exists() else {}
     old_members = {m["id"]: m for m in previous.get("members", [])}
@@ -119,9 +119,5 @@ def seed_demo(runtime: Runtime, settings: Settings, progress: Callable[[str], No
 
 
 def _provider_configurer() -> Callable | None:
-    """The provider-account store registers demo accounts when the callbacks feature is present."""
-    try:
-        from settlement.domains.payments import configure_demo_providers
-    except ImportError:
-        return None
+    """The provider-account store registers the demo accounts."""
     return configure_demo_providers

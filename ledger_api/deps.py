@@ -23,8 +23,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from settlement.core.errors import (
+    AuthenticationError,
+    ForbiddenError,
+    MemberSuspendedError,
+    UnknownMemberError,
+)
 from settlement.domains.members import apikeys
-from settlement.core.errors import AuthenticationError, ForbiddenError, MemberSuspendedError, UnknownMemberError
 from settlement.domains.members.service import ROLE_NAMES, MemberView, RegistryView
 from settlement.runtime import Runtime
 

@@ -18,6 +18,7 @@ import json
 import logging
 from typing import Any
 
+from anchors.errors import AnchorsError, NodeUnavailableError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -25,8 +26,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from settlement.core.errors import (
-    AuthenticationError, BadRequestError, ForbiddenError, LedgerError, MethodNotAllowedError,
-    PayloadTooLargeError, RouteNotFoundError, UnsupportedMediaTypeError, ValidationError,
+    AuthenticationError,
+    BadRequestError,
+    ChainUnavailableError,
+    ForbiddenError,
+    LedgerError,
+    MethodNotAllowedError,
+    PayloadTooLargeError,
+    RouteNotFoundError,
+    UnsupportedMediaTypeError,
+    ValidationError,
 )
 
 __all__ = ["PROBLEM_MEDIA_TYPE", "BODY_BYTES_MAX", "problem_response", "install_problem_handlers",
@@ -85,6 +94,18 @@ async def _ledger_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc, instance=request.url.path)
 
 
+async def _anchors_error(request: Request, exc: Exception) -> JSONResponse:
+    """An error of the standalone ``anchors`` package that reached the web layer as it is: a bad
+    value is a validation problem, a node that cannot be asked a chain-unavailable one."""
+    assert isinstance(exc, AnchorsError)
+    error: LedgerError
+    if isinstance(exc, NodeUnavailableError):
+        error = ChainUnavailableError(exc.detail, **exc.extra)
+    else:
+        error = ValidationError(exc.detail, **exc.extra)
+    return await _ledger_error(request, error)
+
+
 def _field_path(loc: tuple | list) -> str:
     return ".".join(str(part) for part in loc)
 
@@ -132,6 +153,7 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
 
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LedgerError, _ledger_error)
+    app.add_exception_handler(AnchorsError, _anchors_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unhandled)

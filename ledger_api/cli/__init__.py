@@ -1,6 +1,6 @@
 """The `ledger` command: `ledger up [--demo]`, deploy, workers, members, reconciliation, proofs.
 
-Each subcommand module registers its own parsers; this file only gathers them and runs `up`.
+Each feature's subcommand module registers its own parsers; this file gathers them and runs `up`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,21 @@ import sys
 import threading
 from collections.abc import Callable
 
+import uvicorn
+
+from ledger_api.app import create_app
+from ledger_api.bootstrap import build_runtime, tune_interpreter
+from ledger_api.cli import anchors as cli_anchors
+from ledger_api.cli import members as cli_members
+from ledger_api.cli import payments as cli_payments
+from ledger_api.demo import ensure_operator_member, seed_demo
 from ledger_api.settings import Settings
+from settlement.chain.anvil import AnvilConfig, ManagedAnvil
+from settlement.chain.transport import redact_url
+from settlement.core.errors import LedgerError
+from settlement.pipeline.workers import Workers
+from settlement.store.db import migrate
+from settlement.wiring import build_registry
 
 
 def say(message: str) -> None:
@@ -21,20 +35,11 @@ def say(message: str) -> None:
 
 def runtime_factory(settings: Settings, **kwargs: object) -> Callable[[], object]:
     def make() -> object:
-        from ledger_api.bootstrap import build_runtime
-
         return build_runtime(settings, **kwargs)
     return make
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
-    from ledger_api.bootstrap import build_runtime, tune_interpreter
-    from settlement.chain.anvil import AnvilConfig, ManagedAnvil
-    from settlement.chain.transport import redact_url
-    from settlement.pipeline.workers import Workers
-    from settlement.wiring import build_registry
 
     home = settings.home_dir
     say(f"home: {home}")
@@ -59,12 +64,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     workers = None
     try:
         runtime = build_runtime(settings, deploy_contracts=True, progress=say)
-        from ledger_api.demo import ensure_operator_member
-
         ensure_operator_member(runtime, progress=say)
         if args.demo:
-            from ledger_api.demo import seed_demo
-
             path = seed_demo(runtime, settings, progress=say)
             say(f"demo consortium ready: {path}")
         workers = Workers(runtime, build_registry(), batch_size=settings.dispatch_batch_size,
@@ -73,8 +74,6 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
                           confirmations=settings.confirmations,
                           block_range_max=settings.follow_block_range_max).start()
         say("workers: outbox dispatcher and chain follower running")
-        from ledger_api.app import create_app
-
         app = create_app(runtime, settings)
         say(f"api: {settings.api_url} (OpenAPI at {settings.api_url}/docs); Ctrl-C to stop")
         # uvicorn handles SIGINT/SIGTERM: run() returns, and the finally below stops the rest.
@@ -92,8 +91,6 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
-    from ledger_api.bootstrap import build_runtime
-
     runtime = build_runtime(settings, deploy_contracts=True, progress=say)
     assert runtime.manifest is not None
     for name, address in runtime.manifest.addresses.items():
@@ -103,9 +100,6 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Dispatcher and follower without the API (to scale out, or to drain an outbox)."""
-    from ledger_api.bootstrap import build_runtime, tune_interpreter
-    from settlement.pipeline.workers import Workers
-    from settlement.wiring import build_registry
 
     tune_interpreter()
     runtime = build_runtime(settings, progress=say)
@@ -126,8 +120,6 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from settlement.store.db import migrate
-
     migrate(settings.effective_database_url)
     say("store migrated")
     return 0
@@ -146,13 +138,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply store migrations").set_defaults(func=cmd_migrate)
     factory = runtime_factory(settings)
     # Feature commands, each registered by its own module.
-    for module_name in ("ledger_api.cli.members", "ledger_api.cli.payments", "ledger_api.cli.anchors"):
-        try:
-            module = __import__(module_name, fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
+    for module in (cli_members, cli_payments, cli_anchors):
         module.register(sub, factory)
     return parser
 
@@ -170,8 +156,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a clear message, not a traceback, for expected failures
-        from settlement.core.errors import LedgerError
-
         if isinstance(exc, LedgerError):
             print(f"ledger: {exc.detail}", file=sys.stderr)
             return 1

@@ -15,82 +15,28 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from settlement.core.errors import ChainUnavailableError, LedgerError
+from anchors.cli import DEFAULT_RPC_URL, EXIT_NOT_VERIFIED, EXIT_VERIFIED, default_rpc_url, verify_proof_file
+
+from settlement.domains.anchoring import audit_journal, export_journal, flush, retry_failed
+from settlement.domains.anchoring.submit import chain_last_sequence
 from settlement.runtime import Runtime
 
 __all__ = ["register", "verify_proof_file", "audit_export_file"]
 
 RuntimeFactory = Callable[[], Runtime]
-DEFAULT_RPC_URL = "http://127.0.0.1:8545"
-EXIT_VERIFIED, EXIT_NOT_VERIFIED, EXIT_UNREACHABLE = 0, 1, 2
-# A proof document is a few KiB; a journal export is read line by line.
-PROOF_FILE_BYTES_MAX = 256 * 1024
 
 
 def _default_rpc() -> str:
-    return os.environ.get("LEDGER_RPC_URL") or DEFAULT_RPC_URL
-
-
-def verify_proof_file(path: str | Path, rpc_url: str | None, out: Callable[[str], None] = print) -> int:
-    """Verify a proof document file offline and (unless ``rpc_url`` is None) on chain, printing
-    each step through ``out``. Returns the exit code: 0 verified, 1 not verified, 2 unreachable."""
-    from anchors import verify_document, verify_on_chain
-
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(PROOF_FILE_BYTES_MAX + 1)
-    except OSError as exc:
-        out(f"[FAIL] read {path}: {exc.strerror or exc}")
-        out("NOT VERIFIED")
-        return EXIT_NOT_VERIFIED
-    try:
-        offline = verify_document(raw)
-    except LedgerError as exc:
-        out(f"[FAIL] proof document: {exc.detail}")
-        out("NOT VERIFIED")
-        return EXIT_NOT_VERIFIED
-    out("offline:")
-    for step in offline.steps:
-        out(f"  [{'ok' if step.ok else 'FAIL'}] {step.name}: {step.detail}")
-    if not offline.verified:
-        out("NOT VERIFIED")
-        return EXIT_NOT_VERIFIED
-    if rpc_url is None:
-        out("VERIFIED (offline only: the anchor was not checked on chain)")
-        return EXIT_VERIFIED
-    if offline.document.anchor is None:
-        out("  [FAIL] anchor: the document has no anchor (its batch was not anchored when it was issued)")
-        out("NOT VERIFIED")
-        return EXIT_NOT_VERIFIED
-    out(f"on chain ({rpc_url}):")
-    try:
-        result = verify_on_chain(offline.document, rpc_url)
-    except ChainUnavailableError as exc:
-        out(f"  [FAIL] node unreachable: {exc.detail}")
-        out("NOT VERIFIED (the chain could not be asked)")
-        return EXIT_UNREACHABLE
-    except LedgerError as exc:
-        out(f"  [FAIL] {exc.detail}")
-        out("NOT VERIFIED")
-        return EXIT_NOT_VERIFIED
-    offline_names = {s.name for s in offline.steps}
-    for step in result.steps:
-        if step.name not in offline_names:
-            out(f"  [{'ok' if step.ok else 'FAIL'}] {step.name}: {step.detail}")
-    out("VERIFIED" if result.verified else "NOT VERIFIED")
-    return EXIT_VERIFIED if result.verified else EXIT_NOT_VERIFIED
+    return default_rpc_url()
 
 
 def audit_export_file(path: str | Path, rpc_url: str | None, out: Callable[[str], None] = print, *,
                       verbose: bool = False) -> int:
     """Audit a journal export file; returns 0 only if every step passed."""
-    from settlement.domains.anchoring.audit import audit_journal
-
     try:
         with open(path, "rb") as f:
             report = audit_journal(f, rpc_url, out, verbose=verbose)
@@ -102,8 +48,6 @@ def audit_export_file(path: str | Path, rpc_url: str | None, out: Callable[[str]
 
 
 def _export(runtime_factory: RuntimeFactory, args: argparse.Namespace) -> int:
-    from settlement.domains.anchoring import export_journal
-
     runtime = runtime_factory()
     target = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
     try:
@@ -119,8 +63,6 @@ def _export(runtime_factory: RuntimeFactory, args: argparse.Namespace) -> int:
 
 
 def _flush(runtime_factory: RuntimeFactory) -> int:
-    from settlement.domains.anchoring import flush
-
     made = flush(runtime_factory(), force=True)
     for m in made:
         print(f"{m.kind} batch {m.sequence}: {m.leaf_count} leaves, root {m.root} (outbox {m.outbox_id})")
@@ -130,9 +72,6 @@ def _flush(runtime_factory: RuntimeFactory) -> int:
 
 
 def _retry(runtime_factory: RuntimeFactory) -> int:
-    from settlement.domains.anchoring import retry_failed
-    from settlement.domains.anchoring.submit import chain_last_sequence
-
     runtime = runtime_factory()
     floor = chain_last_sequence(runtime)
     with runtime.db.transaction() as session:

@@ -13,10 +13,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from settlement.domains.members import apikeys
 from settlement.chain import besu
-from settlement.domains import members as svc
 from settlement.core.errors import LedgerError
+from settlement.domains import members as svc
+from settlement.domains.members import apikeys
 from settlement.runtime import Runtime
 
 __all__ = ["register"]

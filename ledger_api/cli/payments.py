@@ -22,6 +22,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
+
+from ledger_api.settings import Settings
+from settlement.core.errors import LedgerError
+from settlement.core.money import Money
+from settlement.domains import payments as cb
+from settlement.domains import reconciliation as rs
+from settlement.providers.testing import simulated_payment
 from settlement.runtime import Runtime
 
 __all__ = ["register", "ProgressBar"]
@@ -66,9 +74,6 @@ class ProgressBar:
 
 
 def _reconcile(factory: RuntimeFactory, args: argparse.Namespace) -> int:
-    from settlement.domains import reconciliation as rs
-    from settlement.core.errors import LedgerError
-
     path = Path(args.file)
     if not path.is_file():
         print(f"ledger: no such file {path}", file=sys.stderr)
@@ -109,12 +114,6 @@ def _load_demo(home: Path) -> dict:
 
 
 def _simulate_payment(args: argparse.Namespace) -> int:
-    import httpx
-
-    from ledger_api.settings import Settings
-    from settlement.core.money import Money
-    from settlement.providers.testing import simulated_payment
-
     try:
         demo = _load_demo(Settings().home_dir)
     except (OSError, ValueError) as exc:
@@ -149,8 +148,6 @@ def _simulate_payment(args: argparse.Namespace) -> int:
 
 
 def _providers_add(factory: RuntimeFactory, args: argparse.Namespace) -> int:
-    from settlement.domains import payments as cb
-
     raw = Path(args.config).read_bytes()[:CONFIG_FILE_BYTES_MAX + 1]
     if len(raw) > CONFIG_FILE_BYTES_MAX:
         print(f"ledger: {args.config} is larger than {CONFIG_FILE_BYTES_MAX} bytes", file=sys.stderr)
@@ -172,8 +169,6 @@ def _providers_add(factory: RuntimeFactory, args: argparse.Namespace) -> int:
 
 
 def _providers_list(factory: RuntimeFactory, args: argparse.Namespace) -> int:
-    from settlement.domains import payments as cb
-
     runtime = factory()
     with runtime.db.read() as session:
         infos = cb.list_accounts(session, args.provider)

@@ -5,7 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from ledger_api.routes import (
-    anchors, apikeys, callbacks, health, members, metrics, receivables, reconciliation, settlements,
+    anchors,
+    apikeys,
+    callbacks,
+    health,
+    members,
+    metrics,
+    receivables,
+    reconciliation,
+    settlements,
 )
 
 api_router = APIRouter()

@@ -20,8 +20,17 @@ from sqlalchemy.orm import Session
 from ledger_api.deps import DbSession, OperatorMember, Principal, RuntimeDep, require_roles
 from ledger_api.schemas import Problem
 from ledger_api.schemas.anchors import (
-    AnchorBatchesPublic, AnchorBatchPublic, AnchorPublic, EventAccepted, EventsAccepted, FlushResult, LotTrace,
-    ProofDocumentOut, ProvenanceEventsIn, StandardV1Dump, TraceEntry,
+    AnchorBatchesPublic,
+    AnchorBatchPublic,
+    AnchorPublic,
+    EventAccepted,
+    EventsAccepted,
+    FlushResult,
+    LotTrace,
+    ProofDocumentOut,
+    ProvenanceEventsIn,
+    StandardV1Dump,
+    TraceEntry,
 )
 from settlement.domains import anchoring
 from settlement.domains.anchoring.limits import BATCH_LIST_MAX, EXPORT_BATCHES_MAX, TRACE_EVENTS_MAX

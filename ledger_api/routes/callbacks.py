@@ -19,12 +19,17 @@ from fastapi.responses import Response
 from ledger_api.deps import DbSession, OperatorMember, Principal, RuntimeDep, require_roles
 from ledger_api.schemas import Problem
 from ledger_api.schemas.callbacks import (
-    CallbackPublic, CallbacksPublic, MoneyOut, ProviderAccountCreate, ProviderAccountPublic, ProviderAccountsPublic,
+    CallbackPublic,
+    CallbacksPublic,
+    MoneyOut,
+    ProviderAccountCreate,
+    ProviderAccountPublic,
+    ProviderAccountsPublic,
     ProviderAccountUpdate,
 )
+from settlement.core.errors import NotFoundError
 from settlement.domains import payments as cb
 from settlement.domains.payments.accounts import AccountInfo
-from settlement.core.errors import NotFoundError
 from settlement.runtime import Runtime
 from settlement.store.models.payments import ProviderCallback
 

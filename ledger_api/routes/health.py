@@ -9,9 +9,9 @@ from fastapi import APIRouter, Request
 
 from ledger_api.deps import RuntimeDep
 from ledger_api.schemas import ChainHealth, Health, StoreHealth
-from settlement.pipeline import outbox
 from settlement.chain.client import ChainClient
 from settlement.core.errors import ChainUnavailableError
+from settlement.pipeline import outbox
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)

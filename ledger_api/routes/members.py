@@ -9,7 +9,14 @@ from sqlalchemy.orm import Session
 
 from ledger_api.deps import CurrentMember, DbSession, OperatorMember, RuntimeDep
 from ledger_api.schemas import (
-    ApiKeyIssued, Me, MemberChangeAccepted, MemberCreate, MemberCreated, MemberPublic, MembersPublic, Problem,
+    ApiKeyIssued,
+    Me,
+    MemberChangeAccepted,
+    MemberCreate,
+    MemberCreated,
+    MemberPublic,
+    MembersPublic,
+    Problem,
     RoleChange,
 )
 from settlement.domains import members as svc

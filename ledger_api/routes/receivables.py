@@ -8,8 +8,8 @@ read sessions."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
@@ -18,10 +18,30 @@ from sqlalchemy.orm import Session
 from ledger_api.deps import CurrentMember, Principal, RuntimeDep, require_roles
 from ledger_api.schemas import Problem
 from ledger_api.schemas.receivables import (
-    AcceptanceCreate, EvidenceCreate, EvidenceListPublic, EvidencePublic, FinancingRequestCreate,
-    HistoryEventPublic, HistoryPublic, MoneyJson, OfferCreate, OfferPublic, OperationPublic, PartPublic,
-    PaymentPublic, PaymentsPublic, ReceivableAccepted, ReceivableCreate, ReceivablePublic, ReceivablesPublic,
-    SignedConfirmation, SplitRequest, TermsPublic, TransferRequest, TypedDataPublic, VerificationStep,
+    AcceptanceCreate,
+    EvidenceCreate,
+    EvidenceListPublic,
+    EvidencePublic,
+    FinancingRequestCreate,
+    HistoryEventPublic,
+    HistoryPublic,
+    MoneyJson,
+    OfferCreate,
+    OfferPublic,
+    OperationPublic,
+    PartPublic,
+    PaymentPublic,
+    PaymentsPublic,
+    ReceivableAccepted,
+    ReceivableCreate,
+    ReceivablePublic,
+    ReceivablesPublic,
+    SignedConfirmation,
+    SplitRequest,
+    TermsPublic,
+    TransferRequest,
+    TypedDataPublic,
+    VerificationStep,
 )
 from settlement.core.errors import UnsupportedCurrencyError, ValidationError
 from settlement.core.money import Money
@@ -31,7 +51,10 @@ from settlement.domains.receivables import evidence as ev
 from settlement.runtime import Runtime
 from settlement.store.models import Member
 from settlement.store.models.receivables import (
-    Receivable, ReceivableOperation, ReceivablePart, ReceivablePayment,
+    Receivable,
+    ReceivableOperation,
+    ReceivablePart,
+    ReceivablePayment,
 )
 
 router = APIRouter(prefix="/v1/receivables", tags=["receivables"],

@@ -16,8 +16,15 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from ledger_api.deps import DbSession, Principal, RuntimeDep, require_roles
 from ledger_api.schemas import Problem
 from ledger_api.schemas.callbacks import (
-    ExceptionsPublic, ResolutionCreate, ResolutionPublic, RunCreate, RunPublic, RunsPublic, StatementKind,
-    StatementPublic, StatementsPublic,
+    ExceptionsPublic,
+    ResolutionCreate,
+    ResolutionPublic,
+    RunCreate,
+    RunPublic,
+    RunsPublic,
+    StatementKind,
+    StatementPublic,
+    StatementsPublic,
 )
 from settlement.domains import reconciliation as rs
 from settlement.domains.reconciliation.engine import ParseResult

@@ -18,17 +18,42 @@ from sqlalchemy.orm import Session
 from ledger_api.deps import DbSession, Principal, RuntimeDep, require_roles
 from ledger_api.schemas import Problem
 from ledger_api.schemas.settlements import (
-    BalancePublic, BalancesPublic, BatchCreated, ChainStatePublic, CycleChainPublic, CycleCreate, CycleMemberNet,
-    CyclePublic, CycleReportPublic, MoneyIn, MoneyOut, OperationPublic, PaymentCreate, PositionPublic,
-    PositionsPublic, RefundAccepted, RefundCreate, RefundPublic, SettlementBatchCreate, SettlementCreate,
-    SettlementPublic, SettlementsPublic, StatementLinePublic, StatementPublic,
+    BalancePublic,
+    BalancesPublic,
+    BatchCreated,
+    ChainStatePublic,
+    CycleChainPublic,
+    CycleCreate,
+    CycleMemberNet,
+    CyclePublic,
+    CycleReportPublic,
+    MoneyIn,
+    MoneyOut,
+    OperationPublic,
+    PaymentCreate,
+    PositionPublic,
+    PositionsPublic,
+    RefundAccepted,
+    RefundCreate,
+    RefundPublic,
+    SettlementBatchCreate,
+    SettlementCreate,
+    SettlementPublic,
+    SettlementsPublic,
+    StatementLinePublic,
+    StatementPublic,
 )
-from settlement.core.errors import ForbiddenError, InvalidAmountError, NettingCycleNotFoundError, SettlementNotFoundError
+from settlement.core.errors import (
+    ForbiddenError,
+    InvalidAmountError,
+    NettingCycleNotFoundError,
+    SettlementNotFoundError,
+)
+from settlement.domains.settlements import commands as svc
 from settlement.domains.settlements import cycles as cyc
 from settlement.domains.settlements import idempotency as idem
 from settlement.domains.settlements import postings as jr
 from settlement.domains.settlements import queries as q
-from settlement.domains.settlements import commands as svc
 from settlement.domains.settlements.fx import rate_to_decimal
 from settlement.store.models.settlements import NettingCycle, Settlement, SettlementRefund
 

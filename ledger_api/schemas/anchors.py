@@ -5,12 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
-
 from anchors.events import (
-    EVENT_ID_CHARS_MAX, LOCATION_CHARS_MAX, LOT_ID_CHARS_MAX, OCCURRED_AT_MAX_S, OCCURRED_AT_MIN_S,
+    EVENT_ID_CHARS_MAX,
+    LOCATION_CHARS_MAX,
+    LOT_ID_CHARS_MAX,
+    OCCURRED_AT_MAX_S,
+    OCCURRED_AT_MIN_S,
 )
 from anchors.merkle import PROOF_DEPTH_MAX
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
 from settlement.domains.anchoring.limits import BATCH_LIST_MAX, EVENTS_PER_REQUEST_MAX, TRACE_EVENTS_MAX
 
 EventTypeName = Literal["produced", "shipped", "received", "inspected", "stored", "transformed", "sold",

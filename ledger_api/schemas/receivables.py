@@ -7,7 +7,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
 MemberIdField = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 Hex32 = Field(min_length=66, max_length=66, pattern=r"^0x[0-9a-f]{64}$")
 SignatureField = Field(min_length=132, max_length=132, pattern=r"^0x[0-9a-fA-F]{130}$",

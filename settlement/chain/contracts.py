@@ -12,11 +12,11 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from anchors.abi import type_encoder
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import to_checksum_address
 
-from anchors.abi import type_encoder
 from settlement.chain.signing import keccak256
 from settlement.core.errors import ValidationError
 

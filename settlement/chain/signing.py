@@ -13,9 +13,8 @@ from dataclasses import dataclass
 
 import coincurve
 import rlp
-from eth_account import Account
-
 from anchors.keccak import keccak256
+from eth_account import Account
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from anchors.errors import InvalidInputError, NodeUnavailableError
+
 PROBLEM_TYPE_PREFIX = "urn:ledger:problem:"
 
 
@@ -28,7 +30,7 @@ class LedgerError(Exception):
         return PROBLEM_TYPE_PREFIX + self.type_slug
 
 
-class ValidationError(LedgerError, ValueError):
+class ValidationError(LedgerError, InvalidInputError):
     type_slug = "validation-failed"
     title = "The request is not valid"
     status = 422
@@ -99,7 +101,7 @@ class PayloadTooLargeError(LedgerError, ValueError):
     status = 413
 
 
-class ChainUnavailableError(LedgerError, ConnectionError):
+class ChainUnavailableError(LedgerError, NodeUnavailableError):
     type_slug = "chain-unavailable"
     title = "The chain is unreachable"
     status = 503

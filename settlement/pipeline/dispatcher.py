@@ -30,7 +30,7 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from settlement.chain.client import ChainClient, Receipt
-from settlement.chain.signing import LocalSigner
+from settlement.chain.signing import LocalSigner, SignedTx
 from settlement.core.errors import ChainRevertError
 from settlement.pipeline.registry import FailureHook
 from settlement.runtime import Runtime
@@ -166,8 +166,6 @@ class Dispatcher:
             rows += [r for r in stale if receipts[r.tx_hash] is None and not self.client.transaction_known(r.tx_hash)]
         if not rows:
             return 0
-        from settlement.chain.signing import SignedTx
-
         results = self.client.send_raw_batch([SignedTx(r.raw_tx, r.tx_hash, r.nonce) for r in rows])
         now = _now()
         changed = 0

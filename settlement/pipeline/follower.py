@@ -20,7 +20,6 @@ import logging
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 
-from settlement.chain.client import DecodedLog
 from settlement.pipeline.dispatcher import Dispatcher
 from settlement.pipeline.registry import BatchEventHandler, EventHandler
 from settlement.runtime import Runtime

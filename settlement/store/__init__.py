@@ -4,7 +4,7 @@ Every accepted request is written here first, together with its outbox row, in o
 transaction. SQLite (a file in LEDGER_HOME) by default; PostgreSQL via LEDGER_DATABASE_URL.
 """
 
-from settlement.store.db import Database, migrate, make_engine
 from settlement.store import models
+from settlement.store.db import Database, make_engine, migrate
 
 __all__ = ["Database", "migrate", "make_engine", "models"]

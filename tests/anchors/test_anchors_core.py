@@ -22,7 +22,7 @@ from anchors import (
 )
 from anchors.abi import encode
 from anchors.merkle import MultiProof
-from settlement.core.errors import ValidationError
+from anchors.errors import InvalidInputError as ValidationError
 
 ENC = ["address", "uint256"]
 H32 = st.binary(min_size=32, max_size=32)

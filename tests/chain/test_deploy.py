@@ -7,7 +7,6 @@ import json
 import pytest
 from eth_account import Account
 
-from settlement.chain.anvil import AnvilConfig
 from settlement.chain.client import ChainClient
 from settlement.chain.deploy import Manifest, deploy
 from settlement.chain.signing import LocalSigner

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from eth_account import Account
 from sqlalchemy import func, select

@@ -17,18 +17,36 @@ from __future__ import annotations
 
 from settlement.domains.anchoring.audit import EXPORT_FORMAT, AuditReport, audit_journal, export_journal
 from settlement.domains.anchoring.batcher import (
-    KIND_EVENTS, KIND_JOURNAL, BatchSummary, flush, flush_events, flush_journal, pending_counts, run_once,
+    KIND_EVENTS,
+    KIND_JOURNAL,
+    BatchSummary,
+    flush,
+    flush_events,
+    flush_journal,
+    pending_counts,
+    run_once,
 )
-from settlement.domains.anchoring.submit import on_anchor_failed, on_root_anchored, retry_failed
-from settlement.domains.anchoring.provenance import RecordedEvent, parse_events, record_events
 from settlement.domains.anchoring.digests import (
-    JOURNAL_LEAF_ENCODING, JOURNAL_LEAF_FIELDS, JOURNAL_SCHEMA_VERSION, canonical_record_json, record_digest,
+    JOURNAL_LEAF_ENCODING,
+    JOURNAL_LEAF_FIELDS,
+    JOURNAL_SCHEMA_VERSION,
+    canonical_record_json,
+    record_digest,
     register_record_loader,
 )
 from settlement.domains.anchoring.limits import ANCHOR_OUTBOX_KIND, DEFAULT_LIMITS, BatchLimits
 from settlement.domains.anchoring.proofs import (
-    TraceItem, anchor_ref, batch_dump, event_proof, get_batch, list_batches, lot_trace, rebuild_tree,
+    TraceItem,
+    anchor_ref,
+    batch_dump,
+    event_proof,
+    get_batch,
+    list_batches,
+    lot_trace,
+    rebuild_tree,
 )
+from settlement.domains.anchoring.provenance import RecordedEvent, parse_events, record_events
+from settlement.domains.anchoring.submit import retry_failed
 
 __all__ = [
     "ANCHOR_OUTBOX_KIND",

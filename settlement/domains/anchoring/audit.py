@@ -31,20 +31,26 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
+from anchors.errors import InvalidInputError, NodeUnavailableError
 from anchors.merkle import StandardMerkleTree, process_proof, standard_leaf_hash, to_bytes32, to_hex
 from anchors.proof import AnchorRef, ProofDocument
 from anchors.verify import call_anchor_of, verify_on_chain
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from settlement.core.errors import LedgerError, ValidationError
 from settlement.domains.anchoring.batcher import KIND_JOURNAL
 from settlement.domains.anchoring.digests import (
-    JOURNAL_LEAF_ENCODING, JOURNAL_SCHEMA_VERSION, canonical_record_json, digest_of, journal_leaf_value,
-    latest_versions, record_loader,
+    JOURNAL_LEAF_ENCODING,
+    JOURNAL_SCHEMA_VERSION,
+    canonical_record_json,
+    digest_of,
+    journal_leaf_value,
+    latest_versions,
+    record_loader,
 )
 from settlement.domains.anchoring.limits import ANCHOR_CONTRACT, EXPORT_BATCHES_MAX, EXPORT_PAGE_ROWS
 from settlement.domains.anchoring.proofs import anchor_ref, rebuild_tree
-from settlement.core.errors import ChainUnavailableError, LedgerError, ValidationError
 from settlement.runtime import Runtime
 from settlement.store.models.anchoring import AnchorBatch, RecordDigest
 
@@ -172,7 +178,7 @@ class _Auditor:
         seq = batch.get("sequence")
         try:
             root = to_hex(to_bytes32(batch.get("root"), "root"))
-        except ValidationError as exc:
+        except InvalidInputError as exc:
             self.step(False, f"batch {seq}: {exc.detail}")
             return
         failed = 0
@@ -194,7 +200,7 @@ class _Auditor:
         try:
             rebuilt = StandardMerkleTree.of([r.get("value") for r in records], JOURNAL_LEAF_ENCODING).root \
                 if records else None
-        except ValidationError as exc:
+        except InvalidInputError as exc:
             rebuilt = f"(not buildable: {exc.detail})"
         self.step(rebuilt == root, f"batch {seq}: tree of the exported values has root {rebuilt}, "
                                    f"batch root {root}")
@@ -226,9 +232,9 @@ class _Auditor:
             if self.header and (self.header.get("contract") or "").lower() != anchor.contract.lower():
                 self.step(False, f"batch {seq}: anchor contract {anchor.contract} is not the export's "
                                  f"{self.header.get('contract')}")
-        except ChainUnavailableError as exc:
+        except NodeUnavailableError as exc:
             self.step(False, f"batch {seq}: chain unreachable: {exc.detail}")
-        except ValidationError as exc:
+        except InvalidInputError as exc:
             self.step(False, f"batch {seq}: malformed anchor or proof: {exc.detail}")
 
 

@@ -20,15 +20,20 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from anchors.events import LEAF_ENCODING_V1, SCHEMA_VERSION
+from anchors.merkle import StandardMerkleTree, to_hex
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from anchors.events import LEAF_ENCODING_V1, SCHEMA_VERSION
-from anchors.merkle import StandardMerkleTree, to_hex
-from settlement.domains.anchoring.submit import chain_last_sequence, create_batch, fill_block_times, lock_sequences
+from settlement.core.errors import ChainUnavailableError, LedgerError
 from settlement.domains.anchoring.digests import JOURNAL_LEAF_ENCODING, JOURNAL_SCHEMA_VERSION
 from settlement.domains.anchoring.limits import BATCHES_PER_PASS_MAX, DEFAULT_LIMITS, BatchLimits
-from settlement.core.errors import ChainUnavailableError, LedgerError
+from settlement.domains.anchoring.submit import (
+    chain_last_sequence,
+    create_batch,
+    fill_block_times,
+    lock_sequences,
+)
 from settlement.runtime import Runtime
 from settlement.store.models.anchoring import AnchorBatch, ProvenanceEventRow, RecordDigest
 

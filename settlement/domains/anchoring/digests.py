@@ -39,11 +39,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from anchors.keccak import keccak256
+from anchors.merkle import standard_leaf_hash, to_hex
 from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from anchors.keccak import keccak256
-from anchors.merkle import standard_leaf_hash, to_hex
 from settlement.core.errors import JournalRecordInvalidError
 from settlement.store.models import utcnow
 from settlement.store.models.anchoring import RecordDigest

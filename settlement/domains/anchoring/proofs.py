@@ -10,18 +10,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
+from anchors.errors import InvalidInputError
 from anchors.events import ProvenanceEvent
 from anchors.merkle import StandardMerkleTree
 from anchors.proof import AnchorRef, ProofDocument, build_proof_document
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from settlement.core.errors import (
+    AnchorStoreInconsistentError,
+    ProvenanceEventPendingError,
+    UnknownAnchorBatchError,
+    UnknownLotError,
+    UnknownProvenanceEventError,
+    ValidationError,
+)
 from settlement.domains.anchoring.batcher import KIND_EVENTS
 from settlement.domains.anchoring.limits import ANCHOR_CONTRACT, BATCH_LIST_MAX, TRACE_EVENTS_MAX
-from settlement.core.errors import (
-    AnchorStoreInconsistentError, ProvenanceEventPendingError, UnknownAnchorBatchError, UnknownLotError,
-    UnknownProvenanceEventError, ValidationError,
-)
 from settlement.runtime import Runtime
 from settlement.store.models.anchoring import AnchorBatch, ProvenanceEventRow, RecordDigest
 
@@ -52,7 +57,7 @@ def rebuild_tree(session: Session, batch: AnchorBatch) -> StandardMerkleTree:
             sequence=batch.sequence)
     try:
         tree = StandardMerkleTree.of([r[1] for r in rows], tuple(batch.leaf_encoding))
-    except ValidationError as exc:
+    except InvalidInputError as exc:
         raise AnchorStoreInconsistentError(f"batch {batch.sequence}: a stored value is malformed: {exc.detail}",
                                            sequence=batch.sequence) from None
     if tree.root != batch.root:

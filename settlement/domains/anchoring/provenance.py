@@ -12,16 +12,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from anchors.errors import InvalidInputError
+from anchors.events import LEAF_ENCODING_V1, SCHEMA_VERSION, ProvenanceEvent
+from anchors.merkle import leaf_hashes, to_hex
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from anchors.events import LEAF_ENCODING_V1, SCHEMA_VERSION, ProvenanceEvent
-from anchors.merkle import leaf_hashes, to_hex
-from settlement.domains.anchoring.limits import EVENTS_PER_REQUEST_MAX, EVENTS_REQUEST_BYTES_MAX
 from settlement.core.errors import (
-    ProvenanceBatchTooLargeError, ProvenanceEventConflictError, ProvenanceEventInvalidError, ValidationError,
+    ProvenanceBatchTooLargeError,
+    ProvenanceEventConflictError,
+    ProvenanceEventInvalidError,
 )
+from settlement.domains.anchoring.limits import EVENTS_PER_REQUEST_MAX, EVENTS_REQUEST_BYTES_MAX
 from settlement.store.models.anchoring import ProvenanceEventRow
 
 # Lookups of existing ids go in chunks (bound on the SQL IN list).
@@ -62,7 +65,7 @@ def parse_events(raw_events: Sequence[Mapping[str, Any]], member_onchain_id: str
                 index=index, field="member_id")
         try:
             event = ProvenanceEvent.from_json({**raw, "member_id": member_onchain_id})
-        except ValidationError as exc:
+        except InvalidInputError as exc:
             raise ProvenanceEventInvalidError(f"events[{index}]: {exc.detail}", index=index,
                                               field=exc.extra.get("field")) from None
         if event.event_id in seen:

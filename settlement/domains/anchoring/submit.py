@@ -21,11 +21,15 @@ from datetime import datetime, timezone
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from settlement.domains.anchoring.limits import (
-    ANCHOR_ATTEMPTS_MAX, ANCHOR_CONTRACT, ANCHOR_GAS_LIMIT, ANCHOR_OUTBOX_KIND, BLOCK_TIMES_PER_PASS_MAX,
-)
 from settlement.chain.client import DecodedLog
 from settlement.core.errors import ChainRevertError, ChainUnavailableError, LedgerError
+from settlement.domains.anchoring.limits import (
+    ANCHOR_ATTEMPTS_MAX,
+    ANCHOR_CONTRACT,
+    ANCHOR_GAS_LIMIT,
+    ANCHOR_OUTBOX_KIND,
+    BLOCK_TIMES_PER_PASS_MAX,
+)
 from settlement.pipeline.outbox import enqueue
 from settlement.runtime import Runtime
 from settlement.store.models import OutboxRow

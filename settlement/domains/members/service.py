@@ -22,12 +22,19 @@ from eth_utils import to_checksum_address
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from settlement.domains.members.apikeys import IssuedKey, issue_key
 from settlement.chain.signing import keccak256
 from settlement.core.errors import (
-    ChainRevertError, ChainUnavailableError, DuplicateError, InvalidCountryError, InvalidStateError,
-    NoCustodialAccountError, UnknownMemberError, UnknownRoleError, ValidationError,
+    ChainRevertError,
+    ChainUnavailableError,
+    DuplicateError,
+    InvalidCountryError,
+    InvalidStateError,
+    NoCustodialAccountError,
+    UnknownMemberError,
+    UnknownRoleError,
+    ValidationError,
 )
+from settlement.domains.members.apikeys import IssuedKey, issue_key
 from settlement.pipeline.outbox import PENDING_STATUSES, enqueue
 from settlement.runtime import Runtime
 from settlement.store.models import Member, MemberAccount, OutboxRow

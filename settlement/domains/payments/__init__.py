@@ -21,13 +21,30 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from settlement.core.errors import ChainRevertError
 from settlement.domains.payments.accounts import (
-    AccountInfo, add_account, configure_demo_providers as _configure_demo_providers, get_account, invalidate,
-    list_accounts, set_status, split_config, update_account, verifier,
+    AccountInfo,
+    add_account,
+    get_account,
+    invalidate,
+    list_accounts,
+    set_status,
+    split_config,
+    update_account,
+    verifier,
+)
+from settlement.domains.payments.accounts import (
+    configure_demo_providers as _configure_demo_providers,
 )
 from settlement.domains.payments.ingest import CallbackResult, ingest, ingest_async, record_callback_digest
-from settlement.domains.payments.matching import APPLIED, DEFERRED, EXCEPTION, NOTED, apply_callback, apply_deferred
-from settlement.core.errors import ChainRevertError
+from settlement.domains.payments.matching import (
+    APPLIED,
+    DEFERRED,
+    EXCEPTION,
+    NOTED,
+    apply_callback,
+    apply_deferred,
+)
 from settlement.domains.reconciliation.exceptions import add_callback_exception
 from settlement.runtime import Runtime
 from settlement.store.models import OutboxRow

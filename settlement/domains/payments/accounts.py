@@ -28,8 +28,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from settlement.core.errors import (
-    ConfigurationError, LedgerError, ProviderAccountExistsError, ProviderAccountInvalidError,
-    UnknownProviderAccountError, UnknownProviderError,
+    ConfigurationError,
+    LedgerError,
+    ProviderAccountExistsError,
+    ProviderAccountInvalidError,
+    UnknownProviderAccountError,
+    UnknownProviderError,
 )
 from settlement.providers import PROVIDERS, ProviderAccount, account_from_config
 from settlement.runtime import Runtime

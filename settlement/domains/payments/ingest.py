@@ -30,13 +30,28 @@ from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from settlement.core.errors import (
+    CallbackMalformedError,
+    CallbackStoreUnavailableError,
+    LedgerError,
+    UnknownProviderError,
+)
 from settlement.domains.members import apikeys
 from settlement.domains.payments import accounts
-from settlement.domains.payments.record import CALLBACK_DIGEST_KIND, Recorded, record_callback_digest, values_of
+from settlement.domains.payments.record import (
+    CALLBACK_DIGEST_KIND,
+    Recorded,
+    record_callback_digest,
+    values_of,
+)
 from settlement.domains.payments.writer import writer_for
-from settlement.core.errors import CallbackMalformedError, CallbackStoreUnavailableError, LedgerError, UnknownProviderError
 from settlement.providers import (
-    InboundRequest, ProviderAccount, ProviderAdapter, ProviderResponse, VerifiedNotification, adapter_for,
+    InboundRequest,
+    ProviderAccount,
+    ProviderAdapter,
+    ProviderResponse,
+    VerifiedNotification,
+    adapter_for,
 )
 from settlement.runtime import Runtime
 

@@ -31,16 +31,25 @@ from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.orm import Session
 
 from settlement.core.errors import (
-    InvalidStateError, LedgerError, PaidAmountMismatchError, RefundExceedsPaidError, SettlementPendingOnChainError,
+    InvalidStateError,
+    LedgerError,
+    PaidAmountMismatchError,
+    RefundExceedsPaidError,
+    SettlementPendingOnChainError,
 )
+from settlement.domains.payments.digests import record_callback_digest
 from settlement.domains.reconciliation.exceptions import add_callback_exception
-from settlement.runtime import Runtime
 from settlement.domains.settlements import (
-    get_settlement, mark_paid, provider_txn_hash, reference_hash, refund_by_provider,
+    get_settlement,
+    mark_paid,
+    provider_txn_hash,
+    reference_hash,
+    refund_by_provider,
 )
+from settlement.runtime import Runtime
+from settlement.store.models import utcnow
 from settlement.store.models.payments import ProviderCallback
 from settlement.store.models.settlements import Settlement, SettlementRefund
-from settlement.store.models import utcnow
 
 log = logging.getLogger("ledger.callbacks")
 
@@ -308,8 +317,6 @@ def apply_deferred(runtime: Runtime, session: Session, settlement_id: str) -> in
         if row.attempts >= DEFERRED_ATTEMPTS_MAX:
             continue
         outcome = apply_callback(runtime, session, row)
-        from settlement.domains.payments.record import record_callback_digest  # record imports this module
-
         record_callback_digest(session, row)
         if outcome.outcome != DEFERRED:
             moved += 1

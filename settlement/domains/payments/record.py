@@ -31,12 +31,20 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from settlement.domains.anchoring import record_digest
-from settlement.domains.anchoring.digests import record_first_digests
-from settlement.domains.payments.matching import apply_callback, decided_without_effect, prefetch_payment_references
 from settlement.core.errors import CallbackStoreUnavailableError
-from settlement.providers import InboundRequest, VerifiedNotification
+from settlement.domains.anchoring.digests import record_first_digests
+from settlement.domains.payments.digests import (
+    CALLBACK_DIGEST_KIND,
+    callback_digest_record,
+    record_callback_digest,
+)
+from settlement.domains.payments.matching import (
+    apply_callback,
+    decided_without_effect,
+    prefetch_payment_references,
+)
 from settlement.domains.reconciliation.exceptions import callback_exception_values
+from settlement.providers import InboundRequest, VerifiedNotification
 from settlement.runtime import Runtime
 from settlement.store.models import utcnow
 from settlement.store.models.payments import ProviderCallback, ReconciliationException
@@ -48,7 +56,6 @@ __all__ = [
     "callback_digest_record", "record_callback_digest", "record_group", "record_one", "values_of",
 ]
 
-CALLBACK_DIGEST_KIND = "callback"
 CONTENT_TYPE_CHARS_MAX = 200
 # Deliveries written in one transaction at most (the writer's group; also bounds one statement's
 # parameters: 35 columns x 64 rows stays under SQLite's 32,766 variables).
@@ -121,29 +128,6 @@ def values_of(n: VerifiedNotification, request: InboundRequest) -> dict[str, Any
         parsed=n.as_json(), outcome="received", delivery_count=1, attempts=1, received_at=now,
         last_delivered_at=now)
     return values
-
-
-# -- journal -------------------------------------------------------------------------------------------
-
-
-def callback_digest_record(row: ProviderCallback | CallbackRecord) -> tuple[str, dict[str, Any]]:
-    """(record id, record) of the callback row's current version, as the journal digests it."""
-    return f"{row.provider}:{row.account}:{row.id}", {
-        "id": row.id, "provider": row.provider, "account": row.account, "evidence_hash": row.evidence_hash,
-        "kind": row.kind, "provider_status": row.provider_status, "succeeded": row.succeeded,
-        "provider_txn_id": row.provider_txn_id, "merchant_reference": row.merchant_reference,
-        "refund_reference": row.refund_reference, "provider_refund_id": row.provider_refund_id,
-        "amount_minor": None if row.amount_minor is None else str(row.amount_minor), "currency": row.currency,
-        "amount_is_cumulative": row.amount_is_cumulative, "notification_id": row.notification_id,
-        "body_sha256": row.body_sha256, "occurred_at": row.occurred_at.isoformat(),
-        "outcome": row.outcome, "outcome_reason": row.outcome_reason, "settlement_id": row.settlement_id,
-    }
-
-
-def record_callback_digest(session: Session, row: ProviderCallback | CallbackRecord) -> None:
-    """Journal the callback record's current version (anchored with the journal)."""
-    record_id, record = callback_digest_record(row)
-    record_digest(session, CALLBACK_DIGEST_KIND, record_id, record)
 
 
 # -- one delivery per transaction -----------------------------------------------------------------------

@@ -37,8 +37,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from settlement.domains.payments.record import GROUP_ITEMS_MAX, Recorded, record_group, record_one
 from settlement.core.errors import CallbackStoreUnavailableError
+from settlement.domains.payments.record import GROUP_ITEMS_MAX, Recorded, record_group, record_one
 from settlement.runtime import Runtime
 from settlement.store.db import Database
 

@@ -14,20 +14,41 @@ on, financed and repaid, on the ``ReceivableRegistry`` contract.
 """
 
 from settlement.domains.receivables.commands import (
-    add_evidence, confirm_receivable, confirm_with_signature, declare_default, invoice_hash_of, register_receivable,
-    repay_receivable, split_part, transfer_part,
+    add_evidence,
+    confirm_receivable,
+    confirm_with_signature,
+    declare_default,
+    invoice_hash_of,
+    register_receivable,
+    repay_receivable,
+    split_part,
+    transfer_part,
 )
 from settlement.domains.receivables.common import (
-    Accepted, ChainFacts, forget_chain_time, get_receivable, rate_ppm_from_decimal, read_chain_facts,
+    Accepted,
+    ChainFacts,
+    forget_chain_time,
+    get_receivable,
+    rate_ppm_from_decimal,
+    read_chain_facts,
     status_for_display,
 )
 from settlement.domains.receivables.financing import (
-    accept_offer, acceptance_typed_data, offer_financing, request_financing, withdraw_financing_request,
+    accept_offer,
+    acceptance_typed_data,
+    offer_financing,
+    request_financing,
+    withdraw_financing_request,
 )
 from settlement.domains.receivables.models import Actor, EvidenceCheck, HistoryEntry, display_status
 from settlement.domains.receivables.payments import instruct_payments
 from settlement.domains.receivables.queries import (
-    evidence_of, history_of, list_receivables, operations_of, parts_of, payments_of,
+    evidence_of,
+    history_of,
+    list_receivables,
+    operations_of,
+    parts_of,
+    payments_of,
 )
 from settlement.domains.receivables.terms import DayCountBasis
 from settlement.domains.receivables.typed_data import confirmation_typed_data

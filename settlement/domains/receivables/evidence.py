@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from anchors.errors import InvalidInputError, NodeUnavailableError
 from anchors.proof import ProofDocument, parse_proof_document
 from anchors.verify import verify_document, verify_on_chain
-from settlement.core.errors import ChainUnavailableError, EvidenceInvalidError, ValidationError
+
+from settlement.core.errors import EvidenceInvalidError
 from settlement.domains.receivables.models import EvidenceCheck
 from settlement.runtime import Runtime
 from settlement.store.models.receivables import ReceivableEvidence
@@ -34,7 +36,7 @@ def parse_evidence(document: dict[str, Any]) -> ProofDocument:
     """A structurally valid, anchored document that verifies offline; EvidenceInvalidError else."""
     try:
         doc = parse_proof_document(document)
-    except ValidationError as exc:
+    except InvalidInputError as exc:
         raise EvidenceInvalidError(f"not a proof document: {exc.detail}", field="document") from None
     if doc.anchor is None:
         raise EvidenceInvalidError("the proof document has no anchor: cite it once its batch is anchored",
@@ -72,13 +74,13 @@ def check_evidence(runtime: Runtime, row: ReceivableEvidence, party_onchain_ids:
                       f"{ANCHOR_CONTRACT} is {expected}"))
     else:
         try:
-            on_chain = verify_on_chain(doc, runtime.chain.rpc_url)
+            on_chain = verify_on_chain(doc, runtime.chain.rpc)  # the service's own JSON-RPC client
             steps = [(s.name, s.ok, s.detail) for s in on_chain.steps]
             anchored = all(s.ok for s in on_chain.steps[len(offline.steps):])
-        except ValidationError as exc:  # the node answered, but not as an anchored root would
+        except InvalidInputError as exc:  # the node answered, but not as an anchored root would
             anchored = False
             steps.append(("anchor-record", False, f"the anchor contract's answer is unusable: {exc.detail}"))
-        except ChainUnavailableError as exc:
+        except NodeUnavailableError as exc:
             log.warning("evidence %s: chain unavailable (%s)", row.id, exc)
             anchored = None
             steps.append(("anchor", False, "the chain could not be asked"))

@@ -34,6 +34,7 @@ from enum import IntEnum
 from fractions import Fraction
 
 from anchors.keccak import keccak256
+
 from settlement.core.errors import InvalidAmountError, ValidationError
 from settlement.core.money import AMOUNT_MINOR_MAX, Rounding, check_currency
 

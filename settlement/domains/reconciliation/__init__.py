@@ -8,14 +8,33 @@ apply. A person resolves an item with a note; who and when are kept, append-only
 resolution's digest is journaled for anchoring (``reconciliation.resolution``).
 """
 
-from settlement.domains.reconciliation.ledger_entries import ledger_entries
 from settlement.domains.reconciliation.exceptions import (
-    ORIGIN_CALLBACK, ORIGIN_RUN, ExceptionPage, add_callback_exception, callback_exception_id, exception_json,
-    get_exception, list_exceptions, resolutions_of, resolve_exception, store_run_exceptions,
+    ORIGIN_CALLBACK,
+    ORIGIN_RUN,
+    ExceptionPage,
+    add_callback_exception,
+    callback_exception_id,
+    exception_json,
+    get_exception,
+    list_exceptions,
+    resolutions_of,
+    resolve_exception,
+    store_run_exceptions,
 )
+from settlement.domains.reconciliation.ledger_entries import ledger_entries
 from settlement.domains.reconciliation.runs import (
-    STATEMENT_BYTES_MAX, STATEMENT_KINDS, check_tolerances, get_run, get_statement, import_statement, list_runs,
-    list_statements, report_csv, report_document, run_reconciliation, summary_text,
+    STATEMENT_BYTES_MAX,
+    STATEMENT_KINDS,
+    check_tolerances,
+    get_run,
+    get_statement,
+    import_statement,
+    list_runs,
+    list_statements,
+    report_csv,
+    report_document,
+    run_reconciliation,
+    summary_text,
 )
 
 __all__ = [

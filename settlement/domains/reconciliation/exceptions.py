@@ -16,13 +16,16 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from settlement.domains.anchoring import record_digest
 from settlement.core.errors import (
-    ExceptionAlreadyResolvedError, ExceptionNotResolvedError, ReconciliationExceptionNotFoundError, ValidationError,
+    ExceptionAlreadyResolvedError,
+    ExceptionNotResolvedError,
+    ReconciliationExceptionNotFoundError,
+    ValidationError,
 )
+from settlement.domains.anchoring import record_digest
 from settlement.domains.reconciliation.engine import ExceptionRecord, ExceptionResolution, ResolutionAction
-from settlement.store.models.payments import ExceptionResolutionRow, ProviderCallback, ReconciliationException
 from settlement.store.models import utcnow
+from settlement.store.models.payments import ExceptionResolutionRow, ProviderCallback, ReconciliationException
 
 __all__ = [
     "ORIGIN_RUN", "ORIGIN_CALLBACK", "STATES", "EXCEPTIONS_PAGE_MAX", "ExceptionPage", "callback_exception_id",

@@ -30,19 +30,28 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from settlement.core.errors import (
-    PayloadTooLargeError, ReconciliationRunNotFoundError, StatementFormatError, StatementNotFoundError,
+    PayloadTooLargeError,
+    ReconciliationRunNotFoundError,
+    StatementFormatError,
+    StatementNotFoundError,
     ValidationError,
 )
 from settlement.core.money import Money
 from settlement.domains.reconciliation.engine import (
-    BUCKETS, MatchConfig, ParseResult, parse_alipay_bill, parse_camt053, parse_normalized_csv, parse_wechat_bill,
+    BUCKETS,
+    MatchConfig,
+    ParseResult,
+    parse_alipay_bill,
+    parse_camt053,
+    parse_normalized_csv,
+    parse_wechat_bill,
     reconcile,
 )
-from settlement.domains.reconciliation.ledger_entries import ledger_entries
 from settlement.domains.reconciliation.exceptions import exception_json, list_exceptions, store_run_exceptions
+from settlement.domains.reconciliation.ledger_entries import ledger_entries
 from settlement.runtime import Runtime
-from settlement.store.models.payments import ReconciliationException, ReconciliationRun, StatementImport
 from settlement.store.models import utcnow
+from settlement.store.models.payments import ReconciliationException, ReconciliationRun, StatementImport
 
 __all__ = [
     "STATEMENT_KINDS", "STATEMENT_BYTES_MAX", "Progress", "import_statement", "get_statement", "list_statements",

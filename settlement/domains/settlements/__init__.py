@@ -9,12 +9,25 @@
   :func:`.wiring.wire`.
 """
 
-from settlement.domains.settlements.cycles import close_cycle, cycle_report, get_cycle, settle_cycle
 from settlement.domains.settlements.commands import (
-    BATCH_SIZE_MAX, InstructionInput, cancel_settlement, create_batch, create_settlement, find_by_payment_ref_hash,
-    find_by_payment_reference, get_settlement, mark_paid, operations_of, provider_txn_hash, reference_hash,
-    refund_by_provider, refund_settlement, refunds_of, settlement_struct,
+    BATCH_SIZE_MAX,
+    InstructionInput,
+    cancel_settlement,
+    create_batch,
+    create_settlement,
+    find_by_payment_ref_hash,
+    find_by_payment_reference,
+    get_settlement,
+    mark_paid,
+    operations_of,
+    provider_txn_hash,
+    reference_hash,
+    refund_by_provider,
+    refund_settlement,
+    refunds_of,
+    settlement_struct,
 )
+from settlement.domains.settlements.cycles import close_cycle, cycle_report, get_cycle, settle_cycle
 
 __all__ = ["BATCH_SIZE_MAX", "InstructionInput", "create_settlement", "create_batch", "mark_paid",
            "cancel_settlement", "refund_settlement", "refund_by_provider", "get_settlement",

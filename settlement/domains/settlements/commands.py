@@ -25,22 +25,41 @@ from sqlalchemy.orm import Session
 from settlement.chain.contracts import catalogue
 from settlement.chain.signing import keccak256
 from settlement.core.errors import (
-    ForbiddenError, InvalidAmountError, InvalidPurposeCodeError, InvalidReferenceError, InvalidStateError,
-    InvalidValueDateError, MemberSuspendedError, NoCustodialAccountError, NotSettlementPartyError,
-    PaidAmountMismatchError, PayeeNotActiveError, PaymentReferenceReusedError, RefundExceedsPaidError,
-    RefundExistsError, SelfPaymentError, SettlementBatchSizeError, SettlementExistsError, SettlementNotFoundError,
-    SettlementPendingOnChainError, UnknownMemberError, UnknownPayeeError, ValidationError,
+    ForbiddenError,
+    InvalidAmountError,
+    InvalidPurposeCodeError,
+    InvalidReferenceError,
+    InvalidStateError,
+    InvalidValueDateError,
+    MemberSuspendedError,
+    NotSettlementPartyError,
+    PaidAmountMismatchError,
+    PayeeNotActiveError,
+    PaymentReferenceReusedError,
+    RefundExceedsPaidError,
+    RefundExistsError,
+    SelfPaymentError,
+    SettlementBatchSizeError,
+    SettlementExistsError,
+    SettlementNotFoundError,
+    SettlementPendingOnChainError,
+    UnknownMemberError,
+    UnknownPayeeError,
+    ValidationError,
 )
-from settlement.domains.members import custodial_signer
 from settlement.core.money import Money, exponent
-from settlement.pipeline.outbox import enqueue
-from settlement.runtime import Runtime
+from settlement.domains.members import custodial_signer
 from settlement.domains.settlements import postings as jr
 from settlement.domains.settlements.fx import check_amount, check_target, rate_from_decimal
+from settlement.pipeline.outbox import enqueue
+from settlement.runtime import Runtime
 from settlement.store.bulk import insert_rows
-from settlement.store.models import Member, MemberAccount
+from settlement.store.models import Member
 from settlement.store.models.settlements import (
-    SYSTEM_OWNER, Settlement, SettlementOperation, SettlementRefund,
+    SYSTEM_OWNER,
+    Settlement,
+    SettlementOperation,
+    SettlementRefund,
 )
 
 __all__ = [

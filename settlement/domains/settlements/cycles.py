@@ -17,16 +17,22 @@ from sqlalchemy.orm import Session
 
 from settlement.chain.signing import keccak256
 from settlement.core.errors import (
-    InvalidStateError, NettingCycleNotFoundError, NothingToNetError, SettlementPendingOnChainError,
+    InvalidStateError,
+    NettingCycleNotFoundError,
+    NothingToNetError,
+    SettlementPendingOnChainError,
 )
 from settlement.core.money import check_currency
+from settlement.domains.settlements import postings as jr
+from settlement.domains.settlements.commands import CONTRACT, _ascii_hex, _start, settlement_struct
+from settlement.domains.settlements.netting import (
+    MEMBERS_PER_CYCLE_MAX,
+    SETTLEMENTS_PER_CYCLE_MAX,
+    Transfer,
+    compute_nets,
+)
 from settlement.pipeline.outbox import enqueue
 from settlement.runtime import Runtime
-from settlement.domains.settlements import postings as jr
-from settlement.domains.settlements.netting import (
-    MEMBERS_PER_CYCLE_MAX, SETTLEMENTS_PER_CYCLE_MAX, Transfer, compute_nets,
-)
-from settlement.domains.settlements.commands import CONTRACT, _ascii_hex, _start, settlement_struct
 from settlement.store.models.settlements import NettingCycle, Settlement
 
 __all__ = ["close_cycle", "settle_cycle", "get_cycle", "CycleReport", "cycle_report", "CANDIDATES_SCAN_MAX"]

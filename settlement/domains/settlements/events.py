@@ -22,9 +22,13 @@ from settlement.chain.client import DecodedLog
 from settlement.core.errors import ChainRevertError
 from settlement.domains.settlements import postings as jr
 from settlement.domains.settlements.commands import _paid_postings, _record_txn, _refund_postings
-from settlement.store.models import OutboxRow
-from settlement.store.models.settlements import NettingCycle, Settlement, SettlementOperation, SettlementRefund
-from settlement.store.models import utcnow
+from settlement.store.models import OutboxRow, utcnow
+from settlement.store.models.settlements import (
+    NettingCycle,
+    Settlement,
+    SettlementOperation,
+    SettlementRefund,
+)
 
 log = logging.getLogger("ledger.settlements")
 

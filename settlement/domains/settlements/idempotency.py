@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from settlement.core.errors import IdempotencyKeyReusedError, IdempotencyKeyRequiredError
+from settlement.core.errors import IdempotencyKeyRequiredError, IdempotencyKeyReusedError
 from settlement.store.db import Database
 from settlement.store.models import IdempotencyRecord
 

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from settlement.core.errors import InvalidCursorError, ValidationError
 from settlement.core.money import check_currency
 from settlement.domains.settlements import postings as jr
-from settlement.domains.settlements.fx import rate_to_decimal
 from settlement.domains.settlements.commands import STATES
+from settlement.domains.settlements.fx import rate_to_decimal
 from settlement.store.models.settlements import Settlement
 
 __all__ = ["SettlementFilter", "LIST_LIMIT_MAX", "EXPORT_ROWS_MAX", "list_settlements", "export_rows",

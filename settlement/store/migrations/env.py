@@ -3,12 +3,12 @@
 from alembic import context
 from sqlalchemy import pool
 
-from settlement.store.db import make_engine
-from settlement.store.models import Base
-import settlement.store.models.receivables  # noqa
-import settlement.store.models.settlements  # noqa: F401  (registers the settlement tables on Base)
 import settlement.store.models.anchoring  # noqa
 import settlement.store.models.payments  # noqa
+import settlement.store.models.receivables  # noqa
+import settlement.store.models.settlements  # noqa: F401  (registers the settlement tables on Base)
+from settlement.store.db import make_engine
+from settlement.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata

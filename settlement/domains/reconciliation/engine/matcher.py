@@ -26,7 +26,6 @@ import gc
 import operator
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from itertools import compress, repeat
 
 from settlement.domains.reconciliation.engine.model import (
@@ -36,6 +35,7 @@ from settlement.domains.reconciliation.engine.model import (
     STATUS_SUCCEEDED,
     STATUSES,
     LedgerTable,
+    MatchConfig,
     StatementTable,
 )
 from settlement.domains.reconciliation.engine.report import (
@@ -61,23 +61,6 @@ REASON_DUP_LEDGER = "duplicate_provider_txn_id_in_ledger"
 REASON_NO_LEDGER = "no_ledger_entry"
 REASON_NO_STATEMENT = "no_statement_line"
 REASON_GROUP_TOO_LARGE = "group_too_large"
-
-
-@dataclass(frozen=True, slots=True)
-class MatchConfig:
-    """Tolerances of a run. Bounds are named and checked (TigerStyle: a limit on everything)."""
-
-    amount_tolerance_minor: int = 0
-    date_window_days: int = 3
-    group_lines_max: int = 1_000  # statement lines summed into one ledger entry
-
-    def __post_init__(self) -> None:
-        if type(self.amount_tolerance_minor) is not int or self.amount_tolerance_minor < 0:
-            raise ValueError("amount_tolerance_minor must be a non-negative int")
-        if type(self.date_window_days) is not int or self.date_window_days < 0:
-            raise ValueError("date_window_days must be a non-negative int")
-        if type(self.group_lines_max) is not int or self.group_lines_max < 2:
-            raise ValueError("group_lines_max must be an int >= 2")
 
 
 # (ledger status, chain state) -> the status a statement line must show for an exact match;

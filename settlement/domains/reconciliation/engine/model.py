@@ -8,6 +8,7 @@ Amounts are non-negative magnitudes: the direction is the ``kind`` (payment, ref
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import NamedTuple
 
@@ -210,3 +211,20 @@ class LedgerTable(_Table):
 
     row_type = LedgerEntry
     __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MatchConfig:
+    """Tolerances of a run. Bounds are named and checked (TigerStyle: a limit on everything)."""
+
+    amount_tolerance_minor: int = 0
+    date_window_days: int = 3
+    group_lines_max: int = 1_000  # statement lines summed into one ledger entry
+
+    def __post_init__(self) -> None:
+        if type(self.amount_tolerance_minor) is not int or self.amount_tolerance_minor < 0:
+            raise ValueError("amount_tolerance_minor must be a non-negative int")
+        if type(self.date_window_days) is not int or self.date_window_days < 0:
+            raise ValueError("date_window_days must be a non-negative int")
+        if type(self.group_lines_max) is not int or self.group_lines_max < 2:
+            raise ValueError("group_lines_max must be an int >= 2")

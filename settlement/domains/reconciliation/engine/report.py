@@ -17,13 +17,17 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
-from typing import IO, TYPE_CHECKING, Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
 from settlement.core.money import Money
-from settlement.domains.reconciliation.engine.model import LedgerEntry, LedgerTable, RowError, StatementLine, StatementTable
-
-if TYPE_CHECKING:
-    from settlement.domains.reconciliation.engine.matcher import MatchConfig
+from settlement.domains.reconciliation.engine.model import (
+    LedgerEntry,
+    LedgerTable,
+    MatchConfig,
+    RowError,
+    StatementLine,
+    StatementTable,
+)
 
 MATCHED = "matched"
 MISSING_IN_LEDGER = "missing_in_ledger"

@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+from settlement.domains.reconciliation.engine import columnar as col
 from settlement.domains.reconciliation.engine.matcher import MatchConfig, reconcile
 from settlement.domains.reconciliation.engine.parsers import (
     FORMAT_NORMALIZED,
@@ -38,8 +39,6 @@ def reconcile_files(statement_path: str | os.PathLike, ledger_path: str | os.Pat
         gc_was_enabled = gc.isenabled()
         gc.disable()  # importing NumPy and Arrow makes many objects and no garbage worth a collection
         try:
-            from settlement.domains.reconciliation.engine import columnar as col
-
             big = os.path.getsize(statement_path) + os.path.getsize(ledger_path) >= col.COLUMNAR_MIN_BYTES
             report = None
             if col.columnar_available() and (columnar or big):

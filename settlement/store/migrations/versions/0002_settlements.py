@@ -4,8 +4,8 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-22 02:33:22.684536
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 # Exact integers of minor units up to 60 digits (beyond SQLite's 64-bit integers): NUMERIC on
 # PostgreSQL, a decimal string on SQLite (see settlement.store.models.settlements.MinorAmount).

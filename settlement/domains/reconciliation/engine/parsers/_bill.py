@@ -9,7 +9,11 @@ from datetime import datetime
 
 from settlement.core.errors import InvalidAmountError, StatementFormatError, UnsupportedCurrencyError
 from settlement.core.money import Money
-from settlement.domains.reconciliation.engine._text import decoded_lines, describe_undecodable, detect_encoding
+from settlement.domains.reconciliation.engine._text import (
+    decoded_lines,
+    describe_undecodable,
+    detect_encoding,
+)
 from settlement.domains.reconciliation.engine.model import ParseResult, RowError, StatementTable
 
 BILL_BYTES_MAX = 512 * 1024 * 1024

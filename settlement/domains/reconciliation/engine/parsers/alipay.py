@@ -14,7 +14,13 @@ only, so every line is ``succeeded``.
 
 from __future__ import annotations
 
-from settlement.domains.reconciliation.engine.model import KIND_FEE, KIND_PAYMENT, KIND_REFUND, STATUS_SUCCEEDED, ParseResult
+from settlement.domains.reconciliation.engine.model import (
+    KIND_FEE,
+    KIND_PAYMENT,
+    KIND_REFUND,
+    STATUS_SUCCEEDED,
+    ParseResult,
+)
 from settlement.domains.reconciliation.engine.parsers._bill import RowFault, money, parse_bill, timestamp
 
 FORMAT_ALIPAY = "alipay-trade-bill"

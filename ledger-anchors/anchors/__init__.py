@@ -1,9 +1,11 @@
 """Provenance anchoring: OpenZeppelin-compatible Merkle trees, proof documents, verifiers.
 
-Stands alone (no web3, no service): an auditor can verify a proof document with this package
-and, optionally, any EVM JSON-RPC endpoint. See docs/anchors.md.
+Stands alone (its own distribution, ``ledger-anchors``; no web3, no service): an auditor can
+verify a proof document with this package and, optionally, any EVM JSON-RPC endpoint. See
+docs/anchors.md.
 """
 
+from anchors.errors import AnchorsError, InvalidInputError, NodeUnavailableError
 from anchors.events import (
     LEAF_ENCODING_V1,
     LEAF_FIELD_NAMES_V1,
@@ -26,9 +28,16 @@ from anchors.merkle import (
 )
 from anchors.merkle import verify as verify_leaf
 from anchors.proof import PROOF_FORMAT, AnchorRef, ProofDocument, build_proof_document, parse_proof_document
+from anchors.rpc import HttpRpc, Rpc, redact_url
 from anchors.verify import VerificationResult, call_anchor_of, call_verify, verify_document, verify_on_chain
 
 __all__ = [
+    "AnchorsError",
+    "HttpRpc",
+    "InvalidInputError",
+    "NodeUnavailableError",
+    "Rpc",
+    "redact_url",
     "KECCAK_BACKEND",
     "LEAF_ENCODING_V1",
     "LEAF_FIELD_NAMES_V1",

@@ -24,7 +24,7 @@ from typing import Any
 from anchors.abi import to_json_value
 from anchors.events import ProvenanceEvent
 from anchors.merkle import PROOF_DEPTH_MAX, StandardMerkleTree, to_bytes32, to_hex
-from settlement.core.errors import ValidationError
+from anchors.errors import InvalidInputError
 
 PROOF_FORMAT = "ledger-anchor-proof-v1"
 # A proof document is a few kilobytes; anything much larger is not one.
@@ -50,16 +50,16 @@ class AnchorRef:
         for name in ("chain_id", "block_number", "block_time", "batch_sequence"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _UINT64_MAX:
-                raise ValidationError(f"anchor.{name} must be an unsigned 64-bit integer", field=name)
+                raise InvalidInputError(f"anchor.{name} must be an unsigned 64-bit integer", field=name)
         if self.chain_id == 0 or self.block_number == 0 or self.batch_sequence == 0:
-            raise ValidationError("anchor chain_id, block_number and batch_sequence must be non-zero")
+            raise InvalidInputError("anchor chain_id, block_number and batch_sequence must be non-zero")
         contract = self.contract
         if not (isinstance(contract, str) and len(contract) == 42 and contract[:2] == "0x"):
-            raise ValidationError("anchor.contract must be a 0x-hex address", field="contract")
+            raise InvalidInputError("anchor.contract must be a 0x-hex address", field="contract")
         try:
             bytes.fromhex(contract[2:])
         except ValueError:
-            raise ValidationError("anchor.contract must be a 0x-hex address", field="contract") from None
+            raise InvalidInputError("anchor.contract must be a 0x-hex address", field="contract") from None
         object.__setattr__(self, "tx_hash", to_hex(to_bytes32(self.tx_hash, "anchor.tx_hash")))
 
     def to_json(self) -> dict[str, Any]:
@@ -68,11 +68,11 @@ class AnchorRef:
     @classmethod
     def from_json(cls, data: Any) -> AnchorRef:
         if not isinstance(data, Mapping):
-            raise ValidationError("anchor must be an object or null")
+            raise InvalidInputError("anchor must be an object or null")
         missing = [k for k in _ANCHOR_KEYS if k not in data]
         unknown = sorted(set(data) - set(_ANCHOR_KEYS))
         if missing or unknown:
-            raise ValidationError(f"anchor: missing {missing}, unknown {unknown}")
+            raise InvalidInputError(f"anchor: missing {missing}, unknown {unknown}")
         return cls(**{k: data[k] for k in _ANCHOR_KEYS})
 
 
@@ -115,7 +115,7 @@ def build_proof_document(tree: StandardMerkleTree, index: int, *, anchor: Anchor
     value = tree.at(index)
     encoding = tree.leaf_encoding
     if event is not None and schema_version is None:
-        raise ValidationError("a document carrying an event needs its schema_version")
+        raise InvalidInputError("a document carrying an event needs its schema_version")
     return ProofDocument(
         leaf_encoding=encoding,
         value=[to_json_value(t, v) for t, v in zip(encoding, value)],
@@ -129,43 +129,43 @@ def build_proof_document(tree: StandardMerkleTree, index: int, *, anchor: Anchor
 
 
 def parse_proof_document(document: Mapping[str, Any] | str | bytes) -> ProofDocument:
-    """Parse and structurally check a proof document; ValidationError says what is wrong."""
+    """Parse and structurally check a proof document; InvalidInputError says what is wrong."""
     if isinstance(document, (str, bytes, bytearray)):
         if len(document) > PROOF_DOCUMENT_BYTES_MAX:
-            raise ValidationError(f"proof document larger than {PROOF_DOCUMENT_BYTES_MAX} bytes")
+            raise InvalidInputError(f"proof document larger than {PROOF_DOCUMENT_BYTES_MAX} bytes")
         try:
             document = json.loads(document)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise ValidationError(f"proof document is not valid JSON: {exc}") from None
+            raise InvalidInputError(f"proof document is not valid JSON: {exc}") from None
     if not isinstance(document, Mapping):
-        raise ValidationError("proof document must be a JSON object")
+        raise InvalidInputError("proof document must be a JSON object")
     if document.get("format") != PROOF_FORMAT:
-        raise ValidationError(f"unknown proof format {document.get('format')!r}; expected {PROOF_FORMAT!r}")
+        raise InvalidInputError(f"unknown proof format {document.get('format')!r}; expected {PROOF_FORMAT!r}")
     missing = [k for k in _KEYS_REQUIRED if k not in document]
     if missing:
-        raise ValidationError(f"proof document lacks {missing} (truncated?)")
+        raise InvalidInputError(f"proof document lacks {missing} (truncated?)")
     unknown = sorted(set(document) - set(_KEYS_REQUIRED) - set(_KEYS_OPTIONAL))
     if unknown:
-        raise ValidationError(f"proof document has unknown keys {unknown}")
+        raise InvalidInputError(f"proof document has unknown keys {unknown}")
     encoding = document["leaf_encoding"]
     if not isinstance(encoding, list) or not encoding or not all(isinstance(t, str) for t in encoding):
-        raise ValidationError("leaf_encoding must be a non-empty list of ABI type strings")
+        raise InvalidInputError("leaf_encoding must be a non-empty list of ABI type strings")
     value = document["value"]
     if not isinstance(value, list) or len(value) != len(encoding):
-        raise ValidationError(f"value must be a list of {len(encoding)} items, one per leaf_encoding type")
+        raise InvalidInputError(f"value must be a list of {len(encoding)} items, one per leaf_encoding type")
     for abi_type, item in zip(encoding, value):
         to_json_value(abi_type, item)
     proof = document["proof"]
     if not isinstance(proof, list) or len(proof) > PROOF_DEPTH_MAX:
-        raise ValidationError(f"proof must be a list of at most {PROOF_DEPTH_MAX} hashes")
+        raise InvalidInputError(f"proof must be a list of at most {PROOF_DEPTH_MAX} hashes")
     proof = [to_hex(to_bytes32(node, f"proof[{i}]")) for i, node in enumerate(proof)]
     schema_version = document.get("schema_version")
     if schema_version is not None and (isinstance(schema_version, bool) or not isinstance(schema_version, int)):
-        raise ValidationError("schema_version must be an integer or null")
+        raise InvalidInputError("schema_version must be an integer or null")
     event = None
     if document.get("event") is not None:
         if schema_version is None:
-            raise ValidationError("a document carrying an event needs its schema_version")
+            raise InvalidInputError("a document carrying an event needs its schema_version")
         event = ProvenanceEvent.from_json(document["event"])
     anchor = None if document["anchor"] is None else AnchorRef.from_json(document["anchor"])
     return ProofDocument(

@@ -38,7 +38,7 @@ from typing import Any
 
 from anchors.abi import to_json_value
 from anchors.keccak import keccak256
-from settlement.core.errors import ValidationError
+from anchors.errors import InvalidInputError
 
 SCHEMA_VERSION = 1
 LEAF_FIELDS_V1: tuple[tuple[str, str], ...] = (
@@ -98,7 +98,7 @@ class EventType(enum.IntEnum):
         if isinstance(value, str) and value.upper() in cls.__members__:
             return cls[value.upper()]
         names = ", ".join(m.name.lower() for m in cls)
-        raise ValidationError(f"unknown event type {value!r}; expected one of {names}", field="event_type")
+        raise InvalidInputError(f"unknown event type {value!r}; expected one of {names}", field="event_type")
 
 
 def keccak_text(text: str) -> str:
@@ -108,14 +108,14 @@ def keccak_text(text: str) -> str:
 
 def _text(name: str, value: Any, chars_max: int, pattern: re.Pattern[str] | None = None) -> str:
     if not isinstance(value, str):
-        raise ValidationError(f"{name} must be a string", field=name)
+        raise InvalidInputError(f"{name} must be a string", field=name)
     text = unicodedata.normalize("NFC", value)
     if not 1 <= len(text) <= chars_max:
-        raise ValidationError(f"{name} must have 1..{chars_max} characters, got {len(text)}", field=name)
+        raise InvalidInputError(f"{name} must have 1..{chars_max} characters, got {len(text)}", field=name)
     if any(unicodedata.category(c) in ("Cc", "Cs") for c in text) or text != text.strip():
-        raise ValidationError(f"{name} has control characters or surrounding spaces", field=name)
+        raise InvalidInputError(f"{name} has control characters or surrounding spaces", field=name)
     if pattern is not None and not pattern.match(text):
-        raise ValidationError(f"{name} {text!r} has characters outside {pattern.pattern}", field=name)
+        raise InvalidInputError(f"{name} {text!r} has characters outside {pattern.pattern}", field=name)
     return text
 
 
@@ -124,7 +124,7 @@ def _hash32(name: str, value: Any) -> str:
         return "0x" + bytes(value).hex()
     if isinstance(value, str) and _HEX32_RE.match(value.lower()):
         return value.lower()
-    raise ValidationError(f"{name} must be 32 bytes as 0x and 64 hex digits", field=name)
+    raise InvalidInputError(f"{name} must be 32 bytes as 0x and 64 hex digits", field=name)
 
 
 def gtin_check_digit_ok(digits: str) -> bool:
@@ -137,37 +137,37 @@ def gtin_check_digit_ok(digits: str) -> bool:
 def normalize_product(value: Any) -> str:
     """``gtin:<14 digits>`` (GTIN-8/12/13/14, check digit verified) or ``sku:<code>``."""
     if not isinstance(value, str) or ":" not in value:
-        raise ValidationError("product must be 'gtin:<digits>' or 'sku:<code>'", field="product")
+        raise InvalidInputError("product must be 'gtin:<digits>' or 'sku:<code>'", field="product")
     kind, _, code = value.partition(":")
     kind = kind.lower()
     if kind == "gtin":
         if not (code.isascii() and code.isdigit() and len(code) in (8, 12, 13, 14)):
-            raise ValidationError("a GTIN has 8, 12, 13 or 14 digits", field="product")
+            raise InvalidInputError("a GTIN has 8, 12, 13 or 14 digits", field="product")
         if not gtin_check_digit_ok(code):
-            raise ValidationError(f"GTIN {code} has a wrong check digit", field="product")
+            raise InvalidInputError(f"GTIN {code} has a wrong check digit", field="product")
         return "gtin:" + code.zfill(14)
     if kind == "sku":
         return "sku:" + _text("product", code, SKU_CHARS_MAX, _SKU_RE)
-    raise ValidationError(f"unknown product kind {kind!r}: use gtin or sku", field="product")
+    raise InvalidInputError(f"unknown product kind {kind!r}: use gtin or sku", field="product")
 
 
 def _check_attributes(value: Any, depth: int, keys_seen: list[int]) -> None:
     if depth > ATTRIBUTES_DEPTH_MAX:
-        raise ValidationError(f"attributes nest deeper than {ATTRIBUTES_DEPTH_MAX}", field="attributes")
+        raise InvalidInputError(f"attributes nest deeper than {ATTRIBUTES_DEPTH_MAX}", field="attributes")
     if value is None or isinstance(value, bool):
         return
     if isinstance(value, int):
         if abs(value) > ATTRIBUTE_INT_ABS_MAX:
-            raise ValidationError("attribute integers must fit in +-(2^53 - 1)", field="attributes")
+            raise InvalidInputError("attribute integers must fit in +-(2^53 - 1)", field="attributes")
         return
     if isinstance(value, float):
-        raise ValidationError("attributes may not hold floats: use integers of minor units or strings",
+        raise InvalidInputError("attributes may not hold floats: use integers of minor units or strings",
                               field="attributes")
     if isinstance(value, str):
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise ValidationError("attribute strings must be valid Unicode", field="attributes") from None
+            raise InvalidInputError("attribute strings must be valid Unicode", field="attributes") from None
         return
     if isinstance(value, (list, tuple)):
         for item in value:
@@ -176,14 +176,14 @@ def _check_attributes(value: Any, depth: int, keys_seen: list[int]) -> None:
     if isinstance(value, Mapping):
         keys_seen[0] += len(value)
         if keys_seen[0] > ATTRIBUTES_KEYS_MAX:
-            raise ValidationError(f"attributes have more than {ATTRIBUTES_KEYS_MAX} keys", field="attributes")
+            raise InvalidInputError(f"attributes have more than {ATTRIBUTES_KEYS_MAX} keys", field="attributes")
         for key, item in value.items():
             if not isinstance(key, str):
-                raise ValidationError("attribute keys must be strings", field="attributes")
+                raise InvalidInputError("attribute keys must be strings", field="attributes")
             _check_attributes(key, depth + 1, keys_seen)
             _check_attributes(item, depth + 1, keys_seen)
         return
-    raise ValidationError(f"attributes may not hold {type(value).__name__}", field="attributes")
+    raise InvalidInputError(f"attributes may not hold {type(value).__name__}", field="attributes")
 
 
 def _canonical(value: Any) -> str:
@@ -198,11 +198,11 @@ def _canonical(value: Any) -> str:
 def canonical_json(attributes: Mapping[str, Any]) -> bytes:
     """The canonical UTF-8 JSON of an attributes object (see the module docstring)."""
     if not isinstance(attributes, Mapping):
-        raise ValidationError("attributes must be a JSON object", field="attributes")
+        raise InvalidInputError("attributes must be a JSON object", field="attributes")
     _check_attributes(attributes, 0, [0])
     encoded = _canonical(attributes).encode("utf-8")
     if len(encoded) > ATTRIBUTES_BYTES_MAX:
-        raise ValidationError(f"attributes exceed {ATTRIBUTES_BYTES_MAX} bytes of canonical JSON",
+        raise InvalidInputError(f"attributes exceed {ATTRIBUTES_BYTES_MAX} bytes of canonical JSON",
                               field="attributes")
     return encoded
 
@@ -230,10 +230,10 @@ class ProvenanceEvent:
         set_(self, "location", _text("location", self.location, LOCATION_CHARS_MAX))
         set_(self, "member_id", _hash32("member_id", self.member_id))
         if self.member_id == ZERO_HASH:
-            raise ValidationError("member_id must not be zero", field="member_id")
+            raise InvalidInputError("member_id must not be zero", field="member_id")
         t = self.occurred_at_s
         if isinstance(t, bool) or not isinstance(t, int) or not OCCURRED_AT_MIN_S <= t <= OCCURRED_AT_MAX_S:
-            raise ValidationError(
+            raise InvalidInputError(
                 f"occurred_at_s must be integer unix seconds in {OCCURRED_AT_MIN_S}..{OCCURRED_AT_MAX_S}",
                 field="occurred_at_s")
         set_(self, "document_hash", _hash32("document_hash", self.document_hash))
@@ -248,7 +248,7 @@ class ProvenanceEvent:
     def leaf_value(self, schema_version: int = SCHEMA_VERSION) -> list[str]:
         """The leaf's values in JSON form (as a tree dump holds them), for ``schema_version``."""
         if schema_version != 1:
-            raise ValidationError(f"unknown leaf schema version {schema_version}", field="schema_version")
+            raise InvalidInputError(f"unknown leaf schema version {schema_version}", field="schema_version")
         return [
             "1",
             keccak_text(self.event_id),
@@ -278,14 +278,14 @@ class ProvenanceEvent:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ProvenanceEvent:
         if not isinstance(data, Mapping):
-            raise ValidationError("a provenance event must be a JSON object", field="event")
+            raise InvalidInputError("a provenance event must be a JSON object", field="event")
         required = ("event_id", "lot_id", "product", "event_type", "location", "member_id", "occurred_at_s")
         missing = [k for k in required if k not in data]
         if missing:
-            raise ValidationError(f"provenance event lacks {missing}", field="event")
+            raise InvalidInputError(f"provenance event lacks {missing}", field="event")
         unknown = sorted(set(data) - set(required) - {"document_hash", "attributes"})
         if unknown:
-            raise ValidationError(f"provenance event has unknown fields {unknown}", field="event")
+            raise InvalidInputError(f"provenance event has unknown fields {unknown}", field="event")
         return cls(**{k: data[k] for k in data})
 
 
@@ -293,7 +293,7 @@ def leaf_encoding(schema_version: int) -> tuple[str, ...]:
     """The ABI types of the leaf for ``schema_version``."""
     encoding = LEAF_ENCODINGS.get(schema_version)
     if encoding is None:
-        raise ValidationError(f"unknown leaf schema version {schema_version}", field="schema_version")
+        raise InvalidInputError(f"unknown leaf schema version {schema_version}", field="schema_version")
     return encoding
 
 
@@ -301,7 +301,7 @@ def leaf_fields(schema_version: int, value: list[Any]) -> dict[str, Any]:
     """Name each element of a leaf value (for reports)."""
     names = LEAF_FIELD_NAMES.get(schema_version)
     if names is None or len(value) != len(names):
-        raise ValidationError(f"value does not fit leaf schema version {schema_version}")
+        raise InvalidInputError(f"value does not fit leaf schema version {schema_version}")
     return {n: to_json_value(t, v) for n, t, v in zip(names, leaf_encoding(schema_version), value)}
 
 

@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from settlement.core.errors import ValidationError
+from anchors.keccak import keccak256
+from anchors.errors import InvalidInputError
 
 WORD_BYTES = 32
 # Bounds on what one encode call accepts: leaves are small, calls carry at most one proof.
@@ -31,11 +32,11 @@ _TYPE_RE = re.compile(r"^(uint|int|bytes)(\d*)$")
 Encoder = Callable[[Any], bytes]
 
 
-def _fail(abi_type: str, value: Any, why: str) -> ValidationError:
+def _fail(abi_type: str, value: Any, why: str) -> InvalidInputError:
     shown = repr(value)
     if len(shown) > 80:
         shown = shown[:77] + "..."
-    return ValidationError(f"{abi_type}: {why} (got {shown})", abi_type=abi_type)
+    return InvalidInputError(f"{abi_type}: {why} (got {shown})", abi_type=abi_type)
 
 
 def _parse_int(abi_type: str, value: Any) -> int:
@@ -174,11 +175,11 @@ def _array_encoder(abi_type: str, element: Encoder) -> Encoder:
 def type_encoder(abi_type: str) -> tuple[bool, Encoder]:
     """``(is_dynamic, encoder)`` for one ABI type; a static encoder returns one 32-byte word."""
     if not isinstance(abi_type, str):
-        raise ValidationError(f"ABI type must be a string, got {abi_type!r}")
+        raise InvalidInputError(f"ABI type must be a string, got {abi_type!r}")
     if abi_type.endswith("[]"):
         is_dynamic, element = type_encoder(abi_type[:-2])
         if is_dynamic:
-            raise ValidationError(f"unsupported ABI type {abi_type!r}: arrays of dynamic types")
+            raise InvalidInputError(f"unsupported ABI type {abi_type!r}: arrays of dynamic types")
         return True, _array_encoder(abi_type, element)
     if abi_type == "address":
         return False, _encode_address
@@ -190,16 +191,16 @@ def type_encoder(abi_type: str) -> tuple[bool, Encoder]:
         return True, _encode_bytes
     match = _TYPE_RE.match(abi_type)
     if match is None:
-        raise ValidationError(f"unsupported ABI type {abi_type!r}")
+        raise InvalidInputError(f"unsupported ABI type {abi_type!r}")
     kind, size_text = match.groups()
     if kind == "bytes":
         size = int(size_text)
         if not 1 <= size <= 32:
-            raise ValidationError(f"unsupported ABI type {abi_type!r}: bytes1..bytes32 only")
+            raise InvalidInputError(f"unsupported ABI type {abi_type!r}: bytes1..bytes32 only")
         return False, _fixed_bytes_encoder(abi_type, size)
     bits = int(size_text) if size_text else 256
     if not (8 <= bits <= 256 and bits % 8 == 0) or (size_text and size_text.startswith("0")):
-        raise ValidationError(f"unsupported ABI type {abi_type!r}: bit size must be 8..256, step 8")
+        raise InvalidInputError(f"unsupported ABI type {abi_type!r}: bit size must be 8..256, step 8")
     canonical = f"{kind}{bits}"
     return False, (_uint_encoder if kind == "uint" else _int_encoder)(canonical, bits)
 
@@ -233,16 +234,16 @@ def _hex_word_fn(abi_type: str) -> Callable[[Any], str | None]:
 def compile_encoder(types: tuple[str, ...]) -> Callable[[Sequence[Any]], bytes]:
     """A function encoding one value list as ``abi.encode(values)`` for ``types``."""
     if not 1 <= len(types) <= TYPES_MAX:
-        raise ValidationError(f"a leaf encoding needs 1..{TYPES_MAX} types, got {len(types)}")
+        raise InvalidInputError(f"a leaf encoding needs 1..{TYPES_MAX} types, got {len(types)}")
     encoders = [type_encoder(t) for t in types]
     count = len(types)
     fns = [fn for _, fn in encoders]
 
     def check_arity(values: Sequence[Any]) -> None:
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-            raise ValidationError(f"expected a list of {count} values, got {type(values).__name__}")
+            raise InvalidInputError(f"expected a list of {count} values, got {type(values).__name__}")
         if len(values) != count:
-            raise ValidationError(f"expected {count} values for {list(types)}, got {len(values)}")
+            raise InvalidInputError(f"expected {count} values for {list(types)}, got {len(values)}")
 
     if not any(dynamic for dynamic, _ in encoders):
         hex_fns = [_hex_word_fn(t) for t in types]
@@ -282,14 +283,12 @@ def compile_encoder(types: tuple[str, ...]) -> Callable[[Sequence[Any]], bytes]:
 
 
 def encode(types: Sequence[str], values: Sequence[Any]) -> bytes:
-    """``abi.encode(values)`` for ``types``; raises ValidationError on a bad type or value."""
+    """``abi.encode(values)`` for ``types``; raises InvalidInputError on a bad type or value."""
     return compile_encoder(tuple(types))(values)
 
 
 def selector(signature: str) -> bytes:
     """The 4-byte function selector of a canonical signature such as ``verify(bytes32,bytes32[],bytes32)``."""
-    from anchors.keccak import keccak256
-
     return keccak256(signature.encode("ascii"))[:4]
 
 
@@ -304,20 +303,20 @@ def decode_static(types: Sequence[str], data: bytes) -> list[Any]:
     Integers come back as int, addresses as lower-case 0x-hex, bytesN as 0x-hex, bools as bool.
     """
     if len(data) < WORD_BYTES * len(types):
-        raise ValidationError(f"return data too short: {len(data)} bytes for {list(types)}")
+        raise InvalidInputError(f"return data too short: {len(data)} bytes for {list(types)}")
     out: list[Any] = []
     for i, abi_type in enumerate(types):
         word = data[i * WORD_BYTES:(i + 1) * WORD_BYTES]
         if abi_type == "bool":
             if word not in (_ZERO_WORD, bytes(31) + b"\x01"):
-                raise ValidationError(f"bool word out of range: 0x{word.hex()}")
+                raise InvalidInputError(f"bool word out of range: 0x{word.hex()}")
             out.append(word[-1] == 1)
         elif abi_type == "address":
             out.append("0x" + word[12:].hex())
         else:
             match = _TYPE_RE.match(abi_type)
             if match is None or (match.group(1) == "bytes" and not match.group(2)):
-                raise ValidationError(f"cannot decode ABI type {abi_type!r}")
+                raise InvalidInputError(f"cannot decode ABI type {abi_type!r}")
             kind, size_text = match.groups()
             if kind == "bytes":
                 out.append("0x" + word[: int(size_text)].hex())

@@ -23,7 +23,7 @@ from typing import Any
 
 from anchors.abi import compile_encoder, to_json_value, type_encoder
 from anchors.keccak import keccak256
-from settlement.core.errors import ValidationError
+from anchors.errors import InvalidInputError
 
 DUMP_FORMAT = "standard-v1"
 HASH_BYTES = 32
@@ -41,21 +41,21 @@ MULTIPROOF_NODES_MAX = 2 * MULTIPROOF_LEAVES_MAX * PROOF_DEPTH_MAX
 
 
 def to_bytes32(node: Any, what: str = "node") -> bytes:
-    """A 32-byte node from bytes or a 0x-hex string; ValidationError otherwise."""
+    """A 32-byte node from bytes or a 0x-hex string; InvalidInputError otherwise."""
     if isinstance(node, (bytes, bytearray, memoryview)):
         raw = bytes(node)
     elif isinstance(node, str):
         text = node[2:] if node.startswith(("0x", "0X")) else node
         if len(text) != 2 * HASH_BYTES:
-            raise ValidationError(f"{what} must be 32 bytes (0x and 64 hex digits), got {node[:80]!r}")
+            raise InvalidInputError(f"{what} must be 32 bytes (0x and 64 hex digits), got {node[:80]!r}")
         try:
             raw = bytes.fromhex(text)
         except ValueError:
-            raise ValidationError(f"{what} is not hex: {node[:80]!r}") from None
+            raise InvalidInputError(f"{what} is not hex: {node[:80]!r}") from None
     else:
-        raise ValidationError(f"{what} must be bytes or a 0x-hex string, got {type(node).__name__}")
+        raise InvalidInputError(f"{what} must be bytes or a 0x-hex string, got {type(node).__name__}")
     if len(raw) != HASH_BYTES:
-        raise ValidationError(f"{what} must be 32 bytes, got {len(raw)}")
+        raise InvalidInputError(f"{what} must be 32 bytes, got {len(raw)}")
     return raw
 
 
@@ -73,7 +73,7 @@ def node_hash(a: bytes, b: bytes) -> bytes:
 
 def _leaf_encoding(types: Sequence[str]) -> tuple[str, ...]:
     if isinstance(types, str) or not isinstance(types, Sequence):
-        raise ValidationError("leaf encoding must be a list of ABI type strings")
+        raise InvalidInputError("leaf encoding must be a list of ABI type strings")
     encoding = tuple(types)
     for abi_type in encoding:
         type_encoder(abi_type)
@@ -103,12 +103,12 @@ def make_merkle_tree(leaves: Sequence[bytes]) -> list[bytes]:
     """
     count = len(leaves)
     if count == 0:
-        raise ValidationError("expected a non-zero number of leaves")
+        raise InvalidInputError("expected a non-zero number of leaves")
     if count > LEAVES_MAX:
-        raise ValidationError(f"{count} leaves: a tree holds at most {LEAVES_MAX}")
+        raise InvalidInputError(f"{count} leaves: a tree holds at most {LEAVES_MAX}")
     for leaf in leaves:
         if not isinstance(leaf, bytes) or len(leaf) != HASH_BYTES:
-            raise ValidationError("merkle tree leaves must be 32-byte hashes")
+            raise InvalidInputError("merkle tree leaves must be 32-byte hashes")
     size = 2 * count - 1
     tree: list[bytes] = [b""] * (count - 1)
     tree.extend(reversed(leaves))
@@ -127,7 +127,7 @@ def make_merkle_tree(leaves: Sequence[bytes]) -> list[bytes]:
 
 def _check_leaf_index(tree: Sequence[bytes], index: int) -> None:
     if not (isinstance(index, int) and 0 <= index < len(tree) and 2 * index + 1 >= len(tree)):
-        raise ValidationError(f"index {index!r} is not a leaf of this tree")
+        raise InvalidInputError(f"index {index!r} is not a leaf of this tree")
 
 
 def _sibling(index: int) -> int:
@@ -141,7 +141,7 @@ def tree_proof(tree: Sequence[bytes], tree_index: int) -> list[bytes]:
     index = tree_index
     while index > 0:
         if len(proof) >= PROOF_DEPTH_MAX:
-            raise ValidationError(f"proof deeper than PROOF_DEPTH_MAX={PROOF_DEPTH_MAX}")
+            raise InvalidInputError(f"proof deeper than PROOF_DEPTH_MAX={PROOF_DEPTH_MAX}")
         proof.append(tree[_sibling(index)])
         index = (index - 1) // 2
     return proof
@@ -151,9 +151,9 @@ def process_proof(leaf: Any, proof: Sequence[Any]) -> bytes:
     """Fold ``proof`` onto ``leaf``; the result is the root it proves (core.js ``processProof``)."""
     node = to_bytes32(leaf, "leaf")
     if isinstance(proof, (str, bytes)) or not isinstance(proof, Sequence):
-        raise ValidationError("proof must be a list of 32-byte hashes")
+        raise InvalidInputError("proof must be a list of 32-byte hashes")
     if len(proof) > PROOF_DEPTH_MAX:
-        raise ValidationError(f"proof has {len(proof)} nodes; at most PROOF_DEPTH_MAX={PROOF_DEPTH_MAX}")
+        raise InvalidInputError(f"proof has {len(proof)} nodes; at most PROOF_DEPTH_MAX={PROOF_DEPTH_MAX}")
     for i, sibling in enumerate(proof):
         node = node_hash(node, to_bytes32(sibling, f"proof[{i}]"))
     return node
@@ -174,28 +174,28 @@ class MultiProof:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> MultiProof:
         if not isinstance(data, Mapping):
-            raise ValidationError("a multiproof must be an object {leaves, proof, proofFlags}")
+            raise InvalidInputError("a multiproof must be an object {leaves, proof, proofFlags}")
         missing = [k for k in ("leaves", "proof", "proofFlags") if k not in data]
         if missing:
-            raise ValidationError(f"multiproof lacks {missing}")
+            raise InvalidInputError(f"multiproof lacks {missing}")
         flags = data["proofFlags"]
         if not isinstance(flags, list) or not all(isinstance(f, bool) for f in flags):
-            raise ValidationError("multiproof proofFlags must be a list of booleans")
+            raise InvalidInputError("multiproof proofFlags must be a list of booleans")
         if not isinstance(data["leaves"], list) or not isinstance(data["proof"], list):
-            raise ValidationError("multiproof leaves and proof must be lists")
+            raise InvalidInputError("multiproof leaves and proof must be lists")
         return cls(list(data["leaves"]), list(data["proof"]), list(flags))
 
 
 def tree_multiproof(tree: Sequence[bytes], tree_indices: Sequence[int]) -> tuple[list[int], list[bytes], list[bool]]:
     """``(leaf tree indices in proof order, proof nodes, flags)``, as core.js ``getMultiProof``."""
     if len(tree_indices) > MULTIPROOF_LEAVES_MAX:
-        raise ValidationError(f"a multiproof covers at most MULTIPROOF_LEAVES_MAX={MULTIPROOF_LEAVES_MAX} leaves")
+        raise InvalidInputError(f"a multiproof covers at most MULTIPROOF_LEAVES_MAX={MULTIPROOF_LEAVES_MAX} leaves")
     for index in tree_indices:
         _check_leaf_index(tree, index)
     ordered = sorted(tree_indices, reverse=True)
     for a, b in zip(ordered, ordered[1:]):
         if a == b:
-            raise ValidationError("cannot prove a duplicated index")
+            raise InvalidInputError("cannot prove a duplicated index")
     stack = deque(ordered)
     proof: list[bytes] = []
     flags: list[bool] = []
@@ -220,34 +220,34 @@ def tree_multiproof(tree: Sequence[bytes], tree_indices: Sequence[int]) -> tuple
 def process_multiproof(leaves: Sequence[Any], proof: Sequence[Any], proof_flags: Sequence[bool]) -> bytes:
     """The root a multiproof folds to (core.js ``processMultiProof``, ``MerkleProof.sol``).
 
-    Raises ValidationError when the parts cannot fit together (counts disagree), which is a
+    Raises InvalidInputError when the parts cannot fit together (counts disagree), which is a
     malformed proof, not merely a wrong one.
     """
     if len(leaves) > MULTIPROOF_LEAVES_MAX or len(proof) > MULTIPROOF_NODES_MAX:
-        raise ValidationError("multiproof exceeds MULTIPROOF_LEAVES_MAX / MULTIPROOF_NODES_MAX")
+        raise InvalidInputError("multiproof exceeds MULTIPROOF_LEAVES_MAX / MULTIPROOF_NODES_MAX")
     if len(proof_flags) > len(leaves) + len(proof):
-        raise ValidationError("multiproof has more flags than leaves and proof nodes")
+        raise InvalidInputError("multiproof has more flags than leaves and proof nodes")
     stack = deque(to_bytes32(leaf, f"leaves[{i}]") for i, leaf in enumerate(leaves))
     nodes = deque(to_bytes32(node, f"proof[{i}]") for i, node in enumerate(proof))
     if len(nodes) < sum(1 for f in proof_flags if not f):
-        raise ValidationError("invalid multiproof format: too few proof nodes for the flags")
+        raise InvalidInputError("invalid multiproof format: too few proof nodes for the flags")
     if len(stack) + len(nodes) != len(proof_flags) + 1:
-        raise ValidationError("multiproof leaves and proof are not compatible with its flags")
+        raise InvalidInputError("multiproof leaves and proof are not compatible with its flags")
     for flag in proof_flags:
         if not isinstance(flag, bool):
-            raise ValidationError("multiproof flags must be booleans")
+            raise InvalidInputError("multiproof flags must be booleans")
         if not stack:
-            raise ValidationError("multiproof flags consume more leaves than given")
+            raise InvalidInputError("multiproof flags consume more leaves than given")
         a = stack.popleft()
         if flag:
             if not stack:
-                raise ValidationError("multiproof flags consume more leaves than given")
+                raise InvalidInputError("multiproof flags consume more leaves than given")
             b = stack.popleft()
         else:
             b = nodes.popleft()
         stack.append(node_hash(a, b))
     if len(stack) + len(nodes) != 1:
-        raise ValidationError("multiproof does not fold to a single root")
+        raise InvalidInputError("multiproof does not fold to a single root")
     return stack.pop() if stack else nodes.popleft()
 
 
@@ -290,9 +290,9 @@ class StandardMerkleTree:
         encoding = _leaf_encoding(leaf_encoding)
         count = len(values)
         if count == 0:
-            raise ValidationError("expected a non-zero number of leaves")
+            raise InvalidInputError("expected a non-zero number of leaves")
         if count > LEAVES_MAX:
-            raise ValidationError(f"{count} leaves: a tree holds at most LEAVES_MAX={LEAVES_MAX}")
+            raise InvalidInputError(f"{count} leaves: a tree holds at most LEAVES_MAX={LEAVES_MAX}")
         hashes = leaf_hashes(encoding, values)
         order = sorted(range(count), key=hashes.__getitem__) if sort_leaves else list(range(count))
         tree = make_merkle_tree([hashes[i] for i in order])
@@ -306,26 +306,26 @@ class StandardMerkleTree:
     def load(cls, data: Mapping[str, Any]) -> StandardMerkleTree:
         """Load a ``standard-v1`` dump (ours or the JS library's) and check it completely."""
         if not isinstance(data, Mapping):
-            raise ValidationError("a tree dump must be a JSON object")
+            raise InvalidInputError("a tree dump must be a JSON object")
         if data.get("format") != DUMP_FORMAT:
-            raise ValidationError(f"unknown format {data.get('format')!r}; expected {DUMP_FORMAT!r}")
+            raise InvalidInputError(f"unknown format {data.get('format')!r}; expected {DUMP_FORMAT!r}")
         if "leafEncoding" not in data:
-            raise ValidationError("expected leaf encoding")
+            raise InvalidInputError("expected leaf encoding")
         encoding = _leaf_encoding(data["leafEncoding"])
         raw_tree, raw_values = data.get("tree"), data.get("values")
         if not isinstance(raw_tree, list) or not isinstance(raw_values, list):
-            raise ValidationError("a tree dump needs lists 'tree' and 'values'")
+            raise InvalidInputError("a tree dump needs lists 'tree' and 'values'")
         if not raw_tree or len(raw_tree) > 2 * LEAVES_MAX - 1:
-            raise ValidationError(f"tree has {len(raw_tree)} nodes: expected 1..{2 * LEAVES_MAX - 1}")
+            raise InvalidInputError(f"tree has {len(raw_tree)} nodes: expected 1..{2 * LEAVES_MAX - 1}")
         tree = [to_bytes32(node, f"tree[{i}]") for i, node in enumerate(raw_tree)]
         values: list[Sequence[Any]] = []
         tree_indices: list[int] = []
         for i, entry in enumerate(raw_values):
             if not isinstance(entry, Mapping) or "value" not in entry or "treeIndex" not in entry:
-                raise ValidationError(f"values[{i}] must be an object {{value, treeIndex}}")
+                raise InvalidInputError(f"values[{i}] must be an object {{value, treeIndex}}")
             tree_index = entry["treeIndex"]
             if isinstance(tree_index, bool) or not isinstance(tree_index, int):
-                raise ValidationError(f"values[{i}].treeIndex must be an integer")
+                raise InvalidInputError(f"values[{i}].treeIndex must be an integer")
             values.append(entry["value"])
             tree_indices.append(tree_index)
         loaded = cls(tree, values, tree_indices, encoding)
@@ -379,7 +379,7 @@ class StandardMerkleTree:
             self._lookup = {self._tree[t]: i for i, t in enumerate(self._tree_indices)}
         index = self._lookup.get(self.leaf_hash(value))
         if index is None:
-            raise ValidationError("leaf is not in tree")
+            raise InvalidInputError("leaf is not in tree")
         return index
 
     def _value_index(self, leaf: int | Sequence[Any]) -> int:
@@ -389,7 +389,7 @@ class StandardMerkleTree:
 
     def _check_value_index(self, index: int) -> None:
         if not 0 <= index < len(self._values):
-            raise ValidationError(f"index {index} out of bounds (tree has {len(self._values)} values)")
+            raise InvalidInputError(f"index {index} out of bounds (tree has {len(self._values)} values)")
 
     def get_proof(self, leaf: int | Sequence[Any]) -> list[str]:
         """Proof of the value at index ``leaf`` (or of the value ``leaf``), as 0x-hex strings."""
@@ -432,16 +432,16 @@ class StandardMerkleTree:
         size = len(tree)
         for i, tree_index in enumerate(self._tree_indices):
             if not (0 <= tree_index < size and 2 * tree_index + 1 >= size):
-                raise ValidationError(f"values[{i}].treeIndex {tree_index} is not a leaf index")
+                raise InvalidInputError(f"values[{i}].treeIndex {tree_index} is not a leaf index")
             if tree[tree_index] != self.leaf_hash(self._values[i]):
-                raise ValidationError(f"merkle tree does not contain the expected value at values[{i}]")
+                raise InvalidInputError(f"merkle tree does not contain the expected value at values[{i}]")
         for i in range(size):
             left = 2 * i + 1
             if left + 1 < size:
                 if tree[i] != node_hash(tree[left], tree[left + 1]):
-                    raise ValidationError(f"merkle tree is invalid at node {i}")
+                    raise InvalidInputError(f"merkle tree is invalid at node {i}")
             elif left < size:
-                raise ValidationError(f"merkle tree is invalid: node {i} has one child")
+                raise InvalidInputError(f"merkle tree is invalid: node {i} has one child")
 
     def dump(self) -> dict[str, Any]:
         """The ``standard-v1`` dump, readable by ``StandardMerkleTree.load`` of the JS library."""

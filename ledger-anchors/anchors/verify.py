@@ -1,15 +1,13 @@
 """Verify a proof document offline, and against the chain with plain JSON-RPC ``eth_call``.
 
 A proof that does not verify is a result (``verified=False`` with the failing step), never an
-exception; a document that is malformed or truncated raises ValidationError. The on-chain check
-talks JSON-RPC over urllib (no web3), so an auditor needs only this package and any node URL.
+exception; a document that is malformed or truncated raises InvalidInputError. The on-chain check
+talks plain JSON-RPC through any ``rpc(method, params)`` callable (:mod:`anchors.rpc`): a service
+passes its own client, an auditor a node URL (no web3 needed).
 """
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,11 +16,9 @@ from anchors.abi import decode_static, encode_call
 from anchors.events import leaf_encoding
 from anchors.keccak import keccak256
 from anchors.merkle import process_proof, standard_leaf_hash, to_bytes32, to_hex
+from anchors.errors import InvalidInputError, NodeUnavailableError
 from anchors.proof import ProofDocument, parse_proof_document
-from settlement.core.errors import ChainUnavailableError, ValidationError
-
-RPC_TIMEOUT_S = 10.0
-RPC_RESPONSE_BYTES_MAX = 1 << 20
+from anchors.rpc import RPC_TIMEOUT_S, Rpc, as_rpc
 
 VERIFY_SIGNATURE = "verify(bytes32,bytes32[],bytes32)"
 ANCHOR_OF_SIGNATURE = "anchorOf(bytes32)"
@@ -94,41 +90,20 @@ def verify_document(document: Mapping[str, Any] | str | bytes | ProofDocument) -
 # -- on chain -------------------------------------------------------------------------------
 
 
-def rpc_request(rpc_url: str, method: str, params: list[Any], timeout_s: float = RPC_TIMEOUT_S) -> Any:
-    """One JSON-RPC call; ChainUnavailableError when the node cannot be reached or answers an error."""
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
-    request = urllib.request.Request(rpc_url, data=body, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            raw = response.read(RPC_RESPONSE_BYTES_MAX + 1)
-    except (urllib.error.URLError, OSError) as exc:
-        raise ChainUnavailableError(f"{method} to {rpc_url} failed: {exc}") from None
-    if len(raw) > RPC_RESPONSE_BYTES_MAX:
-        raise ChainUnavailableError(f"{method}: response larger than {RPC_RESPONSE_BYTES_MAX} bytes")
-    try:
-        answer = json.loads(raw)
-    except ValueError:
-        raise ChainUnavailableError(f"{method}: the node's answer is not JSON") from None
-    if not isinstance(answer, dict) or "error" in answer or "result" not in answer:
-        raise ChainUnavailableError(f"{method}: {answer.get('error') if isinstance(answer, dict) else answer}")
-    return answer["result"]
-
-
-def eth_call(rpc_url: str, contract: str, calldata: bytes, block: int | str = "latest",
-             timeout_s: float = RPC_TIMEOUT_S) -> bytes:
+def eth_call(rpc: Rpc | str, contract: str, calldata: bytes, block: int | str = "latest") -> bytes:
     tag = hex(block) if isinstance(block, int) else block
-    result = rpc_request(rpc_url, "eth_call", [{"to": contract, "data": "0x" + calldata.hex()}, tag], timeout_s)
+    result = as_rpc(rpc)("eth_call", [{"to": contract, "data": "0x" + calldata.hex()}, tag])
     if not isinstance(result, str) or not result.startswith("0x"):
-        raise ChainUnavailableError(f"eth_call: unexpected result {result!r}")
+        raise NodeUnavailableError(f"eth_call: unexpected result {str(result)[:200]!r}")
     return bytes.fromhex(result[2:])
 
 
-def call_verify(rpc_url: str, contract: str, root: Any, proof: list[Any], leaf: Any,
+def call_verify(rpc: Rpc | str, contract: str, root: Any, proof: list[Any], leaf: Any,
                 block: int | str = "latest") -> bool:
     """``TraceAnchor.verify(root, proof, leaf)`` through ``eth_call``."""
     data = encode_call(VERIFY_SIGNATURE, ["bytes32", "bytes32[]", "bytes32"],
                        [to_bytes32(root, "root"), [to_bytes32(p, "proof") for p in proof], to_bytes32(leaf, "leaf")])
-    return bool(decode_static(["bool"], eth_call(rpc_url, contract, data, block))[0])
+    return bool(decode_static(["bool"], eth_call(rpc, contract, data, block))[0])
 
 
 @dataclass(frozen=True)
@@ -142,38 +117,40 @@ class AnchorRecord:
     schema_version: int
 
 
-def call_anchor_of(rpc_url: str, contract: str, root: Any, block: int | str = "latest") -> AnchorRecord:
+def call_anchor_of(rpc: Rpc | str, contract: str, root: Any, block: int | str = "latest") -> AnchorRecord:
     """``TraceAnchor.anchorOf(root)`` through ``eth_call``."""
     data = encode_call(ANCHOR_OF_SIGNATURE, ["bytes32"], [to_bytes32(root, "root")])
-    return AnchorRecord(*decode_static(ANCHOR_OF_TYPES, eth_call(rpc_url, contract, data, block)))
+    return AnchorRecord(*decode_static(ANCHOR_OF_TYPES, eth_call(rpc, contract, data, block)))
 
 
-def verify_on_chain(document: Mapping[str, Any] | str | bytes | ProofDocument, rpc_url: str,
+def verify_on_chain(document: Mapping[str, Any] | str | bytes | ProofDocument, rpc: Rpc | str,
                     timeout_s: float = RPC_TIMEOUT_S) -> VerificationResult:
     """Offline steps, then: the node's chain id, the anchoring transaction's receipt and event,
     ``anchorOf(root)`` at the anchored block, and ``verify(root, proof, leaf)`` at the head.
 
-    Raises ValidationError for a malformed document or one without an anchor, and
-    ChainUnavailableError when the node cannot be asked.
+    ``rpc`` is a node URL or a ``rpc(method, params)`` callable. Raises InvalidInputError for a
+    malformed document or one without an anchor, and NodeUnavailableError when the node cannot be
+    asked.
     """
     offline = verify_document(document)
     doc = offline.document
     anchor = doc.anchor
     if anchor is None:
-        raise ValidationError("the proof document has no anchor to check on chain")
+        raise InvalidInputError("the proof document has no anchor to check on chain")
     steps = list(offline.steps)
-    chain_id = int(rpc_request(rpc_url, "eth_chainId", [], timeout_s), 16)
+    rpc = as_rpc(rpc, timeout_s)
+    chain_id = int(rpc("eth_chainId", []), 16)
     steps.append(Step("chain-id", chain_id == anchor.chain_id,
                       f"node chain id {chain_id}, anchor says {anchor.chain_id}"))
-    receipt = rpc_request(rpc_url, "eth_getTransactionReceipt", [anchor.tx_hash], timeout_s)
+    receipt = rpc("eth_getTransactionReceipt", [anchor.tx_hash])
     steps.append(_receipt_step(receipt, doc))
-    record = call_anchor_of(rpc_url, anchor.contract, doc.root, anchor.block_number)
+    record = call_anchor_of(rpc, anchor.contract, doc.root, anchor.block_number)
     ok = (record.block_number == anchor.block_number and record.timestamp == anchor.block_time
           and record.sequence == anchor.batch_sequence)
     steps.append(Step("anchor-record", ok,
                       f"anchorOf(root) at block {anchor.block_number}: block {record.block_number}, "
                       f"time {record.timestamp}, sequence {record.sequence}, {record.leaf_count} leaves"))
-    on_chain = call_verify(rpc_url, anchor.contract, doc.root, doc.proof, doc.leaf_hash)
+    on_chain = call_verify(rpc, anchor.contract, doc.root, doc.proof, doc.leaf_hash)
     steps.append(Step("contract-verify", on_chain, f"TraceAnchor.verify(root, proof, leaf) = {on_chain}"))
     return _result(doc, steps)
 
@@ -210,7 +187,6 @@ __all__ = [
     "call_anchor_of",
     "call_verify",
     "eth_call",
-    "rpc_request",
     "verify_document",
     "verify_on_chain",
 ]

@@ -12,6 +12,7 @@ run: deps
 	$(VENV)/bin/ledger up --demo
 
 test: deps
+	$(VENV)/bin/lint-imports
 	@url=$$(scripts/test-postgres.sh start) && \
 	  echo "PostgreSQL for tests: $$url" && \
 	  LEDGER_TEST_DATABASE_URL="$$url" $(PY) -m pytest $(PYTEST_ARGS)

@@ -14,7 +14,7 @@ from ledger_api.problems import BODY_BYTES_MAX, ProblemGuard, install_problem_ha
 from ledger_api.routes import api_router
 from ledger_api.routes.metrics import ApiMetrics, MetricsMiddleware
 from ledger_api.settings import Settings
-from settlement.domains.members.service import REGISTRY_CACHE_TTL_S, RegistryView
+from settlement.domains.members import REGISTRY_CACHE_TTL_S, RegistryView
 from settlement.runtime import Runtime
 
 __all__ = ["create_app", "service_version"]

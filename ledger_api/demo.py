@@ -17,8 +17,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from ledger_api.settings import Settings
-from settlement.domains.members.apikeys import hash_key, issue_key
-from settlement.domains.members.service import ROLE_HASHES, country_hex, onboard, onchain_id
+from settlement.domains.members import ROLE_HASHES, country_hex, hash_key, issue_key, onboard, onchain_id
 from settlement.domains.payments import configure_demo_providers
 from settlement.pipeline.outbox import enqueue
 from settlement.providers.testing import demo_credentials

@@ -29,8 +29,7 @@ from settlement.core.errors import (
     MemberSuspendedError,
     UnknownMemberError,
 )
-from settlement.domains.members import apikeys
-from settlement.domains.members.service import ROLE_NAMES, MemberView, RegistryView
+from settlement.domains.members import ROLE_NAMES, MemberView, RegistryView, apikeys
 from settlement.runtime import Runtime
 
 __all__ = [

@@ -21,8 +21,13 @@ from pathlib import Path
 
 from anchors.cli import DEFAULT_RPC_URL, EXIT_NOT_VERIFIED, EXIT_VERIFIED, default_rpc_url, verify_proof_file
 
-from settlement.domains.anchoring import audit_journal, export_journal, flush, retry_failed
-from settlement.domains.anchoring.submit import chain_last_sequence
+from settlement.domains.anchoring import (
+    audit_journal,
+    chain_last_sequence,
+    export_journal,
+    flush,
+    retry_failed,
+)
 from settlement.runtime import Runtime
 
 __all__ = ["register", "verify_proof_file", "audit_export_file"]

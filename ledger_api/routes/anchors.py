@@ -33,8 +33,8 @@ from ledger_api.schemas.anchors import (
     TraceEntry,
 )
 from settlement.domains import anchoring
-from settlement.domains.anchoring.limits import BATCH_LIST_MAX, EXPORT_BATCHES_MAX, TRACE_EVENTS_MAX
-from settlement.domains.members.service import onchain_id
+from settlement.domains.anchoring import BATCH_LIST_MAX, EXPORT_BATCHES_MAX, TRACE_EVENTS_MAX
+from settlement.domains.members import onchain_id
 from settlement.runtime import Runtime
 from settlement.store.models.anchoring import AnchorBatch
 

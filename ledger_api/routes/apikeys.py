@@ -9,9 +9,10 @@ from fastapi import APIRouter, Path, status
 
 from ledger_api.deps import CurrentMember, DbSession, OperatorMember
 from ledger_api.routes.members import MemberIdPath
-from ledger_api.schemas import ApiKeyCreate, ApiKeyIssued, ApiKeyPublic, ApiKeysPublic, Problem
+from ledger_api.schemas import Problem
+from ledger_api.schemas.members import ApiKeyCreate, ApiKeyIssued, ApiKeyPublic, ApiKeysPublic
 from settlement.domains.members import apikeys as svc
-from settlement.domains.members.service import get_member
+from settlement.domains.members import get_member
 from settlement.store.models import ApiKey
 
 router = APIRouter(prefix="/v1", tags=["api-keys"],

@@ -21,7 +21,7 @@ from ledger_api.schemas import Problem
 from ledger_api.schemas.callbacks import (
     CallbackPublic,
     CallbacksPublic,
-    MoneyOut,
+    Money,
     ProviderAccountCreate,
     ProviderAccountPublic,
     ProviderAccountsPublic,
@@ -29,7 +29,7 @@ from ledger_api.schemas.callbacks import (
 )
 from settlement.core.errors import NotFoundError
 from settlement.domains import payments as cb
-from settlement.domains.payments.accounts import AccountInfo
+from settlement.domains.payments import AccountInfo
 from settlement.runtime import Runtime
 from settlement.store.models.payments import ProviderCallback
 
@@ -110,7 +110,7 @@ def enable_provider_account(provider: ProviderPath, account: AccountPath, runtim
 
 
 def callback_public(row: ProviderCallback) -> CallbackPublic:
-    amount = MoneyOut(value=row.amount_minor, currency=row.currency) \
+    amount = Money(value=row.amount_minor, currency=row.currency) \
         if row.amount_minor is not None and row.currency else None
     return CallbackPublic(
         id=row.id, provider=row.provider, account=row.account, kind=row.kind, provider_status=row.provider_status,

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request
 
 from ledger_api.deps import RuntimeDep
-from ledger_api.schemas import ChainHealth, Health, StoreHealth
+from ledger_api.schemas.health import ChainHealth, Health, StoreHealth
 from settlement.chain.client import ChainClient
 from settlement.core.errors import ChainUnavailableError
 from settlement.pipeline import outbox

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Path, Query, Request, status
 from sqlalchemy.orm import Session
 
 from ledger_api.deps import CurrentMember, DbSession, OperatorMember, RuntimeDep
-from ledger_api.schemas import (
+from ledger_api.schemas import Problem
+from ledger_api.schemas.members import (
     ApiKeyIssued,
     Me,
     MemberChangeAccepted,
@@ -16,7 +17,6 @@ from ledger_api.schemas import (
     MemberCreated,
     MemberPublic,
     MembersPublic,
-    Problem,
     RoleChange,
 )
 from settlement.domains import members as svc

@@ -16,7 +16,8 @@ from fastapi import APIRouter, Depends, Path, Query, status
 from sqlalchemy.orm import Session
 
 from ledger_api.deps import CurrentMember, Principal, RuntimeDep, require_roles
-from ledger_api.schemas import Problem
+from ledger_api.schemas import Money as MoneyBody
+from ledger_api.schemas import Problem, money
 from ledger_api.schemas.receivables import (
     AcceptanceCreate,
     EvidenceCreate,
@@ -25,15 +26,14 @@ from ledger_api.schemas.receivables import (
     FinancingRequestCreate,
     HistoryEventPublic,
     HistoryPublic,
-    MoneyJson,
     OfferCreate,
     OfferPublic,
-    OperationPublic,
     PartPublic,
     PaymentPublic,
     PaymentsPublic,
     ReceivableAccepted,
     ReceivableCreate,
+    ReceivableOperationPublic,
     ReceivablePublic,
     ReceivablesPublic,
     SignedConfirmation,
@@ -47,7 +47,6 @@ from settlement.core.errors import UnsupportedCurrencyError, ValidationError
 from settlement.core.money import Money
 from settlement.domains import receivables as svc
 from settlement.domains.receivables import Actor, ChainFacts, DayCountBasis, EvidenceCheck
-from settlement.domains.receivables import evidence as ev
 from settlement.runtime import Runtime
 from settlement.store.models import Member
 from settlement.store.models.receivables import (
@@ -76,12 +75,9 @@ def actor_of(p: Principal) -> Actor:
     return Actor(member_id=p.member_id, roles=frozenset(p.roles), active=p.active)
 
 
-def _money(value: int, currency: str) -> MoneyJson:
-    return MoneyJson(value=value, currency=currency)
 
-
-def _op(op: ReceivableOperation) -> OperationPublic:
-    return OperationPublic(id=op.id, kind=op.kind, part_id=op.part_id, requested_by=op.requested_by,
+def _op(op: ReceivableOperation) -> ReceivableOperationPublic:
+    return ReceivableOperationPublic(id=op.id, kind=op.kind, part_id=op.part_id, requested_by=op.requested_by,
                            status=op.status, error_name=op.error_name, error_args=op.error_args,
                            outbox_id=op.outbox_id, tx_hash=op.tx_hash, block_number=op.block_number,
                            created_at=op.created_at)
@@ -91,15 +87,15 @@ def _part(r: Receivable, p: ReceivablePart) -> PartPublic:
     offer = None
     if p.request_open and p.offer_id is not None:
         offer = OfferPublic(offer_id=p.offer_id, financier_id=p.financier_id,
-                            advance=_money(p.advance_minor or 0, r.currency), fee=_money(p.fee_minor or 0, r.currency),
+                            advance=money(p.advance_minor or 0, r.currency), fee=money(p.fee_minor or 0, r.currency),
                             discount_rate_ppm=p.discount_rate_ppm or 0,
                             day_count=_BASIS_NAME[DayCountBasis(p.day_count_basis)],
                             valid_until=p.offer_valid_until or 0)
     return PartPublic(id=p.id, index=p.index, holder_id=p.holder_id, holder_onchain_id=p.holder_onchain_id,
-                      amount=_money(p.amount_minor, r.currency), financed=p.financed,
+                      amount=money(p.amount_minor, r.currency), financed=p.financed,
                       financing_requested_from=p.financier_id if p.request_open else None, offer=offer,
                       sold_by=p.seller_id,
-                      repaid=_money(p.repaid_minor, r.currency) if p.repaid_minor is not None else None)
+                      repaid=money(p.repaid_minor, r.currency) if p.repaid_minor is not None else None)
 
 
 def receivable_public(facts: ChainFacts, r: Receivable, parts: list[ReceivablePart]) -> ReceivablePublic:
@@ -107,11 +103,11 @@ def receivable_public(facts: ChainFacts, r: Receivable, parts: list[ReceivablePa
     return ReceivablePublic(
         id=r.id, supplier_id=r.supplier_id, buyer_id=r.buyer_id, invoice_number=r.invoice_number,
         invoice_number_normalized=r.invoice_number_normalized, invoice_hash=r.invoice_hash,
-        face_value=_money(r.face_value_minor, r.currency), issue_date=r.issue_date, due_date=r.due_date,
+        face_value=money(r.face_value_minor, r.currency), issue_date=r.issue_date, due_date=r.due_date,
         overdue_from=r.due_date + timedelta(days=grace + 1),
         status=svc.display_status(r.status, r.due_date, today, grace), stored_status=r.status,
         confirmation=r.confirmation, confirmed_by=r.confirmed_by, rejection=r.rejection,
-        financed=_money(sum(p.amount_minor for p in parts if p.financed), r.currency),
+        financed=money(sum(p.amount_minor for p in parts if p.financed), r.currency),
         parts=[_part(r, p) for p in parts], pending_operation_id=r.busy_operation_id, created_at=r.created_at)
 
 
@@ -124,8 +120,8 @@ def _accepted(facts: ChainFacts, session: Session, done: svc.Accepted) -> Receiv
     terms = None
     if done.terms is not None:
         t = done.terms
-        terms = TermsPublic(face=_money(t.face_minor, t.currency), discount=_money(t.discount_minor, t.currency),
-                            fee=_money(t.fee_minor, t.currency), advance=_money(t.advance_minor, t.currency),
+        terms = TermsPublic(face=money(t.face_minor, t.currency), discount=money(t.discount_minor, t.currency),
+                            fee=money(t.fee_minor, t.currency), advance=money(t.advance_minor, t.currency),
                             days=t.days, rate_ppm=t.rate_ppm, day_count=_BASIS_NAME[t.basis],
                             rounding=t.rounding.value)
     return ReceivableAccepted(receivable=_one(facts, session, done.receivable),
@@ -133,8 +129,9 @@ def _accepted(facts: ChainFacts, session: Session, done: svc.Accepted) -> Receiv
                               terms=terms)
 
 
-def _m(money: MoneyJson) -> Money:
-    return Money(money.value, money.currency)
+def _m(body: MoneyBody) -> Money:
+    """The request's money as the domain's value object."""
+    return Money(body.value, body.currency)
 
 
 Command = Callable[[ChainFacts, Session, Actor], svc.Accepted]
@@ -332,13 +329,13 @@ def payments(receivable_id: ReceivableIdPath, runtime: RuntimeDep,
         rows = svc.payments_of(session, r.id)
     return PaymentsPublic(
         receivable_id=r.id, data=[_payment(r, p) for p in rows],
-        repaid_total=_money(sum(p.amount_minor for p in rows if p.kind == "repayment"), r.currency),
-        disbursed_total=_money(sum(p.amount_minor for p in rows if p.kind == "disbursement"), r.currency))
+        repaid_total=money(sum(p.amount_minor for p in rows if p.kind == "repayment"), r.currency),
+        disbursed_total=money(sum(p.amount_minor for p in rows if p.kind == "disbursement"), r.currency))
 
 
 def _payment(r: Receivable, p: ReceivablePayment) -> PaymentPublic:
     return PaymentPublic(id=p.id, kind=p.kind, part_id=p.part_id, payer_id=p.payer_id, payee_id=p.payee_id,
-                         amount=_money(p.amount_minor, p.currency), status=p.status, settlement_id=p.settlement_id,
+                         amount=money(p.amount_minor, p.currency), status=p.status, settlement_id=p.settlement_id,
                          settlement_error=p.settlement_error, tx_hash=p.tx_hash, block_number=p.block_number)
 
 
@@ -364,7 +361,7 @@ def add_evidence(receivable_id: ReceivableIdPath, body: EvidenceCreate, runtime:
         r = svc.get_receivable(session, actor, receivable_id)
         parties = {m.onchain_id.lower() for m in (session.get(Member, r.supplier_id),
                                                   session.get(Member, r.buyer_id))}
-    return _evidence(ev.check_evidence(runtime, row, parties))  # the node is asked after the commit
+    return _evidence(svc.check_evidence(runtime, row, parties))  # the node is asked after the commit
 
 
 @router.get("/{receivable_id}/evidence", response_model=EvidenceListPublic,

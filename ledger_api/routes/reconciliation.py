@@ -15,19 +15,18 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from ledger_api.deps import DbSession, Principal, RuntimeDep, require_roles
 from ledger_api.schemas import Problem
-from ledger_api.schemas.callbacks import (
+from ledger_api.schemas.reconciliation import (
     ExceptionsPublic,
+    ReconciliationStatementPublic,
     ResolutionCreate,
     ResolutionPublic,
     RunCreate,
     RunPublic,
     RunsPublic,
     StatementKind,
-    StatementPublic,
     StatementsPublic,
 )
 from settlement.domains import reconciliation as rs
-from settlement.domains.reconciliation.engine import ParseResult
 from settlement.store.models.payments import ReconciliationRun, StatementImport
 
 router = APIRouter(prefix="/v1/reconciliation", tags=["reconciliation"],
@@ -41,10 +40,10 @@ ExceptionIdPath = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[0
 ROW_ERRORS_SHOWN_MAX = 100
 
 
-def _statement_public(row: StatementImport, parsed: ParseResult | None = None) -> StatementPublic:
+def _statement_public(row: StatementImport, parsed: rs.ParseResult | None = None) -> ReconciliationStatementPublic:
     errors = [] if parsed is None else [
         {"line_no": e.line_no, "reason": e.reason[:300]} for e in parsed.errors[:ROW_ERRORS_SHOWN_MAX]]
-    return StatementPublic(id=row.id, kind=row.provider or "", format=row.format, account=row.account,
+    return ReconciliationStatementPublic(id=row.id, kind=row.provider or "", format=row.format, account=row.account,
                            filename=row.filename, size_bytes=row.size_bytes, sha256=row.sha256, encoding=row.encoding,
                            line_count=row.line_count, row_error_count=row.row_error_count, row_errors=errors,
                            uploaded_by=row.uploaded_by, uploaded_at=row.uploaded_at)
@@ -57,12 +56,12 @@ def _run_public(row: ReconciliationRun) -> RunPublic:
                      started_by=row.started_by, started_at=row.started_at, finished_at=row.finished_at)
 
 
-@router.post("/statements", response_model=StatementPublic, status_code=status.HTTP_201_CREATED,
+@router.post("/statements", response_model=ReconciliationStatementPublic, status_code=status.HTTP_201_CREATED,
              summary="Import a statement (the raw file as the body)")
 async def import_statement(request: Request, runtime: RuntimeDep, who: Writer,
                            kind: Annotated[StatementKind, Query()],
                            account: Annotated[str | None, Query(max_length=64)] = None,
-                           filename: Annotated[str, Query(max_length=255)] = "statement") -> StatementPublic:
+                           filename: Annotated[str, Query(max_length=255)] = "statement") -> ReconciliationStatementPublic:
     data = await request.body()
     row, parsed = await run_in_threadpool(rs.import_statement, runtime, kind, data, filename=filename,
                                           uploaded_by=who.member_id, account=account)

@@ -16,8 +16,9 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from ledger_api.deps import DbSession, Principal, RuntimeDep, require_roles
-from ledger_api.schemas import Problem
+from ledger_api.schemas import Problem, money
 from ledger_api.schemas.settlements import (
+    AccountStatementPublic,
     BalancePublic,
     BalancesPublic,
     BatchCreated,
@@ -27,9 +28,7 @@ from ledger_api.schemas.settlements import (
     CycleMemberNet,
     CyclePublic,
     CycleReportPublic,
-    MoneyIn,
-    MoneyOut,
-    OperationPublic,
+    Money,
     PaymentCreate,
     PositionPublic,
     PositionsPublic,
@@ -38,10 +37,10 @@ from ledger_api.schemas.settlements import (
     RefundPublic,
     SettlementBatchCreate,
     SettlementCreate,
+    SettlementOperationPublic,
     SettlementPublic,
     SettlementsPublic,
     StatementLinePublic,
-    StatementPublic,
 )
 from settlement.core.errors import (
     ForbiddenError,
@@ -49,12 +48,8 @@ from settlement.core.errors import (
     NettingCycleNotFoundError,
     SettlementNotFoundError,
 )
-from settlement.domains.settlements import commands as svc
-from settlement.domains.settlements import cycles as cyc
-from settlement.domains.settlements import idempotency as idem
-from settlement.domains.settlements import postings as jr
-from settlement.domains.settlements import queries as q
-from settlement.domains.settlements.fx import rate_to_decimal
+from settlement.domains import settlements as svc
+from settlement.store import idempotency as idem
 from settlement.store.models.settlements import NettingCycle, Settlement, SettlementRefund
 
 router = APIRouter(prefix="/v1", tags=["settlements"],
@@ -73,27 +68,24 @@ MemberQuery = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r
 # -- mapping -----------------------------------------------------------------------------------------
 
 
-def _money(value: int, currency: str) -> MoneyOut:
-    return MoneyOut(value=value, currency=currency)
-
 
 def settlement_public(session: Session, s: Settlement, *, detail: bool = False) -> SettlementPublic:
     out = SettlementPublic(
         id=s.id, client_reference=s.client_reference, payer=s.payer_id, payee=s.payee_id,
-        source=_money(s.source_amount_minor, s.source_currency), target=_money(s.target_amount_minor, s.target_currency),
-        fx_rate=rate_to_decimal(s.fx_rate_scaled, s.source_currency, s.target_currency),
-        fx_rate_scaled=str(s.fx_rate_scaled), fees=_money(s.fees_minor, s.source_currency), value_date=s.value_date,
+        source=money(s.source_amount_minor, s.source_currency), target=money(s.target_amount_minor, s.target_currency),
+        fx_rate=svc.rate_to_decimal(s.fx_rate_scaled, s.source_currency, s.target_currency),
+        fx_rate_scaled=str(s.fx_rate_scaled), fees=money(s.fees_minor, s.source_currency), value_date=s.value_date,
         purpose_code=s.purpose_code, payment_reference=s.payment_reference, payment_ref_hash=s.payment_ref_hash,
-        state=s.state, paid=_money(s.paid_minor, s.target_currency),
-        refunded=_money(s.refunded_minor, s.target_currency), provider=s.provider, cycle_id=s.cycle_id,
+        state=s.state, paid=money(s.paid_minor, s.target_currency),
+        refunded=money(s.refunded_minor, s.target_currency), provider=s.provider, cycle_id=s.cycle_id,
         chain=ChainStatePublic(operation=s.chain_op, status=s.chain_status, outbox_id=s.outbox_id, tx_hash=s.tx_hash,
                                block_number=s.block_number, error=s.chain_error,
                                recorded_tx_hash=s.recorded_tx_hash, recorded_block=s.recorded_block),
         created_at=s.created_at, updated_at=s.updated_at)
     if detail:
         out.operations = [
-            OperationPublic(kind=op.kind, status=op.status,
-                            amount=_money(op.amount_minor, s.target_currency) if op.amount_minor is not None else None,
+            SettlementOperationPublic(kind=op.kind, status=op.status,
+                            amount=money(op.amount_minor, s.target_currency) if op.amount_minor is not None else None,
                             requested_by=op.requested_by, outbox_id=op.outbox_id, tx_hash=op.tx_hash,
                             block_number=op.block_number, error=op.error, created_at=op.created_at,
                             confirmed_at=op.confirmed_at)
@@ -103,7 +95,7 @@ def settlement_public(session: Session, s: Settlement, *, detail: bool = False) 
 
 
 def _refund_public(s: Settlement, r: SettlementRefund) -> RefundPublic:
-    return RefundPublic(id=r.id, amount=_money(r.amount_minor, s.target_currency), reference=r.reference,
+    return RefundPublic(id=r.id, amount=money(r.amount_minor, s.target_currency), reference=r.reference,
                         reference_hash=r.reference_hash, status=r.status, requested_by=r.requested_by,
                         created_at=r.created_at)
 
@@ -133,7 +125,7 @@ def _relay_as(member: Principal) -> str | None:
     return None if "operator" in member.roles else member.member_id
 
 
-def _amount(money: MoneyIn) -> int:
+def _amount(money: Money) -> int:
     return money.value
 
 
@@ -189,9 +181,9 @@ def create_batch(body: SettlementBatchCreate, runtime: RuntimeDep, member: Finan
 
 
 def _filter(member: Principal, role: str, state: str | None, counterparty: str | None, currency: str | None,
-            date_from: date | None, date_to: date | None) -> q.SettlementFilter:
+            date_from: date | None, date_to: date | None) -> svc.SettlementFilter:
     scope = None if "operator" in member.roles else member.member_id
-    return q.SettlementFilter(member_id=scope, role=role, state=state, counterparty=counterparty, currency=currency,
+    return svc.SettlementFilter(member_id=scope, role=role, state=state, counterparty=counterparty, currency=currency,
                               date_from=date_from, date_to=date_to)
 
 
@@ -207,8 +199,8 @@ def export_csv(session: DbSession, member: FinanceOrOperator, role: RoleQuery = 
     f = _filter(member, role, state, counterparty, currency, date_from, date_to)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(q.EXPORT_COLUMNS)
-    for row in q.export_rows(session, f):
+    writer.writerow(svc.EXPORT_COLUMNS)
+    for row in svc.export_rows(session, f):
         # Cells a spreadsheet would run as formulas are quoted with a leading apostrophe.
         writer.writerow([f"'{c}" if isinstance(c, str) and c[:1] in ("=", "+", "-", "@") else c for c in row])
     return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8",
@@ -219,10 +211,10 @@ def export_csv(session: DbSession, member: FinanceOrOperator, role: RoleQuery = 
             summary="Your settlements, newest first (filters; cursor pagination, 1..200 per page)")
 def list_settlements(session: DbSession, member: FinanceOrOperator, role: RoleQuery = "any", state: StateQuery = None,
                      counterparty: MemberQuery = None, currency: CurrencyQuery = None, date_from: date | None = None,
-                     date_to: date | None = None, limit: Annotated[int, Query(ge=1, le=q.LIST_LIMIT_MAX)] = 50,
+                     date_to: date | None = None, limit: Annotated[int, Query(ge=1, le=svc.LIST_LIMIT_MAX)] = 50,
                      cursor: Annotated[str | None, Query(max_length=100)] = None) -> SettlementsPublic:
     f = _filter(member, role, state, counterparty, currency, date_from, date_to)
-    rows, next_cursor = q.list_settlements(session, f, limit=limit, cursor=cursor)
+    rows, next_cursor = svc.list_settlements(session, f, limit=limit, cursor=cursor)
     data = [settlement_public(session, s) for s in rows]
     return SettlementsPublic(data=data, count=len(data), next_cursor=next_cursor)
 
@@ -286,9 +278,9 @@ def _owner(member: Principal, requested: str | None) -> str:
 def balances(session: DbSession, member: FinanceOrOperator, currency: CurrencyQuery = None,
              member_id: Annotated[MemberQuery, Query(alias="member")] = None) -> BalancesPublic:
     owner = _owner(member, member_id)
-    data = [BalancePublic(account=b.account, debit=_money(b.debit_minor, b.currency),
-                          credit=_money(b.credit_minor, b.currency), balance=_money(b.balance_minor, b.currency))
-            for b in jr.balances(session, owner, currency)]
+    data = [BalancePublic(account=b.account, debit=money(b.debit_minor, b.currency),
+                          credit=money(b.credit_minor, b.currency), balance=money(b.balance_minor, b.currency))
+            for b in svc.balances(session, owner, currency)]
     return BalancesPublic(member_id=owner, data=data)
 
 
@@ -297,30 +289,30 @@ def positions(session: DbSession, member: FinanceOrOperator,
               member_id: Annotated[MemberQuery, Query(alias="member")] = None) -> PositionsPublic:
     owner = _owner(member, member_id)
     data = []
-    for p in q.positions(session, owner):
+    for p in svc.positions(session, owner):
         c = p.currency
         data.append(PositionPublic(
-            currency=c, to_receive=_money(p.to_receive_minor, c), to_pay=_money(p.to_pay_minor, c),
-            net=_money(p.net_minor, c), instructed_in=_money(p.instructed_in_minor, c),
-            instructed_out=_money(p.instructed_out_minor, c), fees_owed=_money(p.fees_owed_minor, c),
-            net_settled=_money(p.net_settled_minor, c), refunds_owed_to=_money(p.refunds_owed_to_minor, c),
-            refunds_owed_by=_money(p.refunds_owed_by_minor, c)))
+            currency=c, to_receive=money(p.to_receive_minor, c), to_pay=money(p.to_pay_minor, c),
+            net=money(p.net_minor, c), instructed_in=money(p.instructed_in_minor, c),
+            instructed_out=money(p.instructed_out_minor, c), fees_owed=money(p.fees_owed_minor, c),
+            net_settled=money(p.net_settled_minor, c), refunds_owed_to=money(p.refunds_owed_to_minor, c),
+            refunds_owed_by=money(p.refunds_owed_by_minor, c)))
     return PositionsPublic(member_id=owner, data=data)
 
 
-@router.get("/statements", response_model=StatementPublic, summary="Journal entries of one currency, in order")
+@router.get("/statements", response_model=AccountStatementPublic, summary="Journal entries of one currency, in order")
 def statement(session: DbSession, member: FinanceOrOperator,
               currency: Annotated[str, Query(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")],
               after: Annotated[int, Query(ge=0)] = 0,
-              limit: Annotated[int, Query(ge=1, le=jr.STATEMENT_LIMIT_MAX)] = 100,
-              member_id: Annotated[MemberQuery, Query(alias="member")] = None) -> StatementPublic:
+              limit: Annotated[int, Query(ge=1, le=svc.STATEMENT_LIMIT_MAX)] = 100,
+              member_id: Annotated[MemberQuery, Query(alias="member")] = None) -> AccountStatementPublic:
     owner = _owner(member, member_id)
-    lines = jr.statement(session, owner, currency, after_id=after, limit=limit)
+    lines = svc.statement(session, owner, currency, after_id=after, limit=limit)
     data = [StatementLinePublic(entry_id=ln.entry_id, txn_id=ln.txn_id, kind=ln.kind, settlement_id=ln.settlement_id,
                                 cycle_id=ln.cycle_id, account=ln.account, side=ln.side,
-                                amount=_money(ln.amount_minor, ln.currency), created_at=ln.created_at)
+                                amount=money(ln.amount_minor, ln.currency), created_at=ln.created_at)
             for ln in lines]
-    return StatementPublic(member_id=owner, currency=currency, data=data,
+    return AccountStatementPublic(member_id=owner, currency=currency, data=data,
                            next_after=lines[-1].entry_id if len(lines) == limit else None)
 
 
@@ -329,15 +321,15 @@ def statement(session: DbSession, member: FinanceOrOperator,
 
 def cycle_public(cycle: NettingCycle) -> CyclePublic:
     c = cycle.currency
-    report = cyc.cycle_report(cycle)
+    report = svc.cycle_report(cycle)
     return CyclePublic(
         id=cycle.id, currency=c, state=cycle.state, settlement_ids=list(cycle.settlement_ids),
-        members=[CycleMemberNet(member_id=m, onchain_id=oid, net=_money(int(n), c))
+        members=[CycleMemberNet(member_id=m, onchain_id=oid, net=money(int(n), c))
                  for (m, oid), n in zip(cycle.members, cycle.nets)],
-        report=CycleReportPublic(gross_count=report.gross_count, gross_value=_money(report.gross_value_minor, c),
-                                 net_count=report.net_count, net_value=_money(report.net_value_minor, c),
+        report=CycleReportPublic(gross_count=report.gross_count, gross_value=money(report.gross_value_minor, c),
+                                 net_count=report.net_count, net_value=money(report.net_value_minor, c),
                                  transfers_saved=report.transfers_saved,
-                                 value_saved=_money(report.value_saved_minor, c),
+                                 value_saved=money(report.value_saved_minor, c),
                                  value_saved_ratio=report.value_saved_ratio),
         closed_by=cycle.closed_by,
         chain=CycleChainPublic(operation=cycle.chain_op, status=cycle.chain_status, outbox_id=cycle.outbox_id,
@@ -357,14 +349,14 @@ def _cycle_visible(member: Principal, cycle: NettingCycle) -> NettingCycle:
              summary="Close a netting cycle in one currency: net the waiting paid settlements, submit on chain",
              responses={409: {"model": Problem}})
 def close_cycle(body: CycleCreate, runtime: RuntimeDep, session: DbSession, member: FinanceOrOperator) -> CyclePublic:
-    return cycle_public(cyc.close_cycle(runtime, session, body.currency, member.member_id))
+    return cycle_public(svc.close_cycle(runtime, session, body.currency, member.member_id))
 
 
 @router.get("/netting-cycles/{cycle_id}", response_model=CyclePublic,
             summary="A netting cycle: members' nets, gross against net, on-chain state",
             responses={404: {"model": Problem}})
 def get_cycle(cycle_id: CycleIdPath, session: DbSession, member: FinanceOrOperator) -> CyclePublic:
-    return cycle_public(_cycle_visible(member, cyc.get_cycle(session, cycle_id)))
+    return cycle_public(_cycle_visible(member, svc.get_cycle(session, cycle_id)))
 
 
 @router.post("/netting-cycles/{cycle_id}/settle", status_code=status.HTTP_202_ACCEPTED, response_model=CyclePublic,
@@ -372,5 +364,5 @@ def get_cycle(cycle_id: CycleIdPath, session: DbSession, member: FinanceOrOperat
              responses={404: {"model": Problem}, 409: {"model": Problem}})
 def settle_cycle(cycle_id: CycleIdPath, runtime: RuntimeDep, session: DbSession,
                  member: FinanceOrOperator) -> CyclePublic:
-    _cycle_visible(member, cyc.get_cycle(session, cycle_id))
-    return cycle_public(cyc.settle_cycle(runtime, session, cycle_id, member.member_id))
+    _cycle_visible(member, svc.get_cycle(session, cycle_id))
+    return cycle_public(svc.settle_cycle(runtime, session, cycle_id, member.member_id))

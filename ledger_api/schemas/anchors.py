@@ -13,9 +13,10 @@ from anchors.events import (
     OCCURRED_AT_MIN_S,
 )
 from anchors.merkle import PROOF_DEPTH_MAX
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import Field, StrictInt
 
-from settlement.domains.anchoring.limits import BATCH_LIST_MAX, EVENTS_PER_REQUEST_MAX, TRACE_EVENTS_MAX
+from ledger_api.schemas.common import In, Out
+from settlement.domains.anchoring import BATCH_LIST_MAX, EVENTS_PER_REQUEST_MAX, TRACE_EVENTS_MAX
 
 EventTypeName = Literal["produced", "shipped", "received", "inspected", "stored", "transformed", "sold",
                         "returned", "recalled", "destroyed"]
@@ -25,20 +26,10 @@ LEAF_FIELDS_MAX = 16
 LEAF_ITEM_CHARS_MAX = 80
 
 
-class _In(BaseModel):
-    # No whitespace stripping: what the client sends is what is hashed (surrounding spaces are
-    # refused by the leaf schema, not silently changed).
-    model_config = ConfigDict(extra="forbid")
-
-
-class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 # -- posting events ----------------------------------------------------------------------------
 
 
-class ProvenanceEventIn(_In):
+class ProvenanceEventIn(In):
     """One event. The acting member is the API key's member: an event cannot name another."""
 
     event_id: str = Field(min_length=1, max_length=EVENT_ID_CHARS_MAX, examples=["evt-2024-000123"],
@@ -57,21 +48,21 @@ class ProvenanceEventIn(_In):
                                                    "arrays, objects; at most 16 KiB canonical")
 
 
-class ProvenanceEventsIn(_In):
+class ProvenanceEventsIn(In):
     events: list[ProvenanceEventIn] = Field(
         min_length=1, max_length=10 * EVENTS_PER_REQUEST_MAX,
         description=f"at most {EVENTS_PER_REQUEST_MAX} events and 512 KiB of event JSON per request "
                     "(more: 413 provenance-batch-too-large); all are stored or none")
 
 
-class EventAccepted(_Out):
+class EventAccepted(Out):
     event_id: str = Field(max_length=EVENT_ID_CHARS_MAX)
     lot_id: str = Field(max_length=LOT_ID_CHARS_MAX)
     leaf_hash: str = Field(max_length=66)
     duplicate: bool = Field(description="already recorded with the same content: nothing new written")
 
 
-class EventsAccepted(_Out):
+class EventsAccepted(Out):
     accepted: int = Field(description="events newly recorded")
     duplicates: int
     events: list[EventAccepted]
@@ -80,7 +71,7 @@ class EventsAccepted(_Out):
 # -- proofs ------------------------------------------------------------------------------------
 
 
-class AnchorPublic(_Out):
+class AnchorPublic(Out):
     chain_id: int
     contract: str = Field(max_length=42)
     tx_hash: str = Field(max_length=66)
@@ -89,7 +80,7 @@ class AnchorPublic(_Out):
     batch_sequence: int
 
 
-class ProvenanceEventPublic(_Out):
+class ProvenanceEventPublic(Out):
     event_id: str = Field(max_length=EVENT_ID_CHARS_MAX)
     lot_id: str = Field(max_length=LOT_ID_CHARS_MAX)
     product: str = Field(max_length=80)
@@ -101,7 +92,7 @@ class ProvenanceEventPublic(_Out):
     attributes: dict[str, Any]
 
 
-class ProofDocumentOut(_Out):
+class ProofDocumentOut(Out):
     """``ledger-anchor-proof-v1``: verify with ``ledger anchors verify``, ``anchors.verify_on_chain``,
     ``@openzeppelin/merkle-tree`` or ``TraceAnchor.verify(root, proof, leaf_hash)``."""
 
@@ -116,7 +107,7 @@ class ProofDocumentOut(_Out):
     event: ProvenanceEventPublic | None = None
 
 
-class TraceEntry(_Out):
+class TraceEntry(Out):
     event: ProvenanceEventPublic
     status: Literal["pending", "batched", "anchored", "failed"] = Field(
         description="pending: waiting for the batcher; batched: root enqueued; anchored: on chain")
@@ -124,7 +115,7 @@ class TraceEntry(_Out):
     proof: ProofDocumentOut | None
 
 
-class LotTrace(_Out):
+class LotTrace(Out):
     lot_id: str = Field(max_length=LOT_ID_CHARS_MAX)
     events: list[TraceEntry] = Field(max_length=TRACE_EVENTS_MAX)
     next_after: str | None = Field(default=None, max_length=EVENT_ID_CHARS_MAX,
@@ -134,7 +125,7 @@ class LotTrace(_Out):
 # -- batches -----------------------------------------------------------------------------------
 
 
-class AnchorBatchPublic(_Out):
+class AnchorBatchPublic(Out):
     kind: Literal["events", "journal"]
     sequence: int
     root: str = Field(max_length=66)
@@ -150,18 +141,18 @@ class AnchorBatchPublic(_Out):
     created_at: datetime
 
 
-class AnchorBatchesPublic(_Out):
+class AnchorBatchesPublic(Out):
     data: list[AnchorBatchPublic] = Field(max_length=BATCH_LIST_MAX)
     count: int
     next_after: int | None = Field(default=None, description="pass as ?after= for the next page")
 
 
-class DumpValue(_Out):
+class DumpValue(Out):
     value: list[str] = Field(max_length=LEAF_FIELDS_MAX)
     treeIndex: int  # noqa: N815 - the standard-v1 field name
 
 
-class StandardV1Dump(_Out):
+class StandardV1Dump(Out):
     """``standard-v1``: loads with ``StandardMerkleTree.load`` of ``@openzeppelin/merkle-tree``."""
 
     format: Literal["standard-v1"]
@@ -170,5 +161,5 @@ class StandardV1Dump(_Out):
     values: list[DumpValue]
 
 
-class FlushResult(_Out):
+class FlushResult(Out):
     batches: list[AnchorBatchPublic]

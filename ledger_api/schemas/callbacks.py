@@ -1,4 +1,4 @@
-"""Request and response bodies of provider accounts, recorded callbacks and reconciliation
+"""Request and response bodies of provider accounts and recorded callbacks
 (every string bounded). Money is ``{"value": <integer of minor units>, "currency": "<ISO 4217>"}``."""
 
 from __future__ import annotations
@@ -6,30 +6,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import Field
+
+from ledger_api.schemas.common import In, Money, Out
 
 ProviderName = Literal["alipay", "wechatpay", "stripe"]
 StatementKind = Literal["alipay", "wechatpay", "normalized", "camt053"]
 ResolutionActionName = Literal["accepted", "ledger_adjusted", "provider_claimed", "written_off", "reopened"]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class MoneyOut(_Out):
-    value: int
-    currency: str = Field(max_length=3)
-
-
 # -- provider accounts --------------------------------------------------------------------------------
 
 
-class ProviderAccountCreate(_In):
+class ProviderAccountCreate(In):
     provider: ProviderName
     account: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
                          examples=["alipay-hk-main"])
@@ -40,11 +29,11 @@ class ProviderAccountCreate(_In):
                     "Public keys only: a private key is refused.", max_length=16)
 
 
-class ProviderAccountUpdate(_In):
+class ProviderAccountUpdate(In):
     config: dict[str, Any] = Field(max_length=16)
 
 
-class ProviderAccountPublic(_Out):
+class ProviderAccountPublic(Out):
     provider: str = Field(max_length=16)
     account: str = Field(max_length=128)
     status: str = Field(max_length=16)
@@ -56,14 +45,14 @@ class ProviderAccountPublic(_Out):
     updated_at: datetime
 
 
-class ProviderAccountsPublic(_Out):
+class ProviderAccountsPublic(Out):
     items: list[ProviderAccountPublic]
 
 
 # -- callbacks -----------------------------------------------------------------------------------------
 
 
-class CallbackPublic(_Out):
+class CallbackPublic(Out):
     id: int
     provider: str = Field(max_length=16)
     account: str = Field(max_length=128)
@@ -74,7 +63,7 @@ class CallbackPublic(_Out):
     merchant_reference: str | None = Field(default=None, max_length=128)
     refund_reference: str | None = Field(default=None, max_length=128)
     provider_refund_id: str | None = Field(default=None, max_length=128)
-    amount: MoneyOut | None = None
+    amount: Money | None = None
     amount_is_cumulative: bool
     evidence_hash: str = Field(max_length=66)
     body_sha256: str = Field(max_length=64)
@@ -92,83 +81,6 @@ class CallbackPublic(_Out):
     processed_at: datetime | None = None
 
 
-class CallbacksPublic(_Out):
+class CallbacksPublic(Out):
     items: list[CallbackPublic]
-    next_cursor: int | None = None
-
-
-# -- reconciliation ------------------------------------------------------------------------------------
-
-
-class StatementPublic(_Out):
-    id: str = Field(max_length=32)
-    kind: str = Field(max_length=16)
-    format: str = Field(max_length=32)
-    account: str | None = Field(default=None, max_length=128)
-    filename: str = Field(max_length=255)
-    size_bytes: int
-    sha256: str = Field(max_length=64)
-    encoding: str | None = Field(default=None, max_length=32)
-    line_count: int
-    row_error_count: int
-    row_errors: list[dict[str, Any]] = Field(default_factory=list, description="the first per-row errors")
-    uploaded_by: str = Field(max_length=64)
-    uploaded_at: datetime
-
-
-class StatementsPublic(_Out):
-    items: list[StatementPublic]
-
-
-class RunCreate(_In):
-    statement_id: str = Field(min_length=1, max_length=32, pattern=r"^[0-9a-f]{1,32}$")
-    amount_tolerance_minor: StrictInt = Field(default=0, ge=0, le=10**12)
-    date_window_days: StrictInt = Field(default=3, ge=0, le=366)
-
-
-class RunPublic(_Out):
-    id: str = Field(max_length=32)
-    statement_id: str = Field(max_length=32)
-    status: str = Field(max_length=16)
-    config: dict[str, Any]
-    summary: dict[str, Any]
-    ledger_entries: int
-    exception_count: int
-    row_error_count: int
-    started_by: str = Field(max_length=64)
-    started_at: datetime
-    finished_at: datetime | None = None
-
-
-class RunsPublic(_Out):
-    items: list[RunPublic]
-
-
-class ResolutionCreate(_In):
-    action: ResolutionActionName
-    note: str = Field(min_length=1, max_length=4000)
-    adjustment_entry_id: str | None = Field(default=None, max_length=80)
-
-
-class ResolutionPublic(_Out):
-    action: str = Field(max_length=32)
-    note: str = Field(max_length=4000)
-    resolved_by: str = Field(max_length=64)
-    resolved_at: datetime
-    adjustment_entry_id: str | None = Field(default=None, max_length=80)
-
-
-class ExceptionPublic(_Out):
-    model_config = ConfigDict(extra="allow")
-
-    exception_id: str = Field(max_length=40)
-    origin: str = Field(max_length=16)
-    bucket: str = Field(max_length=32)
-    reason: str = Field(max_length=64)
-    state: str = Field(max_length=16)
-    history: list[ResolutionPublic] = Field(default_factory=list)
-
-
-class ExceptionsPublic(_Out):
-    items: list[dict[str, Any]]
     next_cursor: int | None = None

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from ledger_api.schemas.common import In, Money, Out
 
 MemberIdField = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 Hex32 = Field(min_length=66, max_length=66, pattern=r"^0x[0-9a-f]{64}$")
@@ -15,69 +17,53 @@ ReceivableStatus = Literal["pending", "registered", "confirmed", "overdue", "set
 DayCount = Literal["ACT/360", "ACT/365"]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class MoneyJson(BaseModel):
-    """Money: an integer of minor units and its ISO 4217 currency."""
-
-    model_config = ConfigDict(extra="forbid")
-    value: int = Field(ge=0, le=2**63 - 1)
-    currency: str = Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")
-
-
 # -- requests --------------------------------------------------------------------------------------
 
 
-class ReceivableCreate(_In):
+class ReceivableCreate(In):
     buyer_id: str = MemberIdField
     invoice_number: str = Field(min_length=1, max_length=200,
                                 description="canonicalised (NFKC, whitespace collapsed, upper case) before hashing")
-    face_value: MoneyJson
+    face_value: Money
     issue_date: date
     due_date: date
 
 
-class SignedConfirmation(_In):
+class SignedConfirmation(In):
     signature: str = SignatureField
     deadline: int = Field(ge=0, le=2**63 - 1, description="unix seconds, as in the signed typed data")
 
 
-class SplitRequest(_In):
-    amounts: list[MoneyJson] = Field(min_length=2, max_length=32,
+class SplitRequest(In):
+    amounts: list[Money] = Field(min_length=2, max_length=32,
                                      description="the part keeps the first; each further amount is a new part")
 
 
-class TransferRequest(_In):
+class TransferRequest(In):
     to_member_id: str = MemberIdField
-    amount: MoneyJson | None = Field(default=None, description="omit for the whole part; less splits it first")
+    amount: Money | None = Field(default=None, description="omit for the whole part; less splits it first")
 
 
-class FinancingRequestCreate(_In):
+class FinancingRequestCreate(In):
     financier_id: str = MemberIdField
 
 
-class OfferCreate(_In):
+class OfferCreate(In):
     discount_rate: str = Field(min_length=1, max_length=20, pattern=r"^[0-9]+(\.[0-9]+)?$",
                                description="yearly rate as a decimal string, 0.045 = 4.5 %")
     day_count: DayCount
-    fee: MoneyJson
+    fee: Money
     valid_until: datetime
 
 
-class AcceptanceCreate(_In):
+class AcceptanceCreate(In):
     offer_id: int = Field(ge=1, le=2**64 - 1)
     signature: str | None = Field(default=None, min_length=132, max_length=132, pattern=r"^0x[0-9a-fA-F]{130}$",
                                   description="own-key EIP-712 acceptance; omit to accept custodially")
     deadline: int | None = Field(default=None, ge=0, le=2**63 - 1)
 
 
-class EvidenceCreate(_In):
+class EvidenceCreate(In):
     label: str = Field(default="", max_length=200)
     document: dict[str, Any] = Field(description="a ledger-anchor-proof-v1 proof document")
 
@@ -85,7 +71,7 @@ class EvidenceCreate(_In):
 # -- responses -------------------------------------------------------------------------------------
 
 
-class OperationPublic(_Out):
+class ReceivableOperationPublic(Out):
     id: int
     kind: str = Field(max_length=32)
     part_id: str | None = Field(default=None, max_length=66)
@@ -99,37 +85,37 @@ class OperationPublic(_Out):
     created_at: datetime
 
 
-class OfferPublic(_Out):
+class OfferPublic(Out):
     offer_id: int
     financier_id: str | None = Field(default=None, max_length=64)
-    advance: MoneyJson
-    fee: MoneyJson
+    advance: Money
+    fee: Money
     discount_rate_ppm: int
     day_count: DayCount
     valid_until: int = Field(description="unix seconds")
 
 
-class PartPublic(_Out):
+class PartPublic(Out):
     id: str = Field(max_length=66)
     index: int
     holder_id: str | None = Field(default=None, max_length=64)
     holder_onchain_id: str = Field(max_length=66)
-    amount: MoneyJson
+    amount: Money
     financed: bool
     financing_requested_from: str | None = Field(default=None, max_length=64)
     offer: OfferPublic | None = None
     sold_by: str | None = Field(default=None, max_length=64)
-    repaid: MoneyJson | None = None
+    repaid: Money | None = None
 
 
-class ReceivablePublic(_Out):
+class ReceivablePublic(Out):
     id: str = Field(max_length=66)
     supplier_id: str = Field(max_length=64)
     buyer_id: str = Field(max_length=64)
     invoice_number: str = Field(max_length=200)
     invoice_number_normalized: str = Field(max_length=200)
     invoice_hash: str = Field(max_length=66)
-    face_value: MoneyJson
+    face_value: Money
     issue_date: date
     due_date: date
     overdue_from: date
@@ -138,39 +124,39 @@ class ReceivablePublic(_Out):
     confirmation: str | None = Field(default=None, max_length=16)
     confirmed_by: str | None = Field(default=None, max_length=42)
     rejection: str | None = Field(default=None, max_length=100)
-    financed: MoneyJson
+    financed: Money
     parts: list[PartPublic] = Field(max_length=32)
     pending_operation_id: int | None = None
     created_at: datetime
 
 
-class ReceivablesPublic(_Out):
+class ReceivablesPublic(Out):
     data: list[ReceivablePublic]
     count: int
     next_after: str | None = Field(default=None, max_length=66)
 
 
-class TermsPublic(_Out):
-    face: MoneyJson
-    discount: MoneyJson
-    fee: MoneyJson
-    advance: MoneyJson
+class TermsPublic(Out):
+    face: Money
+    discount: Money
+    fee: Money
+    advance: Money
     days: int
     rate_ppm: int
     day_count: DayCount
     rounding: str = Field(max_length=16)
 
 
-class ReceivableAccepted(_Out):
+class ReceivableAccepted(Out):
     """A command written and enqueued; each operation tracks its call to the chain."""
 
     receivable: ReceivablePublic
-    operations: list[OperationPublic]
+    operations: list[ReceivableOperationPublic]
     part_ids: list[str] = Field(default_factory=list, max_length=32)
     terms: TermsPublic | None = None
 
 
-class HistoryEventPublic(_Out):
+class HistoryEventPublic(Out):
     event: str = Field(max_length=64)
     part_id: str | None = Field(default=None, max_length=66)
     args: dict[str, Any]
@@ -180,19 +166,19 @@ class HistoryEventPublic(_Out):
     operation_id: int | None = None
 
 
-class HistoryPublic(_Out):
+class HistoryPublic(Out):
     receivable_id: str = Field(max_length=66)
     events: list[HistoryEventPublic]
-    operations: list[OperationPublic]
+    operations: list[ReceivableOperationPublic]
 
 
-class PaymentPublic(_Out):
+class PaymentPublic(Out):
     id: int
     kind: Literal["disbursement", "repayment"]
     part_id: str = Field(max_length=66)
     payer_id: str | None = Field(default=None, max_length=64)
     payee_id: str | None = Field(default=None, max_length=64)
-    amount: MoneyJson
+    amount: Money
     status: Literal["owed", "instructed", "blocked"]
     settlement_id: str | None = Field(default=None, max_length=66)
     settlement_error: str | None = Field(default=None, max_length=2000)
@@ -200,20 +186,20 @@ class PaymentPublic(_Out):
     block_number: int
 
 
-class PaymentsPublic(_Out):
+class PaymentsPublic(Out):
     receivable_id: str = Field(max_length=66)
     data: list[PaymentPublic]
-    repaid_total: MoneyJson
-    disbursed_total: MoneyJson
+    repaid_total: Money
+    disbursed_total: Money
 
 
-class VerificationStep(_Out):
+class VerificationStep(Out):
     name: str = Field(max_length=64)
     ok: bool
     detail: str = Field(max_length=2000)
 
 
-class EvidencePublic(_Out):
+class EvidencePublic(Out):
     id: int
     label: str = Field(max_length=200)
     leaf_hash: str = Field(max_length=66)
@@ -229,13 +215,13 @@ class EvidencePublic(_Out):
     created_at: datetime
 
 
-class EvidenceListPublic(_Out):
+class EvidenceListPublic(Out):
     receivable_id: str = Field(max_length=66)
     data: list[EvidencePublic]
     all_verified: bool
 
 
-class TypedDataPublic(_Out):
+class TypedDataPublic(Out):
     """EIP-712 typed data, as ``eth_signTypedData_v4`` takes it; sign it with your own key."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)

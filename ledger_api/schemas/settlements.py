@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import Field, StrictInt
 
-from settlement.domains.members.service import MEMBER_ID_LEN_MAX
-from settlement.domains.settlements.commands import BATCH_SIZE_MAX
+from ledger_api.schemas.common import In, Money, Out
+from settlement.domains.members import MEMBER_ID_LEN_MAX
+from settlement.domains.settlements import BATCH_SIZE_MAX
 
 Currency = Annotated[str, Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$", examples=["CNY"])]
 MemberIdField = Annotated[str, Field(min_length=1, max_length=MEMBER_ID_LEN_MAX,
@@ -23,39 +24,21 @@ ChainStatus = Literal["pending", "confirmed", "rejected"]
 BATCH_BODY_ITEMS_MAX = 1_000  # beyond the batch bound, so an oversized batch gets its own problem type
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
-
-
-class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class MoneyIn(_In):
-    value: StrictInt = Field(description="integer of minor units (no floats)", examples=[1_000_00])
-    currency: Currency
-
-
-class TargetMoneyIn(_In):
+class TargetMoneyIn(In):
     value: StrictInt | None = Field(default=None, description="omit to have it computed from the rate")
     currency: Currency
 
 
-class MoneyOut(_Out):
-    value: int
-    currency: str = Field(max_length=3)
-
-
-class SettlementCreate(_In):
+class SettlementCreate(In):
     client_reference: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$",
                                   description="your own reference, unique per payer; no personal data",
                                   examples=["INV-2026-0042"])
     payee: MemberIdField
-    source: MoneyIn
+    source: Money
     target: TargetMoneyIn
     fx_rate: str = Field(min_length=1, max_length=40, description="target major units per source major unit",
                          examples=["7.1234"])
-    fees: MoneyIn | None = Field(default=None, description="in the source currency")
+    fees: Money | None = Field(default=None, description="in the source currency")
     value_date: date | None = Field(default=None, description="default: today (UTC)")
     purpose_code: str = Field(min_length=4, max_length=4, examples=["GDDS"])
     payment_reference: str = Field(min_length=1, max_length=140,
@@ -63,12 +46,12 @@ class SettlementCreate(_In):
                                    examples=["ORDER-88123"])
 
 
-class SettlementBatchCreate(_In):
+class SettlementBatchCreate(In):
     items: list[SettlementCreate] = Field(min_length=1, max_length=BATCH_BODY_ITEMS_MAX,
                                           description=f"1..{BATCH_SIZE_MAX} settlements, recorded all or none")
 
 
-class ChainStatePublic(_Out):
+class ChainStatePublic(Out):
     operation: str = Field(max_length=16, description="record | pay | cancel | refund | net | settle | release")
     status: ChainStatus
     outbox_id: int | None
@@ -79,10 +62,10 @@ class ChainStatePublic(_Out):
     recorded_block: int | None
 
 
-class OperationPublic(_Out):
+class SettlementOperationPublic(Out):
     kind: str = Field(max_length=16)
     status: ChainStatus
-    amount: MoneyOut | None
+    amount: Money | None
     requested_by: str = Field(max_length=64)
     outbox_id: int | None
     tx_hash: str | None = Field(max_length=66)
@@ -92,9 +75,9 @@ class OperationPublic(_Out):
     confirmed_at: datetime | None
 
 
-class RefundPublic(_Out):
+class RefundPublic(Out):
     id: int
-    amount: MoneyOut
+    amount: Money
     reference: str = Field(max_length=140)
     reference_hash: Hash32
     status: ChainStatus
@@ -102,102 +85,102 @@ class RefundPublic(_Out):
     created_at: datetime
 
 
-class SettlementPublic(_Out):
+class SettlementPublic(Out):
     id: Hash32
     client_reference: str = Field(max_length=64)
     payer: str = Field(max_length=64)
     payee: str = Field(max_length=64)
-    source: MoneyOut
-    target: MoneyOut
+    source: Money
+    target: Money
     fx_rate: str = Field(max_length=80)
     fx_rate_scaled: str = Field(max_length=40, description="the contract's fxRate (1e12 = 1, minor to minor)")
-    fees: MoneyOut
+    fees: Money
     value_date: date
     purpose_code: str = Field(max_length=4)
     payment_reference: str = Field(max_length=140)
     payment_ref_hash: Hash32
     state: SettlementState
-    paid: MoneyOut
-    refunded: MoneyOut
+    paid: Money
+    refunded: Money
     provider: str | None = Field(max_length=16)
     cycle_id: str | None = Field(max_length=66)
     chain: ChainStatePublic
     created_at: datetime
     updated_at: datetime
-    operations: list[OperationPublic] | None = None
+    operations: list[SettlementOperationPublic] | None = None
     refunds: list[RefundPublic] | None = None
 
 
-class SettlementsPublic(_Out):
+class SettlementsPublic(Out):
     data: list[SettlementPublic]
     count: int
     next_cursor: str | None = Field(max_length=100)
 
 
-class BatchItemPublic(_Out):
+class BatchItemPublic(Out):
     """A batch's settlement in brief (GET /v1/settlements/{id} has the rest)."""
 
     id: Hash32
     client_reference: str = Field(max_length=64)
     payee: str = Field(max_length=64)
-    target: MoneyOut
+    target: Money
     state: SettlementState
     chain_status: ChainStatus
 
 
-class BatchCreated(_Out):
+class BatchCreated(Out):
     outbox_id: int = Field(description="the one recordBatch call of the whole batch")
     count: int
     data: list[BatchItemPublic]
 
 
-class PaymentCreate(_In):
+class PaymentCreate(In):
     provider: str = Field(min_length=1, max_length=16, pattern=r"^[a-z0-9][a-z0-9_.-]*$", examples=["alipay"])
     provider_transaction_id: str = Field(min_length=1, max_length=128, description="hashed before it goes on chain")
-    amount: MoneyIn
+    amount: Money
 
 
-class RefundCreate(_In):
-    amount: MoneyIn
+class RefundCreate(In):
+    amount: Money
     reference: str = Field(min_length=1, max_length=140, description="unique per settlement; hashed on chain")
 
 
-class RefundAccepted(_Out):
+class RefundAccepted(Out):
     refund: RefundPublic
     settlement: SettlementPublic
 
 
-class BalancePublic(_Out):
+class BalancePublic(Out):
     account: str = Field(max_length=32)
-    debit: MoneyOut
-    credit: MoneyOut
-    balance: MoneyOut = Field(description="debits minus credits")
+    debit: Money
+    credit: Money
+    balance: Money = Field(description="debits minus credits")
 
 
-class BalancesPublic(_Out):
+class BalancesPublic(Out):
     member_id: str = Field(max_length=64)
     data: list[BalancePublic]
 
 
-class PositionPublic(_Out):
+class PositionPublic(Out):
     currency: str = Field(max_length=3)
-    to_receive: MoneyOut
-    to_pay: MoneyOut
-    net: MoneyOut = Field(description="what the next netting cycles move for this member (+ receives)")
-    instructed_in: MoneyOut
-    instructed_out: MoneyOut
-    fees_owed: MoneyOut
-    net_settled: MoneyOut
-    refunds_owed_to: MoneyOut
-    refunds_owed_by: MoneyOut
+    to_receive: Money
+    to_pay: Money
+    net: Money = Field(description="what the next netting cycles move for this member (+ receives)")
+    instructed_in: Money
+    instructed_out: Money
+    fees_owed: Money
+    net_settled: Money
+    refunds_owed_to: Money
+    refunds_owed_by: Money
 
 
-class PositionsPublic(_Out):
+class PositionsPublic(Out):
     member_id: str = Field(max_length=64)
     data: list[PositionPublic]
 
 
-class StatementLinePublic(_Out):
+class StatementLinePublic(Out):
     entry_id: int
     txn_id: str = Field(max_length=32)
     kind: str = Field(max_length=32)
@@ -205,38 +188,38 @@ class StatementLinePublic(_Out):
     cycle_id: str | None = Field(max_length=66)
     account: str = Field(max_length=32)
     side: Literal["D", "C"]
-    amount: MoneyOut
+    amount: Money
     created_at: datetime
 
 
-class StatementPublic(_Out):
+class AccountStatementPublic(Out):
     member_id: str = Field(max_length=64)
     currency: str = Field(max_length=3)
     data: list[StatementLinePublic]
     next_after: int | None
 
 
-class CycleCreate(_In):
+class CycleCreate(In):
     currency: Currency
 
 
-class CycleMemberNet(_Out):
+class CycleMemberNet(Out):
     member_id: str = Field(max_length=64)
     onchain_id: Hash32
-    net: MoneyOut = Field(description="receives (+) or pays (-)")
+    net: Money = Field(description="receives (+) or pays (-)")
 
 
-class CycleReportPublic(_Out):
+class CycleReportPublic(Out):
     gross_count: int = Field(description="transfers without netting: one per settlement")
-    gross_value: MoneyOut
+    gross_value: Money
     net_count: int = Field(description="transfers after netting: one per member with a non-zero net")
-    net_value: MoneyOut = Field(description="value moved after netting: the sum of positive nets")
+    net_value: Money = Field(description="value moved after netting: the sum of positive nets")
     transfers_saved: int
-    value_saved: MoneyOut
+    value_saved: Money
     value_saved_ratio: str = Field(max_length=12)
 
 
-class CycleChainPublic(_Out):
+class CycleChainPublic(Out):
     operation: str = Field(max_length=16)
     status: ChainStatus
     outbox_id: int | None
@@ -247,7 +230,7 @@ class CycleChainPublic(_Out):
     error: dict | None
 
 
-class CyclePublic(_Out):
+class CyclePublic(Out):
     id: Hash32
     currency: str = Field(max_length=3)
     state: Literal["submitted", "settled", "cancelled", "rejected"]

@@ -24,7 +24,10 @@ from settlement.custody.vault import KeyVault
 from settlement.domains.members.service import onchain_id
 from settlement.runtime import Runtime
 from settlement.domains.settlements import events as handlers
-from settlement.domains.settlements import cycles, idempotency, postings as jr, commands as svc
+from settlement.store import idempotency
+from settlement.domains import settlements as svc
+from settlement.domains.settlements import cycles
+from settlement.domains.settlements import postings as jr
 from settlement.store.db import Database, migrate
 from settlement.store.models import Member, MemberAccount, OutboxRow
 from settlement.store.models.settlements import NettingCycle, Settlement, SettlementOperation

@@ -311,7 +311,7 @@ def test_batch_validated_before_the_write_is_rechecked_inside_it(world: World) -
     """The API validates a batch in a read session and writes it in a later transaction: a payee
     suspended in between, or a reference taken in between, refuses the write and nothing is kept."""
     from settlement.domains.members.service import suspend_member
-    from settlement.domains.settlements import commands as svc
+    from settlement.domains import settlements as svc
 
     w = world
     inputs = [svc.InstructionInput(client_reference=f"race-{i}", payee_id="psp", source_minor=1_000 + i,

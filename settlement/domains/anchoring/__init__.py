@@ -34,7 +34,15 @@ from settlement.domains.anchoring.digests import (
     record_digest,
     register_record_loader,
 )
-from settlement.domains.anchoring.limits import ANCHOR_OUTBOX_KIND, DEFAULT_LIMITS, BatchLimits
+from settlement.domains.anchoring.limits import (
+    ANCHOR_OUTBOX_KIND,
+    BATCH_LIST_MAX,
+    DEFAULT_LIMITS,
+    EVENTS_PER_REQUEST_MAX,
+    EXPORT_BATCHES_MAX,
+    TRACE_EVENTS_MAX,
+    BatchLimits,
+)
 from settlement.domains.anchoring.proofs import (
     TraceItem,
     anchor_ref,
@@ -46,9 +54,9 @@ from settlement.domains.anchoring.proofs import (
     rebuild_tree,
 )
 from settlement.domains.anchoring.provenance import RecordedEvent, parse_events, record_events
-from settlement.domains.anchoring.submit import retry_failed
+from settlement.domains.anchoring.submit import chain_last_sequence, retry_failed
 
-__all__ = [
+__all__ = ["BATCH_LIST_MAX", "EVENTS_PER_REQUEST_MAX", "EXPORT_BATCHES_MAX", "TRACE_EVENTS_MAX", "chain_last_sequence", 
     "ANCHOR_OUTBOX_KIND",
     "DEFAULT_LIMITS",
     "EXPORT_FORMAT",

@@ -1,12 +1,15 @@
 """Consortium members: onboarding, roles, accounts and custodial keys (``service``), API keys
 (``apikeys``). The on-chain ConsortiumRegistry is the source of truth; the store mirrors it."""
 
+from settlement.domains.members import apikeys
+from settlement.domains.members.apikeys import LABEL_LEN_MAX, ROTATION_OVERLAP_S_MAX, hash_key, issue_key
 from settlement.domains.members.service import (  # noqa: F401
     ISO_3166_ALPHA2,
     MEMBER_ID_LEN_MAX,
     MEMBER_LIST_LIMIT_MAX,
     NAME_LEN_MAX,
     REGISTRY,
+    REGISTRY_CACHE_TTL_S,
     ROLE_HASHES,
     ROLE_NAMES,
     STATUS_ACTIVE,
@@ -37,6 +40,7 @@ from settlement.domains.members.service import (  # noqa: F401
 )
 
 __all__ = [
+    "apikeys","LABEL_LEN_MAX", "ROTATION_OVERLAP_S_MAX", "hash_key", "issue_key", "REGISTRY_CACHE_TTL_S", 
     "MEMBER_LIST_LIMIT_MAX",
     "REGISTRY",
     "ROLE_NAMES",

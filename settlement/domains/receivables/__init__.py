@@ -33,6 +33,7 @@ from settlement.domains.receivables.common import (
     read_chain_facts,
     status_for_display,
 )
+from settlement.domains.receivables.evidence import check_evidence
 from settlement.domains.receivables.financing import (
     accept_offer,
     acceptance_typed_data,
@@ -53,7 +54,7 @@ from settlement.domains.receivables.queries import (
 from settlement.domains.receivables.terms import DayCountBasis
 from settlement.domains.receivables.typed_data import confirmation_typed_data
 
-__all__ = ["Actor", "Accepted", "ChainFacts", "DayCountBasis", "EvidenceCheck", "HistoryEntry", "display_status",
+__all__ = ["check_evidence", "Actor", "Accepted", "ChainFacts", "DayCountBasis", "EvidenceCheck", "HistoryEntry", "display_status",
            "read_chain_facts", "forget_chain_time", "invoice_hash_of", "register_receivable", "confirm_receivable",
            "confirmation_typed_data", "confirm_with_signature", "split_part", "transfer_part", "request_financing",
            "withdraw_financing_request", "offer_financing", "acceptance_typed_data", "accept_offer",

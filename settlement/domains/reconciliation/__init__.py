@@ -8,6 +8,7 @@ apply. A person resolves an item with a note; who and when are kept, append-only
 resolution's digest is journaled for anchoring (``reconciliation.resolution``).
 """
 
+from settlement.domains.reconciliation.engine import ParseResult
 from settlement.domains.reconciliation.exceptions import (
     ORIGIN_CALLBACK,
     ORIGIN_RUN,
@@ -38,6 +39,7 @@ from settlement.domains.reconciliation.runs import (
 )
 
 __all__ = [
+    "ParseResult",
     "ORIGIN_CALLBACK", "ORIGIN_RUN", "STATEMENT_BYTES_MAX", "STATEMENT_KINDS", "ExceptionPage",
     "add_callback_exception", "callback_exception_id", "check_tolerances", "exception_json", "get_exception",
     "get_run", "get_statement", "import_statement", "ledger_entries", "list_exceptions", "list_runs",

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from settlement.chain.client import DecodedLog
 from settlement.core.errors import ChainRevertError
 from settlement.domains.settlements import postings as jr
-from settlement.domains.settlements.commands import _paid_postings, _record_txn, _refund_postings
+from settlement.domains.settlements.transitions import _paid_postings, _record_txn, _refund_postings
 from settlement.store.models import OutboxRow, utcnow
 from settlement.store.models.settlements import (
     NettingCycle,

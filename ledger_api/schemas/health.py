@@ -1,0 +1,33 @@
+"""The body of ``GET /health``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ledger_api.schemas.common import Out as Out
+
+
+class ChainHealth(Out):
+    reachable: bool
+    rpc: str = Field(max_length=300)
+    chain_id: int | None
+    head_block: int | None
+    manifest_chain_id: int | None = None
+    error: str | None = Field(default=None, max_length=300)
+
+
+class StoreHealth(Out):
+    dialect: str = Field(max_length=32)
+    reachable: bool
+    outbox_depth: int | None
+    outbox_by_status: dict[str, int]
+
+
+class Health(Out):
+    status: Literal["ok", "degraded"]
+    version: str = Field(max_length=64)
+    chain: ChainHealth
+    contracts: dict[str, str]
+    store: StoreHealth

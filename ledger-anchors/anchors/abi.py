@@ -5,9 +5,11 @@ only this package), and speed: a compiled all-static encoder is ~10x faster than
 ``eth_abi.encode`` on a 10-field leaf (numbers in docs/anchors.md).
 
 Supported: ``uint<M>``, ``int<M>``, ``address``, ``bool``, ``bytes<M>`` (static), ``bytes``,
-``string`` (dynamic) and ``T[]`` of a static ``T``. Values are accepted in Python form (int,
-bytes, bool, str) or in the JSON form of @openzeppelin/merkle-tree dumps (integers as decimal or
-0x-hex strings, bytes and addresses as 0x-hex strings); :func:`to_json_value` gives the latter.
+``string`` (dynamic), static tuples ``(T1,...,Tn)`` of static types (nested up to
+:data:`TUPLE_DEPTH_MAX`) and ``T[]`` of a static ``T``, tuples included. Values are accepted in
+Python form (int, bytes, bool, str, a list or tuple for a tuple or an array) or in the JSON form
+of @openzeppelin/merkle-tree dumps (integers as decimal or 0x-hex strings, bytes and addresses as
+0x-hex strings, tuples and arrays as lists); :func:`to_json_value` gives the latter.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from anchors.keccak import keccak256
 from anchors.errors import InvalidInputError
@@ -25,9 +27,11 @@ WORD_BYTES = 32
 TYPES_MAX = 64
 DYNAMIC_BYTES_MAX = 1 << 20
 ARRAY_LENGTH_MAX = 1 << 16
+TUPLE_DEPTH_MAX = 8  # tuples in tuples (a struct in a struct); a leaf encoding may come from a document
 
 _ZERO_WORD = bytes(WORD_BYTES)
 _TYPE_RE = re.compile(r"^(uint|int|bytes)(\d*)$")
+_LIST_TYPES = (list, tuple)  # the common Sequence types, tested by exact type
 
 Encoder = Callable[[Any], bytes]
 
@@ -40,6 +44,8 @@ def _fail(abi_type: str, value: Any, why: str) -> InvalidInputError:
 
 
 def _parse_int(abi_type: str, value: Any) -> int:
+    if type(value) is int:  # the common case, first (a bool's type is bool)
+        return value
     if isinstance(value, bool):
         raise _fail(abi_type, value, "a bool is not an integer")
     if isinstance(value, int):
@@ -61,9 +67,7 @@ def _is_hex(text: str) -> bool:
 
 
 def _parse_fixed_bytes(abi_type: str, value: Any, size: int) -> bytes:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        raw = bytes(value)
-    elif isinstance(value, str):
+    if isinstance(value, str):  # the JSON form, the common case, first
         # bytes.fromhex skips whitespace: the decoded length check below rejects any.
         if not (value.startswith(("0x", "0X")) and len(value) == 2 + 2 * size):
             raise _fail(abi_type, value, f"expected 0x and {2 * size} hex digits")
@@ -71,6 +75,8 @@ def _parse_fixed_bytes(abi_type: str, value: Any, size: int) -> bytes:
             raw = bytes.fromhex(value[2:])
         except ValueError:
             raise _fail(abi_type, value, f"expected 0x and {2 * size} hex digits") from None
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
     else:
         raise _fail(abi_type, value, "expected bytes or a 0x-hex string")
     if len(raw) != size:
@@ -160,9 +166,51 @@ def _encode_string(value: Any) -> bytes:
     return len(raw).to_bytes(WORD_BYTES, "big") + _pad_right(raw)
 
 
+def _tuple_encoder(abi_type: str, components: tuple[Encoder, ...]) -> Encoder:
+    arity = len(components)
+
+    def encode_tuple(value: Any) -> bytes:
+        # the exact-type test first: the ABC check costs more than the rest of a small tuple's checks
+        if type(value) not in _LIST_TYPES and (isinstance(value, (str, bytes))
+                                               or not isinstance(value, Sequence)):
+            raise _fail(abi_type, value, "expected a list")
+        if len(value) != arity:
+            raise _fail(abi_type, value, f"expected {arity} values")
+        return b"".join([fn(item) for fn, item in zip(components, value)])
+
+    return encode_tuple
+
+
+def tuple_components(abi_type: str) -> list[str]:
+    """The component types of a tuple type ``(T1,...,Tn)``, split at its top-level commas (nothing
+    is checked here: :func:`type_encoder` checks each component)."""
+    body = abi_type[1:-1]
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(body):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(body[start:i])
+            start = i + 1
+    if body:
+        parts.append(body[start:])
+    return parts
+
+
+def _tuple_depth(abi_type: str) -> int:
+    depth = deepest = 0
+    for ch in abi_type:
+        depth += (ch == "(") - (ch == ")")
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def _array_encoder(abi_type: str, element: Encoder) -> Encoder:
     def encode_array(value: Any) -> bytes:
-        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        if type(value) not in _LIST_TYPES and (isinstance(value, (str, bytes))
+                                               or not isinstance(value, Sequence)):
             raise _fail(abi_type, value, "expected a list")
         if len(value) > ARRAY_LENGTH_MAX:
             raise _fail(abi_type, f"<{len(value)} items>", f"more than {ARRAY_LENGTH_MAX} items")
@@ -171,24 +219,47 @@ def _array_encoder(abi_type: str, element: Encoder) -> Encoder:
     return encode_array
 
 
-@lru_cache(maxsize=256)
+class _TypeCode(NamedTuple):
+    dynamic: bool
+    words: int  # 32-byte words it takes in a head: a static encoding's length, 1 (an offset) if dynamic
+    encode: Encoder
+
+
 def type_encoder(abi_type: str) -> tuple[bool, Encoder]:
-    """``(is_dynamic, encoder)`` for one ABI type; a static encoder returns one 32-byte word."""
+    """``(is_dynamic, encoder)`` for one ABI type; a static encoder returns its 32-byte words."""
+    code = _type_code(abi_type)
+    return code.dynamic, code.encode
+
+
+@lru_cache(maxsize=256)
+def _type_code(abi_type: str) -> _TypeCode:
     if not isinstance(abi_type, str):
         raise InvalidInputError(f"ABI type must be a string, got {abi_type!r}")
     if abi_type.endswith("[]"):
-        is_dynamic, element = type_encoder(abi_type[:-2])
-        if is_dynamic:
+        element = _type_code(abi_type[:-2])
+        if element.dynamic:
             raise InvalidInputError(f"unsupported ABI type {abi_type!r}: arrays of dynamic types")
-        return True, _array_encoder(abi_type, element)
+        return _TypeCode(True, 1, _array_encoder(abi_type, element.encode))
+    if abi_type.startswith("(") and abi_type.endswith(")"):
+        if _tuple_depth(abi_type) > TUPLE_DEPTH_MAX:
+            raise InvalidInputError(f"unsupported ABI type {abi_type!r}: "
+                                    f"tuples nested deeper than {TUPLE_DEPTH_MAX}")
+        components = [_type_code(c) for c in tuple_components(abi_type)]
+        if not 1 <= len(components) <= TYPES_MAX:
+            raise InvalidInputError(f"unsupported ABI type {abi_type!r}: "
+                                    f"a tuple has 1..{TYPES_MAX} components")
+        if any(c.dynamic for c in components):
+            raise InvalidInputError(f"unsupported ABI type {abi_type!r}: tuples with dynamic components")
+        return _TypeCode(False, sum(c.words for c in components),
+                         _tuple_encoder(abi_type, tuple(c.encode for c in components)))
     if abi_type == "address":
-        return False, _encode_address
+        return _TypeCode(False, 1, _encode_address)
     if abi_type == "bool":
-        return False, _encode_bool
+        return _TypeCode(False, 1, _encode_bool)
     if abi_type == "string":
-        return True, _encode_string
+        return _TypeCode(True, 1, _encode_string)
     if abi_type == "bytes":
-        return True, _encode_bytes
+        return _TypeCode(True, 1, _encode_bytes)
     match = _TYPE_RE.match(abi_type)
     if match is None:
         raise InvalidInputError(f"unsupported ABI type {abi_type!r}")
@@ -197,16 +268,17 @@ def type_encoder(abi_type: str) -> tuple[bool, Encoder]:
         size = int(size_text)
         if not 1 <= size <= 32:
             raise InvalidInputError(f"unsupported ABI type {abi_type!r}: bytes1..bytes32 only")
-        return False, _fixed_bytes_encoder(abi_type, size)
+        return _TypeCode(False, 1, _fixed_bytes_encoder(abi_type, size))
     bits = int(size_text) if size_text else 256
     if not (8 <= bits <= 256 and bits % 8 == 0) or (size_text and size_text.startswith("0")):
         raise InvalidInputError(f"unsupported ABI type {abi_type!r}: bit size must be 8..256, step 8")
     canonical = f"{kind}{bits}"
-    return False, (_uint_encoder if kind == "uint" else _int_encoder)(canonical, bits)
+    return _TypeCode(False, 1, (_uint_encoder if kind == "uint" else _int_encoder)(canonical, bits))
 
 
-def _hex_word_fn(abi_type: str) -> Callable[[Any], str | None]:
-    """64 hex digits of a JSON-form value's word, or None when the checked encoder must decide.
+def _hex_word_fn(abi_type: str) -> Callable[[Any], str | None] | None:
+    """A function giving the 64 hex digits of a JSON-form value's word, or None when the checked
+    encoder must decide; None instead of a function for types without such a shortcut.
 
     Only shapes are checked here; the caller decodes the joined hex and checks the total length.
     """
@@ -224,10 +296,12 @@ def _hex_word_fn(abi_type: str) -> Callable[[Any], str | None]:
                 number = int(v)
                 if number < limit:
                     return format(number, "064x")
+            elif type(v) is int and 0 <= v < limit:  # not a bool: type() is exact
+                return format(v, "064x")
             return None
 
         return uint_hex
-    return lambda v: None
+    return None
 
 
 @lru_cache(maxsize=256)
@@ -235,9 +309,9 @@ def compile_encoder(types: tuple[str, ...]) -> Callable[[Sequence[Any]], bytes]:
     """A function encoding one value list as ``abi.encode(values)`` for ``types``."""
     if not 1 <= len(types) <= TYPES_MAX:
         raise InvalidInputError(f"a leaf encoding needs 1..{TYPES_MAX} types, got {len(types)}")
-    encoders = [type_encoder(t) for t in types]
+    codes = [_type_code(t) for t in types]
     count = len(types)
-    fns = [fn for _, fn in encoders]
+    fns = [code.encode for code in codes]
 
     def check_arity(values: Sequence[Any]) -> None:
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
@@ -245,31 +319,37 @@ def compile_encoder(types: tuple[str, ...]) -> Callable[[Sequence[Any]], bytes]:
         if len(values) != count:
             raise InvalidInputError(f"expected {count} values for {list(types)}, got {len(values)}")
 
-    if not any(dynamic for dynamic, _ in encoders):
+    head_bytes = WORD_BYTES * sum(code.words for code in codes)
+    if not any(code.dynamic for code in codes):
         hex_fns = [_hex_word_fn(t) for t in types]
-        size = WORD_BYTES * count
+        if any(fn is None for fn in hex_fns):
+            hex_fns = []
 
         def encode_static(values: Sequence[Any]) -> bytes:
             check_arity(values)
             # Fast path for values in JSON form: one bytes.fromhex over the whole encoding. Any
             # value it cannot take (None part: TypeError; bad hex: ValueError; whitespace: short
             # result) goes through the checked per-type encoders, which also name the problem.
-            try:
-                raw = bytes.fromhex("".join([fn(v) for fn, v in zip(hex_fns, values)]))
-                if len(raw) == size:
-                    return raw
-            except (TypeError, ValueError):
-                pass
+            if hex_fns:
+                try:
+                    hex_text = "".join([fn(v) for fn, v in zip(hex_fns, values)])  # type: ignore[misc]
+                    raw = bytes.fromhex(hex_text)
+                    if len(raw) == head_bytes:
+                        return raw
+                except (TypeError, ValueError):
+                    pass
             return b"".join([fn(v) for fn, v in zip(fns, values)])
 
         return encode_static
+
+    dynamics = [code.dynamic for code in codes]
 
     def encode_mixed(values: Sequence[Any]) -> bytes:
         check_arity(values)
         heads: list[bytes] = []
         tails: list[bytes] = []
-        offset = WORD_BYTES * count
-        for (dynamic, fn), value in zip(encoders, values):
+        offset = head_bytes
+        for dynamic, fn, value in zip(dynamics, fns, values):
             if dynamic:
                 tail = fn(value)
                 heads.append(offset.to_bytes(WORD_BYTES, "big"))
@@ -338,15 +418,18 @@ def to_json_value(abi_type: str, value: Any) -> Any:
         return str(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return "0x" + bytes(value).hex()
-    if isinstance(value, Sequence):
+    if isinstance(value, Sequence) and abi_type.endswith("[]"):
         element = abi_type[:-2]
         return [to_json_value(element, item) for item in value]
+    if isinstance(value, Sequence):  # a tuple (type_encoder checked the shape)
+        return [to_json_value(component, item) for component, item in zip(tuple_components(abi_type), value)]
     raise _fail(abi_type, value, "no JSON form")
 
 
 __all__ = [
     "ARRAY_LENGTH_MAX",
     "DYNAMIC_BYTES_MAX",
+    "TUPLE_DEPTH_MAX",
     "TYPES_MAX",
     "compile_encoder",
     "decode_static",
@@ -354,5 +437,6 @@ __all__ = [
     "encode_call",
     "selector",
     "to_json_value",
+    "tuple_components",
     "type_encoder",
 ]

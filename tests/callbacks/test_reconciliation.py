@@ -145,7 +145,10 @@ def test_cli_simulate_payment_posts_a_signed_notification(sworld: CWorld, monkey
     (rt.home / "demo.json").write_text(json.dumps(demo))
     monkeypatch.setenv("LEDGER_HOME", str(rt.home))
     assert ledger_main(["simulate-payment", "--provider", "wechatpay", "--settlement", s["id"]]) == 0
-    assert "204" in capsys.readouterr().out or True
+    # WeChat Pay's acknowledgement is 204 with no body; the CLI prints it, then what it paid
+    answer, paid = capsys.readouterr().out.splitlines()
+    assert answer == f"POST /v1/callbacks/wechatpay/{sworld.creds['wechatpay']['account']}: 204 ''"
+    assert paid.startswith(f"settlement {s['id']}: ") and " paid via wechatpay (reference " in paid
     assert sworld.w.get(s["id"])["state"] == "paid"
 
 

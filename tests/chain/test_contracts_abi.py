@@ -54,7 +54,8 @@ def test_fast_decoder_equals_eth_abi(data):
 
 from eth_abi import decode as abi_decode
 
-from settlement.chain.contracts import _fast_encoder, _split_tuple, coerce, jsonable
+from anchors.abi import tuple_components
+from settlement.chain.contracts import _fast_encoder, coerce, jsonable
 
 FUNCTIONS = [f for f in catalogue()._functions.values() if f.input_types]
 FAST_FUNCTIONS = [f for f in FUNCTIONS if _fast_encoder(f.input_types) is not None]
@@ -65,7 +66,7 @@ def _json_value_for(abi_type: str, draw):  # type: ignore[no-untyped-def]
     if abi_type.endswith("[]"):
         return [_json_value_for(abi_type[:-2], draw) for _ in range(draw(st.integers(0, 4)))]
     if abi_type.startswith("("):
-        return [_json_value_for(t, draw) for t in _split_tuple(abi_type)]
+        return [_json_value_for(t, draw) for t in tuple_components(abi_type)]
     if abi_type == "string":
         return draw(st.text(max_size=40))
     if abi_type == "bytes":
@@ -114,3 +115,74 @@ def test_fast_topic_decoder_equals_eth_abi(data):
     topics = [ev.topic0] + [abi_encode([_type_str(p)], [_value_for(_type_str(p), data.draw)]) for p in indexed]
     expected = {p["name"]: jsonable(abi_decode([_type_str(p)], t)[0]) for p, t in zip(indexed, topics[1:])}
     assert ev._indexed(topics) == expected
+
+
+# -- anchors' encoder on its own, for the shapes calls need: static tuples and arrays of them -------
+
+import pytest
+
+from anchors.abi import TUPLE_DEPTH_MAX, compile_encoder, to_json_value
+from anchors.abi import encode as anchors_encode
+from anchors.errors import InvalidInputError
+
+ELEMENTARY = ["uint8", "uint48", "uint256", "int8", "int256", "address", "bool", "bytes1", "bytes3", "bytes32"]
+
+
+def _static_type(depth: int):  # type: ignore[no-untyped-def]
+    """An elementary static type or a static tuple of them, nested up to ``depth`` levels."""
+    elementary = st.sampled_from(ELEMENTARY)
+    if depth == 0:
+        return elementary
+    tuples = st.lists(_static_type(depth - 1), min_size=1, max_size=4).map(lambda ts: f"({','.join(ts)})")
+    return st.one_of(elementary, tuples)
+
+
+call_types = st.lists(st.one_of(_static_type(3), _static_type(2).map(lambda t: t + "[]"),
+                                st.sampled_from(["bytes", "string"])), min_size=1, max_size=5)
+
+
+def _py_value_for(abi_type: str, draw):  # type: ignore[no-untyped-def]
+    """A value in Python form, as eth_abi takes it (tuples as tuples, addresses as 20 bytes)."""
+    if abi_type.endswith("[]"):
+        return [_py_value_for(abi_type[:-2], draw) for _ in range(draw(st.integers(0, 3)))]
+    if abi_type.startswith("("):
+        return tuple(_py_value_for(t, draw) for t in tuple_components(abi_type))
+    if abi_type == "address":
+        return draw(st.binary(min_size=20, max_size=20))
+    if abi_type == "string":
+        return draw(st.text(max_size=40))
+    if abi_type == "bytes":
+        return draw(st.binary(max_size=70))
+    return _value_for(abi_type, draw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(types=call_types, data=st.data())
+def test_anchors_encoder_equals_eth_abi_on_tuples_and_arrays_of_them(types, data):
+    """anchors.abi encodes static tuples (nested), arrays of them and mixed argument lists exactly
+    as eth_abi does, from Python values and from their JSON form."""
+    values = [_py_value_for(t, data.draw) for t in types]
+    expected = abi_encode(types, values)
+    assert anchors_encode(types, values) == expected
+    as_json = [to_json_value(t, v) for t, v in zip(types, values)]
+    assert anchors_encode(types, as_json) == expected
+    assert _fast_encoder(tuple(types))(as_json) == expected
+
+
+def test_anchors_encoder_refuses_what_it_does_not_compile():
+    """Dynamic tuples, arrays of dynamic types, empty and too deep tuples, and tuple values of the
+    wrong arity are InvalidInputErrors (contracts then fall back to eth_abi)."""
+    deep = "(" * (TUPLE_DEPTH_MAX + 1) + "uint8" + ")" * (TUPLE_DEPTH_MAX + 1)
+    for types in (["(uint8,bytes)"], ["(uint8,string)[]"], ["bytes[]"], ["()"], [deep], ["(uint8)[2]"],
+                  ["(uint8,uint8"]):
+        with pytest.raises(InvalidInputError):
+            compile_encoder(tuple(types))
+    shallow = "(" * TUPLE_DEPTH_MAX + "uint8" + ")" * TUPLE_DEPTH_MAX
+    nested_list, nested_tuple = 7, 7
+    for _ in range(TUPLE_DEPTH_MAX):
+        nested_list, nested_tuple = [nested_list], (nested_tuple,)
+    assert anchors_encode([shallow], [nested_list]) == abi_encode([shallow], [nested_tuple])
+    for values in ([[1]], [[1, 2, 3]], ["12"], [None]):
+        with pytest.raises(InvalidInputError):
+            anchors_encode(["(uint8,uint8)"], values)
+    assert _fast_encoder(("(address,uint256,bytes)",)) is None

@@ -26,6 +26,7 @@ from settlement.domains.reconciliation.engine import (
     reconcile_files,
 )
 from settlement.domains.reconciliation.engine import columnar as col
+from settlement.domains.reconciliation.engine.columnar import scan as col_scan
 from settlement.domains.reconciliation.engine.matcher import _Run
 from settlement.domains.reconciliation.engine.model import LedgerTable, StatementTable
 from settlement.domains.reconciliation.engine.parsers.normalized import _amount_one
@@ -294,9 +295,9 @@ def test_columnar_runner_gives_the_serial_report(tmp_path, monkeypatch, s_rows, 
                                                  block, slack, raw):
     """Random small files with bad rows, quotes, CRLF, stray CR, empty lines, non-ASCII and non-UTF-8
     bytes, cut into tiny pieces and blocks: the serial path's report, row errors included."""
-    monkeypatch.setattr(col, "PIECE_BYTES", piece)
-    monkeypatch.setattr(col, "BLOCK_BYTES", block)
-    monkeypatch.setattr(col, "LINE_SLACK_BYTES", slack)
+    monkeypatch.setattr(col_scan, "PIECE_BYTES", piece)
+    monkeypatch.setattr(col_scan, "BLOCK_BYTES", block)
+    monkeypatch.setattr(col_scan, "LINE_SLACK_BYTES", slack)
     s_path = _write(tmp_path, "s.csv", STATEMENT_HEADER, s_rows, newline, tail, raw)
     l_path = _write(tmp_path, "l.csv", LEDGER_HEADER, l_rows, newline, tail)
     config = MatchConfig(amount_tolerance_minor=1, date_window_days=2)
@@ -327,8 +328,8 @@ def test_columnar_runner_on_mostly_clean_files(tmp_path, monkeypatch, s_rows, l_
                                                bom):
     """Files Arrow mostly takes as they are (repeated ids, payment and refund sharing an id, CRLF, a
     BOM), with at most two broken lines: the serial path's report."""
-    monkeypatch.setattr(col, "PIECE_BYTES", piece)
-    monkeypatch.setattr(col, "BLOCK_BYTES", block)
+    monkeypatch.setattr(col_scan, "PIECE_BYTES", piece)
+    monkeypatch.setattr(col_scan, "BLOCK_BYTES", block)
     for at, text in bad:
         s_rows.insert(min(at, len(s_rows)), text)
     s_path = _write(tmp_path, "s.csv", bom + STATEMENT_HEADER, s_rows, newline, "\n")
@@ -348,7 +349,7 @@ def _bench_like_files(tmp_path, n=3000):
 def test_columnar_report_on_a_bench_file_and_lazy_tables(tmp_path, monkeypatch):
     """A generated run, in small pieces: Arrow takes every piece; exceptions come without reading
     the files again; items() reads them once and agrees with the serial path."""
-    monkeypatch.setattr(col, "PIECE_BYTES", 64 * 1024)
+    monkeypatch.setattr(col_scan, "PIECE_BYTES", 64 * 1024)
     s_path, l_path = _bench_like_files(tmp_path)
     scan = col._Scan(str(l_path), col.LEDGER, "ledger")
     with ThreadPoolExecutor(1) as pool, open(l_path, "rb") as f:
@@ -369,8 +370,8 @@ def test_columnar_report_on_a_bench_file_and_lazy_tables(tmp_path, monkeypatch):
 
 def test_a_line_longer_than_several_pieces(tmp_path, monkeypatch):
     """A reference longer than a piece and its read-ahead: the line is read whole, once."""
-    monkeypatch.setattr(col, "PIECE_BYTES", 100)
-    monkeypatch.setattr(col, "LINE_SLACK_BYTES", 10)
+    monkeypatch.setattr(col_scan, "PIECE_BYTES", 100)
+    monkeypatch.setattr(col_scan, "LINE_SLACK_BYTES", 10)
     rows = [f"T{k},R{k},payment,{k},CNY,succeeded,2024-01-15" for k in range(30)]
     rows[7] = "T7," + "R" * 1000 + ",payment,7,CNY,succeeded,2024-01-15"
     s_path = _write(tmp_path, "s.csv", STATEMENT_HEADER, rows, "\n", "")

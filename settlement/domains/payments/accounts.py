@@ -18,7 +18,6 @@ import json
 import re
 import threading
 import time
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +38,7 @@ from settlement.providers import PROVIDERS, ProviderAccount, account_from_config
 from settlement.runtime import Runtime
 from settlement.store.db import Database
 from settlement.store.models.payments import ProviderAccountRow
+from settlement.store.per_database import per_database
 
 __all__ = [
     "ACCOUNT_CACHE_TTL_S", "ACCOUNT_NAME_RE", "AccountInfo", "add_account", "update_account", "set_status",
@@ -257,16 +257,7 @@ class _Cache:
         self.entries: dict[tuple[str, str], _Entry] = {}
 
 
-_CACHES: "weakref.WeakKeyDictionary[Database, _Cache]" = weakref.WeakKeyDictionary()
-_CACHES_LOCK = threading.Lock()
-
-
-def _cache(db: Database) -> _Cache:
-    with _CACHES_LOCK:
-        cache = _CACHES.get(db)
-        if cache is None:
-            cache = _CACHES[db] = _Cache()
-        return cache
+_cache = per_database(_Cache)
 
 
 def invalidate(db: Database, provider: str | None = None, account: str | None = None) -> None:

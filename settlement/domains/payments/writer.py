@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Future
@@ -41,6 +39,7 @@ from settlement.core.errors import CallbackStoreUnavailableError
 from settlement.domains.payments.record import GROUP_ITEMS_MAX, Recorded, record_group, record_one
 from settlement.runtime import Runtime
 from settlement.store.db import Database
+from settlement.store.per_database import per_database
 
 log = logging.getLogger("ledger.callbacks")
 
@@ -225,24 +224,10 @@ class GroupWriter:
                 log.warning("an event loop closed before %d callback results could be handed back", len(settled))
 
 
-_WRITERS: weakref.WeakKeyDictionary[Database, GroupWriter] = weakref.WeakKeyDictionary()
-_WRITERS_LOCK = threading.Lock()
-
-
-def _forget_writers_after_fork() -> None:
-    # A forked child has none of the parent's threads: its writers start afresh on first use.
-    global _WRITERS, _WRITERS_LOCK
-    _WRITERS = weakref.WeakKeyDictionary()
-    _WRITERS_LOCK = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_writers_after_fork)
+# A forked child has none of the parent's threads: its writers start afresh on first use.
+_writers = per_database(GroupWriter, fresh_after_fork=True)
 
 
 def writer_for(db: Database) -> GroupWriter:
     """The group writer of ``db`` (one per Database object in this process)."""
-    with _WRITERS_LOCK:
-        writer = _WRITERS.get(db)
-        if writer is None:
-            writer = _WRITERS[db] = GroupWriter()
-        return writer
+    return _writers(db)

@@ -15,6 +15,7 @@ uniqueness key so that the supplier may register it again.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
@@ -80,17 +81,55 @@ def _add_party(session: Session, receivable_id: str, member_id: str | None, role
         session.add(ReceivableParty(receivable_id=receivable_id, member_id=member_id, role=role))
 
 
-def _part_and_receivable(session: Session, part_id: str) -> tuple[ReceivablePart, Receivable] | None:
-    p = session.get(ReceivablePart, part_id)
-    if p is None:
-        return None
-    return p, session.get(Receivable, p.receivable_id)
+Handler = Callable[[Session, DecodedLog], None]
+PartBody = Callable[[Session, DecodedLog, ReceivablePart, Receivable], None]
+ReceivableBody = Callable[[Session, DecodedLog, Receivable, ReceivableOperation | None], None]
+
+
+def _part_event(part_arg: str = "partId", *,
+                history_part_arg: str | None = None) -> Callable[[PartBody], Handler]:
+    """Makes ``body`` the handler of an event about the part ``lg.args[part_arg]``. Events of parts
+    the store does not mirror are ignored; otherwise the event is recorded in the receivable's
+    history (against the part ``lg.args[history_part_arg]``, by default that part) and ``body``
+    runs with the part and its receivable."""
+
+    def wrap(body: PartBody) -> Handler:
+        @functools.wraps(body)
+        def handler(session: Session, lg: DecodedLog) -> None:
+            p = session.get(ReceivablePart, lg.args[part_arg])
+            if p is None:
+                return
+            r = session.get(Receivable, p.receivable_id)
+            _record(session, lg, r, p.id if history_part_arg is None else lg.args[history_part_arg])
+            body(session, lg, p, r)
+
+        return handler
+
+    return wrap
+
+
+def _receivable_event(body: ReceivableBody) -> Handler:
+    """Makes ``body`` the handler of an event about the receivable ``lg.args["receivableId"]``.
+    Events of receivables the store does not mirror are ignored; otherwise the event is recorded
+    in its history and ``body`` runs with the receivable and the service's operation that caused
+    the event (None: caused around the API)."""
+
+    @functools.wraps(body)
+    def handler(session: Session, lg: DecodedLog) -> None:
+        r = session.get(Receivable, lg.args["receivableId"])
+        if r is None:
+            return
+        body(session, lg, r, _record(session, lg, r, None))
+
+    return handler
 
 
 # -- handlers ---------------------------------------------------------------------------------------
 
 
 def on_registered(session: Session, lg: DecodedLog) -> None:
+    """Not a :func:`_receivable_event`: an unknown receivable is logged, the terms are checked
+    before anything is recorded, and the history entry belongs to the first part."""
     a = lg.args
     r = session.get(Receivable, a["receivableId"])
     if r is None:
@@ -108,30 +147,22 @@ def on_registered(session: Session, lg: DecodedLog) -> None:
         r.part_count = max(r.part_count, 1)
 
 
-def on_confirmed(session: Session, lg: DecodedLog) -> None:
-    a = lg.args
-    r = session.get(Receivable, a["receivableId"])
-    if r is None:
-        return
-    op = _record(session, lg, r, None)
+@_receivable_event
+def on_confirmed(session: Session, lg: DecodedLog, r: Receivable, op: ReceivableOperation | None) -> None:
     if r.status == "registered":
         r.status = "confirmed"
-        r.confirmed_by = a["signer"]
+        r.confirmed_by = lg.args["signer"]
         if op is not None:
             r.confirmation = "signature" if op.kind == "confirm_signed" else "custodial"
         else:
             custodial = session.scalar(select(MemberAccount.encrypted_key.is_not(None))
-                                       .where(MemberAccount.address == a["signer"]))
+                                       .where(MemberAccount.address == lg.args["signer"]))
             r.confirmation = "custodial" if custodial else "signature"
 
 
-def on_split(session: Session, lg: DecodedLog) -> None:
+@_part_event("fromPartId", history_part_arg="newPartId")
+def on_split(session: Session, lg: DecodedLog, p: ReceivablePart, r: Receivable) -> None:
     a = lg.args
-    found = _part_and_receivable(session, a["fromPartId"])
-    if found is None:
-        return
-    p, r = found
-    _record(session, lg, r, a["newPartId"])
     if session.get(ReceivablePart, a["newPartId"]) is not None:
         return  # applied already
     amount = int(a["amountMinor"])
@@ -144,15 +175,10 @@ def on_split(session: Session, lg: DecodedLog) -> None:
     r.part_count += 1
 
 
-def on_transferred(session: Session, lg: DecodedLog) -> None:
-    a = lg.args
-    found = _part_and_receivable(session, a["partId"])
-    if found is None:
-        return
-    p, r = found
-    _record(session, lg, r, p.id)
-    p.holder_onchain_id = a["toId"]
-    p.holder_id = _member_id(session, a["toId"])
+@_part_event()
+def on_transferred(session: Session, lg: DecodedLog, p: ReceivablePart, r: Receivable) -> None:
+    p.holder_onchain_id = lg.args["toId"]
+    p.holder_id = _member_id(session, lg.args["toId"])
     _add_party(session, r.id, p.holder_id, "holder")
 
 
@@ -161,49 +187,32 @@ def _clear_offer(p: ReceivablePart) -> None:
     p.offer_valid_until = None
 
 
-def on_financing_requested(session: Session, lg: DecodedLog) -> None:
-    a = lg.args
-    found = _part_and_receivable(session, a["partId"])
-    if found is None:
-        return
-    p, r = found
-    _record(session, lg, r, p.id)
+@_part_event()
+def on_financing_requested(session: Session, lg: DecodedLog, p: ReceivablePart, r: Receivable) -> None:
     p.request_open = True
-    p.financier_id = _member_id(session, a["financierId"])
+    p.financier_id = _member_id(session, lg.args["financierId"])
     _clear_offer(p)
     _add_party(session, r.id, p.financier_id, "financier")
 
 
-def on_financing_withdrawn(session: Session, lg: DecodedLog) -> None:
-    found = _part_and_receivable(session, lg.args["partId"])
-    if found is None:
-        return
-    p, r = found
-    _record(session, lg, r, p.id)
+@_part_event()
+def on_financing_withdrawn(session: Session, lg: DecodedLog, p: ReceivablePart, r: Receivable) -> None:
     p.request_open = False
     _clear_offer(p)
 
 
-def on_financing_offered(session: Session, lg: DecodedLog) -> None:
+@_part_event()
+def on_financing_offered(session: Session, lg: DecodedLog, p: ReceivablePart, r: Receivable) -> None:
     a = lg.args
-    found = _part_and_receivable(session, a["partId"])
-    if found is None:
-        return
-    p, r = found
-    _record(session, lg, r, p.id)
     p.offer_id = int(a["offerId"])
     p.advance_minor, p.fee_minor = int(a["advanceMinor"]), int(a["feeMinor"])
     p.discount_rate_ppm, p.day_count_basis = int(a["discountRatePpm"]), int(a["dayCountBasis"])
     p.offer_valid_until = int(a["validUntil"])
 
 
-def on_financing_accepted(session: Session, lg: DecodedLog) -> None:
+@_part_event()
+def on_financing_accepted(session: Session, lg: DecodedLog, p: ReceivablePart, r: Receivable) -> None:
     a = lg.args
-    found = _part_and_receivable(session, a["partId"])
-    if found is None:
-        return
-    p, r = found
-    _record(session, lg, r, p.id)
     if p.financed:
         return
     financier_id = _member_id(session, a["financierId"])
@@ -218,23 +227,16 @@ def on_financing_accepted(session: Session, lg: DecodedLog) -> None:
     _owe(session, r, p.id, "disbursement", financier_id, seller_id, int(a["advanceMinor"]), lg)
 
 
-def on_settled(session: Session, lg: DecodedLog) -> None:
-    r = session.get(Receivable, lg.args["receivableId"])
-    if r is None:
-        return
-    _record(session, lg, r, None)
+@_receivable_event
+def on_settled(session: Session, lg: DecodedLog, r: Receivable, op: ReceivableOperation | None) -> None:
     if int(lg.args["faceValueMinor"]) != r.face_value_minor:
         raise ReceivableInvariantError(f"receivable {r.id} settled for {lg.args['faceValueMinor']}")
     r.status = "settled"
 
 
-def on_part_repaid(session: Session, lg: DecodedLog) -> None:
+@_part_event()
+def on_part_repaid(session: Session, lg: DecodedLog, p: ReceivablePart, r: Receivable) -> None:
     a = lg.args
-    found = _part_and_receivable(session, a["partId"])
-    if found is None:
-        return
-    p, r = found
-    _record(session, lg, r, p.id)
     if p.repaid_minor is not None:
         return
     amount = int(a["amountMinor"])
@@ -250,11 +252,8 @@ def on_part_repaid(session: Session, lg: DecodedLog) -> None:
         raise ReceivableInvariantError(f"repayments of {r.id} exceed its face value")
 
 
-def on_defaulted(session: Session, lg: DecodedLog) -> None:
-    r = session.get(Receivable, lg.args["receivableId"])
-    if r is None:
-        return
-    _record(session, lg, r, None)
+@_receivable_event
+def on_defaulted(session: Session, lg: DecodedLog, r: Receivable, op: ReceivableOperation | None) -> None:
     if r.status == "confirmed":
         r.status = "defaulted"
 
@@ -270,7 +269,7 @@ def _owe(session: Session, r: Receivable, part_id: str, kind: str, payer_id: str
                                   tx_hash=lg.tx_hash, block_number=lg.block_number))
 
 
-HANDLERS: dict[str, Callable[[Session, DecodedLog], None]] = {
+HANDLERS: dict[str, Handler] = {
     "ReceivableRegistered": on_registered,
     "ReceivableConfirmed": on_confirmed,
     "PartSplit": on_split,

@@ -30,6 +30,7 @@ from settlement.core.errors import ChainUnavailableError
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0
 STATE_INTERVAL_S = 1
+HISTORY_STATES_MAX = 256  # states anvil keeps for calls at past blocks (memory only)
 DEFAULT_CHAIN_ID = 31337
 # anvil's gas limit per block. With automine, transactions that do not fit the block mined for
 # them wait in the pool until another transaction arrives; a limit far above any burst the
@@ -109,6 +110,11 @@ class ManagedAnvil:
             "--accounts", str(c.accounts),
             "--gas-limit", str(BLOCK_GAS_LIMIT),
             "--no-request-size-limit",
+            # Keep the last HISTORY_STATES_MAX states in memory and none on disk: by default anvil
+            # writes every older state under ~/.foundry/anvil/tmp and leaves it there when it is
+            # killed (tens of GB after a day of tests and benchmarks). Nothing here reads state
+            # older than a few blocks (revert replays read the block before a receipt).
+            "--prune-history", str(HISTORY_STATES_MAX),
         ]
         if c.block_time_s is not None:
             cmd += ["--block-time", str(c.block_time_s)]

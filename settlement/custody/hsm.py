@@ -19,6 +19,8 @@ PKCS#11 session is not for concurrent use); a session the token dropped is reope
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import secrets
@@ -57,6 +59,9 @@ _MUST_HOLD = {Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False, Attribute
               Attribute.NEVER_EXTRACTABLE: True, Attribute.SIGN: True}
 
 T = TypeVar("T")
+
+# (module, token label) -> SHA-256 of the PIN this process logged in with; see HsmToken._open.
+_LOGINS: dict[tuple[str, str], bytes] = {}
 
 
 def read_pin(pin: str | None, pin_file: Path | None) -> str:
@@ -126,6 +131,8 @@ class HsmToken:
         self.module_path = path
         self.label = token_label
         self._pin = pin
+        self._pin_digest = hashlib.sha256(pin.encode()).digest()
+        self._login_key = (str(path.resolve()), token_label)
         self._lock = threading.Lock()
         self._keys: dict[bytes, Any] = {}  # CKA_ID -> private key object of the current session
         self._session: Any = None
@@ -144,10 +151,14 @@ class HsmToken:
             self._token = self._lib.get_token(token_label=self.label)
             try:
                 self._session = self._token.open(rw=True, user_pin=self._pin)
+                _LOGINS[self._login_key] = self._pin_digest
             except p11.UserAlreadyLoggedIn:
                 # PKCS#11 logs in per application, not per session: another HsmToken of this
-                # process holds the login already, and this session shares it. (Closing that one
-                # logs both out; the next call here then sees UserNotLoggedIn and logs in again.)
+                # process holds the login already, and this session shares it, if its PIN is the
+                # one that logged in. (Closing that token logs both out; the next call here then
+                # sees UserNotLoggedIn and logs in again with its own PIN.)
+                if not hmac.compare_digest(_LOGINS.get(self._login_key, b""), self._pin_digest):
+                    raise p11.PinIncorrect() from None
                 self._session = self._token.open(rw=True)
         except p11.NoSuchToken:
             raise ConfigurationError(f"no PKCS#11 token labelled {self.label!r} in {self.module_path}") from None

@@ -45,13 +45,17 @@ class FeeParams:
 
 @runtime_checkable
 class Signer(Protocol):
-    """What the chain client, the dispatcher and deployment ask of a signer. Any object with
-    these two members will do (a key in memory, in an HSM, behind a remote signing service)."""
+    """What the chain client, the dispatcher and deployment ask of a signer: its address and
+    signed transactions (and, for typed data signed for a custodial member, a signature over a
+    digest). Any object with these members will do: a key in memory, in an HSM, behind a remote
+    signing service."""
 
     address: str  # checksummed
 
     def sign(self, *, chain_id: int, nonce: int, to: str | None, data: bytes, gas: int,
              fees: FeeParams, value: int = 0) -> SignedTx: ...
+
+    def unsafe_sign_hash(self, msg_hash: bytes) -> bytes: ...
 
 
 def address_of(public_key_uncompressed: bytes) -> bytes:
@@ -105,6 +109,16 @@ class HashSigner:
 
     def _sign_hash(self, msg_hash: bytes) -> tuple[int, int, int]:
         raise NotImplementedError
+
+    def unsafe_sign_hash(self, msg_hash: bytes) -> bytes:
+        """65 bytes r || s || v (v = 27 + recovery id) over any 32-byte hash, for EIP-712 digests
+        the service signs for a custodial member. Unsafe as in eth-account: whoever chooses the
+        hash chooses what is signed (a transaction's hash included), so callers hash typed data
+        they built themselves, never a hash handed in from outside."""
+        if len(msg_hash) != 32:
+            raise ValueError("a 32-byte hash is signed")
+        r, s, recid = self._sign_hash(msg_hash)
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes((27 + recid,))
 
     def sign(self, *, chain_id: int, nonce: int, to: str | None, data: bytes, gas: int,
              fees: FeeParams, value: int = 0) -> SignedTx:

@@ -114,6 +114,8 @@ def test_secp256k1_keys_are_made_in_the_token_and_sign(hsm_token: HsmToken) -> N
         v = int.from_bytes(fields[-3], "big")
         recids.add(v if tx.raw[0] == 2 else v - 35 - 2 * 31337)
     assert recids == {0, 1}
+    digest = keccak256(b"\x19\x01" + os.urandom(64))  # an EIP-712 digest, as for a member's consent
+    assert Account._recover_hash(digest, signature=signer.unsafe_sign_hash(digest)) == address
 
 
 def _session(hsm_token: HsmToken) -> pkcs11.Session:

@@ -198,6 +198,8 @@ class HsmToken:
                     if attempt == REOPEN_ATTEMPTS_MAX:
                         raise SigningUnavailableError(f"token {self.label!r} unavailable during {what}: "
                                                       f"{type(exc).__name__}") from None
+                except p11.PKCS11Error as exc:  # any other refusal: reported, never a raw RuntimeError
+                    raise SigningUnavailableError(f"token {self.label!r} failed {what}: {type(exc).__name__}") from None
             raise AssertionError("unreachable")
 
     # -- keys -----------------------------------------------------------------------------------
@@ -209,18 +211,18 @@ class HsmToken:
         key_id = secrets.token_bytes(KEY_ID_BYTES)
 
         def make() -> tuple[Any, Any]:
-            return self._session.generate_keypair(
-                KeyType.EC, id=key_id, label=label, store=True,
-                capabilities=MechanismFlag.SIGN | MechanismFlag.VERIFY,  # no DERIVE, no DECRYPT
-                public_template={Attribute.EC_PARAMS: SECP256K1_EC_PARAMS},
-                private_template={Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False,
-                                  Attribute.PRIVATE: True})
+            try:
+                return self._session.generate_keypair(
+                    KeyType.EC, id=key_id, label=label, store=True,
+                    capabilities=MechanismFlag.SIGN | MechanismFlag.VERIFY,  # no DERIVE, no DECRYPT
+                    public_template={Attribute.EC_PARAMS: SECP256K1_EC_PARAMS},
+                    private_template={Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False,
+                                      Attribute.PRIVATE: True})
+            except (p11.DomainParamsInvalid, p11.TemplateInconsistent, p11.AttributeValueInvalid) as exc:
+                raise ConfigurationError(f"the token {self.label!r} refused a secp256k1 key "
+                                         f"({type(exc).__name__}); it may not support the curve") from None
 
-        try:
-            public, private = self._call("key generation", make)
-        except (p11.DomainParamsInvalid, p11.TemplateInconsistent, p11.AttributeValueInvalid) as exc:
-            raise ConfigurationError(f"the token {self.label!r} refused a secp256k1 key ({type(exc).__name__}); "
-                                     "it may not support the curve") from None
+        public, private = self._call("key generation", make)
         address = to_checksum(address_of(point_of(public[Attribute.EC_POINT])))
         self._call("key check", lambda: self._check_private(private, key_id))
         with self._lock:

@@ -15,7 +15,8 @@ test: deps
 	$(VENV)/bin/lint-imports
 	@url=$$(scripts/test-postgres.sh start) && \
 	  echo "PostgreSQL for tests: $$url" && \
-	  LEDGER_TEST_DATABASE_URL="$$url" $(PY) -m pytest $(PYTEST_ARGS)
+	  hsm=$$(scripts/test-softhsm.sh) && echo "SoftHSM2 for tests: $$hsm" && \
+	  LEDGER_TEST_DATABASE_URL="$$url" LEDGER_TEST_HSM_MODULE="$$hsm" $(PY) -m pytest $(PYTEST_ARGS)
 
 deps: $(VENV)/.installed node_modules/.installed contracts
 

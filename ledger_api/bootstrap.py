@@ -8,6 +8,7 @@ from ledger_api.settings import Settings
 from settlement.chain.client import ChainClient, FeePolicy
 from settlement.chain.deploy import Manifest, deploy, verify_manifest
 from settlement.chain.transport import redact_url
+from settlement.custody.hsm import HsmToken, open_token
 from settlement.custody.vault import KeyVault, load_or_create_kek, load_or_create_operator
 from settlement.runtime import Runtime
 from settlement.store.db import Database, migrate
@@ -19,6 +20,13 @@ def fee_policy(settings: Settings) -> FeePolicy:
                      max_priority_fee_per_gas_wei=settings.max_priority_fee_per_gas_wei)
 
 
+def hsm_token(settings: Settings) -> HsmToken | None:
+    """The PKCS#11 token of LEDGER_HSM_MODULE, logged in; None when no module is configured."""
+    if settings.hsm_module is None:
+        return None
+    return open_token(settings.hsm_module, settings.hsm_token_label, settings.hsm_pin, settings.hsm_pin_file)
+
+
 def build_runtime(settings: Settings, *, run_migrations: bool = True, deploy_contracts: bool = False,
                   progress: Callable[[str], None] = lambda s: None) -> Runtime:
     home = settings.home_dir
@@ -27,7 +35,8 @@ def build_runtime(settings: Settings, *, run_migrations: bool = True, deploy_con
         progress("store: applying migrations")
         migrate(url)
     db = Database(url)
-    vault = KeyVault(load_or_create_kek(home, settings.kek))
+    vault = KeyVault(load_or_create_kek(home, settings.kek), hsm=hsm_token(settings),
+                     hsm_keys=settings.hsm_key_kinds)
     operator = load_or_create_operator(home, vault, settings.operator_key)
     chain = ChainClient(settings.effective_rpc_url, fee_policy(settings))
     if deploy_contracts:

@@ -38,6 +38,15 @@ class Settings(BaseSettings):
     # generated one, kept encrypted in LEDGER_HOME.
     operator_key: str | None = Field(default=None, repr=False)
 
+    # Keys in a PKCS#11 token (docs/custody.md). Unset module: the encrypted key file above.
+    # Set: new keys of the kinds in hsm_keys ("operator", "members", comma-separated) are
+    # generated in the token labelled hsm_token_label, opened with hsm_pin or hsm_pin_file.
+    hsm_module: Path | None = Field(default=None, description="LEDGER_HSM_MODULE: the PKCS#11 library")
+    hsm_token_label: str | None = None
+    hsm_pin: str | None = Field(default=None, repr=False)
+    hsm_pin_file: Path | None = None
+    hsm_keys: str = "operator,members"
+
     # Workers.
     dispatch_batch_size: int = 200
     dispatch_interval_ms: int = 100
@@ -62,6 +71,13 @@ class Settings(BaseSettings):
     @property
     def effective_rpc_url(self) -> str:
         return self.rpc_url or f"http://{self.anvil_host}:{self.anvil_port}"
+
+    @property
+    def hsm_key_kinds(self) -> tuple[str, ...]:
+        """Which keys live in the token: none without a module."""
+        if self.hsm_module is None:
+            return ()
+        return tuple(k.strip() for k in self.hsm_keys.split(",") if k.strip())
 
     @property
     def api_url(self) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from settlement.chain.client import ChainClient
 from settlement.chain.deploy import Manifest
-from settlement.chain.signing import LocalSigner
+from settlement.chain.signing import Signer
 from settlement.custody.vault import KeyVault
 from settlement.store.db import Database
 
@@ -21,7 +21,7 @@ class Runtime:
     db: Database
     chain: ChainClient
     vault: KeyVault
-    operator: LocalSigner
+    operator: Signer  # the operator's key: in memory (LocalSigner) or in an HSM (HsmSigner)
     manifest: Manifest | None = None
     # Filled by the workers: seconds from outbox insert to receipt, and follower lag in blocks.
     stats: dict = field(default_factory=dict)

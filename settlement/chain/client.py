@@ -18,7 +18,7 @@ from typing import Any
 from web3 import HTTPProvider, Web3
 
 from settlement.chain.contracts import ContractCatalogue, catalogue, checksum_address
-from settlement.chain.signing import FeeParams, LocalSigner, SignedTx
+from settlement.chain.signing import FeeParams, SignedTx, Signer
 from settlement.chain.transport import JsonRpcTransport
 from settlement.core.errors import ChainRevertError, ChainUnavailableError, ConfigurationError
 
@@ -256,7 +256,7 @@ class ChainClient:
 
     # -- sending --------------------------------------------------------------------------------
 
-    def sign(self, signer: LocalSigner, *, to: str | None, data: bytes, gas: int, nonce: int,
+    def sign(self, signer: Signer, *, to: str | None, data: bytes, gas: int, nonce: int,
              value: int = 0) -> SignedTx:
         return signer.sign(chain_id=self.chain_id, nonce=nonce, to=to, data=data, gas=gas,
                            fees=self.fees.params(), value=value)
@@ -325,7 +325,7 @@ class ChainClient:
             delay = min(delay * 2, RECEIPT_POLL_MAX_S)
         return found
 
-    def transact(self, signer: LocalSigner, *, to: str | None, data: bytes, gas: int,
+    def transact(self, signer: Signer, *, to: str | None, data: bytes, gas: int,
                  nonce: int | None = None, timeout_s: float = 60.0, value: int = 0) -> Receipt:
         """Sign, send and wait for one transaction (deployment and tooling; the service's own
         state changes go through the outbox dispatcher). Raises ChainRevertError on revert."""

@@ -20,7 +20,7 @@ from eth_abi import encode as abi_encode
 
 from settlement.chain.client import ChainClient
 from settlement.chain.contracts import _type_str, coerce
-from settlement.chain.signing import LocalSigner, keccak256
+from settlement.chain.signing import Signer, keccak256
 from settlement.core.errors import ChainMismatchError
 
 MANIFEST_NAME = "deployment.json"
@@ -37,7 +37,7 @@ PLAN: tuple[str, ...] = (
 RECEIVABLE_GRACE_PERIOD_DAYS = 30
 
 
-def constructor_value(contract: str, param: str, addresses: dict[str, str], operator: LocalSigner) -> object:
+def constructor_value(contract: str, param: str, addresses: dict[str, str], operator: Signer) -> object:
     name = param.strip("_").lower()
     if name in ("admin", "operator"):
         return operator.address
@@ -109,7 +109,7 @@ def verify_manifest(client: ChainClient, manifest: Manifest) -> None:
             raise ChainMismatchError(f"{name} at {entry['address']} runs other code than was deployed")
 
 
-def deploy(client: ChainClient, operator: LocalSigner, home: Path,
+def deploy(client: ChainClient, operator: Signer, home: Path,
            progress: Callable[[str], None] = lambda s: None) -> Manifest:
     manifest = Manifest.load(home)
     if manifest is None:

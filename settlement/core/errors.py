@@ -133,6 +133,14 @@ class ConfigurationError(LedgerError):
     status = 500
 
 
+class SigningUnavailableError(LedgerError):
+    """The HSM holding a service key cannot sign now (session lost, token removed, bad answer)."""
+
+    type_slug = "signing-unavailable"
+    title = "The service's signing device is unavailable"
+    status = 503
+
+
 
 # --- Payment-provider callbacks (settlement.providers) ------------------------------------------
 # A callback is refused with one of these; each provider adapter turns it into the answer that

@@ -30,7 +30,7 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from settlement.chain.client import ChainClient, Receipt
-from settlement.chain.signing import LocalSigner, SignedTx
+from settlement.chain.signing import SignedTx, Signer
 from settlement.core.errors import ChainRevertError
 from settlement.pipeline.registry import FailureHook
 from settlement.runtime import Runtime
@@ -92,7 +92,7 @@ class Dispatcher:
 
     # -- signers --------------------------------------------------------------------------------
 
-    def _signer(self, session: Session, address: str) -> LocalSigner:
+    def _signer(self, session: Session, address: str) -> Signer:
         cached = self.rt.vault.cached_signer(address)
         if cached is not None:
             return cached

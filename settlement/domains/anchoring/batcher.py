@@ -26,7 +26,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from settlement.core.errors import ChainUnavailableError, LedgerError
-from settlement.domains.anchoring.digests import JOURNAL_LEAF_ENCODING, JOURNAL_SCHEMA_VERSION
+from settlement.domains.anchoring.digests import (
+    JOURNAL_LEAF_ENCODING,
+    JOURNAL_SCHEMA_VERSION,
+    ZERO_DIGEST,
+    digest_of,
+    journal_leaf_value,
+)
 from settlement.domains.anchoring.limits import BATCHES_PER_PASS_MAX, DEFAULT_LIMITS, BatchLimits
 from settlement.domains.anchoring.submit import (
     chain_last_sequence,
@@ -43,6 +49,8 @@ KIND_EVENTS = "events"
 KIND_JOURNAL = "journal"
 # Rows claimed per UPDATE (bound on the SQL IN list).
 _CLAIM_CHUNK = 500
+# Batches of each kind an operator's flush closes at most (a backlog beyond is left to the job).
+FLUSH_BATCHES_MAX = 1_024
 
 
 @dataclass(frozen=True)
@@ -98,8 +106,10 @@ def _journal_cut(session: Session, limits: BatchLimits, now_s: float, force: boo
     return []
 
 
-def _claim(session: Session, model: type, ids: list[int], batch_id: int) -> None:
-    """Point rows ``ids`` (in this order) at ``batch_id``; each must still be unclaimed."""
+def _claim(session: Session, model: type, ids: list[int], batch_id: int,
+           leaves: list[tuple[list, str]] | None = None) -> None:
+    """Point rows ``ids`` (in this order) at ``batch_id``; each must still be unclaimed.
+    ``leaves``: (value, leaf hash) per row, stored with its position (journal versions)."""
     claimed = 0
     for start in range(0, len(ids), _CLAIM_CHUNK):
         chunk = ids[start:start + _CLAIM_CHUNK]
@@ -108,8 +118,12 @@ def _claim(session: Session, model: type, ids: list[int], batch_id: int) -> None
                                    ).rowcount
     if claimed != len(ids):
         raise LedgerError(f"{len(ids) - claimed} {model.__tablename__} rows were batched concurrently")
-    # Positions by primary key, as one executemany.
-    session.execute(update(model), [{"id": row_id, "batch_index": index} for index, row_id in enumerate(ids)])
+    # Positions (and leaves) by primary key, as one executemany.
+    if leaves is None:
+        session.execute(update(model), [{"id": row_id, "batch_index": index} for index, row_id in enumerate(ids)])
+    else:
+        session.execute(update(model), [{"id": row_id, "batch_index": index, "value": value, "leaf_hash": leaf}
+                                        for index, (row_id, (value, leaf)) in enumerate(zip(ids, leaves))])
 
 
 def _build(values: list[list], leaf_hashes: list[str], encoding: tuple[str, ...]) -> StandardMerkleTree:
@@ -148,16 +162,26 @@ def flush_journal(session: Session, signer: str, limits: BatchLimits = DEFAULT_L
     ids = _journal_cut(session, limits, time.time() if now_s is None else now_s, force)
     if not ids:
         return None
-    rows = session.scalars(select(RecordDigest).where(RecordDigest.id.in_(ids)).order_by(RecordDigest.id)).all()
+    rows = session.execute(select(RecordDigest.id, RecordDigest.kind, RecordDigest.record_id, RecordDigest.version,
+                                  RecordDigest.recorded_at_s, RecordDigest.prev_digest, RecordDigest.digest,
+                                  RecordDigest.canonical_json)
+                           .where(RecordDigest.id.in_(ids)).order_by(RecordDigest.id)).all()
     if [r.id for r in rows] != ids:
         raise LedgerError("pending journal digests changed under the batcher")
-    tree = _build([r.value for r in rows], [r.leaf_hash for r in rows], JOURNAL_LEAF_ENCODING)
+    for r in rows:  # never anchor a version whose text is not what its digest says
+        if digest_of(r.canonical_json) != r.digest:
+            raise LedgerError(f"journal version {r.kind}/{r.record_id} v{r.version}: text and digest disagree")
+    # The leaves are made here, off the write paths that record the versions.
+    values = [journal_leaf_value(r.kind, r.record_id, r.version, r.recorded_at_s, r.prev_digest or ZERO_DIGEST,
+                                 r.digest) for r in rows]
+    tree = StandardMerkleTree.of(values, JOURNAL_LEAF_ENCODING)
+    leaves = [(value, to_hex(tree.leaf_hash_at(index))) for index, value in enumerate(values)]
     times = [r.recorded_at_s for r in rows]
     batch = create_batch(session, kind=KIND_JOURNAL, root=tree.root, leaf_count=len(rows),
                          schema_version=JOURNAL_SCHEMA_VERSION, leaf_encoding=list(JOURNAL_LEAF_ENCODING),
                          first_time_s=min(times), last_time_s=max(times),
                          bytes_total=sum(len(r.canonical_json) for r in rows), signer=signer, floor=floor)
-    _claim(session, RecordDigest, ids, batch.id)
+    _claim(session, RecordDigest, ids, batch.id, leaves)
     return batch
 
 
@@ -169,15 +193,18 @@ def _due(runtime: Runtime, limits: BatchLimits, now_s: float, force: bool) -> bo
 
 def flush(runtime: Runtime, limits: BatchLimits = DEFAULT_LIMITS, *, force: bool = False,
           now_s: float | None = None) -> list[BatchSummary]:
-    """Close every due batch (at most BATCHES_PER_PASS_MAX), one transaction each."""
+    """Close every due batch, one transaction each: at most BATCHES_PER_PASS_MAX of each kind
+    per pass, or with ``force`` (an operator's flush) every open batch of both kinds, provenance
+    events and journal alike (at most FLUSH_BATCHES_MAX each)."""
     now = time.time() if now_s is None else now_s
     if not _due(runtime, limits, now, force):
         return []
     floor = chain_last_sequence(runtime)
     signer = runtime.operator.address
     made: list[BatchSummary] = []
+    bound = FLUSH_BATCHES_MAX if force else BATCHES_PER_PASS_MAX
     for flusher in (flush_events, flush_journal):
-        while len(made) < BATCHES_PER_PASS_MAX:
+        for _ in range(bound):
             with runtime.db.transaction() as s:
                 batch = flusher(s, signer, limits, now_s=now, force=force, floor=floor)
                 summary = BatchSummary.of(batch) if batch is not None else None

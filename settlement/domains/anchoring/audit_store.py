@@ -32,7 +32,6 @@ from sqlalchemy.engine import Connection, Engine
 
 from settlement.core.errors import LedgerError
 from settlement.domains.anchoring.audit import NO_TABLE, AuditReport, Auditor, BatchInfo, ChainView, Version
-from settlement.domains.anchoring.digests import canonical_record_json
 from settlement.domains.anchoring.kinds import KINDS, LOAD_CHUNK_MAX, RecordKind
 from settlement.store.models.anchoring import AnchorBatch, ProvenanceEventRow, RecordDigest
 
@@ -124,7 +123,7 @@ def _live_texts(conn: Connection, spec: RecordKind, ids: list[str]) -> dict[str,
                     out[rid] = f"<the live row cannot be encoded: {exc.detail}>"
         for rid, record in records.items():
             try:
-                out[rid] = canonical_record_json(record)
+                out[rid] = spec.text_of(record)
             except LedgerError as exc:
                 out[rid] = f"<the live row cannot be encoded: {exc.detail}>"
     return out

@@ -39,7 +39,6 @@ in this form, so an auditor can always recompute the digest from the text.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -62,92 +61,25 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from settlement.core.errors import JournalRecordInvalidError
+from settlement.domains.anchoring.canonical import (
+    RECORD_INT_ABS_MAX,
+    RECORD_JSON_BYTES_MAX,
+    RECORD_JSON_DEPTH_MAX,
+    canonical_record_json,
+)
 from settlement.domains.anchoring.kinds import KINDS, LOAD_CHUNK_MAX, TOMBSTONE, kind_of, record_id_of
 from settlement.runtime import Runtime
+from settlement.store.bulk import insert_rows
 from settlement.store.models import utcnow
 from settlement.store.models.anchoring import RecordDigest
 
 JOURNAL_LEAF_FIELDS: tuple[tuple[str, str], ...] = tuple(zip(JOURNAL_LEAF_FIELD_NAMES, JOURNAL_LEAF_ENCODING))
 LEAF_ENCODINGS = JOURNAL_SCHEMAS
 
-RECORD_JSON_BYTES_MAX = 256 * 1024
-RECORD_JSON_DEPTH_MAX = 32
-RECORD_INT_ABS_MAX = (1 << 63) - 1
 # Records changed in one transaction (bound on the commit hook's work).
 CHANGED_PER_TRANSACTION_MAX = 100_000
 _KIND_RE = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
 _RECORD_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
-
-
-# -- canonical JSON ----------------------------------------------------------------------------
-
-# json.dumps(text, ensure_ascii=False) without building an encoder per call (the same C function).
-_json_string: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
-
-
-def _canonical(value: Any, depth: int) -> str:
-    if depth > RECORD_JSON_DEPTH_MAX:
-        raise JournalRecordInvalidError(f"record nests deeper than {RECORD_JSON_DEPTH_MAX}")
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int):
-        if abs(value) > RECORD_INT_ABS_MAX:
-            raise JournalRecordInvalidError("record integers must fit in a signed 64-bit integer")
-        return str(value)
-    if isinstance(value, float):
-        raise JournalRecordInvalidError("records may not hold floats: use integers of minor units or "
-                                        "decimal strings")
-    if isinstance(value, str):
-        return _json_string(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_canonical(v, depth + 1) for v in value) + "]"
-    if isinstance(value, Mapping):
-        for key in value:
-            if not isinstance(key, str):
-                raise JournalRecordInvalidError("record keys must be strings")
-        if all(key.isascii() for key in value):  # the usual case: UTF-16 order is str order
-            items = sorted(value.items())
-        else:
-            items = sorted(value.items(), key=lambda kv: kv[0].encode("utf-16-be"))
-        return "{" + ",".join(_json_string(k) + ":" + _canonical(v, depth + 1) for k, v in items) + "}"
-    raise JournalRecordInvalidError(f"records may not hold {type(value).__name__}: convert it to a string "
-                                    "or an integer first")
-
-
-def canonical_record_json(record: Mapping[str, Any] | str | bytes) -> str:
-    """The canonical JSON text of ``record`` (a mapping, or JSON text that must already be canonical)."""
-    if isinstance(record, (bytes, bytearray)):
-        try:
-            record = bytes(record).decode("utf-8")
-        except UnicodeDecodeError:
-            raise JournalRecordInvalidError("record bytes are not UTF-8") from None
-    if isinstance(record, str):
-        if len(record.encode("utf-8")) > RECORD_JSON_BYTES_MAX:
-            raise JournalRecordInvalidError(f"record larger than {RECORD_JSON_BYTES_MAX} bytes")
-        try:
-            parsed = json.loads(record, parse_float=_reject_float)
-        except ValueError as exc:
-            raise JournalRecordInvalidError(f"record is not JSON: {exc}") from None
-        if not isinstance(parsed, Mapping):
-            raise JournalRecordInvalidError("a record must be a JSON object")
-        text = _canonical(parsed, 0)
-        if text != record:
-            raise JournalRecordInvalidError("record JSON is not canonical (sorted keys, no whitespace)")
-        return text
-    if not isinstance(record, Mapping):
-        raise JournalRecordInvalidError("a record must be a JSON object (mapping)")
-    text = _canonical(record, 0)
-    if len(text.encode("utf-8")) > RECORD_JSON_BYTES_MAX:
-        raise JournalRecordInvalidError(f"record larger than {RECORD_JSON_BYTES_MAX} bytes")
-    return text
-
-
-def _reject_float(text: str) -> Any:
-    raise JournalRecordInvalidError(f"records may not hold floats ({text[:40]})")
 
 
 TOMBSTONE_JSON = canonical_record_json(TOMBSTONE)
@@ -239,11 +171,11 @@ def digest_new(session: Session, kind: str, rows: Sequence[Mapping[str, Any]], *
     at = int(time.time()) if recorded_at_s is None else int(recorded_at_s)
     values = []
     for row in rows:
-        text = canonical_record_json(spec.project(row))
+        text = spec.canonical(row)
         values.append(_version_values(kind, check_record_id(spec.record_id(row)), 1, text, digest_of(text),
                                       ZERO_DIGEST, at))
     if values:
-        session.connection().execute(_INSERT_DIGEST, values)
+        insert_rows(session, _DIGESTS, values)  # the volume paths' bulk insert (one executemany)
 
 
 _PENDING = "ledger.anchoring.changed"
@@ -302,13 +234,15 @@ def append_versions(conn: Connection, kind: str, current: Mapping[str, Mapping[s
                 .where(_DIGESTS.c.kind == kind, _DIGESTS.c.record_id.in_(chunk))):
             if rid not in latest or version > latest[rid][0]:
                 latest[rid] = (version, digest)
+    spec = KINDS.get(kind)
+    text_of = spec.text_of if spec is not None else canonical_record_json
     rows = []
     for rid in ids:
         record = current.get(rid)
         head = latest.get(rid)
         if record is None and head is None:
             continue  # never journaled and gone: nothing to say
-        text = TOMBSTONE_JSON if record is None else canonical_record_json(record)
+        text = TOMBSTONE_JSON if record is None else text_of(record)
         digest = digest_of(text)
         if head is not None and head[1] == digest:
             continue
@@ -348,7 +282,7 @@ def backfill(runtime: Runtime, progress: Callable[[str, int], None] = lambda _ki
     return total
 
 
-__all__ = ["BACKFILL_PAGE_ROWS", "backfill", "JOURNAL_LEAF_ENCODING", "JOURNAL_LEAF_ENCODING_V1", "JOURNAL_LEAF_FIELDS", "JOURNAL_SCHEMA_VERSION",
+__all__ = ["RECORD_INT_ABS_MAX", "RECORD_JSON_BYTES_MAX", "RECORD_JSON_DEPTH_MAX", "BACKFILL_PAGE_ROWS", "backfill", "JOURNAL_LEAF_ENCODING", "JOURNAL_LEAF_ENCODING_V1", "JOURNAL_LEAF_FIELDS", "JOURNAL_SCHEMA_VERSION",
            "JOURNAL_SCHEMA_VERSION_V1", "LEAF_ENCODINGS", "TOMBSTONE_JSON", "ZERO_DIGEST", "append_versions",
            "canonical_record_json", "check_kind", "check_record_id", "digest_changed", "digest_new", "digest_of",
            "journal_leaf_hash", "journal_leaf_value", "record_digest"]

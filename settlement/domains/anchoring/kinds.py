@@ -34,6 +34,7 @@ entry order, each ``{"owner","account","currency","side","amount_minor"}``.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -43,6 +44,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.engine import Connection
 
 from settlement.core.errors import JournalRecordInvalidError
+from settlement.domains.anchoring.canonical import canonical_record_json
 from settlement.store.models import ApiKey, Member, MemberAccount
 from settlement.store.models.payments import (
     ExceptionResolutionRow,
@@ -193,6 +195,18 @@ class RecordKind:
     # posting only: the entries table, its foreign key and its line fields
     lines: tuple[Table, str, tuple[Field, ...]] | None = None
 
+    def __post_init__(self) -> None:
+        # (record key, encoder, column) resolved once, and the projection compiled once per kind
+        # into straight-line code (the write paths project every record they journal).
+        plan = tuple((f.name, f.encoder, f.source) for f in self.fields)
+        line_plan = tuple((f.name, f.encoder, f.source) for f in self.lines[2]) if self.lines else ()
+        object.__setattr__(self, "_project_row", _compile(plan))
+        object.__setattr__(self, "_project_line", _compile(line_plan) if line_plan else None)
+        # Records of kinds with no ``json`` field hold only what the encoders make (strings, null,
+        # booleans, integers within ±2**53, and lines of those, all keys ASCII): their canonical
+        # text is what the C JSON encoder writes with sorted keys, no check needed.
+        object.__setattr__(self, "_plain", all(f.encoder != "json" for f in self.fields))
+
     @property
     def columns(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys([self.key, *(f.source for f in self.fields)]))
@@ -202,15 +216,33 @@ class RecordKind:
         attributes (an ORM row, the plain records of a bulk insert); a posting also has
         ``lines`` (mappings or objects with the line fields)."""
         get = _getter(row)
+        record = self._project_row(get)  # type: ignore[attr-defined]
+        if self.lines is not None:
+            project_line = self._project_line  # type: ignore[attr-defined]
+            record["lines"] = [project_line(_getter(line)) for line in get("lines")]
+        return record
+
+    def project_reference(self, row: Any) -> dict[str, Any]:
+        """:meth:`project`, field by field through the encoders (what the compiled one must equal)."""
+        get = _getter(row)
         record = {f.name: ENCODERS[f.encoder](f.source, get(f.source)) for f in self.fields}
         if self.lines is not None:
-            _table, _fk, line_fields = self.lines
-            lines = []
-            for line in get("lines"):
-                get_line = _getter(line)
-                lines.append({f.name: ENCODERS[f.encoder](f.source, get_line(f.source)) for f in line_fields})
-            record["lines"] = lines
+            record["lines"] = [{f.name: ENCODERS[f.encoder](f.source, _getter(line)(f.source))
+                                for f in self.lines[2]} for line in get("lines")]
         return record
+
+    def canonical(self, row: Any) -> str:
+        """The canonical JSON text of the row's record (what its digest is taken of)."""
+        return self.text_of(self.project(row))
+
+    def text_of(self, record: dict[str, Any]) -> str:
+        """The canonical JSON text of a record this kind projected."""
+        if not self._plain:  # type: ignore[attr-defined]
+            return canonical_record_json(record)
+        text = _fast_json(record)
+        if len(text) > RECORD_TEXT_CHARS_MAX:
+            return canonical_record_json(record)  # the size bound is checked (and reported) there
+        return text
 
     def record_id(self, row: Any) -> str:
         return str(_getter(row)(self.key))
@@ -263,6 +295,32 @@ class RecordKind:
             by_parent[line[fk]].append(dict(line))
         for row in rows:
             row["lines"] = by_parent[row[self.key]]
+
+
+_fast_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+                              allow_nan=False).encode
+# A record's text in characters below which its UTF-8 size cannot reach the 256 KiB bound.
+RECORD_TEXT_CHARS_MAX = 64 * 1024
+
+
+def _compile(plan: tuple[tuple[str, str, str], ...]) -> Callable[[Callable[[str], Any]], dict[str, Any]]:
+    """A function ``get -> record`` for ``plan`` (record key, encoder name, column): text and
+    amount columns inline (the common case), the other encoders called. Equal to encoding field
+    by field (:meth:`RecordKind.project_reference`; tests/anchoring/test_kinds.py)."""
+    body = ["def project(get):"]
+    for i, (_name, encoder, source) in enumerate(plan):
+        body.append(f"    v{i} = get({source!r})")
+        if encoder == "text":
+            body.append(f"    if v{i} is not None and v{i}.__class__ is not str: enc_text({source!r}, v{i})")
+        elif encoder == "amount":
+            body.append(f"    if v{i} is not None: v{i} = str(v{i}) if v{i}.__class__ is int "
+                        f"else enc_amount({source!r}, v{i})")
+        else:
+            body.append(f"    v{i} = ENCODERS[{encoder!r}]({source!r}, v{i})")
+    body.append("    return {" + ", ".join(f"{name!r}: v{i}" for i, (name, _e, _s) in enumerate(plan)) + "}")
+    scope: dict[str, Any] = {"enc_text": enc_text, "enc_amount": enc_amount, "ENCODERS": ENCODERS}
+    exec("\n".join(body), scope)  # noqa: S102 - our own constant plan, built once per kind at import
+    return scope["project"]  # type: ignore[no-any-return]
 
 
 def _getter(row: Any) -> Callable[[str], Any]:

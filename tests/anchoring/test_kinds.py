@@ -112,3 +112,15 @@ def test_changes_are_digested_once_at_commit_and_not_on_rollback(tmp_path: Path)
     assert '"status":"suspended"' in versions[1][1] and '["finance","buyer"]' in versions[1][1]
     assert versions[0][2] == "0x" + "00" * 32 and versions[1][2] == versions[0][3]
     db.dispose()
+
+
+def test_docs_list_every_kind_with_its_fields() -> None:
+    """docs/anchors.md's table of record kinds names every kind, its table and key, and each field."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "anchors.md").read_text()
+    rows = {line.split("|")[1].strip(" `"): line for line in docs.splitlines() if line.startswith("| `")}
+    for name, kind in KINDS.items():
+        row = rows.get(name)
+        assert row is not None, f"docs/anchors.md lacks kind {name}"
+        assert f"`{kind.table.name}`.`{kind.key}`" in row, name
+        for field in kind.fields:
+            assert f"`{field.name}`" in row, (name, field.name)

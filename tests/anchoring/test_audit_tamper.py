@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from ledger_api.cli import main as ledger_main
 from settlement.chain.anvil import ManagedAnvil
 from settlement.domains import anchoring
 from settlement.domains.anchoring.digests import digest_of
@@ -83,6 +84,18 @@ def test_a_changed_amount_is_named_with_the_batch_that_proves_it(books: Books) -
                ("UPDATE provider_callbacks SET amount_minor = '91500' WHERE provider = 'alipay'", {}))
         callback = one(url, "SELECT id FROM provider_callbacks WHERE provider = 'alipay'")[0]
         report = books.audit(url)
+        # the command an auditor runs: exit 1, the findings also as JSON; 2 when the node is down
+        rt = books.runtime
+        findings = Path(url.rsplit("/", 1)[0].replace("sqlite:///", "")) if url.startswith("sqlite") else None
+        json_path = (findings or Path("/tmp")) / f"findings-{callback}.json"
+        assert ledger_main(["anchors", "audit", "--database-url", url, "--rpc", rt.chain.rpc_url, "--contract",
+                            rt.address("TraceAnchor"), "--json", str(json_path)]) == 1
+        assert {f["subject"] for f in json.loads(json_path.read_text())["findings"]} == \
+            {f"settlement/{fx}", f"callback/{callback}"}
+        json_path.unlink()
+        assert ledger_main(["anchors", "audit", "--database-url", url, "--offline"]) == 1
+        assert ledger_main(["anchors", "audit", "--database-url", url, "--rpc", "http://127.0.0.1:9",
+                            "--contract", rt.address("TraceAnchor")]) == 2
     assert not report.ok
     assert _subjects(report, "CHANGED") == {f"settlement/{fx}", f"callback/{callback}"}
     finding = next(f for f in report.findings if f.subject == f"settlement/{fx}")

@@ -266,14 +266,13 @@ def audit_store(database_url: str | Engine, *, rpc: str | Rpc | None = None, con
     engine = open_read_only(database_url) if isinstance(database_url, str) else database_url
     started = time.monotonic()
     try:
-        view = None
+        view, unreachable = None, False
         if rpc is not None and contract is not None:
             try:
                 view = chain_view(rpc, contract, chain_id)
             except (NodeUnavailableError, AnchorsError) as exc:
                 out(f"the chain could not be asked ({exc.detail}): checking the store alone")
-                report = AuditReport(ok=False, unreachable=True)
-                return report
+                unreachable = True
         with engine.connect() as conn:
             if engine.dialect.name == "sqlite":
                 conn.exec_driver_sql("BEGIN")  # one snapshot for every read below
@@ -286,6 +285,9 @@ def audit_store(database_url: str | Engine, *, rpc: str | Rpc | None = None, con
                 anchored = roots_anchored(view.rpc, view.contract, from_block)
             except NodeUnavailableError as exc:
                 auditor.finding("CHAIN", "contract", f"the roots it anchored could not be listed: {exc.detail}")
+        if unreachable:
+            auditor.report.unreachable = True
+            auditor.finding("CHAIN", "node", "the chain could not be asked: no anchor was checked")
         report = auditor.finish(anchored)
         if verbose:
             out(f"audit took {time.monotonic() - started:.1f} s")

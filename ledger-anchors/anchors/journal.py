@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from anchors.errors import InvalidInputError
@@ -50,12 +51,17 @@ def text_digest(text: str) -> str:
     return to_hex(keccak256(text.encode("utf-8")))
 
 
+@lru_cache(maxsize=256)
+def _kind_hash(kind: str) -> str:
+    return to_hex(keccak256(kind.encode("utf-8")))  # a few kinds, hashed once each
+
+
 def journal_leaf_value(kind: str, record_id: str, version: int, recorded_at_s: int, prev_digest: str | None,
                        digest: str, schema_version: int = JOURNAL_SCHEMA_VERSION) -> list[str]:
     """The leaf value in JSON form (as a ``standard-v1`` dump holds it)."""
     if schema_version not in JOURNAL_SCHEMAS:
         raise InvalidInputError(f"unknown journal leaf schema {schema_version}", field="schema_version")
-    head = [str(schema_version), to_hex(keccak256(kind.encode("utf-8"))),
+    head = [str(schema_version), _kind_hash(kind),
             to_hex(keccak256(record_id.encode("utf-8"))), str(version), str(recorded_at_s)]
     if schema_version == JOURNAL_SCHEMA_VERSION_V1:
         return [*head, digest]

@@ -95,15 +95,25 @@ def _events_cut(session: Session, limits: BatchLimits, now_s: float, force: bool
     return []
 
 
+def _journal_due(session: Session, limits: BatchLimits, now_s: float, force: bool) -> bool:
+    """Is a journal batch due? Two index-only reads, whatever the backlog (the anchoring job asks
+    this four times a second while settlements flow)."""
+    first = session.execute(select(RecordDigest.created_at).where(RecordDigest.batch_id.is_(None))
+                            .order_by(RecordDigest.id).limit(1)).first()
+    if first is None:
+        return False
+    if force or now_s - _epoch_s(first[0]) >= limits.journal_interval_s:
+        return True
+    waiting = session.scalar(select(func.count()).select_from(
+        select(RecordDigest.id).where(RecordDigest.batch_id.is_(None)).limit(limits.journal_records_max).subquery()))
+    return (waiting or 0) >= limits.journal_records_max
+
+
 def _journal_cut(session: Session, limits: BatchLimits, now_s: float, force: bool) -> list[int]:
-    rows = session.execute(select(RecordDigest.id, RecordDigest.created_at)
-                           .where(RecordDigest.batch_id.is_(None))
-                           .order_by(RecordDigest.id).limit(limits.journal_records_max)).all()
-    if not rows:
+    if not _journal_due(session, limits, now_s, force):
         return []
-    if force or len(rows) >= limits.journal_records_max or now_s - _epoch_s(rows[0][1]) >= limits.journal_interval_s:
-        return [r[0] for r in rows]
-    return []
+    return list(session.scalars(select(RecordDigest.id).where(RecordDigest.batch_id.is_(None))
+                                .order_by(RecordDigest.id).limit(limits.journal_records_max)))
 
 
 def _claim(session: Session, model: type, ids: list[int], batch_id: int,
@@ -155,10 +165,22 @@ def flush_events(session: Session, signer: str, limits: BatchLimits = DEFAULT_LI
     return batch
 
 
-def flush_journal(session: Session, signer: str, limits: BatchLimits = DEFAULT_LIMITS, *,
-                  now_s: float | None = None, force: bool = False, floor: int = 0) -> AnchorBatch | None:
-    """Anchor the journal digests recorded since the last journal batch, if due; returns the batch."""
-    lock_sequences(session)
+@dataclass(frozen=True)
+class PreparedJournal:
+    """A journal batch computed from the versions waiting (ids in order, their leaves, the tree):
+    everything but the writes, so the store's writer is held for the writes alone."""
+
+    ids: list[int]
+    leaves: list[tuple[list, str]]
+    root: str
+    first_time_s: int
+    last_time_s: int
+    bytes_total: int
+
+
+def prepare_journal(session: Session, limits: BatchLimits = DEFAULT_LIMITS, *, now_s: float | None = None,
+                    force: bool = False) -> PreparedJournal | None:
+    """The next journal batch if one is due (reads only)."""
     ids = _journal_cut(session, limits, time.time() if now_s is None else now_s, force)
     if not ids:
         return None
@@ -177,18 +199,34 @@ def flush_journal(session: Session, signer: str, limits: BatchLimits = DEFAULT_L
     tree = StandardMerkleTree.of(values, JOURNAL_LEAF_ENCODING)
     leaves = [(value, to_hex(tree.leaf_hash_at(index))) for index, value in enumerate(values)]
     times = [r.recorded_at_s for r in rows]
-    batch = create_batch(session, kind=KIND_JOURNAL, root=tree.root, leaf_count=len(rows),
+    return PreparedJournal(ids, leaves, tree.root, min(times), max(times), sum(len(r.canonical_json) for r in rows))
+
+
+def write_journal(session: Session, prepared: PreparedJournal, signer: str, *, floor: int = 0) -> AnchorBatch:
+    """The batch row, its claimed versions (each still unclaimed, or LedgerError) and its
+    ``TraceAnchor.anchor`` outbox row, in ``session``'s transaction."""
+    lock_sequences(session)
+    batch = create_batch(session, kind=KIND_JOURNAL, root=prepared.root, leaf_count=len(prepared.ids),
                          schema_version=JOURNAL_SCHEMA_VERSION, leaf_encoding=list(JOURNAL_LEAF_ENCODING),
-                         first_time_s=min(times), last_time_s=max(times),
-                         bytes_total=sum(len(r.canonical_json) for r in rows), signer=signer, floor=floor)
-    _claim(session, RecordDigest, ids, batch.id, leaves)
+                         first_time_s=prepared.first_time_s, last_time_s=prepared.last_time_s,
+                         bytes_total=prepared.bytes_total, signer=signer, floor=floor)
+    _claim(session, RecordDigest, prepared.ids, batch.id, prepared.leaves)
     return batch
 
 
+def flush_journal(session: Session, signer: str, limits: BatchLimits = DEFAULT_LIMITS, *,
+                  now_s: float | None = None, force: bool = False, floor: int = 0) -> AnchorBatch | None:
+    """Anchor the journal digests recorded since the last journal batch, if due, in ``session``
+    (prepared and written in one transaction); returns the batch."""
+    lock_sequences(session)
+    prepared = prepare_journal(session, limits, now_s=now_s, force=force)
+    return None if prepared is None else write_journal(session, prepared, signer, floor=floor)
+
+
 def _due(runtime: Runtime, limits: BatchLimits, now_s: float, force: bool) -> bool:
-    """One cheap read: is any batch due? (Keeps an idle pass from taking the write lock.)"""
+    """Cheap reads: is any batch due? (Keeps an idle pass from taking the write lock.)"""
     with runtime.db.read() as s:
-        return bool(_events_cut(s, limits, now_s, force) or _journal_cut(s, limits, now_s, force))
+        return bool(_events_cut(s, limits, now_s, force) or _journal_due(s, limits, now_s, force))
 
 
 def flush(runtime: Runtime, limits: BatchLimits = DEFAULT_LIMITS, *, force: bool = False,
@@ -203,11 +241,21 @@ def flush(runtime: Runtime, limits: BatchLimits = DEFAULT_LIMITS, *, force: bool
     signer = runtime.operator.address
     made: list[BatchSummary] = []
     bound = FLUSH_BATCHES_MAX if force else BATCHES_PER_PASS_MAX
-    for flusher in (flush_events, flush_journal):
+    for kind in (KIND_EVENTS, KIND_JOURNAL):
         for _ in range(bound):
-            with runtime.db.transaction() as s:
-                batch = flusher(s, signer, limits, now_s=now, force=force, floor=floor)
-                summary = BatchSummary.of(batch) if batch is not None else None
+            if kind == KIND_EVENTS:
+                with runtime.db.transaction() as s:
+                    batch = flush_events(s, signer, limits, now_s=now, force=force, floor=floor)
+                    summary = BatchSummary.of(batch) if batch is not None else None
+            else:
+                # The leaves and tree of up to 10,000 versions are computed in a read session: the
+                # store's single writer is held only for the batch row and the claim.
+                with runtime.db.read() as r:
+                    prepared = prepare_journal(r, limits, now_s=now, force=force)
+                if prepared is None:
+                    break
+                with runtime.db.transaction() as s:
+                    summary = BatchSummary.of(write_journal(s, prepared, signer, floor=floor))
             if summary is None:
                 break
             log.info("%s batch %d: %d leaves, root %s, outbox %d", summary.kind, summary.sequence,
@@ -235,5 +283,5 @@ def pending_counts(session: Session) -> dict[str, int]:
     }
 
 
-__all__ = ["KIND_EVENTS", "KIND_JOURNAL", "BatchSummary", "flush", "flush_events", "flush_journal",
-           "pending_counts", "run_once"]
+__all__ = ["KIND_EVENTS", "KIND_JOURNAL", "BatchSummary", "PreparedJournal", "flush", "flush_events",
+           "flush_journal", "pending_counts", "prepare_journal", "run_once", "write_journal"]

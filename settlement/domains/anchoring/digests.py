@@ -282,7 +282,10 @@ def backfill(runtime: Runtime, progress: Callable[[str, int], None] = lambda _ki
     return total
 
 
-__all__ = ["RECORD_INT_ABS_MAX", "RECORD_JSON_BYTES_MAX", "RECORD_JSON_DEPTH_MAX", "BACKFILL_PAGE_ROWS", "backfill", "JOURNAL_LEAF_ENCODING", "JOURNAL_LEAF_ENCODING_V1", "JOURNAL_LEAF_FIELDS", "JOURNAL_SCHEMA_VERSION",
-           "JOURNAL_SCHEMA_VERSION_V1", "LEAF_ENCODINGS", "TOMBSTONE_JSON", "ZERO_DIGEST", "append_versions",
-           "canonical_record_json", "check_kind", "check_record_id", "digest_changed", "digest_new", "digest_of",
-           "journal_leaf_hash", "journal_leaf_value", "record_digest"]
+__all__ = [
+    "BACKFILL_PAGE_ROWS", "JOURNAL_LEAF_ENCODING", "JOURNAL_LEAF_ENCODING_V1", "JOURNAL_LEAF_FIELDS",
+    "JOURNAL_SCHEMA_VERSION", "JOURNAL_SCHEMA_VERSION_V1", "LEAF_ENCODINGS", "RECORD_INT_ABS_MAX",
+    "RECORD_JSON_BYTES_MAX", "RECORD_JSON_DEPTH_MAX", "TOMBSTONE_JSON", "ZERO_DIGEST", "append_versions",
+    "backfill", "canonical_record_json", "check_kind", "check_record_id", "digest_changed", "digest_new",
+    "digest_of", "journal_leaf_hash", "journal_leaf_value", "record_digest",
+]

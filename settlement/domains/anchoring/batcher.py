@@ -254,8 +254,12 @@ def flush(runtime: Runtime, limits: BatchLimits = DEFAULT_LIMITS, *, force: bool
                     prepared = prepare_journal(r, limits, now_s=now, force=force)
                 if prepared is None:
                     break
-                with runtime.db.transaction() as s:
-                    summary = BatchSummary.of(write_journal(s, prepared, signer, floor=floor))
+                try:
+                    with runtime.db.transaction() as s:
+                        summary = BatchSummary.of(write_journal(s, prepared, signer, floor=floor))
+                except LedgerError as exc:  # another batcher claimed these versions meanwhile
+                    log.info("journal batch not written: %s", exc.detail)
+                    break
             if summary is None:
                 break
             log.info("%s batch %d: %d leaves, root %s, outbox %d", summary.kind, summary.sequence,

@@ -56,6 +56,7 @@ from settlement.domains.anchoring import (
     chain_last_sequence,
     export_lines,
     flush,
+    get_batch,
     open_read_only,
     retry_failed,
     trial_balance,
@@ -135,8 +136,6 @@ def _flush(runtime_factory: RuntimeFactory, args: argparse.Namespace) -> int:
     if not made:
         print("nothing waiting")
     if args.wait and made:
-        from settlement.domains.anchoring import get_batch
-
         deadline = time.monotonic() + args.wait
         waiting = {m.sequence for m in made}
         while waiting and time.monotonic() < deadline:

@@ -124,3 +124,34 @@ def test_docs_list_every_kind_with_its_fields() -> None:
         assert f"`{kind.table.name}`.`{kind.key}`" in row, name
         for field in kind.fields:
             assert f"`{field.name}`" in row, (name, field.name)
+
+
+def test_the_migration_chains_existing_versions(tmp_path: Path) -> None:
+    """A store migrated from before the chain: each existing version gets its predecessor's digest
+    (zero for version 1), so versions not yet batched anchor under the chained leaf."""
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from settlement.store.db import MIGRATIONS_DIR
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url)
+    command.upgrade(cfg, "0005")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for kind, rid, version, digest in (("callback", "1", 1, "0x" + "a1" * 32), ("callback", "1", 2, "0x" + "a2" * 32),
+                                           ("callback", "2", 1, "0x" + "b1" * 32)):
+            conn.execute(sa.text("INSERT INTO record_digests (kind, record_id, version, canonical_json, digest, "
+                                 "recorded_at_s, value, leaf_hash, created_at) VALUES (:k, :r, :v, '{}', :d, 1, '[]', "
+                                 ":d, '2026-01-01 00:00:00')"), {"k": kind, "r": rid, "v": version, "d": digest})
+    engine.dispose()
+    migrate(url)
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT record_id, version, prev_digest FROM record_digests "
+                                    "ORDER BY record_id, version")).all()
+    engine.dispose()
+    assert rows == [("1", 1, "0x" + "00" * 32), ("1", 2, "0x" + "a1" * 32), ("2", 1, "0x" + "00" * 32)]

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from settlement.domains.anchoring.digests import _canonical, digest_of
+from settlement.domains.anchoring.canonical import _canonical
+from settlement.domains.anchoring.digests import digest_of
 from settlement.domains.payments import accounts, configure_demo_providers, ingest, ingest_async
 from settlement.domains.payments import record as record_module
 from settlement.domains.payments import writer as writer_module

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 
 from anchors.events import LEAF_ENCODING_V1, SCHEMA_VERSION
 from anchors.merkle import StandardMerkleTree, to_hex
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from settlement.core.errors import ChainUnavailableError, LedgerError
@@ -49,6 +49,9 @@ KIND_EVENTS = "events"
 KIND_JOURNAL = "journal"
 # Rows claimed per UPDATE (bound on the SQL IN list).
 _CLAIM_CHUNK = 500
+_DIGESTS = RecordDigest.__table__
+_SET_LEAF = (update(_DIGESTS).where(_DIGESTS.c.id == bindparam("row_id"))
+             .values(batch_index=bindparam("index"), leaf_hash=bindparam("leaf")))
 # Batches of each kind an operator's flush closes at most (a backlog beyond is left to the job).
 FLUSH_BATCHES_MAX = 1_024
 
@@ -131,9 +134,10 @@ def _claim(session: Session, model: type, ids: list[int], batch_id: int,
     # Positions (and leaves) by primary key, as one executemany.
     if leaves is None:
         session.execute(update(model), [{"id": row_id, "batch_index": index} for index, row_id in enumerate(ids)])
-    else:
-        session.execute(update(model), [{"id": row_id, "batch_index": index, "value": value, "leaf_hash": leaf}
-                                        for index, (row_id, (value, leaf)) in enumerate(zip(ids, leaves))])
+    else:  # a compiled Core UPDATE run as one executemany (the ORM's bulk path costs ~3x per row)
+        # The leaf's value is not stored: it is the row's own columns (proofs rebuild it from them).
+        session.connection().execute(_SET_LEAF, [{"row_id": row_id, "index": index, "leaf": leaf}
+                                                 for index, (row_id, (_value, leaf)) in enumerate(zip(ids, leaves))])
 
 
 def _build(values: list[list], leaf_hashes: list[str], encoding: tuple[str, ...]) -> StandardMerkleTree:

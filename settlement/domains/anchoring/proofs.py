@@ -29,7 +29,7 @@ from settlement.core.errors import (
     ValidationError,
 )
 from settlement.domains.anchoring.batcher import KIND_EVENTS
-from settlement.domains.anchoring.digests import check_kind, check_record_id
+from settlement.domains.anchoring.digests import check_kind, check_record_id, journal_leaf_value
 from settlement.domains.anchoring.limits import ANCHOR_CONTRACT, BATCH_LIST_MAX, TRACE_EVENTS_MAX
 from settlement.runtime import Runtime
 from settlement.store.models.anchoring import AnchorBatch, ProvenanceEventRow, RecordDigest
@@ -52,9 +52,18 @@ class TreeCache:
 
 def rebuild_tree(session: Session, batch: AnchorBatch) -> StandardMerkleTree:
     """The batch's tree from its rows; it must have the stored leaf count and root."""
-    model = ProvenanceEventRow if batch.kind == KIND_EVENTS else RecordDigest
-    rows = session.execute(select(model.batch_index, model.value).where(model.batch_id == batch.id)
-                           .order_by(model.batch_index)).all()
+    if batch.kind == KIND_EVENTS:
+        model: type = ProvenanceEventRow
+        rows = session.execute(select(model.batch_index, model.value).where(model.batch_id == batch.id)
+                               .order_by(model.batch_index)).all()
+    else:  # journal leaves are the rows' own columns (values stored only by the first journal schema)
+        model = RecordDigest
+        found = session.execute(select(model.batch_index, model.value, model.kind, model.record_id, model.version,
+                                       model.recorded_at_s, model.prev_digest, model.digest)
+                                .where(model.batch_id == batch.id).order_by(model.batch_index)).all()
+        rows = [(r.batch_index, r.value if r.value is not None else journal_leaf_value(
+            r.kind, r.record_id, r.version, r.recorded_at_s, r.prev_digest, r.digest, batch.schema_version))
+            for r in found]
     if [r[0] for r in rows] != list(range(batch.leaf_count)):
         raise AnchorStoreInconsistentError(
             f"batch {batch.sequence} holds {len(rows)} rows, anchored with {batch.leaf_count} leaves",

@@ -112,7 +112,8 @@ class RecordDigest(Base):
     # The digest of version - 1 of the same record (zero for version 1): the record's chain.
     prev_digest: Mapped[str | None] = mapped_column(String(66), nullable=True)
     recorded_at_s: Mapped[int] = mapped_column(BigInteger)
-    # The journal leaf (value in JSON form, and its hash), set when the batcher takes the version.
+    # The journal leaf's hash, set when the batcher takes the version into a batch; its value is the
+    # row's own columns (stored only by the first journal leaf schema, 0x8001).
     value: Mapped[list | None] = mapped_column(JSON, nullable=True)
     leaf_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("anchor_batches.id"), nullable=True)

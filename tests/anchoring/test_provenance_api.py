@@ -60,6 +60,11 @@ def test_posted_events_are_anchored_and_their_proofs_verify_offline_and_on_chain
 
     pending = api.http.get("/v1/provenance/events/evt-LOT-1-0/proof", headers=api.as_("auditor-c"))
     assert pending.status_code == 409 and pending.json()["type"] == PROBLEM + "provenance-event-pending"
+    # that answer, saved and given to the verifier, is "not anchored yet" (exit 3), not a bad format
+    (tmp_path / "pending.json").write_text(pending.text)
+    said: list[str] = []
+    assert verify_proof_file(tmp_path / "pending.json", api.rpc_url, said.append) == 3
+    assert said[-1].startswith("NOT ANCHORED YET") and "unknown proof format" not in " ".join(said)
 
     flushed = api.http.post("/v1/anchors/flush", headers=api.as_("ops"))
     assert flushed.status_code == 200, flushed.text

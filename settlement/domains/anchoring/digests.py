@@ -42,6 +42,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from anchors.journal import (
@@ -113,10 +114,10 @@ _INSERT_DIGEST = insert(_DIGESTS)
 
 
 def _version_values(kind: str, record_id: str, version: int, text: str, digest: str, prev: str,
-                    at: int) -> dict[str, Any]:
-    # The leaf (value, leaf_hash) is computed by the batcher when it takes the version into a batch.
+                    at: int, created_at: datetime | None = None) -> dict[str, Any]:
+    # The leaf hash is computed by the batcher when it takes the version into a batch.
     return {"kind": kind, "record_id": record_id, "version": version, "canonical_json": text, "digest": digest,
-            "prev_digest": prev, "recorded_at_s": at, "created_at": utcnow()}
+            "prev_digest": prev, "recorded_at_s": at, "created_at": created_at or utcnow()}
 
 
 def record_digest(session: Session, kind: str, record_id: str | int,
@@ -170,10 +171,11 @@ def digest_new(session: Session, kind: str, rows: Sequence[Mapping[str, Any]], *
         raise JournalRecordInvalidError(f"at most {DIGESTS_NEW_PER_CALL_MAX} records per call")
     at = int(time.time()) if recorded_at_s is None else int(recorded_at_s)
     values = []
+    now = utcnow()  # one timestamp object for the call: the bulk insert converts it once
     for row in rows:
         text = spec.canonical(row)
         values.append(_version_values(kind, check_record_id(spec.record_id(row)), 1, text, digest_of(text),
-                                      ZERO_DIGEST, at))
+                                      ZERO_DIGEST, at, now))
     if values:
         insert_rows(session, _DIGESTS, values)  # the volume paths' bulk insert (one executemany)
 

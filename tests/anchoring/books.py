@@ -5,7 +5,6 @@ access would) and to audit it as an auditor would (the read-only store and the c
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -198,4 +197,4 @@ def one(url: str, sql: str, **params: Any) -> Any:
         engine.dispose()
 
 
-__all__ = ["Books", "one", "store_copy", "tamper", "write_books", "shutil"]
+__all__ = ["Books", "one", "store_copy", "tamper", "write_books"]

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 from anchors.errors import NodeUnavailableError
+from anchors.rpc import as_rpc
 from anchors.verify import call_anchor_of
 
 from ledger_api.cli.anchors import verify_proof_file
 from settlement.chain.anvil import rpc_call
 from settlement.domains import anchoring
+from settlement.domains.anchoring.audit_store import roots_anchored
 from settlement.domains.members.service import onchain_id
 from settlement.pipeline.workers import build
 from settlement.wiring import build_registry
-from anchors.rpc import as_rpc
-
 from tests.api.support import build_runtime, onboard_direct
 
 from .conftest import make_operator_anchorer
@@ -70,8 +70,6 @@ def test_proofs_and_the_audit_verify_after_a_restart_of_the_managed_chain(tmp_pa
         assert any("anchor-block" in line and "[ok]" in line for line in lines)
         assert any("record-to-value" in line for line in lines) == (name == "record.json")
     # The contract's RootAnchored logs survive too: the audit still lists every anchored root.
-    from settlement.domains.anchoring.audit_store import roots_anchored
-
     listed = {root for root, *_rest in roots_anchored(node_rpc(node), rt.address("TraceAnchor"))}
     assert {event_doc["root"], record_doc["root"]} <= listed
     out: list[str] = []

@@ -12,6 +12,9 @@ real uvicorn, the real dispatcher and follower; the API clients run in their own
    clock stops when the follower has marked the last one confirmed in the store.
 3. batch: C client processes POST /v1/settlements:batch (200 each); same clock.
 
+``--journal-pairs N`` instead alternates N batch runs with and without the record journal's
+digests (issue 14), in the same process at the same load.
+
 Modes 2 and 3 run twice: with the API, dispatcher and follower in ONE process (as ``ledger up``
 runs them), and SPLIT (the API in its own process, the workers in this one), which lets the two
 halves use two cores. Writes a markdown table to bench/out/settlements.md.
@@ -330,6 +333,27 @@ def end_to_end(env: Env, url: str, *, count: int, per_request: int, clients: int
             "count": total, "seconds": elapsed}
 
 
+def journal_comparison(env: Env, pairs: int, batches: int, clients: int) -> list[tuple[float, float, float]]:
+    """``pairs`` batch runs with the record journal's digests and, alternating in the same
+    process at the same load, without them (the two ``digest_new`` calls of the batch path
+    patched out: a measurement device, never a service setting). (on, off, load) per pair."""
+    from settlement.domains.settlements import commands, postings
+
+    real = commands.digest_new
+    results = []
+    for _ in range(pairs):
+        load = os.getloadavg()[0]
+        on = end_to_end(env, env.url, count=batches * BATCH, per_request=BATCH, clients=clients)["per_s"]
+        commands.digest_new = postings.digest_new = lambda *_a, **_k: None  # type: ignore[assignment]
+        try:
+            off = end_to_end(env, env.url, count=batches * BATCH, per_request=BATCH, clients=clients)["per_s"]
+        finally:
+            commands.digest_new = postings.digest_new = real  # type: ignore[assignment]
+        results.append((on, off, load))
+        print(f"journal on {on:,.0f}/s, off {off:,.0f}/s ({on / off:.0%}), load {load:.1f}", flush=True)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--single", type=int, default=1_000, help="settlements in single mode")
@@ -337,8 +361,22 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2, help="concurrent API client processes")
     parser.add_argument("--block-time", type=int, default=None, help="interval mining seconds (default automine)")
     parser.add_argument("--out", default="bench/out/settlements.md")
+    parser.add_argument("--journal-pairs", type=int, default=0,
+                        help="only compare batch runs with and without the record journal's digests, N pairs")
     args = parser.parse_args()
     env = setup(args.block_time)
+    if args.journal_pairs:
+        try:
+            pairs = journal_comparison(env, args.journal_pairs, args.batches, args.clients)
+        finally:
+            teardown(env)
+        lines = ["| run | journal on: settlements/s confirmed | journal off | on / off | load |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| {i + 1} | {on:,.0f} | {off:,.0f} | {on / off:.0%} | {load:.1f} |" for i, (on, off, load) in enumerate(pairs)]
+        report = "\n".join(lines)
+        print(report)
+        Path("bench/out/settlements-journal.md").parent.mkdir(parents=True, exist_ok=True)
+        Path("bench/out/settlements-journal.md").write_text(report + "\n")
+        return
     api_proc = None
     try:
         raw = raw_capacity(env, args.single, args.batches)

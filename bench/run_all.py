@@ -15,6 +15,7 @@ BENCHES = [
     ("bench.bench_chain", ["--count", "2000"]),
     ("bench.bench_settlements", []),
     ("bench.bench_merkle", []),
+    ("bench.bench_journal", []),
     ("bench.bench_reconcile", []),
     ("bench.bench_callbacks", []),
     ("bench.bench_receivables", []),

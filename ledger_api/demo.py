@@ -17,6 +17,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from ledger_api.settings import Settings
+from settlement.domains.anchoring import digest_changed
 from settlement.domains.members import ROLE_HASHES, country_hex, hash_key, issue_key, onboard, onchain_id
 from settlement.domains.payments import configure_demo_providers
 from settlement.pipeline.outbox import enqueue
@@ -48,6 +49,8 @@ def ensure_operator_member(runtime: Runtime, progress: Callable[[str], None] = l
                      roles=["operator"], status="active"))
         s.flush()
         s.add(MemberAccount(address=runtime.operator.address, member_id=OPERATOR_ID, encrypted_key=None))
+        digest_changed(s, "member", OPERATOR_ID)
+        digest_changed(s, "member.account", runtime.operator.address)
         key = issue_key(s, OPERATOR_ID, label="operator")
         enqueue(s, kind="member.onboard", contract="ConsortiumRegistry", function="onboardMember",
                 args=[onchain_id(OPERATOR_ID), country_hex("SG"), [runtime.operator.address], [ROLE_HASHES["operator"]]],

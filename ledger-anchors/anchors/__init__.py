@@ -15,6 +15,14 @@ from anchors.events import (
     canonical_json,
     leaf_encoding,
 )
+from anchors.fetch import NotAnchoredYetError, fetch_proof
+from anchors.journal import (
+    JOURNAL_LEAF_ENCODING,
+    JOURNAL_SCHEMA_VERSION,
+    JOURNAL_SCHEMAS,
+    JournalRecord,
+    journal_leaf_value,
+)
 from anchors.keccak import KECCAK_BACKEND, keccak256
 from anchors.merkle import (
     LEAVES_MAX,
@@ -29,9 +37,24 @@ from anchors.merkle import (
 from anchors.merkle import verify as verify_leaf
 from anchors.proof import PROOF_FORMAT, AnchorRef, ProofDocument, build_proof_document, parse_proof_document
 from anchors.rpc import HttpRpc, Rpc, redact_url
-from anchors.verify import VerificationResult, call_anchor_of, call_verify, verify_document, verify_on_chain
+from anchors.verify import (
+    VerificationResult,
+    call_anchor_of,
+    call_verify,
+    check_anchor,
+    verify_document,
+    verify_on_chain,
+)
 
 __all__ = [
+    "JOURNAL_LEAF_ENCODING",
+    "JOURNAL_SCHEMAS",
+    "JOURNAL_SCHEMA_VERSION",
+    "JournalRecord",
+    "NotAnchoredYetError",
+    "check_anchor",
+    "fetch_proof",
+    "journal_leaf_value",
     "AnchorsError",
     "HttpRpc",
     "InvalidInputError",

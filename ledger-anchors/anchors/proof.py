@@ -11,7 +11,10 @@ hide a field):
 - ``proof``: sibling hashes from the leaf up to the root;
 - ``root``: the Merkle root;
 - ``anchor``: null, or ``{chain_id, contract, tx_hash, block_number, block_time, batch_sequence}``;
-- ``event`` (optional): the cleartext provenance event the value was derived from.
+- ``event`` (optional): the cleartext provenance event the value was derived from;
+- ``record`` (optional, journal leaves): the record version the value was derived from,
+  ``{kind, record_id, version, recorded_at_s, prev_digest, canonical_json}`` (see
+  :mod:`anchors.journal`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 from anchors.abi import to_json_value
 from anchors.events import ProvenanceEvent
+from anchors.journal import JournalRecord, is_journal_schema
 from anchors.merkle import PROOF_DEPTH_MAX, StandardMerkleTree, to_bytes32, to_hex
 from anchors.errors import InvalidInputError
 
@@ -30,7 +34,7 @@ PROOF_FORMAT = "ledger-anchor-proof-v1"
 # A proof document is a few kilobytes; anything much larger is not one.
 PROOF_DOCUMENT_BYTES_MAX = 256 * 1024
 _KEYS_REQUIRED = ("format", "leaf_encoding", "value", "leaf_hash", "proof", "root", "anchor")
-_KEYS_OPTIONAL = ("schema_version", "event")
+_KEYS_OPTIONAL = ("schema_version", "event", "record")
 _ANCHOR_KEYS = ("chain_id", "contract", "tx_hash", "block_number", "block_time", "batch_sequence")
 _UINT64_MAX = (1 << 64) - 1
 
@@ -88,6 +92,7 @@ class ProofDocument:
     anchor: AnchorRef | None
     schema_version: int | None = None
     event: ProvenanceEvent | None = None
+    record: JournalRecord | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -102,6 +107,8 @@ class ProofDocument:
         }
         if self.event is not None:
             doc["event"] = self.event.to_json()
+        if self.record is not None:
+            doc["record"] = self.record.to_json()
         return doc
 
     def dumps(self) -> str:
@@ -109,8 +116,8 @@ class ProofDocument:
 
 
 def build_proof_document(tree: StandardMerkleTree, index: int, *, anchor: AnchorRef | None = None,
-                         event: ProvenanceEvent | None = None,
-                         schema_version: int | None = None) -> ProofDocument:
+                         event: ProvenanceEvent | None = None, schema_version: int | None = None,
+                         record: JournalRecord | None = None) -> ProofDocument:
     """The proof document of the value at ``index`` in ``tree``."""
     value = tree.at(index)
     encoding = tree.leaf_encoding
@@ -125,6 +132,7 @@ def build_proof_document(tree: StandardMerkleTree, index: int, *, anchor: Anchor
         anchor=anchor,
         schema_version=schema_version,
         event=event,
+        record=record,
     )
 
 
@@ -167,6 +175,13 @@ def parse_proof_document(document: Mapping[str, Any] | str | bytes) -> ProofDocu
         if schema_version is None:
             raise InvalidInputError("a document carrying an event needs its schema_version")
         event = ProvenanceEvent.from_json(document["event"])
+    record = None
+    if document.get("record") is not None:
+        if not is_journal_schema(schema_version):
+            raise InvalidInputError("a document carrying a record needs a journal schema_version")
+        if event is not None:
+            raise InvalidInputError("a document carries an event or a record, not both")
+        record = JournalRecord.from_json(document["record"])
     anchor = None if document["anchor"] is None else AnchorRef.from_json(document["anchor"])
     return ProofDocument(
         leaf_encoding=tuple(encoding),
@@ -177,6 +192,7 @@ def parse_proof_document(document: Mapping[str, Any] | str | bytes) -> ProofDocu
         anchor=anchor,
         schema_version=schema_version,
         event=event,
+        record=record,
     )
 
 

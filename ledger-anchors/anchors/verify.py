@@ -14,10 +14,11 @@ from typing import Any
 
 from anchors.abi import decode_static, encode_call
 from anchors.events import leaf_encoding
+from anchors.journal import JOURNAL_SCHEMAS
 from anchors.keccak import keccak256
 from anchors.merkle import process_proof, standard_leaf_hash, to_bytes32, to_hex
 from anchors.errors import InvalidInputError, NodeUnavailableError
-from anchors.proof import ProofDocument, parse_proof_document
+from anchors.proof import AnchorRef, ProofDocument, parse_proof_document
 from anchors.rpc import RPC_TIMEOUT_S, Rpc, as_rpc
 
 VERIFY_SIGNATURE = "verify(bytes32,bytes32[],bytes32)"
@@ -67,7 +68,7 @@ def verify_document(document: Mapping[str, Any] | str | bytes | ProofDocument) -
     doc = document if isinstance(document, ProofDocument) else parse_proof_document(document)
     steps: list[Step] = []
     if doc.schema_version is not None:
-        expected = leaf_encoding(doc.schema_version)
+        expected = JOURNAL_SCHEMAS.get(doc.schema_version) or leaf_encoding(doc.schema_version)
         ok = tuple(doc.leaf_encoding) == expected
         steps.append(Step("leaf-encoding", ok, f"schema v{doc.schema_version} is {list(expected)}"
                           + ("" if ok else f", document says {list(doc.leaf_encoding)}")))
@@ -76,6 +77,14 @@ def verify_document(document: Mapping[str, Any] | str | bytes | ProofDocument) -
         ok = [str(v).lower() for v in derived] == [str(v).lower() for v in doc.value]
         steps.append(Step("event-to-value", ok, "value recomputed from the event"
                           + (" matches" if ok else " differs from the document's value")))
+    if doc.record is not None and doc.schema_version is not None:
+        rec = doc.record
+        derived = rec.leaf_value(doc.schema_version)
+        ok = [str(v).lower() for v in derived] == [str(v).lower() for v in doc.value]
+        steps.append(Step("record-to-value", ok,
+                          f"{rec.kind}/{rec.record_id} v{rec.version}: keccak256(text) = {derived[-1]}"
+                          + (", value recomputed from the record matches" if ok
+                             else ", the value recomputed from the record differs from the document's")))
     leaf = standard_leaf_hash(doc.leaf_encoding, doc.value)
     ok = to_hex(leaf) == doc.leaf_hash
     steps.append(Step("leaf-hash", ok, f"keccak256(keccak256(abi.encode(value))) = {to_hex(leaf)}"
@@ -125,8 +134,10 @@ def call_anchor_of(rpc: Rpc | str, contract: str, root: Any, block: int | str = 
 
 def verify_on_chain(document: Mapping[str, Any] | str | bytes | ProofDocument, rpc: Rpc | str,
                     timeout_s: float = RPC_TIMEOUT_S) -> VerificationResult:
-    """Offline steps, then: the node's chain id, the anchoring transaction's receipt and event,
-    ``anchorOf(root)`` at the anchored block, and ``verify(root, proof, leaf)`` at the head.
+    """Offline steps, then :func:`check_anchor` (chain id, ``anchorOf(root)`` at the latest block,
+    the anchoring transaction's receipt and its block, by hash), and ``verify(root, proof, leaf)``
+    at the latest block. Nothing is read at an old block: anchors are permanent, so the checks
+    hold on a node that keeps no old state (a pruned node, a restarted dev chain).
 
     ``rpc`` is a node URL or a ``rpc(method, params)`` callable. Raises InvalidInputError for a
     malformed document or one without an anchor, and NodeUnavailableError when the node cannot be
@@ -137,28 +148,58 @@ def verify_on_chain(document: Mapping[str, Any] | str | bytes | ProofDocument, r
     anchor = doc.anchor
     if anchor is None:
         raise InvalidInputError("the proof document has no anchor to check on chain")
-    steps = list(offline.steps)
     rpc = as_rpc(rpc, timeout_s)
-    chain_id = int(rpc("eth_chainId", []), 16)
-    steps.append(Step("chain-id", chain_id == anchor.chain_id,
-                      f"node chain id {chain_id}, anchor says {anchor.chain_id}"))
-    receipt = rpc("eth_getTransactionReceipt", [anchor.tx_hash])
-    steps.append(_receipt_step(receipt, doc))
-    record = call_anchor_of(rpc, anchor.contract, doc.root, anchor.block_number)
-    ok = (record.block_number == anchor.block_number and record.timestamp == anchor.block_time
-          and record.sequence == anchor.batch_sequence)
-    steps.append(Step("anchor-record", ok,
-                      f"anchorOf(root) at block {anchor.block_number}: block {record.block_number}, "
-                      f"time {record.timestamp}, sequence {record.sequence}, {record.leaf_count} leaves"))
+    steps = list(offline.steps) + check_anchor(rpc, anchor, doc.root, schema_version=doc.schema_version)
     on_chain = call_verify(rpc, anchor.contract, doc.root, doc.proof, doc.leaf_hash)
     steps.append(Step("contract-verify", on_chain, f"TraceAnchor.verify(root, proof, leaf) = {on_chain}"))
     return _result(doc, steps)
 
 
-def _receipt_step(receipt: Any, doc: ProofDocument) -> Step:
-    anchor = doc.anchor
-    if anchor is None or not isinstance(receipt, Mapping):
-        return Step("anchor-tx", False, "no receipt for the anchoring transaction")
+def check_anchor(rpc: Rpc | str, anchor: AnchorRef, root: str, *, leaf_count: int | None = None,
+                 schema_version: int | None = None) -> list[Step]:
+    """That ``root`` is anchored as ``anchor`` says, read at the latest block only:
+
+    - ``chain-id``: the node's chain id is the anchor's;
+    - ``anchor-record``: ``anchorOf(root)`` (at ``latest``) names the anchor's block, time and
+      sequence (and ``leaf_count`` / ``schema_version`` when given);
+    - ``anchor-tx``: the anchoring transaction succeeded in that block and emitted
+      ``RootAnchored(root, sequence)`` from the contract;
+    - ``anchor-block``: the receipt's block, fetched by its hash, is that block number with that
+      timestamp: when the root was anchored.
+    """
+    rpc = as_rpc(rpc)
+    steps: list[Step] = []
+    chain_id = int(rpc("eth_chainId", []), 16)
+    steps.append(Step("chain-id", chain_id == anchor.chain_id,
+                      f"node chain id {chain_id}, anchor says {anchor.chain_id}"))
+    record = call_anchor_of(rpc, anchor.contract, root, "latest")
+    problems = []
+    if record.block_number == 0:
+        problems.append("not anchored")
+    else:
+        if record.block_number != anchor.block_number:
+            problems.append(f"anchored in block {record.block_number}, not {anchor.block_number}")
+        if record.timestamp != anchor.block_time:
+            problems.append(f"at time {record.timestamp}, not {anchor.block_time}")
+        if record.sequence != anchor.batch_sequence:
+            problems.append(f"as sequence {record.sequence}, not {anchor.batch_sequence}")
+        if leaf_count is not None and record.leaf_count != leaf_count:
+            problems.append(f"with {record.leaf_count} leaves, not {leaf_count}")
+        if schema_version is not None and record.schema_version != schema_version:
+            problems.append(f"with leaf schema {record.schema_version}, not {schema_version}")
+    steps.append(Step("anchor-record", not problems, "anchorOf(root) at the latest block: "
+                      + ("; ".join(problems) if problems else
+                         f"block {record.block_number}, time {record.timestamp}, sequence {record.sequence}, "
+                         f"{record.leaf_count} leaves, schema {record.schema_version}")))
+    receipt = rpc("eth_getTransactionReceipt", [anchor.tx_hash])
+    steps.append(_receipt_step(receipt, root, anchor))
+    steps.append(_block_step(rpc, receipt, anchor))
+    return steps
+
+
+def _receipt_step(receipt: Any, root: str, anchor: AnchorRef) -> Step:
+    if not isinstance(receipt, Mapping):
+        return Step("anchor-tx", False, f"tx {anchor.tx_hash}: no receipt for the anchoring transaction")
     problems = []
     if receipt.get("status") != "0x1":
         problems.append(f"status {receipt.get('status')}")
@@ -169,7 +210,7 @@ def _receipt_step(receipt: Any, doc: ProofDocument) -> Step:
         and str(log.get("address", "")).lower() == anchor.contract.lower()
         and (log.get("topics") or [None])[0] == ROOT_ANCHORED_TOPIC
         and len(log.get("topics") or []) > 2
-        and log["topics"][1] == doc.root
+        and log["topics"][1] == root
         and int(log["topics"][2], 16) == anchor.batch_sequence
         for log in receipt.get("logs") or []
     )
@@ -180,12 +221,26 @@ def _receipt_step(receipt: Any, doc: ProofDocument) -> Step:
                                             f"RootAnchored in block {anchor.block_number}"))
 
 
+def _block_step(rpc: Rpc, receipt: Any, anchor: AnchorRef) -> Step:
+    block_hash = receipt.get("blockHash") if isinstance(receipt, Mapping) else None
+    if not isinstance(block_hash, str):
+        return Step("anchor-block", False, "no block hash: the anchoring transaction has no receipt")
+    block = rpc("eth_getBlockByHash", [block_hash, False])
+    if not isinstance(block, Mapping):
+        return Step("anchor-block", False, f"block {block_hash} of the receipt is not on this chain")
+    number, timestamp = int(str(block.get("number", "0x0")), 16), int(str(block.get("timestamp", "0x0")), 16)
+    ok = number == anchor.block_number and timestamp == anchor.block_time and block.get("hash") == block_hash
+    return Step("anchor-block", ok, f"block {block_hash}: number {number}, time {timestamp}"
+                + ("" if ok else f"; the anchor says block {anchor.block_number} at {anchor.block_time}"))
+
+
 __all__ = [
     "AnchorRecord",
     "Step",
     "VerificationResult",
     "call_anchor_of",
     "call_verify",
+    "check_anchor",
     "eth_call",
     "verify_document",
     "verify_on_chain",

@@ -4,8 +4,9 @@ Who may do what:
 - post events: members with the ``supplier``, ``buyer`` or ``operator`` role (the parties that
   produce, ship, receive and sell goods; the operator for integrations). The acting member in
   each event's leaf is the caller.
-- read traces, proofs, batches, dumps and the journal export: ``auditor`` and ``operator``.
-- force a flush of the batcher: ``operator``.
+- read traces, proofs (events and journal records), batches, dumps, the journal export and the
+  trial balance: ``auditor`` and ``operator``.
+- force a flush of the batcher (every open batch, events and journal): ``operator``.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ from ledger_api.schemas.anchors import (
     EventsAccepted,
     FlushResult,
     LotTrace,
+    TrialBalancePublic,
     ProofDocumentOut,
     ProvenanceEventsIn,
     StandardV1Dump,
     TraceEntry,
 )
 from settlement.domains import anchoring
-from settlement.domains.anchoring import BATCH_LIST_MAX, EXPORT_BATCHES_MAX, TRACE_EVENTS_MAX
+from settlement.domains.anchoring import BATCH_LIST_MAX, TRACE_EVENTS_MAX
 from settlement.domains.members import onchain_id
 from settlement.runtime import Runtime
 from settlement.store.models.anchoring import AnchorBatch
@@ -46,6 +48,8 @@ Auditor = Annotated[Principal, Depends(require_roles("auditor", "operator"))]
 LotIdPath = Annotated[str, Path(min_length=1, max_length=128)]
 EventIdPath = Annotated[str, Path(min_length=1, max_length=128)]
 SequencePath = Annotated[int, Path(ge=1, le=(1 << 64) - 1)]
+KindPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9._-]{0,63}$")]
+RecordIdPath = Annotated[str, Path(min_length=1, max_length=128)]
 
 NDJSON = "application/x-ndjson"
 
@@ -118,8 +122,27 @@ def batch_dump(sequence: SequencePath, session: DbSession, _auditor: Auditor) ->
     return StandardV1Dump(**anchoring.batch_dump(session, sequence))
 
 
+@router.get("/anchors/records/{kind}/{record_id}/proof", response_model=ProofDocumentOut,
+            summary="The proof document of a journal record's latest version, with its text (auditor, operator)",
+            responses={404: {"model": Problem}, 409: {"model": Problem, "description": "not batched yet"}})
+def record_proof(kind: KindPath, record_id: RecordIdPath, runtime: RuntimeDep, session: DbSession, _auditor: Auditor,
+                 version: Annotated[int | None, Query(ge=1, le=(1 << 63) - 1)] = None) -> ProofDocumentOut:
+    return ProofDocumentOut(**anchoring.record_proof(runtime, session, kind, record_id, version).to_json())
+
+
+@router.get("/anchors/trial-balance", response_model=TrialBalancePublic,
+            summary="Every account (the consortium's too), debits = credits per currency, as of an anchored "
+                    "journal batch (auditor, operator)", responses={409: {"model": Problem}})
+def trial_balance(session: DbSession, _auditor: Auditor,
+                  as_of: Annotated[int | None, Query(ge=1, le=(1 << 63) - 1,
+                                                     description="journal batch sequence; default: the latest "
+                                                                 "anchored")] = None) -> TrialBalancePublic:
+    return TrialBalancePublic(**anchoring.trial_balance(session.connection(), as_of_sequence=as_of).to_json())
+
+
 @router.post("/anchors/flush", response_model=FlushResult,
-             summary="Close every waiting batch now, ignoring the time bound (operator)")
+             summary="Close every open batch now, provenance events and journal alike, ignoring the time bound "
+                     "(operator)")
 def flush_now(runtime: RuntimeDep, _op: OperatorMember) -> FlushResult:
     made = anchoring.flush(runtime, force=True)
     with runtime.db.read() as s:
@@ -127,18 +150,19 @@ def flush_now(runtime: RuntimeDep, _op: OperatorMember) -> FlushResult:
         return FlushResult(batches=[batch_public(runtime, b) for b in batches])
 
 
-def _export_lines(runtime: Runtime, from_sequence: int, batches_max: int) -> Iterator[str]:
+def _export_lines(runtime: Runtime) -> Iterator[str]:
     session: Session
+    manifest = runtime.manifest
     with runtime.db.read() as session:
-        yield from anchoring.export_journal(runtime, session, from_sequence=from_sequence, batches_max=batches_max)
+        yield from anchoring.export_lines(session.connection(), chain_id=manifest.chain_id if manifest else None,
+                                          contract=runtime.address("TraceAnchor") if manifest else None)
 
 
 @router.get("/anchors/journal/export", response_class=StreamingResponse,
-            summary="Auditor export of the anchored journal (JSON lines; check with `ledger anchors audit`)",
+            summary="Auditor export: every journaled record with its versions and its live row now, the live rows "
+                    "the journal lacks, the events and the batches (JSON lines; check with "
+                    "`ledger anchors audit --export`)",
             responses={200: {"content": {NDJSON: {}}}})
-def journal_export(runtime: RuntimeDep, _auditor: Auditor,
-                   from_sequence: Annotated[int, Query(ge=0)] = 0,
-                   batches_max: Annotated[int, Query(ge=1, le=EXPORT_BATCHES_MAX)] = EXPORT_BATCHES_MAX,
-                   ) -> StreamingResponse:
-    return StreamingResponse(_export_lines(runtime, from_sequence, batches_max), media_type=NDJSON,
+def journal_export(runtime: RuntimeDep, _auditor: Auditor) -> StreamingResponse:
+    return StreamingResponse(_export_lines(runtime), media_type=NDJSON,
                              headers={"Content-Disposition": 'attachment; filename="journal-export.jsonl"'})

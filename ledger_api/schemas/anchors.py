@@ -15,7 +15,7 @@ from anchors.events import (
 from anchors.merkle import PROOF_DEPTH_MAX
 from pydantic import Field, StrictInt
 
-from ledger_api.schemas.common import In, Out
+from ledger_api.schemas.common import In, Money, Out
 from settlement.domains.anchoring import BATCH_LIST_MAX, EVENTS_PER_REQUEST_MAX, TRACE_EVENTS_MAX
 
 EventTypeName = Literal["produced", "shipped", "received", "inspected", "stored", "transformed", "sold",
@@ -92,6 +92,18 @@ class ProvenanceEventPublic(Out):
     attributes: dict[str, Any]
 
 
+class JournalRecordPublic(Out):
+    """One version of a journal record with its canonical text: ``keccak256(canonical_json)`` is
+    the leaf's digest; the leaf is rebuilt from these fields (docs/anchors.md)."""
+
+    kind: str = Field(max_length=64, examples=["settlement"])
+    record_id: str = Field(max_length=128)
+    version: int
+    recorded_at_s: int
+    prev_digest: str | None = Field(max_length=66, description="the digest of the version before (zero for v1)")
+    canonical_json: str = Field(max_length=256 * 1024)
+
+
 class ProofDocumentOut(Out):
     """``ledger-anchor-proof-v1``: verify with ``ledger anchors verify``, ``anchors.verify_on_chain``,
     ``@openzeppelin/merkle-tree`` or ``TraceAnchor.verify(root, proof, leaf_hash)``."""
@@ -105,6 +117,7 @@ class ProofDocumentOut(Out):
     root: str = Field(max_length=66)
     anchor: AnchorPublic | None = Field(description="null until the batch's anchor is confirmed on chain")
     event: ProvenanceEventPublic | None = None
+    record: JournalRecordPublic | None = None
 
 
 class TraceEntry(Out):
@@ -163,3 +176,41 @@ class StandardV1Dump(Out):
 
 class FlushResult(Out):
     batches: list[AnchorBatchPublic]
+
+
+# -- the trial balance -------------------------------------------------------------------------
+
+
+class TrialAnchor(Out):
+    sequence: int = Field(description="the journal batch the figures are anchored by")
+    root: str = Field(max_length=66)
+    tx_hash: str | None = Field(max_length=66)
+    block_number: int | None
+    block_time: int | None
+
+
+class TrialCurrency(Out):
+    currency: str = Field(max_length=3)
+    debits: Money
+    credits: Money
+    balanced: bool
+
+
+class TrialAccount(Out):
+    owner: str = Field(max_length=64, description="a member id, or @consortium for the consortium's accounts")
+    account: str = Field(max_length=32)
+    currency: str = Field(max_length=3)
+    debits: Money
+    credits: Money
+    balance: Money = Field(description="debits minus credits")
+
+
+class TrialBalancePublic(Out):
+    """Every account, debits against credits per currency, summed from the postings anchored up to
+    ``as_of`` (the live rows are checked against them by the audit)."""
+
+    as_of: TrialAnchor
+    postings: int
+    balanced: bool = Field(description="per currency, total debits equal total credits")
+    currencies: list[TrialCurrency]
+    accounts: list[TrialAccount]

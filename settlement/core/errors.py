@@ -698,3 +698,30 @@ class ExceptionNotResolvedError(ConflictError):
 __all__ += ["UnknownProviderAccountError", "ProviderAccountExistsError", "ProviderAccountInvalidError",
             "CallbackStoreUnavailableError", "StatementNotFoundError", "ReconciliationRunNotFoundError",
             "ReconciliationExceptionNotFoundError", "ExceptionAlreadyResolvedError", "ExceptionNotResolvedError"]
+
+
+# -- the journal of records (issue 14) ---------------------------------------------------------------
+
+
+class UnknownJournalRecordError(NotFoundError):
+    """No journal version of this record (kind and id)."""
+
+    type_slug = "unknown-journal-record"
+    title = "Unknown journal record"
+
+
+class JournalRecordPendingError(ConflictError):
+    """The record's version is journaled but not in a batch yet: no proof exists so far."""
+
+    type_slug = "journal-record-pending"
+    title = "Journal record not batched yet"
+
+
+class NoAnchoredJournalBatchError(ConflictError):
+    """A figure "as of an anchored batch" was asked for, and that batch is not anchored (yet)."""
+
+    type_slug = "no-anchored-journal-batch"
+    title = "No such anchored journal batch"
+
+
+__all__ += ["UnknownJournalRecordError", "JournalRecordPendingError", "NoAnchoredJournalBatchError"]

@@ -60,10 +60,17 @@ def test_posted_events_are_anchored_and_their_proofs_verify_offline_and_on_chain
 
     pending = api.http.get("/v1/provenance/events/evt-LOT-1-0/proof", headers=api.as_("auditor-c"))
     assert pending.status_code == 409 and pending.json()["type"] == PROBLEM + "provenance-event-pending"
+    # that answer, saved and given to the verifier, is "not anchored yet" (exit 3), not a bad format
+    (tmp_path / "pending.json").write_text(pending.text)
+    said: list[str] = []
+    assert verify_proof_file(tmp_path / "pending.json", api.rpc_url, said.append) == 3
+    assert said[-1].startswith("NOT ANCHORED YET") and "unknown proof format" not in " ".join(said)
 
     flushed = api.http.post("/v1/anchors/flush", headers=api.as_("ops"))
     assert flushed.status_code == 200, flushed.text
-    [batch] = flushed.json()["batches"]
+    # Every open batch: the events, and the journal of the members onboarded meanwhile.
+    [batch] = [b for b in flushed.json()["batches"] if b["kind"] == "events"]
+    assert {b["kind"] for b in flushed.json()["batches"]} == {"events", "journal"}
     assert batch["kind"] == "events" and batch["leaf_count"] == 5 and batch["status"] == "pending"
     assert (batch["first_time_s"], batch["last_time_s"]) == (T0, T0 + 180)
     _drive(api)

@@ -2,12 +2,14 @@
 
 - ``record_events(session, member_id, member_onchain_id, events)``: store posted events with
   their leaves (all or nothing).
-- ``record_digest(session, kind, record_id, record)``: any domain service journals a record
-  version in its own transaction; the journal is anchored periodically.
+- ``digest_changed(session, kind, record)``: a domain service marks a record of a journal kind
+  (:mod:`.kinds`) changed, in the transaction that changes it; the record's new version is
+  digested from the row when that transaction commits (``digest_new`` for rows just inserted in
+  bulk). The journal is anchored periodically.
 - ``run_once(runtime, limits)``: the worker hook; closes due batches (each: tree, batch row and
   ``TraceAnchor.anchor`` outbox row in one transaction) and records anchored blocks' times.
-- ``event_proof`` / ``lot_trace`` / ``batch_dump`` / ``export_journal`` / ``audit_journal``: what
-  auditors read and check.
+- ``audit_store`` / ``export_journal`` / ``audit_export`` / ``event_proof`` / ``record_proof`` /
+  ``trial_balance``: what auditors read and check.
 
 The follower's ``RootAnchored`` handler, the dispatcher's failure hook for ``anchors.anchor`` rows
 and the periodic anchoring job are registered by :func:`.wiring.wire`.
@@ -15,7 +17,8 @@ and the periodic anchoring job are registered by :func:`.wiring.wire`.
 
 from __future__ import annotations
 
-from settlement.domains.anchoring.audit import EXPORT_FORMAT, AuditReport, audit_journal, export_journal
+from settlement.domains.anchoring.audit import AuditReport, Finding
+from settlement.domains.anchoring.audit_store import audit_store, open_read_only
 from settlement.domains.anchoring.batcher import (
     KIND_EVENTS,
     KIND_JOURNAL,
@@ -30,10 +33,14 @@ from settlement.domains.anchoring.digests import (
     JOURNAL_LEAF_ENCODING,
     JOURNAL_LEAF_FIELDS,
     JOURNAL_SCHEMA_VERSION,
+    backfill,
     canonical_record_json,
+    digest_changed,
+    digest_new,
     record_digest,
-    register_record_loader,
 )
+from settlement.domains.anchoring.export import EXPORT_FORMAT, audit_export, export_lines
+from settlement.domains.anchoring.kinds import KINDS, RecordKind
 from settlement.domains.anchoring.limits import (
     ANCHOR_OUTBOX_KIND,
     BATCH_LIST_MAX,
@@ -52,42 +59,59 @@ from settlement.domains.anchoring.proofs import (
     list_batches,
     lot_trace,
     rebuild_tree,
+    record_proof,
 )
 from settlement.domains.anchoring.provenance import RecordedEvent, parse_events, record_events
 from settlement.domains.anchoring.submit import chain_last_sequence, retry_failed
+from settlement.domains.anchoring.trial import TrialBalance, trial_balance
 
-__all__ = ["BATCH_LIST_MAX", "EVENTS_PER_REQUEST_MAX", "EXPORT_BATCHES_MAX", "TRACE_EVENTS_MAX", "chain_last_sequence", 
+__all__ = [
     "ANCHOR_OUTBOX_KIND",
+    "BATCH_LIST_MAX",
     "DEFAULT_LIMITS",
+    "EVENTS_PER_REQUEST_MAX",
     "EXPORT_FORMAT",
+    "EXPORT_BATCHES_MAX",
     "JOURNAL_LEAF_ENCODING",
     "JOURNAL_LEAF_FIELDS",
     "JOURNAL_SCHEMA_VERSION",
+    "KINDS",
     "KIND_EVENTS",
     "KIND_JOURNAL",
+    "TRACE_EVENTS_MAX",
     "AuditReport",
     "BatchLimits",
     "BatchSummary",
+    "Finding",
+    "RecordKind",
     "RecordedEvent",
     "TraceItem",
+    "TrialBalance",
+    "audit_export",
+    "backfill",
+    "export_lines",
+    "record_proof",
+    "trial_balance",
     "anchor_ref",
-    "audit_journal",
+    "audit_store",
     "batch_dump",
     "canonical_record_json",
+    "chain_last_sequence",
+    "digest_changed",
+    "digest_new",
     "event_proof",
-    "export_journal",
     "flush",
     "flush_events",
     "flush_journal",
     "get_batch",
     "list_batches",
     "lot_trace",
+    "open_read_only",
     "parse_events",
     "pending_counts",
     "rebuild_tree",
     "record_digest",
     "record_events",
-    "register_record_loader",
     "retry_failed",
     "run_once",
 ]

@@ -1,303 +1,371 @@
-"""The auditor's journal export, and the audit that recomputes it against the chain.
+"""The audit: every record rebuilt from its live row and checked against the anchored journal.
 
-Export (``ledger-journal-export-v1``, JSON lines, one object per line)::
+Fed by a source (the store itself, read-only: :mod:`.audit_store`; or an export: :mod:`.export`),
+the engine checks, per record (``kind/id``):
 
-    {"type": "header", "format": "ledger-journal-export-v1", "chain_id", "contract",
-     "schema_version": 32769, "leaf_encoding": [...], "exported_at_s"}
-    {"type": "batch", "sequence", "root", "leaf_count", "first_time_s", "last_time_s",
-     "anchor": {"chain_id", "contract", "tx_hash", "block_number", "block_time", "batch_sequence"}}
-    {"type": "record", "batch_sequence", "kind", "record_id", "version", "recorded_at_s",
-     "record": "<canonical JSON text>", "digest", "value": [...], "leaf_hash", "proof": [...]}
-    ... (each batch followed by its records)
-    {"type": "end", "batches": <n>, "records": <m>}
+- its journal versions are 1..n, each names its predecessor's digest, and each stored digest is
+  ``keccak256`` of its stored text (``JOURNAL`` findings otherwise); no version changes a field
+  the record fixes at creation;
+- the live row, encoded by the kind's canonical encoding (:mod:`.kinds`), is the latest version
+  (``CHANGED``), a row whose record the journal has is still there (``DELETED``), and a row has a
+  journal record at all (``INSERTED``);
 
-Only anchored journal batches are exported. A record whose kind has a registered loader is
-exported as it is now in its live table (the latest version), so an edit made behind the
-service's back no longer matches its anchored digest.
+per anchored batch: the leaves recomputed from the journal rebuild the anchored root with the
+anchored leaf count (``BATCH``), and on chain, read at the latest block, the root is anchored as
+stored, by the transaction whose receipt and block hash say when (``CHAIN``); and every root the
+contract anchored is a batch of the store (``CHAIN``: a batch deleted with its records).
 
-The audit needs only the ``anchors`` package and a node URL: for every record it recomputes the
-digest from the text, the leaf value from the record's fields, the leaf hash, and folds the proof
-to the batch root; for every batch it rebuilds the whole tree from the exported values (a missing,
-extra or reordered record changes the root) and checks on chain that the root was anchored in
-that transaction and block with that sequence, leaf count and schema, and that ``verify`` accepts
-a proof. It reports every step and never raises for a bad export: a failure is a failed step.
+Each finding names the anchored batch that proves it (sequence, root, transaction, block and
+time). Nothing raises for a bad store: a failure is a finding.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
-from anchors.errors import InvalidInputError, NodeUnavailableError
-from anchors.merkle import StandardMerkleTree, process_proof, standard_leaf_hash, to_bytes32, to_hex
-from anchors.proof import AnchorRef, ProofDocument
-from anchors.verify import call_anchor_of, verify_on_chain
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from anchors.errors import AnchorsError, InvalidInputError, NodeUnavailableError
+from anchors.events import ProvenanceEvent, leaf_encoding
+from anchors.merkle import make_merkle_tree, standard_leaf_hash, to_bytes32, to_hex
+from anchors.proof import AnchorRef
+from anchors.rpc import Rpc
+from anchors.verify import check_anchor
 
-from settlement.core.errors import LedgerError, ValidationError
-from settlement.domains.anchoring.batcher import KIND_JOURNAL
 from settlement.domains.anchoring.digests import (
-    JOURNAL_LEAF_ENCODING,
-    JOURNAL_SCHEMA_VERSION,
-    canonical_record_json,
+    JOURNAL_SCHEMAS,
+    TOMBSTONE_JSON,
+    ZERO_DIGEST,
     digest_of,
     journal_leaf_value,
-    latest_versions,
-    record_loader,
 )
-from settlement.domains.anchoring.limits import ANCHOR_CONTRACT, EXPORT_BATCHES_MAX, EXPORT_PAGE_ROWS
-from settlement.domains.anchoring.proofs import anchor_ref, rebuild_tree
-from settlement.runtime import Runtime
-from settlement.store.models.anchoring import AnchorBatch, RecordDigest
+from settlement.domains.anchoring.kinds import KINDS
 
-EXPORT_FORMAT = "ledger-journal-export-v1"
-# An export line is a record of at most 256 KiB plus its proof.
-EXPORT_LINE_BYTES_MAX = 512 * 1024
-# Records whose failures are printed one by one (the rest are counted).
-FAILURES_SHOWN_MAX = 50
+__all__ = ["FINDINGS_SHOWN_MAX", "NO_TABLE", "AuditReport", "Auditor", "BatchInfo", "Finding", "Version"]
 
-
-def _line(obj: dict[str, Any]) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
+# Findings printed one by one (all are counted, and kept in the report up to FINDINGS_KEPT_MAX).
+FINDINGS_SHOWN_MAX = 200
+FINDINGS_KEPT_MAX = 100_000
+# The live row of a kind the audit has no table for (a record journaled by record_digest alone).
+NO_TABLE = object()
 
 
-def _exported_record(session: Session, row: RecordDigest, latest: dict[tuple[str, str], int]) -> str | None:
-    loader = record_loader(row.kind)
-    if loader is None or latest.get((row.kind, row.record_id)) != row.version:
-        return row.canonical_json
-    live = loader(session, row.record_id)
-    if live is None:
-        return None  # the record is gone from its table
-    try:
-        return canonical_record_json(live)
-    except LedgerError:
-        return json.dumps(live, ensure_ascii=False, sort_keys=True, default=str)
+@dataclass(frozen=True)
+class Version:
+    """One journal row: a version of a record as stored."""
+
+    version: int
+    recorded_at_s: int
+    prev_digest: str | None
+    digest: str
+    canonical_json: str
+    batch_id: int | None
 
 
-def export_journal(runtime: Runtime, session: Session, *, from_sequence: int = 0,
-                   batches_max: int = EXPORT_BATCHES_MAX) -> Iterator[str]:
-    """The export's lines, batch by batch (each batch's tree rebuilt and checked first)."""
-    if not 1 <= batches_max <= EXPORT_BATCHES_MAX:
-        raise ValidationError(f"batches_max must be 1..{EXPORT_BATCHES_MAX}", field="batches_max")
-    manifest = runtime.manifest
-    yield _line({"type": "header", "format": EXPORT_FORMAT,
-                 "chain_id": manifest.chain_id if manifest else None,
-                 "contract": runtime.address(ANCHOR_CONTRACT) if manifest else None,
-                 "schema_version": JOURNAL_SCHEMA_VERSION, "leaf_encoding": list(JOURNAL_LEAF_ENCODING),
-                 "exported_at_s": int(time.time())})
-    batches = session.scalars(select(AnchorBatch).where(AnchorBatch.kind == KIND_JOURNAL,
-                                                        AnchorBatch.status == "anchored",
-                                                        AnchorBatch.sequence >= from_sequence)
-                              .order_by(AnchorBatch.sequence).limit(batches_max)).all()
-    records = 0
-    for batch in batches:
-        tree = rebuild_tree(session, batch)
-        ref = anchor_ref(runtime, batch)
-        yield _line({"type": "batch", "sequence": batch.sequence, "root": batch.root, "leaf_count": batch.leaf_count,
-                     "first_time_s": batch.first_time_s, "last_time_s": batch.last_time_s,
-                     "anchor": ref.to_json() if ref else None})
-        for start in range(0, batch.leaf_count, EXPORT_PAGE_ROWS):
-            rows = session.scalars(select(RecordDigest).where(RecordDigest.batch_id == batch.id,
-                                                              RecordDigest.batch_index >= start)
-                                   .order_by(RecordDigest.batch_index).limit(EXPORT_PAGE_ROWS)).all()
-            latest: dict[tuple[str, str], int] = {}
-            for kind in {r.kind for r in rows if record_loader(r.kind) is not None}:
-                ids = [r.record_id for r in rows if r.kind == kind]
-                latest.update({(kind, rid): v for rid, v in latest_versions(session, kind, ids).items()})
-            for row in rows:
-                records += 1
-                yield _line({"type": "record", "batch_sequence": batch.sequence, "kind": row.kind,
-                             "record_id": row.record_id, "version": row.version,
-                             "recorded_at_s": row.recorded_at_s, "record": _exported_record(session, row, latest),
-                             "digest": row.digest, "value": row.value, "leaf_hash": row.leaf_hash,
-                             "proof": tree.get_proof(row.batch_index)})
-    yield _line({"type": "end", "batches": len(batches), "records": records})
+@dataclass(frozen=True)
+class BatchInfo:
+    """An anchor batch as the store holds it."""
+
+    id: int
+    kind: str  # journal | events
+    sequence: int
+    root: str
+    leaf_count: int
+    schema_version: int
+    status: str
+    tx_hash: str | None
+    block_number: int | None
+    block_time: int | None
+
+    def label(self) -> str:
+        where = (f", tx {self.tx_hash}, block {self.block_number}" if self.tx_hash and self.block_number else "")
+        when = (", " + datetime.fromtimestamp(self.block_time, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                if self.block_time else "")
+        return f"{self.kind} batch {self.sequence} (root {self.root}{where}{when})"
 
 
-# -- the audit ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Finding:
+    verdict: str  # CHANGED | DELETED | INSERTED | JOURNAL | BATCH | CHAIN
+    subject: str  # kind/id, or "batch N"
+    detail: str
+    proven_by: str | None = None
+
+    def line(self) -> str:
+        return f"{self.verdict} {self.subject}: {self.detail}" + (f"; proven by {self.proven_by}"
+                                                                  if self.proven_by else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"verdict": self.verdict, "subject": self.subject, "detail": self.detail, "proven_by": self.proven_by}
 
 
 @dataclass
 class AuditReport:
     ok: bool = True
-    batches: int = 0
     records: int = 0
-    records_failed: int = 0
-    steps: list[tuple[bool, str]] = field(default_factory=list)
+    versions: int = 0
+    versions_pending: int = 0
+    batches: int = 0
+    batches_pending: int = 0
+    events: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    findings: list[Finding] = field(default_factory=list)
+    chain_checked: bool = False
+    unreachable: bool = False
+
+    def subjects(self, verdict: str) -> set[str]:
+        return {f.subject for f in self.findings if f.verdict == verdict}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "records": self.records, "versions": self.versions,
+                "versions_pending": self.versions_pending, "batches": self.batches,
+                "batches_pending": self.batches_pending, "events": self.events, "counts": dict(self.counts),
+                "chain_checked": self.chain_checked, "unreachable": self.unreachable,
+                "findings": [f.to_json() for f in self.findings]}
 
 
-class _Auditor:
-    def __init__(self, rpc_url: str | None, out: Callable[[str], None], verbose: bool) -> None:
-        self.rpc_url = rpc_url
+@dataclass(frozen=True)
+class ChainView:
+    """Where the anchors are: a node (``rpc``), the TraceAnchor contract and the chain id."""
+
+    rpc: Rpc
+    contract: str
+    chain_id: int
+
+
+def _diff(anchored: str, live: str) -> str:
+    """The fields that differ between two records' texts, for people."""
+    try:
+        a, b = json.loads(anchored), json.loads(live)
+    except ValueError:
+        return "the record's text differs"
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return "the record's text differs"
+    parts = []
+    for key in sorted(set(a) | set(b)):
+        if a.get(key, "<absent>") != b.get(key, "<absent>"):
+            parts.append(f"{key}: journal {json.dumps(a.get(key, '<absent>'))[:120]}, "
+                         f"live {json.dumps(b.get(key, '<absent>'))[:120]}")
+    return "; ".join(parts[:8]) + (f"; and {len(parts) - 8} more fields" if len(parts) > 8 else "") \
+        if parts else "the record's text differs"
+
+
+class Auditor:
+    """Feed it records (:meth:`record`, :meth:`inserted`, :meth:`event`), then :meth:`finish`."""
+
+    def __init__(self, batches: Iterable[BatchInfo], chain: ChainView | None = None,
+                 out: Callable[[str], None] = print, *, verbose: bool = False) -> None:
+        self.batches = {b.id: b for b in batches}
+        self.chain = chain
         self.out = out
         self.verbose = verbose
         self.report = AuditReport()
-        self.header: dict[str, Any] | None = None
+        self._leaves: dict[int, list[bytes]] = defaultdict(list)
+        self._members: dict[int, list[str]] = defaultdict(list)  # batch id -> subjects with journal findings
+        self._last_anchored = max((b for b in self.batches.values()
+                                   if b.kind == "journal" and b.status == "anchored"),
+                                  key=lambda b: b.sequence, default=None)
 
-    def step(self, ok: bool, text: str) -> None:
-        self.report.steps.append((ok, text))
-        if not ok:
-            self.report.ok = False
-        self.out(f"[{'ok' if ok else 'FAIL'}] {text}")
+    # -- findings --
 
-    def record(self, rec: dict[str, Any], root: str) -> tuple[bool, list[str]]:
-        """Recompute one record; returns (ok, problems)."""
-        problems: list[str] = []
-        text = rec.get("record")
-        if not isinstance(text, str):
-            return False, ["the record is missing from the store"]
-        try:
-            if canonical_record_json(text) != text:
-                problems.append("record text is not canonical JSON")
-        except LedgerError as exc:
-            problems.append(f"record text: {exc.detail}")
-        digest = digest_of(text)
-        if digest != rec.get("digest"):
-            problems.append(f"digest of the record is {digest}, export says {rec.get('digest')}")
-        try:
-            value = journal_leaf_value(str(rec["kind"]), str(rec["record_id"]), int(rec["version"]),
-                                       int(rec["recorded_at_s"]), digest)
-            if value != rec.get("value"):
-                problems.append("leaf value recomputed from kind, id, version, time and digest differs")
-            leaf = standard_leaf_hash(JOURNAL_LEAF_ENCODING, value)
-            if to_hex(leaf) != rec.get("leaf_hash"):
-                problems.append(f"leaf hash is {to_hex(leaf)}, export says {rec.get('leaf_hash')}")
-            folded = to_hex(process_proof(leaf, rec.get("proof") or []))
-            if folded != root:
-                problems.append(f"proof folds to {folded}, not to the batch root")
-        except (KeyError, TypeError, ValueError) as exc:
-            problems.append(f"record fields unusable: {exc}")
-        return not problems, problems
+    def finding(self, verdict: str, subject: str, detail: str, proven_by: BatchInfo | str | None = None) -> None:
+        proof = proven_by.label() if isinstance(proven_by, BatchInfo) else proven_by
+        f = Finding(verdict, subject, detail, proof)
+        self.report.ok = False
+        self.report.counts[verdict] += 1
+        if len(self.report.findings) < FINDINGS_KEPT_MAX:
+            self.report.findings.append(f)
+        if sum(self.report.counts.values()) <= FINDINGS_SHOWN_MAX:
+            self.out(f.line())
 
-    def batch(self, batch: dict[str, Any], records: list[dict[str, Any]]) -> None:
-        self.report.batches += 1
-        seq = batch.get("sequence")
-        try:
-            root = to_hex(to_bytes32(batch.get("root"), "root"))
-        except InvalidInputError as exc:
-            self.step(False, f"batch {seq}: {exc.detail}")
+    def _anchored(self, version: Version) -> BatchInfo | None:
+        batch = self.batches.get(version.batch_id) if version.batch_id is not None else None
+        return batch if batch is not None and batch.status == "anchored" else None
+
+    def _proof_of(self, versions: list[Version]) -> BatchInfo | str:
+        for v in reversed(versions):
+            batch = self._anchored(v)
+            if batch is not None:
+                return batch if v is versions[-1] else f"v{v.version} in {batch.label()} (later versions not anchored yet)"
+        return "no anchored batch yet (its versions are not anchored)"
+
+    # -- records --
+
+    def record(self, kind: str, record_id: str, versions: list[Version], live: Any) -> None:
+        """One record: its journal versions (any order) and its live text (None: no row)."""
+        subject = f"{kind}/{record_id}"
+        self.report.records += 1
+        versions = sorted(versions, key=lambda v: v.version)
+        self._chain(kind, record_id, subject, versions)
+        if live is NO_TABLE or not versions:
             return
-        failed = 0
-        for rec in records:
-            self.report.records += 1
-            ok, problems = self.record(rec, root)
-            where = f"batch {seq} record {rec.get('kind')}/{rec.get('record_id')} v{rec.get('version')}"
-            if not ok:
-                failed += 1
-                self.report.records_failed += 1
-                if self.report.records_failed <= FAILURES_SHOWN_MAX:
-                    self.step(False, f"{where}: " + "; ".join(problems))
-            elif self.verbose:
-                self.out(f"[ok] {where}: digest, leaf and proof recomputed")
-        self.step(failed == 0, f"batch {seq}: {len(records) - failed}/{len(records)} records recompute to "
-                               f"their digests, leaves and the root")
-        self.step(len(records) == batch.get("leaf_count"),
-                  f"batch {seq}: {len(records)} records exported, {batch.get('leaf_count')} anchored")
-        try:
-            rebuilt = StandardMerkleTree.of([r.get("value") for r in records], JOURNAL_LEAF_ENCODING).root \
-                if records else None
-        except InvalidInputError as exc:
-            rebuilt = f"(not buildable: {exc.detail})"
-        self.step(rebuilt == root, f"batch {seq}: tree of the exported values has root {rebuilt}, "
-                                   f"batch root {root}")
-        self.chain(batch, root, records)
+        latest = versions[-1]
+        if live is None:
+            if latest.canonical_json != TOMBSTONE_JSON:
+                self.finding("DELETED", subject, f"no live row; the journal's latest version is v{latest.version}",
+                             self._proof_of(versions))
+        elif latest.canonical_json == TOMBSTONE_JSON:
+            self.finding("INSERTED", subject, f"a live row, but v{latest.version} recorded its deletion",
+                         self._proof_of(versions))
+        elif live != latest.canonical_json:
+            self.finding("CHANGED", subject, f"live row differs from v{latest.version}: "
+                         f"{_diff(latest.canonical_json, live)}", self._proof_of(versions))
+        elif self.verbose:
+            self.out(f"[ok] {subject}: live row is v{latest.version}")
 
-    def chain(self, batch: dict[str, Any], root: str, records: list[dict[str, Any]]) -> None:
-        seq = batch.get("sequence")
-        if self.rpc_url is None:
-            self.out(f"[skip] batch {seq}: on-chain checks (no --rpc)")
+    def _chain(self, kind: str, record_id: str, subject: str, versions: list[Version]) -> None:
+        immutable = KINDS[kind].immutable if kind in KINDS else frozenset()
+        first: dict[str, Any] | None = None
+        previous: Version | None = None
+        for v in versions:
+            self.report.versions += 1
+            problems = []
+            expected = 1 if previous is None else previous.version + 1
+            if v.version != expected:
+                problems.append(f"is v{v.version} where v{expected} was expected (a version was deleted or added)")
+            text_digest = digest_of(v.canonical_json)
+            if text_digest != v.digest:
+                problems.append(f"stored digest {v.digest} is not keccak256 of its text ({text_digest})")
+            want_prev = ZERO_DIGEST if previous is None else previous.digest
+            if v.prev_digest is not None and v.prev_digest != want_prev:
+                problems.append(f"names predecessor {v.prev_digest}, the version before it is {want_prev}")
+            if immutable and v.canonical_json != TOMBSTONE_JSON:
+                try:
+                    fields = json.loads(v.canonical_json)
+                except ValueError:
+                    fields = None
+                if isinstance(fields, dict):
+                    if first is None:
+                        first = fields
+                    else:
+                        moved = sorted(k for k in immutable if fields.get(k) != first.get(k))
+                        if moved:
+                            problems.append(f"changes {', '.join(moved)}, fixed since v{versions[0].version}")
+            batch = self.batches.get(v.batch_id) if v.batch_id is not None else None
+            if batch is None or batch.status != "anchored":
+                self.report.versions_pending += 1
+            if batch is not None:
+                self._leaf(kind, record_id, v, text_digest, batch, subject, problems)
+            if problems:
+                self._members[v.batch_id or 0].append(subject)
+                self.finding("JOURNAL", subject, f"v{v.version} " + "; ".join(problems),
+                             batch if batch is not None and batch.status == "anchored" else None)
+            previous = v
+
+    def _leaf(self, kind: str, record_id: str, v: Version, text_digest: str, batch: BatchInfo, subject: str,
+              problems: list[str]) -> None:
+        encoding = JOURNAL_SCHEMAS.get(batch.schema_version)
+        if encoding is None:
+            problems.append(f"its batch {batch.sequence} has an unknown journal schema {batch.schema_version}")
             return
-        if not batch.get("anchor") or not records:
-            self.step(False, f"batch {seq}: no anchor to check on chain")
+        # From the text, not the stored digest: an edited text changes the leaf, hence the root.
+        value = journal_leaf_value(kind, record_id, v.version, v.recorded_at_s, v.prev_digest, text_digest,
+                                   batch.schema_version)
+        self._leaves[batch.id].append(standard_leaf_hash(encoding, value))
+
+    def inserted(self, kind: str, record_id: str, detail: str = "") -> None:
+        """A live row with no journal record at all."""
+        self.report.records += 1
+        last = self._last_anchored
+        self.finding("INSERTED", f"{kind}/{record_id}", detail or "a live row the journal never recorded",
+                     f"its absence from every anchored journal batch (latest: {last.label()})" if last
+                     else "no journal batch is anchored yet")
+
+    # -- provenance events --
+
+    def event(self, event_id: str, event: Any, stored_value: Any, batch_id: int | None) -> None:
+        """A provenance event row: its leaf is recomputed from the event itself."""
+        self.report.events += 1
+        batch = self.batches.get(batch_id) if batch_id is not None else None
+        subject = f"provenance.event/{event_id}"
+        try:
+            parsed = ProvenanceEvent.from_json(event)
+            if batch is None:
+                return
+            value = parsed.leaf_value(batch.schema_version)
+        except (AnchorsError, ValueError, TypeError) as exc:
+            self.finding("CHANGED", subject, f"the stored event is not a valid event: {exc}", batch)
             return
-        try:
-            anchor = AnchorRef.from_json(batch["anchor"])
-            first = records[0]
-            doc = ProofDocument(leaf_encoding=JOURNAL_LEAF_ENCODING, value=list(first.get("value") or []),
-                                leaf_hash=to_hex(to_bytes32(first.get("leaf_hash"), "leaf_hash")),
-                                proof=[to_hex(to_bytes32(p, "proof")) for p in first.get("proof") or []],
-                                root=root, anchor=anchor, schema_version=None)
-            result = verify_on_chain(doc, self.rpc_url)
-            for s in result.steps:
-                if s.name in ("chain-id", "anchor-tx", "anchor-record", "contract-verify"):
-                    self.step(s.ok, f"batch {seq}: {s.name}: {s.detail}")
-            record = call_anchor_of(self.rpc_url, anchor.contract, root, anchor.block_number)
-            self.step(record.leaf_count == batch.get("leaf_count") and record.schema_version == JOURNAL_SCHEMA_VERSION,
-                      f"batch {seq}: anchored with {record.leaf_count} leaves, schema {record.schema_version} "
-                      f"(journal is {JOURNAL_SCHEMA_VERSION})")
-            if self.header and (self.header.get("contract") or "").lower() != anchor.contract.lower():
-                self.step(False, f"batch {seq}: anchor contract {anchor.contract} is not the export's "
-                                 f"{self.header.get('contract')}")
-        except NodeUnavailableError as exc:
-            self.step(False, f"batch {seq}: chain unreachable: {exc.detail}")
-        except InvalidInputError as exc:
-            self.step(False, f"batch {seq}: malformed anchor or proof: {exc.detail}")
+        if [str(x).lower() for x in value] != [str(x).lower() for x in stored_value or []]:
+            self.finding("CHANGED", subject, "the stored event does not give its stored leaf value", batch)
+            self._members[batch.id].append(subject)
+        self._leaves[batch.id].append(standard_leaf_hash(leaf_encoding(batch.schema_version), value))
 
+    # -- batches and the chain --
 
-def audit_journal(lines: Iterable[str | bytes], rpc_url: str | None = None,
-                  out: Callable[[str], None] = print, *, verbose: bool = False) -> AuditReport:
-    """Audit an export, printing each step through ``out``; ``report.ok`` only if all passed."""
-    auditor = _Auditor(rpc_url, out, verbose)
-    current: dict[str, Any] | None = None
-    records: list[dict[str, Any]] = []
-    end: dict[str, Any] | None = None
-    for number, raw in enumerate(lines, start=1):
-        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-        if not text.strip():
-            continue
-        if len(text) > EXPORT_LINE_BYTES_MAX:
-            auditor.step(False, f"line {number}: longer than {EXPORT_LINE_BYTES_MAX} bytes")
-            continue
-        try:
-            obj = json.loads(text)
-        except ValueError as exc:
-            auditor.step(False, f"line {number}: not JSON ({exc})")
-            continue
-        kind = obj.get("type") if isinstance(obj, dict) else None
-        if number == 1 or auditor.header is None:
-            if kind != "header" or obj.get("format") != EXPORT_FORMAT:
-                auditor.step(False, f"line {number}: not a {EXPORT_FORMAT} header")
-                return auditor.report
-            auditor.header = obj
-            auditor.step(obj.get("schema_version") == JOURNAL_SCHEMA_VERSION
-                         and obj.get("leaf_encoding") == list(JOURNAL_LEAF_ENCODING),
-                         f"export {EXPORT_FORMAT}: chain {obj.get('chain_id')}, TraceAnchor {obj.get('contract')}, "
-                         f"journal leaf schema {obj.get('schema_version')}")
-            continue
-        if end is not None:
-            auditor.step(False, f"line {number}: content after the end line")
-            continue
-        if kind == "batch":
-            if current is not None:
-                auditor.batch(current, records)
-            current, records = obj, []
-        elif kind == "record":
-            if current is None or obj.get("batch_sequence") != current.get("sequence"):
-                auditor.step(False, f"line {number}: a record outside its batch")
-            else:
-                records.append(obj)
-        elif kind == "end":
-            end = obj
+    def finish(self, anchored_on_chain: Iterable[tuple[str, int, int, str]] | None = None) -> AuditReport:
+        """Rebuild every batch, check the anchored ones on chain; ``anchored_on_chain``: every
+        (root, sequence, block, tx hash) the contract emitted ``RootAnchored`` for, when known."""
+        for batch in sorted(self.batches.values(), key=lambda b: b.sequence):
+            self._batch(batch)
+        if anchored_on_chain is not None:
+            known = {b.root.lower() for b in self.batches.values()}
+            for root, sequence, block, tx in anchored_on_chain:
+                if root.lower() not in known:
+                    self.finding("CHAIN", f"batch {sequence}", f"root {root} was anchored in block {block} (tx {tx}) "
+                                 "but the store has no such batch: the batch and its records were deleted",
+                                 f"RootAnchored({root}, {sequence}) in block {block}")
+        r = self.report
+        summary = (f"{r.records} records, {r.versions} journal versions ({r.versions_pending} not anchored yet), "
+                   f"{r.events} provenance events, {r.batches} anchored batches ({r.batches_pending} not anchored "
+                   f"yet); on chain: {'checked at the latest block' if r.chain_checked else 'not checked'}")
+        if r.ok:
+            self.out(f"AUDIT PASSED: {summary}")
         else:
-            auditor.step(False, f"line {number}: unknown line type {kind!r}")
-    if current is not None:
-        auditor.batch(current, records)
-    if auditor.header is None:
-        auditor.step(False, "empty export")
-    elif end is None:
-        auditor.step(False, "no end line: the export is truncated")
-    else:
-        auditor.step(end.get("batches") == auditor.report.batches and end.get("records") == auditor.report.records,
-                     f"end line: {end.get('batches')} batches, {end.get('records')} records; read "
-                     f"{auditor.report.batches} and {auditor.report.records}")
-    out(("AUDIT PASSED" if auditor.report.ok else "AUDIT FAILED")
-        + f": {auditor.report.batches} batches, {auditor.report.records} records, "
-          f"{auditor.report.records_failed} records failed")
-    return auditor.report
+            counts = ", ".join(f"{n} {verdict}" for verdict, n in sorted(r.counts.items()))
+            self.out(f"AUDIT FAILED: {counts}; {summary}")
+        return r
 
+    def _batch(self, batch: BatchInfo) -> None:
+        if batch.status != "anchored":
+            self.report.batches_pending += 1
+            return
+        self.report.batches += 1
+        leaves = self._leaves.get(batch.id, [])
+        try:
+            root = to_hex(make_merkle_tree(sorted(leaves))[0]) if leaves else None
+        except AnchorsError:
+            root = None
+        if root != batch.root or len(leaves) != batch.leaf_count:
+            suspects = sorted(set(self._members.get(batch.id, [])))
+            self.finding("BATCH", f"batch {batch.sequence}",
+                         f"its {len(leaves)} {batch.kind} leaves, recomputed from the store, rebuild to root {root}; "
+                         f"anchored: {batch.leaf_count} leaves, root {batch.root} (a version of it was changed, "
+                         f"deleted or added)" + (f"; records whose journal rows disagree: {', '.join(suspects[:20])}"
+                                                 if suspects else ""), batch)
+        if self.chain is not None:
+            self._on_chain(batch)
 
-__all__ = ["EXPORT_FORMAT", "AuditReport", "audit_journal", "export_journal"]
+    def _on_chain(self, batch: BatchInfo) -> None:
+        chain = self.chain
+        if chain is None or self.report.unreachable:
+            return
+        if not batch.tx_hash or not batch.block_number:
+            self.finding("CHAIN", f"batch {batch.sequence}", "marked anchored without a transaction and block", batch)
+            return
+        try:
+            root = to_hex(to_bytes32(batch.root, "root"))
+            anchor = AnchorRef(chain_id=chain.chain_id, contract=chain.contract, tx_hash=batch.tx_hash,
+                               block_number=batch.block_number, block_time=batch.block_time or 0,
+                               batch_sequence=batch.sequence)
+            if batch.block_time is None:  # not filled in yet: the block (by the receipt's hash) says
+                block = chain.rpc("eth_getBlockByNumber", [hex(batch.block_number), False])
+                anchor = AnchorRef(**{**anchor.to_json(), "block_time": int(block["timestamp"], 16)})
+            steps = check_anchor(chain.rpc, anchor, root, leaf_count=batch.leaf_count,
+                                 schema_version=batch.schema_version)
+        except NodeUnavailableError as exc:
+            self.report.unreachable = True
+            self.finding("CHAIN", f"batch {batch.sequence}", f"the node could not be asked: {exc.detail}")
+            return
+        except (InvalidInputError, KeyError, TypeError, ValueError) as exc:
+            self.finding("CHAIN", f"batch {batch.sequence}", f"its anchor cannot be checked: {exc}", batch)
+            return
+        self.report.chain_checked = True
+        failed = [s for s in steps if not s.ok]
+        for step in failed:
+            self.finding("CHAIN", f"batch {batch.sequence}", f"{step.name}: {step.detail}", batch)
+        if not failed and self.verbose:
+            self.out(f"[ok] {batch.label()}: anchored as stored (anchorOf at the latest block, receipt, block hash)")

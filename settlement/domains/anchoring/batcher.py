@@ -22,11 +22,17 @@ from datetime import datetime, timezone
 
 from anchors.events import LEAF_ENCODING_V1, SCHEMA_VERSION
 from anchors.merkle import StandardMerkleTree, to_hex
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from settlement.core.errors import ChainUnavailableError, LedgerError
-from settlement.domains.anchoring.digests import JOURNAL_LEAF_ENCODING, JOURNAL_SCHEMA_VERSION
+from settlement.domains.anchoring.digests import (
+    JOURNAL_LEAF_ENCODING,
+    JOURNAL_SCHEMA_VERSION,
+    ZERO_DIGEST,
+    digest_of,
+    journal_leaf_value,
+)
 from settlement.domains.anchoring.limits import BATCHES_PER_PASS_MAX, DEFAULT_LIMITS, BatchLimits
 from settlement.domains.anchoring.submit import (
     chain_last_sequence,
@@ -43,6 +49,11 @@ KIND_EVENTS = "events"
 KIND_JOURNAL = "journal"
 # Rows claimed per UPDATE (bound on the SQL IN list).
 _CLAIM_CHUNK = 500
+_DIGESTS = RecordDigest.__table__
+_SET_LEAF = (update(_DIGESTS).where(_DIGESTS.c.id == bindparam("row_id"))
+             .values(batch_index=bindparam("index"), leaf_hash=bindparam("leaf")))
+# Batches of each kind an operator's flush closes at most (a backlog beyond is left to the job).
+FLUSH_BATCHES_MAX = 1_024
 
 
 @dataclass(frozen=True)
@@ -87,19 +98,31 @@ def _events_cut(session: Session, limits: BatchLimits, now_s: float, force: bool
     return []
 
 
+def _journal_due(session: Session, limits: BatchLimits, now_s: float, force: bool) -> bool:
+    """Is a journal batch due? Two index-only reads, whatever the backlog (the anchoring job asks
+    this four times a second while settlements flow)."""
+    first = session.execute(select(RecordDigest.created_at).where(RecordDigest.batch_id.is_(None))
+                            .order_by(RecordDigest.id).limit(1)).first()
+    if first is None:
+        return False
+    if force or now_s - _epoch_s(first[0]) >= limits.journal_interval_s:
+        return True
+    waiting = session.scalar(select(func.count()).select_from(
+        select(RecordDigest.id).where(RecordDigest.batch_id.is_(None)).limit(limits.journal_records_max).subquery()))
+    return (waiting or 0) >= limits.journal_records_max
+
+
 def _journal_cut(session: Session, limits: BatchLimits, now_s: float, force: bool) -> list[int]:
-    rows = session.execute(select(RecordDigest.id, RecordDigest.created_at)
-                           .where(RecordDigest.batch_id.is_(None))
-                           .order_by(RecordDigest.id).limit(limits.journal_records_max)).all()
-    if not rows:
+    if not _journal_due(session, limits, now_s, force):
         return []
-    if force or len(rows) >= limits.journal_records_max or now_s - _epoch_s(rows[0][1]) >= limits.journal_interval_s:
-        return [r[0] for r in rows]
-    return []
+    return list(session.scalars(select(RecordDigest.id).where(RecordDigest.batch_id.is_(None))
+                                .order_by(RecordDigest.id).limit(limits.journal_records_max)))
 
 
-def _claim(session: Session, model: type, ids: list[int], batch_id: int) -> None:
-    """Point rows ``ids`` (in this order) at ``batch_id``; each must still be unclaimed."""
+def _claim(session: Session, model: type, ids: list[int], batch_id: int,
+           leaves: list[tuple[list, str]] | None = None) -> None:
+    """Point rows ``ids`` (in this order) at ``batch_id``; each must still be unclaimed.
+    ``leaves``: (value, leaf hash) per row, stored with its position (journal versions)."""
     claimed = 0
     for start in range(0, len(ids), _CLAIM_CHUNK):
         chunk = ids[start:start + _CLAIM_CHUNK]
@@ -108,8 +131,13 @@ def _claim(session: Session, model: type, ids: list[int], batch_id: int) -> None
                                    ).rowcount
     if claimed != len(ids):
         raise LedgerError(f"{len(ids) - claimed} {model.__tablename__} rows were batched concurrently")
-    # Positions by primary key, as one executemany.
-    session.execute(update(model), [{"id": row_id, "batch_index": index} for index, row_id in enumerate(ids)])
+    # Positions (and leaves) by primary key, as one executemany.
+    if leaves is None:
+        session.execute(update(model), [{"id": row_id, "batch_index": index} for index, row_id in enumerate(ids)])
+    else:  # a compiled Core UPDATE run as one executemany (the ORM's bulk path costs ~3x per row)
+        # The leaf's value is not stored: it is the row's own columns (proofs rebuild it from them).
+        session.connection().execute(_SET_LEAF, [{"row_id": row_id, "index": index, "leaf": leaf}
+                                                 for index, (row_id, (_value, leaf)) in enumerate(zip(ids, leaves))])
 
 
 def _build(values: list[list], leaf_hashes: list[str], encoding: tuple[str, ...]) -> StandardMerkleTree:
@@ -141,46 +169,101 @@ def flush_events(session: Session, signer: str, limits: BatchLimits = DEFAULT_LI
     return batch
 
 
-def flush_journal(session: Session, signer: str, limits: BatchLimits = DEFAULT_LIMITS, *,
-                  now_s: float | None = None, force: bool = False, floor: int = 0) -> AnchorBatch | None:
-    """Anchor the journal digests recorded since the last journal batch, if due; returns the batch."""
-    lock_sequences(session)
+@dataclass(frozen=True)
+class PreparedJournal:
+    """A journal batch computed from the versions waiting (ids in order, their leaves, the tree):
+    everything but the writes, so the store's writer is held for the writes alone."""
+
+    ids: list[int]
+    leaves: list[tuple[list, str]]
+    root: str
+    first_time_s: int
+    last_time_s: int
+    bytes_total: int
+
+
+def prepare_journal(session: Session, limits: BatchLimits = DEFAULT_LIMITS, *, now_s: float | None = None,
+                    force: bool = False) -> PreparedJournal | None:
+    """The next journal batch if one is due (reads only)."""
     ids = _journal_cut(session, limits, time.time() if now_s is None else now_s, force)
     if not ids:
         return None
-    rows = session.scalars(select(RecordDigest).where(RecordDigest.id.in_(ids)).order_by(RecordDigest.id)).all()
+    rows = session.execute(select(RecordDigest.id, RecordDigest.kind, RecordDigest.record_id, RecordDigest.version,
+                                  RecordDigest.recorded_at_s, RecordDigest.prev_digest, RecordDigest.digest,
+                                  RecordDigest.canonical_json)
+                           .where(RecordDigest.id.in_(ids)).order_by(RecordDigest.id)).all()
     if [r.id for r in rows] != ids:
         raise LedgerError("pending journal digests changed under the batcher")
-    tree = _build([r.value for r in rows], [r.leaf_hash for r in rows], JOURNAL_LEAF_ENCODING)
+    for r in rows:  # never anchor a version whose text is not what its digest says
+        if digest_of(r.canonical_json) != r.digest:
+            raise LedgerError(f"journal version {r.kind}/{r.record_id} v{r.version}: text and digest disagree")
+    # The leaves are made here, off the write paths that record the versions.
+    values = [journal_leaf_value(r.kind, r.record_id, r.version, r.recorded_at_s, r.prev_digest or ZERO_DIGEST,
+                                 r.digest) for r in rows]
+    tree = StandardMerkleTree.of(values, JOURNAL_LEAF_ENCODING)
+    leaves = [(value, to_hex(tree.leaf_hash_at(index))) for index, value in enumerate(values)]
     times = [r.recorded_at_s for r in rows]
-    batch = create_batch(session, kind=KIND_JOURNAL, root=tree.root, leaf_count=len(rows),
+    return PreparedJournal(ids, leaves, tree.root, min(times), max(times), sum(len(r.canonical_json) for r in rows))
+
+
+def write_journal(session: Session, prepared: PreparedJournal, signer: str, *, floor: int = 0) -> AnchorBatch:
+    """The batch row, its claimed versions (each still unclaimed, or LedgerError) and its
+    ``TraceAnchor.anchor`` outbox row, in ``session``'s transaction."""
+    lock_sequences(session)
+    batch = create_batch(session, kind=KIND_JOURNAL, root=prepared.root, leaf_count=len(prepared.ids),
                          schema_version=JOURNAL_SCHEMA_VERSION, leaf_encoding=list(JOURNAL_LEAF_ENCODING),
-                         first_time_s=min(times), last_time_s=max(times),
-                         bytes_total=sum(len(r.canonical_json) for r in rows), signer=signer, floor=floor)
-    _claim(session, RecordDigest, ids, batch.id)
+                         first_time_s=prepared.first_time_s, last_time_s=prepared.last_time_s,
+                         bytes_total=prepared.bytes_total, signer=signer, floor=floor)
+    _claim(session, RecordDigest, prepared.ids, batch.id, prepared.leaves)
     return batch
 
 
+def flush_journal(session: Session, signer: str, limits: BatchLimits = DEFAULT_LIMITS, *,
+                  now_s: float | None = None, force: bool = False, floor: int = 0) -> AnchorBatch | None:
+    """Anchor the journal digests recorded since the last journal batch, if due, in ``session``
+    (prepared and written in one transaction); returns the batch."""
+    lock_sequences(session)
+    prepared = prepare_journal(session, limits, now_s=now_s, force=force)
+    return None if prepared is None else write_journal(session, prepared, signer, floor=floor)
+
+
 def _due(runtime: Runtime, limits: BatchLimits, now_s: float, force: bool) -> bool:
-    """One cheap read: is any batch due? (Keeps an idle pass from taking the write lock.)"""
+    """Cheap reads: is any batch due? (Keeps an idle pass from taking the write lock.)"""
     with runtime.db.read() as s:
-        return bool(_events_cut(s, limits, now_s, force) or _journal_cut(s, limits, now_s, force))
+        return bool(_events_cut(s, limits, now_s, force) or _journal_due(s, limits, now_s, force))
 
 
 def flush(runtime: Runtime, limits: BatchLimits = DEFAULT_LIMITS, *, force: bool = False,
           now_s: float | None = None) -> list[BatchSummary]:
-    """Close every due batch (at most BATCHES_PER_PASS_MAX), one transaction each."""
+    """Close every due batch, one transaction each: at most BATCHES_PER_PASS_MAX of each kind
+    per pass, or with ``force`` (an operator's flush) every open batch of both kinds, provenance
+    events and journal alike (at most FLUSH_BATCHES_MAX each)."""
     now = time.time() if now_s is None else now_s
     if not _due(runtime, limits, now, force):
         return []
     floor = chain_last_sequence(runtime)
     signer = runtime.operator.address
     made: list[BatchSummary] = []
-    for flusher in (flush_events, flush_journal):
-        while len(made) < BATCHES_PER_PASS_MAX:
-            with runtime.db.transaction() as s:
-                batch = flusher(s, signer, limits, now_s=now, force=force, floor=floor)
-                summary = BatchSummary.of(batch) if batch is not None else None
+    bound = FLUSH_BATCHES_MAX if force else BATCHES_PER_PASS_MAX
+    for kind in (KIND_EVENTS, KIND_JOURNAL):
+        for _ in range(bound):
+            if kind == KIND_EVENTS:
+                with runtime.db.transaction() as s:
+                    batch = flush_events(s, signer, limits, now_s=now, force=force, floor=floor)
+                    summary = BatchSummary.of(batch) if batch is not None else None
+            else:
+                # The leaves and tree of up to 10,000 versions are computed in a read session: the
+                # store's single writer is held only for the batch row and the claim.
+                with runtime.db.read() as r:
+                    prepared = prepare_journal(r, limits, now_s=now, force=force)
+                if prepared is None:
+                    break
+                try:
+                    with runtime.db.transaction() as s:
+                        summary = BatchSummary.of(write_journal(s, prepared, signer, floor=floor))
+                except LedgerError as exc:  # another batcher claimed these versions meanwhile
+                    log.info("journal batch not written: %s", exc.detail)
+                    break
             if summary is None:
                 break
             log.info("%s batch %d: %d leaves, root %s, outbox %d", summary.kind, summary.sequence,
@@ -208,5 +291,5 @@ def pending_counts(session: Session) -> dict[str, int]:
     }
 
 
-__all__ = ["KIND_EVENTS", "KIND_JOURNAL", "BatchSummary", "flush", "flush_events", "flush_journal",
-           "pending_counts", "run_once"]
+__all__ = ["KIND_EVENTS", "KIND_JOURNAL", "BatchSummary", "PreparedJournal", "flush", "flush_events",
+           "flush_journal", "pending_counts", "prepare_journal", "run_once", "write_journal"]

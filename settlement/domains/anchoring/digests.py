@@ -1,161 +1,93 @@
-"""The record-digest journal: any domain service digests its records for the journal anchor.
+"""The record-digest journal: every change of a record users rely on, digested and chained.
 
-A service that changes a record it wants provably unaltered (a settlement, a callback, a
-receivable, a reconciliation resolution) calls, in the same transaction::
+A domain service that changes a row of a record kind (:mod:`.kinds`) says so with one line, in
+the transaction that changes it::
 
-    record_digest(session, "settlement", settlement.id, {"id": ..., "amount_minor": ..., ...})
+    digest_changed(session, "settlement", settlement)      # an id or the ORM object
 
-That appends one row to ``record_digests``: the record's canonical JSON, ``digest =
-keccak256(utf8(canonical JSON))`` and its journal leaf. A later version of the same record is a
-new row (``version`` + 1); the same content again adds nothing. The batcher anchors the digests
-added since the last journal anchor as one Merkle root through TraceAnchor, with the journal's
-leaf schema version, and an auditor export lets anyone recompute every digest and root.
+and the journal gets, when that transaction commits (a ``before_commit`` hook, so the record is
+taken from the row's final state, whatever else the transaction did to it), one new version of
+the record if its content changed: its canonical JSON, ``digest = keccak256(utf8(canonical
+JSON))`` and the digest of the version before it (``prev_digest``, zero for version 1). Rows
+written in bulk whose values are at hand use :func:`digest_new` (version 1, no read). The batcher
+anchors the versions added since the last journal anchor as one Merkle root through TraceAnchor.
 
-Journal leaf, schema ``JOURNAL_SCHEMA_VERSION`` = 32769 (0x8001: the high bit tells journal
-roots from provenance-event roots in ``RootAnchored``; the low bits are the journal's version 1):
+Journal leaf, schema ``JOURNAL_SCHEMA_VERSION`` = 32770 (0x8002: the high bit tells journal roots
+from provenance-event roots in ``RootAnchored``; the low bits are the journal's leaf version 2):
 
 ====  ===============  =======  ===============================================
  #    field            type     value
 ====  ===============  =======  ===============================================
- 0    schemaVersion    uint16   32769
+ 0    schemaVersion    uint16   32770
  1    kindHash         bytes32  keccak256(utf8(kind))
  2    recordIdHash     bytes32  keccak256(utf8(record_id))
  3    recordVersion    uint64   1, 2, ... per (kind, record_id)
- 4    recordedAt       uint64   unix seconds the digest was recorded
- 5    digest           bytes32  keccak256(utf8(canonical JSON of the record))
+ 4    recordedAt       uint64   unix seconds the version was recorded
+ 5    prevDigest       bytes32  the digest of version - 1 (zero for version 1)
+ 6    digest           bytes32  keccak256(utf8(canonical JSON of the record))
 ====  ===============  =======  ===============================================
+
+Each version names its predecessor's digest, so a deleted, reordered or inserted version breaks
+its record's chain, and every anchored leaf fixes its version's place in it. Version 1 of the
+leaf (0x8001) had no ``prevDigest``; batches anchored with it are still audited with it.
 
 Canonical JSON: objects with string keys sorted by UTF-16 code units, no whitespace, strings
 escaped as JSON.stringify does (non-ASCII kept), integers (no floats: money is in minor units,
 rates are decimal strings), booleans, null. Passing bytes or a string checks that it already is
-in this form, so an auditor can always recompute the digest from the exported text.
+in this form, so an auditor can always recompute the digest from the text.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from anchors.keccak import keccak256
+from anchors.journal import (
+    JOURNAL_LEAF_ENCODING,
+    JOURNAL_LEAF_ENCODING_V1,
+    JOURNAL_LEAF_FIELD_NAMES,
+    JOURNAL_SCHEMA_VERSION,
+    JOURNAL_SCHEMA_VERSION_V1,
+    JOURNAL_SCHEMAS,
+    ZERO_DIGEST,
+    journal_leaf_value,
+)
+from anchors.journal import text_digest as digest_of
 from anchors.merkle import standard_leaf_hash, to_hex
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, event, insert, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from settlement.core.errors import JournalRecordInvalidError
+from settlement.domains.anchoring.canonical import (
+    RECORD_INT_ABS_MAX,
+    RECORD_JSON_BYTES_MAX,
+    RECORD_JSON_DEPTH_MAX,
+    canonical_record_json,
+)
+from settlement.domains.anchoring.kinds import KINDS, LOAD_CHUNK_MAX, TOMBSTONE, kind_of, record_id_of
+from settlement.runtime import Runtime
+from settlement.store.bulk import insert_rows
 from settlement.store.models import utcnow
 from settlement.store.models.anchoring import RecordDigest
 
-JOURNAL_SCHEMA_VERSION = 0x8001
-JOURNAL_LEAF_FIELDS: tuple[tuple[str, str], ...] = (
-    ("schemaVersion", "uint16"),
-    ("kindHash", "bytes32"),
-    ("recordIdHash", "bytes32"),
-    ("recordVersion", "uint64"),
-    ("recordedAt", "uint64"),
-    ("digest", "bytes32"),
-)
-JOURNAL_LEAF_ENCODING: tuple[str, ...] = tuple(t for _, t in JOURNAL_LEAF_FIELDS)
+JOURNAL_LEAF_FIELDS: tuple[tuple[str, str], ...] = tuple(zip(JOURNAL_LEAF_FIELD_NAMES, JOURNAL_LEAF_ENCODING))
+LEAF_ENCODINGS = JOURNAL_SCHEMAS
 
-RECORD_JSON_BYTES_MAX = 256 * 1024
-RECORD_JSON_DEPTH_MAX = 32
-RECORD_INT_ABS_MAX = (1 << 63) - 1
-KIND_CHARS_MAX = 64
-RECORD_ID_CHARS_MAX = 128
+# Records changed in one transaction (bound on the commit hook's work).
+CHANGED_PER_TRANSACTION_MAX = 100_000
 _KIND_RE = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
 _RECORD_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
 
-RecordLoader = Callable[[Session, str], "Mapping[str, Any] | str | bytes | None"]
-_LOADERS: dict[str, RecordLoader] = {}
+
+TOMBSTONE_JSON = canonical_record_json(TOMBSTONE)
 
 
-# -- canonical JSON ----------------------------------------------------------------------------
-
-# json.dumps(text, ensure_ascii=False) without building an encoder per call (the same C function).
-_json_string: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
-
-
-def _canonical(value: Any, depth: int) -> str:
-    if depth > RECORD_JSON_DEPTH_MAX:
-        raise JournalRecordInvalidError(f"record nests deeper than {RECORD_JSON_DEPTH_MAX}")
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int):
-        if abs(value) > RECORD_INT_ABS_MAX:
-            raise JournalRecordInvalidError("record integers must fit in a signed 64-bit integer")
-        return str(value)
-    if isinstance(value, float):
-        raise JournalRecordInvalidError("records may not hold floats: use integers of minor units or "
-                                        "decimal strings")
-    if isinstance(value, str):
-        return _json_string(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_canonical(v, depth + 1) for v in value) + "]"
-    if isinstance(value, Mapping):
-        for key in value:
-            if not isinstance(key, str):
-                raise JournalRecordInvalidError("record keys must be strings")
-        if all(key.isascii() for key in value):  # the usual case: UTF-16 order is str order
-            items = sorted(value.items())
-        else:
-            items = sorted(value.items(), key=lambda kv: kv[0].encode("utf-16-be"))
-        return "{" + ",".join(_json_string(k) + ":" + _canonical(v, depth + 1) for k, v in items) + "}"
-    raise JournalRecordInvalidError(f"records may not hold {type(value).__name__}: convert it to a string "
-                                    "or an integer first")
-
-
-def canonical_record_json(record: Mapping[str, Any] | str | bytes) -> str:
-    """The canonical JSON text of ``record`` (a mapping, or JSON text that must already be canonical)."""
-    if isinstance(record, (bytes, bytearray)):
-        try:
-            record = bytes(record).decode("utf-8")
-        except UnicodeDecodeError:
-            raise JournalRecordInvalidError("record bytes are not UTF-8") from None
-    if isinstance(record, str):
-        if len(record.encode("utf-8")) > RECORD_JSON_BYTES_MAX:
-            raise JournalRecordInvalidError(f"record larger than {RECORD_JSON_BYTES_MAX} bytes")
-        try:
-            parsed = json.loads(record, parse_float=_reject_float)
-        except ValueError as exc:
-            raise JournalRecordInvalidError(f"record is not JSON: {exc}") from None
-        if not isinstance(parsed, Mapping):
-            raise JournalRecordInvalidError("a record must be a JSON object")
-        text = _canonical(parsed, 0)
-        if text != record:
-            raise JournalRecordInvalidError("record JSON is not canonical (sorted keys, no whitespace)")
-        return text
-    if not isinstance(record, Mapping):
-        raise JournalRecordInvalidError("a record must be a JSON object (mapping)")
-    text = _canonical(record, 0)
-    if len(text.encode("utf-8")) > RECORD_JSON_BYTES_MAX:
-        raise JournalRecordInvalidError(f"record larger than {RECORD_JSON_BYTES_MAX} bytes")
-    return text
-
-
-def _reject_float(text: str) -> Any:
-    raise JournalRecordInvalidError(f"records may not hold floats ({text[:40]})")
-
-
-def digest_of(canonical_json: str) -> str:
-    return to_hex(keccak256(canonical_json.encode("utf-8")))
-
-
-def journal_leaf_value(kind: str, record_id: str, version: int, recorded_at_s: int, digest: str) -> list[str]:
-    """The journal leaf's value in JSON form (as a standard-v1 dump holds it)."""
-    return [
-        str(JOURNAL_SCHEMA_VERSION),
-        to_hex(keccak256(kind.encode("utf-8"))),
-        to_hex(keccak256(record_id.encode("utf-8"))),
-        str(version),
-        str(recorded_at_s),
-        digest,
-    ]
+def journal_leaf_hash(value: Sequence[str]) -> str:
+    return to_hex(standard_leaf_hash(LEAF_ENCODINGS[int(value[0])], value))
 
 
 def check_kind(kind: Any) -> str:
@@ -172,7 +104,7 @@ def check_record_id(record_id: Any) -> str:
     return record_id
 
 
-# -- the public entry point --------------------------------------------------------------------
+# -- writing -----------------------------------------------------------------------------------
 
 _DIGESTS = RecordDigest.__table__
 _LATEST_VERSION = (select(_DIGESTS.c.id, _DIGESTS.c.version, _DIGESTS.c.digest)
@@ -181,12 +113,20 @@ _LATEST_VERSION = (select(_DIGESTS.c.id, _DIGESTS.c.version, _DIGESTS.c.digest)
 _INSERT_DIGEST = insert(_DIGESTS)
 
 
+def _version_values(kind: str, record_id: str, version: int, text: str, digest: str, prev: str,
+                    at: int, created_at: datetime | None = None) -> dict[str, Any]:
+    # The leaf hash is computed by the batcher when it takes the version into a batch.
+    return {"kind": kind, "record_id": record_id, "version": version, "canonical_json": text, "digest": digest,
+            "prev_digest": prev, "recorded_at_s": at, "created_at": created_at or utcnow()}
+
+
 def record_digest(session: Session, kind: str, record_id: str | int,
                   canonical_json: Mapping[str, Any] | str | bytes, *,
                   recorded_at_s: int | None = None) -> RecordDigest:
-    """Append the digest of one record version to the journal, in the caller's transaction.
+    """Append a version of one record, given its content, to the journal in the caller's
+    transaction (records of the kinds in :mod:`.kinds` go through :func:`digest_changed`, which
+    takes the content from the row itself).
 
-    ``canonical_json`` is the record as a mapping (canonicalised here) or as canonical JSON text.
     Returns the journal row; when the record's latest version has the same digest, that row is
     returned and nothing is added. Raises JournalRecordInvalidError for a bad kind, id or record.
     """
@@ -194,9 +134,8 @@ def record_digest(session: Session, kind: str, record_id: str | int,
     record_id = check_record_id(record_id)
     text = canonical_record_json(canonical_json)
     digest = digest_of(text)
-    # Core statements on the session's connection (compiled once): every journal row is written
-    # by this function at once (never left pending in the session), so the latest version is
-    # read without an autoflush of the caller's unrelated pending changes.
+    # Core statements on the session's connection: every journal row is written at once (never
+    # left pending in the session), so the latest version is read without an autoflush.
     conn = session.connection()
     latest = conn.execute(_LATEST_VERSION, {"kind": kind, "record_id": record_id}).first()
     if latest is not None and latest.digest == digest:
@@ -206,7 +145,8 @@ def record_digest(session: Session, kind: str, record_id: str | int,
         return same
     version = 1 if latest is None else latest.version + 1
     at = int(time.time()) if recorded_at_s is None else int(recorded_at_s)
-    values = _version_values(kind, record_id, version, text, digest, at)
+    values = _version_values(kind, record_id, version, text, digest,
+                             ZERO_DIGEST if latest is None else latest.digest, at)
     new_id = conn.execute(_INSERT_DIGEST, values).inserted_primary_key[0]
     if new_id is None:
         raise RuntimeError("the journal row got no id")
@@ -216,57 +156,138 @@ def record_digest(session: Session, kind: str, record_id: str | int,
     return row
 
 
-def _version_values(kind: str, record_id: str, version: int, text: str, digest: str, at: int) -> dict[str, Any]:
-    value = journal_leaf_value(kind, record_id, version, at, digest)
-    return {"kind": kind, "record_id": record_id, "version": version, "canonical_json": text, "digest": digest,
-            "recorded_at_s": at, "value": value,
-            "leaf_hash": to_hex(standard_leaf_hash(JOURNAL_LEAF_ENCODING, value)), "created_at": utcnow()}
+DIGESTS_NEW_PER_CALL_MAX = 2_000
 
 
-RECORD_DIGESTS_BATCH_MAX = 500
-
-
-def record_first_digests(session: Session, kind: str,
-                         records: Sequence[tuple[str | int, Mapping[str, Any] | str | bytes]], *,
-                         recorded_at_s: int | None = None) -> None:
-    """Version 1 of records that have no journal version yet (rows just inserted in the caller's
-    transaction), in one insert and without reading the journal: what :func:`record_digest`
-    writes for each of them. A record that does have a version makes the insert fail on the
+def digest_new(session: Session, kind: str, rows: Sequence[Mapping[str, Any]], *,
+               recorded_at_s: int | None = None) -> None:
+    """Version 1 of rows just inserted in the caller's transaction, from the values inserted (a
+    mapping of column values per row, as :meth:`RecordKind.project` reads them), in one insert
+    and without reading the journal. A row that does have a version makes the insert fail on the
     unique (kind, record_id, version) key, and the caller's transaction with it: a caller that
-    cannot rule that out uses :func:`record_digest`. Raises JournalRecordInvalidError (nothing is
-    written then), or the store's IntegrityError."""
-    kind = check_kind(kind)
-    if len(records) > RECORD_DIGESTS_BATCH_MAX:
-        raise JournalRecordInvalidError(f"at most {RECORD_DIGESTS_BATCH_MAX} records per call")
+    cannot rule that out uses :func:`digest_changed`."""
+    spec = kind_of(kind)
+    if len(rows) > DIGESTS_NEW_PER_CALL_MAX:
+        raise JournalRecordInvalidError(f"at most {DIGESTS_NEW_PER_CALL_MAX} records per call")
     at = int(time.time()) if recorded_at_s is None else int(recorded_at_s)
+    values = []
+    now = utcnow()  # one timestamp object for the call: the bulk insert converts it once
+    for row in rows:
+        text = spec.canonical(row)
+        values.append(_version_values(kind, check_record_id(spec.record_id(row)), 1, text, digest_of(text),
+                                      ZERO_DIGEST, at, now))
+    if values:
+        insert_rows(session, _DIGESTS, values)  # the volume paths' bulk insert (one executemany)
+
+
+_PENDING = "ledger.anchoring.changed"
+_HOOKED = "ledger.anchoring.hooked"
+
+
+def digest_changed(session: Session, kind: str, *items: Any) -> None:
+    """Journal the records ``items`` (ids, or ORM objects of the kind's table) of ``kind`` as
+    they are when the caller's transaction commits: each gets a new version if its content
+    changed (a deleted row: a tombstone version). Cheap: nothing is read or written until the
+    commit, and a record changed many times in one transaction gets one version."""
+    spec = kind_of(kind)
+    pending: dict[str, list[Any]] | None = session.info.get(_PENDING)
+    if pending is None:
+        pending = session.info[_PENDING] = {}
+        if not session.info.get(_HOOKED):
+            session.info[_HOOKED] = True
+            event.listen(session, "before_commit", _before_commit)
+            event.listen(session, "after_rollback", _after_rollback)
+    bucket = pending.setdefault(spec.name, [])
+    if len(bucket) + len(items) > CHANGED_PER_TRANSACTION_MAX:
+        raise JournalRecordInvalidError(f"more than {CHANGED_PER_TRANSACTION_MAX} {kind} records changed in one "
+                                        "transaction")
+    bucket.extend(items)
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def _before_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint is released: the records are digested when the transaction commits
+    pending = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    session.flush()  # the rows as they will be committed
+    conn = session.connection()
+    at = int(time.time())
+    for name, items in pending.items():
+        spec = kind_of(name)
+        ids = sorted({check_record_id(record_id_of(spec, item)) for item in items})
+        append_versions(conn, name, spec.load(conn, ids), ids, at)
+
+
+def append_versions(conn: Connection, kind: str, current: Mapping[str, Mapping[str, Any]],
+                    record_ids: Iterable[str], recorded_at_s: int) -> int:
+    """For each id: a new version when ``current`` (id -> record; absent: the row is gone)
+    differs from the latest journal version. Returns how many versions were added."""
+    ids = list(record_ids)
+    latest: dict[str, tuple[int, str]] = {}
+    for start in range(0, len(ids), LOAD_CHUNK_MAX):
+        chunk = ids[start:start + LOAD_CHUNK_MAX]
+        for rid, version, digest in conn.execute(
+                select(_DIGESTS.c.record_id, _DIGESTS.c.version, _DIGESTS.c.digest)
+                .where(_DIGESTS.c.kind == kind, _DIGESTS.c.record_id.in_(chunk))):
+            if rid not in latest or version > latest[rid][0]:
+                latest[rid] = (version, digest)
+    spec = KINDS.get(kind)
+    text_of = spec.text_of if spec is not None else canonical_record_json
     rows = []
-    for record_id, content in records:
-        text = canonical_record_json(content)
-        rows.append(_version_values(kind, check_record_id(record_id), 1, text, digest_of(text), at))
+    for rid in ids:
+        record = current.get(rid)
+        head = latest.get(rid)
+        if record is None and head is None:
+            continue  # never journaled and gone: nothing to say
+        text = TOMBSTONE_JSON if record is None else text_of(record)
+        digest = digest_of(text)
+        if head is not None and head[1] == digest:
+            continue
+        version, prev = (1, ZERO_DIGEST) if head is None else (head[0] + 1, head[1])
+        rows.append(_version_values(kind, rid, version, text, digest, prev, recorded_at_s))
     if rows:
-        session.connection().execute(_INSERT_DIGEST, rows)
+        conn.execute(_INSERT_DIGEST, rows)
+    return len(rows)
 
 
-def register_record_loader(kind: str, loader: RecordLoader) -> None:
-    """Let the auditor export re-read ``kind`` records from their live tables: ``loader(session,
-    record_id)`` returns the record's current content (or None if it is gone). Exported records
-    of a kind with a loader are the live ones, so an edit behind the service's back shows up as a
-    digest mismatch; kinds without a loader export the journal's own copy."""
-    _LOADERS[check_kind(kind)] = loader
+BACKFILL_PAGE_ROWS = 500
 
 
-def record_loader(kind: str) -> RecordLoader | None:
-    return _LOADERS.get(kind)
+def backfill(runtime: Runtime, progress: Callable[[str, int], None] = lambda _kind, _n: None) -> int:
+    """Journal every live record whose latest version is missing or differs, a page per
+    transaction (the upgrade path for rows written before their kind was journaled). The versions
+    are recorded now: they prove nothing about the rows before this moment. Rows the journal has
+    and the table lacks are left alone: the audit keeps naming them. Returns the versions added."""
+    total = 0
+    for name, spec in KINDS.items():
+        key = spec.table.c[spec.key]
+        last: Any = None
+        while True:
+            with runtime.db.transaction() as session:
+                conn = session.connection()
+                q = select(key).order_by(key).limit(BACKFILL_PAGE_ROWS)
+                if last is not None:
+                    q = q.where(key > last)
+                ids = [str(i) for i in conn.execute(q).scalars()]
+                added = append_versions(conn, name, spec.load(conn, ids), ids, int(time.time())) if ids else 0
+            if added:
+                total += added
+                progress(name, added)
+            if len(ids) < BACKFILL_PAGE_ROWS:
+                break
+            last = spec.key_value(ids[-1])
+    return total
 
 
-def latest_versions(session: Session, kind: str, record_ids: list[str]) -> dict[str, int]:
-    """Latest journal version per record id (to tell a superseded version from the live one)."""
-    rows = session.execute(select(RecordDigest.record_id, func.max(RecordDigest.version))
-                           .where(RecordDigest.kind == kind, RecordDigest.record_id.in_(record_ids))
-                           .group_by(RecordDigest.record_id)).all()
-    return {rid: v for rid, v in rows}
-
-
-__all__ = ["JOURNAL_LEAF_ENCODING", "JOURNAL_LEAF_FIELDS", "JOURNAL_SCHEMA_VERSION", "canonical_record_json",
-           "check_kind", "check_record_id", "digest_of", "journal_leaf_value", "latest_versions",
-           "record_digest", "record_first_digests", "record_loader", "register_record_loader"]
+__all__ = [
+    "BACKFILL_PAGE_ROWS", "JOURNAL_LEAF_ENCODING", "JOURNAL_LEAF_ENCODING_V1", "JOURNAL_LEAF_FIELDS",
+    "JOURNAL_SCHEMA_VERSION", "JOURNAL_SCHEMA_VERSION_V1", "LEAF_ENCODINGS", "RECORD_INT_ABS_MAX",
+    "RECORD_JSON_BYTES_MAX", "RECORD_JSON_DEPTH_MAX", "TOMBSTONE_JSON", "ZERO_DIGEST", "append_versions",
+    "backfill", "canonical_record_json", "check_kind", "check_record_id", "digest_changed", "digest_new",
+    "digest_of", "journal_leaf_hash", "journal_leaf_value", "record_digest",
+]

@@ -13,19 +13,23 @@ from typing import Any
 from anchors.errors import InvalidInputError
 from anchors.events import ProvenanceEvent
 from anchors.merkle import StandardMerkleTree
+from anchors.journal import JournalRecord
 from anchors.proof import AnchorRef, ProofDocument, build_proof_document
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from settlement.core.errors import (
     AnchorStoreInconsistentError,
+    JournalRecordPendingError,
     ProvenanceEventPendingError,
+    UnknownJournalRecordError,
     UnknownAnchorBatchError,
     UnknownLotError,
     UnknownProvenanceEventError,
     ValidationError,
 )
 from settlement.domains.anchoring.batcher import KIND_EVENTS
+from settlement.domains.anchoring.digests import check_kind, check_record_id, journal_leaf_value
 from settlement.domains.anchoring.limits import ANCHOR_CONTRACT, BATCH_LIST_MAX, TRACE_EVENTS_MAX
 from settlement.runtime import Runtime
 from settlement.store.models.anchoring import AnchorBatch, ProvenanceEventRow, RecordDigest
@@ -48,9 +52,18 @@ class TreeCache:
 
 def rebuild_tree(session: Session, batch: AnchorBatch) -> StandardMerkleTree:
     """The batch's tree from its rows; it must have the stored leaf count and root."""
-    model = ProvenanceEventRow if batch.kind == KIND_EVENTS else RecordDigest
-    rows = session.execute(select(model.batch_index, model.value).where(model.batch_id == batch.id)
-                           .order_by(model.batch_index)).all()
+    if batch.kind == KIND_EVENTS:
+        model: type = ProvenanceEventRow
+        rows = session.execute(select(model.batch_index, model.value).where(model.batch_id == batch.id)
+                               .order_by(model.batch_index)).all()
+    else:  # journal leaves are the rows' own columns (values stored only by the first journal schema)
+        model = RecordDigest
+        found = session.execute(select(model.batch_index, model.value, model.kind, model.record_id, model.version,
+                                       model.recorded_at_s, model.prev_digest, model.digest)
+                                .where(model.batch_id == batch.id).order_by(model.batch_index)).all()
+        rows = [(r.batch_index, r.value if r.value is not None else journal_leaf_value(
+            r.kind, r.record_id, r.version, r.recorded_at_s, r.prev_digest, r.digest, batch.schema_version))
+            for r in found]
     if [r[0] for r in rows] != list(range(batch.leaf_count)):
         raise AnchorStoreInconsistentError(
             f"batch {batch.sequence} holds {len(rows)} rows, anchored with {batch.leaf_count} leaves",
@@ -148,6 +161,39 @@ def lot_trace(runtime: Runtime, session: Session, lot_id: str, *, limit: int = T
     return items
 
 
+def record_proof(runtime: Runtime, session: Session, kind: str, record_id: str,
+                 version: int | None = None) -> ProofDocument:
+    """The proof document of a journal record's latest version (or ``version``): its leaf, proof,
+    root and anchor, and the record's canonical text, from which anyone recomputes the leaf.
+    Raises UnknownJournalRecordError, JournalRecordPendingError (not batched yet; anchor null
+    while batched but not confirmed), AnchorStoreInconsistentError (the batch no longer rebuilds)."""
+    try:
+        kind, record_id = check_kind(kind), check_record_id(record_id)
+    except ValidationError:
+        raise UnknownJournalRecordError(f"no journal record {str(kind)[:64]}/{str(record_id)[:128]}") from None
+    q = select(RecordDigest).where(RecordDigest.kind == kind, RecordDigest.record_id == record_id)
+    if version is not None:
+        q = q.where(RecordDigest.version == version)
+    row = session.scalar(q.order_by(RecordDigest.version.desc()).limit(1))
+    if row is None:
+        raise UnknownJournalRecordError(f"no journal record {kind}/{record_id}"
+                                        + (f" version {version}" if version is not None else ""),
+                                        kind=kind, record_id=record_id)
+    if row.batch_id is None or row.batch_index is None:
+        raise JournalRecordPendingError(f"{kind}/{record_id} v{row.version} is waiting for the batcher; no proof yet",
+                                        kind=kind, record_id=record_id, version=row.version)
+    batch = session.get(AnchorBatch, row.batch_id)
+    if batch is None:
+        raise AnchorStoreInconsistentError(f"{kind}/{record_id}: its batch is missing")
+    record = JournalRecord(kind, record_id, row.version, row.recorded_at_s, row.prev_digest, row.canonical_json)
+    doc = build_proof_document(TreeCache(session).tree(batch), row.batch_index, anchor=anchor_ref(runtime, batch),
+                               schema_version=batch.schema_version, record=record)
+    if doc.leaf_hash != row.leaf_hash or record.leaf_hash(batch.schema_version) != doc.leaf_hash:
+        raise AnchorStoreInconsistentError(f"{kind}/{record_id} v{row.version}: its text does not give its batch leaf",
+                                           sequence=batch.sequence)
+    return doc
+
+
 def get_batch(session: Session, sequence: int) -> AnchorBatch:
     batch = session.scalar(select(AnchorBatch).where(AnchorBatch.sequence == sequence))
     if batch is None:
@@ -171,4 +217,4 @@ def batch_dump(session: Session, sequence: int) -> dict[str, Any]:
 
 
 __all__ = ["TreeCache", "TraceItem", "anchor_ref", "batch_dump", "event_proof", "get_batch", "list_batches",
-           "lot_trace", "rebuild_tree"]
+           "lot_trace", "rebuild_tree", "record_proof"]

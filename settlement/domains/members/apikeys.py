@@ -27,6 +27,7 @@ from settlement.core.errors import (
     UnknownMemberError,
     ValidationError,
 )
+from settlement.domains.anchoring import digest_changed
 from settlement.store.models import ApiKey, Member, SecurityEvent, utcnow
 
 __all__ = [
@@ -150,9 +151,10 @@ def _issue(session: Session, member_id: str, label: str, rotating_out: frozenset
     else:  # 40 random bits colliding 8 times in a row: the random source is broken
         raise RuntimeError("could not draw an unused API key prefix")
     plaintext = f"{KEY_SCHEME}_{prefix}_{secrets.token_urlsafe(SECRET_BYTES)}"
-    session.add(ApiKey(member_id=member_id, prefix=prefix, key_hash=hash_key(plaintext), label=label,
-                       created_at=now))
+    key = ApiKey(member_id=member_id, prefix=prefix, key_hash=hash_key(plaintext), label=label, created_at=now)
+    session.add(key)
     session.flush()
+    digest_changed(session, "apikey", key)
     return IssuedKey(prefix=prefix, plaintext=plaintext, member_id=member_id, label=label, created_at=now)
 
 
@@ -182,6 +184,7 @@ def revoke_key(session: Session, prefix: str, *, member_id: str | None = None,
         raise InvalidStateError(f"API key {prefix} is already revoked", prefix=prefix)
     if current is None or when < current:  # revocation only ever moves earlier
         key.revoked_at = when
+        digest_changed(session, "apikey", key)
     session.flush()
     return key
 
@@ -208,6 +211,7 @@ def rotate_key(session: Session, member_id: str, *, old_prefix: str | None = Non
         current = _aware(old.revoked_at)
         if current is None or at < current:
             old.revoked_at = at
+            digest_changed(session, "apikey", old)
     session.flush()
     issued = _issue(session, member_id, label, rotating_out=frozenset(k.prefix for k in olds))
     return issued, [k.prefix for k in olds]

@@ -34,6 +34,7 @@ from settlement.core.errors import (
     UnknownRoleError,
     ValidationError,
 )
+from settlement.domains.anchoring import digest_changed
 from settlement.domains.members.apikeys import IssuedKey, issue_key
 from settlement.pipeline.outbox import PENDING_STATUSES, enqueue
 from settlement.runtime import Runtime
@@ -185,6 +186,8 @@ def onboard(runtime: Runtime, session: Session, *, member_id: str, name: str, co
     session.add(member)
     session.flush()  # the member row must exist before rows that reference it
     session.add(MemberAccount(address=address, member_id=member_id, encrypted_key=blob))
+    digest_changed(session, "member", member_id)
+    digest_changed(session, "member.account", address)
     key = issue_key(session, member_id, label=key_label)
     row = enqueue(session, kind="member.onboard", contract=REGISTRY, function="onboardMember",
                   args=[oid, country_hex(country), [address], [ROLE_HASHES[r] for r in ordered_roles]],
@@ -217,6 +220,7 @@ def member_accounts(session: Session, member_id: str) -> list[str]:
 
 
 def _change(runtime: Runtime, session: Session, member: Member, kind: str, function: str, args: list) -> OutboxRow:
+    digest_changed(session, "member", member)
     return enqueue(session, kind=kind, contract=REGISTRY, function=function, args=args,
                    signer=_operator(runtime), gas_limit=GAS_MEMBER_CHANGE, aggregate_id=member.id)
 
@@ -376,6 +380,7 @@ class RegistryView:
                 return  # a change was enqueued meanwhile: the mirror is ahead of the chain
             member.roles = list(chain.roles)
             member.status = chain.status
+            digest_changed(session, "member", member)
         log.info("member %s mirror refreshed from the registry: %s, roles %s", member_id, chain.status,
                  ",".join(chain.roles))
 

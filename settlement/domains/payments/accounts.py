@@ -34,6 +34,7 @@ from settlement.core.errors import (
     UnknownProviderAccountError,
     UnknownProviderError,
 )
+from settlement.domains.anchoring import digest_changed
 from settlement.providers import PROVIDERS, ProviderAccount, account_from_config
 from settlement.runtime import Runtime
 from settlement.store.db import Database
@@ -187,6 +188,7 @@ def add_account(runtime: Runtime, session: Session, provider: str, account: str,
                              created_by=created_by[:64])
     session.add(row)
     session.flush()
+    digest_changed(session, "provider.account", row)
     invalidate(runtime.db, provider, account)
     return _info(row)
 
@@ -206,6 +208,7 @@ def update_account(runtime: Runtime, session: Session, provider: str, account: s
     row.public_config, row.encrypted_secrets = public, _encrypt(runtime, provider, account, secrets)
     row.version += 1
     session.flush()
+    digest_changed(session, "provider.account", row)
     invalidate(runtime.db, provider, account)
     return _info(row)
 
@@ -222,6 +225,7 @@ def set_status(runtime: Runtime, session: Session, provider: str, account: str, 
         row.status = status
         row.version += 1
         session.flush()
+    digest_changed(session, "provider.account", row)
     invalidate(runtime.db, provider, account)
     return _info(row)
 

@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from settlement.core.errors import CallbackStoreUnavailableError
-from settlement.domains.anchoring.digests import record_first_digests
+from settlement.domains.anchoring import digest_changed, digest_new
 from settlement.domains.payments.digests import (
     CALLBACK_DIGEST_KIND,
     callback_digest_record,
@@ -245,11 +245,13 @@ def record_group(runtime: Runtime, group: Sequence[Mapping[str, Any]]) -> list[R
         _write_group_changes(session, unwritten)
         if queued:
             queued.sort(key=lambda q: q[0])  # in arrival order, as one by one
-            conn.execute(_INSERT_EXCEPTIONS, [callback_exception_values(callback, reason, detail, **ledger)
-                                              for _, callback, reason, detail, ledger in queued])
+            exceptions = [callback_exception_values(callback, reason, detail, **ledger)
+                          for _, callback, reason, detail, ledger in queued]
+            conn.execute(_INSERT_EXCEPTIONS, exceptions)
+            digest_changed(session, "reconciliation.exception", *(e["exception_id"] for e in exceptions))
         # New rows, so no journal versions yet: version 1 each, no read (a row id used before would
         # collide on the journal's unique key and send the group the per-item way).
-        record_first_digests(session, CALLBACK_DIGEST_KIND, [callback_digest_record(rows[i]) for i in fresh])
+        digest_new(session, CALLBACK_DIGEST_KIND, [rows[i] for i in fresh])
         duplicates = [{"callback_id": rows[first_of[_evidence_key(v)]].id, "delivered_at": _now()}
                       for i, v in enumerate(group) if i not in rows]
         if duplicates:

@@ -44,6 +44,7 @@ from settlement.core.errors import (
     ValidationError,
 )
 from settlement.core.money import Money, check_currency
+from settlement.domains.anchoring import digest_changed
 from settlement.domains.members import custodial_signer, onchain_id
 from settlement.domains.receivables import evidence as ev
 from settlement.domains.receivables import typed_data as approvals
@@ -406,6 +407,7 @@ def add_evidence(session: Session, actor: Actor, receivable_id: str, document: d
                              document=doc.to_json(), added_by=actor.member_id)
     session.add(row)
     session.flush()
+    digest_changed(session, "receivable.evidence", row)
     return row
 
 

@@ -39,6 +39,7 @@ from settlement.core.errors import (
     ReceivablePartNotFoundError,
     ReceivableWrongStatusError,
 )
+from settlement.domains.anchoring import digest_changed
 from settlement.domains.members import custodial_signer, onchain_id
 from settlement.domains.receivables.models import CONTRACT, PARTY_ROLES, Actor, display_status
 from settlement.domains.receivables.terms import RATE_PPM_MAX, RATE_PPM_SCALE, FinancingTerms
@@ -283,6 +284,7 @@ def take(session: Session, r: Receivable) -> None:
             # Refused before any hook could run (no key, node refused it for good).
             op.status, op.error_name = "rejected", row.error_name or "NotSent"
             r.busy_operation_id = None
+            digest_changed(session, "receivable.operation", op)
             return
         raise ReceivableOperationPendingError(
             f"operation {op.id} ({op.kind}) on this receivable is not confirmed on chain yet; retry when it is",
@@ -322,6 +324,8 @@ def write_operation(session: Session, r: Receivable, actor: Actor, kind: str, *,
                              status="pending")
     session.add(op)
     session.flush()
+    digest_changed(session, "receivable", r)
+    digest_changed(session, "receivable.operation", op)
     if lock:
         r.busy_operation_id = op.id
     return op

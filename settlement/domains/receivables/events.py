@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from settlement.chain.client import DecodedLog
 from settlement.core.errors import ChainRevertError
+from settlement.domains.anchoring import digest_changed
 from settlement.store.models import Member, MemberAccount, OutboxRow
 from settlement.store.models.receivables import (
     Receivable,
@@ -56,9 +57,13 @@ def _operation(session: Session, lg: DecodedLog) -> ReceivableOperation | None:
 
 
 def _record(session: Session, lg: DecodedLog, r: Receivable, part_id: str | None) -> ReceivableOperation | None:
+    # Whatever the handler then changes, these records are digested as they are at commit.
+    digest_changed(session, "receivable", r)
+    digest_changed(session, "receivable.part", *([part_id] if part_id else []))
     op = _operation(session, lg)
     if op is not None and op.receivable_id == r.id and op.status == "pending":
         op.status, op.tx_hash, op.block_number = "confirmed", lg.tx_hash, lg.block_number
+        digest_changed(session, "receivable.operation", op)
         if r.busy_operation_id == op.id:
             r.busy_operation_id = None
     exists = session.scalar(select(ReceivableEvent.id).where(ReceivableEvent.tx_hash == lg.tx_hash,
@@ -169,6 +174,7 @@ def on_split(session: Session, lg: DecodedLog, p: ReceivablePart, r: Receivable)
     if amount >= p.amount_minor:
         raise ReceivableInvariantError(f"split of {amount} from part {p.id} holding {p.amount_minor}")
     p.amount_minor -= amount
+    digest_changed(session, "receivable.part", p)
     session.add(ReceivablePart(id=a["newPartId"], receivable_id=r.id, index=r.part_count, holder_id=p.holder_id,
                                holder_onchain_id=p.holder_onchain_id, amount_minor=amount, financed=False,
                                request_open=False))
@@ -264,9 +270,11 @@ def _owe(session: Session, r: Receivable, part_id: str, kind: str, payer_id: str
                                                                ReceivablePayment.part_id == part_id))
     if exists is not None:
         return
-    session.add(ReceivablePayment(receivable_id=r.id, part_id=part_id, kind=kind, payer_id=payer_id,
-                                  payee_id=payee_id, amount_minor=amount, currency=r.currency, status="owed",
-                                  tx_hash=lg.tx_hash, block_number=lg.block_number))
+    payment = ReceivablePayment(receivable_id=r.id, part_id=part_id, kind=kind, payer_id=payer_id,
+                                payee_id=payee_id, amount_minor=amount, currency=r.currency, status="owed",
+                                tx_hash=lg.tx_hash, block_number=lg.block_number)
+    session.add(payment)
+    digest_changed(session, "receivable.payment", payment)
 
 
 HANDLERS: dict[str, Handler] = {
@@ -292,6 +300,7 @@ def on_failure(session: Session, row: OutboxRow, error: ChainRevertError) -> Non
     if op is None:
         return
     op.status = "rejected"
+    digest_changed(session, "receivable.operation", op)
     op.error_name = (error.error_name or "Reverted")[:100]
     op.error_args = {k: v for k, v in (error.error_args or {}).items()}
     op.tx_hash, op.block_number = row.tx_hash, row.block_number
@@ -300,6 +309,7 @@ def on_failure(session: Session, row: OutboxRow, error: ChainRevertError) -> Non
         return
     if r.busy_operation_id == op.id:
         r.busy_operation_id = None
+    digest_changed(session, "receivable", r)
     if op.kind == "register" and r.status == "pending":
         r.status, r.rejection, r.uniqueness_key = "rejected", op.error_name, None
     log.warning("receivable %s: %s rejected on chain with %s", r.id, op.kind, op.error_name)

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from settlement.core.errors import LedgerError
+from settlement.domains.anchoring import digest_changed
 from settlement.domains.receivables.common import PAYMENTS_INSTRUCT_BATCH_MAX
 from settlement.domains.settlements import InstructionInput, create_settlement
 from settlement.runtime import Runtime
@@ -35,6 +36,7 @@ def instruct_payments(runtime: Runtime, session: Session, *, receivable_id: str 
         q = q.where(ReceivablePayment.receivable_id == receivable_id)
     done = 0
     for pay in session.scalars(q.order_by(ReceivablePayment.id).limit(limit)).all():
+        digest_changed(session, "receivable.payment", pay)
         if pay.payer_id is None or pay.payee_id is None:
             pay.status, pay.settlement_error = "blocked", "payer or payee is not a member known to the service"
             continue

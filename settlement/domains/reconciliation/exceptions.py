@@ -22,7 +22,7 @@ from settlement.core.errors import (
     ReconciliationExceptionNotFoundError,
     ValidationError,
 )
-from settlement.domains.anchoring import record_digest
+from settlement.domains.anchoring import digest_changed
 from settlement.domains.reconciliation.engine import ExceptionRecord, ExceptionResolution, ResolutionAction
 from settlement.store.models import utcnow
 from settlement.store.models.payments import ExceptionResolutionRow, ProviderCallback, ReconciliationException
@@ -40,6 +40,7 @@ EXCEPTIONS_PAGE_MAX = 500
 STORE_CHUNK_ROWS = 500
 NOTE_CHARS_MAX = 4000
 RESOLUTION_DIGEST_KIND = "reconciliation.resolution"
+EXCEPTION_DIGEST_KIND = "reconciliation.exception"
 
 # Callback outcomes -> the reconciliation bucket a person sees them in.
 CALLBACK_BUCKETS = {
@@ -107,6 +108,7 @@ def add_callback_exception(session: Session, callback: ProviderCallback, reason:
     new_id = conn.execute(_INSERT_EXCEPTION, values).inserted_primary_key[0]
     if new_id is None:
         raise RuntimeError(f"exception {exception_id} got no id")
+    digest_changed(session, EXCEPTION_DIGEST_KIND, exception_id)
     row = ReconciliationException(id=new_id, **values)
     make_transient_to_detached(row)  # the row as stored: persistent in the caller's session
     session.add(row)
@@ -152,6 +154,7 @@ def store_run_exceptions(session: Session, run_id: str, records: Iterable[Except
             fresh.append(_record_values(r))
         if fresh:
             session.execute(table.insert(), fresh)
+            digest_changed(session, EXCEPTION_DIGEST_KIND, *(v["exception_id"] for v in fresh))
         if known:
             session.execute(update(ReconciliationException)
                             .where(ReconciliationException.exception_id.in_(list(known)))
@@ -249,14 +252,8 @@ def resolve_exception(session: Session, exception_id: str, action: str, note: st
                                      adjustment_entry_id=adjustment_entry_id)
     session.add(history)
     session.flush()
-    record_digest(session, RESOLUTION_DIGEST_KIND, f"resolution-{history.id}", {
-        "resolution_id": history.id, "exception_id": exception_id, "action": act.value, "note": note,
-        "resolved_by": resolution.resolved_by, "resolved_at": resolution.resolved_at.isoformat(),
-        "adjustment_entry_id": adjustment_entry_id, "bucket": row.bucket, "reason": row.reason,
-        "reference": row.reference, "provider_txn_id": row.provider_txn_id, "currency": row.currency,
-        "statement_amount_minor": None if row.statement_amount_minor is None else str(row.statement_amount_minor),
-        "ledger_amount_minor": None if row.ledger_amount_minor is None else str(row.ledger_amount_minor),
-    })
+    digest_changed(session, RESOLUTION_DIGEST_KIND, history)
+    digest_changed(session, EXCEPTION_DIGEST_KIND, row)
     return row, history
 
 

@@ -37,6 +37,7 @@ from settlement.core.errors import (
     ValidationError,
 )
 from settlement.core.money import Money
+from settlement.domains.anchoring import digest_changed
 from settlement.domains.reconciliation.engine import (
     BUCKETS,
     MatchConfig,
@@ -149,6 +150,7 @@ def import_statement(runtime: Runtime, kind: str, data: bytes | str | os.PathLik
                           row_error_count=len(parsed.errors), uploaded_by=uploaded_by[:64])
     with runtime.db.transaction() as session:
         session.add(row)
+        digest_changed(session, "reconciliation.statement", row)
     return row, parsed
 
 
@@ -211,6 +213,7 @@ def run_reconciliation(runtime: Runtime, statement_id: str, *, started_by: str, 
             ledger_entries=len(ledger), exception_count=exceptions_total, started_by=started_by[:64],
             started_at=started, finished_at=_now())
         session.add(run)
+        digest_changed(session, "reconciliation.run", run)
     progress("store", exceptions_total, exceptions_total)
     return run
 

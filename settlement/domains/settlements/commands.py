@@ -44,6 +44,7 @@ from settlement.core.errors import (
     ValidationError,
 )
 from settlement.core.money import exponent
+from settlement.domains.anchoring import digest_changed, digest_new
 from settlement.domains.members import custodial_signer
 from settlement.domains.settlements import postings as jr
 from settlement.domains.settlements.fx import check_amount, check_target, rate_from_decimal
@@ -283,6 +284,7 @@ def create_settlement(runtime: Runtime, session: Session, payer_id: str, inp: In
                   args=[instruction_struct(s)], signer=signer, gas_limit=GAS_RECORD, aggregate_id=s.id)
     s.outbox_id = row.id
     session.add(s)
+    digest_changed(session, "settlement", s)
     txn = jr.post(session, "settlement.instructed", _record_postings(s), settlement_id=s.id)
     session.add(SettlementOperation(settlement_id=s.id, kind="record", outbox_id=row.id, prev_state="none",
                                     journal_txn_id=txn, requested_by=payer.id, status="pending"))
@@ -365,7 +367,9 @@ def write_batch(session: Session, prepared: PreparedBatch) -> list[SimpleNamespa
                   calldata=prepared.calldata)
     for r in rows:
         r.outbox_id = r.batch_outbox_id = out.id
-    insert_rows(session, _SETTLEMENTS, [{k: getattr(r, k) for k in _SETTLEMENT_COLUMNS} for r in rows])
+    values = [{k: getattr(r, k) for k in _SETTLEMENT_COLUMNS} for r in rows]
+    insert_rows(session, _SETTLEMENTS, values)
+    digest_new(session, "settlement", values)
     jr.post_many(session, prepared.specs, checked=True)
     now = rows[0].created_at
     insert_rows(session, SettlementOperation.__table__, [
@@ -442,6 +446,7 @@ def _start(session: Session, s: Settlement, kind: str, outbox_id: int, new_state
                              journal_txn_id=journal_txn, requested_by=requested_by, status="pending")
     session.add(op)
     s.state, s.chain_op, s.chain_status, s.outbox_id = new_state, kind, "pending", outbox_id
+    digest_changed(session, "settlement", s)
     s.tx_hash = s.block_number = None
     s.chain_error = None
     return op

@@ -23,6 +23,7 @@ from settlement.core.errors import (
     SettlementPendingOnChainError,
 )
 from settlement.core.money import check_currency
+from settlement.domains.anchoring import digest_changed
 from settlement.domains.settlements import postings as jr
 from settlement.domains.settlements.commands import CONTRACT, _ascii_hex, _start, settlement_struct
 from settlement.domains.settlements.netting import (
@@ -104,6 +105,7 @@ def close_cycle(runtime: Runtime, session: Session, currency: str, closed_by: st
         net_value_minor=result.net_value_minor, closed_by=closed_by, chain_op="submit", chain_status="pending",
         outbox_id=row.id)
     session.add(cycle)
+    digest_changed(session, "netting.cycle", cycle)
     session.flush()
     for s in chosen:
         _start(session, s, "net", row.id, "in_cycle", closed_by, amount=_outstanding(s), cycle_id=cycle_id)
@@ -159,6 +161,7 @@ def settle_cycle(runtime: Runtime, session: Session, cycle_id: str, settled_by: 
     cycle.state, cycle.chain_op, cycle.chain_status, cycle.outbox_id = "settled", "settle", "pending", row.id
     cycle.settle_journal_txn_id = txn
     cycle.chain_error = None
+    digest_changed(session, "netting.cycle", cycle)
     session.flush()
     return cycle
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from settlement.chain.client import DecodedLog
 from settlement.core.errors import ChainRevertError
+from settlement.domains.anchoring import digest_changed
 from settlement.domains.settlements import postings as jr
 from settlement.domains.settlements.transitions import _paid_postings, _record_txn, _refund_postings
 from settlement.store.models import OutboxRow, utcnow
@@ -73,6 +74,7 @@ def _external(session: Session, lg: DecodedLog, s: Settlement, kind: str, new_st
                                     block_number=lg.block_number, confirmed_at=_now()))
     s.state, s.chain_op, s.chain_status, s.outbox_id = new_state, kind, "confirmed", None
     s.tx_hash, s.block_number, s.chain_error = lg.tx_hash, lg.block_number, None
+    digest_changed(session, "settlement", s)
 
 
 _OPS = SettlementOperation.__table__
@@ -137,6 +139,7 @@ def on_refunded(session: Session, lg: DecodedLog) -> None:
         refund = session.get(SettlementRefund, op.refund_id) if op.refund_id else None
         if refund is not None:
             refund.status = "confirmed"
+            digest_changed(session, "settlement.refund", refund)
         return
     if s.state in ("paid", "settled") and s.chain_status != "pending":
         amount = int(lg.args["amountMinor"])
@@ -144,6 +147,7 @@ def on_refunded(session: Session, lg: DecodedLog) -> None:
                                   reference_hash=lg.args["refundRefHash"], requested_by="chain", status="confirmed")
         session.add(refund)
         session.flush()
+        digest_changed(session, "settlement.refund", refund)
         txn = jr.post(session, "settlement.refunded", _refund_postings(s, amount), settlement_id=s.id)
         s.refunded_minor += amount
         _external(session, lg, s, "refund", "refunded" if lg.args["fully"] else s.state, txn, amount=amount,
@@ -196,6 +200,7 @@ def on_cycle_cancelled(session: Session, lg: DecodedLog) -> None:
     cycle = _cycle(session, lg.args["cycleId"])
     if cycle is not None and cycle.state == "submitted":
         cycle.state, cycle.chain_op, cycle.chain_status = "cancelled", "cancel", "confirmed"
+        digest_changed(session, "netting.cycle", cycle)
 
 
 # -- failures ---------------------------------------------------------------------------------------
@@ -230,6 +235,7 @@ def reject_ops(session: Session, row: OutboxRow, error: ChainRevertError) -> Non
 
 
 def _undo(session: Session, s: Settlement, op: SettlementOperation) -> None:
+    digest_changed(session, "settlement", s)
     if op.kind == "record":
         s.state = "rejected"
         return
@@ -241,6 +247,7 @@ def _undo(session: Session, s: Settlement, op: SettlementOperation) -> None:
         refund = session.get(SettlementRefund, op.refund_id) if op.refund_id else None
         if refund is not None:
             refund.status = "rejected"
+            digest_changed(session, "settlement.refund", refund)
     elif op.kind == "net":
         s.cycle_id = None
 
@@ -250,6 +257,7 @@ def _reject_cycle(session: Session, row: OutboxRow, error: ChainRevertError) -> 
     if cycle is None:
         return
     cycle.chain_status, cycle.chain_error = "rejected", _error_of(error)
+    digest_changed(session, "netting.cycle", cycle)
     if cycle.chain_op == "submit":
         cycle.state = "rejected"
     else:  # settle refused: the cycle stays submitted; its journal posting was reversed per settlement op

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from settlement.core.errors import JournalImbalanceError
 from settlement.core.money import check_currency
+from settlement.domains.anchoring import digest_new
 from settlement.store.bulk import insert_rows
 from settlement.store.models.settlements import SYSTEM_OWNER, JournalBalance, JournalEntry, JournalTransaction
 
@@ -126,13 +127,14 @@ def post_many(session: Session, specs: Sequence[TxnSpec], *, checked: bool = Fal
         for spec in specs:
             check_balanced(spec.postings)
     now = datetime.now(timezone.utc)
-    insert_rows(session, JournalTransaction.__table__, [
-        {"id": s.id, "kind": s.kind, "settlement_id": s.settlement_id, "cycle_id": s.cycle_id,
-         "reverses": s.reverses, "memo": s.memo[:200], "created_at": now} for s in specs])
+    txns = [{"id": s.id, "kind": s.kind, "settlement_id": s.settlement_id, "cycle_id": s.cycle_id,
+             "reverses": s.reverses, "memo": s.memo[:200], "created_at": now} for s in specs]
+    insert_rows(session, JournalTransaction.__table__, txns)
     insert_rows(session, JournalEntry.__table__, [
         {"txn_id": s.id, "owner": p.owner, "account": p.account, "currency": p.currency, "side": p.side,
          "amount_minor": p.amount_minor, "created_at": now} for s in specs for p in s.postings])
     _apply_to_balances(session, [p for s in specs for p in s.postings], now)
+    digest_new(session, "posting", [{**t, "lines": s.postings} for t, s in zip(txns, specs)])
     return [s.id for s in specs]
 
 

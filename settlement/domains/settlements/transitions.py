@@ -18,6 +18,7 @@ from settlement.core.errors import (
     ValidationError,
 )
 from settlement.core.money import Money
+from settlement.domains.anchoring import digest_changed
 from settlement.domains.members import custodial_signer
 from settlement.domains.settlements import postings as jr
 from settlement.domains.settlements.commands import (
@@ -184,6 +185,7 @@ def refund_settlement(runtime: Runtime, session: Session, settlement: Settlement
                               requested_by=requested_by, status="pending")
     session.add(refund)
     session.flush()
+    digest_changed(session, "settlement.refund", refund)
     row = enqueue(session, kind="settlement.refund", contract=CONTRACT, function="refund",
                   args=[settlement_struct(s), value, ref_hash], signer=signer, gas_limit=GAS_REFUND,
                   aggregate_id=s.id)

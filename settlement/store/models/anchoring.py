@@ -4,8 +4,9 @@
   null while the event waits for the batcher, then points at its batch with ``batch_index`` (the
   event's position in the batch's values, so the tree is rebuilt byte for byte).
 - ``record_digests``: an append-only journal of the store's own records (settlements, callbacks,
-  receivables, resolutions, ...). Each row is one version of one record: its canonical JSON and
-  the keccak256 digest of it, written in the transaction that changed the record.
+  receivables, resolutions, ...). Each row is one version of one record: its canonical JSON, the
+  keccak256 digest of it and the digest of the version before it, written in the transaction
+  that changed the record; its leaf is computed when it is batched.
 - ``anchor_batches``: one Merkle tree per row (kind ``events`` or ``journal``) with its root,
   global sequence, and the chain's confirmation (tx hash, block number and time).
 - ``anchor_sequences``: the last sequence handed out, one row per contract, locked while a batch
@@ -108,9 +109,13 @@ class RecordDigest(Base):
     version: Mapped[int] = mapped_column(Integer)
     canonical_json: Mapped[str] = mapped_column(Text)
     digest: Mapped[str] = mapped_column(String(66))  # keccak256(utf8(canonical_json))
+    # The digest of version - 1 of the same record (zero for version 1): the record's chain.
+    prev_digest: Mapped[str | None] = mapped_column(String(66), nullable=True)
     recorded_at_s: Mapped[int] = mapped_column(BigInteger)
-    value: Mapped[list] = mapped_column(JSON)  # journal leaf value, JSON form
-    leaf_hash: Mapped[str] = mapped_column(String(66))
+    # The journal leaf's hash, set when the batcher takes the version into a batch; its value is the
+    # row's own columns (stored only by the first journal leaf schema, 0x8001).
+    value: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    leaf_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("anchor_batches.id"), nullable=True)
     batch_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

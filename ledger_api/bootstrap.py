@@ -7,7 +7,11 @@ from collections.abc import Callable
 from ledger_api.settings import Settings
 from settlement.chain.client import ChainClient, FeePolicy
 from settlement.chain.deploy import Manifest, deploy, verify_manifest
+from settlement.chain.governance import GovernanceParams, parse_governors
+from settlement.chain.signing import LocalSigner
 from settlement.chain.transport import redact_url
+from settlement.core.errors import ConfigurationError
+from settlement.custody.governors import DEMO_DELAY_S, demo_governance, demo_governor_signers
 from settlement.custody.vault import KeyVault, load_or_create_kek, load_or_create_operator
 from settlement.runtime import Runtime
 from settlement.store.db import Database, migrate
@@ -17,6 +21,28 @@ def fee_policy(settings: Settings) -> FeePolicy:
     return FeePolicy(mode=settings.fee_mode, gas_price_wei=settings.gas_price_wei,
                      max_fee_per_gas_wei=settings.max_fee_per_gas_wei,
                      max_priority_fee_per_gas_wei=settings.max_priority_fee_per_gas_wei)
+
+
+# The production default of the timelock's delay: long enough for every member to see a change coming.
+GOVERNANCE_DELAY_S_DEFAULT = 2 * 86_400
+
+
+def governance_params(settings: Settings) -> tuple[GovernanceParams | None, dict[str, LocalSigner]]:
+    """Governance for a first deployment, and the governor keys the service holds (demo only).
+
+    LEDGER_GOVERNORS set: those governors, the service holds none of their keys. Unset on the
+    managed dev chain: the demo governors. Unset on an external chain: None (a deployment refuses
+    to start without governors; a restart reads them from the manifest)."""
+    if settings.governors:
+        governors = parse_governors(settings.governors)
+        threshold = settings.governance_threshold or len(governors) // 2 + 1
+        delay = GOVERNANCE_DELAY_S_DEFAULT if settings.governance_delay_s is None else settings.governance_delay_s
+        return GovernanceParams(governors=governors, threshold=threshold,
+                                guardian_threshold=settings.guardian_threshold or threshold, delay_s=delay), {}
+    if settings.managed_chain:
+        delay = DEMO_DELAY_S if settings.governance_delay_s is None else settings.governance_delay_s
+        return demo_governance(delay_s=delay)
+    return None, {}
 
 
 def build_runtime(settings: Settings, *, run_migrations: bool = True, deploy_contracts: bool = False,
@@ -30,14 +56,27 @@ def build_runtime(settings: Settings, *, run_migrations: bool = True, deploy_con
     vault = KeyVault(load_or_create_kek(home, settings.kek))
     operator = load_or_create_operator(home, vault, settings.operator_key)
     chain = ChainClient(settings.effective_rpc_url, fee_policy(settings))
+    params, _custodial = governance_params(settings)
     if deploy_contracts:
         progress(f"chain: {redact_url(chain.rpc_url)} (chain id {chain.chain_id}); deploying what is missing")
-        manifest = deploy(chain, operator, home, progress)
+        existing = Manifest.load(home)
+        if params is None and (existing is None or existing.governance is None):
+            raise ConfigurationError("an external chain needs its governors: set LEDGER_GOVERNORS "
+                                     "(member-id:0xADDRESS,...), LEDGER_GOVERNANCE_THRESHOLD, "
+                                     "LEDGER_GUARDIAN_THRESHOLD and LEDGER_GOVERNANCE_DELAY_S")
+        manifest = deploy(chain, operator, home, progress,
+                          governance=params or existing.governance_params)  # type: ignore[union-attr]
     else:
         manifest = Manifest.load(home)
         if manifest is not None:
             verify_manifest(chain, manifest)
-    return Runtime(home=home, db=db, chain=chain, vault=vault, operator=operator, manifest=manifest)
+    runtime = Runtime(home=home, db=db, chain=chain, vault=vault, operator=operator, manifest=manifest)
+    deployed = manifest.governance_params if manifest is not None else None
+    if deployed is not None and deployed.demo:
+        # Only a demo deployment (its governors' keys are public test keys) gets custodial governors.
+        signers = demo_governor_signers(len(deployed.governors))
+        runtime.register_governors({s.address: s for s in signers if deployed.governor(s.address)})
+    return runtime
 
 
 # The service is many short, I/O-bound threads (the API's thread pool, the workers) around one

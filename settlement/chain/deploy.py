@@ -282,7 +282,7 @@ def check_governance(client: ChainClient, manifest: Manifest) -> list[str]:
     problems = []
     (bootstrapper,) = client.call(REGISTRY, a[REGISTRY], "bootstrapper")
     if int(bootstrapper, 16) != 0:
-        problems.append(f"bootstrap not sealed (bootstrapper {bootstrapper})")
+        problems.append(f"bootstrap not sealed (bootstrapper {checksum_address(bootstrapper)})")
     (admin,) = client.call(REGISTRY, a[REGISTRY], "defaultAdmin")
     if admin.lower() != a[TIMELOCK].lower():
         problems.append(f"registry admin is {admin}, not the timelock")

@@ -196,6 +196,10 @@ def change_key(runtime: Runtime, session: Session, change: KeyChange, *, possess
         possession = b""
         if owner != member.id:
             raise SignatureInvalidError(f"{change.account} is not an account of {member.id}", field="account")
+        if len(key_accounts(session, member.id)) <= 1:
+            # The registry refuses it too (RegistryLastAccount): no signature can lock a member out.
+            raise InvalidStateError(f"{change.account} is {member.id}'s last account: add another one first",
+                                    member_id=member.id)
     if consent_signature is not None:
         consent = _signature(consent_signature, "consent_signature")
         if _recovered(typed, consent, "consent_signature") != change.signer:

@@ -18,6 +18,7 @@ BENCHES = [
     ("bench.bench_reconcile", []),
     ("bench.bench_callbacks", []),
     ("bench.bench_receivables", []),
+    ("bench.bench_governance", []),
 ]
 
 

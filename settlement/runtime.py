@@ -47,7 +47,8 @@ class Runtime:
             return False
         is_open = bootstrap_open(self.chain, self.manifest)
         if not is_open and self.manifest.sealed_block is None:
-            self.manifest.sealed_block = -1  # sealed by another process: remembered, never re-read
+            # Sealed by another process: remembered (the head is an upper bound of its block).
+            self.manifest.sealed_block = self.chain.block_number()
         return is_open
 
     def register_governors(self, signers: dict[str, LocalSigner]) -> None:

@@ -27,6 +27,7 @@ from eth_account import Account
 from settlement.chain.anvil import AnvilConfig, ManagedAnvil, free_port
 from settlement.chain.client import ChainClient
 from settlement.chain.deploy import deploy
+from settlement.custody.governors import demo_governance
 from settlement.chain.signing import LocalSigner, keccak256
 from settlement.custody.vault import KeyVault
 from settlement.pipeline.outbox import enqueue
@@ -51,7 +52,7 @@ def fresh_chain(block_time: int | None) -> tuple[ManagedAnvil, ChainClient, Loca
     client = ChainClient(node.rpc_url)
     operator = LocalSigner(bytes(Account.create().key))
     home = Path(tempfile.mkdtemp(prefix="bench-chain-"))
-    manifest = deploy(client, operator, home)
+    manifest = deploy(client, operator, home, governance=demo_governance()[0])  # onboarding: bootstrap window
     return node, client, operator, manifest.address("ConsortiumRegistry"), home
 
 

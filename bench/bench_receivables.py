@@ -30,15 +30,16 @@ from settlement.domains import members as members_svc
 from settlement.domains import receivables as svc
 from settlement.chain.anvil import AnvilConfig, ManagedAnvil, free_port
 from settlement.chain.client import ChainClient
-from settlement.chain.deploy import deploy
+from settlement.chain.deploy import deploy, seal_bootstrap
+from settlement.chain.signing import sign_typed_data
+from settlement.custody.governors import demo_governance
 from settlement.chain.signing import LocalSigner
 from settlement.custody.vault import KeyVault
 from settlement.core.money import Money
-from settlement.pipeline.outbox import enqueue
 from settlement.domains.receivables.models import Actor
 from settlement.runtime import Runtime
 from settlement.store.db import Database, migrate
-from settlement.store.models import Member, MemberAccount, OutboxRow
+from settlement.store.models import OutboxRow
 from settlement.store.models.receivables import Receivable, ReceivableOperation, ReceivablePart
 from settlement.pipeline.workers import build
 from settlement.wiring import build_registry
@@ -56,8 +57,8 @@ def setup(block_time: int | None) -> tuple[ManagedAnvil, Runtime]:
     vault.register(operator)
     chain = ChainClient(node.rpc_url)
     rt = Runtime(home=home, db=Database(url), chain=chain, vault=vault, operator=operator,
-                 manifest=deploy(chain, operator, home))
-    with rt.db.transaction() as s:
+                 manifest=deploy(chain, operator, home, governance=demo_governance()[0]))
+    with rt.db.transaction() as s:  # founding members, in the bootstrap window (sealed once on chain)
         for member, roles in CONSORTIUM.items():
             members_svc.onboard_member(rt, s, member_id=member, name=member, country="CN", roles=roles)
     return node, rt
@@ -106,12 +107,15 @@ def _gas(rt: Runtime, op_ids: list[int]) -> int:
 
 def gas_per_operation(rt: Runtime, dispatcher, follower) -> dict[str, int]:  # type: ignore[no-untyped-def]
     actors = {m: Actor(m, frozenset(r)) for m, r in CONSORTIUM.items()}
-    own = Account.create()
+    settle(rt, dispatcher, follower)
+    if rt.bootstrap_open():
+        seal_bootstrap(rt.chain, rt.operator, rt.manifest, rt.home)  # type: ignore[arg-type]
+    own = Account.create()  # tier2's own key: consent by its custodial key, proof of possession by the new one
+    change = members_svc.keys.prepare_key_change(rt, "tier2", members_svc.keys.ADD, own.address)
+    possession = "0x" + sign_typed_data(LocalSigner(bytes(own.key)), change.typed_data).hex()
     with rt.db.transaction() as s:
-        s.add(MemberAccount(address=own.address, member_id="tier2", encrypted_key=None))
-        enqueue(s, kind="member.add_account", contract="ConsortiumRegistry", function="addAccount",
-                args=[s.get(Member, "tier2").onchain_id, own.address], signer=rt.operator.address,
-                gas_limit=200_000, aggregate_id="tier2")
+        members_svc.keys.change_key(rt, s, change, possession_signature=possession, consent_signature=None,
+                                    custodial_consent=True)
     settle(rt, dispatcher, follower)
     today = svc.read_chain_facts(rt).today
     gas: dict[str, int] = {}

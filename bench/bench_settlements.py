@@ -45,7 +45,8 @@ from ledger_api.demo import ensure_operator_member
 from ledger_api.settings import Settings
 from settlement.chain.anvil import AnvilConfig, ManagedAnvil, free_port
 from settlement.chain.client import ChainClient
-from settlement.chain.deploy import deploy
+from settlement.chain.deploy import deploy, seal_bootstrap
+from settlement.custody.governors import demo_governance
 from settlement.chain.signing import LocalSigner, keccak256
 from settlement.custody.vault import KeyVault
 from settlement.domains.members.service import onboard_member, onchain_id
@@ -104,14 +105,15 @@ def setup(block_time: int | None) -> Env:
     vault.register(operator)
     chain = ChainClient(node.rpc_url)
     rt = Runtime(home=home, db=Database(url), chain=chain, vault=vault, operator=operator,
-                 manifest=deploy(chain, operator, home))
-    ensure_operator_member(rt)
+                 manifest=deploy(chain, operator, home, governance=demo_governance()[0]))
+    ensure_operator_member(rt)  # the founding members, in the bootstrap window (sealed below)
     keys = {}
     for name in ("payer", "payee-a", "payee-b"):
         with rt.db.transaction() as s:
             _member, keys[name] = onboard_member(rt, s, member_id=name, name=name, country="SG", roles=["finance"])
     workers = Workers(rt, build_registry(), dispatch_interval_s=0.01, follow_interval_s=0.02, batch_size=BATCH).start()
     _wait(lambda: _outbox_left(rt) == 0, "onboarding")
+    seal_bootstrap(chain, operator, rt.manifest, home)  # type: ignore[arg-type]
     server, api = _serve(create_app(rt, Settings(home=home), registry_cache_ttl_s=5.0))
     mode = f"interval mining {block_time}s" if block_time else "automine"
     return Env(node, rt, workers, server, api, keys, mode, kek, operator_key)

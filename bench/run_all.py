@@ -20,6 +20,7 @@ BENCHES = [
     ("bench.bench_callbacks", []),
     ("bench.bench_receivables", []),
     ("bench.bench_hsm", []),
+    ("bench.bench_governance", []),
 ]
 
 

@@ -7,8 +7,12 @@ from collections.abc import Callable
 from ledger_api.settings import Settings
 from settlement.chain.client import ChainClient, FeePolicy
 from settlement.chain.deploy import Manifest, deploy, verify_manifest
+from settlement.chain.governance import GovernanceParams, parse_governors
+from settlement.chain.signing import LocalSigner
 from settlement.chain.transport import redact_url
 from settlement.custody.hsm import HsmToken, open_token
+from settlement.core.errors import ConfigurationError
+from settlement.custody.governors import DEMO_DELAY_S, demo_governance, demo_governor_signers
 from settlement.custody.vault import KeyVault, load_or_create_kek, load_or_create_operator
 from settlement.runtime import Runtime
 from settlement.store.db import Database, migrate
@@ -25,6 +29,26 @@ def hsm_token(settings: Settings) -> HsmToken | None:
     if settings.hsm_module is None:
         return None
     return open_token(settings.hsm_module, settings.hsm_token_label, settings.hsm_pin, settings.hsm_pin_file)
+# The production default of the timelock's delay: long enough for every member to see a change coming.
+GOVERNANCE_DELAY_S_DEFAULT = 2 * 86_400
+
+
+def governance_params(settings: Settings) -> tuple[GovernanceParams | None, dict[str, LocalSigner]]:
+    """Governance for a first deployment, and the governor keys the service holds (demo only).
+
+    LEDGER_GOVERNORS set: those governors, the service holds none of their keys. Unset on the
+    managed dev chain: the demo governors. Unset on an external chain: None (a deployment refuses
+    to start without governors; a restart reads them from the manifest)."""
+    if settings.governors:
+        governors = parse_governors(settings.governors)
+        threshold = settings.governance_threshold or len(governors) // 2 + 1
+        delay = GOVERNANCE_DELAY_S_DEFAULT if settings.governance_delay_s is None else settings.governance_delay_s
+        return GovernanceParams(governors=governors, threshold=threshold,
+                                guardian_threshold=settings.guardian_threshold or threshold, delay_s=delay), {}
+    if settings.managed_chain:
+        delay = DEMO_DELAY_S if settings.governance_delay_s is None else settings.governance_delay_s
+        return demo_governance(delay_s=delay)
+    return None, {}
 
 
 def build_runtime(settings: Settings, *, run_migrations: bool = True, deploy_contracts: bool = False,
@@ -39,14 +63,27 @@ def build_runtime(settings: Settings, *, run_migrations: bool = True, deploy_con
                      hsm_keys=settings.hsm_key_kinds)
     operator = load_or_create_operator(home, vault, settings.operator_key)
     chain = ChainClient(settings.effective_rpc_url, fee_policy(settings))
+    params, _custodial = governance_params(settings)
     if deploy_contracts:
         progress(f"chain: {redact_url(chain.rpc_url)} (chain id {chain.chain_id}); deploying what is missing")
-        manifest = deploy(chain, operator, home, progress)
+        existing = Manifest.load(home)
+        if params is None and (existing is None or existing.governance is None):
+            raise ConfigurationError("an external chain needs its governors: set LEDGER_GOVERNORS "
+                                     "(member-id:0xADDRESS,...), LEDGER_GOVERNANCE_THRESHOLD, "
+                                     "LEDGER_GUARDIAN_THRESHOLD and LEDGER_GOVERNANCE_DELAY_S")
+        manifest = deploy(chain, operator, home, progress,
+                          governance=params or existing.governance_params)  # type: ignore[union-attr]
     else:
         manifest = Manifest.load(home)
         if manifest is not None:
             verify_manifest(chain, manifest)
-    return Runtime(home=home, db=db, chain=chain, vault=vault, operator=operator, manifest=manifest)
+    runtime = Runtime(home=home, db=db, chain=chain, vault=vault, operator=operator, manifest=manifest)
+    deployed = manifest.governance_params if manifest is not None else None
+    if deployed is not None and deployed.demo:
+        # Only a demo deployment (its governors' keys are public test keys) gets custodial governors.
+        signers = demo_governor_signers(len(deployed.governors))
+        runtime.register_governors({s.address: s for s in signers if deployed.governor(s.address)})
+    return runtime
 
 
 # The service is many short, I/O-bound threads (the API's thread pool, the workers) around one

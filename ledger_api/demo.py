@@ -1,10 +1,15 @@
 """`ledger up --demo`: the demo consortium, created idempotently, and ``$LEDGER_HOME/demo.json``.
 
-The operator member (the service's own account, registry admin) is created on every start by
-:func:`ensure_operator_member`; the demo adds a retailer, a supplier, a core-enterprise buyer, a
-bank, a cross-border payment institution and an auditor, each with a custodial account and an API
-key, plus one test account per payment provider whose key material lets a client sign
-notifications as that provider would. demo.json holds secrets of a demo: it is written 0600.
+The operator member (the service's own account: an OPERATOR member, no admin power) is created on
+the first start by :func:`ensure_operator_member`; the demo adds a retailer, a supplier, a
+core-enterprise buyer, a bank, a cross-border payment institution and an auditor, each with a
+custodial account and an API key, plus one test account per payment provider whose key material
+lets a client sign notifications as that provider would. All of them are founding members,
+onboarded in the registry's bootstrap window before `ledger up` seals it.
+
+demo.json's ``governance`` object names the Safes, the timelock, the proposal log and the demo
+governors (member id, address and, for the demo only, their test keys: a test client can propose,
+approve and execute with them). demo.json holds secrets of a demo: it is written 0600.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from sqlalchemy import select
 
 from ledger_api.settings import Settings
 from settlement.domains.anchoring import digest_changed
+from settlement.core.errors import BootstrapSealedError
+from settlement.custody.governors import demo_governor_keys, demo_governor_signers
 from settlement.domains.members import ROLE_HASHES, country_hex, hash_key, issue_key, onboard, onchain_id
 from settlement.domains.payments import configure_demo_providers
 from settlement.pipeline.outbox import enqueue
@@ -41,7 +48,14 @@ DEMO_PROVIDERS = (("alipay", "alipay-demo"), ("wechatpay", "wechatpay-demo"), ("
 
 def ensure_operator_member(runtime: Runtime, progress: Callable[[str], None] = lambda s: None) -> str | None:
     """Make the operator's account a member with the operator role (contracts ask the registry
-    for it when the service relays). Returns a new API key for it, or None if it existed."""
+    for it when the service relays), in the bootstrap window: it is a founding member. Returns a
+    new API key for it, or None if it existed."""
+    with runtime.db.read() as s:
+        if s.get(Member, OPERATOR_ID) is not None:
+            return None
+    if not runtime.bootstrap_open():
+        raise BootstrapSealedError("the registry's bootstrap is sealed but the store has no operator member: "
+                                   "this LEDGER_HOME's store does not belong to its chain; start from a fresh one")
     with runtime.db.transaction() as s:
         if s.get(Member, OPERATOR_ID) is not None:
             return None
@@ -86,6 +100,12 @@ def seed_demo(runtime: Runtime, settings: Settings, progress: Callable[[str], No
     members = [{"id": OPERATOR_ID, "name": "Ledger operator", "roles": ["operator"],
                 "address": runtime.operator.address, "api_key": operator_key}]
     for spec in DEMO_MEMBERS:
+        with runtime.db.read() as s:
+            missing = s.get(Member, spec["id"]) is None
+        if missing and not runtime.bootstrap_open():
+            raise BootstrapSealedError(
+                f"demo member {spec['id']} is missing but the registry's bootstrap is sealed: demo members are founding "
+                "members; start the demo from a fresh LEDGER_HOME (make clean-state)")
         with runtime.db.transaction() as s:
             existing = s.get(Member, spec["id"])
             if existing is None:
@@ -111,6 +131,7 @@ def seed_demo(runtime: Runtime, settings: Settings, progress: Callable[[str], No
         "contracts": manifest.addresses if manifest else {},
         "members": members,
         "providers": providers,
+        "governance": demo_governance_json(runtime),
     }
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -118,6 +139,28 @@ def seed_demo(runtime: Runtime, settings: Settings, progress: Callable[[str], No
         json.dump(demo, f, indent=2)
     os.replace(tmp, path)
     return path
+
+
+def demo_governance_json(runtime: Runtime) -> dict:
+    """The governance a test client drives: Safes, timelock, proposal log, forwarder, thresholds,
+    delay and the governors; their private keys only when they are the demo's public test keys."""
+    params = runtime.governance
+    if params is None or runtime.manifest is None:
+        return {}
+    a = runtime.manifest.addresses
+    keys = dict(zip([s.address for s in demo_governor_signers(len(params.governors))],
+                    demo_governor_keys(len(params.governors)))) if params.demo else {}
+    governors = []
+    for g in params.governors:
+        entry = {"member_id": g.member_id, "address": g.address}
+        if g.address in keys:
+            entry["private_key"] = keys[g.address]
+        governors.append(entry)
+    return {"governance_safe": a.get("GovernanceSafe"), "guardian_safe": a.get("GuardianSafe"),
+            "timelock": a.get("ConsortiumTimelock"), "proposal_log": a.get("GovernanceProposals"),
+            "forwarder": a.get("LedgerForwarder"), "threshold": params.threshold,
+            "guardian_threshold": params.guardian_threshold, "delay_s": params.delay_s, "governors": governors,
+            "note": "demo governors: public test keys, valid on this dev chain only"}
 
 
 def _provider_configurer() -> Callable | None:

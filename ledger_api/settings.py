@@ -46,6 +46,17 @@ class Settings(BaseSettings):
     hsm_pin: str | None = Field(default=None, repr=False)
     hsm_pin_file: Path | None = None
     hsm_keys: str = "operator,members"
+    # Consortium governance, set at the first deployment (docs/governance.md). On an external chain
+    # LEDGER_GOVERNORS is required: comma-separated member-id:0xADDRESS of the governor keys (Safe
+    # owners). Unset on the managed dev chain: three deterministic demo governors (2-of-3) whose keys
+    # the service holds (demo only).
+    governors: str | None = Field(default=None, description="LEDGER_GOVERNORS")
+    governance_threshold: int | None = Field(default=None, description="LEDGER_GOVERNANCE_THRESHOLD (M); "
+                                             "default: a majority of the governors")
+    guardian_threshold: int | None = Field(default=None, description="LEDGER_GUARDIAN_THRESHOLD (k) of the "
+                                           "fast-path suspension; default: M")
+    governance_delay_s: int | None = Field(default=None, description="LEDGER_GOVERNANCE_DELAY_S, the timelock "
+                                           "delay; default 172800 (2 days), 20 on the demo chain")
 
     # Workers.
     dispatch_batch_size: int = 200

@@ -32,7 +32,10 @@ EVM_VERSION = "london"
 OPTIMIZER_RUNS = 200
 # Contracts deployed by the service; every other compiled unit (interfaces, bases, libraries) is
 # written too, for its ABI (errors and events), but flagged as not deployable.
-REMAPPINGS = ["@openzeppelin/=node_modules/@openzeppelin/"]
+REMAPPINGS = [
+    "@openzeppelin/=node_modules/@openzeppelin/",
+    "@safe-global/=node_modules/@safe-global/",
+]
 
 
 def source_files() -> list[Path]:

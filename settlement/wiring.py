@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from settlement.domains.anchoring.limits import BatchLimits
 from settlement.domains.anchoring.wiring import wire as wire_anchoring
+from settlement.domains.governance.wiring import wire as wire_governance
+from settlement.domains.members.wiring import wire as wire_members
 from settlement.domains.payments.wiring import wire as wire_payments
 from settlement.domains.receivables.wiring import wire as wire_receivables
 from settlement.domains.settlements.wiring import wire as wire_settlements
@@ -20,6 +22,8 @@ __all__ = ["build_registry"]
 
 def build_registry(*, anchor_limits: BatchLimits | None = None) -> HandlerRegistry:
     registry = HandlerRegistry()
+    wire_members(registry)  # first: the registry's events update the members other domains read
+    wire_governance(registry)
     wire_settlements(registry)
     wire_receivables(registry)
     wire_anchoring(registry, anchor_limits)

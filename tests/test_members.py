@@ -1,6 +1,8 @@
-"""Member onboarding and registry changes: validation, one transaction for member + account + key
-+ outbox row (and nothing on failure), the registry view (chain first, mirror as fallback), the Besu
-allowlist from the registry, and the `ledger members` commands; on SQLite and PostgreSQL."""
+"""Members: validation; founding members in the bootstrap window (one transaction for member +
+account + key + outbox row, nothing on failure); after the seal only governance changes members,
+and the follower mirrors every registry event (also of changes made around the API); the registry
+view (chain first, mirror as fallback); the Besu allowlist from the registry; the `ledger members`
+and `ledger governance` commands; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,14 +14,26 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from tests.api.support import apply_outbox_directly, build_runtime, dead_rpc_url
+from ledger_api.cli import governance as cli_governance
 from ledger_api.cli import members as cli_members
+from settlement.domains import governance as gov
+from settlement.pipeline.outbox import enqueue
+from tests.api.support import apply_outbox_directly, build_runtime, dead_rpc_url
+from tests.governance.support import (
+    drive,
+    govern,
+    govern_on_chain,
+    reactivate,
+    seal,
+    suspend,
+    suspend_on_chain,
+)
 from settlement.chain import besu
 from settlement.domains.members import service as svc
 from settlement.chain.anvil import ManagedAnvil
 from settlement.chain.client import ChainClient
 from settlement.core.errors import (
-    DuplicateError, InvalidCountryError, InvalidStateError, UnknownRoleError, ValidationError,
+    BootstrapSealedError, DuplicateError, InvalidCountryError, InvalidStateError, UnknownRoleError, ValidationError,
 )
 from settlement.runtime import Runtime
 from settlement.store.models import ApiKey, Member, MemberAccount, OutboxRow
@@ -102,22 +116,43 @@ def test_failure_anywhere_in_onboarding_writes_nothing(runtime: Runtime, monkeyp
     assert _counts(runtime) == (0, 0, 0, 0)
 
 
-def test_state_changes_update_the_mirror_and_enqueue(runtime: Runtime) -> None:
+def test_after_the_seal_only_governance_onboards_and_the_follower_mirrors_every_registry_change(
+        runtime: Runtime) -> None:
+    """The bootstrap path is closed by the seal (BootstrapSealedError); governance decisions reach
+    the mirror only through the registry's events: suspension, reinstatement, roles, country."""
     _onboard(runtime, "bank-sg", ["financier"])
-    with runtime.db.transaction() as s:
-        m, row = svc.suspend_member(runtime, s, "bank-sg")
-        assert m.status == "suspended" and row.function == "suspendMember"
-        with pytest.raises(InvalidStateError):
-            svc.suspend_member(runtime, s, "bank-sg")
-        svc.reactivate_member(runtime, s, "bank-sg")
-        svc.grant_role(runtime, s, "bank-sg", "auditor")
-        m, _ = svc.revoke_role(runtime, s, "bank-sg", "financier")
-        assert m.roles == ["auditor"]
-        with pytest.raises(InvalidStateError):
-            svc.revoke_role(runtime, s, "bank-sg", "auditor")
-    apply_outbox_directly(runtime)
+    seal(runtime)
+    with runtime.db.transaction() as s, pytest.raises(BootstrapSealedError):
+        svc.onboard_member(runtime, s, member_id="late", name="Late", country="SG", roles=["buyer"])
+    suspend(runtime, "bank-sg")
+    with runtime.db.read() as s:
+        assert s.get(Member, "bank-sg").status == "suspended"
+    reactivate(runtime, "bank-sg")
+    govern(runtime, gov.Action("grant_role", member_id="bank-sg", role="auditor"))
+    govern(runtime, gov.Action("revoke_role", member_id="bank-sg", role="financier"))
+    govern(runtime, gov.Action("set_country", member_id="bank-sg", country="MY"))
+    with runtime.db.read() as s:
+        m = s.get(Member, "bank-sg")
+        assert (m.status, m.roles, m.country) == ("active", ["auditor"], "MY")
     onchain = svc.read_onchain_member(runtime, svc.onchain_id("bank-sg"))
-    assert onchain.status == "active" and onchain.roles == ("auditor",)
+    assert onchain.status == "active" and onchain.roles == ("auditor",) and onchain.country == "MY"
+    with runtime.db.transaction() as s, pytest.raises(InvalidStateError):
+        gov.propose(runtime, s, gov.read_facts(runtime), gov.Action("revoke_role", member_id="bank-sg",
+                                                                    role="auditor"), proposed_by="ops")
+
+
+def test_registry_changes_made_around_the_api_are_mirrored(runtime: Runtime) -> None:
+    """Governors acting with their own tools (no proposal in the store): the follower still
+    mirrors the member onboarded, its account and roles, from the registry's events."""
+    seal(runtime)
+    account = "0x" + "ab" * 20
+    govern_on_chain(runtime, "onboardMember", [svc.onchain_id("stranger"), "0x4445", [account],
+                                               [svc.ROLE_HASHES["buyer"]]])
+    drive(runtime)
+    with runtime.db.read() as s:
+        m = s.scalar(select(Member).where(Member.onchain_id == svc.onchain_id("stranger")))
+        assert m.id.startswith("onchain-") and m.roles == ["buyer"] and m.country == "DE"
+        assert [a.lower() for a in svc.member_accounts(s, m.id)] == [account]
 
 
 # -- the registry view -----------------------------------------------------------------------------
@@ -130,12 +165,17 @@ def test_registry_view_chain_first_then_merged_then_mirror(runtime: Runtime) -> 
     apply_outbox_directly(runtime)
     v = view.view("buyer-cn")
     assert v.source == "chain" and v.roles == {"buyer", "finance"} and v.active
-    with runtime.db.transaction() as s:
-        svc.suspend_member(runtime, s, "buyer-cn")
+    seal(runtime)
+    suspend_on_chain(runtime, "buyer-cn")  # around the service: the mirror has not heard of it
     v = view.view("buyer-cn")
-    assert v.source == "merged" and not v.active  # the suspension bites before it is mined
-    apply_outbox_directly(runtime)
-    assert view.view("buyer-cn").source == "chain" and not view.view("buyer-cn").active
+    assert v.source == "chain" and not v.active
+    with runtime.db.read() as s:
+        assert s.get(Member, "buyer-cn").status == "suspended"  # refreshed from the registry's answer
+    with runtime.db.transaction() as s:  # a registry change of the member waiting in the outbox
+        enqueue(s, kind="test.registry", contract="ConsortiumRegistry", function="reactivateMember",
+                args=[svc.onchain_id("buyer-cn")], signer=runtime.operator.address, gas_limit=100_000,
+                aggregate_id="buyer-cn")
+    assert view.view("buyer-cn").source == "merged" and not view.view("buyer-cn").active
     runtime.chain = ChainClient(dead_rpc_url(), timeout_s=1.0)
     assert view.view("buyer-cn").source == "mirror"
 
@@ -144,9 +184,9 @@ def test_registry_view_caches_for_its_ttl(runtime: Runtime) -> None:
     now = [0.0]
     view = svc.RegistryView(runtime, ttl_s=2.0, clock=lambda: now[0])
     _onboard(runtime, "aud-1", ["auditor"])
+    seal(runtime)
     first = view.view("aud-1")
-    with runtime.db.transaction() as s:
-        svc.suspend_member(runtime, s, "aud-1")
+    suspend_on_chain(runtime, "aud-1")
     assert view.view("aud-1") is first
     now[0] = 2.5
     assert not view.view("aud-1").active
@@ -166,18 +206,29 @@ def test_render_permissions_toml() -> None:
     assert tomllib.loads(besu.render_permissions_toml([])) == {"accounts-allowlist": []}
 
 
-def test_allowlist_reads_active_members_from_the_registry(runtime: Runtime) -> None:
+def test_allowlist_reads_active_members_and_governors_from_the_registry(runtime: Runtime) -> None:
+    """Active members' accounts, the governors (owners of the governance Safes) and the operator's
+    relayer; not a suspended member, not one whose onboarding never reached the chain; the
+    bootstrapper only while the bootstrap is open."""
     _onboard(runtime, "active-1", ["finance"])
     _onboard(runtime, "suspended-1", ["finance"])
-    with runtime.db.transaction() as s:
-        svc.suspend_member(runtime, s, "suspended-1")
+    apply_outbox_directly(runtime)
     _onboard(runtime, "pending-1", ["finance"])  # never dispatched: not on chain, not allowed
-    apply_outbox_directly(runtime, "active-1")
-    apply_outbox_directly(runtime, "suspended-1")
     with runtime.db.read() as s:
         active_account = svc.member_accounts(s, "active-1")[0]
-    accounts = besu.registry_allowlist(runtime.chain, runtime.address("ConsortiumRegistry"), runtime.operator.address)
-    assert sorted(accounts) == sorted([active_account, runtime.operator.address])
+    governors = [g.address for g in runtime.governance.governors]
+    registry = runtime.address("ConsortiumRegistry")
+    accounts = besu.registry_allowlist(runtime.chain, registry, runtime.operator.address)
+    assert runtime.operator.address in accounts and set(governors) <= set(accounts)  # bootstrapper: open
+    with runtime.db.transaction() as s:
+        s.query(OutboxRow).filter(OutboxRow.aggregate_id == "pending-1").delete()
+    seal(runtime)
+    suspend_on_chain(runtime, "suspended-1")
+    with runtime.db.read() as s:
+        suspended_account = svc.member_accounts(s, "suspended-1")[0]
+    accounts = besu.registry_allowlist(runtime.chain, registry, runtime.operator.address)
+    assert sorted(accounts) == sorted([active_account, runtime.operator.address, *governors])
+    assert suspended_account not in accounts
 
 
 # -- CLI ---------------------------------------------------------------------------------------------
@@ -185,32 +236,54 @@ def test_allowlist_reads_active_members_from_the_registry(runtime: Runtime) -> N
 
 def _cli(runtime: Runtime, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     parser = argparse.ArgumentParser(prog="ledger")
-    cli_members.register(parser.add_subparsers(dest="command", required=True), lambda: runtime)
+    sub = parser.add_subparsers(dest="command", required=True)
+    cli_members.register(sub, lambda: runtime)
+    cli_governance.register(sub, lambda: runtime)
     args = parser.parse_args(argv)
     code = args.func(args, None)  # as ledger_api.cli.main calls it
     return code, capsys.readouterr().out
 
 
-def test_cli_members_and_besu_permissions(runtime: Runtime, tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_members_governance_and_besu_permissions(runtime: Runtime, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """`members add` onboards at once in the bootstrap window; `governance seal` closes it; then
+    `members suspend` is a proposal that the governors approve (`governance approve`, custodial demo
+    keys) and anyone executes (`governance execute`); `besu-permissions` follows the registry."""
     code, out = _cli(runtime, ["members", "add", "--id", "pay-inst", "--name", "Pay Institution",
                                "--country", "SG", "--roles", "finance,auditor", "--json"], capsys)
     added = json.loads(out)
     assert code == 0 and added["api_key"].startswith("lk_") and added["roles"] == ["finance", "auditor"]
     code, out = _cli(runtime, ["members", "list", "--json"], capsys)
     assert code == 0 and [m["id"] for m in json.loads(out)] == ["pay-inst"] and "lk_" not in out
+    drive(runtime)
+    code, out = _cli(runtime, ["governance", "seal"], capsys)
+    assert code == 0 and "sealed" in out and not runtime.bootstrap_open()
     code, out = _cli(runtime, ["members", "suspend", "pay-inst"], capsys)
-    assert code == 0 and "suspended" in out
-    code, out = _cli(runtime, ["members", "reactivate", "pay-inst"], capsys)
-    assert code == 0 and "active" in out
+    assert code == 0 and "proposal" in out
+    pid = out.split("proposal ")[1].split(":")[0]
+    drive(runtime)
+    code, out = _cli(runtime, ["governance", "list", "--pending", "--json"], capsys)
+    assert [p["id"] for p in json.loads(out)] == [pid]
+    code, _ = _cli(runtime, ["governance", "execute", pid], capsys)
+    assert code == 1  # no quorum yet
+    for governor in [g.address for g in runtime.governance.governors][:2]:
+        code, out = _cli(runtime, ["governance", "approve", pid, "--governor", governor], capsys)
+        assert code == 0 and "pending" in out
+    drive(runtime)
+    code, out = _cli(runtime, ["governance", "execute", pid], capsys)
+    assert code == 0
+    drive(runtime)
+    code, out = _cli(runtime, ["members", "list", "--json"], capsys)
+    assert json.loads(out)[0]["status"] == "suspended"
+    code, out = _cli(runtime, ["governance", "get", pid], capsys)
+    assert code == 0 and "suspendMember" in out and '"status": "executed"' in out
     code, out = _cli(runtime, ["apikeys", "rotate", "pay-inst"], capsys)
     assert code == 0 and added["api_key_prefix"] in out and "lk_" in out
-    apply_outbox_directly(runtime)
     target = tmp_path / "besu" / "permissions_config.toml"
     code, out = _cli(runtime, ["besu-permissions", "--out", str(target)], capsys)
-    assert code == 0 and "2 account(s)" in out
+    assert code == 0 and "4 account(s)" in out  # the operator's relayer and the three governors
     text = target.read_text()
-    assert added["address"].lower() in text and runtime.operator.address.lower() in text
+    assert added["address"].lower() not in text and runtime.operator.address.lower() in text
     code = _cli(runtime, ["members", "add", "--id", "bad", "--name", "B", "--country", "ZZ", "--roles", "finance"],
                 capsys)[0]
     assert code == 1

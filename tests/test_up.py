@@ -63,6 +63,14 @@ def test_up_demo_then_restart_keeps_everything(tmp_path):
     for member in demo["members"]:
         assert member["address"].startswith("0x") and member["api_key"]
     assert set(demo["providers"]) == {"alipay", "wechatpay", "stripe"}
+    # Governance: the bootstrap was sealed after the founding members; demo governors 2-of-3.
+    assert health["governance"] == {"bootstrap_sealed": True}
+    g = demo["governance"]
+    assert g["threshold"] == 2 and g["guardian_threshold"] == 2 and g["delay_s"] > 0
+    assert {g["governance_safe"], g["guardian_safe"], g["timelock"], g["proposal_log"]} <= set(demo["contracts"].values())
+    assert [x["member_id"] for x in g["governors"]] == ["bank", "payments", "buyer"]
+    from eth_account import Account
+    assert all(Account.from_key(x["private_key"]).address == x["address"] for x in g["governors"])
     assert demo["providers"]["stripe"]["webhook_secret"].startswith("whsec_")
     assert "BEGIN" in demo["providers"]["alipay"]["platform_private_key_pem"]
     assert "BEGIN CERTIFICATE" in demo["providers"]["wechatpay"]["platform_certificate_pem"]

@@ -9,6 +9,11 @@ import {ERC2771Forwarder} from "@openzeppelin/contracts/metatx/ERC2771Forwarder.
  * contract then sees the member's address as `_msgSender()`. OpenZeppelin's audited forwarder is
  * used as is: per-signer nonces, deadlines, and a signature check that refuses forged or replayed
  * requests on chain.
+ *
+ * A valid request whose inner call reverts makes {execute} revert with `FailedCall()` (the nonce is
+ * not used): the inner reason is not returned. A relayer recovers it by simulating the inner call,
+ * `eth_call {from: forwarder, to: request.to, data: request.data ++ request.from}`, which is what
+ * the target's ERC2771Context decodes (see docs/governance.md).
  */
 contract LedgerForwarder is ERC2771Forwarder {
     constructor() ERC2771Forwarder("LedgerForwarder") {}

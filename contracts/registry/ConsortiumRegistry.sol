@@ -2,17 +2,34 @@
 pragma solidity ^0.8.24;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {AccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {IERC1271} from "@openzeppelin/contracts/interfaces/IERC1271.sol";
+import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
+import {IOwnerManager} from "@safe-global/safe-smart-account/contracts/interfaces/IOwnerManager.sol";
 import {IConsortiumRegistry} from "./IConsortiumRegistry.sol";
 
 /**
- * @dev Consortium membership. Registry administrators (OpenZeppelin `DEFAULT_ADMIN_ROLE`) onboard,
- * change and suspend members; a member has an id, a country, one or more accounts, a set of member
- * roles and a status. Member roles are those of {ROLE_OPERATOR} .. {ROLE_AUDITOR}.
+ * @dev Consortium membership, governed by the consortium (see {IConsortiumRegistry} and
+ * docs/governance.md). A member has an id, a country, one or more accounts, a set of member roles
+ * and a status.
+ *
+ * Power is split on purpose:
+ * - the default admin (OpenZeppelin {AccessControlDefaultAdminRules}: one holder, transferred in
+ *   two steps with a delay, never renounced at once) is the governance timelock; every admin
+ *   function is `onlyRole(DEFAULT_ADMIN_ROLE)`, so it runs only as a scheduled, delayed timelock
+ *   operation approved by M governors;
+ * - {SUSPENDER_ROLE} (the guardian Safe) may only suspend;
+ * - a member's accounts also change with its own EIP-712 consent ({addAccountWithConsent},
+ *   {removeAccountWithConsent}), and nobody else's;
+ * - the bootstrapper may only onboard, and only until it seals the bootstrap.
  *
  * It also answers Hyperledger Besu's (<= 25.5) on-chain account permissioning call
- * {transactionAllowed}: only accounts of active members, and registry admins, may transact.
+ * {transactionAllowed}.
  */
-contract ConsortiumRegistry is AccessControl, IConsortiumRegistry {
+contract ConsortiumRegistry is AccessControlDefaultAdminRules, EIP712, Nonces, IConsortiumRegistry {
     bytes32 public constant ROLE_OPERATOR = keccak256("OPERATOR");
     bytes32 public constant ROLE_FINANCE = keccak256("FINANCE");
     bytes32 public constant ROLE_SUPPLIER = keccak256("SUPPLIER");
@@ -20,8 +37,19 @@ contract ConsortiumRegistry is AccessControl, IConsortiumRegistry {
     bytes32 public constant ROLE_FINANCIER = keccak256("FINANCIER");
     bytes32 public constant ROLE_AUDITOR = keccak256("AUDITOR");
 
+    bytes32 public constant SUSPENDER_ROLE = keccak256("SUSPENDER");
+
+    bytes32 public constant ADD_ACCOUNT_TYPEHASH =
+        keccak256("AddAccount(bytes32 memberId,address account,address signer,uint256 nonce,uint256 deadline)");
+    bytes32 public constant REMOVE_ACCOUNT_TYPEHASH =
+        keccak256("RemoveAccount(bytes32 memberId,address account,address signer,uint256 nonce,uint256 deadline)");
+
     /// @dev Bounds the accounts of one member, so that no loop over them is unbounded.
     uint256 public constant ACCOUNTS_PER_MEMBER_MAX = 16;
+    /// @dev Bounds the Safes asked in {transactionAllowed}, which Besu calls for every transaction.
+    uint256 public constant GOVERNANCE_SAFES_MAX = 4;
+    /// @dev Bounds the member roles given at onboarding (there are six).
+    uint256 private constant ROLES_PER_MEMBER_MAX = 6;
 
     struct Member {
         MemberStatus status;
@@ -33,27 +61,39 @@ contract ConsortiumRegistry is AccessControl, IConsortiumRegistry {
     mapping(bytes32 id => Member) private _members;
     mapping(address account => bytes32 id) private _memberOf;
     bytes32[] private _memberIds;
-
-    constructor(address admin) {
-        if (admin == address(0)) revert RegistryInvalidInput();
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
-    }
+    address private _bootstrapper;
+    address[] private _governanceSafes;
 
     /**
-     * @dev Onboards member `id` as active, with its country, accounts and member roles.
-     *
-     * Requirements: caller is a registry admin; `id` is new and non-zero; 1..16 accounts, none
-     * already taken; a valid ISO 3166 alpha-2 country; known roles.
-     *
-     * Emits {MemberOnboarded}, one {MemberAccountAdded} per account and one {MemberRoleGranted}
-     * per role.
+     * @param governance the default admin: the governance `TimelockController`
+     * @param adminTransferDelay the wait (seconds) before a new default admin may accept the role
+     *        (and before a renounce takes effect), on top of the timelock's own delay
+     * @param guardian granted {SUSPENDER_ROLE} (the guardian Safe), or zero for none
+     * @param bootstrapper_ may onboard founding members until {sealBootstrap}; zero for no bootstrap
+     * @param governanceSafes_ the Safes whose owners may transact on a permissioned network
      */
+    constructor(
+        address governance,
+        uint48 adminTransferDelay,
+        address guardian,
+        address bootstrapper_,
+        address[] memory governanceSafes_
+    ) AccessControlDefaultAdminRules(adminTransferDelay, governance) EIP712("ConsortiumRegistry", "1") {
+        if (guardian != address(0)) _grantRole(SUSPENDER_ROLE, guardian);
+        _bootstrapper = bootstrapper_;
+        _setGovernanceSafes(governanceSafes_);
+    }
+
+    /// @inheritdoc IConsortiumRegistry
     function onboardMember(bytes32 id, bytes2 country, address[] calldata accounts, bytes32[] calldata roles)
         external
-        onlyRole(DEFAULT_ADMIN_ROLE)
     {
-        if (id == bytes32(0) || accounts.length == 0) revert RegistryInvalidInput();
-        if (accounts.length > ACCOUNTS_PER_MEMBER_MAX) revert RegistryInvalidInput();
+        address caller = _msgSender();
+        if (!(caller == _bootstrapper && caller != address(0))) _checkRole(DEFAULT_ADMIN_ROLE, caller);
+        if (id == bytes32(0) || accounts.length == 0 || roles.length > ROLES_PER_MEMBER_MAX) {
+            revert RegistryInvalidInput();
+        }
+        if (accounts.length > ACCOUNTS_PER_MEMBER_MAX) revert RegistryTooManyAccounts(id, ACCOUNTS_PER_MEMBER_MAX);
         if (_members[id].status != MemberStatus.None) revert RegistryMemberExists(id);
         _checkCountry(country);
         uint256 mask = 0;
@@ -74,51 +114,27 @@ contract ConsortiumRegistry is AccessControl, IConsortiumRegistry {
         }
     }
 
-    /**
-     * @dev Adds `account` to member `id`.
-     *
-     * Requirements: caller is a registry admin; the member exists; the account is free; the
-     * member has fewer than {ACCOUNTS_PER_MEMBER_MAX} accounts.
-     *
-     * Emits {MemberAccountAdded}.
-     */
+    /// @inheritdoc IConsortiumRegistry
+    function sealBootstrap() external {
+        address caller = _msgSender();
+        if (caller != _bootstrapper || caller == address(0)) revert RegistryNotBootstrapper(caller);
+        _bootstrapper = address(0);
+        emit BootstrapSealed(caller);
+    }
+
+    /// @inheritdoc IConsortiumRegistry
     function addAccount(bytes32 id, address account) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _requireExists(id);
-        if (_members[id].accounts.length >= ACCOUNTS_PER_MEMBER_MAX) revert RegistryInvalidInput();
         _addAccount(id, account);
     }
 
-    /**
-     * @dev Removes `account` from member `id`; the account can no longer act for it.
-     *
-     * Requirements: caller is a registry admin; the account belongs to the member; it is not the
-     * member's last account.
-     *
-     * Emits {MemberAccountRemoved}.
-     */
+    /// @inheritdoc IConsortiumRegistry
     function removeAccount(bytes32 id, address account) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _requireExists(id);
-        if (_memberOf[account] != id) revert RegistryAccountNotOfMember(account, id);
-        address[] storage accounts = _members[id].accounts;
-        if (accounts.length == 1) revert RegistryLastAccount(id);
-        for (uint256 i = 0; i < accounts.length; ++i) {
-            if (accounts[i] == account) {
-                accounts[i] = accounts[accounts.length - 1];
-                accounts.pop();
-                break;
-            }
-        }
-        delete _memberOf[account];
-        emit MemberAccountRemoved(id, account);
+        _removeAccount(id, account);
     }
 
-    /**
-     * @dev Grants member role `role` to member `id` (no-op if held).
-     *
-     * Requirements: caller is a registry admin; the member exists; the role is known.
-     *
-     * Emits {MemberRoleGranted} when the role was not held.
-     */
+    /// @inheritdoc IConsortiumRegistry
     function grantMemberRole(bytes32 id, bytes32 role) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _requireExists(id);
         uint256 bit = _roleBit(role);
@@ -128,13 +144,7 @@ contract ConsortiumRegistry is AccessControl, IConsortiumRegistry {
         }
     }
 
-    /**
-     * @dev Revokes member role `role` from member `id` (no-op if not held).
-     *
-     * Requirements: caller is a registry admin; the member exists; the role is known.
-     *
-     * Emits {MemberRoleRevoked} when the role was held.
-     */
+    /// @inheritdoc IConsortiumRegistry
     function revokeMemberRole(bytes32 id, bytes32 role) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _requireExists(id);
         uint256 bit = _roleBit(role);
@@ -144,13 +154,7 @@ contract ConsortiumRegistry is AccessControl, IConsortiumRegistry {
         }
     }
 
-    /**
-     * @dev Changes member `id`'s country.
-     *
-     * Requirements: caller is a registry admin; the member exists; a valid country.
-     *
-     * Emits {MemberCountryChanged}.
-     */
+    /// @inheritdoc IConsortiumRegistry
     function setCountry(bytes32 id, bytes2 country) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _requireExists(id);
         _checkCountry(country);
@@ -158,27 +162,19 @@ contract ConsortiumRegistry is AccessControl, IConsortiumRegistry {
         emit MemberCountryChanged(id, country);
     }
 
-    /**
-     * @dev Suspends member `id`: none of its accounts passes any role check until reactivated.
-     *
-     * Requirements: caller is a registry admin; the member is active.
-     *
-     * Emits {MemberSuspended}.
-     */
-    function suspendMember(bytes32 id) external onlyRole(DEFAULT_ADMIN_ROLE) {
+    /// @inheritdoc IConsortiumRegistry
+    function suspendMember(bytes32 id) external {
+        // The fast path: a suspension can only stop a member, so k guardians may do it at once;
+        // governance may too (slowly). Undoing it is {reactivateMember}, governance only.
+        address caller = _msgSender();
+        if (!hasRole(SUSPENDER_ROLE, caller)) _checkRole(DEFAULT_ADMIN_ROLE, caller);
         _requireExists(id);
         if (_members[id].status != MemberStatus.Active) revert RegistryStatusUnchanged(id, MemberStatus.Suspended);
         _members[id].status = MemberStatus.Suspended;
         emit MemberSuspended(id);
     }
 
-    /**
-     * @dev Reactivates suspended member `id`.
-     *
-     * Requirements: caller is a registry admin; the member is suspended.
-     *
-     * Emits {MemberReactivated}.
-     */
+    /// @inheritdoc IConsortiumRegistry
     function reactivateMember(bytes32 id) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _requireExists(id);
         if (_members[id].status != MemberStatus.Suspended) revert RegistryStatusUnchanged(id, MemberStatus.Active);
@@ -187,11 +183,61 @@ contract ConsortiumRegistry is AccessControl, IConsortiumRegistry {
     }
 
     /// @inheritdoc IConsortiumRegistry
+    function setGovernanceSafes(address[] calldata safes) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setGovernanceSafes(safes);
+    }
+
+    /// @inheritdoc IConsortiumRegistry
+    function addAccountWithConsent(
+        bytes32 id,
+        address account,
+        address signer,
+        uint256 deadline,
+        bytes calldata consentSignature,
+        bytes calldata possessionSignature
+    ) external {
+        bytes32 digest = _useConsent(ADD_ACCOUNT_TYPEHASH, id, account, signer, deadline, consentSignature);
+        // The new key signs the very same typed data: it proves the key exists and is held by
+        // someone who agrees to act for this member, so no one binds a stranger's address to it.
+        if (!_isValidSignatureNow(account, digest, possessionSignature)) {
+            revert RegistryInvalidPossessionProof(account);
+        }
+        _addAccount(id, account);
+    }
+
+    /// @inheritdoc IConsortiumRegistry
+    function removeAccountWithConsent(
+        bytes32 id,
+        address account,
+        address signer,
+        uint256 deadline,
+        bytes calldata consentSignature
+    ) external {
+        _useConsent(REMOVE_ACCOUNT_TYPEHASH, id, account, signer, deadline, consentSignature);
+        _removeAccount(id, account);
+    }
+
+    /// @inheritdoc IConsortiumRegistry
+    function bootstrapper() external view returns (address) {
+        return _bootstrapper;
+    }
+
+    /// @inheritdoc IConsortiumRegistry
+    function governanceSafes() external view returns (address[] memory) {
+        return _governanceSafes;
+    }
+
+    /// @inheritdoc IConsortiumRegistry
+    function nonces(address signer) public view override(Nonces, IConsortiumRegistry) returns (uint256) {
+        return super.nonces(signer);
+    }
+
+    /// @inheritdoc IConsortiumRegistry
     function memberOf(address account) external view returns (bytes32) {
         return _memberOf[account];
     }
 
-    /// @dev Member `id`: status, country, role bit mask (bit i = i-th role of {memberRoles}) and accounts.
+    /// @inheritdoc IConsortiumRegistry
     function getMember(bytes32 id)
         external
         view
@@ -201,12 +247,12 @@ contract ConsortiumRegistry is AccessControl, IConsortiumRegistry {
         return (m.status, m.country, m.roleMask, m.accounts);
     }
 
-    /// @dev The number of members ever onboarded.
+    /// @inheritdoc IConsortiumRegistry
     function memberCount() external view returns (uint256) {
         return _memberIds.length;
     }
 
-    /// @dev The id of the `index`-th member onboarded.
+    /// @inheritdoc IConsortiumRegistry
     function memberIdAt(uint256 index) external view returns (bytes32) {
         return _memberIds[index];
     }
@@ -242,27 +288,101 @@ contract ConsortiumRegistry is AccessControl, IConsortiumRegistry {
         return id;
     }
 
-    /**
-     * @dev Besu account permissioning (the `permissions-accounts-contract` interface of Besu <= 25.5):
-     * a transaction is allowed when its sender is a registry admin or an account of an active member.
-     */
+    /// @inheritdoc IConsortiumRegistry
     function transactionAllowed(address sender, address, uint256, uint256, uint256, bytes calldata)
         external
         view
         returns (bool)
     {
-        if (hasRole(DEFAULT_ADMIN_ROLE, sender)) return true;
         bytes32 id = _memberOf[sender];
-        return id != bytes32(0) && isActive(id);
+        if (id != bytes32(0)) return isActive(id);
+        if (sender == _bootstrapper && sender != address(0)) return true;
+        if (hasRole(DEFAULT_ADMIN_ROLE, sender) || hasRole(SUSPENDER_ROLE, sender)) return true;
+        address[] storage safes = _governanceSafes;
+        for (uint256 i = 0; i < safes.length; ++i) {
+            if (IOwnerManager(safes[i]).isOwner(sender)) return true;
+        }
+        return false;
+    }
+
+    /**
+     * @dev Checks a member's consent to an account change and uses the signer's nonce; returns
+     * the EIP-712 digest (for the possession proof). Reverts with {RegistryConsentExpired},
+     * {RegistryInvalidConsent} or {RegistryMemberNotActive}.
+     */
+    function _useConsent(
+        bytes32 typeHash,
+        bytes32 id,
+        address account,
+        address signer,
+        uint256 deadline,
+        bytes calldata signature
+    ) private returns (bytes32 digest) {
+        if (block.timestamp > deadline) revert RegistryConsentExpired(deadline);
+        if (signer == address(0) || _memberOf[signer] != id) revert RegistryInvalidConsent(id, signer);
+        // A suspended member may be compromised or insolvent: its keys change only by governance.
+        if (!isActive(id)) revert RegistryMemberNotActive(signer, id);
+        uint256 nonce = _useNonce(signer);
+        digest = _hashTypedDataV4(keccak256(abi.encode(typeHash, id, account, signer, nonce, deadline)));
+        if (!_isValidSignatureNow(signer, digest, signature)) revert RegistryInvalidConsent(id, signer);
+        emit MemberConsentUsed(id, signer, nonce);
+    }
+
+    /**
+     * @dev OpenZeppelin 5.4's `SignatureChecker.isValidSignatureNow`, line for line: ECDSA for
+     * accounts without code, ERC-1271 for contract accounts (e.g. a member's own Safe). Not
+     * imported because SignatureChecker 5.4 also pulls in `Bytes` (ERC-7913), whose MCOPY does not
+     * exist on the London EVM this ledger targets.
+     */
+    function _isValidSignatureNow(address signer, bytes32 hash, bytes calldata signature)
+        private
+        view
+        returns (bool)
+    {
+        if (signer.code.length == 0) {
+            (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(hash, signature);
+            return err == ECDSA.RecoverError.NoError && recovered == signer;
+        }
+        (bool success, bytes memory result) =
+            signer.staticcall(abi.encodeCall(IERC1271.isValidSignature, (hash, signature)));
+        return success && result.length >= 32
+            && abi.decode(result, (bytes32)) == bytes32(IERC1271.isValidSignature.selector);
     }
 
     function _addAccount(bytes32 id, address account) private {
         if (account == address(0)) revert RegistryInvalidInput();
         bytes32 owner = _memberOf[account];
         if (owner != bytes32(0)) revert RegistryAccountTaken(account, owner);
+        address[] storage accounts = _members[id].accounts;
+        if (accounts.length >= ACCOUNTS_PER_MEMBER_MAX) revert RegistryTooManyAccounts(id, ACCOUNTS_PER_MEMBER_MAX);
         _memberOf[account] = id;
-        _members[id].accounts.push(account);
+        accounts.push(account);
         emit MemberAccountAdded(id, account);
+    }
+
+    function _removeAccount(bytes32 id, address account) private {
+        if (_memberOf[account] != id) revert RegistryAccountNotOfMember(account, id);
+        address[] storage accounts = _members[id].accounts;
+        if (accounts.length == 1) revert RegistryLastAccount(id);
+        for (uint256 i = 0; i < accounts.length; ++i) {
+            if (accounts[i] == account) {
+                accounts[i] = accounts[accounts.length - 1];
+                accounts.pop();
+                break;
+            }
+        }
+        delete _memberOf[account];
+        emit MemberAccountRemoved(id, account);
+    }
+
+    function _setGovernanceSafes(address[] memory safes) private {
+        if (safes.length > GOVERNANCE_SAFES_MAX) revert RegistryInvalidInput();
+        for (uint256 i = 0; i < safes.length; ++i) {
+            // {transactionAllowed} calls each one: an address without code would make it revert.
+            if (safes[i].code.length == 0) revert RegistryInvalidInput();
+        }
+        _governanceSafes = safes;
+        emit GovernanceSafesChanged(safes);
     }
 
     function _requireExists(bytes32 id) private view {

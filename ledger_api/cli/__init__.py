@@ -17,8 +17,10 @@ import uvicorn
 from ledger_api.app import create_app
 from ledger_api.bootstrap import build_runtime, tune_interpreter
 from ledger_api.cli import anchors as cli_anchors
+from ledger_api.cli import governance as cli_governance
 from ledger_api.cli import members as cli_members
 from ledger_api.cli import payments as cli_payments
+from ledger_api.cli import sign as cli_sign
 from ledger_api.demo import ensure_operator_member, seed_demo
 from ledger_api.settings import Settings
 from settlement.chain.anvil import AnvilConfig, ManagedAnvil
@@ -64,6 +66,9 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     workers = None
     try:
         runtime = build_runtime(settings, deploy_contracts=True, progress=say)
+        # The bootstrap window: the operator (and, for the demo, the demo consortium) are founding
+        # members, onboarded by the deployer's key; then the window is sealed and the key keeps no
+        # admin power. Anything later goes through governance.
         ensure_operator_member(runtime, progress=say)
         if args.demo:
             path = seed_demo(runtime, settings, progress=say)
@@ -74,6 +79,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
                           confirmations=settings.confirmations,
                           block_range_max=settings.follow_block_range_max).start()
         say("workers: outbox dispatcher and chain follower running")
+        cli_governance.seal_when_applied(runtime, say)
         app = create_app(runtime, settings)
         say(f"api: {settings.api_url} (OpenAPI at {settings.api_url}/docs); Ctrl-C to stop")
         # uvicorn handles SIGINT/SIGTERM: run() returns, and the finally below stops the rest.
@@ -91,10 +97,15 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
+    """Deploy what is missing. The bootstrap window stays open for the founding members
+    (`ledger members add`), to be closed with `ledger governance seal` (`ledger up` seals itself)."""
     runtime = build_runtime(settings, deploy_contracts=True, progress=say)
     assert runtime.manifest is not None
     for name, address in runtime.manifest.addresses.items():
         print(f"{name}\t{address}")
+    if runtime.bootstrap_open():
+        say("the bootstrap window is open: onboard the founding members (`ledger members add`), then seal it "
+            "(`ledger governance seal`); the service reports not ready until then")
     return 0
 
 
@@ -138,7 +149,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply store migrations").set_defaults(func=cmd_migrate)
     factory = runtime_factory(settings)
     # Feature commands, each registered by its own module.
-    for module in (cli_members, cli_payments, cli_anchors):
+    for module in (cli_members, cli_governance, cli_sign, cli_payments, cli_anchors):
         module.register(sub, factory)
     return parser
 

@@ -8,7 +8,10 @@ from ledger_api.routes import (
     anchors,
     apikeys,
     callbacks,
+    governance,
     health,
+    intents,
+    keys,
     members,
     metrics,
     receivables,
@@ -17,7 +20,8 @@ from ledger_api.routes import (
 )
 
 api_router = APIRouter()
-for module in (health, metrics, members, apikeys, settlements, callbacks, reconciliation, receivables, anchors):
+for module in (health, metrics, members, keys, apikeys, governance, intents, settlements, callbacks, reconciliation,
+               receivables, anchors):
     api_router.include_router(module.router)
 
 __all__ = ["api_router"]

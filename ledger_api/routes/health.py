@@ -8,9 +8,10 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request
 
 from ledger_api.deps import RuntimeDep
-from ledger_api.schemas.health import ChainHealth, Health, StoreHealth
+from ledger_api.schemas.health import ChainHealth, GovernanceHealth, Health, StoreHealth
 from settlement.chain.client import ChainClient
-from settlement.core.errors import ChainUnavailableError
+from settlement.chain.deploy import bootstrap_open
+from settlement.core.errors import ChainUnavailableError, LedgerError
 from settlement.pipeline import outbox
 
 router = APIRouter(tags=["health"])
@@ -60,6 +61,13 @@ def health(request: Request, runtime: RuntimeDep) -> Health:
     mismatch = manifest is not None and chain.chain_id is not None and manifest.chain_id != chain.chain_id
     if mismatch:
         chain.error = f"the deployment manifest is for chain id {manifest.chain_id}"
-    ok = chain.reachable and store.reachable and not mismatch
+    sealed = None
+    if manifest is not None and chain.reachable and not mismatch and "ConsortiumRegistry" in manifest.contracts:
+        try:
+            sealed = not bootstrap_open(_probe_client(request, runtime.chain.rpc_url), manifest)
+        except LedgerError as exc:
+            log.warning("health: bootstrap state unreadable: %s", exc.type_slug)
+    ok = chain.reachable and store.reachable and not mismatch and sealed is not False
     return Health(status="ok" if ok else "degraded", version=request.app.version, chain=chain,
-                  contracts=manifest.addresses if manifest else {}, store=store)
+                  contracts=manifest.addresses if manifest else {}, store=store,
+                  governance=GovernanceHealth(bootstrap_sealed=sealed))

@@ -1,25 +1,31 @@
-"""Members: onboarding and registry changes (operator only), and ``/v1/me`` for any member."""
+"""Members: onboarding (the operator in the bootstrap window; a governance proposal after the
+seal), governed changes (suspension on the guardians' fast path; reinstatement and roles through
+governance), and ``/v1/me`` for any member. A member's own keys: ``routes/keys.py``."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
-from ledger_api.deps import CurrentMember, DbSession, OperatorMember, RuntimeDep
+from ledger_api.deps import CurrentMember, DbSession, OperatorMember, Principal, RuntimeDep
+from ledger_api.routes.governance import propose, require_proposer
 from ledger_api.schemas import Problem
+from ledger_api.schemas.governance import ProposalAccepted
 from ledger_api.schemas.members import (
     ApiKeyIssued,
     Me,
-    MemberChangeAccepted,
     MemberCreate,
     MemberCreated,
     MemberPublic,
     MembersPublic,
     RoleChange,
 )
+from settlement.core.errors import ForbiddenError, ValidationError
+from settlement.domains import governance
 from settlement.domains import members as svc
+from settlement.runtime import Runtime
 from settlement.store.models import Member
 
 router = APIRouter(prefix="/v1", tags=["members"],
@@ -40,18 +46,32 @@ def _forget(request: Request, member_id: str) -> None:
     request.app.state.registry_view.invalidate(member_id)
 
 
-@router.post("/members", status_code=status.HTTP_201_CREATED, response_model=MemberCreated,
-             summary="Onboard a member (operator); returns its first API key, shown once",
-             responses={409: {"model": Problem}})
-def create_member(body: MemberCreate, runtime: RuntimeDep, session: DbSession, _op: OperatorMember) -> MemberCreated:
-    done = svc.onboard(runtime, session, member_id=body.id, name=body.name, country=body.country,
-                       roles=body.roles, key_label=body.key_label)
-    key = done.api_key
-    return MemberCreated(
-        member=member_public(session, done.member),
-        api_key=ApiKeyIssued(prefix=key.prefix, key=key.plaintext, member_id=key.member_id, label=key.label,
-                             created_at=key.created_at),
-        outbox_id=done.outbox_id)
+@router.post("/members", status_code=status.HTTP_201_CREATED, response_model=MemberCreated | ProposalAccepted,
+             summary="Onboard a member: in the bootstrap window at once (operator; 201 with its first API key), "
+                     "after the seal as a governance proposal (202; the member appears once it executes)",
+             responses={202: {"model": ProposalAccepted}, 409: {"model": Problem}})
+def create_member(body: MemberCreate, runtime: RuntimeDep, member: CurrentMember,
+                  response: Response) -> MemberCreated | ProposalAccepted:
+    if not runtime.bootstrap_open():
+        require_proposer(runtime, member)
+        response.status_code = status.HTTP_202_ACCEPTED
+        return ProposalAccepted(proposal=propose(runtime, member, governance.Action(
+            "onboard", member_id=body.id, name=body.name, country=body.country, roles=tuple(body.roles),
+            account=body.account)))
+    if "operator" not in member.roles:
+        raise ForbiddenError("founding members are onboarded by the operator", required_roles=["operator"])
+    if body.account is not None:
+        raise ValidationError("a founding member gets a custodial account; it adds its own key afterwards with "
+                              "POST /v1/members/{id}/keys", field="account")
+    with runtime.db.transaction() as session:
+        done = svc.onboard(runtime, session, member_id=body.id, name=body.name, country=body.country,
+                           roles=body.roles, key_label=body.key_label)
+        key = done.api_key
+        return MemberCreated(
+            member=member_public(session, done.member),
+            api_key=ApiKeyIssued(prefix=key.prefix, key=key.plaintext, member_id=key.member_id, label=key.label,
+                                 created_at=key.created_at),
+            outbox_id=done.outbox_id)
 
 
 @router.get("/members", response_model=MembersPublic, summary="List members (operator)")
@@ -69,35 +89,37 @@ def get_member(member_id: MemberIdPath, session: DbSession, _op: OperatorMember)
     return member_public(session, svc.get_member(session, member_id))
 
 
-@router.post("/members/{member_id}/suspend", status_code=status.HTTP_202_ACCEPTED,
-             response_model=MemberChangeAccepted, summary="Suspend a member (operator)",
+def _governed(request: Request, runtime: Runtime, member: Principal, action: governance.Action) -> ProposalAccepted:
+    require_proposer(runtime, member)
+    with runtime.db.read() as session:
+        svc.get_member(session, action.member_id or "")
+    accepted = ProposalAccepted(proposal=propose(runtime, member, action))
+    _forget(request, action.member_id or "")
+    return accepted
+
+
+@router.post("/members/{member_id}/suspend", status_code=status.HTTP_202_ACCEPTED, response_model=ProposalAccepted,
+             summary="Propose a suspension: the guardians' fast path (k approvals, no delay)",
              responses={404: {"model": Problem}, 409: {"model": Problem}})
-def suspend(member_id: MemberIdPath, request: Request, runtime: RuntimeDep, session: DbSession,
-            _op: OperatorMember) -> MemberChangeAccepted:
-    member, row = svc.suspend_member(runtime, session, member_id)
-    _forget(request, member_id)
-    return MemberChangeAccepted(member=member_public(session, member), outbox_id=row.id)
+def suspend(member_id: MemberIdPath, request: Request, runtime: RuntimeDep, member: CurrentMember) -> ProposalAccepted:
+    return _governed(request, runtime, member, governance.Action("suspend", member_id=member_id))
 
 
-@router.post("/members/{member_id}/reactivate", status_code=status.HTTP_202_ACCEPTED,
-             response_model=MemberChangeAccepted, summary="Reactivate a suspended member (operator)",
+@router.post("/members/{member_id}/reactivate", status_code=status.HTTP_202_ACCEPTED, response_model=ProposalAccepted,
+             summary="Propose a reinstatement: governance (M approvals and the delay; no fast path)",
              responses={404: {"model": Problem}, 409: {"model": Problem}})
-def reactivate(member_id: MemberIdPath, request: Request, runtime: RuntimeDep, session: DbSession,
-               _op: OperatorMember) -> MemberChangeAccepted:
-    member, row = svc.reactivate_member(runtime, session, member_id)
-    _forget(request, member_id)
-    return MemberChangeAccepted(member=member_public(session, member), outbox_id=row.id)
+def reactivate(member_id: MemberIdPath, request: Request, runtime: RuntimeDep,
+               member: CurrentMember) -> ProposalAccepted:
+    return _governed(request, runtime, member, governance.Action("reactivate", member_id=member_id))
 
 
-@router.post("/members/{member_id}/roles", status_code=status.HTTP_202_ACCEPTED,
-             response_model=MemberChangeAccepted, summary="Grant or revoke a member role (operator)",
+@router.post("/members/{member_id}/roles", status_code=status.HTTP_202_ACCEPTED, response_model=ProposalAccepted,
+             summary="Propose granting or revoking a member role: governance (M approvals and the delay)",
              responses={404: {"model": Problem}, 409: {"model": Problem}})
 def change_role(member_id: MemberIdPath, body: RoleChange, request: Request, runtime: RuntimeDep,
-                session: DbSession, _op: OperatorMember) -> MemberChangeAccepted:
-    change = svc.grant_role if body.action == "grant" else svc.revoke_role
-    member, row = change(runtime, session, member_id, body.role)
-    _forget(request, member_id)
-    return MemberChangeAccepted(member=member_public(session, member), outbox_id=row.id)
+                member: CurrentMember) -> ProposalAccepted:
+    kind = "grant_role" if body.action == "grant" else "revoke_role"
+    return _governed(request, runtime, member, governance.Action(kind, member_id=member_id, role=body.role))
 
 
 @router.get("/me", response_model=Me, summary="The calling member, with its effective roles")

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from ledger_api.deps import DbSession, Principal, RuntimeDep, require_roles
+from ledger_api.routes.intents import PreferHeader, intent_of_row, own_key_preference
 from ledger_api.schemas import Problem, money
 from ledger_api.schemas.settlements import (
     AccountStatementPublic,
@@ -28,6 +29,7 @@ from ledger_api.schemas.settlements import (
     CycleMemberNet,
     CyclePublic,
     CycleReportPublic,
+    IntentAccepted,
     Money,
     PaymentCreate,
     PositionPublic,
@@ -49,6 +51,7 @@ from settlement.core.errors import (
     SettlementNotFoundError,
 )
 from settlement.domains import settlements as svc
+from settlement.runtime import Runtime
 from settlement.store import idempotency as idem
 from settlement.store.models.settlements import NettingCycle, Settlement, SettlementRefund
 
@@ -130,27 +133,50 @@ def _amount(money: Money) -> int:
 
 
 def _json(status_code: int, body: dict, replayed: bool) -> JSONResponse:
-    return JSONResponse(body, status_code=status_code, headers={"Idempotent-Replayed": "true" if replayed else "false"})
+    headers = {"Idempotent-Replayed": "true" if replayed else "false"}
+    if status_code == status.HTTP_202_ACCEPTED and "intent" in body:
+        headers.update(_APPLIED)
+    return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+_APPLIED = {"Preference-Applied": "intent"}
 
 
 # -- settlements -------------------------------------------------------------------------------------
 
 
 @router.post("/settlements", status_code=status.HTTP_201_CREATED, response_model=SettlementPublic,
-             summary="Record a settlement (finance; Idempotency-Key required)",
-             responses={409: {"model": Problem}})
+             summary="Record a settlement (finance; Idempotency-Key required; `Prefer: intent` to sign with your own key: "
+                     "202 with the intent)",
+             responses={202: {"model": IntentAccepted}, 409: {"model": Problem}})
 def create_settlement(body: SettlementCreate, runtime: RuntimeDep, member: Finance,
-                      idempotency_key: IdempotencyKey = None) -> JSONResponse:
+                      idempotency_key: IdempotencyKey = None, prefer: PreferHeader = None) -> JSONResponse:
     key = idem.check_key(idempotency_key)
     inp = _instruction(body)
+    req_hash = idem.request_hash("POST /v1/settlements", [body.model_dump(mode="json"), _wants_intent(prefer)])
+    stored = idem.lookup(runtime.db, member.member_id, key, req_hash)
+    if stored is not None:
+        return _json(*stored, True)
+    own = own_key_preference(runtime, member.member_id, prefer)  # chain facts, before the write
 
     def work(session: Session) -> tuple[int, dict]:
-        s = svc.create_settlement(runtime, session, member.member_id, inp)
+        s = svc.create_settlement(runtime, session, member.member_id, inp, own=own)
+        if own is not None:
+            return 202, _intent_answer(runtime, session, s)
         return 201, settlement_public(session, s).model_dump(mode="json")
 
-    code, payload, replayed = idem.run(runtime.db, member.member_id, key,
-                                       idem.request_hash("POST /v1/settlements", body.model_dump(mode="json")), work)
+    code, payload, replayed = idem.run(runtime.db, member.member_id, key, req_hash, work)
     return _json(code, payload, replayed)
+
+
+def _wants_intent(prefer: str | None) -> bool:
+    return bool(prefer) and "intent" in prefer.lower()
+
+
+def _intent_answer(runtime: Runtime, session: Session, s: Settlement) -> dict:
+    """A command's answer when the member signs itself: the intent to sign, and the resource."""
+    return IntentAccepted(intent=intent_of_row(runtime, session, s.outbox_id),
+                          settlement=settlement_public(session, s, detail=True)).model_dump(mode="json")
 
 
 @router.post("/settlements:batch", status_code=status.HTTP_201_CREATED, response_model=BatchCreated,
@@ -241,26 +267,40 @@ def pay(settlement_id: SettlementIdPath, body: PaymentCreate, runtime: RuntimeDe
 
 
 @router.post("/settlements/{settlement_id}/cancel", status_code=status.HTTP_202_ACCEPTED,
-             response_model=SettlementPublic, summary="Cancel an instructed settlement (its payer)",
+             response_model=SettlementPublic,
+             summary="Cancel an instructed settlement (its payer; `Prefer: intent` to sign with your own key)",
              responses={404: {"model": Problem}, 409: {"model": Problem}})
-def cancel(settlement_id: SettlementIdPath, runtime: RuntimeDep, session: DbSession,
-           member: Finance) -> SettlementPublic:
-    s = _get_visible(session, member, settlement_id)
-    s = svc.cancel_settlement(runtime, session, s, member.member_id)
-    return settlement_public(session, s, detail=True)
+def cancel(settlement_id: SettlementIdPath, runtime: RuntimeDep, member: Finance,
+           prefer: PreferHeader = None) -> SettlementPublic | JSONResponse:
+    own = own_key_preference(runtime, member.member_id, prefer)  # chain facts, before the write
+    with runtime.db.transaction() as session:
+        s = _get_visible(session, member, settlement_id)
+        s = svc.cancel_settlement(runtime, session, s, member.member_id, own=own)
+        if own is not None:
+            return JSONResponse(_intent_answer(runtime, session, s), status_code=status.HTTP_202_ACCEPTED,
+                                headers=_APPLIED)
+        return settlement_public(session, s, detail=True)
 
 
 @router.post("/settlements/{settlement_id}/refunds", status_code=status.HTTP_202_ACCEPTED,
              response_model=RefundAccepted,
-             summary="Refund part or all of a paid or settled settlement (its payee's finance, or the operator)",
+             summary="Refund part or all of a paid or settled settlement (its payee's finance, or the operator; "
+                     "`Prefer: intent` to sign with the payee's own key)",
              responses={404: {"model": Problem}, 409: {"model": Problem}})
-def refund(settlement_id: SettlementIdPath, body: RefundCreate, runtime: RuntimeDep, session: DbSession,
-           member: FinanceOrOperator) -> RefundAccepted:
-    s = _get_visible(session, member, settlement_id)
-    if body.amount.currency != s.target_currency:
-        raise InvalidAmountError(f"refunds are in the target currency {s.target_currency}", field="amount")
-    r = svc.refund_settlement(runtime, session, s, _amount(body.amount), body.reference, by=_relay_as(member))
-    return RefundAccepted(refund=_refund_public(s, r), settlement=settlement_public(session, s, detail=True))
+def refund(settlement_id: SettlementIdPath, body: RefundCreate, runtime: RuntimeDep,
+           member: FinanceOrOperator, prefer: PreferHeader = None) -> RefundAccepted | JSONResponse:
+    own = own_key_preference(runtime, member.member_id, prefer)  # chain facts, before the write
+    with runtime.db.transaction() as session:
+        s = _get_visible(session, member, settlement_id)
+        if body.amount.currency != s.target_currency:
+            raise InvalidAmountError(f"refunds are in the target currency {s.target_currency}", field="amount")
+        r = svc.refund_settlement(runtime, session, s, _amount(body.amount), body.reference, by=_relay_as(member),
+                                  own=own)
+        if own is not None:
+            answer = _intent_answer(runtime, session, s)
+            answer["refund"] = _refund_public(s, r).model_dump(mode="json")
+            return JSONResponse(answer, status_code=status.HTTP_202_ACCEPTED, headers=_APPLIED)
+        return RefundAccepted(refund=_refund_public(s, r), settlement=settlement_public(session, s, detail=True))
 
 
 # -- balances, positions, statements -------------------------------------------------------------------

@@ -25,9 +25,17 @@ class StoreHealth(Out):
     outbox_by_status: dict[str, int]
 
 
+class GovernanceHealth(Out):
+    """The registry's bootstrap must be sealed: until then the operator's key may still onboard
+    members, so the service is not ready (docs/governance.md)."""
+
+    bootstrap_sealed: bool | None = Field(description="None: unknown (no deployment, or the chain is unreachable)")
+
+
 class Health(Out):
     status: Literal["ok", "degraded"]
     version: str = Field(max_length=64)
     chain: ChainHealth
     contracts: dict[str, str]
     store: StoreHealth
+    governance: GovernanceHealth

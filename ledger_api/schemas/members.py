@@ -32,6 +32,9 @@ class MemberCreate(In):
                          examples=["CN"])
     roles: list[RoleName] = Field(min_length=1, max_length=6)
     key_label: str = Field(default="initial", max_length=LABEL_LEN_MAX)
+    account: str | None = Field(default=None, min_length=42, max_length=42, pattern=r"^0x[0-9a-fA-F]{40}$",
+                                description="after the seal: the member's own account (the service then holds no "
+                                "key of it); omitted: a custodial account")
 
 
 class MemberPublic(Out):
@@ -51,13 +54,6 @@ class MembersPublic(Out):
     count: int
     next_after: str | None = Field(default=None, max_length=MEMBER_ID_LEN_MAX,
                                    description="pass as ?after= for the next page; null on the last")
-
-
-class MemberChangeAccepted(Out):
-    """A registry change written and enqueued; ``outbox_id`` tracks it to the chain."""
-
-    member: MemberPublic
-    outbox_id: int
 
 
 class RoleChange(In):

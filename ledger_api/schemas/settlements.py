@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StrictInt
 
 from ledger_api.schemas.common import In, Money, Out
+from ledger_api.schemas.governance import IntentPublic
 from settlement.domains.members import MEMBER_ID_LEN_MAX
 from settlement.domains.settlements import BATCH_SIZE_MAX
 
@@ -240,3 +241,12 @@ class CyclePublic(Out):
     closed_by: str = Field(max_length=64)
     chain: CycleChainPublic
     created_at: datetime
+
+
+class IntentAccepted(Out):
+    """The command is recorded and its contract call waits for the member's own signature: sign
+    ``intent.typed_data`` and send it to ``POST /v1/intents/{id}/signature``."""
+
+    intent: IntentPublic
+    settlement: SettlementPublic
+    refund: RefundPublic | None = None

@@ -112,6 +112,8 @@ class DecodedLog:
     log_index: int
     block_number: int
     block_hash: str
+    # When the node includes it in the log (newer nodes do): the block's unix time.
+    block_timestamp: int | None = None
 
 
 class ChainClient:
@@ -254,6 +256,29 @@ class ChainClient:
                     return err
         return ChainRevertError("transaction reverted (reason not recoverable by replay)")
 
+    def forwarded_revert_reason(self, forwarder: str, sender: str, to: str, data: bytes, gas: int,
+                                block: int | str = "latest") -> ChainRevertError | None:
+        """Why a call relayed through an ERC-2771 forwarder reverts (the forwarder itself only says
+        ``FailedCall``): the inner call simulated from the forwarder with the signer appended to
+        the calldata, which is exactly what ``ERC2771Context`` decodes. None when it succeeds."""
+        tx = {"from": forwarder, "to": to, "data": "0x" + data.hex() + sender[2:].lower(), "gas": hex(gas)}
+        tag = hex(block) if isinstance(block, int) else block
+        try:
+            self.rpc("eth_call", [tx, tag])
+        except RpcError as exc:
+            err = self.revert_error(exc.error, "forwarded call")
+            if isinstance(err, ChainRevertError):
+                return err
+            raise err from exc
+        return None
+
+    def chain_time(self) -> int:
+        """The latest block's timestamp: the clock contracts see (a dev chain's may run ahead)."""
+        block = self.get_block("latest")
+        if block is None:
+            raise ChainUnavailableError("the node has no latest block")
+        return int(block["timestamp"])
+
     # -- sending --------------------------------------------------------------------------------
 
     def sign(self, signer: Signer, *, to: str | None, data: bytes, gas: int, nonce: int,
@@ -373,5 +398,6 @@ class ChainClient:
                 args=ev.decode(topics, bytes.fromhex(log["data"][2:])), tx_hash=log["transactionHash"],
                 log_index=int(log["logIndex"], 16), block_number=int(log["blockNumber"], 16),
                 block_hash=log["blockHash"],
+                block_timestamp=int(log["blockTimestamp"], 16) if log.get("blockTimestamp") else None,
             ))
         return out

@@ -23,6 +23,16 @@ from settlement.chain.signing import keccak256
 from settlement.core.errors import ValidationError
 
 
+# Deployment names that are instances of another artifact: the two Safes are proxies of the Safe
+# singleton, used through its ABI (outbox rows and the manifest name them by their role).
+CONTRACT_ALIASES: dict[str, str] = {"GovernanceSafe": "ConsortiumSafe", "GuardianSafe": "ConsortiumSafe"}
+
+
+def artifact_of(contract: str) -> str:
+    """The artifact whose ABI ``contract`` (a deployment name) speaks."""
+    return CONTRACT_ALIASES.get(contract, contract)
+
+
 def _type_str(param: dict) -> str:
     t = param["type"]
     if t.startswith("tuple"):
@@ -255,7 +265,7 @@ class ContractCatalogue:
 
     def function(self, contract: str, name: str) -> FunctionAbi:
         try:
-            return self._functions[(contract, name)]
+            return self._functions[(artifact_of(contract), name)]
         except KeyError:
             raise KeyError(f"{contract} has no function {name}") from None
 

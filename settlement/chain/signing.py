@@ -21,6 +21,7 @@ import coincurve
 import rlp
 from anchors.keccak import keccak256
 from eth_account import Account
+from eth_account.messages import encode_typed_data
 from eth_utils import to_checksum_address
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -161,3 +162,27 @@ class LocalSigner(HashSigner):
         if s > SECP256K1_N // 2:  # libsecp256k1 already normalises; kept as a hard check
             raise AssertionError("high-s signature")
         return r, s, recid
+
+
+# -- EIP-712 typed data ----------------------------------------------------------------------------------
+
+
+def typed_data_hash(typed: dict) -> bytes:
+    """The 32-byte EIP-712 digest of ``eth_signTypedData_v4`` input (what a signature covers)."""
+    message = encode_typed_data(full_message=typed)
+    return keccak256(b"\x19" + message.version + message.header + message.body)
+
+
+def sign_typed_data(signer: Signer, typed: dict) -> bytes:
+    """A 65-byte (r, s, v = 27/28) signature of ``typed`` by ``signer`` (a local key or one in an HSM)."""
+    return signer.unsafe_sign_hash(typed_data_hash(typed))
+
+
+def recover_typed_data(typed: dict, signature: bytes) -> str:
+    """The checksummed address whose key signed ``typed``; ValueError when none can have."""
+    if len(signature) != 65:
+        raise ValueError("a signature is 65 bytes (r, s, v)")
+    try:
+        return Account._recover_hash(typed_data_hash(typed), signature=signature)
+    except Exception as exc:  # eth_keys raises several types for malformed (r, s, v)
+        raise ValueError(f"the signature cannot be recovered: {type(exc).__name__}") from None

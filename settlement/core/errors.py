@@ -725,3 +725,79 @@ class NoAnchoredJournalBatchError(ConflictError):
 
 
 __all__ += ["UnknownJournalRecordError", "JournalRecordPendingError", "NoAnchoredJournalBatchError"]
+# --- Governance, members' keys and own-key intents (settlement.domains.governance, members, pipeline.intents)
+
+
+class BootstrapSealedError(ConflictError):
+    """The registry's bootstrap window is closed: members are onboarded through governance now."""
+
+    type_slug = "bootstrap-sealed"
+    title = "The bootstrap window is sealed; this goes through governance"
+
+
+class ProposalNotFoundError(NotFoundError):
+    type_slug = "proposal-not-found"
+    title = "No such governance proposal"
+
+
+class ProposalStateError(ConflictError):
+    """Not possible in the proposal's state (executed, cancelled, stale, already approved, ...)."""
+
+    type_slug = "proposal-state"
+    title = "Not possible in the proposal's state"
+
+
+class QuorumNotMetError(ConflictError):
+    type_slug = "quorum-not-met"
+    title = "Not enough governors have approved"
+
+
+class GovernanceDelayError(ConflictError):
+    """The timelock's delay has not passed: ``earliest_execution_at`` says when it has."""
+
+    type_slug = "governance-delay-pending"
+    title = "The governance delay has not passed yet"
+
+
+class NotAGovernorError(ForbiddenError):
+    type_slug = "not-a-governor"
+    title = "Only a governor (of the calling member) may do this"
+
+
+class NoCustodialGovernorError(ConflictError):
+    type_slug = "no-custodial-governor"
+    title = "The service holds no key of this governor; approve with the governor's own signature"
+
+
+class MemberKeysForbiddenError(ForbiddenError):
+    """A member's keys change only with that member's consent: nobody else may ask for it."""
+
+    type_slug = "member-keys-own-only"
+    title = "Only the member itself may change its keys"
+
+
+class IntentNotFoundError(NotFoundError):
+    type_slug = "intent-not-found"
+    title = "No such intent"
+
+
+class IntentStateError(ConflictError):
+    type_slug = "intent-state"
+    title = "Not possible in the intent's state"
+
+
+class IntentOutOfOrderError(ConflictError):
+    """Intents of one account are relayed in forwarder-nonce order: sign the earlier ones first."""
+
+    type_slug = "intent-out-of-order"
+    title = "An earlier intent of this account is still waiting for its signature"
+
+
+class NoOwnAccountError(ConflictError):
+    type_slug = "no-own-account"
+    title = "The member has no account of its own to sign with"
+
+
+__all__ += ["BootstrapSealedError", "ProposalNotFoundError", "ProposalStateError", "QuorumNotMetError",
+            "GovernanceDelayError", "NotAGovernorError", "NoCustodialGovernorError", "MemberKeysForbiddenError",
+            "IntentNotFoundError", "IntentStateError", "IntentOutOfOrderError", "NoOwnAccountError"]

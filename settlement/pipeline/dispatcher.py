@@ -31,7 +31,8 @@ from sqlalchemy.orm import Session
 
 from settlement.chain.client import ChainClient, Receipt
 from settlement.chain.signing import SignedTx, Signer
-from settlement.core.errors import ChainRevertError
+from settlement.core.errors import ChainRevertError, ChainUnavailableError
+from settlement.pipeline import intents
 from settlement.pipeline.registry import FailureHook
 from settlement.runtime import Runtime
 from settlement.store.models import MemberAccount, OutboxRow, utcnow
@@ -42,6 +43,8 @@ BATCH_SIZE_MAX = 500
 SEND_ATTEMPTS_MAX = 5  # then the row fails and its nonce is filled
 RESEND_AFTER_S = 10.0  # a sent row with no receipt this long is checked and re-broadcast
 NONCE_FILL_GAS = 21_000
+INTENT_RELEASE_INTERVAL_S = 1.0  # how often held intents are checked against the chain's clock
+INTENT_RELEASE_BATCH_MAX = 200
 
 
 
@@ -49,7 +52,8 @@ _now = utcnow  # one clock for the store: settlement.store.models.utcnow
 
 # Which phases have work: one indexed read (status, id), so an idle pass costs one query and
 # never takes the store's write lock.
-_WORK = select(*(exists().where(OutboxRow.status == status) for status in ("pending", "signed", "sent")))
+_WORK = select(*(exists().where(OutboxRow.status == status)
+                  for status in ("pending", "signed", "sent", intents.HELD)))
 
 
 class NonceBook:
@@ -89,6 +93,7 @@ class Dispatcher:
         self.failure_hooks = failure_hooks or {}
         self.nonces = NonceBook(self.client)
         self._fillers: list[tuple[str, int]] = []
+        self._intents_checked_at = 0.0
 
     # -- signers --------------------------------------------------------------------------------
 
@@ -110,11 +115,33 @@ class Dispatcher:
         """One sign/broadcast/collect pass; returns how many rows changed state. Phases with
         nothing to do (and nothing handed on by the phase before) are skipped."""
         with self.rt.db.read() as s:
-            pending, signed, sent = s.execute(_WORK).one()
+            pending, signed, sent, held = s.execute(_WORK).one()
+        released = self.release_intents() if held else 0
         signed_now = self.sign() if pending else 0
         sent_now = self.broadcast() if signed_now or signed or sent else 0
         collected = self.collect() if sent_now or sent else 0
-        return signed_now + sent_now + collected
+        return released + signed_now + sent_now + collected
+
+    def release_intents(self, *, force: bool = False) -> int:
+        """Held intents past their deadline (by the chain's clock) or withdrawn: their rows fail
+        and the kind's failure hook undoes the command (see settlement.pipeline.intents)."""
+        now = time.monotonic()
+        if not force and now - self._intents_checked_at < INTENT_RELEASE_INTERVAL_S:
+            return 0
+        self._intents_checked_at = now
+        try:
+            chain_now = self.client.chain_time()
+        except ChainUnavailableError:
+            return 0
+        with self.rt.db.transaction() as s:
+            released = intents.release(s, chain_now, INTENT_RELEASE_BATCH_MAX)
+            for row, error in released:
+                hook = self.failure_hooks.get(row.kind)
+                if hook is not None:
+                    hook(s, row, error)
+        for row, error in released:
+            log.info("outbox %s (%s) released: %s", row.id, row.kind, error.error_name)
+        return len(released)
 
     def drain(self, timeout_s: float = 60.0, idle_sleep_s: float = 0.05) -> None:
         """Run passes until nothing is pending (tests and tooling)."""
@@ -228,9 +255,7 @@ class Dispatcher:
         failures: dict[int, ChainRevertError] = {}
         for row, receipt in done:
             if receipt.status != 1:
-                failures[row.id] = self.client.revert_reason(
-                    receipt, row.signer, self._address(row),
-                    row.calldata, row.gas_limit)
+                failures[row.id] = self._revert_reason(row, receipt)
         now = _now()
         latencies = []
         with self.rt.db.transaction() as s:
@@ -243,6 +268,18 @@ class Dispatcher:
                 latencies.append((now - created).total_seconds())
         self._record_latency(latencies)
         return len(done)
+
+    def _revert_reason(self, row: OutboxRow, receipt: Receipt) -> ChainRevertError:
+        error = self.client.revert_reason(receipt, row.signer, self._address(row), row.calldata, row.gas_limit)
+        if row.contract == intents.FORWARDER and row.function == "execute" and error.error_name == "FailedCall":
+            # The forwarder hides the inner call's reason: simulate the inner call as the target saw it.
+            sender, to, _value, gas, _deadline, data, _sig = row.args[0]
+            for block in (max(receipt.block_number - 1, 0), receipt.block_number):
+                inner = self.client.forwarded_revert_reason(self._address(row), sender, to,
+                                                            bytes.fromhex(data[2:]), int(gas), block)
+                if inner is not None:
+                    return inner
+        return error
 
     def _apply_receipt(self, s: Session, row: OutboxRow, receipt: Receipt, error: ChainRevertError | None,
                        now: datetime) -> None:

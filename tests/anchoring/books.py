@@ -18,9 +18,11 @@ import sqlalchemy as sa
 
 from settlement.core.money import Money
 from settlement.domains import anchoring
-from settlement.domains.members import service as members_svc
 from settlement.domains.members.apikeys import rotate_key
+from settlement.pipeline.workers import build
+from settlement.wiring import build_registry
 from tests.api.support import onboard_direct
+from tests.governance import support as governance
 from tests.callbacks.conftest import CWorld
 from tests.conftest import pg_admin_url
 from tests.receivables.support import invoice
@@ -123,11 +125,12 @@ def write_books(cw: CWorld) -> Books:
                     json={"action": "provider_claimed", "note": "five cents of fees; claimed"}), 200)
     books.ids.update(run=run["id"], exception=exc)
     # members and keys: a suspension and reinstatement, a key rotation
+    governance.suspend(rt, "psp")  # the guardians' fast path
+    governance.reactivate(rt, "psp")  # governance, after its delay
+    # Governance drove its own dispatcher: the world's one recovers its nonces afresh (one
+    # dispatcher per signer is the service's rule; the test used two).
+    w.dispatcher, w.follower = build(rt, build_registry())
     with rt.db.transaction() as s:
-        members_svc.suspend_member(rt, s, "psp")
-    w.sync()
-    with rt.db.transaction() as s:
-        members_svc.reactivate_member(rt, s, "psp")
         rotate_key(s, "psp", overlap_s=60)
     w.sync()
     # a provenance event

@@ -18,6 +18,7 @@ from settlement.chain.signing import keccak256
 from settlement.domains.members.service import country_hex, onchain_id
 from settlement.runtime import Runtime
 from tests.api.support import LiveServer, build_runtime, onboard_direct
+from tests.governance.support import seal
 
 MEMBERS = {"ops": ["operator"], "supplier-a": ["supplier"], "buyer-b": ["buyer", "finance"],
            "auditor-c": ["auditor"], "finance-d": ["finance"]}
@@ -58,6 +59,7 @@ class AnchorApi:
 def api(runtime: Runtime, tmp_path: Path, anvil_automine: ManagedAnvil) -> Iterator[AnchorApi]:
     app = create_app(runtime, Settings(home=tmp_path / "home"), registry_cache_ttl_s=0.0)
     keys = {member_id: onboard_direct(runtime, member_id, roles) for member_id, roles in MEMBERS.items()}
+    seal(runtime)  # the founding members are on chain, the bootstrap window closed
     server = LiveServer(app).start()
     try:
         with httpx.Client(base_url=server.url, timeout=60.0) as http:

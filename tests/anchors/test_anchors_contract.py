@@ -44,7 +44,9 @@ def _deploy(w3: Web3, name: str, *args: object):  # type: ignore[no-untyped-def]
 def chain(anvil_automine) -> dict:  # type: ignore[no-untyped-def]
     w3 = Web3(Web3.HTTPProvider(anvil_automine.rpc_url))
     admin = Account.from_key(ANVIL_DEV_KEY).address
-    registry = _deploy(w3, "ConsortiumRegistry", admin)
+    # The admin is governance and guardian here (no bootstrap): the contract tests of the registry
+    # cover the consortium's own governance; this module is about the anchor.
+    registry = _deploy(w3, "ConsortiumRegistry", admin, 0, admin, "0x" + "00" * 20, [])
     _send(w3, registry.functions.onboardMember(Web3.keccak(text="operator"), b"SG", [admin],
                                                [Web3.keccak(text="OPERATOR")]))
     forwarder = _deploy(w3, "LedgerForwarder")

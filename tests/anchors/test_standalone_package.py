@@ -44,7 +44,9 @@ def _anchored_proof(rpc_url: str) -> dict:
     """A TraceAnchor with one anchored batch, and the proof document of one of its leaves."""
     w3 = Web3(Web3.HTTPProvider(rpc_url))
     admin = Account.from_key(ANVIL_DEV_KEY).address
-    registry = _deploy(w3, "ConsortiumRegistry", admin)
+    # The admin is governance and guardian here (no bootstrap): the contract tests of the registry
+    # cover the consortium's own governance; this module is about the anchor.
+    registry = _deploy(w3, "ConsortiumRegistry", admin, 0, admin, "0x" + "00" * 20, [])
     _send(w3, registry.functions.onboardMember(Web3.keccak(text="operator"), b"SG", [admin],
                                                [Web3.keccak(text="OPERATOR")]))
     anchor = _deploy(w3, "TraceAnchor", registry.address, _deploy(w3, "LedgerForwarder").address)

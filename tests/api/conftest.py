@@ -14,6 +14,8 @@ from ledger_api.settings import Settings
 from settlement.chain.anvil import ManagedAnvil
 from settlement.runtime import Runtime
 
+from tests.governance.support import seal
+
 from .support import Api, LiveServer, build_runtime, onboard_direct
 
 
@@ -46,8 +48,21 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def api(runtime: Runtime, settings: Settings, serve: Callable[[FastAPI], LiveServer]) -> Iterator[Api]:
-    """The app on a real HTTP server, with an onboarded operator member ("ops"). The registry cache
-    TTL is zero, so every request reads the chain."""
+    """The app on a real HTTP server, with an operator member ("ops") onboarded in the bootstrap
+    window, which is then sealed: later members go through governance. The registry cache TTL is
+    zero, so every request reads the chain."""
+    app = create_app(runtime, settings, registry_cache_ttl_s=0.0)
+    operator_key = onboard_direct(runtime, "ops", ["operator"])
+    seal(runtime)
+    server = serve(app)
+    with httpx.Client(base_url=server.url, timeout=30.0) as http:
+        yield Api(url=server.url, runtime=runtime, app=app, http=http, operator_key=operator_key)
+
+
+@pytest.fixture
+def bootstrap_api(runtime: Runtime, settings: Settings, serve: Callable[[FastAPI], LiveServer]) -> Iterator[Api]:
+    """Like ``api`` with the registry's bootstrap window still open (deployment not finished):
+    the operator onboards founding members at once."""
     app = create_app(runtime, settings, registry_cache_ttl_s=0.0)
     operator_key = onboard_direct(runtime, "ops", ["operator"])
     server = serve(app)

@@ -21,11 +21,14 @@ from settlement.custody.vault import KeyVault
 from settlement.runtime import Runtime
 from settlement.store.db import Database, migrate
 from settlement.store.models import OutboxRow
+from tests.governance.support import onboard_governed, test_governance
 
 SERVER_START_TIMEOUT_S = 15.0
 
 
 def build_runtime(home: Path, database_url: str, rpc_url: str, *, deploy_contracts: bool = True) -> Runtime:
+    """Deployed with the demo governors (custodial) and the bootstrap window still open: the
+    caller onboards its founding members, then seals (tests.governance.support.seal)."""
     home.mkdir(parents=True, exist_ok=True)
     migrate(database_url)
     db = Database(database_url)
@@ -33,8 +36,11 @@ def build_runtime(home: Path, database_url: str, rpc_url: str, *, deploy_contrac
     vault = KeyVault(os.urandom(32))
     operator = LocalSigner(os.urandom(32))
     vault.register(operator)
-    manifest = deploy(chain, operator, home) if deploy_contracts else None
-    return Runtime(home=home, db=db, chain=chain, vault=vault, operator=operator, manifest=manifest)
+    params, governors = test_governance()
+    manifest = deploy(chain, operator, home, governance=params) if deploy_contracts else None
+    runtime = Runtime(home=home, db=db, chain=chain, vault=vault, operator=operator, manifest=manifest)
+    runtime.register_governors(governors)
+    return runtime
 
 
 def dead_rpc_url() -> str:
@@ -104,8 +110,12 @@ def apply_outbox_directly(runtime: Runtime, aggregate_id: str | None = None) -> 
 
 def onboard_direct(runtime: Runtime, member_id: str, roles: list[str], *, country: str = "SG",
                    name: str | None = None) -> str:
-    """Onboard through the service (one transaction) and return the API key."""
-    with runtime.db.transaction() as session:
-        _member, key = svc.onboard_member(runtime, session, member_id=member_id, name=name or member_id,
-                                          country=country, roles=roles)
-    return key
+    """Onboard through the service and return the API key: in the bootstrap window, one
+    transaction (its registry call waits in the outbox); after the seal, the whole governed path
+    (proposed, approved by the demo governors, executed after the delay, the clock moved)."""
+    if runtime.bootstrap_open():
+        with runtime.db.transaction() as session:
+            _member, key = svc.onboard_member(runtime, session, member_id=member_id, name=name or member_id,
+                                              country=country, roles=roles)
+        return key
+    return onboard_governed(runtime, member_id, roles, country=country, name=name)

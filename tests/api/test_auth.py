@@ -12,7 +12,9 @@ from settlement.chain.client import ChainClient
 from settlement.domains.members.service import ROLE_HASHES, onchain_id
 from settlement.store.models import Member, SecurityEvent
 
-from .support import Api, apply_outbox_directly, dead_rpc_url, onboard_direct
+from tests.governance.support import approve_all, drive, execute, govern_on_chain
+
+from .support import Api, dead_rpc_url, onboard_direct
 
 PROBLEM = "application/problem+json"
 UNAUTHENTICATED = "urn:ledger:problem:unauthenticated"
@@ -76,29 +78,29 @@ def test_wrong_role_is_403_forbidden(api: Api) -> None:
 
 
 def test_suspended_member_is_403_member_suspended(api: Api) -> None:
-    """Suspension bites at once (before the registry call is mined), and stays after it is."""
+    """A suspension proposal alone changes nothing; once the guardians executed it (fast path, no
+    delay) the member is refused at once, by the registry's answer."""
     key = onboard_direct(api.runtime, "buyer-a", ["buyer"])
     assert api.http.get("/v1/me", headers=api.as_(key)).status_code == 200
     r = api.http.post("/v1/members/buyer-a/suspend", headers=api.as_(api.operator_key))
     assert r.status_code == 202, r.text
-    response = api.http.get("/v1/me", headers=api.as_(key))
-    assert response.status_code == 403
-    assert response.json()["type"] == "urn:ledger:problem:member-suspended"
-    apply_outbox_directly(api.runtime, "buyer-a")  # onboard + suspend, as the dispatcher would
+    assert api.http.get("/v1/me", headers=api.as_(key)).status_code == 200  # proposed, not decided
+    pid = r.json()["proposal"]["id"]
+    drive(api.runtime)
+    approve_all(api.runtime, pid)
+    execute(api.runtime, pid)
     response = api.http.get("/v1/me", headers=api.as_(key))
     assert response.status_code == 403 and response.json()["type"] == "urn:ledger:problem:member-suspended"
 
 
 def test_roles_come_from_the_chain_and_refresh_the_mirror(api: Api) -> None:
-    """A role revoked on chain, around the API, is denied at the next request; the mirror follows."""
+    """A role revoked on chain by the governors around the API is denied at the next request; the
+    mirror follows."""
     key = onboard_direct(api.runtime, "bank-a", ["financier", "operator"])
-    apply_outbox_directly(api.runtime, "bank-a")
     me = api.http.get("/v1/me", headers=api.as_(key)).json()
     assert me["roles_source"] == "chain" and sorted(me["effective_roles"]) == ["financier", "operator"]
     rt = api.runtime
-    rt.chain.transact(rt.operator, to=rt.address("ConsortiumRegistry"), gas=200_000,
-                      data=rt.chain.encode("ConsortiumRegistry", "revokeMemberRole",
-                                           [onchain_id("bank-a"), ROLE_HASHES["operator"]]))
+    govern_on_chain(rt, "revokeMemberRole", [onchain_id("bank-a"), ROLE_HASHES["operator"]])
     response = api.http.get("/v1/members", headers=api.as_(key))
     assert response.status_code == 403
     with rt.db.read() as s:

@@ -21,8 +21,18 @@ def test_health_ok(api: Api) -> None:
     assert body["chain"]["head_block"] >= 1
     assert body["contracts"]["ConsortiumRegistry"] == api.runtime.address("ConsortiumRegistry")
     assert body["store"]["reachable"] is True and body["store"]["dialect"] == api.runtime.db.dialect
-    assert body["store"]["outbox_depth"] == 1 and body["store"]["outbox_by_status"] == {"pending": 1}
+    # The fixture's founding member was onboarded on chain before the bootstrap was sealed.
+    assert body["store"]["outbox_depth"] == 0 and body["store"]["outbox_by_status"] == {"confirmed": 1}
+    assert body["governance"] == {"bootstrap_sealed": True}
     assert body["version"]
+
+
+def test_health_degraded_while_the_bootstrap_is_open(bootstrap_api: Api) -> None:
+    """Until the registry's bootstrap is sealed the operator's key may still onboard members: the
+    service is not ready (degraded), and says why."""
+    body = bootstrap_api.http.get("/health").json()
+    assert body["status"] == "degraded" and body["governance"] == {"bootstrap_sealed": False}
+    assert body["chain"]["reachable"] is True
 
 
 def test_health_degraded_when_the_chain_is_down(api: Api, serve) -> None:  # type: ignore[no-untyped-def]
@@ -51,8 +61,8 @@ def test_metrics_text(api: Api) -> None:
     assert 'ledger_http_requests_total{method="GET",route="/v1/members/{member_id}",status="200"} 1.0' in text
     assert 'route="<unmatched>",status="404"' in text
     assert "ledger_http_request_duration_seconds_bucket" in text
-    assert "ledger_outbox_depth 1.0" in text
-    assert 'ledger_outbox_rows{status="pending"} 1.0' in text
+    assert "ledger_outbox_depth 0.0" in text
+    assert 'ledger_outbox_rows{status="confirmed"} 1.0' in text
     assert "ledger_dispatch_latency_seconds_count 7.0" in text and "ledger_dispatch_latency_seconds_sum 3.5" in text
     assert "ledger_follower_lag_blocks 2.0" in text
     assert "python_gc" not in text  # a per-app registry, not the process-global one

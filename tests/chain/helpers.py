@@ -13,6 +13,7 @@ from settlement.chain.signing import LocalSigner
 from settlement.custody.vault import KeyVault
 from settlement.runtime import Runtime
 from settlement.store.db import Database, migrate
+from tests.governance.support import test_governance
 
 
 def make_runtime(rpc_url: str, database_url: str, home: Path, *, fees: FeePolicy | None = None,
@@ -22,6 +23,9 @@ def make_runtime(rpc_url: str, database_url: str, home: Path, *, fees: FeePolicy
     operator = LocalSigner(operator_key or bytes(Account.create().key))
     vault.register(operator)
     chain = ChainClient(rpc_url, fees)
-    manifest = deploy(chain, operator, home) if deploy_contracts else None
-    return Runtime(home=home, db=Database(database_url), chain=chain, vault=vault, operator=operator,
-                   manifest=manifest)
+    params, governors = test_governance()
+    manifest = deploy(chain, operator, home, governance=params) if deploy_contracts else None
+    runtime = Runtime(home=home, db=Database(database_url), chain=chain, vault=vault, operator=operator,
+                      manifest=manifest)
+    runtime.register_governors(governors)
+    return runtime

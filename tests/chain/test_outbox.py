@@ -20,6 +20,7 @@ from settlement.pipeline.outbox import enqueue
 from settlement.store.models import ChainEvent, OutboxRow
 from settlement.pipeline.workers import build
 from settlement.wiring import build_registry
+from tests.governance.support import test_governance
 from tests.chain.helpers import make_runtime
 
 FINANCE = "0x" + keccak256(b"FINANCE").hex()
@@ -85,8 +86,12 @@ def test_sigkill_during_dispatch_loses_and_duplicates_nothing(anvil_factory, dat
     kek = os.urandom(32)
     env = dict(os.environ, LEDGER_HOME=str(tmp_path), LEDGER_RPC_URL=node.rpc_url, LEDGER_DATABASE_URL=database_url,
                LEDGER_KEK=base64.urlsafe_b64encode(kek).decode(), LEDGER_OPERATOR_KEY=Account.create().key.hex(),
-               LEDGER_DISPATCH_INTERVAL_MS="20")
-    # Deploy through the real bootstrap (same settings the worker reads).
+               LEDGER_DISPATCH_INTERVAL_MS="20",
+               # An external chain names its governors (here the demo keys' addresses, 2-of-3).
+               LEDGER_GOVERNORS=",".join(f"{g.member_id}:{g.address}" for g in test_governance()[0].governors),
+               LEDGER_GOVERNANCE_THRESHOLD="2", LEDGER_GOVERNANCE_DELAY_S="30")
+    # Deploy through the real bootstrap (same settings the worker reads); the bootstrap window stays
+    # open, so the operator may onboard (the rows this test sends).
     subprocess.run([sys.executable, "-m", "ledger_api.cli", "deploy"], env=env, check=True, capture_output=True)
     rt = make_runtime(node.rpc_url, database_url, tmp_path, operator_key=bytes.fromhex(env["LEDGER_OPERATOR_KEY"].removeprefix("0x")),
                       deploy_contracts=True)

@@ -205,7 +205,9 @@ def onboard(
 
 def build_env(w3: Web3) -> Env:
     chain = Chain(w3)
-    registry = chain.deploy("ConsortiumRegistry", ADMIN.address)
+    # The admin is governance and guardian at once (no bootstrap, no timelock): the consortium's own
+    # governance is covered by test_registry.py and test_governance.py; this module is about receivables.
+    registry = chain.deploy("ConsortiumRegistry", ADMIN.address, 0, ADMIN.address, "0x" + "00" * 20, [])
     forwarder = chain.deploy("LedgerForwarder")
     receivables = chain.deploy("ReceivableRegistry", registry.address, forwarder.address, GRACE_PERIOD_DAYS)
     members = {name: onboard(chain, registry, name, roles, n) for name, (roles, n) in MEMBER_SPECS.items()}

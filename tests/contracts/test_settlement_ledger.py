@@ -244,7 +244,9 @@ def deploy_consortium(rpc_url: str) -> Ledger:
     """Deploy a registry and a ledger, and onboard {CONSORTIUM} with fresh zero-balance keys."""
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
     admin = Account.from_key(ANVIL_DEV_KEY)
-    registry = _deploy(w3, "ConsortiumRegistry", admin, admin.address)
+    # The admin is governance and guardian at once (no bootstrap, no timelock): the consortium's own
+    # governance is covered by test_registry.py and test_governance.py; this module is about the ledger.
+    registry = _deploy(w3, "ConsortiumRegistry", admin, admin.address, 0, admin.address, "0x" + "00" * 20, [])
     forwarder = _deploy(w3, "LedgerForwarder", admin)
     ledger_contract = _deploy(w3, "SettlementLedger", admin, registry.address, forwarder.address)
     accounts = {name: Account.create() for name in [*CONSORTIUM, "outsider"]}

@@ -31,6 +31,7 @@ from settlement.wiring import build_registry
 from tests.api.support import LiveServer, onboard_direct
 from tests.custody.conftest import SoftHsm
 from tests.custody.keyscan import keys_in_files, keys_in_objects
+from tests.governance.support import test_governance
 from tests.settlements.conftest import INSTRUCTED, PAID, World
 
 CONSORTIUM = {"retailer": ["finance", "buyer"], "bank": ["finance", "financier"], "psp": ["finance"]}
@@ -151,7 +152,12 @@ def hsm_world(softhsm: SoftHsm, hsm_token: HsmToken, anvil_automine,
     generated in the token, the app on a real HTTP server, the dispatcher and follower run here."""
     home = tmp_path_factory.mktemp("hsm-home")
     assert not softhsm.token_dir.is_relative_to(home)  # the token's own store is not the data dir
-    rt: Runtime = build_runtime(hsm_settings(softhsm, home, anvil_automine.rpc_url), deploy_contracts=True)
+    # An external chain names its governors; the service holds none of their keys (nor needs them here).
+    params, _signers = test_governance()
+    governors = ",".join(f"{g.member_id}:{g.address}" for g in params.governors)
+    rt: Runtime = build_runtime(hsm_settings(softhsm, home, anvil_automine.rpc_url, governors=governors,
+                                             governance_threshold=params.threshold,
+                                             governance_delay_s=params.delay_s), deploy_contracts=True)
     operator_key = ensure_operator_member(rt)
     keys = {name: onboard_direct(rt, name, roles, country="SG") for name, roles in CONSORTIUM.items()}
     dispatcher, follower = build(rt, build_registry())

@@ -10,21 +10,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 
 from ledger_api.app import create_app
 from ledger_api.settings import Settings
-from settlement.domains import members as members_svc
-from settlement.pipeline.outbox import enqueue
 from settlement.domains.receivables.models import Actor
 from settlement.domains.receivables import forget_chain_time, read_chain_facts
 from settlement.runtime import Runtime
-from settlement.store.models import Member, MemberAccount
+from settlement.store.models import Member
 from settlement.pipeline.workers import build
 from settlement.wiring import build_registry
 from tests.api.support import LiveServer, build_runtime, onboard_direct
+from tests.governance.support import add_own_key, seal
+from tests.governance.support import suspend as governed_suspend
 
 DAY_S = 86_400
 
@@ -67,14 +66,9 @@ class World:
         forget_chain_time()
 
     def add_own_key(self, member: str) -> LocalAccount:
-        """Give ``member`` an account whose key only the test holds (registered by the operator)."""
-        account = Account.create()
-        with self.runtime.db.transaction() as s:
-            m = s.get(Member, member)
-            s.add(MemberAccount(address=account.address, member_id=member, encrypted_key=None))
-            enqueue(s, kind="member.add_account", contract="ConsortiumRegistry", function="addAccount",
-                    args=[m.onchain_id, account.address], signer=self.runtime.operator.address, gas_limit=200_000,
-                    aggregate_id=member)
+        """Give ``member`` an account whose key only the test holds: the member's consent (its
+        custodial key) and the new key's proof of possession, relayed to the registry."""
+        account = add_own_key(self.runtime, member)
         self.step()
         self.own_keys[member] = account
         return account
@@ -98,6 +92,7 @@ def make_world(tmp_path: Path, database_url: str, rpc_url: str, *, serve: bool) 
 
     keys = {member: onboard_direct(rt, member, roles, country="CN") for member, roles in CONSORTIUM.items()}
     step()
+    seal(rt)  # founding members in the bootstrap window; anything later goes through governance
     stop: list[Any] = []
     world = World(runtime=rt, keys=keys, step=step)
     if serve:
@@ -118,6 +113,6 @@ def invoice(buyer: str = "bigbuy", number: str = "INV-2024-001", value: int = 10
 
 
 def suspend(world: World, member: str) -> None:
-    with world.runtime.db.transaction() as s:
-        members_svc.suspend_member(world.runtime, s, member)
+    """The guardians' fast path (k approvals, no delay)."""
+    governed_suspend(world.runtime, member)
     world.step()

@@ -185,9 +185,9 @@ def test_chain_refusal_marks_operation_rejected_and_frees_the_invoice(world: Wor
     assert ops[0]["status"] == "rejected" and ops[0]["error_name"] == "ReceivableInvalidBuyer"
     # Reactivated on chain: the same invoice registers now.
     with rt.db.transaction() as s:
-        s.get(Member, "otherbuy").status = "suspended"
-        from settlement.domains import members
-        members.reactivate_member(rt, s, "otherbuy")
+        s.get(Member, "otherbuy").status = "suspended"  # the mirror back in line with the chain
+    from tests.governance.support import reactivate
+    reactivate(rt, "otherbuy")  # governance: M approvals, the delay (the clock moved), executed
     world.step()
     _ok(http.post("/v1/receivables", json=body, headers=world.h("acme")))
     world.step()

@@ -23,6 +23,7 @@ from settlement.runtime import Runtime
 from settlement.pipeline.workers import build
 from settlement.wiring import build_registry
 from tests.api.support import LiveServer, build_runtime, onboard_direct
+from tests.governance.support import seal
 
 # name -> roles
 CONSORTIUM = {"retailer": ["finance", "buyer"], "bank": ["finance", "financier"], "psp": ["finance"],
@@ -93,6 +94,7 @@ def make_world(tmp_path: Path, database_url: str, rpc_url: str) -> tuple[World, 
     rt = build_runtime(tmp_path / "home", database_url, rpc_url)
     operator_key = ensure_operator_member(rt)
     keys = {name: onboard_direct(rt, name, roles, country="SG") for name, roles in CONSORTIUM.items()}
+    seal(rt)  # founding members in the bootstrap window; anything later goes through governance
     dispatcher, follower = build(rt, build_registry())
     app = create_app(rt, Settings(home=tmp_path / "home"), registry_cache_ttl_s=0.0)
     server = LiveServer(app).start()

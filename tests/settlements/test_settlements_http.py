@@ -9,9 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from settlement.chain.client import ChainClient
 from settlement.core.errors import PayeeNotActiveError, SettlementExistsError
-from settlement.domains.members.service import onchain_id
 from settlement.domains.settlements.postings import verify_journal
 from settlement.store.models import IdempotencyRecord, OutboxRow
 from settlement.store.models.settlements import JournalEntry, Settlement
@@ -222,9 +220,8 @@ def test_bad_input_is_refused_with_stable_types_and_writes_nothing(world: World)
     assert mixed.status_code == 422 and mixed.json()["index"] == 1
     assert _counts(w) == before
     # A suspended payee is refused too.
-    from settlement.domains.members.service import suspend_member
-    with w.runtime.db.transaction() as session:
-        suspend_member(w.runtime, session, "psp")
+    from tests.governance.support import suspend
+    suspend(w.runtime, "psp")  # the guardians' fast path
     r = w.http.post("/v1/settlements", json=w.body(payee="psp"), headers=w.h("retailer", "susp"))
     assert r.status_code == 422 and r.json()["type"] == PROBLEM + "payee-not-active"
 
@@ -256,10 +253,8 @@ def test_chain_refusal_rejects_the_settlement_and_reverses_its_postings(world: W
     failure hook marks it rejected with the decoded error, and the journal is back to zero."""
     w = world
     s = w.create(payee="psp")
-    registry = w.runtime.address("ConsortiumRegistry")
-    client: ChainClient = w.runtime.chain
-    client.transact(w.runtime.operator, to=registry, data=client.encode("ConsortiumRegistry", "suspendMember",
-                                                                        [onchain_id("psp")]), gas=200_000)
+    from tests.governance.support import suspend_on_chain
+    suspend_on_chain(w.runtime, "psp")  # the guardians, with their own keys, around the service
     w.sync()
     got = w.get(s["id"])
     assert got["state"] == "rejected" and got["chain"]["status"] == "rejected"
@@ -310,8 +305,8 @@ def test_list_filters_pagination_export_balances(world: World) -> None:
 def test_batch_validated_before_the_write_is_rechecked_inside_it(world: World) -> None:
     """The API validates a batch in a read session and writes it in a later transaction: a payee
     suspended in between, or a reference taken in between, refuses the write and nothing is kept."""
-    from settlement.domains.members.service import suspend_member
     from settlement.domains import settlements as svc
+    from tests.governance.support import suspend
 
     w = world
     inputs = [svc.InstructionInput(client_reference=f"race-{i}", payee_id="psp", source_minor=1_000 + i,
@@ -319,8 +314,7 @@ def test_batch_validated_before_the_write_is_rechecked_inside_it(world: World) -
                                    purpose_code="GDDS", payment_reference=f"race-pay-{i}") for i in range(3)]
     with w.runtime.db.read() as session:
         prepared = svc.prepare_batch(session, "retailer", inputs)
-    with w.runtime.db.transaction() as session:
-        suspend_member(w.runtime, session, "psp")  # (enqueues the on-chain suspension)
+    suspend(w.runtime, "psp")  # the guardians' fast path, applied by the follower
     before = _counts(w)
     with pytest.raises(PayeeNotActiveError), w.runtime.db.transaction() as session:
         svc.write_batch(session, prepared)
@@ -338,14 +332,13 @@ def test_batch_validated_before_the_write_is_rechecked_inside_it(world: World) -
 def test_batch_replay_answers_from_the_store_even_when_the_input_no_longer_validates(world: World) -> None:
     """An Idempotency-Key replay returns the stored answer without validating again (a retry
     after the value-date window moved, or after the payee was suspended, gets the original 201)."""
-    from settlement.domains.members.service import suspend_member
+    from tests.governance.support import suspend
 
     w = world
     items = [w.body(payee="psp") for _ in range(2)]
     first = w.http.post("/v1/settlements:batch", json={"items": items}, headers=w.h("retailer", "replay-b"))
     assert first.status_code == 201, first.text
-    with w.runtime.db.transaction() as session:
-        suspend_member(w.runtime, session, "psp")
+    suspend(w.runtime, "psp")
     again = w.http.post("/v1/settlements:batch", json={"items": items}, headers=w.h("retailer", "replay-b"))
     assert again.status_code == 201 and again.json() == first.json()
     other = w.http.post("/v1/settlements:batch", json={"items": items[:1]}, headers=w.h("retailer", "replay-b"))

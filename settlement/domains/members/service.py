@@ -1,8 +1,17 @@
-"""Consortium members: onboarding, suspension, roles, and the service's mirror of the registry.
+"""Consortium members: onboarding, the service's mirror of the registry, and custodial accounts.
 
-The on-chain ``ConsortiumRegistry`` is authoritative for a member's roles and status. Every change
-made here is written to the ``members`` mirror and enqueued as a registry call signed by the
-operator, in the caller's one database transaction; the dispatcher sends it later.
+The on-chain ``ConsortiumRegistry`` is authoritative for a member's roles, status and accounts;
+the ``members`` tables mirror it (``events.py`` keeps them in step with every registry event, also
+of changes made around the API). Onboarding has two paths:
+
+- during the registry's bootstrap window (deployment), :func:`onboard` writes the member and
+  enqueues ``onboardMember`` signed by the operator, the bootstrapper, in one transaction;
+- after the seal only governance may onboard: :func:`prepare_onboarding` records the member in
+  waiting (``member_onboardings``) and returns the registry call the governance proposal makes;
+  the member appears when the follower sees ``MemberOnboarded``.
+
+Suspension, reinstatement, roles and accounts are governance decisions too
+(``settlement.domains.governance``); a member's own keys change with its consent (``keys.py``).
 
 :class:`RegistryView` answers "what may this member do now" for authentication: it reads the
 registry (``getMember``) at most once per TTL per member, refreshes the mirror from it, and falls
@@ -11,6 +20,7 @@ back to the mirror when the chain is unreachable or has not seen the member yet.
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import threading
@@ -24,11 +34,11 @@ from sqlalchemy.orm import Session
 
 from settlement.chain.signing import keccak256
 from settlement.core.errors import (
+    BootstrapSealedError,
     ChainRevertError,
     ChainUnavailableError,
     DuplicateError,
     InvalidCountryError,
-    InvalidStateError,
     NoCustodialAccountError,
     UnknownMemberError,
     UnknownRoleError,
@@ -39,14 +49,15 @@ from settlement.domains.members.apikeys import IssuedKey, issue_key
 from settlement.pipeline.outbox import PENDING_STATUSES, enqueue
 from settlement.runtime import Runtime
 from settlement.store.models import Member, MemberAccount, OutboxRow
+from settlement.store.models.governance import MemberOnboarding
 
 __all__ = [
     "REGISTRY", "ROLE_NAMES", "ROLE_HASHES", "MEMBER_ID_LEN_MAX", "MEMBER_LIST_LIMIT_MAX", "NAME_LEN_MAX", "ISO_3166_ALPHA2",
     "STATUS_ACTIVE", "STATUS_SUSPENDED", "onchain_id", "country_hex", "role_hash", "roles_from_mask",
     "validate_member_id", "validate_country", "validate_roles", "validate_name",
-    "Onboarded", "onboard", "onboard_member", "suspend_member", "reactivate_member", "grant_role", "revoke_role",
+    "Onboarded", "onboard", "onboard_member", "onboard_args", "prepare_onboarding", "check_new_member",
     "get_member", "list_members", "member_accounts", "OnchainMember", "read_onchain_member",
-    "MemberView", "RegistryView", "custodial_signer",
+    "MemberView", "RegistryView", "custodial_signer", "own_accounts", "ROLE_BY_HASH", "GAS_ONBOARD",
 ]
 
 log = logging.getLogger(__name__)
@@ -56,6 +67,7 @@ REGISTRY = "ConsortiumRegistry"
 # keccak256 of the upper-case name.
 ROLE_NAMES: tuple[str, ...] = ("operator", "finance", "supplier", "buyer", "financier", "auditor")
 ROLE_HASHES: dict[str, str] = {name: "0x" + keccak256(name.upper().encode()).hex() for name in ROLE_NAMES}
+ROLE_BY_HASH: dict[str, str] = {h: name for name, h in ROLE_HASHES.items()}
 STATUS_ACTIVE = "active"
 STATUS_SUSPENDED = "suspended"
 _ONCHAIN_STATUS = {0: "none", 1: STATUS_ACTIVE, 2: STATUS_SUSPENDED}
@@ -68,7 +80,6 @@ _SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 
 # Measured on anvil with one account and six roles (~260k); the margin covers storage-cold paths.
 GAS_ONBOARD = 500_000
-GAS_MEMBER_CHANGE = 120_000
 
 # ISO 3166-1 alpha-2, officially assigned codes.
 ISO_3166_ALPHA2: frozenset[str] = frozenset("""
@@ -168,33 +179,84 @@ def onboard_member(runtime: Runtime, session: Session, *, member_id: str, name: 
     return done.member, done.api_key.plaintext
 
 
-def onboard(runtime: Runtime, session: Session, *, member_id: str, name: str, country: str,
-            roles: Sequence[str], key_label: str = "initial") -> Onboarded:
-    """:func:`onboard_member`, returning everything it wrote (account, key, outbox row id)."""
+def check_new_member(session: Session, *, member_id: str, name: str, country: str,
+                     roles: Sequence[str]) -> tuple[str, str, str, tuple[str, ...]]:
+    """Validated (id, name, country, roles) of a member to onboard; DuplicateError when the id is
+    taken by a member or by an onboarding waiting for governance."""
     member_id = validate_member_id(member_id)
     name = validate_name(name)
     country = validate_country(country)
     ordered_roles = validate_roles(roles)
     oid = onchain_id(member_id)
-    if session.get(Member, member_id) is not None:
+    if session.get(Member, member_id) is not None or \
+            session.scalar(select(Member.id).where(Member.onchain_id == oid)) is not None:
         raise DuplicateError(f"member {member_id!r} already exists", member_id=member_id)
-    if session.scalar(select(Member.id).where(Member.onchain_id == oid)) is not None:
-        raise DuplicateError(f"member {member_id!r} already exists", member_id=member_id)
+    waiting = session.get(MemberOnboarding, oid)
+    if waiting is not None and waiting.status == "proposed":
+        raise DuplicateError(f"member {member_id!r} is already proposed for onboarding (proposal "
+                             f"{waiting.proposal_id})", member_id=member_id, proposal_id=waiting.proposal_id)
+    return member_id, name, country, ordered_roles
+
+
+def onboard_args(member_id: str, country: str, accounts: Sequence[str], roles: Sequence[str]) -> list:
+    """The registry's ``onboardMember(id, country, accounts, roles)`` arguments, JSON-safe."""
+    return [onchain_id(member_id), country_hex(country), list(accounts), [ROLE_HASHES[r] for r in roles]]
+
+
+def onboard(runtime: Runtime, session: Session, *, member_id: str, name: str, country: str,
+            roles: Sequence[str], key_label: str = "initial") -> Onboarded:
+    """A founding member, in the registry's bootstrap window: :func:`onboard_member`, returning
+    everything it wrote (account, key, outbox row id). BootstrapSealedError once the window is
+    closed (then onboarding is a governance proposal: :func:`prepare_onboarding`)."""
+    member_id, name, country, ordered_roles = check_new_member(session, member_id=member_id, name=name,
+                                                               country=country, roles=roles)
+    if not runtime.bootstrap_open():
+        raise BootstrapSealedError("the registry's bootstrap is sealed: onboarding is a governance proposal now "
+                                   "(POST /v1/members answers with it)", member_id=member_id)
     address, blob = runtime.vault.new_account()
-    member = Member(id=member_id, onchain_id=oid, name=name, country=country, roles=list(ordered_roles),
-                    status=STATUS_ACTIVE)
+    member = Member(id=member_id, onchain_id=onchain_id(member_id), name=name, country=country,
+                    roles=list(ordered_roles), status=STATUS_ACTIVE)
     session.add(member)
     session.flush()  # the member row must exist before rows that reference it
     session.add(MemberAccount(address=address, member_id=member_id, encrypted_key=blob))
     digest_changed(session, "member", member_id)
     digest_changed(session, "member.account", address)
     key = issue_key(session, member_id, label=key_label)
+    # The operator's key is the registry's bootstrapper until the seal: the only thing it may do.
     row = enqueue(session, kind="member.onboard", contract=REGISTRY, function="onboardMember",
-                  args=[oid, country_hex(country), [address], [ROLE_HASHES[r] for r in ordered_roles]],
+                  args=onboard_args(member_id, country, [address], ordered_roles),
                   signer=_operator(runtime), gas_limit=GAS_ONBOARD, aggregate_id=member_id)
-    log.info("member %s onboarded (account %s, roles %s, key prefix %s)", member_id, address,
-             ",".join(ordered_roles), key.prefix)
+    log.info("member %s onboarded in the bootstrap window (account %s, roles %s, key prefix %s)", member_id,
+             address, ",".join(ordered_roles), key.prefix)
     return Onboarded(member=member, address=address, api_key=key, outbox_id=row.id)
+
+
+def prepare_onboarding(runtime: Runtime, session: Session, *, member_id: str, name: str, country: str,
+                       roles: Sequence[str], own_account: str | None = None) -> tuple[MemberOnboarding, list]:
+    """A member waiting for governance: a new custodial account (or the member's ``own_account``,
+    whose key the service never sees) and the ``onboardMember`` arguments the proposal carries.
+    The caller sets ``proposal_id``; the follower creates the member on ``MemberOnboarded``."""
+    member_id, name, country, ordered_roles = check_new_member(session, member_id=member_id, name=name,
+                                                               country=country, roles=roles)
+    if own_account is not None:
+        if not re.match(r"^0x[0-9a-fA-F]{40}$", own_account or ""):
+            raise ValidationError("account must be a 0x address", field="account")
+        address, encrypted = to_checksum_address(own_account), None
+    else:
+        address, blob = runtime.vault.new_account()
+        encrypted = base64.urlsafe_b64encode(blob).decode()
+    if session.get(MemberAccount, address) is not None:
+        raise DuplicateError(f"account {address} belongs to a member already", account=address)
+    oid = onchain_id(member_id)
+    waiting = session.get(MemberOnboarding, oid)
+    if waiting is not None:
+        session.delete(waiting)  # a dropped earlier attempt
+        session.flush()
+    onboarding = MemberOnboarding(onchain_id=oid, member_id=member_id, name=name, country=country,
+                                  roles=list(ordered_roles), accounts=[{"address": address, "encrypted_key": encrypted}],
+                                  proposal_id="", status="proposed")
+    session.add(onboarding)
+    return onboarding, onboard_args(member_id, country, [address], ordered_roles)
 
 
 def get_member(session: Session, member_id: str) -> Member:
@@ -217,54 +279,6 @@ def list_members(session: Session, *, limit: int = 100, after: str | None = None
 def member_accounts(session: Session, member_id: str) -> list[str]:
     return list(session.scalars(select(MemberAccount.address).where(MemberAccount.member_id == member_id)
                                 .order_by(MemberAccount.created_at, MemberAccount.address)))
-
-
-def _change(runtime: Runtime, session: Session, member: Member, kind: str, function: str, args: list) -> OutboxRow:
-    digest_changed(session, "member", member)
-    return enqueue(session, kind=kind, contract=REGISTRY, function=function, args=args,
-                   signer=_operator(runtime), gas_limit=GAS_MEMBER_CHANGE, aggregate_id=member.id)
-
-
-def suspend_member(runtime: Runtime, session: Session, member_id: str) -> tuple[Member, OutboxRow]:
-    member = get_member(session, member_id)
-    if member.status != STATUS_ACTIVE:
-        raise InvalidStateError(f"member {member_id!r} is not active", member_id=member_id, status=member.status)
-    member.status = STATUS_SUSPENDED
-    row = _change(runtime, session, member, "member.suspend", "suspendMember", [member.onchain_id])
-    log.info("member %s suspended", member_id)
-    return member, row
-
-
-def reactivate_member(runtime: Runtime, session: Session, member_id: str) -> tuple[Member, OutboxRow]:
-    member = get_member(session, member_id)
-    if member.status != STATUS_SUSPENDED:
-        raise InvalidStateError(f"member {member_id!r} is not suspended", member_id=member_id, status=member.status)
-    member.status = STATUS_ACTIVE
-    row = _change(runtime, session, member, "member.reactivate", "reactivateMember", [member.onchain_id])
-    log.info("member %s reactivated", member_id)
-    return member, row
-
-
-def grant_role(runtime: Runtime, session: Session, member_id: str, role: str) -> tuple[Member, OutboxRow]:
-    rh = role_hash(role)
-    member = get_member(session, member_id)
-    member.roles = list(validate_roles([*member.roles, role]))  # a new list: JSON columns track assignment
-    row = _change(runtime, session, member, "member.grant_role", "grantMemberRole", [member.onchain_id, rh])
-    log.info("member %s granted %s", member_id, role)
-    return member, row
-
-
-def revoke_role(runtime: Runtime, session: Session, member_id: str, role: str) -> tuple[Member, OutboxRow]:
-    rh = role_hash(role)
-    member = get_member(session, member_id)
-    remaining = [r for r in member.roles if r != role]
-    if not remaining:
-        raise InvalidStateError(f"member {member_id!r} would be left without roles; suspend it instead",
-                                member_id=member_id)
-    member.roles = remaining
-    row = _change(runtime, session, member, "member.revoke_role", "revokeMemberRole", [member.onchain_id, rh])
-    log.info("member %s revoked %s", member_id, role)
-    return member, row
 
 
 # -- reading the registry ------------------------------------------------------------------------
@@ -383,6 +397,13 @@ class RegistryView:
             digest_changed(session, "member", member)
         log.info("member %s mirror refreshed from the registry: %s, roles %s", member_id, chain.status,
                  ",".join(chain.roles))
+
+
+def own_accounts(session: Session, member_id: str) -> list[str]:
+    """The member's accounts whose keys the service does not hold (the member signs itself)."""
+    return list(session.scalars(select(MemberAccount.address).where(
+        MemberAccount.member_id == member_id, MemberAccount.encrypted_key.is_(None))
+        .order_by(MemberAccount.created_at, MemberAccount.address)))
 
 
 def custodial_signer(session: Session, member_id: str) -> str:

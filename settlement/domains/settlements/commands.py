@@ -48,10 +48,11 @@ from settlement.domains.anchoring import digest_changed, digest_new
 from settlement.domains.members import custodial_signer
 from settlement.domains.settlements import postings as jr
 from settlement.domains.settlements.fx import check_amount, check_target, rate_from_decimal
+from settlement.pipeline import intents
 from settlement.pipeline.outbox import enqueue
 from settlement.runtime import Runtime
 from settlement.store.bulk import insert_rows
-from settlement.store.models import Member
+from settlement.store.models import Member, OutboxRow
 from settlement.store.models.settlements import (
     SYSTEM_OWNER,
     Settlement,
@@ -60,7 +61,7 @@ from settlement.store.models.settlements import (
 
 __all__ = [
     "CONTRACT", "BATCH_SIZE_MAX", "VALUE_DATE_PAST_DAYS_MAX", "VALUE_DATE_FUTURE_DAYS_MAX", "InstructionInput",
-    "create_settlement", "create_batch", "prepare_batch", "write_batch", "PreparedBatch", "get_settlement", "find_by_payment_reference", "find_by_payment_ref_hash",
+    "create_settlement", "acting_call", "create_batch", "prepare_batch", "write_batch", "PreparedBatch", "get_settlement", "find_by_payment_reference", "find_by_payment_ref_hash",
     "provider_txn_hash", "reference_hash", "settlement_struct", "operations_of",
     "STATES", "TERMINAL_STATES",
 ]
@@ -270,18 +271,31 @@ def _check_unique(session: Session, rows: Sequence[Settlement | SimpleNamespace]
                                           field="payment_reference")
 
 
+def acting_call(runtime: Runtime, session: Session, member_id: str, own: intents.OwnKey | None, *, kind: str,
+                function: str, args: list, gas_limit: int, aggregate_id: str) -> OutboxRow:
+    """The member's contract call: signed by its custodial account, or (``own``) held as an intent
+    the member signs with its own key (settlement.pipeline.intents)."""
+    if own is None:
+        return enqueue(session, kind=kind, contract=CONTRACT, function=function, args=args,
+                       signer=custodial_signer(session, member_id), gas_limit=gas_limit, aggregate_id=aggregate_id)
+    if own.member_id != member_id:
+        raise ForbiddenError(f"an intent signs for its own member only ({own.member_id}, not {member_id})")
+    return intents.hold(session, own, kind=kind, contract=CONTRACT, to=runtime.address(CONTRACT), function=function,
+                        args=args, gas_limit=gas_limit, aggregate_id=aggregate_id)
+
+
 def create_settlement(runtime: Runtime, session: Session, payer_id: str, inp: InstructionInput, *,
-                      today: date | None = None) -> Settlement:
+                      today: date | None = None, own: intents.OwnKey | None = None) -> Settlement:
     """Validates and records one settlement from ``payer_id`` (a finance member): the row
     (instructed, chain pending), its journal postings and a ``recordSettlement`` outbox row
-    signed by the payer's custodial account, all in ``session``'s transaction."""
+    signed by the payer's custodial account (or, with ``own``, held as an intent the payer signs
+    with its own key), all in ``session``'s transaction."""
     payer = _finance_member(session, payer_id)
     checked = _check_instruction(session, payer, inp, today or utc_today(), {})
-    signer = custodial_signer(session, payer.id)
     s = _new_settlement(payer, checked)
     _check_unique(session, [s])
-    row = enqueue(session, kind="settlement.record", contract=CONTRACT, function="recordSettlement",
-                  args=[instruction_struct(s)], signer=signer, gas_limit=GAS_RECORD, aggregate_id=s.id)
+    row = acting_call(runtime, session, payer.id, own, kind="settlement.record", function="recordSettlement",
+                      args=[instruction_struct(s)], gas_limit=GAS_RECORD, aggregate_id=s.id)
     s.outbox_id = row.id
     session.add(s)
     digest_changed(session, "settlement", s)
@@ -460,3 +474,16 @@ def _party_signer(runtime: Runtime, session: Session, s: Settlement, by: str | N
         raise NotSettlementPartyError(f"member {by} may not do this to settlement {s.id}", settlement_id=s.id)
     _finance_member(session, by)
     return custodial_signer(session, by), by
+
+
+def _party_call(runtime: Runtime, session: Session, s: Settlement, by: str | None, party: str,
+                own: intents.OwnKey | None, **call: object) -> tuple[OutboxRow, str]:
+    """The call of an action the operator relays (``by`` None) or one party takes, custodially or
+    (``own``) as an intent of its own key; (row, requested_by)."""
+    if own is None:
+        signer, requested_by = _party_signer(runtime, session, s, by, party)
+        return enqueue(session, contract=CONTRACT, signer=signer, **call), requested_by  # type: ignore[arg-type]
+    if by is None or by != party:
+        raise NotSettlementPartyError(f"only {party} may sign this for settlement {s.id}", settlement_id=s.id)
+    _finance_member(session, by)
+    return acting_call(runtime, session, by, own, **call), by  # type: ignore[arg-type]

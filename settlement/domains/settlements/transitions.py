@@ -19,7 +19,6 @@ from settlement.core.errors import (
 )
 from settlement.core.money import Money
 from settlement.domains.anchoring import digest_changed
-from settlement.domains.members import custodial_signer
 from settlement.domains.settlements import postings as jr
 from settlement.domains.settlements.commands import (
     _HASH_RE,
@@ -33,7 +32,9 @@ from settlement.domains.settlements.commands import (
     _check_text,
     _finance_member,
     _load,
+    _party_call,
     _party_signer,
+    acting_call,
     _require_quiet,
     _require_state,
     _start,
@@ -41,6 +42,7 @@ from settlement.domains.settlements.commands import (
     settlement_struct,
 )
 from settlement.domains.settlements.fx import check_amount
+from settlement.pipeline import intents
 from settlement.pipeline.outbox import enqueue
 from settlement.runtime import Runtime
 from settlement.store.models.settlements import (
@@ -130,18 +132,18 @@ def _record_txn(session: Session, s: Settlement) -> str:
     return txn
 
 
-def cancel_settlement(runtime: Runtime, session: Session, settlement: Settlement | str, by: str) -> Settlement:
+def cancel_settlement(runtime: Runtime, session: Session, settlement: Settlement | str, by: str, *,
+                      own: intents.OwnKey | None = None) -> Settlement:
     """The payer (``by``) withdraws an instructed settlement: ``cancelSettlement`` signed by its
-    account; the instruction's postings are reversed."""
+    account (custodial, or its own key with ``own``); the instruction's postings are reversed."""
     s = _load(session, settlement)
     if by != s.payer_id:
         raise NotSettlementPartyError(f"only the payer may cancel settlement {s.id}", settlement_id=s.id)
     _require_state(s, "instructed")
     _require_quiet(s)
     _finance_member(session, by)
-    signer = custodial_signer(session, by)
-    row = enqueue(session, kind="settlement.cancel", contract=CONTRACT, function="cancelSettlement",
-                  args=[settlement_struct(s)], signer=signer, gas_limit=GAS_CANCEL, aggregate_id=s.id)
+    row = acting_call(runtime, session, by, own, kind="settlement.cancel", function="cancelSettlement",
+                      args=[settlement_struct(s)], gas_limit=GAS_CANCEL, aggregate_id=s.id)
     txn = jr.reverse(session, _record_txn(session, s), "settlement.cancelled")
     _start(session, s, "cancel", row.id, "cancelled", by, journal_txn=txn)
     session.flush()
@@ -160,7 +162,7 @@ def _refund_postings(s: Settlement, amount: int) -> list[jr.Posting]:
 
 
 def refund_settlement(runtime: Runtime, session: Session, settlement: Settlement | str, amount: int | Money,
-                      reference: str, *, by: str | None = None) -> SettlementRefund:
+                      reference: str, *, by: str | None = None, own: intents.OwnKey | None = None) -> SettlementRefund:
     """Refunds ``amount`` (target currency minor units) of a paid or settled settlement, partly or
     in full; refunds never exceed what was paid. ``by`` None: the operator relays; else it must be
     the payee (its finance account signs). ``reference`` (kept in the store; its keccak256 goes on
@@ -180,15 +182,16 @@ def refund_settlement(runtime: Runtime, session: Session, settlement: Settlement
         raise RefundExceedsPaidError(f"refunding {value} would bring refunds to {value + s.refunded_minor}, "
                                      f"above the {s.paid_minor} paid", settlement_id=s.id,
                                      refunded_minor=str(s.refunded_minor), paid_minor=str(s.paid_minor))
-    signer, requested_by = _party_signer(runtime, session, s, by, s.payee_id)
+    if by is not None and by != s.payee_id:
+        raise NotSettlementPartyError(f"member {by} may not do this to settlement {s.id}", settlement_id=s.id)
     refund = SettlementRefund(settlement_id=s.id, amount_minor=value, reference=reference, reference_hash=ref_hash,
-                              requested_by=requested_by, status="pending")
+                              requested_by=by or "operator", status="pending")
     session.add(refund)
     session.flush()
     digest_changed(session, "settlement.refund", refund)
-    row = enqueue(session, kind="settlement.refund", contract=CONTRACT, function="refund",
-                  args=[settlement_struct(s), value, ref_hash], signer=signer, gas_limit=GAS_REFUND,
-                  aggregate_id=s.id)
+    row, requested_by = _party_call(runtime, session, s, by, s.payee_id, own, kind="settlement.refund",
+                                    function="refund", args=[settlement_struct(s), value, ref_hash],
+                                    gas_limit=GAS_REFUND, aggregate_id=s.id)
     txn = jr.post(session, "settlement.refunded", _refund_postings(s, value), settlement_id=s.id)
     fully = s.refunded_minor + value == s.paid_minor
     _start(session, s, "refund", row.id, "refunded" if fully else s.state, requested_by, journal_txn=txn,

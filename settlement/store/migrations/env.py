@@ -4,6 +4,7 @@ from alembic import context
 from sqlalchemy import pool
 
 import settlement.store.models.anchoring  # noqa
+import settlement.store.models.governance  # noqa
 import settlement.store.models.payments  # noqa
 import settlement.store.models.receivables  # noqa
 import settlement.store.models.settlements  # noqa: F401  (registers the settlement tables on Base)

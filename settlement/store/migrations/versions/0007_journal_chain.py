@@ -5,14 +5,14 @@ Existing versions get their predecessor's digest (zero for version 1), in (kind,
 version) order, so versions not yet batched anchor under the chained leaf (schema 0x8002);
 versions already anchored under leaf schema 0x8001 keep their stored leaves.
 
-Revision ID: 0006_journal_chain
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_journal_chain"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -4,7 +4,9 @@ The operator member (the service's own account, registry admin) is created on ev
 :func:`ensure_operator_member`; the demo adds a retailer, a supplier, a core-enterprise buyer, a
 bank, a cross-border payment institution and an auditor, each with a custodial account and an API
 key, plus one test account per payment provider whose key material lets a client sign
-notifications as that provider would. demo.json holds secrets of a demo: it is written 0600.
+notifications as that provider would. The provider accounts belong to the payment institution
+(``payments``) unless an entry of demo.json's ``providers`` names another ``owner``. demo.json
+holds secrets of a demo: it is written 0600.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ DEMO_MEMBERS: tuple[dict, ...] = (
     {"id": "auditor", "name": "Ledger Assurance Partners", "country": "GB", "roles": ["auditor"]},
 )
 DEMO_PROVIDERS = (("alipay", "alipay-demo"), ("wechatpay", "wechatpay-demo"), ("stripe", "stripe-demo"))
+# Who owns the demo's provider accounts unless demo.json names another member per account.
+DEMO_PROVIDER_OWNER = "payments"
 
 
 def ensure_operator_member(runtime: Runtime, progress: Callable[[str], None] = lambda s: None) -> str | None:
@@ -97,6 +101,10 @@ def seed_demo(runtime: Runtime, settings: Settings, progress: Callable[[str], No
         members.append({"id": spec["id"], "name": spec["name"], "roles": spec["roles"], "address": address,
                         "api_key": api_key, "country": spec["country"]})
     providers = previous.get("providers") or {p: demo_credentials(p, account) for p, account in DEMO_PROVIDERS}
+    for creds in providers.values():
+        # Tenancy (docs/api.md): the demo's merchant accounts are the payment institution's; it
+        # reconciles what arrives on them, and their callbacks' exceptions are its own.
+        creds.setdefault("owner", DEMO_PROVIDER_OWNER)
     configure_providers = _provider_configurer()
     if configure_providers is not None:
         configure_providers(runtime, providers)

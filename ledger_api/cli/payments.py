@@ -31,6 +31,7 @@ from settlement.domains import payments as cb
 from settlement.domains import reconciliation as rs
 from settlement.providers.testing import simulated_payment
 from settlement.runtime import Runtime
+from settlement.store.models import Member
 
 __all__ = ["register", "ProgressBar"]
 
@@ -79,13 +80,17 @@ def _reconcile(factory: RuntimeFactory, args: argparse.Namespace) -> int:
         print(f"ledger: no such file {path}", file=sys.stderr)
         return EXIT_FAILED
     runtime = factory()
+    with runtime.db.read() as session:
+        if session.get(Member, args.member) is None:
+            print(f"ledger: no member {args.member!r} (see `ledger members list`)", file=sys.stderr)
+            return EXIT_FAILED
     bar = ProgressBar()
     try:
         config = rs.check_tolerances(args.tolerance_minor, args.window_days)
-        stmt, parsed = rs.import_statement(runtime, args.provider, path, filename=path.name, uploaded_by="cli",
-                                           account=args.account, progress=bar)
-        run = rs.run_reconciliation(runtime, stmt.id, started_by="cli", config=config, parsed=parsed,
-                                    progress=bar)
+        stmt, parsed = rs.import_statement(runtime, args.provider, path, owner=args.member, filename=path.name,
+                                           uploaded_by="cli", account=args.account, progress=bar)
+        run = rs.run_reconciliation(runtime, stmt.id, owner=args.member, started_by="cli", config=config,
+                                    parsed=parsed, progress=bar)
     except LedgerError as exc:
         bar.close()
         print(f"ledger: {exc.detail}", file=sys.stderr)
@@ -93,10 +98,10 @@ def _reconcile(factory: RuntimeFactory, args: argparse.Namespace) -> int:
     bar.close()
     with runtime.db.read() as session:
         if args.out:
-            Path(args.out).write_text(json.dumps(rs.report_document(session, run.id), ensure_ascii=False, indent=1),
-                                      encoding="utf-8")
+            Path(args.out).write_text(json.dumps(rs.report_document(session, run.id, owner=args.member),
+                                                 ensure_ascii=False, indent=1), encoding="utf-8")
         if args.csv:
-            Path(args.csv).write_text(rs.report_csv(session, run.id), encoding="utf-8")
+            Path(args.csv).write_text(rs.report_csv(session, run.id, owner=args.member), encoding="utf-8")
     print(rs.summary_text(run.summary))
     if parsed.errors:
         print(f"  {len(parsed.errors)} statement rows could not be read; first: line {parsed.errors[0].line_no}: "
@@ -160,10 +165,12 @@ def _providers_add(factory: RuntimeFactory, args: argparse.Namespace) -> int:
     runtime = factory()
     with runtime.db.transaction() as session:
         if args.update:
-            info = cb.update_account(runtime, session, args.provider, args.account, config)
+            info = cb.update_account(runtime, session, args.provider, args.account, config, owner=args.owner)
         else:
-            info = cb.add_account(runtime, session, args.provider, args.account, config, created_by="cli")
-    print(f"{info.provider}/{info.account}: {info.status}, version {info.version}; secrets held (encrypted): "
+            info = cb.add_account(runtime, session, args.provider, args.account, config,
+                                  owner=args.owner or "operator", created_by="cli")
+    print(f"{info.provider}/{info.account} (owner {info.owner}): {info.status}, version {info.version}; "
+          f"secrets held (encrypted): "
           f"{', '.join(info.secret_names) or 'none'}")
     return EXIT_OK
 
@@ -173,13 +180,13 @@ def _providers_list(factory: RuntimeFactory, args: argparse.Namespace) -> int:
     with runtime.db.read() as session:
         infos = cb.list_accounts(session, args.provider)
     if args.json:
-        print(json.dumps([{"provider": i.provider, "account": i.account, "status": i.status,
+        print(json.dumps([{"provider": i.provider, "account": i.account, "owner": i.owner, "status": i.status,
                            "version": i.version, "secrets": list(i.secret_names),
                            "public_config": {k: v for k, v in i.public_config.items() if not k.endswith("pem")
                                              and k != "platform_keys"}} for i in infos], indent=1))
         return EXIT_OK
     for i in infos:
-        print(f"{i.provider:<10} {i.account:<32} {i.status:<9} v{i.version}  "
+        print(f"{i.provider:<10} {i.account:<32} {i.owner:<16} {i.status:<9} v{i.version}  "
               f"callback URL: /v1/callbacks/{i.provider}/{i.account}")
     return EXIT_OK
 
@@ -189,6 +196,9 @@ def register(subparsers: argparse._SubParsersAction, runtime_factory: RuntimeFac
     rec.add_argument("file", metavar="FILE")
     rec.add_argument("--provider", required=True, choices=("alipay", "wechatpay", "normalized", "camt053"),
                      help="statement format")
+    rec.add_argument("--member", required=True, metavar="ID",
+                     help="the member whose statement it is: the run is that member's and reconciles only its "
+                          "own ledger entries (settlements it is party to, payments on its provider accounts)")
     rec.add_argument("--account", default=None, help="provider account the statement belongs to")
     rec.add_argument("--tolerance-minor", type=int, default=0, help="amount tolerance in minor units")
     rec.add_argument("--window-days", type=int, default=3, help="date window for reference matching")
@@ -210,6 +220,9 @@ def register(subparsers: argparse._SubParsersAction, runtime_factory: RuntimeFac
     add.add_argument("account")
     add.add_argument("--config", required=True, help="JSON: public keys and service-side secrets")
     add.add_argument("--update", action="store_true", help="replace an existing account's material")
+    add.add_argument("--owner", default=None, metavar="MEMBER",
+                     help="the member the account belongs to (new accounts: default the operator; --update: "
+                          "unchanged unless given)")
     add.set_defaults(func=lambda a, *_: _providers_add(runtime_factory, a))
     ls = psub.add_parser("list", help="list accounts")
     ls.add_argument("--provider", default=None)

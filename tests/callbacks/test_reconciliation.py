@@ -123,8 +123,8 @@ def test_cli_reconcile_writes_a_report_and_queues_exceptions(sworld: CWorld, tmp
     statement = tmp_path / "stmt.csv"
     statement.write_text(_statement(paid), encoding="utf-8")
     out = tmp_path / "report.json"
-    code = ledger_main(["reconcile", str(statement), "--provider", "normalized", "--out", str(out),
-                        "--csv", str(tmp_path / "exc.csv")])
+    code = ledger_main(["reconcile", str(statement), "--provider", "normalized", "--member", "retailer",
+                        "--out", str(out), "--csv", str(tmp_path / "exc.csv")])
     captured = capsys.readouterr()
     assert code == 3  # exceptions were found and queued
     assert "matched" in captured.out and "parse" in captured.err and "match" in captured.err  # summary on stdout, progress on stderr
@@ -132,7 +132,9 @@ def test_cli_reconcile_writes_a_report_and_queues_exceptions(sworld: CWorld, tmp
     assert report["buckets"]["matched"]["items"] == 1 and report["buckets"]["amount_mismatch"]["items"] == 1
     assert report["inputs"]["statement_row_errors"] == 1
     assert (tmp_path / "exc.csv").read_text().count("\n") == 3
-    assert ledger_main(["reconcile", str(tmp_path / "missing.csv"), "--provider", "normalized"]) == 1
+    assert ledger_main(["reconcile", str(tmp_path / "missing.csv"), "--provider", "normalized",
+                        "--member", "retailer"]) == 1
+    assert ledger_main(["reconcile", str(statement), "--provider", "normalized", "--member", "nobody"]) == 1
 
 
 def test_cli_simulate_payment_posts_a_signed_notification(sworld: CWorld, monkeypatch: pytest.MonkeyPatch,

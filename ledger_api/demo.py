@@ -12,13 +12,13 @@ holds secrets of a demo: it is written 0600.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import select
 
 from ledger_api.settings import Settings
+from settlement.core.private_files import write_private
 from settlement.domains.members import ROLE_HASHES, country_hex, hash_key, issue_key, onboard, onchain_id
 from settlement.domains.payments import configure_demo_providers
 from settlement.pipeline.outbox import enqueue
@@ -57,9 +57,7 @@ def ensure_operator_member(runtime: Runtime, progress: Callable[[str], None] = l
                 args=[onchain_id(OPERATOR_ID), country_hex("SG"), [runtime.operator.address], [ROLE_HASHES["operator"]]],
                 signer=runtime.operator.address, gas_limit=500_000, aggregate_id=OPERATOR_ID)
     path = runtime.home / "operator-api-key"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key.plaintext + "\n")
+    write_private(path, key.plaintext + "\n")
     progress(f"operator member created; its API key is in {path} (mode 0600)")
     return key.plaintext
 
@@ -117,11 +115,7 @@ def seed_demo(runtime: Runtime, settings: Settings, progress: Callable[[str], No
         "members": members,
         "providers": providers,
     }
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(demo, f, indent=2)
-    os.replace(tmp, path)
+    write_private(path, json.dumps(demo, indent=2))
     return path
 
 

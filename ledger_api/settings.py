@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from settlement.core.private_files import PRIVATE_DIR_MODE
 
 
 class Settings(BaseSettings):
@@ -57,7 +60,11 @@ class Settings(BaseSettings):
 
     @cached_property
     def home_dir(self) -> Path:
-        self.home.mkdir(parents=True, exist_ok=True)
+        """The data dir, created 0700 when missing (an existing one is tightened at start:
+        ledger_api.bootstrap.secure_data_dir)."""
+        if not self.home.exists():
+            self.home.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.home, PRIVATE_DIR_MODE)
         return self.home.resolve()
 
     @property

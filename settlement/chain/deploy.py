@@ -11,7 +11,6 @@ before the service and its workers start, and waits for each receipt.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from settlement.chain.client import ChainClient
 from settlement.chain.contracts import _type_str, coerce
 from settlement.chain.signing import Signer, keccak256
 from settlement.core.errors import ChainMismatchError
+from settlement.core.private_files import write_private
 
 MANIFEST_NAME = "deployment.json"
 DEPLOY_GAS_MAX = 15_000_000
@@ -83,10 +83,8 @@ class Manifest:
 
     def save(self, home: Path) -> None:
         home.mkdir(parents=True, exist_ok=True)
-        path = home / MANIFEST_NAME
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)  # atomic: a crash leaves the old or the new manifest, never half
+        # atomic and 0600: a crash leaves the old or the new manifest, never half
+        write_private(home / MANIFEST_NAME, json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
 
 
 def verify_manifest(client: ChainClient, manifest: Manifest) -> None:

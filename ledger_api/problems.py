@@ -71,6 +71,9 @@ def problem_response(error: LedgerError, *, instance: str | None = None,
         if key not in _RESERVED and value is not None:
             body[key] = _jsonable(value)
     all_headers = dict(headers or {})
+    retry_after_s = error.extra.get("retry_after_s")
+    if isinstance(retry_after_s, int) and retry_after_s > 0:
+        all_headers.setdefault("Retry-After", str(retry_after_s))
     if isinstance(error, AuthenticationError) and error.status == 401:
         # RFC 6750: a 401 names the scheme; error="invalid_token" when one was presented.
         reason = error.extra.get("reason")

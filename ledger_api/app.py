@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 
+from ledger_api.logs import RequestLogMiddleware
 from ledger_api.problems import BODY_BYTES_MAX, ProblemGuard, install_problem_handlers
 from ledger_api.routes import api_router
 from ledger_api.routes.metrics import ApiMetrics, MetricsMiddleware
@@ -50,5 +51,6 @@ def create_app(runtime: Runtime, settings: Settings, *, registry_cache_ttl_s: fl
     # guard's 413 and 500 problems.
     app.add_middleware(ProblemGuard, body_bytes_max=body_bytes_max)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RequestLogMiddleware)  # outermost: request id and access log for every answer
     app.include_router(api_router)
     return app

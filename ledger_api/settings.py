@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     hsm_pin_file: Path | None = None
     hsm_keys: str = "operator,members"
 
+    # Logs of `ledger up` and `ledger worker` (ledger_api.logs): JSON lines by default; the other
+    # commands log plain text for people.
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
     # Workers.
     dispatch_batch_size: int = 200
     dispatch_interval_ms: int = 100

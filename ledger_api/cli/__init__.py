@@ -20,6 +20,7 @@ from ledger_api.cli import anchors as cli_anchors
 from ledger_api.cli import members as cli_members
 from ledger_api.cli import payments as cli_payments
 from ledger_api.demo import ensure_operator_member, seed_demo
+from ledger_api.logs import configure_logging
 from ledger_api.settings import Settings
 from settlement.chain.anvil import AnvilConfig, ManagedAnvil
 from settlement.chain.transport import redact_url
@@ -40,7 +41,7 @@ def runtime_factory(settings: Settings, **kwargs: object) -> Callable[[], object
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-
+    configure_logging(settings.log_format, settings.log_level)
     home = settings.home_dir
     say(f"home: {home}")
     tune_interpreter()
@@ -77,8 +78,10 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         app = create_app(runtime, settings)
         say(f"api: {settings.api_url} (OpenAPI at {settings.api_url}/docs); Ctrl-C to stop")
         # uvicorn handles SIGINT/SIGTERM: run() returns, and the finally below stops the rest.
+        # log_config=None: uvicorn's own lines go through our handler (JSON); the access log is
+        # ledger_api.logs.RequestLogMiddleware's.
         uvicorn.Server(uvicorn.Config(app, host=settings.api_host, port=settings.api_port,
-                                      log_level="warning", access_log=False)).run()
+                                      log_level="warning", access_log=False, log_config=None)).run()
     finally:
         if workers is not None:
             say("stopping workers")
@@ -100,7 +103,7 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Dispatcher and follower without the API (to scale out, or to drain an outbox)."""
-
+    configure_logging(settings.log_format, settings.log_level)
     tune_interpreter()
     runtime = build_runtime(settings, progress=say)
     if runtime.manifest is None:
@@ -144,11 +147,9 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("web3").setLevel(logging.WARNING)
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Plain text for people (unless something already set logging up); `up` and `worker`, the
+    # service's processes, switch to LEDGER_LOG_FORMAT (JSON lines).
+    configure_logging("text", logging.INFO, force=False)
     settings = Settings()
     args = build_parser(settings).parse_args(argv)
     try:

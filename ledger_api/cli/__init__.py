@@ -14,11 +14,12 @@ from collections.abc import Callable
 
 import uvicorn
 
-from ledger_api.app import create_app
+from ledger_api.app import create_app, service_version
 from ledger_api.bootstrap import build_runtime, tune_interpreter
 from ledger_api.cli import anchors as cli_anchors
 from ledger_api.cli import members as cli_members
 from ledger_api.cli import payments as cli_payments
+from ledger_api.cli import status as cli_status
 from ledger_api.demo import ensure_operator_member, seed_demo
 from ledger_api.logs import configure_logging
 from ledger_api.settings import Settings
@@ -128,8 +129,24 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+EXIT_CODES_EPILOG = """\
+exit codes:
+  0    done: success, verified, everything matched; `status`: the service answers, healthy and ready
+  1    failed: refused by the service, invalid or unreadable input, not verified, audit findings
+  2    usage error (bad arguments); `anchors verify|audit`: the chain node could not be asked
+  3    done, with something for a person to look at: `reconcile` queued exceptions;
+       `simulate-payment`: the server recorded the notification as an exception
+  4    the service could not be reached (`status`, `simulate-payment`)
+  5    `status`: the service answers but is degraded or not ready
+  130  interrupted (Ctrl-C)
+(docs/api.md, "The command line")"""
+
+
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ledger", description="A permissioned ledger for payments and supply-chain finance")
+    parser = argparse.ArgumentParser(prog="ledger",
+                                     description="A permissioned ledger for payments and supply-chain finance",
+                                     epilog=EXIT_CODES_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"ledger {service_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start chain (unless LEDGER_RPC_URL), contracts, store, API and workers")
     up.add_argument("--demo", action="store_true", help="seed the demo consortium and write $LEDGER_HOME/demo.json")
@@ -141,7 +158,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply store migrations").set_defaults(func=cmd_migrate)
     factory = runtime_factory(settings)
     # Feature commands, each registered by its own module.
-    for module in (cli_members, cli_payments, cli_anchors):
+    for module in (cli_members, cli_payments, cli_anchors, cli_status):
         module.register(sub, factory)
     return parser
 

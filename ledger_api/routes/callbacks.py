@@ -137,11 +137,12 @@ def list_recorded_callbacks(session: DbSession, who: Reader, owner: OwnerQuery =
                             provider: Annotated[str | None, Query(max_length=16)] = None,
                             outcome: Annotated[str | None, Query(pattern=OUTCOMES)] = None,
                             settlement_id: Annotated[str | None, Query(pattern=r"^0x[0-9a-f]{64}$")] = None,
+                            provider_txn_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
                             cursor: Annotated[int, Query(ge=0)] = 0,
                             limit: Annotated[int, Query(ge=1, le=cb.CALLBACKS_PAGE_MAX)] = 100) -> CallbacksPublic:
     rows, next_cursor = cb.list_callbacks(session, provider=provider, outcome=outcome, settlement_id=settlement_id,
-                                          owner=read_scope(who, CALLBACKS_READ_ACROSS, owner), after_id=cursor,
-                                          limit=limit)
+                                          owner=read_scope(who, CALLBACKS_READ_ACROSS, owner),
+                                          provider_txn_id=provider_txn_id, after_id=cursor, limit=limit)
     return CallbacksPublic(items=[callback_public(r) for r in rows], next_cursor=next_cursor)
 
 

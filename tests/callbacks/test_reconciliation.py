@@ -147,9 +147,10 @@ def test_cli_simulate_payment_posts_a_signed_notification(sworld: CWorld, monkey
     (rt.home / "demo.json").write_text(json.dumps(demo))
     monkeypatch.setenv("LEDGER_HOME", str(rt.home))
     assert ledger_main(["simulate-payment", "--provider", "wechatpay", "--settlement", s["id"]]) == 0
-    # WeChat Pay's acknowledgement is 204 with no body; the CLI prints it, then what it paid
-    answer, paid = capsys.readouterr().out.splitlines()
+    # WeChat Pay's acknowledgement is 204 with no body; the CLI prints it, what the server did, what it paid
+    answer, server, paid = capsys.readouterr().out.splitlines()
     assert answer == f"POST /v1/callbacks/wechatpay/{sworld.creds['wechatpay']['account']}: 204 ''"
+    assert server.startswith("server: applied")
     assert paid.startswith(f"settlement {s['id']}: ") and " paid via wechatpay (reference " in paid
     assert sworld.w.get(s["id"])["state"] == "paid"
 

@@ -76,8 +76,8 @@ def _on_accounts_of(owner: str) -> ColumnElement[bool]:
 
 
 def list_callbacks(session: Session, *, provider: str | None = None, outcome: str | None = None,
-                   settlement_id: str | None = None, owner: str | None = None, after_id: int = 0,
-                   limit: int = 100) -> tuple[list[ProviderCallback], int | None]:
+                   settlement_id: str | None = None, owner: str | None = None, provider_txn_id: str | None = None,
+                   after_id: int = 0, limit: int = 100) -> tuple[list[ProviderCallback], int | None]:
     """A page of recorded callbacks, oldest first; ``owner`` limits them to those received on
     that member's accounts."""
     limit = max(1, min(int(limit), CALLBACKS_PAGE_MAX))
@@ -90,6 +90,8 @@ def list_callbacks(session: Session, *, provider: str | None = None, outcome: st
         q = q.where(ProviderCallback.outcome == outcome)
     if settlement_id is not None:
         q = q.where(ProviderCallback.settlement_id == settlement_id)
+    if provider_txn_id is not None:
+        q = q.where(ProviderCallback.provider_txn_id == provider_txn_id)
     rows = list(session.scalars(q.order_by(ProviderCallback.id).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]

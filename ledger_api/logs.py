@@ -16,8 +16,8 @@ request (issue 15).
   query string, which may carry a secret, nor ids), status, duration, the member id once
   authenticated.
 - Secrets are never logged in the first place (tests/callbacks/test_logs.py drives authenticated
-  requests, signed callbacks, key creation and an HSM login and finds none in the captured
-  lines); as a second line of defence the formatter masks the shapes it can recognise: API keys
+  requests, signed callbacks and key creation, tests/custody/test_hsm_logs.py HSM logins, and
+  neither finds one in the captured lines); as a second line of defence the formatter masks the shapes it can recognise: API keys
   (``lk_<prefix>_<secret>``), bearer tokens, Stripe webhook secrets and PEM private keys.
 """
 

@@ -10,10 +10,12 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 
+from ledger_api.logs import RequestLogMiddleware
 from ledger_api.problems import BODY_BYTES_MAX, ProblemGuard, install_problem_handlers
 from ledger_api.routes import api_router
 from ledger_api.routes.metrics import ApiMetrics, MetricsMiddleware
 from ledger_api.settings import Settings
+from ledger_api.throttle import FailedAuthThrottle
 from settlement.domains.members import REGISTRY_CACHE_TTL_S, RegistryView
 from settlement.runtime import Runtime
 
@@ -36,17 +38,19 @@ def service_version() -> str:
 
 
 def create_app(runtime: Runtime, settings: Settings, *, registry_cache_ttl_s: float = REGISTRY_CACHE_TTL_S,
-               body_bytes_max: int = BODY_BYTES_MAX) -> FastAPI:
+               body_bytes_max: int = BODY_BYTES_MAX, auth_throttle: FailedAuthThrottle | None = None) -> FastAPI:
     app = FastAPI(title="Ledger API", description=DESCRIPTION, version=service_version(),
                   docs_url="/docs", openapi_url="/openapi.json", redoc_url=None)
     app.state.runtime = runtime
     app.state.settings = settings
     app.state.registry_view = RegistryView(runtime, ttl_s=registry_cache_ttl_s)
     app.state.metrics = ApiMetrics(runtime)
+    app.state.auth_throttle = FailedAuthThrottle() if auth_throttle is None else auth_throttle
     install_problem_handlers(app)
     # add_middleware wraps: the last added is outermost. Metrics sees every answer, including the
     # guard's 413 and 500 problems.
     app.add_middleware(ProblemGuard, body_bytes_max=body_bytes_max)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RequestLogMiddleware)  # outermost: request id and access log for every answer
     app.include_router(api_router)
     return app

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from ledger_api.settings import Settings
 from settlement.chain.client import ChainClient, FeePolicy
@@ -10,12 +12,33 @@ from settlement.chain.deploy import Manifest, deploy, verify_manifest
 from settlement.chain.governance import GovernanceParams, parse_governors
 from settlement.chain.signing import LocalSigner
 from settlement.chain.transport import redact_url
+from settlement.core.private_files import Tightened, tighten
 from settlement.custody.hsm import HsmToken, open_token
 from settlement.core.errors import ConfigurationError
 from settlement.custody.governors import DEMO_DELAY_S, demo_governance, demo_governor_signers
 from settlement.custody.vault import KeyVault, load_or_create_kek, load_or_create_operator
 from settlement.runtime import Runtime
 from settlement.store.db import Database, migrate
+
+log = logging.getLogger("ledger.files")
+
+# What the service keeps in its data dir (names directly in it; "*" ends a prefix): tightened to
+# the service's user at every start. The KEK is not in the list: a KEK file anyone else could read
+# is refused (settlement.custody.vault), not quietly fixed, since its keys must then be rotated.
+DATA_DIR_FILES = ("ledger.db*", "anvil-state.json", "anvil.log", "deployment.json", "deployment.tmp",
+                  "demo.json", "demo.tmp", "operator-api-key", "operator.key")
+DATA_DIR_FOLDERS = ("statements",)
+
+
+def secure_data_dir(home: Path) -> list[Tightened]:
+    """Make the data dir and what the service keeps in it private to the service's user (group
+    and other permissions removed), warning about each change: files left by an older version, or
+    made under a permissive umask by another tool."""
+    changed = tighten(home, files=DATA_DIR_FILES, dirs=DATA_DIR_FOLDERS)
+    for t in changed:
+        log.warning("data dir: %s was readable by others (mode %s); now %s", t.path, oct(t.mode_before),
+                    oct(t.mode_after))
+    return changed
 
 
 def fee_policy(settings: Settings) -> FeePolicy:
@@ -54,6 +77,7 @@ def governance_params(settings: Settings) -> tuple[GovernanceParams | None, dict
 def build_runtime(settings: Settings, *, run_migrations: bool = True, deploy_contracts: bool = False,
                   progress: Callable[[str], None] = lambda s: None) -> Runtime:
     home = settings.home_dir
+    secure_data_dir(home)
     url = settings.effective_database_url
     if run_migrations:
         progress("store: applying migrations")

@@ -4,7 +4,9 @@ The operator member (the service's own account: an OPERATOR member, no admin pow
 the first start by :func:`ensure_operator_member`; the demo adds a retailer, a supplier, a
 core-enterprise buyer, a bank, a cross-border payment institution and an auditor, each with a
 custodial account and an API key, plus one test account per payment provider whose key material
-lets a client sign notifications as that provider would. All of them are founding members,
+lets a client sign notifications as that provider would. The provider accounts belong to the
+payment institution (``payments``) unless an entry of demo.json's ``providers`` names another
+``owner``. All of them are founding members,
 onboarded in the registry's bootstrap window before `ledger up` seals it.
 
 demo.json's ``governance`` object names the Safes, the timelock, the proposal log and the demo
@@ -15,7 +17,6 @@ approve and execute with them). demo.json holds secrets of a demo: it is written
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from ledger_api.settings import Settings
 from settlement.domains.anchoring import digest_changed
 from settlement.core.errors import BootstrapSealedError
 from settlement.custody.governors import demo_governor_keys, demo_governor_signers
+from settlement.core.private_files import write_private
 from settlement.domains.members import ROLE_HASHES, country_hex, hash_key, issue_key, onboard, onchain_id
 from settlement.domains.payments import configure_demo_providers
 from settlement.pipeline.outbox import enqueue
@@ -44,6 +46,8 @@ DEMO_MEMBERS: tuple[dict, ...] = (
     {"id": "auditor", "name": "Ledger Assurance Partners", "country": "GB", "roles": ["auditor"]},
 )
 DEMO_PROVIDERS = (("alipay", "alipay-demo"), ("wechatpay", "wechatpay-demo"), ("stripe", "stripe-demo"))
+# Who owns the demo's provider accounts unless demo.json names another member per account.
+DEMO_PROVIDER_OWNER = "payments"
 
 
 def ensure_operator_member(runtime: Runtime, progress: Callable[[str], None] = lambda s: None) -> str | None:
@@ -70,9 +74,7 @@ def ensure_operator_member(runtime: Runtime, progress: Callable[[str], None] = l
                 args=[onchain_id(OPERATOR_ID), country_hex("SG"), [runtime.operator.address], [ROLE_HASHES["operator"]]],
                 signer=runtime.operator.address, gas_limit=500_000, aggregate_id=OPERATOR_ID)
     path = runtime.home / "operator-api-key"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key.plaintext + "\n")
+    write_private(path, key.plaintext + "\n")
     progress(f"operator member created; its API key is in {path} (mode 0600)")
     return key.plaintext
 
@@ -120,6 +122,10 @@ def seed_demo(runtime: Runtime, settings: Settings, progress: Callable[[str], No
         members.append({"id": spec["id"], "name": spec["name"], "roles": spec["roles"], "address": address,
                         "api_key": api_key, "country": spec["country"]})
     providers = previous.get("providers") or {p: demo_credentials(p, account) for p, account in DEMO_PROVIDERS}
+    for creds in providers.values():
+        # Tenancy (docs/api.md): the demo's merchant accounts are the payment institution's; it
+        # reconciles what arrives on them, and their callbacks' exceptions are its own.
+        creds.setdefault("owner", DEMO_PROVIDER_OWNER)
     configure_providers = _provider_configurer()
     if configure_providers is not None:
         configure_providers(runtime, providers)
@@ -133,11 +139,7 @@ def seed_demo(runtime: Runtime, settings: Settings, progress: Callable[[str], No
         "providers": providers,
         "governance": demo_governance_json(runtime),
     }
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(demo, f, indent=2)
-    os.replace(tmp, path)
+    write_private(path, json.dumps(demo, indent=2))
     return path
 
 

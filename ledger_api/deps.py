@@ -10,7 +10,8 @@
 
 Roles and status come from :class:`~settlement.domains.members.service.RegistryView` (the on-chain registry, with
 a short cache and the mirror as fallback). Failures are recorded as security events by key
-prefix; keys are never logged.
+prefix; keys are never logged. Failures are counted per client address
+(:mod:`ledger_api.throttle`): past the limit they are answered 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from settlement.core.errors import (
     AuthenticationError,
+    AuthenticationThrottledError,
     ForbiddenError,
     MemberSuspendedError,
     UnknownMemberError,
@@ -105,6 +107,21 @@ def _security_event(runtime: Runtime, request: Request, kind: str, detail: str) 
         log.exception("could not record security event %s", kind)
 
 
+def _auth_failed(request: Request, runtime: Runtime, kind: str, detail: str, error: AuthenticationError) -> NoReturn:
+    """Record a failed authentication and raise ``error``, or, past the client's limit, 429."""
+    throttle = getattr(request.app.state, "auth_throttle", None)
+    verdict = throttle.failed(_client(request)) if throttle is not None else None
+    if verdict is None or verdict.retry_after_s is None:
+        _security_event(runtime, request, kind, detail)
+        raise error
+    if verdict.first_throttled:  # one event per window, not one store write per failure
+        _security_event(runtime, request, "auth.throttled",
+                        f"more than {throttle.failures_max} failed authentications in {throttle.window_s:g} s")
+    raise AuthenticationThrottledError(
+        f"too many failed authentications from this address; retry in {verdict.retry_after_s} s",
+        retry_after_s=verdict.retry_after_s)
+
+
 def _bearer(request: Request) -> str | None:
     header = request.headers.get("authorization")
     if header is None:
@@ -119,8 +136,8 @@ def authenticate_caller(request: Request, runtime: RuntimeDep,
                         registry: Annotated[RegistryView, Depends(get_registry_view)]) -> Principal:
     token = _bearer(request)
     if token is None:
-        _security_event(runtime, request, "auth.missing", "no Authorization header")
-        raise AuthenticationError("send the API key as Authorization: Bearer <key>")
+        _auth_failed(runtime=runtime, request=request, kind="auth.missing", detail="no Authorization header",
+                     error=AuthenticationError("send the API key as Authorization: Bearer <key>"))
     prefix = apikeys.parse_key(token) if token else None
     try:
         # A read: authenticating must not queue every request behind the store's writer. The
@@ -136,13 +153,13 @@ def authenticate_caller(request: Request, runtime: RuntimeDep,
     except AuthenticationError as exc:
         reason = exc.extra.get("reason", "invalid")
         log.info("rejected API key (prefix %s): %s", prefix or "-", reason)
-        _security_event(runtime, request, f"auth.{reason}_key", f"prefix={prefix or '-'}")
-        raise AuthenticationError("the API key is missing, malformed, unknown or revoked", reason=reason) from None
+        _auth_failed(request, runtime, f"auth.{reason}_key", f"prefix={prefix or '-'}",
+                     AuthenticationError("the API key is missing, malformed, unknown or revoked", reason=reason))
     try:
         view: MemberView = registry.view(member_id)
     except UnknownMemberError:  # a key whose member row vanished: treat as no key at all
-        _security_event(runtime, request, "auth.orphan_key", f"prefix={key_prefix}")
-        raise AuthenticationError("the API key is missing, malformed, unknown or revoked", reason="invalid") from None
+        _auth_failed(request, runtime, "auth.orphan_key", f"prefix={key_prefix}",
+                     AuthenticationError("the API key is missing, malformed, unknown or revoked", reason="invalid"))
     request.state.member_id = member_id
     return Principal(member_id=member_id, name=view.name, roles=view.roles, status=view.status,
                      key_prefix=key_prefix, source=view.source)

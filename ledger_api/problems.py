@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ledger_api.logs import current_request_id
 from settlement.core.errors import (
     AuthenticationError,
     BadRequestError,
@@ -48,7 +49,7 @@ BODY_BYTES_MAX = 1024 * 1024
 VALIDATION_ERRORS_MAX = 50
 VALIDATION_MESSAGE_LEN_MAX = 300
 # Fields a problem always has; extras from a LedgerError may not overwrite them.
-_RESERVED = frozenset({"type", "title", "status", "detail", "instance"})
+_RESERVED = frozenset({"type", "title", "status", "detail", "instance", "request_id"})
 
 _HTTP_STATUS_ERRORS: dict[int, type[LedgerError]] = {
     400: BadRequestError,
@@ -67,10 +68,16 @@ def problem_response(error: LedgerError, *, instance: str | None = None,
                             "detail": error.detail}
     if instance:
         body["instance"] = instance
+    request_id = current_request_id()
+    if request_id is not None:  # the same id as the X-Request-ID header and the request's log lines
+        body["request_id"] = request_id
     for key, value in {**error.extra, **fields}.items():
         if key not in _RESERVED and value is not None:
             body[key] = _jsonable(value)
     all_headers = dict(headers or {})
+    retry_after_s = error.extra.get("retry_after_s")
+    if isinstance(retry_after_s, int) and retry_after_s > 0:
+        all_headers.setdefault("Retry-After", str(retry_after_s))
     if isinstance(error, AuthenticationError) and error.status == 401:
         # RFC 6750: a 401 names the scheme; error="invalid_token" when one was presented.
         reason = error.extra.get("reason")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from settlement.core.private_files import PRIVATE_DIR_MODE
 
 
 class Settings(BaseSettings):
@@ -58,6 +61,11 @@ class Settings(BaseSettings):
     governance_delay_s: int | None = Field(default=None, description="LEDGER_GOVERNANCE_DELAY_S, the timelock "
                                            "delay; default 172800 (2 days), 20 on the demo chain")
 
+    # Logs of `ledger up` and `ledger worker` (ledger_api.logs): JSON lines by default; the other
+    # commands log plain text for people.
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
     # Workers.
     dispatch_batch_size: int = 200
     dispatch_interval_ms: int = 100
@@ -68,7 +76,11 @@ class Settings(BaseSettings):
 
     @cached_property
     def home_dir(self) -> Path:
-        self.home.mkdir(parents=True, exist_ok=True)
+        """The data dir, created 0700 when missing (an existing one is tightened at start:
+        ledger_api.bootstrap.secure_data_dir)."""
+        if not self.home.exists():
+            self.home.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.home, PRIVATE_DIR_MODE)
         return self.home.resolve()
 
     @property

@@ -14,14 +14,16 @@ from collections.abc import Callable
 
 import uvicorn
 
-from ledger_api.app import create_app
+from ledger_api.app import create_app, service_version
 from ledger_api.bootstrap import build_runtime, tune_interpreter
 from ledger_api.cli import anchors as cli_anchors
 from ledger_api.cli import governance as cli_governance
 from ledger_api.cli import members as cli_members
 from ledger_api.cli import payments as cli_payments
 from ledger_api.cli import sign as cli_sign
+from ledger_api.cli import status as cli_status
 from ledger_api.demo import ensure_operator_member, seed_demo
+from ledger_api.logs import configure_logging
 from ledger_api.settings import Settings
 from settlement.chain.anvil import AnvilConfig, ManagedAnvil
 from settlement.chain.transport import redact_url
@@ -42,7 +44,7 @@ def runtime_factory(settings: Settings, **kwargs: object) -> Callable[[], object
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-
+    configure_logging(settings.log_format, settings.log_level)
     home = settings.home_dir
     say(f"home: {home}")
     tune_interpreter()
@@ -83,8 +85,10 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         app = create_app(runtime, settings)
         say(f"api: {settings.api_url} (OpenAPI at {settings.api_url}/docs); Ctrl-C to stop")
         # uvicorn handles SIGINT/SIGTERM: run() returns, and the finally below stops the rest.
+        # log_config=None: uvicorn's own lines go through our handler (JSON); the access log is
+        # ledger_api.logs.RequestLogMiddleware's.
         uvicorn.Server(uvicorn.Config(app, host=settings.api_host, port=settings.api_port,
-                                      log_level="warning", access_log=False)).run()
+                                      log_level="warning", access_log=False, log_config=None)).run()
     finally:
         if workers is not None:
             say("stopping workers")
@@ -111,7 +115,7 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Dispatcher and follower without the API (to scale out, or to drain an outbox)."""
-
+    configure_logging(settings.log_format, settings.log_level)
     tune_interpreter()
     runtime = build_runtime(settings, progress=say)
     if runtime.manifest is None:
@@ -136,8 +140,24 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+EXIT_CODES_EPILOG = """\
+exit codes:
+  0    done: success, verified, everything matched; `status`: the service answers, healthy and ready
+  1    failed: refused by the service, invalid or unreadable input, not verified, audit findings
+  2    usage error (bad arguments); `anchors verify|audit`: the chain node could not be asked
+  3    done, with something for a person to look at: `reconcile` queued exceptions;
+       `simulate-payment`: the server recorded the notification as an exception
+  4    the service could not be reached (`status`, `simulate-payment`)
+  5    `status`: the service answers but is degraded or not ready
+  130  interrupted (Ctrl-C)
+(docs/api.md, "The command line")"""
+
+
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ledger", description="A permissioned ledger for payments and supply-chain finance")
+    parser = argparse.ArgumentParser(prog="ledger",
+                                     description="A permissioned ledger for payments and supply-chain finance",
+                                     epilog=EXIT_CODES_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"ledger {service_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start chain (unless LEDGER_RPC_URL), contracts, store, API and workers")
     up.add_argument("--demo", action="store_true", help="seed the demo consortium and write $LEDGER_HOME/demo.json")
@@ -149,17 +169,15 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply store migrations").set_defaults(func=cmd_migrate)
     factory = runtime_factory(settings)
     # Feature commands, each registered by its own module.
-    for module in (cli_members, cli_governance, cli_sign, cli_payments, cli_anchors):
+    for module in (cli_members, cli_governance, cli_sign, cli_payments, cli_anchors, cli_status):
         module.register(sub, factory)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("web3").setLevel(logging.WARNING)
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Plain text for people (unless something already set logging up); `up` and `worker`, the
+    # service's processes, switch to LEDGER_LOG_FORMAT (JSON lines).
+    configure_logging("text", logging.INFO, force=False)
     settings = Settings()
     args = build_parser(settings).parse_args(argv)
     try:

@@ -5,8 +5,9 @@ authentication. The body is read raw and handed, unparsed, to :func:`settlement.
 (verification on the event loop; the durable write in the store's group-commit writer thread, the
 answer only after its commit); its answer is the provider's own
 (``success`` for Alipay, 200/204 or ``{"code","message"}`` for WeChat Pay, 2xx/400 for Stripe).
-Account administration is for the operator; recorded callbacks are readable by the operator and
-auditors.
+Account administration is for the operator, who gives each account to a member (``owner``);
+an owner reads its own accounts and the callbacks received on them; the operator and auditors
+read every recorded callback (docs/api.md, Tenancy).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ledger_api.schemas.callbacks import (
     ProviderAccountsPublic,
     ProviderAccountUpdate,
 )
+from ledger_api.tenancy import OwnerQuery, read_scope
 from settlement.core.errors import NotFoundError
 from settlement.domains import payments as cb
 from settlement.domains.payments import AccountInfo
@@ -36,7 +38,12 @@ from settlement.store.models.payments import ProviderCallback
 router = APIRouter(prefix="/v1", tags=["callbacks"],
                    responses={401: {"model": Problem}, 403: {"model": Problem}, 422: {"model": Problem}})
 
-OperatorOrAuditor = Annotated[Principal, Depends(require_roles("operator", "auditor"))]
+Reader = Annotated[Principal, Depends(require_roles("operator", "auditor", "finance"))]
+AccountReader = Annotated[Principal, Depends(require_roles("operator", "finance"))]
+# Who reads across members (docs/api.md, Tenancy): every account for the operator, who
+# administers them; every recorded callback for the operator and auditors.
+ACCOUNTS_READ_ACROSS = frozenset({"operator"})
+CALLBACKS_READ_ACROSS = frozenset({"operator", "auditor"})
 ProviderPath = Annotated[str, Path(min_length=1, max_length=16)]
 AccountPath = Annotated[str, Path(min_length=1, max_length=128)]
 OUTCOMES = r"^(applied|deferred|exception|noted)$"
@@ -63,35 +70,37 @@ async def receive_callback(provider: ProviderPath, account: AccountPath, request
 
 
 def _account_public(info: AccountInfo) -> ProviderAccountPublic:
-    return ProviderAccountPublic(provider=info.provider, account=info.account, status=info.status,
+    return ProviderAccountPublic(provider=info.provider, account=info.account, owner=info.owner,
+                                 status=info.status,
                                  public_config=info.public_config, secrets=list(info.secret_names),
                                  version=info.version, created_by=info.created_by, created_at=info.created_at,
                                  updated_at=info.updated_at)
 
 
 @router.get("/provider-accounts", response_model=ProviderAccountsPublic)
-def list_provider_accounts(session: DbSession, _op: OperatorMember,
+def list_provider_accounts(session: DbSession, who: AccountReader, owner: OwnerQuery = None,
                            provider: Annotated[str | None, Query(max_length=16)] = None) -> ProviderAccountsPublic:
-    return ProviderAccountsPublic(items=[_account_public(a) for a in cb.list_accounts(session, provider)])
+    infos = cb.list_accounts(session, provider, owner=read_scope(who, ACCOUNTS_READ_ACROSS, owner))
+    return ProviderAccountsPublic(items=[_account_public(a) for a in infos])
 
 
 @router.post("/provider-accounts", response_model=ProviderAccountPublic, status_code=status.HTTP_201_CREATED)
 def add_provider_account(body: ProviderAccountCreate, runtime: RuntimeDep, session: DbSession,
                          op: OperatorMember) -> ProviderAccountPublic:
     return _account_public(cb.add_account(runtime, session, body.provider, body.account, body.config,
-                                          created_by=op.member_id))
+                                          owner=body.owner, created_by=op.member_id))
 
 
 @router.get("/provider-accounts/{provider}/{account}", response_model=ProviderAccountPublic)
 def get_provider_account(provider: ProviderPath, account: AccountPath, session: DbSession,
-                         _op: OperatorMember) -> ProviderAccountPublic:
-    return _account_public(cb.get_account(session, provider, account))
+                         who: AccountReader) -> ProviderAccountPublic:
+    return _account_public(cb.get_account(session, provider, account, owner=read_scope(who, ACCOUNTS_READ_ACROSS)))
 
 
 @router.put("/provider-accounts/{provider}/{account}", response_model=ProviderAccountPublic)
 def update_provider_account(provider: ProviderPath, account: AccountPath, body: ProviderAccountUpdate,
                             runtime: RuntimeDep, session: DbSession, _op: OperatorMember) -> ProviderAccountPublic:
-    return _account_public(cb.update_account(runtime, session, provider, account, body.config))
+    return _account_public(cb.update_account(runtime, session, provider, account, body.config, owner=body.owner))
 
 
 @router.post("/provider-accounts/{provider}/{account}/disable", response_model=ProviderAccountPublic)
@@ -124,21 +133,23 @@ def callback_public(row: ProviderCallback) -> CallbackPublic:
 
 
 @router.get("/callbacks", response_model=CallbacksPublic)
-def list_recorded_callbacks(session: DbSession, _who: OperatorOrAuditor,
+def list_recorded_callbacks(session: DbSession, who: Reader, owner: OwnerQuery = None,
                             provider: Annotated[str | None, Query(max_length=16)] = None,
                             outcome: Annotated[str | None, Query(pattern=OUTCOMES)] = None,
                             settlement_id: Annotated[str | None, Query(pattern=r"^0x[0-9a-f]{64}$")] = None,
+                            provider_txn_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
                             cursor: Annotated[int, Query(ge=0)] = 0,
                             limit: Annotated[int, Query(ge=1, le=cb.CALLBACKS_PAGE_MAX)] = 100) -> CallbacksPublic:
     rows, next_cursor = cb.list_callbacks(session, provider=provider, outcome=outcome, settlement_id=settlement_id,
-                                          after_id=cursor, limit=limit)
+                                          owner=read_scope(who, CALLBACKS_READ_ACROSS, owner),
+                                          provider_txn_id=provider_txn_id, after_id=cursor, limit=limit)
     return CallbacksPublic(items=[callback_public(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/callbacks/{callback_id}", response_model=CallbackPublic)
 def get_recorded_callback(callback_id: Annotated[int, Path(ge=1, le=2**62)], session: DbSession,
-                          _who: OperatorOrAuditor) -> CallbackPublic:
-    row = cb.get_callback(session, callback_id)
+                          who: Reader) -> CallbackPublic:
+    row = cb.get_callback(session, callback_id, owner=read_scope(who, CALLBACKS_READ_ACROSS))
     if row is None:
         raise NotFoundError(f"no callback {callback_id}")
     return callback_public(row)

@@ -6,7 +6,6 @@ Handlers translate bodies to domain calls and domain rows to schemas; every rule
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import date
 from typing import Annotated
@@ -44,6 +43,7 @@ from ledger_api.schemas.settlements import (
     SettlementsPublic,
     StatementLinePublic,
 )
+from settlement.core.csv_safe import safe_writer
 from settlement.core.errors import (
     ForbiddenError,
     InvalidAmountError,
@@ -224,11 +224,10 @@ def export_csv(session: DbSession, member: FinanceOrOperator, role: RoleQuery = 
                date_to: date | None = None) -> Response:
     f = _filter(member, role, state, counterparty, currency, date_from, date_to)
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = safe_writer(buffer)
     writer.writerow(svc.EXPORT_COLUMNS)
     for row in svc.export_rows(session, f):
-        # Cells a spreadsheet would run as formulas are quoted with a leading apostrophe.
-        writer.writerow([f"'{c}" if isinstance(c, str) and c[:1] in ("=", "+", "-", "@") else c for c in row])
+        writer.writerow(row)  # cells a spreadsheet would run as formulas are guarded
     return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="settlements.csv"'})
 

@@ -27,15 +27,21 @@ class ProviderAccountCreate(In):
                     "platform_keys {serial: certificate or public key PEM} (or platform_serial + "
                     "platform_certificate_pem), appid?; stripe: webhook_secrets [..] (or webhook_secret). "
                     "Public keys only: a private key is refused.", max_length=16)
+    owner: str = Field(default="operator", min_length=1, max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$",
+                       description="the member the account belongs to (its callbacks' exceptions and the "
+                                   "payments received on it are that member's)", examples=["payments"])
 
 
 class ProviderAccountUpdate(In):
     config: dict[str, Any] = Field(max_length=16)
+    owner: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$",
+                              description="give the account to another member (unset: unchanged)")
 
 
 class ProviderAccountPublic(Out):
     provider: str = Field(max_length=16)
     account: str = Field(max_length=128)
+    owner: str = Field(max_length=64)
     status: str = Field(max_length=16)
     public_config: dict[str, Any]
     secrets: list[str] = Field(description="names of the secrets held (encrypted), never their values")

@@ -20,6 +20,7 @@ ResolutionActionName = Literal["accepted", "ledger_adjusted", "provider_claimed"
 
 class ReconciliationStatementPublic(Out):
     id: str = Field(max_length=32)
+    owner: str = Field(max_length=64, description="the member the statement belongs to (who uploaded it)")
     kind: str = Field(max_length=16)
     format: str = Field(max_length=32)
     account: str | None = Field(default=None, max_length=128)
@@ -46,6 +47,8 @@ class RunCreate(In):
 
 class RunPublic(Out):
     id: str = Field(max_length=32)
+    owner: str = Field(max_length=64, description="the member the run belongs to; it reconciled only its own "
+                                                  "ledger entries")
     statement_id: str = Field(max_length=32)
     status: str = Field(max_length=16)
     config: dict[str, Any]

@@ -11,6 +11,7 @@ Only this module and test fixtures know anvil; the chain client talks standard J
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -26,10 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from settlement.core.errors import ChainUnavailableError
+from settlement.core.private_files import private_dir, private_file
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0
 STATE_INTERVAL_S = 1
+CHILD_UMASK = 0o077  # anvil's files (its state dump) are private to the service's user
 HISTORY_STATES_MAX = 256  # states anvil keeps for calls at past blocks (memory only)
 DEFAULT_CHAIN_ID = 31337
 # anvil's gas limit per block. With automine, transactions that do not fit the block mined for
@@ -127,17 +130,16 @@ class ManagedAnvil:
     def start(self) -> ManagedAnvil:
         if self.process is not None:
             return self
-        if self.config.state_path is not None:
-            self.config.state_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.config.log_path, "ab") if self.config.log_path else subprocess.DEVNULL
-        try:
+        if self.config.state_path is not None and not self.config.state_path.parent.exists():
+            private_dir(self.config.state_path.parent)
+        with contextlib.ExitStack() as stack:
+            log = stack.enter_context(private_file(self.config.log_path, "ab")) if self.config.log_path \
+                else subprocess.DEVNULL
+            # umask 077: the state file anvil writes (the whole chain, in the data dir) is 0600.
             self.process = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                start_new_session=True, umask=CHILD_UMASK,
             )
-        finally:
-            if log is not subprocess.DEVNULL:
-                log.close()
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -21,7 +21,6 @@ the service and its workers start, and waits for each receipt.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from settlement.chain.contracts import _type_str, artifact_of, checksum_address,
 from settlement.chain.governance import ZERO_ADDRESS, GovernanceParams
 from settlement.chain.signing import Signer, keccak256
 from settlement.core.errors import ChainMismatchError, ConfigurationError
+from settlement.core.private_files import write_private
 
 __all__ = ["MANIFEST_NAME", "PLAN", "Manifest", "deploy", "verify_manifest", "seal_bootstrap", "bootstrap_open",
            "check_governance", "REGISTRY", "GOVERNANCE_SAFE", "GUARDIAN_SAFE", "TIMELOCK", "PROPOSALS",
@@ -124,10 +124,8 @@ class Manifest:
 
     def save(self, home: Path) -> None:
         home.mkdir(parents=True, exist_ok=True)
-        path = home / MANIFEST_NAME
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)  # atomic: a crash leaves the old or the new manifest, never half
+        # atomic and 0600: a crash leaves the old or the new manifest, never half
+        write_private(home / MANIFEST_NAME, json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
 
 
 def verify_manifest(client: ChainClient, manifest: Manifest) -> None:

@@ -95,6 +95,19 @@ class MemberSuspendedError(ForbiddenError):
     title = "The member is suspended"
 
 
+class AuthenticationThrottledError(LedgerError):
+    """Too many failed authentications from this client address: wait ``retry_after_s`` (sent as
+    ``Retry-After``). A request with a valid key is never refused this way."""
+
+    type_slug = "authentication-throttled"
+    title = "Too many failed authentications; retry later"
+    status = 429
+
+    def __init__(self, detail: str = "", *, retry_after_s: int, **extra: Any) -> None:
+        super().__init__(detail, retry_after_s=retry_after_s, **extra)
+        self.retry_after_s = retry_after_s
+
+
 class PayloadTooLargeError(LedgerError, ValueError):
     type_slug = "payload-too-large"
     title = "Request body too large"

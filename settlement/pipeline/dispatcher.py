@@ -218,7 +218,8 @@ class Dispatcher:
                     live.attempts += 1
                     live.last_error = result.error
                     if live.attempts >= SEND_ATTEMPTS_MAX:
-                        log.error("outbox %s refused %d times: %s", live.id, live.attempts, result.error)
+                        log.error("outbox %s refused %d times: %s", live.id, live.attempts, result.error,
+                                  extra={"tx_hash": live.tx_hash, "outbox_id": live.id})
                         self._fillers.append((live.signer, live.nonce))
                         live.status = "failed"
                         live.error_name = "NodeRejected"
@@ -284,10 +285,14 @@ class Dispatcher:
     def _apply_receipt(self, s: Session, row: OutboxRow, receipt: Receipt, error: ChainRevertError | None,
                        now: datetime) -> None:
         row.block_number, row.block_hash, row.mined_at = receipt.block_number, receipt.block_hash, now
+        chain = {"tx_hash": row.tx_hash, "block_number": receipt.block_number, "outbox_id": row.id}
         if error is None:
             row.status = "mined"
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("outbox %s (%s) mined", row.id, row.kind, extra=chain)
             return
         row.status, row.error_name, row.last_error = "failed", error.error_name or "Reverted", str(error.detail)[:2000]
+        log.warning("outbox %s (%s) reverted on chain: %s", row.id, row.kind, row.error_name, extra=chain)
         hook = self.failure_hooks.get(row.kind)
         if hook is not None:
             hook(s, row, error)

@@ -103,6 +103,10 @@ class Follower:
                 while end < len(fresh) and fresh[end].event == fresh[start].event:
                     end += 1
                 run = fresh[start:end]
+                if log.isEnabledFor(logging.DEBUG):
+                    for lg in run:
+                        log.debug("chain event %s.%s", lg.contract, lg.event, extra={
+                            "tx_hash": lg.tx_hash, "block_number": lg.block_number, "log_index": lg.log_index})
                 batch_handler = self.batch_handlers.get(run[0].event)
                 if batch_handler is not None:
                     batch_handler(s, run)

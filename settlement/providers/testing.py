@@ -375,15 +375,17 @@ def simulator_from_credentials(provider: str, credentials: Mapping[str, str]) ->
 
 
 def simulated_payment(provider: str, credentials: Mapping[str, str], reference: str, amount: Money, *,
-                      at: datetime | None = None) -> SimulatedNotification:
+                      at: datetime | None = None, provider_txn_id: str | None = None) -> SimulatedNotification:
     """A correctly signed "paid" notification for order ``reference`` (what ``ledger
-    simulate-payment`` posts to ``/v1/callbacks/{provider}/{account}``)."""
+    simulate-payment`` posts to ``/v1/callbacks/{provider}/{account}``), with the provider's
+    transaction id ``provider_txn_id`` (Alipay ``trade_no``, WeChat Pay ``transaction_id``,
+    Stripe payment intent id) or a random one."""
     simulator = simulator_from_credentials(provider, credentials)
     if isinstance(simulator, AlipaySimulator):
-        return simulator.payment(reference, amount, at=at)
+        return simulator.payment(reference, amount, at=at, trade_no=provider_txn_id)
     if isinstance(simulator, WeChatPaySimulator):
-        return simulator.payment(reference, amount, at=at)
-    return simulator.payment_intent_succeeded(reference, amount, at=at)
+        return simulator.payment(reference, amount, at=at, transaction_id=provider_txn_id)
+    return simulator.payment_intent_succeeded(reference, amount, at=at, payment_intent_id=provider_txn_id)
 
 
 __all__ = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -11,6 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from settlement.core.private_files import PRIVATE_FILE_MODE
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -22,8 +25,25 @@ class ReadOnlySessionError(RuntimeError):
     """Something tried to write through a Database.read() session (use transaction())."""
 
 
+def _private_sqlite_file(url: str) -> None:
+    """Create the SQLite file as 0600 before SQLite does (it would follow the umask); SQLite gives
+    its -wal and -shm files the database file's mode."""
+    path = sa.engine.make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # a folder that does not exist: SQLite reports it, with its own message
+    os.fchmod(fd, PRIVATE_FILE_MODE)
+    os.close(fd)
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        _private_sqlite_file(url)
         engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")

@@ -153,10 +153,15 @@ def test_unknown_reference_and_amount_mismatch_become_exceptions_not_effects(swo
     assert [(c.outcome, c.outcome_reason) for c in sworld.callbacks()] == [
         ("exception", "unknown_reference"), ("exception", "amount_mismatch"), ("exception", "currency_mismatch")]
     assert sworld.w.get(s["id"])["state"] == "instructed" and sworld.pay_rows(s["id"]) == 0
+    # The test accounts are the operator's (the default owner): the items are in its queue, and a
+    # member that owns none of the accounts sees none of them (tests/callbacks/test_tenancy.py).
     q = sworld.w.http.get("/v1/reconciliation/exceptions", params={"origin": "callback"},
-                          headers=sworld.w.h("retailer"))
+                          headers=sworld.w.h("operator"))
     assert q.status_code == 200
     items = q.json()["items"]
+    assert {i["owner"] for i in items} == {"operator"}
+    assert sworld.w.http.get("/v1/reconciliation/exceptions", params={"origin": "callback"},
+                             headers=sworld.w.h("retailer")).json()["items"] == []
     assert {i["reason"] for i in items} == {"unknown_reference", "amount_mismatch", "currency_mismatch"}
     mismatch = next(i for i in items if i["reason"] == "amount_mismatch")
     assert mismatch["statement_amount"] == {"value": 99_999, "currency": USD}

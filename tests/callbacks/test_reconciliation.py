@@ -123,8 +123,8 @@ def test_cli_reconcile_writes_a_report_and_queues_exceptions(sworld: CWorld, tmp
     statement = tmp_path / "stmt.csv"
     statement.write_text(_statement(paid), encoding="utf-8")
     out = tmp_path / "report.json"
-    code = ledger_main(["reconcile", str(statement), "--provider", "normalized", "--out", str(out),
-                        "--csv", str(tmp_path / "exc.csv")])
+    code = ledger_main(["reconcile", str(statement), "--provider", "normalized", "--member", "retailer",
+                        "--out", str(out), "--csv", str(tmp_path / "exc.csv")])
     captured = capsys.readouterr()
     assert code == 3  # exceptions were found and queued
     assert "matched" in captured.out and "parse" in captured.err and "match" in captured.err  # summary on stdout, progress on stderr
@@ -132,7 +132,9 @@ def test_cli_reconcile_writes_a_report_and_queues_exceptions(sworld: CWorld, tmp
     assert report["buckets"]["matched"]["items"] == 1 and report["buckets"]["amount_mismatch"]["items"] == 1
     assert report["inputs"]["statement_row_errors"] == 1
     assert (tmp_path / "exc.csv").read_text().count("\n") == 3
-    assert ledger_main(["reconcile", str(tmp_path / "missing.csv"), "--provider", "normalized"]) == 1
+    assert ledger_main(["reconcile", str(tmp_path / "missing.csv"), "--provider", "normalized",
+                        "--member", "retailer"]) == 1
+    assert ledger_main(["reconcile", str(statement), "--provider", "normalized", "--member", "nobody"]) == 1
 
 
 def test_cli_simulate_payment_posts_a_signed_notification(sworld: CWorld, monkeypatch: pytest.MonkeyPatch,
@@ -145,9 +147,10 @@ def test_cli_simulate_payment_posts_a_signed_notification(sworld: CWorld, monkey
     (rt.home / "demo.json").write_text(json.dumps(demo))
     monkeypatch.setenv("LEDGER_HOME", str(rt.home))
     assert ledger_main(["simulate-payment", "--provider", "wechatpay", "--settlement", s["id"]]) == 0
-    # WeChat Pay's acknowledgement is 204 with no body; the CLI prints it, then what it paid
-    answer, paid = capsys.readouterr().out.splitlines()
+    # WeChat Pay's acknowledgement is 204 with no body; the CLI prints it, what the server did, what it paid
+    answer, server, paid = capsys.readouterr().out.splitlines()
     assert answer == f"POST /v1/callbacks/wechatpay/{sworld.creds['wechatpay']['account']}: 204 ''"
+    assert server.startswith("server: applied")
     assert paid.startswith(f"settlement {s['id']}: ") and " paid via wechatpay (reference " in paid
     assert sworld.w.get(s["id"])["state"] == "paid"
 

@@ -398,25 +398,25 @@ _ALL = (
           "revoked_at:time", "id member_id prefix key_hash label created_at"),
     _kind("provider.account", ProviderAccountRow, "id",
           "id:int provider:text account:text status:text public_config:json secrets_sha256:sha256=encrypted_secrets "
-          "version:int created_by:text", "id provider account created_by"),
+          "version:int created_by:text owner:text", "id provider account created_by"),
     _kind("reconciliation.statement", StatementImport, "id",
           "id:text format:text provider:text account:text filename:text size_bytes:int sha256:text encoding:text "
-          "line_count:int row_error_count:int uploaded_by:text uploaded_at:time",
+          "line_count:int row_error_count:int uploaded_by:text uploaded_at:time owner:text",
           "id format provider account filename size_bytes sha256 encoding line_count row_error_count uploaded_by "
-          "uploaded_at"),
+          "uploaded_at owner"),
     _kind("reconciliation.run", ReconciliationRun, "id",
           "id:text statement_id:text provider:text account:text config:json status:text summary:json "
           "row_errors:json ledger_entries:int exception_count:int started_by:text started_at:time "
-          "finished_at:time", "id statement_id provider account config started_by started_at"),
+          "finished_at:time owner:text", "id statement_id provider account config started_by started_at owner"),
     _kind("reconciliation.exception", ReconciliationException, "exception_id",
           "exception_id:text origin:text run_id:text callback_id:int bucket:text "
           "reason:text kind:text reference:text provider_txn_id:text currency:text "
           "statement_amount_minor:amount ledger_amount_minor:amount difference_minor:amount "
           "statement_source:text statement_line_nos:json statement_status:text ledger_entry_id:text "
           "ledger_status:text chain_state:text tx_hash:text booked_at:text detail:text state:text "
-          "resolution_action:text resolution_note:text resolved_by:text resolved_at:time",
+          "resolution_action:text resolution_note:text resolved_by:text resolved_at:time owner:text",
           "exception_id origin run_id callback_id bucket reason kind reference provider_txn_id currency "
-          "statement_amount_minor ledger_amount_minor difference_minor"),
+          "statement_amount_minor ledger_amount_minor difference_minor owner"),
     _kind("reconciliation.resolution", ExceptionResolutionRow, "id",
           "id:int exception_id:text action:text note:text resolved_by:text resolved_at:time "
           "adjustment_entry_id:text",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.orm import Session
 
 from settlement.core.errors import ChainRevertError
@@ -48,7 +48,7 @@ from settlement.domains.payments.matching import (
 from settlement.domains.reconciliation.exceptions import add_callback_exception
 from settlement.runtime import Runtime
 from settlement.store.models import OutboxRow
-from settlement.store.models.payments import ProviderCallback
+from settlement.store.models.payments import ProviderAccountRow, ProviderCallback
 
 log = logging.getLogger("ledger.callbacks")
 
@@ -63,30 +63,46 @@ CALLBACKS_PAGE_MAX = 500
 DEFERRED_SWEEP_MAX = 500
 
 
-def configure_demo_providers(runtime: Runtime, providers: dict) -> list[AccountInfo]:
-    """Register the demo provider accounts (public halves and service-side secrets only)."""
-    return _configure_demo_providers(runtime, providers)
+def configure_demo_providers(runtime: Runtime, providers: dict, *, owner: str = "operator") -> list[AccountInfo]:
+    """Register the demo provider accounts (public halves and service-side secrets only), each
+    belonging to its entry's ``owner``, else to ``owner``."""
+    return _configure_demo_providers(runtime, providers, owner=owner)
+
+
+def _on_accounts_of(owner: str) -> ColumnElement[bool]:
+    """Callbacks received on the provider accounts of member ``owner``."""
+    return exists().where(ProviderAccountRow.provider == ProviderCallback.provider,
+                          ProviderAccountRow.account == ProviderCallback.account, ProviderAccountRow.owner == owner)
 
 
 def list_callbacks(session: Session, *, provider: str | None = None, outcome: str | None = None,
-                   settlement_id: str | None = None, after_id: int = 0,
-                   limit: int = 100) -> tuple[list[ProviderCallback], int | None]:
+                   settlement_id: str | None = None, owner: str | None = None, provider_txn_id: str | None = None,
+                   after_id: int = 0, limit: int = 100) -> tuple[list[ProviderCallback], int | None]:
+    """A page of recorded callbacks, oldest first; ``owner`` limits them to those received on
+    that member's accounts."""
     limit = max(1, min(int(limit), CALLBACKS_PAGE_MAX))
     q = select(ProviderCallback).where(ProviderCallback.id > after_id)
+    if owner is not None:
+        q = q.where(_on_accounts_of(owner))
     if provider is not None:
         q = q.where(ProviderCallback.provider == provider)
     if outcome is not None:
         q = q.where(ProviderCallback.outcome == outcome)
     if settlement_id is not None:
         q = q.where(ProviderCallback.settlement_id == settlement_id)
+    if provider_txn_id is not None:
+        q = q.where(ProviderCallback.provider_txn_id == provider_txn_id)
     rows = list(session.scalars(q.order_by(ProviderCallback.id).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (rows[-1].id if more and rows else None)
 
 
-def get_callback(session: Session, callback_id: int) -> ProviderCallback | None:
-    return session.get(ProviderCallback, callback_id)
+def get_callback(session: Session, callback_id: int, *, owner: str | None = None) -> ProviderCallback | None:
+    """The recorded callback (None if missing, or not received on an account of ``owner`` when given)."""
+    if owner is None:
+        return session.get(ProviderCallback, callback_id)
+    return session.scalar(select(ProviderCallback).where(ProviderCallback.id == callback_id, _on_accounts_of(owner)))
 
 
 def process_deferred(runtime: Runtime, *, limit: int = DEFERRED_SWEEP_MAX) -> int:

@@ -6,6 +6,10 @@ APIv3 key, Stripe webhook secrets) kept as one KeyVault blob (AES-256-GCM under 
 key-encryption key) whose associated data is ``provider:{provider}:{account}``. Private keys are
 refused: the service only verifies, it never plays the provider.
 
+Every account belongs to one member (``owner``, the operator's by default): the exceptions of
+callbacks received on it go to that member's queue, and that member's reconciliation runs see the
+payments received on it. The operator administers accounts; an owner reads its own.
+
 Verifiers (:class:`~settlement.providers.ProviderAccount`) are cached per database for
 :data:`ACCOUNT_CACHE_TTL_S`, so a callback does not read and decrypt its account every time; a
 change made through this module drops the entry at once, one made by another process is seen
@@ -31,6 +35,7 @@ from settlement.core.errors import (
     LedgerError,
     ProviderAccountExistsError,
     ProviderAccountInvalidError,
+    UnknownMemberError,
     UnknownProviderAccountError,
     UnknownProviderError,
 )
@@ -38,6 +43,7 @@ from settlement.domains.anchoring import digest_changed
 from settlement.providers import PROVIDERS, ProviderAccount, account_from_config
 from settlement.runtime import Runtime
 from settlement.store.db import Database
+from settlement.store.models import Member
 from settlement.store.models.payments import ProviderAccountRow
 from settlement.store.per_database import per_database
 
@@ -48,6 +54,7 @@ __all__ = [
 ]
 
 ACCOUNT_CACHE_TTL_S = 5.0
+DEFAULT_OWNER = "operator"  # the service's own member: accounts nobody was given
 ACCOUNTS_LIST_MAX = 1_000
 ACCOUNT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 CONFIG_VALUE_CHARS_MAX = 16 * 1024
@@ -75,6 +82,7 @@ class AccountInfo:
     id: int
     provider: str
     account: str
+    owner: str
     status: str
     public_config: dict[str, Any]
     secret_names: tuple[str, ...]
@@ -148,7 +156,7 @@ def _build(provider: str, account: str, public: Mapping[str, Any], secrets: Mapp
 
 
 def _info(row: ProviderAccountRow) -> AccountInfo:
-    return AccountInfo(id=row.id, provider=row.provider, account=row.account, status=row.status,
+    return AccountInfo(id=row.id, provider=row.provider, account=row.account, owner=row.owner, status=row.status,
                        public_config=dict(row.public_config), secret_names=_SECRET_KEYS[row.provider],
                        version=row.version, created_by=row.created_by, created_at=row.created_at,
                        updated_at=row.updated_at)
@@ -174,16 +182,28 @@ def _row(session: Session, provider: str, account: str, *, for_update: bool = Fa
     return session.scalar(q)
 
 
+def _check_owner(session: Session, owner: str) -> str:
+    # The operator's member is made by every start (ledger_api.demo.ensure_operator_member); a
+    # store without it yet (a bare test store) may still hold the operator's accounts.
+    if owner == DEFAULT_OWNER:
+        return owner
+    if not isinstance(owner, str) or session.get(Member, owner) is None:
+        raise UnknownMemberError(f"no member {str(owner)[:64]!r} to own the account", member_id=str(owner)[:64])
+    return owner
+
+
 def add_account(runtime: Runtime, session: Session, provider: str, account: str, config: Mapping[str, Any], *,
-                created_by: str = "operator") -> AccountInfo:
-    """Register a provider account; its secrets are encrypted before they reach the store.
-    Raises ProviderAccountExistsError, ProviderAccountInvalidError, UnknownProviderError."""
+                owner: str = DEFAULT_OWNER, created_by: str = "operator") -> AccountInfo:
+    """Register a provider account of member ``owner``; its secrets are encrypted before they
+    reach the store. Raises ProviderAccountExistsError, ProviderAccountInvalidError,
+    UnknownProviderError, UnknownMemberError."""
     _check_names(provider, account)
+    _check_owner(session, owner)
     public, secrets = split_config(provider, config)
     _build(provider, account, public, secrets)  # refuse material that cannot verify anything
     if _row(session, provider, account) is not None:
         raise ProviderAccountExistsError(f"{provider} account {account!r} exists", provider=provider, account=account)
-    row = ProviderAccountRow(provider=provider, account=account, status="active", public_config=public,
+    row = ProviderAccountRow(provider=provider, account=account, owner=owner, status="active", public_config=public,
                              encrypted_secrets=_encrypt(runtime, provider, account, secrets), version=1,
                              created_by=created_by[:64])
     session.add(row)
@@ -194,17 +214,20 @@ def add_account(runtime: Runtime, session: Session, provider: str, account: str,
 
 
 def update_account(runtime: Runtime, session: Session, provider: str, account: str,
-                   config: Mapping[str, Any]) -> AccountInfo:
+                   config: Mapping[str, Any], *, owner: str | None = None) -> AccountInfo:
     """Replace an account's material (key rotation: list both the old and the new platform key or
-    webhook secret while the provider rolls over)."""
+    webhook secret while the provider rolls over), and give it to member ``owner`` if set (what
+    arrives on it from then on is that member's; earlier exceptions stay where they are)."""
     _check_names(provider, account)
     row = _row(session, provider, account, for_update=True)
     if row is None:
         raise UnknownProviderAccountError(f"no {provider} account {account!r}", provider=provider, account=account)
     public, secrets = split_config(provider, config)
     _build(provider, account, public, secrets)
-    if row.public_config == public and _decrypt(runtime, row) == secrets:
+    new_owner = _check_owner(session, owner) if owner is not None else row.owner
+    if row.public_config == public and _decrypt(runtime, row) == secrets and row.owner == new_owner:
         return _info(row)  # nothing changed: no new version
+    row.owner = new_owner
     row.public_config, row.encrypted_secrets = public, _encrypt(runtime, provider, account, secrets)
     row.version += 1
     session.flush()
@@ -230,18 +253,22 @@ def set_status(runtime: Runtime, session: Session, provider: str, account: str, 
     return _info(row)
 
 
-def get_account(session: Session, provider: str, account: str) -> AccountInfo:
+def get_account(session: Session, provider: str, account: str, *, owner: str | None = None) -> AccountInfo:
+    """The account, if ``owner`` may see it (``None``: any member's); otherwise not found."""
     _check_names(provider, account)
     row = _row(session, provider, account)
-    if row is None:
+    if row is None or (owner is not None and row.owner != owner):
         raise UnknownProviderAccountError(f"no {provider} account {account!r}", provider=provider, account=account)
     return _info(row)
 
 
-def list_accounts(session: Session, provider: str | None = None) -> list[AccountInfo]:
+def list_accounts(session: Session, provider: str | None = None, *, owner: str | None = None) -> list[AccountInfo]:
+    """Accounts, of one provider and of one owner when given."""
     q = select(ProviderAccountRow).order_by(ProviderAccountRow.provider, ProviderAccountRow.account)
     if provider is not None:
         q = q.where(ProviderAccountRow.provider == provider)
+    if owner is not None:
+        q = q.where(ProviderAccountRow.owner == owner)
     return [_info(r) for r in session.scalars(q.limit(ACCOUNTS_LIST_MAX))]
 
 
@@ -330,18 +357,23 @@ def verifier(runtime: Runtime, provider: str, account: str, *, ttl_s: float = AC
 # -- demo -----------------------------------------------------------------------------------------------
 
 
-def configure_demo_providers(runtime: Runtime, providers: Mapping[str, Mapping[str, Any]]) -> list[AccountInfo]:
+def configure_demo_providers(runtime: Runtime, providers: Mapping[str, Mapping[str, Any]], *,
+                             owner: str = DEFAULT_OWNER) -> list[AccountInfo]:
     """Register (or refresh) the demo accounts from ``demo.json``'s ``providers`` section: only
     the public halves and the service-side secrets are stored; the ``platform_*`` private keys
-    stay in demo.json for test clients. Idempotent."""
+    stay in demo.json for test clients. Each account belongs to its entry's ``owner`` (a member
+    id), else to ``owner``. Idempotent."""
     done = []
     for provider, creds in providers.items():
         if provider not in PROVIDERS or not isinstance(creds, Mapping):
             continue
         account = str(creds.get("account") or f"{provider}-demo")
+        account_owner = str(creds.get("owner") or owner)
+        config = {k: v for k, v in creds.items() if k != "owner"}
         with runtime.db.transaction() as session:
             if _row(session, provider, account) is None:
-                done.append(add_account(runtime, session, provider, account, creds, created_by="demo"))
+                done.append(add_account(runtime, session, provider, account, config, owner=account_owner,
+                                        created_by="demo"))
             else:
-                done.append(update_account(runtime, session, provider, account, creds))
+                done.append(update_account(runtime, session, provider, account, config, owner=account_owner))
     return done

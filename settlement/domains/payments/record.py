@@ -43,7 +43,7 @@ from settlement.domains.payments.matching import (
     decided_without_effect,
     prefetch_payment_references,
 )
-from settlement.domains.reconciliation.exceptions import callback_exception_values
+from settlement.domains.reconciliation.exceptions import account_owners, callback_exception_values
 from settlement.providers import InboundRequest, VerifiedNotification
 from settlement.runtime import Runtime
 from settlement.store.models import utcnow
@@ -245,7 +245,10 @@ def record_group(runtime: Runtime, group: Sequence[Mapping[str, Any]]) -> list[R
         _write_group_changes(session, unwritten)
         if queued:
             queued.sort(key=lambda q: q[0])  # in arrival order, as one by one
-            exceptions = [callback_exception_values(callback, reason, detail, **ledger)
+            # Each item goes to the queue of the account's owner (one read per account in the group).
+            owners = account_owners(conn, ((q[1].provider, q[1].account) for q in queued))
+            exceptions = [callback_exception_values(callback, reason, detail,
+                                                    owner=owners[(callback.provider, callback.account)], **ledger)
                           for _, callback, reason, detail, ledger in queued]
             conn.execute(_INSERT_EXCEPTIONS, exceptions)
             digest_changed(session, "reconciliation.exception", *(e["exception_id"] for e in exceptions))

@@ -312,4 +312,5 @@ def on_failure(session: Session, row: OutboxRow, error: ChainRevertError) -> Non
     digest_changed(session, "receivable", r)
     if op.kind == "register" and r.status == "pending":
         r.status, r.rejection, r.uniqueness_key = "rejected", op.error_name, None
-    log.warning("receivable %s: %s rejected on chain with %s", r.id, op.kind, op.error_name)
+    log.warning("receivable %s: %s rejected on chain with %s", r.id, op.kind, op.error_name,
+                extra={"tx_hash": row.tx_hash, "outbox_id": row.id})

@@ -3,6 +3,12 @@ each resolved by a person with a note (who and when kept, append-only, anchored)
 
 An item's ``exception_id`` is stable, so storing the exceptions of a re-run over the same files
 adds nothing new and never re-opens an item already resolved; it only notes the latest run.
+
+Every item belongs to one member (``owner``): a run's items to the member that ran it (their ids
+are the engine's ids namespaced by that member, :func:`owned_exception_id`, so two members
+reconciling the same file each get their own items), a callback's item to the owner of the
+provider account it arrived on. Readers take ``owner`` explicitly (``None``: across members, for
+the roles docs/api.md names); another member's item is "not found".
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from settlement.core.errors import (
@@ -25,12 +32,18 @@ from settlement.core.errors import (
 from settlement.domains.anchoring import digest_changed
 from settlement.domains.reconciliation.engine import ExceptionRecord, ExceptionResolution, ResolutionAction
 from settlement.store.models import utcnow
-from settlement.store.models.payments import ExceptionResolutionRow, ProviderCallback, ReconciliationException
+from settlement.store.models.payments import (
+    ExceptionResolutionRow,
+    ProviderAccountRow,
+    ProviderCallback,
+    ReconciliationException,
+)
 
 __all__ = [
     "ORIGIN_RUN", "ORIGIN_CALLBACK", "STATES", "EXCEPTIONS_PAGE_MAX", "ExceptionPage", "callback_exception_id",
-    "callback_exception_values", "add_callback_exception", "store_run_exceptions", "list_exceptions", "get_exception",
-    "resolutions_of", "resolve_exception", "exception_json",
+    "callback_exception_values", "add_callback_exception", "account_owners", "owned_exception_id",
+    "store_run_exceptions", "list_exceptions", "get_exception", "resolutions_of", "resolve_exception",
+    "exception_json",
 ]
 
 ORIGIN_RUN = "run"
@@ -59,22 +72,46 @@ _EXCEPTION_ID_OF = select(_EXCEPTIONS.c.id).where(_EXCEPTIONS.c.exception_id == 
 _INSERT_EXCEPTION = insert(_EXCEPTIONS)
 
 
+# The owner of an account that is not (or no longer) in the store: the operator's queue, so an
+# item is never without an owner.
+UNKNOWN_ACCOUNT_OWNER = "operator"
+_ACCOUNT_OWNER = select(ProviderAccountRow.owner).where(ProviderAccountRow.provider == bindparam("provider"),
+                                                        ProviderAccountRow.account == bindparam("account"))
+
+
+def owned_exception_id(owner: str, engine_exception_id: str) -> str:
+    """The queue's id of a run item: the engine's id (stable per file content and ledger entry)
+    namespaced by the member that ran it, so ids are never shared across members."""
+    return hashlib.sha256(f"{owner}\x1f{engine_exception_id}".encode()).hexdigest()[:32]
+
+
+def account_owners(conn: Connection, accounts: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """The owner of each (provider, account) (:data:`UNKNOWN_ACCOUNT_OWNER` for one not in the store)."""
+    out: dict[tuple[str, str], str] = {}
+    for provider, account in accounts:
+        if (provider, account) not in out:
+            owner = conn.execute(_ACCOUNT_OWNER, {"provider": provider, "account": account}).scalar()
+            out[(provider, account)] = owner or UNKNOWN_ACCOUNT_OWNER
+    return out
+
+
 def callback_exception_id(provider: str, account: str, evidence_hash: str) -> str:
     digest = hashlib.sha256(f"callback|{provider}|{account}|{evidence_hash}".encode()).hexdigest()[:32]
     return "cb-" + digest
 
 
-def callback_exception_values(callback: ProviderCallback, reason: str, detail: str, *,
+def callback_exception_values(callback: ProviderCallback, reason: str, detail: str, *, owner: str,
                               ledger_amount_minor: int | None = None, ledger_currency: str | None = None,
                               settlement_state: str | None = None) -> dict[str, Any]:
-    """The queue row (column values) of a verified callback the ledger did not apply; what
+    """The queue row (column values) of a verified callback the ledger did not apply, in the
+    queue of ``owner`` (the owner of the account it arrived on, :func:`account_owners`); what
     :func:`add_callback_exception` inserts, for a caller that inserts many at once."""
     same_currency = ledger_currency is None or ledger_currency == callback.currency
     diff = (callback.amount_minor - ledger_amount_minor
             if callback.amount_minor is not None and ledger_amount_minor is not None and same_currency else None)
     return {
         "exception_id": callback_exception_id(callback.provider, callback.account, callback.evidence_hash),
-        "origin": ORIGIN_CALLBACK, "run_id": None, "last_run_id": None,
+        "owner": owner, "origin": ORIGIN_CALLBACK, "run_id": None, "last_run_id": None,
         "callback_id": callback.id, "bucket": CALLBACK_BUCKETS.get(reason, "status_mismatch"), "reason": reason[:64],
         "kind": callback.kind, "reference": (callback.merchant_reference or "")[:140] or None,
         "provider_txn_id": callback.provider_txn_id, "currency": callback.currency or ledger_currency or "XXX",
@@ -103,7 +140,8 @@ def add_callback_exception(session: Session, callback: ProviderCallback, reason:
         if existing is None:
             raise RuntimeError(f"exception {exception_id} vanished inside its transaction")
         return existing
-    values = callback_exception_values(callback, reason, detail, ledger_amount_minor=ledger_amount_minor,
+    owner = account_owners(conn, [(callback.provider, callback.account)])[(callback.provider, callback.account)]
+    values = callback_exception_values(callback, reason, detail, owner=owner, ledger_amount_minor=ledger_amount_minor,
                                        ledger_currency=ledger_currency, settlement_state=settlement_state)
     new_id = conn.execute(_INSERT_EXCEPTION, values).inserted_primary_key[0]
     if new_id is None:
@@ -115,9 +153,9 @@ def add_callback_exception(session: Session, callback: ProviderCallback, reason:
     return row
 
 
-def _record_values(record: ExceptionRecord) -> dict[str, Any]:
+def _record_values(record: ExceptionRecord, owner: str, exception_id: str) -> dict[str, Any]:
     return {
-        "exception_id": record.exception_id, "origin": ORIGIN_RUN, "run_id": record.run_id,
+        "exception_id": exception_id, "owner": owner, "origin": ORIGIN_RUN, "run_id": record.run_id,
         "last_run_id": record.run_id, "callback_id": None, "bucket": record.bucket, "reason": record.reason[:64],
         "kind": record.kind, "reference": (record.reference or "")[:140] or None,
         "provider_txn_id": (record.provider_txn_id or "")[:128] or None, "currency": record.currency,
@@ -130,10 +168,11 @@ def _record_values(record: ExceptionRecord) -> dict[str, Any]:
     }
 
 
-def store_run_exceptions(session: Session, run_id: str, records: Iterable[ExceptionRecord], *,
+def store_run_exceptions(session: Session, run_id: str, records: Iterable[ExceptionRecord], *, owner: str,
                          limit: int, progress: Any = None) -> tuple[int, int, bool]:
-    """Store a run's exception records, in chunks: new ones open, known ones only get
-    ``last_run_id``. Returns (new, seen before, truncated at ``limit``)."""
+    """Store the exception records of ``owner``'s run, in chunks, under ids namespaced by
+    ``owner``: new ones open, known ones (of the same owner) only get ``last_run_id``. Returns
+    (new, seen before, truncated at ``limit``)."""
     table = ReconciliationException.__table__
     new = seen = count = 0
     truncated = False
@@ -143,15 +182,15 @@ def store_run_exceptions(session: Session, run_id: str, records: Iterable[Except
         nonlocal new, seen
         if not chunk:
             return
-        ids = [r.exception_id for r in chunk]
+        ids = [owned_exception_id(owner, r.exception_id) for r in chunk]
         known = set(session.scalars(select(ReconciliationException.exception_id)
                                     .where(ReconciliationException.exception_id.in_(ids))))
         fresh, dup = [], set()
-        for r in chunk:
-            if r.exception_id in known or r.exception_id in dup:
+        for r, exception_id in zip(chunk, ids, strict=True):
+            if exception_id in known or exception_id in dup:
                 continue
-            dup.add(r.exception_id)
-            fresh.append(_record_values(r))
+            dup.add(exception_id)
+            fresh.append(_record_values(r, owner, exception_id))
         if fresh:
             session.execute(table.insert(), fresh)
             digest_changed(session, EXCEPTION_DIGEST_KIND, *(v["exception_id"] for v in fresh))
@@ -183,12 +222,15 @@ class ExceptionPage:
     next_cursor: int | None
 
 
-def list_exceptions(session: Session, *, state: str | None = None, run_id: str | None = None,
+def list_exceptions(session: Session, *, owner: str | None, state: str | None = None, run_id: str | None = None,
                     origin: str | None = None, bucket: str | None = None, after_id: int = 0,
                     limit: int = 100) -> ExceptionPage:
-    """A page of the queue, oldest first; ``after_id`` is the cursor from the previous page."""
+    """A page of ``owner``'s queue (``None``: every member's), oldest first; ``after_id`` is the
+    cursor from the previous page."""
     limit = max(1, min(int(limit), EXCEPTIONS_PAGE_MAX))
     q = select(ReconciliationException).where(ReconciliationException.id > after_id)
+    if owner is not None:
+        q = q.where(ReconciliationException.owner == owner)
     if state is not None:
         q = q.where(ReconciliationException.state == state)
     if run_id is not None:
@@ -203,10 +245,14 @@ def list_exceptions(session: Session, *, state: str | None = None, run_id: str |
     return ExceptionPage(rows, rows[-1].id if more and rows else None)
 
 
-def get_exception(session: Session, exception_id: str, *, for_update: bool = False) -> ReconciliationException:
+def get_exception(session: Session, exception_id: str, *, owner: str | None,
+                  for_update: bool = False) -> ReconciliationException:
+    """The item, if ``owner`` may see it (``None``: any member's); otherwise not found."""
     if not isinstance(exception_id, str) or not 1 <= len(exception_id) <= 40:
         raise ReconciliationExceptionNotFoundError(f"no exception {str(exception_id)[:40]!r}")
     q = select(ReconciliationException).where(ReconciliationException.exception_id == exception_id)
+    if owner is not None:
+        q = q.where(ReconciliationException.owner == owner)
     if for_update:
         q = q.with_for_update()
     row = session.scalar(q)
@@ -221,9 +267,10 @@ def resolutions_of(session: Session, exception_id: str) -> list[ExceptionResolut
 
 
 def resolve_exception(session: Session, exception_id: str, action: str, note: str, resolved_by: str, *,
-                      adjustment_entry_id: str | None = None,
+                      owner: str, adjustment_entry_id: str | None = None,
                       now: datetime | None = None) -> tuple[ReconciliationException, ExceptionResolutionRow]:
-    """Resolve (or, with action ``reopened``, re-open) an exception with a note. The decision is
+    """Resolve (or, with action ``reopened``, re-open) one of ``owner``'s exceptions with a note
+    (another member's is not found: only the owner decides on its items). The decision is
     appended to the resolution history and its digest journaled (``reconciliation.resolution``),
     in the caller's transaction."""
     try:
@@ -235,7 +282,7 @@ def resolve_exception(session: Session, exception_id: str, action: str, note: st
         raise ValidationError(f"a resolution needs a note of 1..{NOTE_CHARS_MAX} characters", field="note")
     resolution = ExceptionResolution(exception_id=exception_id, action=act, note=note, resolved_by=resolved_by,
                                      resolved_at=now or _now(), adjustment_entry_id=adjustment_entry_id)
-    row = get_exception(session, exception_id, for_update=True)
+    row = get_exception(session, exception_id, owner=owner, for_update=True)
     if act is ResolutionAction.REOPENED:
         if row.state != "resolved":
             raise ExceptionNotResolvedError(f"exception {exception_id} is {row.state}", exception_id=exception_id)
@@ -264,7 +311,8 @@ def _money(value: int | None, currency: str) -> dict | None:
 def exception_json(row: ReconciliationException) -> dict[str, Any]:
     """The queue item as JSON (money as ``{"value", "currency"}``)."""
     return {
-        "exception_id": row.exception_id, "origin": row.origin, "run_id": row.run_id, "last_run_id": row.last_run_id,
+        "exception_id": row.exception_id, "owner": row.owner, "origin": row.origin, "run_id": row.run_id,
+        "last_run_id": row.last_run_id,
         "callback_id": row.callback_id, "bucket": row.bucket, "reason": row.reason, "kind": row.kind,
         "reference": row.reference, "provider_txn_id": row.provider_txn_id, "currency": row.currency,
         "statement_amount": _money(row.statement_amount_minor, row.currency),

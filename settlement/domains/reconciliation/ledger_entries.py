@@ -13,6 +13,11 @@ One entry per settlement payment (its latest ``pay`` operation) and one per refu
   posting was reversed), ``pending`` while it waits in the outbox;
 - ``chain_state``: ``confirmed`` / ``pending`` / ``failed`` from the operation; ``tx_hash`` its
   transaction.
+
+A member's run sees only its own entries (``member``): the settlements where it is payer or
+payee, with their payments and refunds, and the settlements paid or refunded through callbacks
+received on its own provider accounts (a payment institution reconciles what it processed). The
+filter is in the SQL, so no other member's row is read at all.
 """
 
 from __future__ import annotations
@@ -20,14 +25,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from settlement.domains.reconciliation.engine import LedgerTable
-from settlement.store.models.payments import ProviderCallback
+from settlement.store.models.payments import ProviderAccountRow, ProviderCallback
 from settlement.store.models.settlements import Settlement, SettlementOperation, SettlementRefund
 
-__all__ = ["LEDGER_ENTRIES_MAX", "ledger_entries"]
+__all__ = ["LEDGER_ENTRIES_MAX", "ledger_entries", "member_settlements"]
 
 LEDGER_ENTRIES_MAX = 5_000_000
 _PAGE_ROWS = 10_000
@@ -41,15 +46,30 @@ def _refund_txn_id(cb: ProviderCallback) -> str | None:
     return cb.provider_refund_id or cb.refund_reference
 
 
-def ledger_entries(session: Session, *, provider: str | None = None, account: str | None = None,
-                   since: datetime | None = None, until: datetime | None = None,
+def member_settlements(member: str) -> ColumnElement[bool]:
+    """The settlements whose entries ``member`` reconciles: those it is party to, and those a
+    callback on one of its provider accounts paid or refunded."""
+    via_accounts = (select(ProviderCallback.settlement_id)
+                    .join(ProviderAccountRow, and_(ProviderAccountRow.provider == ProviderCallback.provider,
+                                                   ProviderAccountRow.account == ProviderCallback.account))
+                    .where(ProviderAccountRow.owner == member, ProviderCallback.outcome == "applied",
+                           ProviderCallback.settlement_id.is_not(None)))
+    return or_(Settlement.payer_id == member, Settlement.payee_id == member, Settlement.id.in_(via_accounts))
+
+
+def ledger_entries(session: Session, *, member: str | None, provider: str | None = None,
+                   account: str | None = None, since: datetime | None = None, until: datetime | None = None,
                    progress: Callable[[int], None] | None = None) -> LedgerTable:
-    """Ledger entries (see the module doc), optionally limited to one provider (and account) and
-    to operations created in [since, until)."""
+    """Ledger entries (see the module doc) of ``member`` (``None``: every member's, for tools
+    that read across), optionally limited to one provider (and account) and to operations
+    created in [since, until)."""
+    scope = member_settlements(member) if member is not None else None
     # Verified callbacks that were applied: the provider's own ids of each payment and refund.
     pay_cb: dict[str, ProviderCallback] = {}
     refund_cb: dict[int, ProviderCallback] = {}
     q = select(ProviderCallback).where(ProviderCallback.outcome == "applied")
+    if scope is not None:
+        q = q.join(Settlement, Settlement.id == ProviderCallback.settlement_id).where(scope)
     for cb in session.scalars(q.execution_options(yield_per=_PAGE_ROWS)):
         if cb.kind == "payment" and cb.settlement_id:
             pay_cb[cb.settlement_id] = cb
@@ -62,6 +82,8 @@ def ledger_entries(session: Session, *, provider: str | None = None, account: st
            .join(Settlement, Settlement.id == SettlementOperation.settlement_id)
            .where(SettlementOperation.kind.in_(("pay", "refund")))
            .order_by(SettlementOperation.id))
+    if scope is not None:
+        ops = ops.where(scope)
     if since is not None:
         ops = ops.where(SettlementOperation.created_at >= since)
     if until is not None:

@@ -67,7 +67,8 @@ def _confirm(session: Session, lg: DecodedLog, s: Settlement, kind: str) -> Sett
 def _external(session: Session, lg: DecodedLog, s: Settlement, kind: str, new_state: str,
               journal_txn: str | None, amount: int | None = None, refund_id: int | None = None) -> None:
     """Applies a transition made on chain around the API."""
-    log.info("settlement %s: %s made on chain directly (tx %s); applying it", s.id, kind, lg.tx_hash)
+    log.info("settlement %s: %s made on chain directly (tx %s); applying it", s.id, kind, lg.tx_hash,
+             extra={"tx_hash": lg.tx_hash, "block_number": lg.block_number})
     session.add(SettlementOperation(settlement_id=s.id, kind=kind, outbox_id=None, prev_state=s.state,
                                     amount_minor=amount, refund_id=refund_id, journal_txn_id=journal_txn,
                                     requested_by="chain", status="confirmed", tx_hash=lg.tx_hash,
@@ -231,7 +232,7 @@ def reject_ops(session: Session, row: OutboxRow, error: ChainRevertError) -> Non
         if s.outbox_id == row.id:
             s.chain_status, s.chain_error, s.tx_hash, s.block_number = "rejected", info, row.tx_hash, row.block_number
     log.warning("outbox %s (%s) refused by the chain with %s: %d settlement operations rejected",
-                row.id, row.kind, info["name"], len(ops))
+                row.id, row.kind, info["name"], len(ops), extra={"tx_hash": row.tx_hash, "outbox_id": row.id})
 
 
 def _undo(session: Session, s: Settlement, op: SettlementOperation) -> None:

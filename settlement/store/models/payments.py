@@ -36,11 +36,15 @@ class ProviderAccountRow(Base):
     associated data is ``provider:{provider}:{account}``, so a blob cannot be moved to another row."""
 
     __tablename__ = "provider_accounts"
-    __table_args__ = (UniqueConstraint("provider", "account", name="uq_provider_accounts_name"),)
+    __table_args__ = (UniqueConstraint("provider", "account", name="uq_provider_accounts_name"),
+                      Index("ix_provider_accounts_owner", "owner", "provider", "account"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     provider: Mapped[str] = mapped_column(String(16))
     account: Mapped[str] = mapped_column(String(128))
+    # The member the account belongs to: its callbacks' exceptions are this member's, and its
+    # reconciliation runs see the payments received on it (docs/api.md, Tenancy).
+    owner: Mapped[str] = mapped_column(String(64), default="operator", server_default="operator")
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | disabled
     public_config: Mapped[dict] = mapped_column(JSON)
     encrypted_secrets: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
@@ -108,8 +112,10 @@ class StatementImport(Base):
     ``$LEDGER_HOME/statements/<sha256>``; ``sha256`` lets a run prove it read the same bytes."""
 
     __tablename__ = "recon_statements"
+    __table_args__ = (Index("ix_recon_statements_owner", "owner", "uploaded_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)  # uuid4 hex
+    owner: Mapped[str] = mapped_column(String(64), server_default="")  # the member that uploaded it
     format: Mapped[str] = mapped_column(String(32))
     provider: Mapped[str | None] = mapped_column(String(16), nullable=True)
     account: Mapped[str | None] = mapped_column(String(128), nullable=True)
@@ -128,9 +134,11 @@ class ReconciliationRun(Base):
     rules, and the report's summary (buckets, counts, totals per currency) and row errors."""
 
     __tablename__ = "recon_runs"
-    __table_args__ = (Index("ix_recon_runs_started", "started_at"),)
+    __table_args__ = (Index("ix_recon_runs_started", "started_at"),
+                      Index("ix_recon_runs_owner", "owner", "started_at"))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the report's run_id
+    owner: Mapped[str] = mapped_column(String(64), server_default="")  # the member that ran it
     statement_id: Mapped[str] = mapped_column(String(32), index=True)
     provider: Mapped[str | None] = mapped_column(String(16), nullable=True)
     account: Mapped[str | None] = mapped_column(String(128), nullable=True)
@@ -156,10 +164,14 @@ class ReconciliationException(Base):
         UniqueConstraint("exception_id", name="uq_recon_exceptions_id"),
         Index("ix_recon_exceptions_state", "state", "id"),
         Index("ix_recon_exceptions_run", "run_id", "id"),
+        Index("ix_recon_exceptions_owner", "owner", "id"),
     )
 
     id: Mapped[int] = mapped_column(_SEQ, primary_key=True, autoincrement=True)
     exception_id: Mapped[str] = mapped_column(String(40))
+    # The member whose queue it is in: the run's owner, or the owner of the provider account the
+    # callback arrived on.
+    owner: Mapped[str] = mapped_column(String(64), server_default="")
     origin: Mapped[str] = mapped_column(String(16))  # run | callback
     run_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     last_run_id: Mapped[str | None] = mapped_column(String(32), nullable=True)

@@ -8,7 +8,6 @@ decision on it is an :class:`ExceptionResolution` (stored elsewhere).
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import uuid
@@ -19,6 +18,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import IO, Any, NamedTuple
 
+from settlement.core.csv_safe import safe_writer
 from settlement.core.money import Money
 from settlement.domains.reconciliation.engine.model import (
     LedgerEntry,
@@ -274,15 +274,16 @@ class ReconciliationReport:
         json.dump(doc, stream, ensure_ascii=False, indent=1)
 
     def write_exceptions_csv(self, stream: IO[str]) -> int:
-        """One CSV row per exception record (amounts in minor units); returns the row count."""
+        """One CSV row per exception record (amounts in minor units; text a spreadsheet would run as
+        a formula is guarded, :mod:`settlement.core.csv_safe`); returns the row count."""
         names = [f.name for f in ExceptionRecord.__dataclass_fields__.values()]
-        writer = csv.writer(stream, lineterminator="\n")
+        writer = safe_writer(stream)
         writer.writerow(names)
         count = 0
         for record in self.exceptions():
             row = [getattr(record, n) for n in names]
             row[names.index("statement_line_nos")] = " ".join(map(str, record.statement_line_nos))
-            writer.writerow(["" if v is None else v for v in row])
+            writer.writerow(row)
             count += 1
         return count
 

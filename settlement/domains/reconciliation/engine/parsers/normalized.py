@@ -26,6 +26,7 @@ from datetime import datetime
 from itertools import repeat
 from typing import IO
 
+from settlement.core.csv_safe import safe_writer
 from settlement.core.errors import StatementFormatError
 from settlement.core.money import AMOUNT_MINOR_MAX
 from settlement.domains.reconciliation.engine._text import ENCODING_UTF8, detect_encoding, strip_bom
@@ -334,24 +335,27 @@ def parse_ledger_csv(path_or_data: str | os.PathLike | bytes, *, source: str = "
 
 
 def write_normalized_csv(lines: Iterable[StatementLine], stream: IO[str]) -> int:
-    """Write statement lines in the normalized format (e.g. a converted provider bill)."""
-    writer = csv.writer(stream, lineterminator="\n")
+    """Write statement lines in the normalized format (e.g. a converted provider bill). A person
+    opens such a file in a spreadsheet, so text that would run as a formula is guarded with a
+    leading apostrophe (:mod:`settlement.core.csv_safe`), and reads back with it."""
+    writer = safe_writer(stream)
     writer.writerow(STATEMENT_COLUMNS)
     count = 0
     for line in lines:
-        writer.writerow((line.provider_txn_id or "", line.reference or "", line.kind, line.amount_minor,
-                         line.currency, line.status, line.booked_at.isoformat()))
+        writer.writerow((line.provider_txn_id, line.reference, line.kind, line.amount_minor, line.currency,
+                         line.status, line.booked_at.isoformat()))
         count += 1
     return count
 
 
 def write_ledger_csv(entries: Iterable[LedgerEntry], stream: IO[str]) -> int:
-    """Write ledger entries in the ledger export format this module reads."""
-    writer = csv.writer(stream, lineterminator="\n")
+    """Write ledger entries in the ledger export format this module reads (formula text guarded,
+    as in :func:`write_normalized_csv`)."""
+    writer = safe_writer(stream)
     writer.writerow(LEDGER_COLUMNS)
     count = 0
     for e in entries:
-        writer.writerow((e.entry_id, e.provider_txn_id or "", e.reference or "", e.kind, e.amount_minor,
-                         e.currency, e.status, e.booked_at.isoformat(), e.chain_state or "", e.tx_hash or ""))
+        writer.writerow((e.entry_id, e.provider_txn_id, e.reference, e.kind, e.amount_minor, e.currency, e.status,
+                         e.booked_at.isoformat(), e.chain_state, e.tx_hash))
         count += 1
     return count

@@ -233,5 +233,5 @@ def test_no_private_key_of_an_hsm_signer_is_in_the_data_dir_or_the_signers(hsm_w
     (tmp_path / "hex.txt").write_text("key=" + secret.hex())
     (tmp_path / "b64.txt").write_text(base64.urlsafe_b64encode(secret).decode())
     found = keys_in_files(tmp_path, [_address_bytes(planted.address)])
-    assert sorted(p.name for p, _ in found) == ["b64.txt", "hex.txt", "raw.bin"]
+    assert sorted({p.name for p, _ in found}) == ["b64.txt", "hex.txt", "raw.bin"]  # a file may match twice (base64 read as both alphabets)
     assert keys_in_objects([planted], [_address_bytes(planted.address)]) != []

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+import {IConsortiumGuardErrors} from "../registry/IConsortiumGuardErrors.sol";
+
 /**
  * @dev Anchors Merkle roots of provenance-event batches so that anyone holding a leaf and its
  * proof (OpenZeppelin StandardMerkleTree scheme) can check, with any EVM client, that the leaf
@@ -11,7 +13,7 @@ pragma solidity ^0.8.24;
  * Batch sequences are global and strictly increasing, so an auditor can list every batch in
  * order and see any gap.
  */
-interface ITraceAnchor {
+interface ITraceAnchor is IConsortiumGuardErrors {
     /// @dev What the contract keeps per anchored root: one storage slot.
     struct Anchor {
         uint64 blockNumber;

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+import {IConsortiumGuardErrors} from "../registry/IConsortiumGuardErrors.sol";
+
 /**
  * @dev Receivables (invoices) registered by suppliers against buyers, confirmed by the buyer, held
  * in parts that can be split, passed on to other members and financed, and repaid at maturity to
@@ -9,7 +11,7 @@ pragma solidity ^0.8.24;
  * Amounts are integers of minor units of the receivable's ISO 4217 `currency`; dates are UTC day
  * numbers (days since 1970-01-01).
  */
-interface IReceivableRegistry {
+interface IReceivableRegistry is IConsortiumGuardErrors {
     /**
      * @dev Lifecycle of a receivable. `Overdue` is never stored: {statusOf} reports it for a
      * confirmed receivable whose due date plus the grace period has passed.

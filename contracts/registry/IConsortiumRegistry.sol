@@ -4,6 +4,7 @@ pragma solidity ^0.8.24;
 import {IAccessControlDefaultAdminRules} from
     "@openzeppelin/contracts/access/extensions/IAccessControlDefaultAdminRules.sol";
 import {IERC5267} from "@openzeppelin/contracts/interfaces/IERC5267.sol";
+import {IConsortiumGuardErrors} from "./IConsortiumGuardErrors.sol";
 
 /**
  * @dev The consortium's membership: who is a member, with which accounts, roles and status.
@@ -27,7 +28,7 @@ import {IERC5267} from "@openzeppelin/contracts/interfaces/IERC5267.sol";
  * `cancelDefaultAdminTransfer`, `acceptDefaultAdminTransfer`, `changeDefaultAdminDelay`,
  * `rollbackDefaultAdminDelay`, their errors (`AccessControlUnauthorizedAccount`, ...) and events.
  */
-interface IConsortiumRegistry is IAccessControlDefaultAdminRules, IERC5267 {
+interface IConsortiumRegistry is IAccessControlDefaultAdminRules, IERC5267, IConsortiumGuardErrors {
     enum MemberStatus {
         None,
         Active,
@@ -52,12 +53,6 @@ interface IConsortiumRegistry is IAccessControlDefaultAdminRules, IERC5267 {
     error RegistryInvalidCountry(bytes2 country);
     /// @dev `role` is not one of the member roles this registry knows.
     error RegistryUnknownRole(bytes32 role);
-    /// @dev `account` belongs to no member.
-    error RegistryNotAMember(address account);
-    /// @dev The member of `account` is not active (suspended).
-    error RegistryMemberNotActive(address account, bytes32 memberId);
-    /// @dev The member of `account` lacks `role`.
-    error RegistryMissingRole(address account, bytes32 memberId, bytes32 role);
     /// @dev The member is already in the requested status.
     error RegistryStatusUnchanged(bytes32 id, MemberStatus status);
     /// @dev `account` is not the bootstrapper, or the bootstrap is sealed.

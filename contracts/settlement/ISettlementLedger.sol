@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+import {IConsortiumGuardErrors} from "../registry/IConsortiumGuardErrors.sol";
+
 /**
  * @dev Cross-border settlements between consortium members, their payment, refunds and their
  * multilateral netting in cycles.
@@ -12,7 +14,7 @@ pragma solidity ^0.8.24;
  *
  * Money is an integer of minor units with its ISO 4217 currency (three upper-case ASCII letters).
  */
-interface ISettlementLedger {
+interface ISettlementLedger is IConsortiumGuardErrors {
     /**
      * @dev The life of a settlement.
      *

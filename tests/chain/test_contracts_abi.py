@@ -119,6 +119,9 @@ def test_fast_topic_decoder_equals_eth_abi(data):
 
 # -- anchors' encoder on its own, for the shapes calls need: static tuples and arrays of them -------
 
+import json
+from pathlib import Path
+
 import pytest
 
 from anchors.abi import TUPLE_DEPTH_MAX, compile_encoder, to_json_value
@@ -186,3 +189,15 @@ def test_anchors_encoder_refuses_what_it_does_not_compile():
         with pytest.raises(InvalidInputError):
             anchors_encode(["(uint8,uint8)"], values)
     assert _fast_encoder(("(address,uint256,bytes)",)) is None
+
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "settlement" / "chain" / "artifacts"
+
+
+@pytest.mark.parametrize("contract", ["SettlementLedger", "ReceivableRegistry", "TraceAnchor",
+                                      "ISettlementLedger", "IReceivableRegistry", "ITraceAnchor"])
+def test_each_guarded_contract_abi_decodes_the_registry_refusals(contract):
+    """A client holding only one contract's ABI can decode every refusal the registry guard gives."""
+    abi = json.loads((ARTIFACTS / f"{contract}.json").read_text())["abi"]
+    errors = {e["name"] for e in abi if e["type"] == "error"}
+    assert {"RegistryNotAMember", "RegistryMemberNotActive", "RegistryMissingRole"} <= errors

@@ -5,6 +5,8 @@
 - request validation -> 422 ``validation-failed`` with an ``errors`` list (field path, message,
   code; the rejected input is never echoed, it may hold a secret);
 - Starlette HTTP errors (unknown route, wrong method) -> problem+json with a stable type;
+- the store unreachable or its writer busy past the wait bound (SQLAlchemy ``OperationalError``)
+  -> 503 ``store-unavailable`` with ``Retry-After`` (nothing was written: the transaction rolled back);
 - anything else -> 500 ``internal-error``, logged here with its traceback, the client told nothing.
 
 :class:`ProblemGuard` is an ASGI middleware that bounds request bodies (413
@@ -22,6 +24,7 @@ from anchors.errors import AnchorsError, NodeUnavailableError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,6 +38,7 @@ from settlement.core.errors import (
     MethodNotAllowedError,
     PayloadTooLargeError,
     RouteNotFoundError,
+    StoreUnavailableError,
     UnsupportedMediaTypeError,
     ValidationError,
 )
@@ -148,6 +152,17 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(error, instance=request.url.path, headers=dict(exc.headers or {}))
 
 
+STORE_RETRY_AFTER_S = 2
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # The driver's message can name hosts and users: logged, never sent.
+    log.error("store unavailable on %s %s: %s", request.method, request.url.path, str(exc).splitlines()[0][:300])
+    return problem_response(StoreUnavailableError("the store is unavailable or busy; nothing was written",
+                                                  retry_after_s=STORE_RETRY_AFTER_S),
+                            instance=request.url.path)
+
+
 def internal_error_response(path: str | None) -> JSONResponse:
     return problem_response(LedgerError("the service failed to handle this request; it has been logged"),
                             instance=path)
@@ -163,6 +178,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AnchorsError, _anchors_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OperationalError, _store_unavailable)
     app.add_exception_handler(Exception, _unhandled)
 
 

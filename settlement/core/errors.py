@@ -814,3 +814,18 @@ class NoOwnAccountError(ConflictError):
 __all__ += ["BootstrapSealedError", "ProposalNotFoundError", "ProposalStateError", "QuorumNotMetError",
             "GovernanceDelayError", "NotAGovernorError", "NoCustodialGovernorError", "MemberKeysForbiddenError",
             "IntentNotFoundError", "IntentStateError", "IntentOutOfOrderError", "NoOwnAccountError"]
+
+
+# -- the store and readiness (issue 11) ----------------------------------------------------------------
+
+
+class StoreUnavailableError(LedgerError):
+    """The store could not be reached, or its single writer stayed busy past the wait bound
+    (SQLite); nothing was written. Safe to retry with the same Idempotency-Key."""
+
+    type_slug = "store-unavailable"
+    title = "The store is unavailable or busy; retry later"
+    status = 503
+
+
+__all__ += ["StoreUnavailableError"]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -17,12 +18,53 @@ from settlement.core.private_files import PRIVATE_FILE_MODE
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# The longest a writer of this process waits for SQLite's single writer slot (WriterGate) before
+# failing like a busy SQLite does; nothing in the service holds it for long (no chain calls inside
+# a write transaction), so reaching it means the store is stuck or overloaded.
+WRITER_WAIT_S_MAX = 30.0
 POOL_SIZE = 10
 READ_ONLY_OPTION = "ledger_read_only"
 
 
+WRITER_GATE_KEY = "ledger_writer_gate"
+
+
 class ReadOnlySessionError(RuntimeError):
     """Something tried to write through a Database.read() session (use transaction())."""
+
+
+class WriterGate:
+    """SQLite's single writer, queued inside this process.
+
+    A writer that finds SQLite's lock taken sleeps in SQLite's busy handler (1, 2, 5, 10 ... 100 ms
+    steps) however soon the lock is free; writers of this process queue here instead and start
+    the moment it is free (other processes still meet SQLite's own lock).
+
+    The gate belongs to a *connection*, not to a thread: it is taken when the connection begins a
+    write transaction (BEGIN IMMEDIATE) and given back when the connection returns to the pool
+    (after its commit or rollback) or is invalidated, whichever threads do that. FastAPI enters
+    and exits a request's session dependency on different worker threads, so a thread-owned lock
+    (an RLock) could not be released there and stayed held for good (issue 11). A plain Lock has
+    no owner; every wait is bounded by ``timeout_s``, after which the writer fails the way a busy
+    SQLite does (``OperationalError: database is locked``), never waits forever.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._lock = threading.Lock()
+
+    @property
+    def held(self) -> bool:
+        return self._lock.locked()
+
+    def acquire(self) -> None:
+        if not self._lock.acquire(timeout=self.timeout_s):
+            raise sa.exc.OperationalError(
+                "BEGIN IMMEDIATE", None,
+                sqlite3.OperationalError(f"database is locked (no writer slot within {self.timeout_s:g} s)"))
+
+    def release(self) -> None:
+        self._lock.release()
 
 
 def _private_sqlite_file(url: str) -> None:
@@ -41,7 +83,7 @@ def _private_sqlite_file(url: str) -> None:
     os.close(fd)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, writer_gate: WriterGate | None = None) -> Engine:
     if url.startswith("sqlite"):
         _private_sqlite_file(url)
         engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
@@ -63,8 +105,30 @@ def make_engine(url: str) -> Engine:
             # mode that is a consistent snapshot that neither waits for nor blocks the writer.
             if conn.get_execution_options().get(READ_ONLY_OPTION):
                 conn.exec_driver_sql("BEGIN")
-            else:
+                return
+            # The gate is taken lazily, at the first statement of a write transaction (a session
+            # that never touches the store never queues), once per checkout of the connection.
+            taken = writer_gate is not None and not conn.info.get(WRITER_GATE_KEY, False)
+            if taken:
+                writer_gate.acquire()
+                conn.info[WRITER_GATE_KEY] = True
+            try:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                if taken:
+                    conn.info.pop(WRITER_GATE_KEY, None)
+                    writer_gate.release()
+                raise
+
+        if writer_gate is not None:
+            def _give_back(_dbapi_conn, record, *_args) -> None:  # type: ignore[no-untyped-def]
+                # Back in the pool (its transaction committed or rolled back by the pool's reset),
+                # or invalidated (closed): the connection no longer holds SQLite's write lock.
+                if record is not None and record.info.pop(WRITER_GATE_KEY, False):
+                    writer_gate.release()
+
+            event.listen(engine, "checkin", _give_back)
+            event.listen(engine, "invalidate", _give_back)
 
         # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit transactions off).
         @event.listens_for(engine, "connect")
@@ -96,16 +160,13 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        # SQLite has one writer at a time (see WriterGate); PostgreSQL needs no gate.
+        self.writer_gate = WriterGate(WRITER_WAIT_S_MAX) if url.startswith("sqlite") else None
+        self.engine = make_engine(url, self.writer_gate)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(self.engine.execution_options(**{READ_ONLY_OPTION: True}),
                                            expire_on_commit=False)
         event.listen(self._read_sessions, "before_flush", _refuse_flush)
-        # SQLite has one writer at a time, and a writer that finds the lock taken sleeps in
-        # SQLite's busy handler (1, 2, 5, 10 ... 100 ms steps) however soon the lock is free.
-        # Writers of this process queue on this lock instead and start the moment it is free;
-        # other processes still meet SQLite's own lock. PostgreSQL: no such lock.
-        self._writer = threading.RLock() if self.engine.dialect.name == "sqlite" else nullcontext()
 
     @property
     def dialect(self) -> str:
@@ -113,8 +174,12 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """One database transaction: committed on success, rolled back on any exception."""
-        with self._writer, self.sessions() as session, session.begin():
+        """One database transaction: committed on success, rolled back on any exception.
+
+        Safe to enter on one thread and leave on another (FastAPI does that with a request's
+        session): on SQLite the writer gate is held by the session's connection, taken at its
+        first statement and given back when the connection returns to the pool."""
+        with self.sessions() as session, session.begin():
             yield session
 
     @contextmanager

@@ -97,3 +97,79 @@ def test_writers_of_one_process_queue_on_the_process_lock(sqlite_url: str, monke
     assert errors == []
     assert waiting  # it queued behind the first writer ...
     assert count == 2  # ... and then wrote
+
+
+def _member(member_id: str) -> Member:
+    return Member(id=member_id, onchain_id="0x" + member_id[-1] * 64, name=member_id, country="SG",
+                  roles=["finance"], status="active")
+
+
+def _on_thread(fn) -> object:  # type: ignore[no-untyped-def]
+    """Run fn on a new thread (as FastAPI runs a dependency's enter and exit) and return its result
+    or raise what it raised."""
+    box: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            box["error"] = exc
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "the call did not return"
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box.get("value")
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["commits", "raises"])
+def test_a_transaction_entered_on_one_thread_and_left_on_another_frees_the_writer(sqlite_url: str,
+                                                                                   fails: bool) -> None:
+    """Issue 11: FastAPI enters a session dependency on one worker thread and leaves it on another.
+    The writer slot must be freed whichever thread leaves, on commit and on an error (a 4xx), so
+    the next writer (on a third thread) gets it instead of waiting forever."""
+    migrate(sqlite_url)
+    db = Database(sqlite_url)
+    assert db.writer_gate is not None
+    cm = db.transaction()
+    session = _on_thread(cm.__enter__)
+    assert not db.writer_gate.held  # nothing written yet: nobody queued behind this request
+    _on_thread(lambda: (session.add(_member("m5")), session.flush()))  # type: ignore[attr-defined]
+    assert db.writer_gate.held
+    error = ValueError("a 4xx raised by the handler") if fails else None
+    _on_thread(lambda: cm.__exit__(type(error) if error else None, error, None))
+    assert not db.writer_gate.held
+    with db.transaction() as s:  # this thread, the next writer: it gets the slot
+        s.add(_member("m6"))
+    with db.read() as s:
+        ids = set(s.scalars(select(Member.id)))
+    db.dispose()
+    assert ids == ({"m6"} if fails else {"m5", "m6"})
+
+
+def test_a_writer_never_waits_forever_for_the_slot(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer slot held past the bound fails the waiting writer like a busy SQLite does
+    (OperationalError, answered 503 store-unavailable by the API), instead of hanging it; the
+    holder still commits."""
+    import settlement.store.db as dbmod
+    from sqlalchemy.exc import OperationalError
+
+    migrate(sqlite_url)
+    monkeypatch.setattr(dbmod, "WRITER_WAIT_S_MAX", 0.2)
+    db = Database(sqlite_url)
+    with db.transaction() as holder:
+        holder.add(_member("m7"))
+        holder.flush()
+
+        def second() -> None:
+            with db.transaction() as s:
+                s.add(_member("m8"))
+
+        with pytest.raises(OperationalError, match="database is locked"):
+            _on_thread(second)
+    assert not db.writer_gate.held
+    with db.read() as s:
+        assert set(s.scalars(select(Member.id))) == {"m7"}
+    db.dispose()

@@ -18,6 +18,7 @@ from ledger_api.app import create_app, service_version
 from ledger_api.bootstrap import build_runtime, tune_interpreter
 from ledger_api.cli import anchors as cli_anchors
 from ledger_api.cli import governance as cli_governance
+from ledger_api.cli.instance import InstanceLock, check_port_free
 from ledger_api.cli import members as cli_members
 from ledger_api.cli import payments as cli_payments
 from ledger_api.cli import sign as cli_sign
@@ -47,6 +48,9 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging(settings.log_format, settings.log_level)
     home = settings.home_dir
     say(f"home: {home}")
+    # Before anything starts or is written: one service per data dir, and a free API port.
+    instance = InstanceLock(home).acquire("up", api=settings.api_url)
+    check_port_free(settings.api_host, settings.api_port, "API", "LEDGER_API_PORT")
     tune_interpreter()
 
     def _terminate(signum: int, _frame: object) -> None:
@@ -96,6 +100,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         if anvil is not None:
             say("stopping anvil (writing its state)")
             anvil.stop()
+        instance.release()
         say("stopped")
     return 0
 
@@ -116,6 +121,7 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Dispatcher and follower without the API (to scale out, or to drain an outbox)."""
     configure_logging(settings.log_format, settings.log_level)
+    instance = InstanceLock(settings.home_dir).acquire("worker")
     tune_interpreter()
     runtime = build_runtime(settings, progress=say)
     if runtime.manifest is None:
@@ -131,6 +137,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     say("workers running; Ctrl-C to stop")
     stop.wait()
     workers.stop()
+    instance.release()
     return 0
 
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from ledger_api.logs import RequestLogMiddleware
 from ledger_api.problems import BODY_BYTES_MAX, ProblemGuard, install_problem_handlers
+from ledger_api.readiness import ReadyThresholds, assess, probe_client
 from ledger_api.routes import api_router
 from ledger_api.routes.metrics import ApiMetrics, MetricsMiddleware
 from ledger_api.settings import Settings
@@ -44,7 +45,11 @@ def create_app(runtime: Runtime, settings: Settings, *, registry_cache_ttl_s: fl
     app.state.runtime = runtime
     app.state.settings = settings
     app.state.registry_view = RegistryView(runtime, ttl_s=registry_cache_ttl_s)
-    app.state.metrics = ApiMetrics(runtime)
+    thresholds = ReadyThresholds(follower_lag_blocks_max=settings.ready_follower_lag_blocks_max,
+                                 outbox_age_s_max=settings.ready_outbox_age_s_max, confirmations=settings.confirmations)
+    app.state.ready_thresholds = thresholds
+    app.state.metrics = ApiMetrics(
+        runtime, readiness=lambda: assess(runtime, probe_client(app, runtime.chain.rpc_url), thresholds))
     app.state.auth_throttle = FailedAuthThrottle() if auth_throttle is None else auth_throttle
     install_problem_handlers(app)
     # add_middleware wraps: the last added is outermost. Metrics sees every answer, including the

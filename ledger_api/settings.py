@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     follow_block_range_max: int = 2_000
     confirmations: int = 0
 
+    # Readiness (GET /ready, /metrics; docs/operations.md): not ready past these.
+    ready_follower_lag_blocks_max: int = Field(default=20, ge=0, description="LEDGER_READY_FOLLOWER_LAG_BLOCKS_MAX")
+    ready_outbox_age_s_max: float = Field(default=120.0, gt=0, description="LEDGER_READY_OUTBOX_AGE_S_MAX")
+
     @cached_property
     def home_dir(self) -> Path:
         """The data dir, created 0700 when missing (an existing one is tightened at start:

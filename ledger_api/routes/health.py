@@ -1,17 +1,20 @@
-"""``GET /health``: chain, contracts and store state; never fails because a dependency is down."""
+"""``GET /health`` (liveness: chain, contracts and store state; never fails because a dependency is
+down) and ``GET /ready`` (readiness: 200, or 503 with the reasons; :mod:`ledger_api.readiness`)."""
 
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 
 from ledger_api.deps import RuntimeDep
+from ledger_api.problems import problem_response
+from ledger_api.readiness import assess, probe_client, public_rpc
 from ledger_api.schemas.health import ChainHealth, GovernanceHealth, Health, StoreHealth
 from settlement.chain.client import ChainClient
 from settlement.chain.deploy import bootstrap_open
-from settlement.core.errors import ChainUnavailableError, LedgerError
+from settlement.core.errors import ChainUnavailableError, LedgerError, NotReadyError
 from settlement.pipeline import outbox
 
 router = APIRouter(tags=["health"])
@@ -20,14 +23,7 @@ log = logging.getLogger(__name__)
 # A health probe answers within a few seconds even when the node hangs.
 HEALTH_RPC_TIMEOUT_S = 2.0
 ERROR_TEXT_LEN_MAX = 300
-
-
-def public_rpc(url: str) -> str:
-    """The RPC URL without credentials, path or query (hosted nodes put API keys there)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}"
+READY_RETRY_AFTER_S = 5
 
 
 def _probe_client(request: Request, rpc_url: str) -> ChainClient:
@@ -71,3 +67,16 @@ def health(request: Request, runtime: RuntimeDep) -> Health:
     return Health(status="ok" if ok else "degraded", version=request.app.version, chain=chain,
                   contracts=manifest.addresses if manifest else {}, store=store,
                   governance=GovernanceHealth(bootstrap_sealed=sealed))
+
+
+@router.get("/ready", summary="Readiness (no authentication): 200 when ready, else 503 problem+json with `reasons`",
+            responses={503: {"description": "not ready: `reasons` lists each failed check (code, detail), "
+                                            "`checks` the figures (docs/operations.md)"}})
+def ready(request: Request, runtime: RuntimeDep) -> JSONResponse:
+    verdict = assess(runtime, probe_client(request.app, runtime.chain.rpc_url), request.app.state.ready_thresholds)
+    if verdict.ready:
+        return JSONResponse({"status": "ready", "checks": verdict.checks()})
+    reasons = [{"code": r.code, "detail": r.detail} for r in verdict.reasons]
+    codes = sorted({r.code for r in verdict.reasons})
+    return problem_response(NotReadyError(f"not ready: {', '.join(codes)}", retry_after_s=READY_RETRY_AFTER_S),
+                            instance=request.url.path, reasons=reasons, checks=verdict.checks())

@@ -7,13 +7,19 @@ time: the outbox from the database, and from ``runtime.stats`` the keys the work
 - ``dispatch_latency_s_sum`` (float) and ``dispatch_latency_s_count`` (int): seconds from outbox
   insert to mined receipt, summed, and the number of rows measured;
 - ``follower_lag_blocks`` (int): chain head minus the follower's checkpoint.
+
+Readiness (:mod:`ledger_api.readiness`, the same facts as ``GET /ready``), read at scrape time:
+``ledger_ready`` (1/0), ``ledger_not_ready{reason}`` (1 for each failed check, 0 for the others),
+``ledger_store_reachable``, ``ledger_chain_reachable``, ``ledger_chain_head_block``,
+``ledger_follower_checkpoint_lag_blocks``, ``ledger_outbox_oldest_age_seconds`` and
+``ledger_signer_nonce_gap{signer}`` (missing nonces below a signer's lowest in-flight one).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -21,6 +27,7 @@ from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ledger_api.readiness import READY_REASONS, Readiness
 from settlement.pipeline import outbox
 from settlement.runtime import Runtime
 
@@ -64,16 +71,50 @@ class _RuntimeCollector(Collector):
             yield lag
 
 
+class _ReadinessCollector(Collector):
+    """The readiness verdict and its figures, assessed when scraped."""
+
+    def __init__(self, assess: Callable[[], Readiness]) -> None:
+        self.assess = assess
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        r = self.assess()
+        failed = {reason.code for reason in r.reasons}
+        yield GaugeMetricFamily("ledger_ready", "1 when GET /ready answers 200", value=int(r.ready))
+        not_ready = GaugeMetricFamily("ledger_not_ready", "1 for each readiness check that fails", labels=["reason"])
+        for code in READY_REASONS:
+            not_ready.add_metric([code], int(code in failed))
+        yield not_ready
+        yield GaugeMetricFamily("ledger_store_reachable", "1 when the store answered", value=int(r.store_reachable))
+        yield GaugeMetricFamily("ledger_chain_reachable", "1 when the node answered", value=int(r.chain_reachable))
+        figures = (("ledger_chain_head_block", "The node's head block", r.head_block),
+                   ("ledger_follower_checkpoint_lag_blocks", "Chain head minus the follower's stored checkpoint",
+                    r.follower_lag_blocks),
+                   ("ledger_outbox_oldest_age_seconds", "Age of the oldest outbox row not yet on chain",
+                    r.outbox_oldest_age_s))
+        for name, doc, value in figures:
+            if value is not None:
+                yield GaugeMetricFamily(name, doc, value=float(value))
+        gaps = GaugeMetricFamily("ledger_signer_nonce_gap", "Nonces missing on the node below a signer's lowest "
+                                 "in-flight outbox nonce (0: none)", labels=["signer"])
+        for signer in r.signers:
+            if signer.chain_pending_nonce is not None:
+                gaps.add_metric([signer.signer], signer.gap)
+        yield gaps
+
+
 class ApiMetrics:
     """The app's own Prometheus registry and its HTTP instruments."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, readiness: Callable[[], Readiness] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter("ledger_http_requests", "HTTP requests handled",
                                 ["method", "route", "status"], registry=self.registry)
         self.latency = Histogram("ledger_http_request_duration_seconds", "HTTP request latency",
                                  ["method", "route"], buckets=LATENCY_BUCKETS_S, registry=self.registry)
         self.registry.register(_RuntimeCollector(runtime))
+        if readiness is not None:
+            self.registry.register(_ReadinessCollector(readiness))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

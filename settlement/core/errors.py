@@ -828,4 +828,12 @@ class StoreUnavailableError(LedgerError):
     status = 503
 
 
-__all__ += ["StoreUnavailableError"]
+class NotReadyError(LedgerError):
+    """GET /ready: one or more readiness checks failed; the problem lists them in ``reasons``."""
+
+    type_slug = "not-ready"
+    title = "The service is not ready"
+    status = 503
+
+
+__all__ += ["StoreUnavailableError", "NotReadyError"]

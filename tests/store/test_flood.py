@@ -230,4 +230,6 @@ def test_a_flood_of_every_route_never_wedges_writes_nor_answers_500(service: Led
         _wait_confirmed(http, keys["retailer"], answer.json()["id"])
         for settlement_id in accepted_during:
             _wait_confirmed(http, keys["retailer"], settlement_id)
+        ready = http.get("/ready")
+        assert ready.status_code == 200, ready.text
     assert service.stop() == 0, "ledger up did not stop cleanly on SIGTERM after the flood"

@@ -1,11 +1,13 @@
 """The app factory: ``create_app(runtime, settings)`` builds the FastAPI app around a Runtime.
 
 The runtime (store, chain, vault, operator, manifest) is built by the caller (``ledger up`` or a
-test) and put on ``app.state.runtime``; the app never starts or stops it.
+test); ``app.state.runtime`` is a view of it whose chain client has the request path's short
+timeout (``LEDGER_REQUEST_RPC_TIMEOUT_S``). The app never starts or stops it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
@@ -42,9 +44,14 @@ def create_app(runtime: Runtime, settings: Settings, *, registry_cache_ttl_s: fl
                body_bytes_max: int = BODY_BYTES_MAX, auth_throttle: FailedAuthThrottle | None = None) -> FastAPI:
     app = FastAPI(title="Ledger API", description=DESCRIPTION, version=service_version(),
                   docs_url="/docs", openapi_url="/openapi.json", redoc_url=None)
+    # Requests read the node through a client of their own with a short timeout: a hung node
+    # makes them fall back (roles from the mirror) or fail fast (503), never hang. The workers keep
+    # the runtime's client and its longer timeout. Nothing in a request sends to the chain.
+    request_chain = runtime.chain.with_timeout(settings.request_rpc_timeout_s)
+    runtime = dataclasses.replace(runtime, chain=request_chain)
     app.state.runtime = runtime
     app.state.settings = settings
-    app.state.registry_view = RegistryView(runtime, ttl_s=registry_cache_ttl_s)
+    app.state.registry_view = RegistryView(runtime, ttl_s=registry_cache_ttl_s, chain=request_chain)
     thresholds = ReadyThresholds(follower_lag_blocks_max=settings.ready_follower_lag_blocks_max,
                                  outbox_age_s_max=settings.ready_outbox_age_s_max, confirmations=settings.confirmations)
     app.state.ready_thresholds = thresholds

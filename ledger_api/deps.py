@@ -9,7 +9,10 @@
   the roles; ``OperatorMember`` is ``require_roles("operator")``.
 
 Roles and status come from :class:`~settlement.domains.members.service.RegistryView` (the on-chain registry, with
-a short cache and the mirror as fallback). Failures are recorded as security events by key
+a short cache and the mirror as fallback). Every authenticated answer says which decided in
+``Ledger-Roles-Source`` (chain | mirror | merged); when the node could not be read (timeout
+``LEDGER_REQUEST_RPC_TIMEOUT_S``), ``Ledger-Mirror-Staleness: chain-unreachable; block=<the
+follower's checkpoint>; age_s=<seconds since it moved>``. Failures are recorded as security events by key
 prefix; keys are never logged. Failures are counted per client address
 (:mod:`ledger_api.throttle`): past the limit they are answered 429 with ``Retry-After``.
 """
@@ -21,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, NoReturn
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from sqlalchemy.orm import Session
 
 from settlement.core.errors import (
@@ -64,6 +67,10 @@ class Principal:
     status: str
     key_prefix: str
     source: str  # where roles/status came from: chain | mirror | merged
+    # The node could not be read: the mirror decided, as of the follower's checkpoint.
+    fallback: bool = False
+    mirror_block: int | None = None
+    mirror_age_s: float | None = None
 
     @property
     def active(self) -> bool:
@@ -132,7 +139,21 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
-def authenticate_caller(request: Request, runtime: RuntimeDep,
+ROLES_SOURCE_HEADER = "Ledger-Roles-Source"
+MIRROR_STALENESS_HEADER = "Ledger-Mirror-Staleness"
+
+
+def _report_source(response: Response, view: MemberView) -> None:
+    """Say where the caller's roles came from; when the node could not be read, how stale the
+    mirror that decided may be (docs/operations.md)."""
+    response.headers[ROLES_SOURCE_HEADER] = view.source
+    if view.fallback:
+        block = "unknown" if view.mirror_block is None else str(view.mirror_block)
+        age = "unknown" if view.mirror_age_s is None else f"{view.mirror_age_s:.1f}"
+        response.headers[MIRROR_STALENESS_HEADER] = f"chain-unreachable; block={block}; age_s={age}"
+
+
+def authenticate_caller(request: Request, response: Response, runtime: RuntimeDep,
                         registry: Annotated[RegistryView, Depends(get_registry_view)]) -> Principal:
     token = _bearer(request)
     if token is None:
@@ -161,8 +182,10 @@ def authenticate_caller(request: Request, runtime: RuntimeDep,
         _auth_failed(request, runtime, "auth.orphan_key", f"prefix={key_prefix}",
                      AuthenticationError("the API key is missing, malformed, unknown or revoked", reason="invalid"))
     request.state.member_id = member_id
+    _report_source(response, view)
     return Principal(member_id=member_id, name=view.name, roles=view.roles, status=view.status,
-                     key_prefix=key_prefix, source=view.source)
+                     key_prefix=key_prefix, source=view.source, fallback=view.fallback,
+                     mirror_block=view.mirror_block, mirror_age_s=view.mirror_age_s)
 
 
 Caller = Annotated[Principal, Depends(authenticate_caller)]

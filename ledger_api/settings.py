@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     follow_block_range_max: int = 2_000
     confirmations: int = 0
 
+    # Node reads on the request path (role lookups, chain time, ...): past this the roles come from
+    # the mirror (Ledger-Mirror-Staleness) or the request fails fast with 503 chain-unavailable.
+    request_rpc_timeout_s: float = Field(default=1.0, gt=0, description="LEDGER_REQUEST_RPC_TIMEOUT_S")
+
     # Readiness (GET /ready, /metrics; docs/operations.md): not ready past these.
     ready_follower_lag_blocks_max: int = Field(default=20, ge=0, description="LEDGER_READY_FOLLOWER_LAG_BLOCKS_MAX")
     ready_outbox_age_s_max: float = Field(default=120.0, gt=0, description="LEDGER_READY_OUTBOX_AGE_S_MAX")

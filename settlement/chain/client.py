@@ -125,6 +125,14 @@ class ChainClient:
         self.transport = JsonRpcTransport(rpc_url, timeout_s)
         self._contracts = contracts
 
+    def with_timeout(self, timeout_s: float) -> "ChainClient":
+        """The same node, fees and contracts, with its own connection and another timeout (the
+        request path's short one: a hung node must not hold a request for 30 s)."""
+        client = ChainClient(self.rpc_url, self.fees, timeout_s=timeout_s, contracts=self._contracts)
+        if "chain_id" in self.__dict__:  # already asked: never ask again
+            client.__dict__["chain_id"] = self.__dict__["chain_id"]
+        return client
+
     @cached_property
     def w3(self) -> Web3:
         """web3.py on the same node, for tooling and tests; the service itself never uses it."""

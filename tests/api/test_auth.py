@@ -3,6 +3,8 @@ roles read from the on-chain registry (mirror as fallback); on SQLite and Postgr
 
 from __future__ import annotations
 
+import re
+
 import httpx
 from sqlalchemy import select
 
@@ -117,4 +119,7 @@ def test_chain_unreachable_falls_back_to_the_mirror(api: Api, serve) -> None:  #
         me = http.get("/v1/me", headers=api.as_(api.operator_key))
         assert me.status_code == 200, me.text
         assert me.json()["roles_source"] == "mirror"
+        # Said in headers too, with how stale the mirror may be: the follower's checkpoint.
+        assert me.headers["Ledger-Roles-Source"] == "mirror"
+        assert re.fullmatch(r"chain-unreachable; block=\d+; age_s=\d+\.\d", me.headers["Ledger-Mirror-Staleness"])
         assert http.get("/v1/members", headers=api.as_(api.operator_key)).status_code == 200

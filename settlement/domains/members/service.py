@@ -27,11 +27,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from eth_utils import to_checksum_address
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from settlement.chain.client import ChainClient
 from settlement.chain.signing import keccak256
 from settlement.core.errors import (
     BootstrapSealedError,
@@ -48,7 +50,7 @@ from settlement.domains.anchoring import digest_changed
 from settlement.domains.members.apikeys import IssuedKey, issue_key
 from settlement.pipeline.outbox import PENDING_STATUSES, enqueue
 from settlement.runtime import Runtime
-from settlement.store.models import Member, MemberAccount, OutboxRow
+from settlement.store.models import Checkpoint, Member, MemberAccount, OutboxRow
 from settlement.store.models.governance import MemberOnboarding
 
 __all__ = [
@@ -292,11 +294,12 @@ class OnchainMember:
     accounts: tuple[str, ...]
 
 
-def read_onchain_member(runtime: Runtime, member_onchain_id: str) -> OnchainMember:
-    """``getMember`` from the registry. Raises ChainUnavailableError, or LookupError when the
-    registry is not deployed."""
+def read_onchain_member(runtime: Runtime, member_onchain_id: str, chain: ChainClient | None = None) -> OnchainMember:
+    """``getMember`` from the registry (through ``chain``, default the runtime's). Raises
+    ChainUnavailableError, or LookupError when the registry is not deployed."""
     address = runtime.address(REGISTRY)
-    status, country, mask, accounts = runtime.chain.call(REGISTRY, address, "getMember", [member_onchain_id])
+    status, country, mask, accounts = (chain or runtime.chain).call(REGISTRY, address, "getMember",
+                                                                    [member_onchain_id])
     country_text = bytes(country).decode("ascii", errors="replace") if any(country) else ""
     return OnchainMember(status=_ONCHAIN_STATUS.get(int(status), "none"), country=country_text,
                          roles=roles_from_mask(int(mask)),
@@ -312,6 +315,12 @@ class MemberView:
     roles: frozenset[str]
     status: str
     source: str  # chain | mirror | merged
+    # Set when the mirror decided because the node could not be read (not merely because the
+    # registry has not seen the member yet): how far the mirror may be behind the chain, as the
+    # follower's checkpoint (block, seconds since the follower last moved it). None: unknown.
+    fallback: bool = False
+    mirror_block: int | None = None
+    mirror_age_s: float | None = None
 
     @property
     def active(self) -> bool:
@@ -320,6 +329,12 @@ class MemberView:
 
 REGISTRY_CACHE_TTL_S = 2.0
 REGISTRY_CACHE_ENTRIES_MAX = 10_000
+# After the node failed to answer a role lookup, the mirror decides alone for this long (no
+# request waits on a node that just timed out); then the registry is asked again.
+REGISTRY_CHAIN_BACKOFF_S = 5.0
+# The follower's checkpoint (settlement.pipeline.follower.CHECKPOINT; domains do not import the
+# pipeline's internals): the block up to which the mirror has applied the chain's events.
+FOLLOWER_CHECKPOINT = "contracts"
 
 
 class RegistryView:
@@ -331,16 +346,25 @@ class RegistryView:
       grant, suspended if either says so), so a suspension bites at once and a grant waits for
       the chain.
     - The registry has not seen the member (onboarding waiting), or the chain is unreachable, or
-      no registry is deployed: the mirror decides.
+      no registry is deployed: the mirror decides. When the node could not be read, the view says
+      so (``fallback``) with the mirror's staleness, and for ``chain_backoff_s`` the node is not
+      asked again (each lookup would wait for its timeout).
+
+    ``chain``: the client for the lookups (the request path's, with a short timeout); default the
+    runtime's.
     """
 
     def __init__(self, runtime: Runtime, *, ttl_s: float = REGISTRY_CACHE_TTL_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, chain: ChainClient | None = None,
+                 chain_backoff_s: float = REGISTRY_CHAIN_BACKOFF_S) -> None:
         self.runtime = runtime
         self.ttl_s = ttl_s
+        self.chain = chain
+        self.chain_backoff_s = chain_backoff_s
         self._clock = clock
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, MemberView]] = {}
+        self._chain_down_until = 0.0
 
     def invalidate(self, member_id: str | None = None) -> None:
         with self._lock:
@@ -370,9 +394,20 @@ class RegistryView:
                 OutboxRow.aggregate_id == member_id, OutboxRow.contract == REGISTRY,
                 OutboxRow.status.in_(PENDING_STATUSES)).limit(1)) is not None
             oid = member.onchain_id
+            checkpoint = session.get(Checkpoint, FOLLOWER_CHECKPOINT)
+            stale = MemberView(member.id, member.name, frozenset(member.roles), member.status, "mirror",
+                               fallback=True, mirror_block=checkpoint.block_number if checkpoint else None,
+                               mirror_age_s=_age_s(checkpoint.updated_at) if checkpoint else None)
+        if self._clock() < self._chain_down_until:
+            return stale
         try:
-            chain = read_onchain_member(self.runtime, oid)
-        except (ChainUnavailableError, ChainRevertError, LookupError) as exc:
+            chain = read_onchain_member(self.runtime, oid, self.chain)
+        except ChainUnavailableError as exc:
+            self._chain_down_until = self._clock() + self.chain_backoff_s
+            log.warning("registry unreadable for member %s (%s): the mirror decides for %g s", member_id,
+                        exc.type_slug, self.chain_backoff_s)
+            return stale
+        except (ChainRevertError, LookupError) as exc:
             log.warning("registry unreadable for member %s (%s): using the mirror", member_id, type(exc).__name__)
             return mirror
         if chain.status == "none":
@@ -397,6 +432,11 @@ class RegistryView:
             digest_changed(session, "member", member)
         log.info("member %s mirror refreshed from the registry: %s, roles %s", member_id, chain.status,
                  ",".join(chain.roles))
+
+
+def _age_s(moment: datetime) -> float:
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    return max((datetime.now(timezone.utc) - aware).total_seconds(), 0.0)
 
 
 def own_accounts(session: Session, member_id: str) -> list[str]:

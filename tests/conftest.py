@@ -3,6 +3,12 @@
 PostgreSQL: `make test` starts a private server and sets LEDGER_TEST_DATABASE_URL. Run pytest
 directly and this file starts it the same way (scripts/test-postgres.sh). It is never skipped: a
 test that asks for PostgreSQL and cannot get it fails.
+
+Hygiene (issue 11, item 8): every database this suite creates is dropped, by the fixture that
+asked for it when the test ends, else when the session ends; every process the suite starts
+carries ``LEDGER_TEST_RUN=<this run's id>`` in its environment (inherited by its own children,
+such as the anvil of a `ledger up`), and when the session ends any still running is killed and
+the run fails, naming them.
 """
 
 from __future__ import annotations
@@ -16,8 +22,14 @@ from pathlib import Path
 import pytest
 
 from settlement.chain.anvil import AnvilConfig, ManagedAnvil, free_port
+from tests.processes import find_by_env, kill_all
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Set before anything is started: every child process of this run inherits it.
+RUN_ENV = "LEDGER_TEST_RUN"
+os.environ.setdefault(RUN_ENV, uuid.uuid4().hex)
+RUN_ID = os.environ[RUN_ENV]
 
 # anvil's first dev account (public test key of the default mnemonic): funded on an automine chain
 # with fees, used only by tests that need ETH.
@@ -72,8 +84,12 @@ def pg_admin_url() -> str:
     return _PG_ADMIN_URL
 
 
+_CREATED_DATABASES: set[str] = set()  # created by this run and not dropped yet
+
+
 def fresh_postgres_url() -> str:
-    """Create an empty database on the test server and return its URL."""
+    """Create an empty database on the test server and return its URL. It is dropped when the
+    session ends (the fixtures below drop theirs when their test ends)."""
     import sqlalchemy as sa
 
     admin = pg_admin_url()
@@ -82,15 +98,35 @@ def fresh_postgres_url() -> str:
     with engine.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     engine.dispose()
+    _CREATED_DATABASES.add(name)
     return admin.rsplit("/", 1)[0] + "/" + name
 
 
+def drop_postgres_database(url: str) -> None:
+    """Drop a database made by fresh_postgres_url, whoever is still connected (WITH FORCE)."""
+    import sqlalchemy as sa
+
+    name = sa.engine.make_url(url).database
+    if name not in _CREATED_DATABASES:
+        raise ValueError(f"{name} was not created by this test run")
+    engine = sa.create_engine(pg_admin_url(), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        engine.dispose()
+    _CREATED_DATABASES.discard(name)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database, once on SQLite and once on PostgreSQL."""
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database, once on SQLite and once on PostgreSQL (dropped after the test)."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'ledger.db'}"
-    return fresh_postgres_url()
+        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        return
+    url = fresh_postgres_url()
+    yield url
+    drop_postgres_database(url)
 
 
 @pytest.fixture
@@ -99,5 +135,32 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def postgres_url() -> str:
-    return fresh_postgres_url()
+def postgres_url() -> Iterator[str]:
+    url = fresh_postgres_url()
+    yield url
+    drop_postgres_database(url)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Leave nothing behind: drop what is left of this run's databases; kill this run's processes
+    still running, and fail the run naming them (a test or fixture forgot to stop them)."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+
+    def say(text: str) -> None:
+        if reporter is not None:
+            reporter.write_line(text, red=True, bold=True)
+        else:
+            print(text)
+
+    for name in sorted(_CREATED_DATABASES):
+        try:
+            drop_postgres_database(pg_admin_url().rsplit("/", 1)[0] + "/" + name)
+        except Exception as exc:  # noqa: BLE001 - reported, the next ones still dropped
+            say(f"[hygiene] could not drop test database {name}: {exc}")
+    leftovers = find_by_env(RUN_ENV, RUN_ID)
+    if leftovers:
+        kill_all(leftovers)
+        lines = "\n".join(f"  pid {p.pid}: {p.cmdline}" for p in leftovers)
+        say(f"[hygiene] FAILED: {len(leftovers)} process(es) started by this test run were still running "
+            f"at its end (killed now):\n{lines}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

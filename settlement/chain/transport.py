@@ -8,7 +8,8 @@ caching, no middleware.
 
 A call made on a connection the node closed in the meantime (keep-alive timeout, node restart)
 is retried once on a fresh connection: every request the service sends is safe to repeat
-(reads, and raw transactions, which the node answers "already known" the second time).
+(reads, and raw transactions, which the node answers "already known" the second time). A call
+that timed out is not: a hung node is waited for once, for the client's timeout.
 """
 
 from __future__ import annotations
@@ -90,8 +91,10 @@ class JsonRpcTransport:
                 data = response.read()
             except _CONNECTION_ERRORS as exc:
                 self._drop()
-                if reused and attempt == 1:
-                    continue  # the node closed a kept-alive connection: once more on a new one
+                if reused and attempt == 1 and not isinstance(exc, TimeoutError):
+                    # The node closed a kept-alive connection: once more on a new one. Not after a
+                    # timeout: a node that does not answer would be waited for twice.
+                    continue
                 raise ChainUnavailableError(f"{what}: {type(exc).__name__}: {exc}") from exc
             if response.status >= 400:
                 self._drop()

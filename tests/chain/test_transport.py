@@ -28,6 +28,10 @@ class _Node(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.seen.append({"auth": self.headers.get("Authorization"), "body": body,
                           "conn": id(self.connection)})
+        hang = self.behaviour.get("hang")
+        if hang is not None:  # a hung node: takes the request, never answers
+            hang.wait(10)
+            return
         status = self.behaviour.get("status", 200)
         if isinstance(body, list):
             answer = [{"jsonrpc": "2.0", "id": r["id"], "result": r["params"][0] if r["params"] else "0x2a"}
@@ -69,6 +73,20 @@ def test_a_connection_the_node_closed_is_replaced(node: tuple[str, ThreadingHTTP
     assert client.block_number() == 42
     assert client.block_number() == 42  # on a new connection
     assert len({s["conn"] for s in _Node.seen}) == 2
+
+
+def test_a_node_that_does_not_answer_is_waited_for_once(node: tuple[str, ThreadingHTTPServer]) -> None:
+    """A read timeout is not a connection the node closed: sending again would double the wait of
+    every request on a hung node (issue 11: the request path's 1 s became 2 s)."""
+    client = ChainClient(node[0], timeout_s=0.3)
+    assert client.block_number() == 42  # a kept-alive connection, as the second call reuses
+    _Node.behaviour["hang"] = threading.Event()
+    try:
+        with pytest.raises(ChainUnavailableError, match="timed out"):
+            client.block_number()
+    finally:
+        _Node.behaviour["hang"].set()
+    assert len(_Node.seen) == 2  # the hung call was sent once
 
 
 def test_batch_answers_come_back_in_request_order(node: tuple[str, ThreadingHTTPServer]) -> None:

@@ -13,7 +13,10 @@ anvil, of both) and an external node with 1 s blocks, like the production networ
 picked at random from its half's list. After each fault the time until everything accepted
 before it is on chain is measured (the drain time). At the end the chain's own events are
 counted: accepted, on chain, lost (must be 0), doubled (must be 0), and the API's confirmed
-settlements are checked against their receipts.
+settlements are checked against their receipts. An accepted request without its event whose
+effect the contracts' state holds is counted apart ("in state, record lost by the node"): anvil
+writes its state dump in two parts, and one killed between them comes back with the effects of
+its last transactions but not the transactions (see ``Dispatcher._effects_present``).
 
 Baseline: the same load on a fresh stack of each kind for ``--baseline-s`` in all, without faults.
 Backlog: an external node is killed, ``--backlog`` single settlements are accepted into the outbox
@@ -23,7 +26,6 @@ while it is down, then it restarts and the clock runs until every one of them is
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import shutil
 import statistics
@@ -174,10 +176,14 @@ def main() -> int:
                                                                  args.pause_s, rng, args.seed)
                 finally:
                     stack.close()
-                results[f"{kind}-{label}"] = {"verdict": verdict, "events": events, "elapsed": elapsed}
+                results[f"{kind}-{label}"] = {"verdict": verdict, "events": events, "elapsed": elapsed,
+                                              "state_restores": stack.state_restores}
                 ok = ok and verdict.ok
                 say(f"{kind} {label}: accepted {verdict.accepted}, on chain {verdict.on_chain}, lost {len(verdict.lost)}, "
-                    f"doubled {len(verdict.doubled)}, confirmed without receipt {len(verdict.confirmed_without_receipt)}")
+                    f"doubled {len(verdict.doubled)}, in state without record {len(verdict.unrecorded)}, "
+                    f"confirmed without receipt {len(verdict.confirmed_without_receipt)}")
+                if verdict.lost or verdict.doubled or verdict.unrecorded:
+                    say(f"  lost {verdict.lost[:5]} doubled {verdict.doubled[:5]} unrecorded {verdict.unrecorded[:5]}")
                 if args.database_url:
                     reset_postgres(args.database_url)
         backlog = backlog_drain(base, args.backlog, args.database_url) if args.backlog else None
@@ -210,14 +216,14 @@ def render(results: dict[str, dict], backlog: dict | None, args: argparse.Namesp
     lines = [f"Soak: {args.duration_s:.0f}s of mixed load with a random fault every {args.fault_every_s:.0f}s, "
              f"baseline {baseline_s:.0f}s without faults, {store}, load {RATE_PER_S:.0f} requests/s in {THREADS} "
              f"clients; run took {total_s / 60:.1f} min", "",
-             "| chain | phase | faults | accepted | on chain | lost | doubled | confirmed w/o receipt | accepted/s | "
-             "on chain/s |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| chain | phase | faults | accepted | on chain | lost | doubled | in state, record lost by the node | "
+             "confirmed w/o receipt | accepted/s | on chain/s |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in results.items():
         v: Verdict = r["verdict"]
         kind, phase = name.split("-")
         lines.append(f"| {kind} | {phase} | {len(r['events'])} | {v.accepted:,} | {v.on_chain:,} | {len(v.lost)} | "
-                     f"{len(v.doubled)} | {len(v.confirmed_without_receipt)} | {v.accepted / r['elapsed']:.1f} | "
-                     f"{v.on_chain / r['elapsed']:.1f} |")
+                     f"{len(v.doubled)} | {len(v.unrecorded)} | {len(v.confirmed_without_receipt)} | "
+                     f"{v.accepted / r['elapsed']:.1f} | {v.on_chain / r['elapsed']:.1f} |")
     lines += ["", "Faults, in order (back: until the service answers again; drain: until everything accepted "
               "before the fault is on chain):", "", "| # | chain | fault | back (s) | drain (s) |", "|---:|---|---|---:|---:|"]
     n = 0
@@ -230,6 +236,11 @@ def render(results: dict[str, dict], backlog: dict | None, args: argparse.Namesp
                 drains.append(d)
             lines.append(f"| {n} | {name.split('-')[0]} | {e['fault']} | {e['recovery_s']:.1f} | "
                          f"{'%.1f' % d if d is not None else 'not within the minute'} |")
+    restores = sum(r.get("state_restores", 0) for r in results.values())
+    if restores:
+        lines += ["", f"The managed anvil's state file was found cut short {restores} time(s) after a SIGKILL (anvil "
+                      "rewrites it in place, docs/operations.md): the last good copy (taken before the fault) was "
+                      "restored, an older state the service recovered from like any other lost blocks."]
     if drains:
         lines += ["", f"Drain after a fault: median {statistics.median(drains):.1f}s, max {max(drains):.1f}s "
                       f"({len(drains)} of {n} drained before the next fault)."]

@@ -288,6 +288,21 @@ class ChainClient:
                     return err
         return ChainRevertError("transaction reverted (reason not recoverable by replay)")
 
+    def simulate(self, sender: str, to: str | None, data: bytes, gas: int,
+                 block: int | str = "latest") -> ChainRevertError | None:
+        """The call as ``sender`` would make it now (eth_call): None when it would succeed, else
+        why it would revert."""
+        tx = {"from": sender, "to": to, "data": "0x" + data.hex(), "gas": hex(gas)}
+        tag = hex(block) if isinstance(block, int) else block
+        try:
+            self.rpc("eth_call", [tx, tag])
+        except RpcError as exc:
+            err = self.revert_error(exc.error, "simulated call")
+            if isinstance(err, ChainRevertError):
+                return err
+            raise err from exc
+        return None
+
     def forwarded_revert_reason(self, forwarder: str, sender: str, to: str, data: bytes, gas: int,
                                 block: int | str = "latest") -> ChainRevertError | None:
         """Why a call relayed through an ERC-2771 forwarder reverts (the forwarder itself only says

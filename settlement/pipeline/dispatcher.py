@@ -33,24 +33,27 @@ went down, when a sent row has had no receipt for ``STALE_AFTER_S``, and every
   behind a gap;
 - a row at a nonce < L without a receipt had its nonce consumed by another transaction. Only
   when a second audit ``AUDIT_CONFIRM_S`` later finds the same, the row is re-signed with a new
-  nonce (it can no longer be mined at the old one).
+  nonce (it can no longer be mined at the old one) -- unless its call now reverts: then the
+  chain's state most likely holds its effect without its transaction (a node restarted from a
+  torn state dump), and the row is set aside as ``orphaned`` (logged as an error, never sent
+  again, its domain record left pending) rather than sent to revert.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import UTC, datetime, timedelta
-
-import threading
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from settlement.chain.client import ChainClient, Receipt
+from settlement.chain.client import Receipt
 from settlement.chain.signing import SignedTx, Signer
 from settlement.core.errors import ChainRevertError, ChainUnavailableError
 from settlement.pipeline import intents
+from settlement.pipeline.nonces import CHAIN_LOST, FILLER_KIND, LIVE_STATUSES, NonceBook, aware, unsend
 from settlement.pipeline.registry import FailureHook, RollbackHook
 from settlement.runtime import Runtime
 from settlement.store.models import MemberAccount, OutboxRow, utcnow
@@ -66,13 +69,11 @@ AUDIT_ROWS_MAX = 10_000  # rows examined per signer and audit (the rest on the n
 INFLIGHT_PER_SIGNER_DEFAULT = 128  # LEDGER_MAX_INFLIGHT_PER_SIGNER
 INFLIGHT_PER_SIGNER_MAX = 5_000
 NONCE_FILL_GAS = 21_000
-FILLER_KIND = "nonce.fill"  # an outbox row that only spends a nonce (0-value self-transfer)
-LIVE_STATUSES = ("signed", "sent", "mined", "confirmed")  # a row holding its nonce
-# error_name of a row whose transaction the canonical chain lost, until it is mined again.
-CHAIN_LOST = "ChainLost"
 # A lost row's first mining time is when the dispatcher read its receipt; the follower may have
 # confirmed it (and a domain written a dependent row) a little earlier: this much earlier.
 LOST_DEPENDENCY_MARGIN_S = 10.0
+# A row whose effect the chain's state holds without its transaction (see _effects_present).
+ORPHANED = "orphaned"
 INTENT_RELEASE_INTERVAL_S = 1.0  # how often held intents are checked against the chain's clock
 INTENT_RELEASE_BATCH_MAX = 200
 
@@ -84,32 +85,6 @@ _now = utcnow  # one clock for the store: settlement.store.models.utcnow
 # never takes the store's write lock.
 _WORK = select(*(exists().where(OutboxRow.status == status)
                   for status in ("pending", "signed", "sent", intents.HELD)))
-
-
-class NonceBook:
-    """Next nonce per signer, recovered from the store and the node."""
-
-    def __init__(self, client: ChainClient) -> None:
-        self.client = client
-        self._next: dict[str, int] = {}
-
-    def take(self, session: Session, signer: str) -> int:
-        if signer not in self._next:
-            used = session.scalar(
-                select(func.max(OutboxRow.nonce)).where(OutboxRow.signer == signer, OutboxRow.nonce.is_not(None))
-            )
-            from_store = -1 if used is None else used
-            self._next[signer] = max(self.client.pending_nonce(signer), from_store + 1)
-        nonce = self._next[signer]
-        self._next[signer] = nonce + 1
-        return nonce
-
-    def forget(self, signer: str | None = None) -> None:
-        """Re-read on next use (after a rollback, or a nonce conflict)."""
-        if signer is None:
-            self._next.clear()
-        else:
-            self._next.pop(signer, None)
 
 
 class Dispatcher:
@@ -294,7 +269,7 @@ class Dispatcher:
                              .group_by(OutboxRow.signer)).all()
         if not lost:
             return rows
-        earliest = {signer: _aware(at) for signer, at in lost if at is not None}
+        earliest = {signer: aware(at) for signer, at in lost if at is not None}
         margin = timedelta(seconds=LOST_DEPENDENCY_MARGIN_S)
         keep = []
         for row in rows:
@@ -302,9 +277,9 @@ class Dispatcher:
             if row.kind == FILLER_KIND or not others:
                 keep.append(row)
                 continue
-            limit = _aware(row.created_at) + margin
+            limit = aware(row.created_at) + margin
             if row.error_name == CHAIN_LOST and row.mined_at is not None:
-                limit = min(limit, _aware(row.mined_at))
+                limit = min(limit, aware(row.mined_at))
             if min(others) >= limit:
                 keep.append(row)
         return keep
@@ -435,11 +410,32 @@ class Dispatcher:
             self._suspects.pop(signer, None)
         if not (lost or resend or gaps or taken):
             return 0
-        return self._repair(signer, consumed, lost, resend, gaps, taken)
+        return self._repair(signer, consumed, lost, resend, gaps, taken, self._effects_present(taken))
+
+    def _effects_present(self, row_ids: list[int]) -> dict[int, str]:
+        """Of rows whose nonce another transaction consumed: those whose call now reverts, with
+        the error. A node restarted from a torn state dump (anvil writes its accounts and its
+        blocks apart; killed between the two, it comes back with the nonces and effects of its
+        last transactions but without the transactions) has applied them without any record:
+        signed again, they would only revert and the domain would be told "rejected" while the
+        chain's state holds the effect. Such a row is set aside, never sent again (bounded:
+        AUDIT_ROWS_MAX per audit)."""
+        if not row_ids:
+            return {}
+        with self.rt.db.read() as s:
+            rows = s.scalars(select(OutboxRow).where(OutboxRow.id.in_(row_ids))).all()
+        present = {}
+        for row in rows:
+            if row.kind == FILLER_KIND:
+                continue
+            error = self.client.simulate(row.signer, self._address(row), row.calldata, row.gas_limit)
+            if error is not None:
+                present[row.id] = error.error_name or str(error.detail)[:100]
+        return present
 
     def _repair(self, signer: str, consumed: int, lost: list[int], resend: list[int], gaps: list[int],
-                taken: list[int]) -> int:
-        changed = 0
+                taken: list[int], effect_present: dict[int, str]) -> int:
+        changed = orphaned = 0
         lost_rows: list[OutboxRow] = []
         with self.rt.db.transaction() as s:
             for row_id in lost:
@@ -463,6 +459,14 @@ class Dispatcher:
                 if row.kind == FILLER_KIND:
                     row.status, row.error_name = "failed", "NonceConsumed"
                     row.last_error = f"nonce {row.nonce} was spent by another transaction"
+                elif row.id in effect_present:
+                    row.status, row.error_name = ORPHANED, "EffectWithoutReceipt"
+                    row.last_error = (f"nonce {row.nonce} consumed without a transaction the node can show, and the call "
+                                      f"now reverts ({effect_present[row.id]}): the node's state holds an effect whose "
+                                      f"transaction it lost (torn state dump?); not sent again, to be resolved by hand")
+                    log.error("outbox %s (%s): %s", row.id, row.kind, row.last_error,
+                              extra={"tx_hash": row.tx_hash, "outbox_id": row.id})
+                    orphaned += 1
                 else:
                     log.error("outbox %s: nonce %d of %s was consumed on chain by another transaction "
                               "(seen twice, %.0fs apart); re-signing it with a new nonce", row.id, row.nonce,
@@ -484,6 +488,11 @@ class Dispatcher:
             self.nonces.forget(signer)
         if not changed:
             return 0
+        stats = self.rt.stats
+        for name, count in (("outbox_rows_lost_by_chain", len(lost_rows)), ("outbox_rows_resent", len(resend)),
+                            ("nonce_gaps_filled", len(still_free)), ("nonces_taken_elsewhere", len(taken)),
+                            ("outbox_rows_orphaned", orphaned)):
+            stats[name] = stats.get(name, 0) + count
         log.warning("audit of %s (chain nonce count %d): %d lost rows and %d unknown to the node broadcast "
                     "again at their own nonces, %d nonce gaps filled, %d rows re-signed after their nonce "
                     "was taken", signer, consumed, len(lost_rows), len(resend), len(still_free), len(taken))
@@ -570,26 +579,12 @@ class Dispatcher:
         domains' mirrors back to pending; then every signer is audited (gaps, order)."""
         for row in rows:
             unsend(row, f"transaction {row.tx_hash} lost by the chain (rollback); broadcast again", lost=True)
+        stats = self.rt.stats
+        stats["outbox_rows_lost_by_chain"] = stats.get("outbox_rows_lost_by_chain", 0) + len(rows)
         if rows:
             for hook in self.rollback_hooks:
                 hook(session, rows)
         self.request_audit(None)
-
-
-def unsend(row: OutboxRow, reason: str, *, lost: bool = False) -> None:
-    """Back to signed, keeping nonce, raw transaction and hash: broadcast again byte for byte.
-    ``lost``: the chain had mined it and lost it; ``mined_at`` is kept (when it was first mined:
-    rows written after that may depend on it, see ``Dispatcher._after_lost_dependencies``)."""
-    row.status, row.sent_at = "signed", None
-    row.block_number = row.block_hash = None
-    row.last_error = reason
-    if lost:
-        row.error_name = CHAIN_LOST
-        row.mined_at = row.mined_at or row.created_at
-
-
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def pending_rows(session: Session) -> int:

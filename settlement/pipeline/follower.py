@@ -83,7 +83,9 @@ class Follower:
         to_block = min(safe_head, cp_block + self.block_range_max)
         logs = self.client.get_logs(list(self.rt.manifest.addresses.values()), cp_block + 1, to_block)
         to_hash = self.client.get_block(to_block)["hash"]
-        confirmable, gone = self._check_mined(to_block)
+        known = {lg.block_number: lg.block_hash for lg in logs}
+        known[to_block] = to_hash
+        confirmable, gone = self._check_mined(to_block, known)
         # The page's event rows, converted for the driver before the write lock is taken.
         now = utcnow()
         page = prepare_insert(self.rt.db.engine.dialect, ChainEvent.__table__, [
@@ -130,16 +132,19 @@ class Follower:
         self.rt.stats["follower_lag_blocks"] = max(head - to_block, 0)
         return applied
 
-    def _check_mined(self, up_to_block: int) -> tuple[list[int], list[int]]:
+    def _check_mined(self, up_to_block: int, known: dict[int, str] | None = None) -> tuple[list[int], list[int]]:
         """Mined rows up to ``up_to_block``: (ids whose receipt's block is canonical, ids whose
-        block the chain no longer has)."""
+        block the chain no longer has). ``known``: canonical hashes already read (the page's logs)."""
         with self.rt.db.read() as s:
             mined = s.execute(select(OutboxRow.id, OutboxRow.block_number, OutboxRow.block_hash)
                               .where(OutboxRow.status == "mined", OutboxRow.block_number <= up_to_block)
                               .order_by(OutboxRow.block_number).limit(CONFIRM_ROWS_MAX)).all()
         if not mined:
             return [], []
-        canonical = self.client.block_hashes(sorted({r.block_number for r in mined}))
+        canonical: dict[int, str | None] = dict(known or {})
+        missing = sorted({r.block_number for r in mined} - set(canonical))
+        if missing:
+            canonical.update(self.client.block_hashes(missing))
         ok = [r.id for r in mined if canonical[r.block_number] == r.block_hash]
         gone = [r.id for r in mined if canonical[r.block_number] != r.block_hash]
         return ok, gone

@@ -232,3 +232,32 @@ def test_a_settlement_shown_confirmed_goes_back_to_pending_when_the_chain_loses_
             w.runtime.db.dispose()
         for node in nodes:
             node.stop()
+
+
+def test_an_effect_the_chain_holds_without_its_transaction_is_never_sent_again(anvil_automine, database_url, tmp_path):
+    """A node restarted from a torn state dump holds the effect of a row's call, its nonce spent,
+    but no transaction for it. Emulated here: the same call, at the row's nonce, with other bytes.
+    The row is not signed again (it would only revert, and its domain be told "rejected" while
+    the chain holds the effect): it is set aside as orphaned, and the chain has the effect once."""
+    from settlement.pipeline.dispatcher import AUDIT_CONFIRM_S, ORPHANED
+
+    rt = make_runtime(anvil_automine.rpc_url, database_url, tmp_path)
+    dispatcher, follower = build(rt, build_registry())
+    enqueue_onboardings(rt, 0, 1)
+    dispatcher.sign()
+    with rt.db.read() as s:
+        row = s.scalars(select(OutboxRow)).one()
+    rt.chain.transact(rt.operator, to=rt.address("ConsortiumRegistry"), data=row.calldata, gas=row.gas_limit + 1,
+                      nonce=row.nonce)
+    assert member_count(rt) == 1
+    deadline = time.monotonic() + 4 * AUDIT_CONFIRM_S + 10
+    while statuses(rt) != {ORPHANED: 1} and time.monotonic() < deadline:
+        dispatcher.run_once()
+        follower.run_once()
+        time.sleep(0.1)
+    assert statuses(rt) == {ORPHANED: 1}
+    with rt.db.read() as s:
+        again = s.get(OutboxRow, row.id)
+    assert again.generation == 0 and again.nonce == row.nonce and again.error_name == "EffectWithoutReceipt"
+    assert "RegistryMemberExists" in again.last_error
+    assert member_count(rt) == 1

@@ -46,7 +46,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
 
 from settlement.chain.client import Receipt
@@ -56,7 +56,7 @@ from settlement.pipeline import intents
 from settlement.pipeline.nonces import CHAIN_LOST, FILLER_KIND, LIVE_STATUSES, NonceBook, aware, unsend
 from settlement.pipeline.registry import FailureHook, RollbackHook
 from settlement.runtime import Runtime
-from settlement.store.models import MemberAccount, OutboxRow, utcnow
+from settlement.store.models import ChainEvent, MemberAccount, OutboxRow, utcnow
 
 log = logging.getLogger("ledger.dispatcher")
 
@@ -446,11 +446,13 @@ class Dispatcher:
                 unsend(row, "the canonical chain lacks its transaction (rollback or node restart); broadcast again",
                        lost=True)
                 changed += 1
+            lost_n = len(lost_rows)
             for row_id in resend:
                 row = s.get(OutboxRow, row_id)
                 if row is None or row.status != "sent":
                     continue
                 unsend(row, "the node does not know its transaction; broadcast again")
+                lost_rows.append(row)  # the follower may have seen its events before the dispatcher its receipt
                 changed += 1
             for row_id in taken:
                 row = s.get(OutboxRow, row_id)
@@ -482,20 +484,19 @@ class Dispatcher:
                 self._add_filler(s, signer, nonce)
                 changed += 1
             if lost_rows:
-                for hook in self.rollback_hooks:
-                    hook(s, lost_rows)
+                self._forget_chain_records(s, lost_rows)
         if taken:
             self.nonces.forget(signer)
         if not changed:
             return 0
         stats = self.rt.stats
-        for name, count in (("outbox_rows_lost_by_chain", len(lost_rows)), ("outbox_rows_resent", len(resend)),
+        for name, count in (("outbox_rows_lost_by_chain", lost_n), ("outbox_rows_resent", len(lost_rows) - lost_n),
                             ("nonce_gaps_filled", len(still_free)), ("nonces_taken_elsewhere", len(taken)),
                             ("outbox_rows_orphaned", orphaned)):
             stats[name] = stats.get(name, 0) + count
         log.warning("audit of %s (chain nonce count %d): %d lost rows and %d unknown to the node broadcast "
                     "again at their own nonces, %d nonce gaps filled, %d rows re-signed after their nonce "
-                    "was taken", signer, consumed, len(lost_rows), len(resend), len(still_free), len(taken))
+                    "was taken", signer, consumed, lost_n, len(lost_rows) - lost_n, len(still_free), len(taken))
         return changed
 
     @staticmethod
@@ -582,9 +583,18 @@ class Dispatcher:
         stats = self.rt.stats
         stats["outbox_rows_lost_by_chain"] = stats.get("outbox_rows_lost_by_chain", 0) + len(rows)
         if rows:
-            for hook in self.rollback_hooks:
-                hook(session, rows)
+            self._forget_chain_records(session, rows)
         self.request_audit(None)
+
+    def _forget_chain_records(self, session: Session, rows: list[OutboxRow]) -> None:
+        """The stored events of lost transactions go (the same transactions mined anew emit them
+        again, with the same hash and log index: else the follower would take them for known and
+        not run their handlers), and the domains show the records pending."""
+        hashes = [r.tx_hash for r in rows if r.tx_hash]
+        for start in range(0, len(hashes), 500):
+            session.execute(delete(ChainEvent).where(ChainEvent.tx_hash.in_(hashes[start:start + 500])))
+        for hook in self.rollback_hooks:
+            hook(session, rows)
 
 
 def pending_rows(session: Session) -> int:

@@ -34,7 +34,8 @@ log = logging.getLogger("ledger.follower")
 CHECKPOINT = "contracts"
 BLOCK_RANGE_MAX = 5_000
 ROLLBACK_SCAN_ROWS_MAX = 10_000
-CONFIRM_ROWS_MAX = 2_000  # mined rows checked against the canonical chain per pass
+CONFIRM_ROWS_MAX = 2_000
+ROLLBACK_WALK_BLOCKS_MAX = 500  # stored event blocks checked, walking down, for the last canonical one  # mined rows checked against the canonical chain per pass
 
 _MINED_EXISTS = select(exists().where(OutboxRow.status == "mined"))
 
@@ -164,6 +165,23 @@ class Follower:
             with self.rt.db.transaction() as s:
                 self._confirm_rows(s, ok, gone)
 
+    def _last_canonical(self, s: Session, at_most: int) -> int:
+        """The highest block <= ``at_most`` known to be on the canonical chain: the first stored
+        event's block, walking down, whose hash the chain still has (blocks above it are read
+        again; their events already stored and unchanged are skipped as known). A restarted
+        node's new blocks (the lost transactions mined anew among them) can sit below the old
+        checkpoint: they must not be skipped."""
+        stored = s.execute(select(ChainEvent.block_number, ChainEvent.block_hash)
+                           .where(ChainEvent.block_number <= at_most).distinct()
+                           .order_by(ChainEvent.block_number.desc()).limit(ROLLBACK_WALK_BLOCKS_MAX)).all()
+        if not stored:
+            return self._start_block() - 1
+        canonical = self.client.block_hashes([b for b, _ in stored])
+        for number, block_hash in stored:
+            if canonical[number] == block_hash:
+                return number
+        return min(b for b, _ in stored) - 1
+
     def recover_rollback(self, head: int) -> int:
         """The chain lost blocks the store relied on: resubmit what it lost. Returns rows re-pended."""
         with self.rt.db.transaction() as s:
@@ -181,12 +199,13 @@ class Follower:
             # chain forgetting the failed attempt changes nothing for the domain (the dispatcher's
             # audit fills their nonces).
             resubmit = [r for r in lost if r.status != "failed"]
-            common = min([r.block_number for r in lost] + [head + 1]) - 1
-            common = max(min(common, head), self._start_block() - 1)
+            cp = self._checkpoint(s)
+            common = min([r.block_number for r in lost] + [head + 1] + ([cp.block_number] if cp else [])) - 1
+            common = self._last_canonical(s, min(common, head))
+            common = max(common, self._start_block() - 1)
             self.dispatcher.chain_lost(s, resubmit)
             s.execute(delete(ChainEvent).where(ChainEvent.block_number > common))
             block = self.client.get_block(common) if common >= 0 else None
-            cp = self._checkpoint(s)
             if block is None:
                 if cp is not None:
                     s.delete(cp)

@@ -191,10 +191,14 @@ def test_a_lost_failed_transaction_leaves_no_gap(tmp_path, sqlite_url):
             node.stop()
 
 
-def test_a_settlement_shown_confirmed_goes_back_to_pending_when_the_chain_loses_it(tmp_path, database_url):
+@pytest.mark.parametrize("seen_by", ["follower", "dispatcher"])
+def test_a_settlement_shown_confirmed_goes_back_to_pending_when_the_chain_loses_it(tmp_path, database_url, seen_by):
     """The API shows a settlement confirmed only while its transaction is on the canonical chain:
     after a node restart from an older state it is pending again, then confirmed again with the
-    same transaction (the same signed bytes), whose receipt the chain then has."""
+    same transaction (the same signed bytes), whose receipt the chain then has. ``dispatcher``:
+    the chain has already grown past the lost blocks (interval mining) when the dispatcher's
+    audit sees the loss first (the row still ``sent``: the follower had read its event before the
+    dispatcher read its receipt); the follower must still apply the events anew."""
     from tests.settlements.conftest import make_world
 
     state = tmp_path / "anvil-state.json"
@@ -210,17 +214,30 @@ def test_a_settlement_shown_confirmed_goes_back_to_pending_when_the_chain_loses_
         shutil.copy(state, saved)
         nodes.append(ManagedAnvil(config).start())
         lost = w.create()
-        w.sync()
+        if seen_by == "dispatcher":
+            # Sent and mined; the follower reads its event before the dispatcher reads its receipt.
+            w.dispatcher.sign()
+            w.dispatcher.broadcast()
+            while w.follower.run_once():
+                pass
+        else:
+            w.sync()
         shown = w.get(lost["id"])["chain"]
         assert shown["status"] == "confirmed" and shown["tx_hash"]
         nodes[-1].kill()
         shutil.copy(saved, state)
         nodes.append(ManagedAnvil(config).start())
         assert w.runtime.chain.receipts([shown["tx_hash"]])[shown["tx_hash"]] is None
-        w.follower.run_once()  # sees the rollback
+        if seen_by == "dispatcher":
+            for _ in range(shown["block_number"] + 3 - w.runtime.chain.block_number()):
+                w.runtime.chain.rpc("evm_mine")  # test-only: empty blocks past the lost ones
+            w.dispatcher.audit()
+        else:
+            w.follower.run_once()  # sees the rollback
         assert w.get(lost["id"])["chain"]["status"] == "pending"
         assert w.get(kept["id"])["chain"]["status"] == "confirmed"
         w.sync()
+        w.sync()  # a follower pass that recovers from a rollback applies nothing: the next one reads
         again = w.get(lost["id"])["chain"]
         assert again["status"] == "confirmed" and again["tx_hash"] == shown["tx_hash"]
         receipt = w.runtime.chain.receipts([again["tx_hash"]])[again["tx_hash"]]

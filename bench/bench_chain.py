@@ -2,8 +2,9 @@
 
     python -m bench.bench_chain [--count N] [--block-time S]
 
-1. raw: N transactions signed beforehand, flooded over JSON-RPC batches with a bare HTTP client;
-   the clock stops when the last receipt is in. This is what the node can do.
+1. raw: N transactions signed beforehand, flooded over JSON-RPC batches with a bare HTTP client,
+   at most ``INFLIGHT`` unmined at any time (the dispatcher's limit per signer); the clock stops
+   when the last receipt is in. This is what the node can do.
 2. client: the same call N times through ChainClient: encode, sign (local), send in batches,
    wait for receipts. This is what the service's sending path adds.
 3. dispatcher: the same N calls written to the outbox (SQLite) and drained by the dispatcher
@@ -30,6 +31,7 @@ from settlement.chain.deploy import deploy
 from settlement.custody.governors import demo_governance
 from settlement.chain.signing import LocalSigner, keccak256
 from settlement.custody.vault import KeyVault
+from settlement.pipeline.dispatcher import INFLIGHT_PER_SIGNER_DEFAULT
 from settlement.pipeline.outbox import enqueue
 from settlement.runtime import Runtime
 from settlement.store.db import Database, migrate
@@ -37,6 +39,11 @@ from settlement.pipeline.workers import build
 from settlement.wiring import build_registry
 
 BATCH = 200
+# Every phase keeps at most INFLIGHT transactions in the node's pool (the dispatcher's default
+# limit per signer), sending WINDOW_BATCH at a time: 2,000 sent at once grew an automining anvil to
+# 15 GB without finishing.
+INFLIGHT = INFLIGHT_PER_SIGNER_DEFAULT
+WINDOW_BATCH = INFLIGHT // 2
 FINANCE = keccak256(b"FINANCE")
 CALL_GAS = 300_000
 
@@ -68,11 +75,13 @@ def phase_raw(count: int, block_time: int | None) -> float:
         signed = [client.sign(operator, to=registry, data=client.encode("ConsortiumRegistry", "onboardMember", onboard_args(i)),
                               gas=CALL_GAS, nonce=base + i) for i in range(count)]
         bodies = [json.dumps([{"jsonrpc": "2.0", "id": j, "method": "eth_sendRawTransaction",
-                               "params": ["0x" + t.raw.hex()]} for j, t in enumerate(signed[k:k + BATCH])])
-                  for k in range(0, count, BATCH)]
+                               "params": ["0x" + t.raw.hex()]} for j, t in enumerate(signed[k:k + WINDOW_BATCH])])
+                  for k in range(0, count, WINDOW_BATCH)]
         session = requests.Session()
         t0 = time.perf_counter()
-        for body in bodies:
+        for k, body in enumerate(bodies):
+            # Bounded like the dispatcher: never more than INFLIGHT in the node's pool.
+            client.wait_for_room(operator.address, base + k * WINDOW_BATCH, INFLIGHT)
             session.post(client.rpc_url, data=body, headers={"Content-Type": "application/json"}).raise_for_status()
         wait_all(client, [t.tx_hash for t in signed])
         return count / (time.perf_counter() - t0)
@@ -87,10 +96,11 @@ def phase_client(count: int, block_time: int | None) -> float:
         hashes: list[str] = []
 
         def batches():
-            for k in range(0, count, BATCH):
+            for k in range(0, count, WINDOW_BATCH):
+                client.wait_for_room(operator.address, base + k, INFLIGHT)
                 txs = [client.sign(operator, to=registry, gas=CALL_GAS, nonce=base + i,
                                    data=client.encode("ConsortiumRegistry", "onboardMember", onboard_args(i)))
-                       for i in range(k, min(k + BATCH, count))]
+                       for i in range(k, min(k + WINDOW_BATCH, count))]
                 hashes.extend(t.tx_hash for t in txs)
                 yield txs
 
@@ -117,7 +127,7 @@ def phase_dispatcher(count: int, block_time: int | None) -> float:
             for i in range(count):
                 enqueue(s, kind="bench", contract="ConsortiumRegistry", function="onboardMember", args=onboard_args(i),
                         signer=operator.address, gas_limit=CALL_GAS)
-        dispatcher, _ = build(rt, build_registry(), batch_size=BATCH)
+        dispatcher, _ = build(rt, build_registry(), batch_size=BATCH, inflight_max=INFLIGHT)
         t0 = time.perf_counter()
         dispatcher.drain(timeout_s=600, idle_sleep_s=0.01)
         return count / (time.perf_counter() - t0)

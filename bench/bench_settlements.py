@@ -55,6 +55,7 @@ from settlement.domains.settlements.commands import GAS_BATCH_BASE, GAS_BATCH_PE
 from settlement.store.db import Database, migrate
 from settlement.store.models import OutboxRow
 from settlement.store.models.settlements import Settlement
+from settlement.pipeline.dispatcher import INFLIGHT_PER_SIGNER_DEFAULT
 from settlement.pipeline.workers import Workers
 from settlement.wiring import build_registry
 
@@ -221,6 +222,9 @@ def raw_capacity(env: Env, single_count: int, batch_count: int) -> dict[str, flo
         session = requests.Session()
         t0 = time.perf_counter()
         for k in range(0, len(signed), RPC_BATCH):
+            # At most the dispatcher's in-flight limit per signer in the node's pool (a flood of
+            # thousands at once grows an automining anvil without bound).
+            client.wait_for_room(acct.address, base + k, INFLIGHT_PER_SIGNER_DEFAULT)
             body = json.dumps([{"jsonrpc": "2.0", "id": j, "method": "eth_sendRawTransaction",
                                 "params": ["0x" + t.raw.hex()]} for j, t in enumerate(signed[k:k + RPC_BATCH])])
             session.post(client.rpc_url, data=body, headers={"Content-Type": "application/json"}).raise_for_status()

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     # Workers.
     dispatch_batch_size: int = 200
     dispatch_interval_ms: int = 100
+    # LEDGER_MAX_INFLIGHT_PER_SIGNER: transactions of one signer in the node's pool at most (sent,
+    # not yet mined), so a backlog drains without parking thousands of them in the node.
+    max_inflight_per_signer: int = Field(default=128, ge=1, le=5_000)
     receipt_timeout_s: float = 120.0
     follow_interval_ms: int = 250
     follow_block_range_max: int = 2_000

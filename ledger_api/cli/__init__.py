@@ -83,7 +83,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
                           dispatch_interval_s=settings.dispatch_interval_ms / 1000,
                           follow_interval_s=settings.follow_interval_ms / 1000,
                           confirmations=settings.confirmations,
-                          block_range_max=settings.follow_block_range_max).start()
+                          block_range_max=settings.follow_block_range_max,
+                          inflight_max=settings.max_inflight_per_signer).start()
         say("workers: outbox dispatcher and chain follower running")
         cli_governance.seal_when_applied(runtime, say)
         app = create_app(runtime, settings)
@@ -133,7 +134,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     workers = Workers(runtime, build_registry(), batch_size=args.batch_size or settings.dispatch_batch_size,
                       dispatch_interval_s=settings.dispatch_interval_ms / 1000,
                       follow_interval_s=settings.follow_interval_ms / 1000,
-                      confirmations=settings.confirmations).start()
+                      confirmations=settings.confirmations,
+                      inflight_max=settings.max_inflight_per_signer).start()
     say("workers running; Ctrl-C to stop")
     stop.wait()
     workers.stop()

@@ -210,6 +210,38 @@ class ChainClient:
     def pending_nonce(self, address: str) -> int:
         return int(self.rpc("eth_getTransactionCount", [address, "pending"]), 16)
 
+    def nonces(self, addresses: Sequence[str], tag: str = "latest") -> dict[str, int]:
+        """Transaction counts of many accounts in one round trip. ``latest``: nonces consumed by
+        the canonical chain; ``pending``: also those in the node's pool."""
+        answers = self.batch([("eth_getTransactionCount", [a, tag]) for a in addresses])
+        out: dict[str, int] = {}
+        for address, answer in zip(addresses, answers):
+            if "error" in answer:
+                raise RpcError("eth_getTransactionCount", dict(answer["error"]))
+            out[address] = int(answer["result"], 16)
+        return out
+
+    def transactions_known(self, tx_hashes: Sequence[str]) -> dict[str, bool]:
+        """Whether the node has each transaction (in its pool or mined), in one round trip."""
+        answers = self.batch([("eth_getTransactionByHash", [h]) for h in tx_hashes])
+        out: dict[str, bool] = {}
+        for h, answer in zip(tx_hashes, answers):
+            if "error" in answer:
+                raise RpcError("eth_getTransactionByHash", dict(answer["error"]))
+            out[h] = answer.get("result") is not None
+        return out
+
+    def block_hashes(self, numbers: Sequence[int]) -> dict[int, str | None]:
+        """The canonical chain's hash at each block number (None past the head), in one round trip."""
+        answers = self.batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers])
+        out: dict[int, str | None] = {}
+        for n, answer in zip(numbers, answers):
+            if "error" in answer:
+                raise RpcError("eth_getBlockByNumber", dict(answer["error"]))
+            block = answer.get("result")
+            out[n] = block["hash"] if block else None
+        return out
+
     def balance(self, address: str) -> int:
         return int(self.rpc("eth_getBalance", [address, "latest"]), 16)
 
@@ -263,6 +295,21 @@ class ChainClient:
                 if isinstance(err, ChainRevertError):
                     return err
         return ChainRevertError("transaction reverted (reason not recoverable by replay)")
+
+    def simulate(self, sender: str, to: str | None, data: bytes, gas: int,
+                 block: int | str = "latest") -> ChainRevertError | None:
+        """The call as ``sender`` would make it now (eth_call): None when it would succeed, else
+        why it would revert."""
+        tx = {"from": sender, "to": to, "data": "0x" + data.hex(), "gas": hex(gas)}
+        tag = hex(block) if isinstance(block, int) else block
+        try:
+            self.rpc("eth_call", [tx, tag])
+        except RpcError as exc:
+            err = self.revert_error(exc.error, "simulated call")
+            if isinstance(err, ChainRevertError):
+                return err
+            raise err from exc
+        return None
 
     def forwarded_revert_reason(self, forwarder: str, sender: str, to: str, data: bytes, gas: int,
                                 block: int | str = "latest") -> ChainRevertError | None:
@@ -330,6 +377,17 @@ class ChainClient:
             for fut in pending:
                 results.extend(fut.result())
         return results
+
+    def wait_for_room(self, sender: str, next_nonce: int, inflight_max: int, timeout_s: float = 600.0,
+                      poll_s: float = 0.01) -> None:
+        """Blocks until ``sender`` has fewer than ``inflight_max`` transactions below
+        ``next_nonce`` still unmined, so a flood never parks more than that in the node's pool
+        (an automining anvil slows down super-linearly with its pool, and grows without bound)."""
+        deadline = time.monotonic() + timeout_s
+        while next_nonce - self.nonces([sender])[sender] >= inflight_max:
+            if time.monotonic() > deadline:
+                raise ChainUnavailableError(f"{sender}: no room in {timeout_s}s ({inflight_max} in flight)")
+            time.sleep(poll_s)
 
     def receipts(self, tx_hashes: Sequence[str]) -> dict[str, Receipt | None]:
         answers = self.batch([("eth_getTransactionReceipt", [h]) for h in tx_hashes])

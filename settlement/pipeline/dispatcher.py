@@ -2,47 +2,78 @@
 
 Each pass works in bounded batches and in this order:
 
-1. ``sign``: pending rows get the next nonce of their signer and are signed; nonce, raw
+1. ``audit`` (only when due, see below): what the store holds against what the chain has;
+2. ``sign``: pending rows get the next nonce of their signer and are signed; nonce, raw
    transaction and hash are committed BEFORE anything is sent (write-ahead);
-2. ``broadcast``: signed rows are sent in JSON-RPC batches and marked sent. A row that was sent
-   but whose transaction the node no longer knows is broadcast again: the same raw bytes, so the
-   same hash and nonce. A node that already has it answers "already known";
-3. ``collect``: receipts of sent rows are fetched in one batch; status 1 -> mined, status 0 ->
-   failed with the decoded custom error (and the kind's failure hook runs).
+3. ``broadcast``: signed rows are sent in JSON-RPC batches, per signer in nonce order and only
+   inside its in-flight window (nonces below the chain's count + ``inflight_max``), and marked
+   sent. A node that already has a transaction answers "already known";
+4. ``collect``: receipts of sent rows are fetched in one batch; status 1 -> mined (with the
+   receipt's block hash), status 0 -> failed with the decoded custom error (and the kind's
+   failure hook runs). The follower confirms a mined row only while that block hash is canonical.
 
 A crash between any two steps leaves rows in a state the next pass continues from, so every row
-reaches the chain exactly once: a signed row is only ever re-broadcast byte-for-byte, never
-re-signed with another nonce, unless the chain provably does not have it (see ``repend``).
+reaches the chain exactly once: a signed row is only ever re-broadcast byte-for-byte at its own
+nonce, never re-signed with another nonce, unless the audit proves that nonce was consumed on
+chain by another transaction.
 
-Nonces: one sequence per signer with no gaps and no reuse, recovered after a restart as
-max(node's pending nonce, highest nonce the store used + 1). A transaction that can never be
-sent (the node refuses it for good) has its nonce filled by a zero-value self-transfer, so later
-nonces of that signer are not stuck behind a gap.
+Nonces: one sequence per signer, recovered after a restart as max(node's pending nonce, highest
+nonce the store used + 1).
+
+The audit (per signer, at start, after a rollback the follower saw, when the chain's nonce count
+went down, when a sent row has had no receipt for ``STALE_AFTER_S``, and every
+``AUDIT_INTERVAL_S`` while rows are in flight): with L = the chain's ``latest`` nonce count,
+
+- every row at a nonce >= L is not on the canonical chain: a mined or confirmed one goes back to
+  signed (the chain lost it: rollback, node restarted from an old state), a sent one the node
+  does not know goes back to signed; all of them are broadcast again, the same bytes at the same
+  nonce, in order (the domains' rollback hooks put their mirrors back to pending);
+- every nonce in [L, highest nonce held] that no live row holds (a lost filler, a failed row's
+  nonce) gets a filler: a zero-value self-transfer, itself an outbox row, so nothing queues
+  behind a gap;
+- a row at a nonce < L without a receipt had its nonce consumed by another transaction. Only
+  when a second audit ``AUDIT_CONFIRM_S`` later finds the same, the row is re-signed with a new
+  nonce (it can no longer be mined at the old one) -- unless its call now reverts: then the
+  chain's state most likely holds its effect without its transaction (a node restarted from a
+  torn state dump), and the row is set aside as ``orphaned`` (logged as an error, never sent
+  again, its domain record left pending) rather than sent to revert.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
 
-from settlement.chain.client import ChainClient, Receipt
+from settlement.chain.client import Receipt
 from settlement.chain.signing import SignedTx, Signer
 from settlement.core.errors import ChainRevertError, ChainUnavailableError
 from settlement.pipeline import intents
-from settlement.pipeline.registry import FailureHook
+from settlement.pipeline.nonces import CHAIN_LOST, FILLER_KIND, LIVE_STATUSES, NonceBook, aware, unsend
+from settlement.pipeline.registry import FailureHook, RollbackHook
 from settlement.runtime import Runtime
-from settlement.store.models import MemberAccount, OutboxRow, utcnow
+from settlement.store.models import ChainEvent, MemberAccount, OutboxRow, utcnow
 
 log = logging.getLogger("ledger.dispatcher")
 
 BATCH_SIZE_MAX = 500
 SEND_ATTEMPTS_MAX = 5  # then the row fails and its nonce is filled
-RESEND_AFTER_S = 10.0  # a sent row with no receipt this long is checked and re-broadcast
+STALE_AFTER_S = 5.0  # a sent row with no receipt this long has its signer audited
+AUDIT_INTERVAL_S = 15.0  # while rows are in flight, every signer is audited this often anyway
+AUDIT_CONFIRM_S = 2.0  # a nonce consumed by another transaction is concluded on a second look
+AUDIT_ROWS_MAX = 10_000  # rows examined per signer and audit (the rest on the next audit)
+INFLIGHT_PER_SIGNER_DEFAULT = 128  # LEDGER_MAX_INFLIGHT_PER_SIGNER
+INFLIGHT_PER_SIGNER_MAX = 5_000
 NONCE_FILL_GAS = 21_000
+# A lost row's first mining time is when the dispatcher read its receipt; the follower may have
+# confirmed it (and a domain written a dependent row) a little earlier: this much earlier.
+LOST_DEPENDENCY_MARGIN_S = 10.0
+# A row whose effect the chain's state holds without its transaction (see _effects_present).
+ORPHANED = "orphaned"
 INTENT_RELEASE_INTERVAL_S = 1.0  # how often held intents are checked against the chain's clock
 INTENT_RELEASE_BATCH_MAX = 200
 
@@ -56,44 +87,31 @@ _WORK = select(*(exists().where(OutboxRow.status == status)
                   for status in ("pending", "signed", "sent", intents.HELD)))
 
 
-class NonceBook:
-    """Next nonce per signer, recovered from the store and the node."""
-
-    def __init__(self, client: ChainClient) -> None:
-        self.client = client
-        self._next: dict[str, int] = {}
-
-    def take(self, session: Session, signer: str) -> int:
-        if signer not in self._next:
-            used = session.scalar(
-                select(func.max(OutboxRow.nonce)).where(OutboxRow.signer == signer, OutboxRow.nonce.is_not(None))
-            )
-            from_store = -1 if used is None else used
-            self._next[signer] = max(self.client.pending_nonce(signer), from_store + 1)
-        nonce = self._next[signer]
-        self._next[signer] = nonce + 1
-        return nonce
-
-    def forget(self, signer: str | None = None) -> None:
-        """Re-read on next use (after a rollback, or a nonce conflict)."""
-        if signer is None:
-            self._next.clear()
-        else:
-            self._next.pop(signer, None)
-
-
 class Dispatcher:
     def __init__(self, runtime: Runtime, *, batch_size: int = 200,
-                 failure_hooks: dict[str, FailureHook] | None = None) -> None:
+                 failure_hooks: dict[str, FailureHook] | None = None,
+                 rollback_hooks: list[RollbackHook] | None = None,
+                 inflight_max: int = INFLIGHT_PER_SIGNER_DEFAULT) -> None:
         if not 1 <= batch_size <= BATCH_SIZE_MAX:
             raise ValueError(f"batch_size must be 1..{BATCH_SIZE_MAX}")
+        if not 1 <= inflight_max <= INFLIGHT_PER_SIGNER_MAX:
+            raise ValueError(f"inflight_max must be 1..{INFLIGHT_PER_SIGNER_MAX}")
         self.rt = runtime
         self.client = runtime.chain
         self.batch_size = batch_size
+        self.inflight_max = inflight_max
         self.failure_hooks = failure_hooks or {}
+        self.rollback_hooks = rollback_hooks or []
         self.nonces = NonceBook(self.client)
-        self._fillers: list[tuple[str, int]] = []
         self._intents_checked_at = 0.0
+        # Audits asked for (by the follower's thread too): None in the set means every signer.
+        self._audit_lock = threading.Lock()
+        self._audit_wanted: set[str | None] = {None}  # at start: everything
+        self._audited_at = 0.0
+        self._latest_seen: dict[str, int] = {}  # each signer's last seen on-chain nonce count
+        # signer -> {row id: (tx hash, first seen)}: rows whose nonce another transaction consumed
+        self._suspects: dict[str, dict[int, tuple[str, float]]] = {}
+        self._recheck_at: dict[str, float] = {}  # signer -> when its suspects are looked at again
 
     # -- signers --------------------------------------------------------------------------------
 
@@ -111,16 +129,22 @@ class Dispatcher:
 
     # -- one pass -------------------------------------------------------------------------------
 
+    def request_audit(self, signer: str | None = None) -> None:
+        """Ask for an audit of ``signer`` (None: every signer) on the next pass; any thread."""
+        with self._audit_lock:
+            self._audit_wanted.add(signer)
+
     def run_once(self) -> int:
-        """One sign/broadcast/collect pass; returns how many rows changed state. Phases with
-        nothing to do (and nothing handed on by the phase before) are skipped."""
+        """One audit (when due) and sign/broadcast/collect pass; returns how many rows changed
+        state. Phases with nothing to do (and nothing handed on by the phase before) are skipped."""
         with self.rt.db.read() as s:
             pending, signed, sent, held = s.execute(_WORK).one()
+        audited = self._audit_if_due(in_flight=bool(signed or sent))
         released = self.release_intents() if held else 0
         signed_now = self.sign() if pending else 0
-        sent_now = self.broadcast() if signed_now or signed or sent else 0
+        sent_now = self.broadcast() if signed_now or signed or audited else 0
         collected = self.collect() if sent_now or sent else 0
-        return released + signed_now + sent_now + collected
+        return audited + released + signed_now + sent_now + collected
 
     def release_intents(self, *, force: bool = False) -> int:
         """Held intents past their deadline (by the chain's clock) or withdrawn: their rows fail
@@ -179,40 +203,42 @@ class Dispatcher:
             raise
 
     def broadcast(self) -> int:
-        resend_before = time.time() - RESEND_AFTER_S
+        """Signed rows to the node, per signer in nonce order and inside its in-flight window."""
         with self.rt.db.read() as s:
-            rows = s.scalars(select(OutboxRow).where(OutboxRow.status == "signed")
-                             .order_by(OutboxRow.signer, OutboxRow.nonce).limit(self.batch_size)).all()
-            stale = s.scalars(select(OutboxRow).where(OutboxRow.status == "sent")
-                              .order_by(OutboxRow.signer, OutboxRow.nonce).limit(self.batch_size)).all()
-        stale = [r for r in stale if r.sent_at is None or r.sent_at.timestamp() < resend_before]
-        if stale:
-            # Sent long ago and still no receipt: if the node lost it (restart, dropped pool),
-            # broadcast the very same bytes again.
-            receipts = self.client.receipts([r.tx_hash for r in stale])
-            rows += [r for r in stale if receipts[r.tx_hash] is None and not self.client.transaction_known(r.tx_hash)]
+            signers = s.scalars(select(OutboxRow.signer).where(OutboxRow.status == "signed").distinct()).all()
+        if not signers:
+            return 0
+        latest = self.client.nonces(signers)
+        self._note_latest(latest)
+        rows: list[OutboxRow] = []
+        with self.rt.db.read() as s:
+            for signer in signers:
+                if len(rows) >= self.batch_size:
+                    break
+                window_end = latest[signer] + self.inflight_max
+                rows += s.scalars(select(OutboxRow).where(OutboxRow.status == "signed", OutboxRow.signer == signer,
+                                                          OutboxRow.nonce < window_end)
+                                  .order_by(OutboxRow.nonce).limit(self.batch_size - len(rows))).all()
+        rows = self._after_lost_dependencies(rows)
         if not rows:
             return 0
+        rows.sort(key=lambda r: r.id)  # across signers, in the order the rows were written
         results = self.client.send_raw_batch([SignedTx(r.raw_tx, r.tx_hash, r.nonce) for r in rows])
         now = _now()
         changed = 0
         with self.rt.db.transaction() as s:
             for row, result in zip(rows, results):
                 live = s.get(OutboxRow, row.id)
-                if live is None or live.tx_hash != row.tx_hash:
+                if live is None or live.status != "signed" or live.tx_hash != row.tx_hash:
                     continue
                 if result.accepted:
                     live.status, live.sent_at, live.attempts = "sent", now, live.attempts + 1
                     changed += 1
                 elif result.nonce_too_low:
-                    # Either our transaction is already mined (collect will see the receipt), or
-                    # the nonce went to another transaction: then re-sign with a fresh nonce.
-                    receipt = self.client.receipts([live.tx_hash])[live.tx_hash]
-                    if receipt is None:
-                        self._repend(live, f"nonce {live.nonce} taken by another transaction")
-                        self.nonces.forget(live.signer)
-                    else:
-                        live.status, live.sent_at = "sent", now
+                    # Either this very transaction is mined (collect sees its receipt), or another
+                    # one took the nonce: the audit looks twice before concluding.
+                    live.status, live.sent_at = "sent", now
+                    self.request_audit(live.signer)
                     changed += 1
                 else:
                     live.attempts += 1
@@ -220,21 +246,258 @@ class Dispatcher:
                     if live.attempts >= SEND_ATTEMPTS_MAX:
                         log.error("outbox %s refused %d times: %s", live.id, live.attempts, result.error,
                                   extra={"tx_hash": live.tx_hash, "outbox_id": live.id})
-                        self._fillers.append((live.signer, live.nonce))
                         live.status = "failed"
                         live.error_name = "NodeRejected"
+                        if live.kind != FILLER_KIND:
+                            self._add_filler(s, live.signer, live.nonce)
                         changed += 1
-        self._fill_nonce_gaps()
         return changed
 
-    def _fill_nonce_gaps(self) -> None:
-        """Spend nonces of transactions the node refused for good with zero-value self-transfers."""
-        while self._fillers:
-            signer_address, nonce = self._fillers.pop()
+    def _after_lost_dependencies(self, rows: list[OutboxRow]) -> list[OutboxRow]:
+        """Rows that may go now. A domain writes an operation only once the operations it depends
+        on are confirmed, so a row R may depend on any row mined before R was written. While the
+        chain lacks such a row X of another signer (lost, being sent again), R waits: else a
+        payment could overtake its recording when both are sent again after a chain loss.
+
+        X blocks R when X was first mined before R was written (less a margin, see
+        ``LOST_DEPENDENCY_MARGIN_S``) and, when R was lost too, before R was first mined: lost
+        rows go back in the order the chain first had them, so no two rows wait on each other.
+        Fillers wait for nothing (they change no state). Within one signer, nonces keep the order."""
+        with self.rt.db.read() as s:
+            lost = s.execute(select(OutboxRow.signer, func.min(OutboxRow.mined_at))
+                             .where(OutboxRow.error_name == CHAIN_LOST, OutboxRow.status.in_(("signed", "sent")))
+                             .group_by(OutboxRow.signer)).all()
+        if not lost:
+            return rows
+        earliest = {signer: aware(at) for signer, at in lost if at is not None}
+        margin = timedelta(seconds=LOST_DEPENDENCY_MARGIN_S)
+        keep = []
+        for row in rows:
+            others = [at for signer, at in earliest.items() if signer != row.signer]
+            if row.kind == FILLER_KIND or not others:
+                keep.append(row)
+                continue
+            limit = aware(row.created_at) + margin
+            if row.error_name == CHAIN_LOST and row.mined_at is not None:
+                limit = min(limit, aware(row.mined_at))
+            if min(others) >= limit:
+                keep.append(row)
+        return keep
+
+    def _add_filler(self, s: Session, signer_address: str, nonce: int) -> OutboxRow:
+        """A signed outbox row spending ``nonce`` with a zero-value self-transfer."""
+        signer = self._signer(s, signer_address)
+        tx = self.client.sign(signer, to=signer_address, data=b"", gas=NONCE_FILL_GAS, nonce=nonce)
+        generation = s.scalar(select(func.max(OutboxRow.generation)).where(
+            OutboxRow.signer == signer_address, OutboxRow.nonce == nonce))
+        row = OutboxRow(kind=FILLER_KIND, contract="", function="", args=[], calldata=b"", signer=signer_address,
+                        gas_limit=NONCE_FILL_GAS, aggregate_id="", status="signed", nonce=nonce,
+                        generation=0 if generation is None else generation + 1, raw_tx=tx.raw, tx_hash=tx.tx_hash,
+                        last_error=f"fills nonce {nonce}")
+        s.add(row)
+        return row
+
+    # -- the audit ------------------------------------------------------------------------------
+
+    def _note_latest(self, latest: dict[str, int]) -> None:
+        """A signer's on-chain nonce count that went down means the chain lost blocks."""
+        for signer, count in latest.items():
+            if count < self._latest_seen.get(signer, 0):
+                log.warning("signer %s: the chain's nonce count went down from %d to %d; auditing",
+                            signer, self._latest_seen[signer], count)
+                self.request_audit(None)
+            self._latest_seen[signer] = count
+
+    def _audit_if_due(self, *, in_flight: bool) -> int:
+        now = time.monotonic()
+        with self._audit_lock:
+            wanted, self._audit_wanted = self._audit_wanted, set()
+        if in_flight and now - self._audited_at >= AUDIT_INTERVAL_S:
+            wanted.add(None)
+        wanted.update(signer for signer, at in list(self._recheck_at.items()) if at <= now)
+        if in_flight and None not in wanted:
+            wanted.update(self._stale_signers())
+        if not wanted:
+            return 0
+        try:
+            return self.audit(None if None in wanted else sorted(wanted))  # type: ignore[arg-type]
+        except BaseException:
+            with self._audit_lock:
+                self._audit_wanted.update(wanted)  # not done: again on the next pass
+            raise
+
+    def _stale_signers(self) -> set[str]:
+        before = _now() - timedelta(seconds=STALE_AFTER_S)
+        with self.rt.db.read() as s:
+            return set(s.scalars(select(OutboxRow.signer).where(OutboxRow.status == "sent", OutboxRow.sent_at < before)
+                                 .distinct()).all())
+
+    def audit(self, signers: list[str] | None = None) -> int:
+        """Compares the store with the canonical chain for ``signers`` (None: every signer with
+        rows in flight) and repairs what the chain lacks; returns how many rows changed."""
+        if signers is None:
+            self._audited_at = time.monotonic()
+            # Every signer with rows in flight (a row the chain lost is back to signed by then).
             with self.rt.db.read() as s:
-                signer = self._signer(s, signer_address)
-            tx = self.client.sign(signer, to=signer_address, data=b"", gas=NONCE_FILL_GAS, nonce=nonce)
-            self.client.send_raw_batch([tx])
+                signers = list(s.scalars(select(OutboxRow.signer).where(OutboxRow.status.in_(("signed", "sent", "mined")))
+                                         .distinct()).all())
+        if not signers:
+            return 0
+        latest = self.client.nonces(signers)
+        for signer, count in latest.items():
+            self._latest_seen[signer] = count
+        changed = 0
+        for signer in signers:
+            changed += self._audit_signer(signer, latest[signer])
+        return changed
+
+    def _audit_signer(self, signer: str, consumed: int) -> int:
+        """``consumed``: the chain's ``latest`` nonce count of ``signer`` (read before the receipts)."""
+        self._recheck_at.pop(signer, None)
+        with self.rt.db.read() as s:
+            above = s.execute(select(OutboxRow.id, OutboxRow.status, OutboxRow.nonce, OutboxRow.tx_hash,
+                                     OutboxRow.block_hash, OutboxRow.kind)
+                              .where(OutboxRow.signer == signer, OutboxRow.nonce >= consumed,
+                                     OutboxRow.status.in_(LIVE_STATUSES + ("failed",)))
+                              .order_by(OutboxRow.nonce).limit(AUDIT_ROWS_MAX)).all()
+            # In flight below the chain's count: read through the status index (the in-flight
+            # rows are few; a signer's whole history is not), filtered here.
+            below = [r for r in s.execute(select(OutboxRow.id, OutboxRow.status, OutboxRow.nonce, OutboxRow.tx_hash,
+                                                 OutboxRow.signer)
+                                          .where(OutboxRow.status.in_(("signed", "sent")))
+                                          .order_by(OutboxRow.id).limit(AUDIT_ROWS_MAX)).all()
+                     if r.signer == signer and r.nonce is not None and r.nonce < consumed]
+        if not above and not below:
+            self._suspects.pop(signer, None)
+            return 0
+        hashes = [r.tx_hash for r in above if r.status != "failed"] + [r.tx_hash for r in below]
+        receipts = self.client.receipts(hashes) if hashes else {}
+        unknown_sent = [r.tx_hash for r in above if r.status == "sent" and receipts[r.tx_hash] is None]
+        known = self.client.transactions_known(unknown_sent) if unknown_sent else {}
+
+        lost: list[int] = []  # mined or confirmed, the chain lacks them: back to signed
+        resend: list[int] = []  # sent, the node does not know them: back to signed
+        held: set[int] = set()  # nonces >= consumed that a live row keeps
+        for r in above:
+            if r.status == "failed":
+                continue
+            held.add(r.nonce)
+            receipt = receipts[r.tx_hash]
+            if r.status in ("mined", "confirmed") and (receipt is None or receipt.block_hash != r.block_hash):
+                lost.append(r.id)
+            elif r.status == "sent" and receipt is None and not known.get(r.tx_hash, False):
+                resend.append(r.id)
+        top = max((r.nonce for r in above), default=consumed - 1)
+        gaps = [n for n in range(consumed, top + 1) if n not in held]
+
+        now = time.monotonic()
+        taken: list[int] = []  # nonce consumed by another transaction, seen twice: re-sign elsewhere
+        before, after = self._suspects.get(signer, {}), {}
+        for r in below:
+            if receipts[r.tx_hash] is not None:
+                continue  # on chain: collect records it
+            first = before.get(r.id)
+            if first is None or first[0] != r.tx_hash:
+                after[r.id] = (r.tx_hash, now)
+            elif now - first[1] >= AUDIT_CONFIRM_S:
+                taken.append(r.id)
+            else:
+                after[r.id] = first
+        if after:
+            self._suspects[signer] = after
+            self._recheck_at[signer] = min(t for _, t in after.values()) + AUDIT_CONFIRM_S
+        else:
+            self._suspects.pop(signer, None)
+        if not (lost or resend or gaps or taken):
+            return 0
+        return self._repair(signer, consumed, lost, resend, gaps, taken, self._effects_present(taken))
+
+    def _effects_present(self, row_ids: list[int]) -> dict[int, str]:
+        """Of rows whose nonce another transaction consumed: those whose call now reverts, with
+        the error. A node restarted from a torn state dump (anvil writes its accounts and its
+        blocks apart; killed between the two, it comes back with the nonces and effects of its
+        last transactions but without the transactions) has applied them without any record:
+        signed again, they would only revert and the domain would be told "rejected" while the
+        chain's state holds the effect. Such a row is set aside, never sent again (bounded:
+        AUDIT_ROWS_MAX per audit)."""
+        if not row_ids:
+            return {}
+        with self.rt.db.read() as s:
+            rows = s.scalars(select(OutboxRow).where(OutboxRow.id.in_(row_ids))).all()
+        present = {}
+        for row in rows:
+            if row.kind == FILLER_KIND:
+                continue
+            error = self.client.simulate(row.signer, self._address(row), row.calldata, row.gas_limit)
+            if error is not None:
+                present[row.id] = error.error_name or str(error.detail)[:100]
+        return present
+
+    def _repair(self, signer: str, consumed: int, lost: list[int], resend: list[int], gaps: list[int],
+                taken: list[int], effect_present: dict[int, str]) -> int:
+        changed = orphaned = 0
+        lost_rows: list[OutboxRow] = []
+        with self.rt.db.transaction() as s:
+            for row_id in lost:
+                row = s.get(OutboxRow, row_id)
+                if row is None or row.status not in ("mined", "confirmed") or row.nonce < consumed:
+                    continue
+                lost_rows.append(row)
+                unsend(row, "the canonical chain lacks its transaction (rollback or node restart); broadcast again",
+                       lost=True)
+                changed += 1
+            lost_n = len(lost_rows)
+            for row_id in resend:
+                row = s.get(OutboxRow, row_id)
+                if row is None or row.status != "sent":
+                    continue
+                unsend(row, "the node does not know its transaction; broadcast again")
+                lost_rows.append(row)  # the follower may have seen its events before the dispatcher its receipt
+                changed += 1
+            for row_id in taken:
+                row = s.get(OutboxRow, row_id)
+                if row is None or row.status not in ("signed", "sent") or row.nonce >= consumed:
+                    continue
+                if row.kind == FILLER_KIND:
+                    row.status, row.error_name = "failed", "NonceConsumed"
+                    row.last_error = f"nonce {row.nonce} was spent by another transaction"
+                elif row.id in effect_present:
+                    row.status, row.error_name = ORPHANED, "EffectWithoutReceipt"
+                    row.last_error = (f"nonce {row.nonce} consumed without a transaction the node can show, and the call "
+                                      f"now reverts ({effect_present[row.id]}): the node's state holds an effect whose "
+                                      f"transaction it lost (torn state dump?); not sent again, to be resolved by hand")
+                    log.error("outbox %s (%s): %s", row.id, row.kind, row.last_error,
+                              extra={"tx_hash": row.tx_hash, "outbox_id": row.id})
+                    orphaned += 1
+                else:
+                    log.error("outbox %s: nonce %d of %s was consumed on chain by another transaction "
+                              "(seen twice, %.0fs apart); re-signing it with a new nonce", row.id, row.nonce,
+                              signer, AUDIT_CONFIRM_S, extra={"tx_hash": row.tx_hash, "outbox_id": row.id})
+                    self._repend(row, f"nonce {row.nonce} consumed on chain by another transaction")
+                changed += 1
+            s.flush()
+            still_free = set(gaps)
+            if gaps:  # none taken since the snapshot (only this thread assigns nonces): checked anyway
+                still_free -= set(s.scalars(select(OutboxRow.nonce).where(
+                    OutboxRow.signer == signer, OutboxRow.nonce.in_(gaps), OutboxRow.status.in_(LIVE_STATUSES))).all())
+            for nonce in sorted(still_free):
+                self._add_filler(s, signer, nonce)
+                changed += 1
+            if lost_rows:
+                self._forget_chain_records(s, lost_rows)
+        if taken:
+            self.nonces.forget(signer)
+        if not changed:
+            return 0
+        stats = self.rt.stats
+        for name, count in (("outbox_rows_lost_by_chain", lost_n), ("outbox_rows_resent", len(lost_rows) - lost_n),
+                            ("nonce_gaps_filled", len(still_free)), ("nonces_taken_elsewhere", len(taken)),
+                            ("outbox_rows_orphaned", orphaned)):
+            stats[name] = stats.get(name, 0) + count
+        log.warning("audit of %s (chain nonce count %d): %d lost rows and %d unknown to the node broadcast "
+                    "again at their own nonces, %d nonce gaps filled, %d rows re-signed after their nonce "
+                    "was taken", signer, consumed, lost_n, len(lost_rows) - lost_n, len(still_free), len(taken))
+        return changed
 
     @staticmethod
     def _repend(row: OutboxRow, reason: str) -> None:
@@ -271,6 +534,8 @@ class Dispatcher:
         return len(done)
 
     def _revert_reason(self, row: OutboxRow, receipt: Receipt) -> ChainRevertError:
+        if row.kind == FILLER_KIND:
+            return ChainRevertError("nonce filler reverted")
         error = self.client.revert_reason(receipt, row.signer, self._address(row), row.calldata, row.gas_limit)
         if row.contract == intents.FORWARDER and row.function == "execute" and error.error_name == "FailedCall":
             # The forwarder hides the inner call's reason: simulate the inner call as the target saw it.
@@ -285,6 +550,8 @@ class Dispatcher:
     def _apply_receipt(self, s: Session, row: OutboxRow, receipt: Receipt, error: ChainRevertError | None,
                        now: datetime) -> None:
         row.block_number, row.block_hash, row.mined_at = receipt.block_number, receipt.block_hash, now
+        if row.error_name == CHAIN_LOST:
+            row.error_name = None
         chain = {"tx_hash": row.tx_hash, "block_number": receipt.block_number, "outbox_id": row.id}
         if error is None:
             row.status = "mined"
@@ -307,11 +574,27 @@ class Dispatcher:
 
     # -- chain rollback -------------------------------------------------------------------------
 
-    def repend_lost(self, session: Session, rows: list[OutboxRow]) -> None:
-        """Rows whose mined transactions the chain no longer has go back to pending."""
+    def chain_lost(self, session: Session, rows: list[OutboxRow]) -> None:
+        """Rows held as mined or confirmed whose transactions the canonical chain no longer has
+        (seen by the follower): back to signed, to be broadcast again at their own nonces, the
+        domains' mirrors back to pending; then every signer is audited (gaps, order)."""
         for row in rows:
-            self._repend(row, f"transaction {row.tx_hash} lost by the chain (rollback); resubmitting")
-        self.nonces.forget()
+            unsend(row, f"transaction {row.tx_hash} lost by the chain (rollback); broadcast again", lost=True)
+        stats = self.rt.stats
+        stats["outbox_rows_lost_by_chain"] = stats.get("outbox_rows_lost_by_chain", 0) + len(rows)
+        if rows:
+            self._forget_chain_records(session, rows)
+        self.request_audit(None)
+
+    def _forget_chain_records(self, session: Session, rows: list[OutboxRow]) -> None:
+        """The stored events of lost transactions go (the same transactions mined anew emit them
+        again, with the same hash and log index: else the follower would take them for known and
+        not run their handlers), and the domains show the records pending."""
+        hashes = [r.tx_hash for r in rows if r.tx_hash]
+        for start in range(0, len(hashes), 500):
+            session.execute(delete(ChainEvent).where(ChainEvent.tx_hash.in_(hashes[start:start + 500])))
+        for hook in self.rollback_hooks:
+            hook(session, rows)
 
 
 def pending_rows(session: Session) -> int:
@@ -319,4 +602,4 @@ def pending_rows(session: Session) -> int:
                           .where(OutboxRow.status.in_(("pending", "signed", "sent")))) or 0
 
 
-__all__ = ["Dispatcher", "NonceBook", "pending_rows"]
+__all__ = ["FILLER_KIND", "Dispatcher", "NonceBook", "pending_rows", "unsend"]

@@ -5,12 +5,15 @@ database transaction stores each event (unique per transaction hash and log inde
 inserts nothing), runs the event's handler for new events only, marks mined outbox rows up to
 that block as confirmed, and moves the checkpoint (block number and hash). A crash anywhere
 leaves the checkpoint where the last committed pass put it, and the next pass re-reads from there.
+A mined row is confirmed only while the block hash of its receipt is the canonical chain's at
+that height; one whose block is gone goes back to the dispatcher (see ``Dispatcher.chain_lost``).
 
 Rollbacks: when the chain's block at the checkpoint has another hash, or the chain's head is
 below the checkpoint (a managed anvil killed between state dumps comes back behind the store),
-the follower finds every mined or confirmed outbox row whose transaction the chain no longer has,
-puts it back to pending for the dispatcher to submit again, forgets the events above the last
-block both agree on, and moves the checkpoint back there.
+the follower finds every mined or confirmed outbox row whose transaction the chain no longer has
+and hands it to the dispatcher, which broadcasts the same transaction again at its own nonce
+(the domains' rollback hooks show its records pending meanwhile), forgets the events above the
+last block both agree on, and moves the checkpoint back there.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ log = logging.getLogger("ledger.follower")
 CHECKPOINT = "contracts"
 BLOCK_RANGE_MAX = 5_000
 ROLLBACK_SCAN_ROWS_MAX = 10_000
+CONFIRM_ROWS_MAX = 2_000
+ROLLBACK_WALK_BLOCKS_MAX = 500  # stored event blocks checked, walking down, for the last canonical one  # mined rows checked against the canonical chain per pass
 
 _MINED_EXISTS = select(exists().where(OutboxRow.status == "mined"))
 
@@ -74,11 +79,14 @@ class Follower:
         self.rt.stats["follower_lag_blocks"] = max(head - max(cp_block, 0), 0)
         if safe_head <= cp_block:
             if unconfirmed:
-                self._confirm_mined(cp_block)
+                self._confirm_mined(min(cp_block, safe_head))
             return 0
         to_block = min(safe_head, cp_block + self.block_range_max)
         logs = self.client.get_logs(list(self.rt.manifest.addresses.values()), cp_block + 1, to_block)
         to_hash = self.client.get_block(to_block)["hash"]
+        known = {lg.block_number: lg.block_hash for lg in logs}
+        known[to_block] = to_hash
+        confirmable, gone = self._check_mined(to_block, known)
         # The page's event rows, converted for the driver before the write lock is taken.
         now = utcnow()
         page = prepare_insert(self.rt.db.engine.dialect, ChainEvent.__table__, [
@@ -116,7 +124,7 @@ class Follower:
                         handler(s, lg)
                 applied += len(run)
                 start = end
-            self._confirm_rows(s, to_block)
+            self._confirm_rows(s, confirmable, gone)
             cp = self._checkpoint(s)
             if cp is None:
                 s.add(Checkpoint(name=CHECKPOINT, block_number=to_block, block_hash=to_hash))
@@ -125,14 +133,54 @@ class Follower:
         self.rt.stats["follower_lag_blocks"] = max(head - to_block, 0)
         return applied
 
-    @staticmethod
-    def _confirm_rows(s: Session, up_to_block: int) -> None:
-        s.execute(update(OutboxRow).where(OutboxRow.status == "mined", OutboxRow.block_number <= up_to_block)
-                  .values(status="confirmed"))
+    def _check_mined(self, up_to_block: int, known: dict[int, str] | None = None) -> tuple[list[int], list[int]]:
+        """Mined rows up to ``up_to_block``: (ids whose receipt's block is canonical, ids whose
+        block the chain no longer has). ``known``: canonical hashes already read (the page's logs)."""
+        with self.rt.db.read() as s:
+            mined = s.execute(select(OutboxRow.id, OutboxRow.block_number, OutboxRow.block_hash)
+                              .where(OutboxRow.status == "mined", OutboxRow.block_number <= up_to_block)
+                              .order_by(OutboxRow.block_number).limit(CONFIRM_ROWS_MAX)).all()
+        if not mined:
+            return [], []
+        canonical: dict[int, str | None] = dict(known or {})
+        missing = sorted({r.block_number for r in mined} - set(canonical))
+        if missing:
+            canonical.update(self.client.block_hashes(missing))
+        ok = [r.id for r in mined if canonical[r.block_number] == r.block_hash]
+        gone = [r.id for r in mined if canonical[r.block_number] != r.block_hash]
+        return ok, gone
+
+    def _confirm_rows(self, s: Session, ok: list[int], gone: list[int]) -> None:
+        for i in range(0, len(ok), 500):
+            s.execute(update(OutboxRow).where(OutboxRow.id.in_(ok[i:i + 500]), OutboxRow.status == "mined")
+                      .values(status="confirmed"))
+        if gone:
+            rows = s.scalars(select(OutboxRow).where(OutboxRow.id.in_(gone), OutboxRow.status == "mined")).all()
+            log.warning("%d mined outbox rows are in blocks the canonical chain no longer has", len(rows))
+            self.dispatcher.chain_lost(s, list(rows))
 
     def _confirm_mined(self, up_to_block: int) -> None:
-        with self.rt.db.transaction() as s:
-            self._confirm_rows(s, up_to_block)
+        ok, gone = self._check_mined(up_to_block)
+        if ok or gone:
+            with self.rt.db.transaction() as s:
+                self._confirm_rows(s, ok, gone)
+
+    def _last_canonical(self, s: Session, at_most: int) -> int:
+        """The highest block <= ``at_most`` known to be on the canonical chain: the first stored
+        event's block, walking down, whose hash the chain still has (blocks above it are read
+        again; their events already stored and unchanged are skipped as known). A restarted
+        node's new blocks (the lost transactions mined anew among them) can sit below the old
+        checkpoint: they must not be skipped."""
+        stored = s.execute(select(ChainEvent.block_number, ChainEvent.block_hash)
+                           .where(ChainEvent.block_number <= at_most).distinct()
+                           .order_by(ChainEvent.block_number.desc()).limit(ROLLBACK_WALK_BLOCKS_MAX)).all()
+        if not stored:
+            return self._start_block() - 1
+        canonical = self.client.block_hashes([b for b, _ in stored])
+        for number, block_hash in stored:
+            if canonical[number] == block_hash:
+                return number
+        return min(b for b, _ in stored) - 1
 
     def recover_rollback(self, head: int) -> int:
         """The chain lost blocks the store relied on: resubmit what it lost. Returns rows re-pended."""
@@ -147,23 +195,17 @@ class Follower:
                     receipt = receipts[r.tx_hash]
                     if receipt is None or receipt.block_hash != r.block_hash:
                         lost.append(r)
-            # Failed rows the chain lost are not resubmitted: their failure was recorded; the
-            # chain forgetting the failed attempt changes nothing for the domain.
+            # Failed rows the chain lost are not sent again: their failure was recorded; the
+            # chain forgetting the failed attempt changes nothing for the domain (the dispatcher's
+            # audit fills their nonces).
             resubmit = [r for r in lost if r.status != "failed"]
-            # Signed or sent rows the node no longer knows would leave nonce gaps behind the
-            # re-pended ones: they are signed again too.
-            in_flight = s.scalars(select(OutboxRow).where(OutboxRow.status.in_(("signed", "sent")))
-                                  .limit(ROLLBACK_SCAN_ROWS_MAX)).all()
-            if in_flight:
-                receipts = self.client.receipts([r.tx_hash for r in in_flight])
-                resubmit += [r for r in in_flight
-                             if receipts[r.tx_hash] is None and not self.client.transaction_known(r.tx_hash)]
-            common = min([r.block_number for r in lost] + [head + 1]) - 1
-            common = max(min(common, head), self._start_block() - 1)
-            self.dispatcher.repend_lost(s, resubmit)
+            cp = self._checkpoint(s)
+            common = min([r.block_number for r in lost] + [head + 1] + ([cp.block_number] if cp else [])) - 1
+            common = self._last_canonical(s, min(common, head))
+            common = max(common, self._start_block() - 1)
+            self.dispatcher.chain_lost(s, resubmit)
             s.execute(delete(ChainEvent).where(ChainEvent.block_number > common))
             block = self.client.get_block(common) if common >= 0 else None
-            cp = self._checkpoint(s)
             if block is None:
                 if cp is not None:
                     s.delete(cp)
@@ -171,7 +213,8 @@ class Follower:
                 s.add(Checkpoint(name=CHECKPOINT, block_number=common, block_hash=block["hash"]))
             else:
                 cp.block_number, cp.block_hash = common, block["hash"]
-        log.warning("chain rollback: head %d, %d outbox rows lost and resubmitted, checkpoint back to %d",
+        log.warning("chain rollback: head %d, %d outbox rows lost, broadcast again at their own nonces; "
+                    "checkpoint back to %d",
                     head, len(resubmit), common)
         self.rt.stats["rollbacks"] = self.rt.stats.get("rollbacks", 0) + 1
         return len(resubmit)

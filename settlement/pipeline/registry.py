@@ -22,7 +22,7 @@ from settlement.core.errors import ChainRevertError
 from settlement.runtime import Runtime
 from settlement.store.models import OutboxRow
 
-__all__ = ["BatchEventHandler", "EventHandler", "FailureHook", "HandlerRegistry", "PeriodicJob"]
+__all__ = ["BatchEventHandler", "EventHandler", "FailureHook", "HandlerRegistry", "PeriodicJob", "RollbackHook"]
 
 # Runs in the follower's transaction for each newly stored event of its name.
 EventHandler = Callable[[Session, DecodedLog], None]
@@ -31,6 +31,10 @@ EventHandler = Callable[[Session, DecodedLog], None]
 BatchEventHandler = Callable[[Session, list[DecodedLog]], None]
 # Runs in the dispatcher's transaction when an outbox row of its kind reverts on chain.
 FailureHook = Callable[[Session, OutboxRow, ChainRevertError], None]
+# Runs in the transaction that puts outbox rows back to signed because the canonical chain lost
+# their transactions (rollback, node restarted from an old state): a domain shows the records
+# they carried as pending again until the same transactions are mined anew.
+RollbackHook = Callable[[Session, list[OutboxRow]], None]
 
 JOB_INTERVAL_S_MIN = 0.05
 
@@ -64,6 +68,7 @@ class HandlerRegistry:
     _batch_events: dict[str, list[BatchEventHandler]] = field(default_factory=dict)
     _failures: dict[str, list[FailureHook]] = field(default_factory=dict)
     _jobs: dict[str, PeriodicJob] = field(default_factory=dict)
+    _rollbacks: list[RollbackHook] = field(default_factory=list)
 
     def on_event(self, event: str, handler: EventHandler, *, contracts: Collection[str] | None = None) -> None:
         """Run ``handler(session, log)`` for each new ``event``; with ``contracts``, only for logs of
@@ -87,6 +92,10 @@ class HandlerRegistry:
         """Run ``hook(session, outbox_row, error)`` when an outbox row of ``kind`` reverts on chain."""
         self._failures.setdefault(kind, []).append(hook)
 
+    def on_rollback(self, hook: RollbackHook) -> None:
+        """Run ``hook(session, outbox_rows)`` when the chain lost the transactions of those rows."""
+        self._rollbacks.append(hook)
+
     def every(self, name: str, interval_s: float, run: Callable[[Runtime], int]) -> None:
         """Run ``run(runtime)`` periodically in the workers' job thread."""
         if name in self._jobs:
@@ -105,6 +114,9 @@ class HandlerRegistry:
 
     def failure_hooks(self) -> dict[str, FailureHook]:
         return {kind: _fan_out(hs) for kind, hs in self._failures.items()}
+
+    def rollback_hooks(self) -> list[RollbackHook]:
+        return list(self._rollbacks)
 
     def jobs(self) -> list[PeriodicJob]:
         return list(self._jobs.values())

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from sqlalchemy.exc import OperationalError
 
 from settlement.core.errors import ChainUnavailableError
-from settlement.pipeline.dispatcher import Dispatcher
+from settlement.pipeline.dispatcher import INFLIGHT_PER_SIGNER_DEFAULT, Dispatcher
 from settlement.pipeline.follower import Follower
 from settlement.pipeline.registry import HandlerRegistry, PeriodicJob
 from settlement.runtime import Runtime
@@ -28,9 +28,11 @@ BACKOFF_MAX_S = 5.0
 
 
 def build(runtime: Runtime, registry: HandlerRegistry, *, batch_size: int = 200, confirmations: int = 0,
-          block_range_max: int = 2_000) -> tuple[Dispatcher, Follower]:
+          block_range_max: int = 2_000,
+          inflight_max: int = INFLIGHT_PER_SIGNER_DEFAULT) -> tuple[Dispatcher, Follower]:
     """The dispatcher and the follower, fed with the registry's handlers and hooks."""
-    dispatcher = Dispatcher(runtime, batch_size=batch_size, failure_hooks=registry.failure_hooks())
+    dispatcher = Dispatcher(runtime, batch_size=batch_size, failure_hooks=registry.failure_hooks(),
+                            rollback_hooks=registry.rollback_hooks(), inflight_max=inflight_max)
     follower = Follower(runtime, dispatcher, handlers=registry.event_handlers(),
                         batch_handlers=registry.batch_event_handlers(), confirmations=confirmations,
                         block_range_max=block_range_max)

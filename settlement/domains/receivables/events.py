@@ -37,7 +37,7 @@ from settlement.store.models.receivables import (
 
 log = logging.getLogger("ledger.receivables.chain")
 
-__all__ = ["HANDLERS", "on_failure"]
+__all__ = ["HANDLERS", "on_chain_lost", "on_failure"]
 
 
 class ReceivableInvariantError(ArithmeticError):
@@ -314,3 +314,21 @@ def on_failure(session: Session, row: OutboxRow, error: ChainRevertError) -> Non
         r.status, r.rejection, r.uniqueness_key = "rejected", op.error_name, None
     log.warning("receivable %s: %s rejected on chain with %s", r.id, op.kind, op.error_name,
                 extra={"tx_hash": row.tx_hash, "outbox_id": row.id})
+
+
+def on_chain_lost(session: Session, rows: list[OutboxRow]) -> None:
+    """The chain lost the transactions of ``rows`` (rollback, node restarted from an old state):
+    their operations are pending again, and each holds its receivable busy again, until the same
+    transactions are mined anew (the dispatcher sends the very same bytes; their events then
+    confirm the operations again)."""
+    ids = [r.id for r in rows]
+    for start in range(0, len(ids), 500):
+        ops = session.scalars(select(ReceivableOperation).where(
+            ReceivableOperation.outbox_id.in_(ids[start:start + 500]),
+            ReceivableOperation.status == "confirmed")).all()
+        for op in ops:
+            op.status, op.tx_hash, op.block_number = "pending", None, None
+            digest_changed(session, "receivable.operation", op)
+            r = session.get(Receivable, op.receivable_id)
+            if r is not None and r.busy_operation_id is None:
+                r.busy_operation_id = op.id

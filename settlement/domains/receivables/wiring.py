@@ -15,4 +15,5 @@ def wire(registry: HandlerRegistry) -> None:
         registry.on_event(event, handler)
     for kind in OPERATION_KINDS:
         registry.on_failure(f"receivable.{kind}", events.on_failure)
+    registry.on_rollback(events.on_chain_lost)
     registry.every("receivables.payments", INSTRUCT_INTERVAL_S, instruct_payments_job)

@@ -33,8 +33,8 @@ from settlement.store.models.settlements import (
 
 log = logging.getLogger("ledger.settlements")
 
-__all__ = ["CYCLE_KINDS", "EVENT_HANDLERS", "LEDGER_CONTRACTS", "OPERATION_KINDS", "on_cycle_failure",
-           "on_recorded", "reject_ops"]
+__all__ = ["CYCLE_KINDS", "EVENT_HANDLERS", "LEDGER_CONTRACTS", "OPERATION_KINDS", "on_chain_lost",
+           "on_cycle_failure", "on_recorded", "reject_ops"]
 
 CONTRACT = "SettlementLedger"
 # The catalogue names an event after the first artifact that declares it: the interface, usually.
@@ -283,3 +283,27 @@ EVENT_HANDLERS = (("SettlementPaid", on_paid), ("SettlementCancelled", on_cancel
 OPERATION_KINDS = ("settlement.record", "settlement.record_batch", "settlement.pay", "settlement.cancel",
                    "settlement.refund")
 CYCLE_KINDS = ("settlement.cycle_submit", "settlement.cycle_settle")
+
+
+# -- the chain lost confirmed operations ------------------------------------------------------------
+
+
+def on_chain_lost(session: Session, rows: list[OutboxRow]) -> None:
+    """The chain lost the transactions of ``rows`` (rollback, node restarted from an old state):
+    their operations, and the settlements or cycles showing them, are pending again until the
+    same transactions are mined anew (the dispatcher sends the very same bytes; their events then
+    confirm them again through the handlers above)."""
+    ids = [r.id for r in rows]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        for op in session.scalars(select(SettlementOperation).where(
+                SettlementOperation.outbox_id.in_(chunk), SettlementOperation.status == "confirmed")).all():
+            op.status, op.tx_hash, op.block_number, op.confirmed_at = "pending", None, None, None
+        for s in session.scalars(select(Settlement).where(
+                Settlement.outbox_id.in_(chunk), Settlement.chain_status == "confirmed")).all():
+            s.chain_status, s.tx_hash, s.block_number = "pending", None, None
+            digest_changed(session, "settlement", s)
+        for cycle in session.scalars(select(NettingCycle).where(
+                NettingCycle.outbox_id.in_(chunk), NettingCycle.chain_status == "confirmed")).all():
+            cycle.chain_status = "pending"
+            digest_changed(session, "netting.cycle", cycle)

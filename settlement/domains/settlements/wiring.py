@@ -16,3 +16,4 @@ def wire(registry: HandlerRegistry) -> None:
         registry.on_failure(kind, events.reject_ops)
     for kind in events.CYCLE_KINDS:
         registry.on_failure(kind, events.on_cycle_failure)
+    registry.on_rollback(events.on_chain_lost)

@@ -1,0 +1,280 @@
+"""Chain loss at the pipeline level: a node that comes back from its last state dump without the
+blocks (and the pool) it had when it died. Every row the store holds as sent, mined or confirmed
+that the restarted chain lacks is put back on chain exactly once, at its own nonce and in its
+signer's original order; nothing stays queued behind a nonce gap; a row is confirmed only when
+its receipt is in the canonical chain. The chain itself counts deliveries: each row onboards a
+distinct member, so a doubled row reverts (RegistryMemberExists) and a lost one leaves
+memberCount short."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+from sqlalchemy import select
+
+from settlement.chain.anvil import AnvilConfig, ManagedAnvil, free_port
+from settlement.pipeline.workers import build
+from settlement.store.models import OutboxRow
+from settlement.wiring import build_registry
+from tests.chain.helpers import make_runtime
+from tests.chain.test_outbox import enqueue_onboardings, member_count, statuses
+
+SETTLE_TIMEOUT_S = 90.0
+
+
+def settle(rt, dispatcher, follower, expected: int, timeout_s: float = SETTLE_TIMEOUT_S) -> None:
+    """Runs the pipeline the way the workers do until every row is confirmed (or time is up)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        busy = dispatcher.run_once() + follower.run_once()
+        if statuses(rt) == {"confirmed": expected}:
+            return
+        if not busy:
+            time.sleep(0.1)
+
+
+def assert_on_chain_exactly_once(rt, expected: int) -> None:
+    assert member_count(rt) == expected
+    with rt.db.read() as s:
+        rows = s.scalars(select(OutboxRow).where(OutboxRow.kind == "test.onboard")).all()
+    assert len(rows) == expected
+    receipts = rt.chain.receipts([r.tx_hash for r in rows])
+    for row in rows:
+        receipt = receipts[row.tx_hash]
+        assert receipt is not None and receipt.status == 1, f"row {row.id} ({row.status}) has no good receipt"
+        assert receipt.block_hash == row.block_hash
+    # One signer, original order: nonces ascend with the row ids.
+    by_id = sorted(rows, key=lambda r: r.id)
+    assert [r.nonce for r in by_id] == sorted(r.nonce for r in by_id)
+
+
+@pytest.mark.parametrize("phase", ["mined-unfollowed", "in-flight"])
+def test_a_node_restarted_from_an_old_state_gets_every_lost_row_once_in_order(tmp_path, database_url, phase):
+    """Blocks after the last dump are lost, with rows confirmed, mined beyond the follower's
+    checkpoint, or still in the pool at the crash (``in-flight``: interval mining)."""
+    state = tmp_path / "anvil-state.json"
+    block_time = 1 if phase == "in-flight" else None
+    config = AnvilConfig(port=free_port(), state_path=state, log_path=tmp_path / "anvil.log", block_time_s=block_time)
+    nodes: list[ManagedAnvil] = []
+
+    def start() -> ManagedAnvil:
+        nodes.append(ManagedAnvil(config).start())
+        return nodes[-1]
+
+    try:
+        node = start()
+        rt = make_runtime(node.rpc_url, database_url, tmp_path / "home")
+        dispatcher, follower = build(rt, build_registry(), batch_size=20)
+        follower.block_range_max = 1  # the checkpoint lags: rows mined past it are not yet confirmed
+        enqueue_onboardings(rt, 0, 20)
+        settle(rt, dispatcher, follower, 20)
+        node.stop()  # a clean stop writes the state: the last dump the chain will keep
+        saved = tmp_path / "saved-state.json"
+        shutil.copy(state, saved)
+        node = start()
+        enqueue_onboardings(rt, 20, 40)
+        if phase == "mined-unfollowed":
+            dispatcher.drain()
+            for _ in range(5):
+                follower.run_once()  # some confirmed, most mined past the checkpoint
+        else:
+            for _ in range(2):
+                dispatcher.run_once()  # signed and sent, the pool waiting for the next block
+            time.sleep(1.2)
+            dispatcher.run_once()
+        st = statuses(rt)
+        assert st.get("pending", 0) < 40, st
+        node.kill()  # crash: the blocks (and pool) since the last dump are gone
+        shutil.copy(saved, state)
+        start()
+        assert member_count(rt) == 20
+        enqueue_onboardings(rt, 60, 10)  # new work arrives behind the lost rows
+        follower.block_range_max = 2_000
+        settle(rt, dispatcher, follower, 70)
+        assert statuses(rt) == {"confirmed": 70}
+        assert_on_chain_exactly_once(rt, 70)
+    finally:
+        for started in nodes:
+            started.stop()
+
+
+def test_a_backlog_never_puts_more_than_the_limit_in_the_nodes_pool(anvil_factory, sqlite_url, tmp_path):
+    """Item 5: with ``inflight_max`` 8 and 1 s blocks, 60 rows drain while the signer never has
+    more than 8 transactions sent and unmined (pending nonce - latest nonce)."""
+    node = anvil_factory(block_time_s=1)
+    rt = make_runtime(node.rpc_url, sqlite_url, tmp_path)
+    dispatcher, follower = build(rt, build_registry(), batch_size=50, inflight_max=8)
+    enqueue_onboardings(rt, 0, 60)
+    signer = rt.operator.address
+    peak = 0
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while statuses(rt) != {"confirmed": 60} and time.monotonic() < deadline:
+        dispatcher.run_once()
+        follower.run_once()
+        in_pool = rt.chain.pending_nonce(signer) - rt.chain.nonces([signer])[signer]
+        peak = max(peak, in_pool)
+        time.sleep(0.05)
+    assert statuses(rt) == {"confirmed": 60}
+    assert 1 <= peak <= 8
+    assert member_count(rt) == 60
+
+
+def test_a_nonce_taken_by_another_transaction_is_concluded_on_a_second_look(anvil_automine, database_url, tmp_path):
+    """A row signed at nonce n whose nonce another transaction of the same key consumed (a
+    deployment tool, another instance) is re-signed with a new nonce only after two audits
+    ``AUDIT_CONFIRM_S`` apart, and then reaches the chain once."""
+    from settlement.pipeline.dispatcher import AUDIT_CONFIRM_S
+
+    rt = make_runtime(anvil_automine.rpc_url, database_url, tmp_path)
+    dispatcher, follower = build(rt, build_registry())
+    enqueue_onboardings(rt, 0, 3)
+    dispatcher.sign()
+    with rt.db.read() as s:
+        first = s.scalars(select(OutboxRow).order_by(OutboxRow.nonce)).first()
+    # The same key spends that nonce on something else before the dispatcher broadcasts.
+    rt.chain.transact(rt.operator, to=rt.operator.address, data=b"", gas=21_000, nonce=first.nonce)
+    t0 = time.monotonic()
+    dispatcher.run_once()  # nonce too low: sent, audit asked for
+    dispatcher.run_once()  # first look: a suspect, not yet concluded
+    with rt.db.read() as s:
+        assert s.get(OutboxRow, first.id).generation == 0
+    settle(rt, dispatcher, follower, 3)
+    assert time.monotonic() - t0 >= AUDIT_CONFIRM_S
+    with rt.db.read() as s:
+        again = s.get(OutboxRow, first.id)
+    assert again.generation == 1 and again.nonce != first.nonce
+    assert statuses(rt) == {"confirmed": 3} and member_count(rt) == 3
+
+
+def test_a_lost_failed_transaction_leaves_no_gap(tmp_path, sqlite_url):
+    """A reverted row's transaction lost with the chain is not sent again (its failure was
+    recorded); its nonce is filled by a zero-value self-transfer, so later rows are not stuck."""
+    state = tmp_path / "anvil-state.json"
+    config = AnvilConfig(port=free_port(), state_path=state, log_path=tmp_path / "anvil.log")
+    nodes: list[ManagedAnvil] = []
+    try:
+        nodes.append(ManagedAnvil(config).start())
+        rt = make_runtime(nodes[-1].rpc_url, sqlite_url, tmp_path / "home")
+        dispatcher, follower = build(rt, build_registry())
+        enqueue_onboardings(rt, 0, 5)
+        settle(rt, dispatcher, follower, 5)
+        nodes[-1].stop()
+        saved = tmp_path / "saved.json"
+        shutil.copy(state, saved)
+        nodes.append(ManagedAnvil(config).start())
+        enqueue_onboardings(rt, 0, 1)  # a duplicate: reverts on chain
+        enqueue_onboardings(rt, 5, 2)
+        dispatcher.drain()
+        assert statuses(rt) == {"confirmed": 5, "failed": 1, "mined": 2}
+        nodes[-1].kill()
+        shutil.copy(saved, state)
+        nodes.append(ManagedAnvil(config).start())
+        enqueue_onboardings(rt, 7, 1)
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        while time.monotonic() < deadline:
+            dispatcher.run_once()
+            follower.run_once()
+            st = statuses(rt)
+            if st.get("confirmed", 0) == 9 and set(st) == {"confirmed", "failed"}:
+                break
+            time.sleep(0.1)
+        assert statuses(rt) == {"confirmed": 9, "failed": 1}  # 8 onboardings and 1 filler
+        assert member_count(rt) == 8
+        with rt.db.read() as s:
+            filler = s.scalars(select(OutboxRow).where(OutboxRow.kind == "nonce.fill")).one()
+            failed = s.scalars(select(OutboxRow).where(OutboxRow.status == "failed")).one()
+        assert filler.nonce == failed.nonce and filler.status == "confirmed"
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+@pytest.mark.parametrize("seen_by", ["follower", "dispatcher"])
+def test_a_settlement_shown_confirmed_goes_back_to_pending_when_the_chain_loses_it(tmp_path, database_url, seen_by):
+    """The API shows a settlement confirmed only while its transaction is on the canonical chain:
+    after a node restart from an older state it is pending again, then confirmed again with the
+    same transaction (the same signed bytes), whose receipt the chain then has. ``dispatcher``:
+    the chain has already grown past the lost blocks (interval mining) when the dispatcher's
+    audit sees the loss first (the row still ``sent``: the follower had read its event before the
+    dispatcher read its receipt); the follower must still apply the events anew."""
+    from tests.settlements.conftest import make_world
+
+    state = tmp_path / "anvil-state.json"
+    config = AnvilConfig(port=free_port(), state_path=state, log_path=tmp_path / "anvil.log")
+    nodes = [ManagedAnvil(config).start()]
+    w = server = None
+    try:
+        w, server = make_world(tmp_path, database_url, nodes[-1].rpc_url)
+        kept = w.create()
+        w.sync()
+        nodes[-1].stop()
+        saved = tmp_path / "saved.json"
+        shutil.copy(state, saved)
+        nodes.append(ManagedAnvil(config).start())
+        lost = w.create()
+        if seen_by == "dispatcher":
+            # Sent and mined; the follower reads its event before the dispatcher reads its receipt.
+            w.dispatcher.sign()
+            w.dispatcher.broadcast()
+            while w.follower.run_once():
+                pass
+        else:
+            w.sync()
+        shown = w.get(lost["id"])["chain"]
+        assert shown["status"] == "confirmed" and shown["tx_hash"]
+        nodes[-1].kill()
+        shutil.copy(saved, state)
+        nodes.append(ManagedAnvil(config).start())
+        assert w.runtime.chain.receipts([shown["tx_hash"]])[shown["tx_hash"]] is None
+        if seen_by == "dispatcher":
+            for _ in range(shown["block_number"] + 3 - w.runtime.chain.block_number()):
+                w.runtime.chain.rpc("evm_mine")  # test-only: empty blocks past the lost ones
+            w.dispatcher.audit()
+        else:
+            w.follower.run_once()  # sees the rollback
+        assert w.get(lost["id"])["chain"]["status"] == "pending"
+        assert w.get(kept["id"])["chain"]["status"] == "confirmed"
+        w.sync()
+        w.sync()  # a follower pass that recovers from a rollback applies nothing: the next one reads
+        again = w.get(lost["id"])["chain"]
+        assert again["status"] == "confirmed" and again["tx_hash"] == shown["tx_hash"]
+        receipt = w.runtime.chain.receipts([again["tx_hash"]])[again["tx_hash"]]
+        assert receipt is not None and receipt.status == 1
+    finally:
+        if w is not None:
+            w.http.close()
+            server.stop()
+            w.runtime.db.dispose()
+        for node in nodes:
+            node.stop()
+
+
+def test_an_effect_the_chain_holds_without_its_transaction_is_never_sent_again(anvil_automine, database_url, tmp_path):
+    """A node restarted from a torn state dump holds the effect of a row's call, its nonce spent,
+    but no transaction for it. Emulated here: the same call, at the row's nonce, with other bytes.
+    The row is not signed again (it would only revert, and its domain be told "rejected" while
+    the chain holds the effect): it is set aside as orphaned, and the chain has the effect once."""
+    from settlement.pipeline.dispatcher import AUDIT_CONFIRM_S, ORPHANED
+
+    rt = make_runtime(anvil_automine.rpc_url, database_url, tmp_path)
+    dispatcher, follower = build(rt, build_registry())
+    enqueue_onboardings(rt, 0, 1)
+    dispatcher.sign()
+    with rt.db.read() as s:
+        row = s.scalars(select(OutboxRow)).one()
+    rt.chain.transact(rt.operator, to=rt.address("ConsortiumRegistry"), data=row.calldata, gas=row.gas_limit + 1,
+                      nonce=row.nonce)
+    assert member_count(rt) == 1
+    deadline = time.monotonic() + 4 * AUDIT_CONFIRM_S + 10
+    while statuses(rt) != {ORPHANED: 1} and time.monotonic() < deadline:
+        dispatcher.run_once()
+        follower.run_once()
+        time.sleep(0.1)
+    assert statuses(rt) == {ORPHANED: 1}
+    with rt.db.read() as s:
+        again = s.get(OutboxRow, row.id)
+    assert again.generation == 0 and again.nonce == row.nonce and again.error_name == "EffectWithoutReceipt"
+    assert "RegistryMemberExists" in again.last_error
+    assert member_count(rt) == 1

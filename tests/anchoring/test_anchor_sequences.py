@@ -170,3 +170,32 @@ def test_random_failures_never_leave_a_gap(tmp_path, anvil_automine) -> None:  #
         rounds()
     finally:
         runtime.db.dispose()
+
+
+def test_refusals_in_a_block_shared_with_our_own_anchor_use_the_true_expected(tmp_path, anvil_factory,
+                                                                               sqlite_url) -> None:  # type: ignore[no-untyped-def]
+    """Production emulation (1 s blocks): batches 1, 2, 3 are mined in one block; 1 anchors, 2
+    reverts (out of gas), 3 is refused. Replaying 3's call on the state before the block names
+    expected 1 (batch 1 was not anchored yet there); the service knows 1 is taken by its own mined
+    call, so it re-sequences 3 to 2 at the first try and never takes 1 from batch 1."""
+    node = anvil_factory(block_time_s=1)
+    from tests.anchoring.conftest import make_operator_anchorer
+    from tests.api.support import build_runtime
+
+    runtime = build_runtime(tmp_path / "home", sqlite_url, node.rpc_url)
+    try:
+        make_operator_anchorer(runtime)
+        _record(runtime, [event(i) for i in range(3)])
+        first, second, third = _one_batch_per_event(runtime)
+        _starve(runtime, second)
+        _drive(runtime)
+        with runtime.db.read() as s:
+            blocks = {s.get(OutboxRow, row_id).block_number for row_id in
+                      s.scalars(select(OutboxRow.id).where(OutboxRow.kind == "anchors.anchor")).all()[:3]}
+        assert len(blocks) == 1  # the three calls shared a block, as they do on a live chain
+        batches = _batches(runtime)
+        assert batches[first] == ("anchored", 1, 1) and batches[second] == ("failed", -second, 1)
+        assert batches[third] == ("anchored", 2, 2)
+        assert _chain_sequences(runtime) == [1, 2]
+    finally:
+        runtime.db.dispose()

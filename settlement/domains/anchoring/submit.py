@@ -36,7 +36,7 @@ from settlement.domains.anchoring.limits import (
     ANCHOR_OUTBOX_KIND,
     BLOCK_TIMES_PER_PASS_MAX,
 )
-from settlement.pipeline.outbox import enqueue
+from settlement.pipeline.outbox import DONE_STATUSES, enqueue
 from settlement.runtime import Runtime
 from settlement.store.models import OutboxRow
 from settlement.store.models.anchoring import AnchorBatch, AnchorSequence
@@ -149,7 +149,7 @@ def _next_after_in_flight(session: Session, row: OutboxRow, expected: int) -> in
     taken = session.scalar(
         select(func.max(AnchorBatch.sequence)).select_from(AnchorBatch)
         .outerjoin(OutboxRow, AnchorBatch.outbox_id == OutboxRow.id)
-        .where((AnchorBatch.status == "anchored") | (OutboxRow.status == "mined"))) or 0
+        .where((AnchorBatch.status == "anchored") | OutboxRow.status.in_(DONE_STATUSES))) or 0
     expected = max(expected, taken + 1)
     carried = session.scalars(
         select(OutboxRow.args).join(AnchorBatch, AnchorBatch.outbox_id == OutboxRow.id)

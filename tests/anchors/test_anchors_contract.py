@@ -297,24 +297,32 @@ def test_typed_journal_and_event_checks_hold_each_leaf_to_its_schema(chain: dict
 
 
 def test_depth_20_proof_verifies_on_chain_and_anchor_gas_is_constant(chain: dict) -> None:
-    """A depth-20 proof (the path of one leaf in a 2^20-leaf tree: 20 random siblings) verifies
-    on chain; anchoring a 1-leaf and a 2^20-leaf batch costs the same gas (calldata bytes aside)."""
-    from anchors.merkle import process_proof
+    """A depth-20 proof (the path of one journal leaf in a 2^20-leaf tree: 20 random siblings)
+    verifies on chain with verify, verifyValues and verifyJournalValues; anchoring a 1-leaf and a
+    2^20-leaf batch costs the same gas (calldata bytes aside)."""
+    from anchors.merkle import process_proof, standard_leaf_hash
 
     rng = random.Random(5)
-    leaf = rng.randbytes(32)
+    value = journal_leaf_value("posting", "txn-1", 3, T0, "0x" + rng.randbytes(32).hex(), text_digest('{"a":1}'))
+    leaf = standard_leaf_hash(JOURNAL_LEAF_ENCODING, value)
     proof = [rng.randbytes(32) for _ in range(20)]
     root = process_proof(leaf, proof)
     contract = chain["anchor"]
     seq = _next(chain)
-    small = _send(chain["w3"], contract.functions.anchor(rng.randbytes(32), seq, 1, 1, T0, T0))
-    big = _send(chain["w3"], contract.functions.anchor(root, seq + 1, 1 << 20, 1, T0, T0))
+    small = _send(chain["w3"], contract.functions.anchor(rng.randbytes(32), seq, 1, JOURNAL_SCHEMA_VERSION, T0, T0))
+    big = _send(chain["w3"], contract.functions.anchor(root, seq + 1, 1 << 20, JOURNAL_SCHEMA_VERSION, T0, T0))
     assert small["status"] == big["status"] == 1
     assert abs(small["gasUsed"] - big["gasUsed"]) <= 16 * 8  # only calldata zero bytes may differ
-    assert contract.functions.verify(root, proof, leaf).call()
-    assert not contract.functions.verify(root, proof[:-1], leaf).call()
-    verify_gas = contract.functions.verify(root, proof, leaf).estimate_gas()
-    print(f"\ngas: first anchor={GAS.get('anchor')} anchor={big['gasUsed']} verify(depth 20)={verify_gas}")
+    f = contract.functions
+    calls = {"verify": f.verify(root, proof, leaf),
+             "verifyValues": f.verifyValues(root, proof, abi_encode(JOURNAL_LEAF_ENCODING, value)),
+             "verifyJournalValues": f.verifyJournalValues(root, proof, _journal_struct(value))}
+    assert all(call.call() for call in calls.values())
+    assert not f.verify(root, proof[:-1], leaf).call()
+    assert not f.verifyJournalValues(root, proof[:-1], _journal_struct(value)).call()
+    gas = {name: call.estimate_gas() for name, call in calls.items()}
+    print(f"\ngas: first anchor={GAS.get('anchor')} anchor={big['gasUsed']} depth-20 (eth_estimateGas, incl. 21,000): "
+          + ", ".join(f"{name}={g}" for name, g in gas.items()))
 
 
 def test_our_verifier_checks_a_journal_proof_with_the_typed_on_chain_check(chain: dict) -> None:

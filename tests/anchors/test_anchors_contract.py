@@ -346,3 +346,29 @@ def test_our_verifier_checks_a_journal_proof_with_the_typed_on_chain_check(chain
         [typed] = [s for s in result.steps if s.name == "contract-verify-values"]
         assert typed.detail.startswith("TraceAnchor.verifyJournalValues(root, proof, value) = ")
         assert (result.verified, typed.ok) == (expect, expect), result.report()
+
+
+def test_a_proof_on_a_trace_anchor_deployed_before_verify_values_still_verifies(chain: dict) -> None:
+    """An auditor may meet a TraceAnchor deployed before the values checks (the previous bytecode,
+    kept as a fixture): calling verifyValues there reverts, and our verifier says so in its step
+    and relies on the leaf it hashed offline, so the proof still verifies; a forged value still
+    fails offline."""
+    old = json.loads((Path(__file__).parent / "fixtures" / "TraceAnchor-before-verifyValues.json").read_text())
+    w3 = chain["w3"]
+    receipt = _send(w3, w3.eth.contract(abi=old["abi"], bytecode=old["bytecode"]).constructor(
+        chain["anchor"].functions.registry().call(), chain["anchor"].functions.trustedForwarder().call()))
+    contract = w3.eth.contract(address=receipt["contractAddress"], abi=old["abi"])
+    tree, _values = _journal_tree(4)
+    mined = _send(w3, contract.functions.anchor(tree.root_bytes, 1, 4, JOURNAL_SCHEMA_VERSION, T0, T0))
+    assert mined["status"] == 1
+    block = w3.eth.get_block(mined["blockNumber"])
+    ref = AnchorRef(w3.eth.chain_id, contract.address, "0x" + mined["transactionHash"].hex().removeprefix("0x"),
+                    mined["blockNumber"], block["timestamp"], 1)
+    doc = build_proof_document(tree, 1, anchor=ref, schema_version=JOURNAL_SCHEMA_VERSION)
+    result = verify_on_chain(doc, chain["rpc"])
+    assert result.verified, result.report()
+    [values_step] = [s for s in result.steps if s.name == "contract-verify-values"]
+    assert "no verifyValues functions" in values_step.detail
+    forged = doc.to_json()
+    forged["value"][6] = "0x" + "11" * 32
+    assert not verify_on_chain(forged, chain["rpc"]).verified

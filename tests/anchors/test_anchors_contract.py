@@ -372,3 +372,13 @@ def test_a_proof_on_a_trace_anchor_deployed_before_verify_values_still_verifies(
     forged = doc.to_json()
     forged["value"][6] = "0x" + "11" * 32
     assert not verify_on_chain(forged, chain["rpc"]).verified
+
+
+def test_the_interface_abi_is_the_contract_abi() -> None:
+    """OpenZeppelin style: ITraceAnchor declares every function, event and error of TraceAnchor
+    (the guard's registry, forwarder and refusals through IConsortiumGuarded), so a client holding
+    only the interface's ABI can call and decode everything."""
+    def entries(name: str) -> set[str]:
+        return {json.dumps(i, sort_keys=True) for i in _artifact(name)["abi"] if i["type"] != "constructor"}
+
+    assert entries("ITraceAnchor") == entries("TraceAnchor")

@@ -83,6 +83,14 @@ verified=$("$CAST" call "$contract" "verify(bytes32,bytes32[],bytes32)(bool)" "$
   --rpc-url "$rpc" --block latest)
 echo "   TraceAnchor.verify(root, proof, leaf) = $verified"
 [ "$verified" = true ] || fail "the contract does not verify the proof"
+# The typed check: the contract hashes the leaf from its values and checks the schema (0x8002 leaf
+# under a root anchored with schema 0x8002), so no inner node or root can pass as the leaf.
+typed=$("$CAST" call "$contract" \
+  "verifyJournalValues(bytes32,bytes32[],(uint16,bytes32,bytes32,uint64,uint64,bytes32,bytes32))(bool)" \
+  "$root" "$proof_list" "($schema,$kind_hash,$id_hash,$version,$recorded_at,$prev,$digest)" \
+  --rpc-url "$rpc" --block latest)
+echo "   TraceAnchor.verifyJournalValues(root, proof, (32770, kindHash, recordIdHash, $version, $recorded_at, prevDigest, digest)) = $typed"
+[ "$typed" = true ] || fail "the contract does not verify the record's values"
 
 status=$("$CAST" receipt "$tx" status --rpc-url "$rpc")
 block_hash=$("$CAST" receipt "$tx" blockHash --rpc-url "$rpc")

@@ -16,5 +16,6 @@ import {ERC2771Forwarder} from "@openzeppelin/contracts/metatx/ERC2771Forwarder.
  * the target's ERC2771Context decodes (see docs/governance.md).
  */
 contract LedgerForwarder is ERC2771Forwarder {
+    /// @dev The EIP-712 domain is named "LedgerForwarder" (version "1"): members sign requests for it.
     constructor() ERC2771Forwarder("LedgerForwarder") {}
 }

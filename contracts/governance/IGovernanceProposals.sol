@@ -13,16 +13,31 @@ import {ISafe} from "@safe-global/safe-smart-account/contracts/interfaces/ISafe.
  */
 interface IGovernanceProposals {
     /// @dev `account` is not an owner of `safe`.
+    /// @param safe the Safe named in the proposal
+    /// @param account the caller
     error GovernanceProposalsNotAnOwner(address safe, address account);
     /// @dev `nonce` is used already, or too far ahead of the Safe's `currentNonce`.
+    /// @param safe the Safe named in the proposal
+    /// @param nonce the nonce given
+    /// @param currentNonce the Safe's current nonce
     error GovernanceProposalsInvalidNonce(address safe, uint256 nonce, uint256 currentNonce);
     /// @dev The description is longer than {DESCRIPTION_BYTES_MAX}.
+    /// @param length the description's length in bytes
+    /// @param max {DESCRIPTION_BYTES_MAX}
     error GovernanceProposalsDescriptionTooLong(uint256 length, uint256 max);
 
     /**
      * @dev Owner `proposer` of `safe` proposed the Safe transaction `safeTxHash`: a call of `to`
      * with `value` and `data` at Safe nonce `nonce` (no delegate call, no refund: every other
      * SafeTx field is zero).
+     * @param safe the Safe that will execute it
+     * @param safeTxHash the Safe transaction hash the governors approve
+     * @param proposer the owner who published it
+     * @param to the call's target
+     * @param value wei sent with the call
+     * @param data the call's data
+     * @param nonce the Safe nonce the transaction will use
+     * @param description what it does and why, for people
      */
     event ProposalSubmitted(
         address indexed safe,

@@ -29,6 +29,7 @@ import {IConsortiumGuardErrors} from "./IConsortiumGuardErrors.sol";
  * `rollbackDefaultAdminDelay`, their errors (`AccessControlUnauthorizedAccount`, ...) and events.
  */
 interface IConsortiumRegistry is IAccessControlDefaultAdminRules, IERC5267, IConsortiumGuardErrors {
+    /// @dev A member's status: None (never onboarded), Active, Suspended.
     enum MemberStatus {
         None,
         Active,
@@ -36,48 +37,94 @@ interface IConsortiumRegistry is IAccessControlDefaultAdminRules, IERC5267, ICon
     }
 
     /// @dev `id` is not a member.
+    /// @param id the member id given
     error RegistryUnknownMember(bytes32 id);
     /// @dev A member with `id` already exists.
+    /// @param id the member id given
     error RegistryMemberExists(bytes32 id);
     /// @dev `account` already belongs to member `memberId`.
+    /// @param account the account given
+    /// @param memberId the member it belongs to
     error RegistryAccountTaken(address account, bytes32 memberId);
     /// @dev `account` is not one of member `id`'s accounts.
+    /// @param account the account given
+    /// @param id the member given
     error RegistryAccountNotOfMember(address account, bytes32 id);
     /// @dev A member must keep at least one account: add the new one before removing the last.
+    /// @param id the member
     error RegistryLastAccount(bytes32 id);
     /// @dev Member `id` would have more than `max` accounts.
+    /// @param id the member
+    /// @param max {ACCOUNTS_PER_MEMBER_MAX}
     error RegistryTooManyAccounts(bytes32 id, uint256 max);
     /// @dev The zero id, the zero address, an empty list or a list over its bound was given.
     error RegistryInvalidInput();
     /// @dev `country` is not two upper-case ASCII letters (ISO 3166-1 alpha-2).
+    /// @param country the country given
     error RegistryInvalidCountry(bytes2 country);
     /// @dev `role` is not one of the member roles this registry knows.
+    /// @param role the role given
     error RegistryUnknownRole(bytes32 role);
     /// @dev The member is already in the requested status.
+    /// @param id the member
+    /// @param status its status, unchanged
     error RegistryStatusUnchanged(bytes32 id, MemberStatus status);
     /// @dev `account` is not the bootstrapper, or the bootstrap is sealed.
+    /// @param account the caller
     error RegistryNotBootstrapper(address account);
     /// @dev The consent's `deadline` (unix seconds) has passed.
+    /// @param deadline the consent's deadline
     error RegistryConsentExpired(uint256 deadline);
     /// @dev `signer` is not a current account of member `id`, or its consent signature is invalid
     /// (wrong key, wrong data, or a nonce already used).
+    /// @param id the member
+    /// @param signer the account said to consent
     error RegistryInvalidConsent(bytes32 id, address signer);
     /// @dev The proof that the holder of `account` signed the same typed data is missing or invalid.
+    /// @param account the account to add
     error RegistryInvalidPossessionProof(address account);
 
+    /// @dev Member `id` was onboarded, active.
+    /// @param id the member
+    /// @param country its country
+    /// @param roleMask its roles (bit i = i-th role of {ROLE_OPERATOR} .. {ROLE_AUDITOR})
     event MemberOnboarded(bytes32 indexed id, bytes2 country, uint256 roleMask);
+    /// @dev `account` now acts for member `id`.
+    /// @param id the member
+    /// @param account the account added
     event MemberAccountAdded(bytes32 indexed id, address indexed account);
+    /// @dev `account` no longer acts for member `id`.
+    /// @param id the member
+    /// @param account the account removed
     event MemberAccountRemoved(bytes32 indexed id, address indexed account);
+    /// @dev Member `id` now holds member role `role`.
+    /// @param id the member
+    /// @param role the member role
     event MemberRoleGranted(bytes32 indexed id, bytes32 indexed role);
+    /// @dev Member `id` no longer holds member role `role`.
+    /// @param id the member
+    /// @param role the member role
     event MemberRoleRevoked(bytes32 indexed id, bytes32 indexed role);
+    /// @dev Member `id`'s country changed.
+    /// @param id the member
+    /// @param country its new country
     event MemberCountryChanged(bytes32 indexed id, bytes2 country);
+    /// @dev Member `id` was suspended: it passes no membership or role check.
+    /// @param id the member
     event MemberSuspended(bytes32 indexed id);
+    /// @dev Suspended member `id` is active again.
+    /// @param id the member
     event MemberReactivated(bytes32 indexed id);
     /// @dev `signer`, an account of member `id`, consented to an account change; `nonce` is now used.
+    /// @param id the member
+    /// @param signer the consenting account
+    /// @param nonce the consent nonce used
     event MemberConsentUsed(bytes32 indexed id, address indexed signer, uint256 nonce);
     /// @dev The bootstrap window closed for good: `bootstrapper` has no power left.
+    /// @param bootstrapper the former bootstrapper
     event BootstrapSealed(address indexed bootstrapper);
     /// @dev The Safes whose owners may transact on a permissioned (Besu) network changed.
+    /// @param safes the new list of Safes
     event GovernanceSafesChanged(address[] safes);
 
     // ------------------------------------------------------------------ governance and bootstrap

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from anchors.abi import decode_static, encode_call
-from anchors.events import leaf_encoding
-from anchors.journal import JOURNAL_SCHEMAS
+from anchors.abi import decode_static, encode, encode_call
+from anchors.events import LEAF_ENCODING_V1, SCHEMA_VERSION, leaf_encoding
+from anchors.journal import JOURNAL_LEAF_ENCODING, JOURNAL_SCHEMA_VERSION, JOURNAL_SCHEMAS
 from anchors.keccak import keccak256
 from anchors.merkle import process_proof, standard_leaf_hash, to_bytes32, to_hex
 from anchors.errors import InvalidInputError, NodeUnavailableError
@@ -22,6 +22,13 @@ from anchors.proof import AnchorRef, ProofDocument, parse_proof_document
 from anchors.rpc import RPC_TIMEOUT_S, Rpc, as_rpc
 
 VERIFY_SIGNATURE = "verify(bytes32,bytes32[],bytes32)"
+VERIFY_VALUES_SIGNATURE = "verifyValues(bytes32,bytes32[],bytes)"
+# The typed checks: a leaf of these schemas is verified with its values as a struct, and TraceAnchor
+# also checks that its root was anchored with the same leaf schema.
+TYPED_VERIFY_FUNCTIONS: dict[int, tuple[str, tuple[str, ...]]] = {
+    SCHEMA_VERSION: ("verifyEventValues", LEAF_ENCODING_V1),
+    JOURNAL_SCHEMA_VERSION: ("verifyJournalValues", JOURNAL_LEAF_ENCODING),
+}
 ANCHOR_OF_SIGNATURE = "anchorOf(bytes32)"
 ANCHOR_OF_TYPES = ("uint64", "uint64", "uint64", "uint32", "uint16")
 ROOT_ANCHORED_TOPIC = "0x" + keccak256(
@@ -115,6 +122,34 @@ def call_verify(rpc: Rpc | str, contract: str, root: Any, proof: list[Any], leaf
     return bool(decode_static(["bool"], eth_call(rpc, contract, data, block))[0])
 
 
+def verify_values_call(root: Any, proof: list[Any], leaf_encoding: tuple[str, ...] | list[str], value: list[Any],
+                       schema_version: int | None = None) -> tuple[str, bytes]:
+    """The TraceAnchor function that verifies a leaf from its values, and its calldata:
+    ``verifyJournalValues`` / ``verifyEventValues`` (typed: the leaf's and the anchor's schema are
+    checked on chain) for the journal and event schemas, else ``verifyValues`` with
+    ``abi.encode(value)``. The contract hashes the leaf itself, so an inner node or a root cannot
+    pass as a leaf (see ``TraceAnchor.verify``'s caveat)."""
+    root_b = to_bytes32(root, "root")
+    proof_b = [to_bytes32(p, "proof") for p in proof]
+    typed = TYPED_VERIFY_FUNCTIONS.get(schema_version) if schema_version is not None else None
+    if typed is not None and tuple(leaf_encoding) == typed[1]:
+        name, types = typed
+        struct = "(" + ",".join(types) + ")"
+        return name, encode_call(f"{name}(bytes32,bytes32[],{struct})", ["bytes32", "bytes32[]", struct],
+                                 [root_b, proof_b, list(value)])
+    return "verifyValues", encode_call(VERIFY_VALUES_SIGNATURE, ["bytes32", "bytes32[]", "bytes"],
+                                       [root_b, proof_b, encode(tuple(leaf_encoding), value)])
+
+
+def call_verify_values(rpc: Rpc | str, contract: str, root: Any, proof: list[Any],
+                       leaf_encoding: tuple[str, ...] | list[str], value: list[Any], schema_version: int | None = None,
+                       block: int | str = "latest") -> tuple[str, bool]:
+    """``TraceAnchor.verifyJournalValues`` / ``verifyEventValues`` / ``verifyValues`` (see
+    :func:`verify_values_call`) through ``eth_call``: ``(function name, result)``."""
+    name, data = verify_values_call(root, proof, leaf_encoding, value, schema_version)
+    return name, bool(decode_static(["bool"], eth_call(rpc, contract, data, block))[0])
+
+
 @dataclass(frozen=True)
 class AnchorRecord:
     """``TraceAnchor.anchorOf(root)``; ``block_number == 0`` means not anchored."""
@@ -135,8 +170,9 @@ def call_anchor_of(rpc: Rpc | str, contract: str, root: Any, block: int | str = 
 def verify_on_chain(document: Mapping[str, Any] | str | bytes | ProofDocument, rpc: Rpc | str,
                     timeout_s: float = RPC_TIMEOUT_S) -> VerificationResult:
     """Offline steps, then :func:`check_anchor` (chain id, ``anchorOf(root)`` at the latest block,
-    the anchoring transaction's receipt and its block, by hash), and ``verify(root, proof, leaf)``
-    at the latest block. Nothing is read at an old block: anchors are permanent, so the checks
+    the anchoring transaction's receipt and its block, by hash), ``verify(root, proof, leaf)``
+    and the leaf verified from its values (``verifyJournalValues`` / ``verifyEventValues`` /
+    ``verifyValues``: the contract hashes the leaf, and checks the schema) at the latest block. Nothing is read at an old block: anchors are permanent, so the checks
     hold on a node that keeps no old state (a pruned node, a restarted dev chain).
 
     ``rpc`` is a node URL or a ``rpc(method, params)`` callable. Raises InvalidInputError for a
@@ -152,7 +188,25 @@ def verify_on_chain(document: Mapping[str, Any] | str | bytes | ProofDocument, r
     steps = list(offline.steps) + check_anchor(rpc, anchor, doc.root, schema_version=doc.schema_version)
     on_chain = call_verify(rpc, anchor.contract, doc.root, doc.proof, doc.leaf_hash)
     steps.append(Step("contract-verify", on_chain, f"TraceAnchor.verify(root, proof, leaf) = {on_chain}"))
+    steps.append(_values_step(rpc, anchor.contract, doc))
     return _result(doc, steps)
+
+
+def _values_step(rpc: Rpc, contract: str, doc: ProofDocument) -> Step:
+    """The leaf verified on chain from the document's values (the contract hashes them)."""
+    try:
+        name, ok = call_verify_values(rpc, contract, doc.root, doc.proof, doc.leaf_encoding, doc.value,
+                                      doc.schema_version)
+    except Exception as exc:  # NodeUnavailableError from a URL; a caller's own rpc raises its own type
+        if "revert" not in str(exc).lower():
+            raise
+        # A TraceAnchor deployed before the values checks has no such function: the call reverts.
+        # The leaf was then hashed from the values offline (step leaf-hash) and proven by verify().
+        return Step("contract-verify-values", True, "this TraceAnchor has no verifyValues functions (deployed "
+                    "before them): the leaf is hashed from the values offline only (leaf-hash)")
+    return Step("contract-verify-values", ok, f"TraceAnchor.{name}(root, proof, value) = {ok}"
+                + ("" if ok or name == "verifyValues" else
+                   f" (the leaf or its root is not of leaf schema {doc.schema_version}, or the proof fails)"))
 
 
 def check_anchor(rpc: Rpc | str, anchor: AnchorRef, root: str, *, leaf_count: int | None = None,
@@ -240,8 +294,10 @@ __all__ = [
     "VerificationResult",
     "call_anchor_of",
     "call_verify",
+    "call_verify_values",
     "check_anchor",
     "eth_call",
     "verify_document",
     "verify_on_chain",
+    "verify_values_call",
 ]

@@ -140,7 +140,8 @@ class LotTrace(Out):
 
 class AnchorBatchPublic(Out):
     kind: Literal["events", "journal"]
-    sequence: int
+    sequence: int = Field(description="the batch's TraceAnchor sequence (consecutive: 1, 2, 3, ...); a failed "
+                                      "batch holds none until retried (shown as minus its id)")
     root: str = Field(max_length=66)
     leaf_count: int
     schema_version: int

@@ -1,17 +1,13 @@
-"""The batcher's bounds and sequencing, and journal anchoring with its auditor export and audit."""
+"""The batcher's bounds and sequencing, and journal anchoring with its auditor export and audit
+(re-sequencing against the chain: test_anchor_sequences.py)."""
 
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
 
 from settlement.core.errors import JournalRecordInvalidError
 from settlement.domains import anchoring
-from settlement.domains.anchoring.batcher import flush_events
 from settlement.domains.members.service import onchain_id
-from settlement.pipeline.workers import build
-from settlement.store.models.anchoring import AnchorBatch
-from settlement.wiring import build_registry
 
 from .test_provenance_api import event
 
@@ -40,25 +36,6 @@ def test_batches_close_on_size_bytes_and_time_in_insertion_order(runtime) -> Non
     _record(runtime, [event(i, lot="LOT-9") for i in range(5)])
     by_bytes = anchoring.flush(runtime, anchoring.BatchLimits(events_max=100, bytes_max=1024, delay_s=0))
     assert sum(m.leaf_count for m in by_bytes) == 5 and len(by_bytes) > 1
-
-
-def test_a_taken_sequence_is_repaired_by_re_sequencing(runtime) -> None:  # type: ignore[no-untyped-def]
-    """A batch enqueued with a sequence the chain already passed reverts with
-    TraceAnchorSequenceNotIncreasing; the failure hook gives it the next sequence and it anchors."""
-    _record(runtime, [event(i) for i in range(2)])
-    address = runtime.address("TraceAnchor")
-    data = runtime.chain.encode("TraceAnchor", "anchor", ["0x" + "77" * 32, 5, 1, 1, 1, 1])
-    assert runtime.chain.transact(runtime.operator, to=address, data=data, gas=200_000).status == 1
-    with runtime.db.transaction() as s:
-        batch = flush_events(s, runtime.operator.address, force=True, floor=0)
-        assert batch is not None and batch.sequence == 1
-    dispatcher, follower = build(runtime, build_registry())
-    dispatcher.drain()
-    dispatcher.drain()
-    follower.run_once()
-    with runtime.db.read() as s:
-        batch = s.scalar(select(AnchorBatch))
-        assert (batch.status, batch.sequence, batch.attempts) == ("anchored", 6, 2)
 
 
 def test_record_digest_is_canonical_versioned_and_strict(runtime) -> None:  # type: ignore[no-untyped-def]

@@ -86,6 +86,7 @@ def test_posted_events_are_anchored_and_their_proofs_verify_offline_and_on_chain
     lines: list[str] = []
     assert verify_proof_file(path, api.rpc_url, lines.append) == 0, "\n".join(lines)
     assert lines[-1] == "VERIFIED" and any("contract-verify" in line for line in lines)
+    assert any(line.strip().startswith("[ok] contract-verify-values: TraceAnchor.verifyEventValues") for line in lines)
     address = api.runtime.address("TraceAnchor")
     (ok,) = api.runtime.chain.call("TraceAnchor", address, "verify", [doc["root"], doc["proof"], doc["leaf_hash"]])
     assert ok is True

@@ -94,6 +94,8 @@ def test_record_proof_pending_then_anchored_verifies_with_ours_cast_and_openzepp
     out = []
     assert verify_proof_source(str(proof), api.rpc_url, out.append) == 0, "\n".join(out)
     assert any("record-to-value" in line and "[ok]" in line for line in out)
+    # the journal leaf is checked on chain from its values, typed: TraceAnchor.verifyJournalValues
+    assert any(line.strip().startswith("[ok] contract-verify-values: TraceAnchor.verifyJournalValues") for line in out), out
     assert ledger_main(["anchors", "verify", f"{api.url}{url}", "--api-key", api.keys["auditor-c"],
                         "--rpc", api.rpc_url]) == 0
     run = subprocess.run(["bash", str(SCRIPT), str(proof), api.rpc_url], capture_output=True, text=True,

@@ -2,15 +2,21 @@
 
 - :func:`create_batch` stores a batch and enqueues ``TraceAnchor.anchor`` in the caller's
   transaction (the outbox is the only way to the chain).
-- Sequences are global and strictly increasing on chain. The last one handed out is kept in
-  ``anchor_sequences`` and its row is locked while a batch takes the next one, so two batchers
-  (or the batcher and a re-sequencing failure hook) never take the same sequence; outbox rows of
-  one signer are signed in id order, so the chain sees sequences in the order they were taken.
+- Sequences are global and **consecutive** on chain: an anchor must carry ``lastSequence() + 1``.
+  The last one handed out is kept in ``anchor_sequences`` and its row is locked while a batch
+  takes the next one, so two batchers (or the batcher and a failure hook) never take the same
+  sequence; outbox rows of one signer are signed in id order, so the chain sees sequences in the
+  order they were taken.
+- No gap: a batch whose anchoring fails for good releases its sequence (it then holds none: its
+  ``sequence`` is the negative of its id) and the counter steps back to the highest sequence a
+  batch still holds, so the next batch takes the released one. A batch enqueued behind a failed
+  one is refused with ``TraceAnchorSequenceNotNext(expected, sequence)``; :func:`on_anchor_failed`
+  reads ``expected`` from the error and re-sequences the batch to the sequence that will be next
+  when its new call is mined (``expected`` plus the calls already in flight that will take the
+  sequences from ``expected`` on).
 - :func:`on_root_anchored` (follower, ``RootAnchored``) marks the batch anchored with its tx hash
   and block; :func:`fill_block_times` adds the block time afterwards (the follower's handler has
   no chain client).
-- :func:`on_anchor_failed` (dispatcher, revert of an ``anchors.anchor`` row) re-sequences a batch
-  whose sequence another anchor took, and marks anything else failed.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from settlement.domains.anchoring.limits import (
     ANCHOR_OUTBOX_KIND,
     BLOCK_TIMES_PER_PASS_MAX,
 )
-from settlement.pipeline.outbox import enqueue
+from settlement.pipeline.outbox import DONE_STATUSES, enqueue
 from settlement.runtime import Runtime
 from settlement.store.models import OutboxRow
 from settlement.store.models.anchoring import AnchorBatch, AnchorSequence
@@ -39,16 +45,28 @@ log = logging.getLogger("ledger.anchoring")
 
 SEQUENCE_ROW = ANCHOR_CONTRACT
 UINT64_MAX = (1 << 64) - 1
+SEQUENCE_NOT_NEXT = "TraceAnchorSequenceNotNext"
+# Anchor calls in flight a re-sequencing looks at, at most (one per open batch: a handful).
+IN_FLIGHT_SCAN_MAX = 4_096
 
 
-def next_sequence(session: Session, floor: int = 0) -> int:
-    """Take the next global sequence (> ``floor``, > every one taken before), locking the counter."""
+def _counter(session: Session) -> AnchorSequence:
+    """The sequence counter's row, locked (made on first use)."""
     row = session.scalar(select(AnchorSequence).where(AnchorSequence.name == SEQUENCE_ROW).with_for_update())
     if row is None:
         # First use: start above anything a batch already holds (a counter row lost or never made).
-        taken = session.scalar(select(func.max(AnchorBatch.sequence))) or 0
-        row = AnchorSequence(name=SEQUENCE_ROW, last_sequence=taken)
+        row = AnchorSequence(name=SEQUENCE_ROW, last_sequence=_highest_held(session))
         session.add(row)
+    return row
+
+
+def _highest_held(session: Session) -> int:
+    return session.scalar(select(func.max(AnchorBatch.sequence))) or 0
+
+
+def next_sequence(session: Session, floor: int = 0) -> int:
+    """Take the next global sequence (> ``floor``, > every one a batch holds), locking the counter."""
+    row = _counter(session)
     sequence = max(row.last_sequence, floor) + 1
     if sequence > UINT64_MAX:
         raise LedgerError("TraceAnchor sequences exhausted (uint64)")
@@ -97,6 +115,53 @@ def create_batch(session: Session, *, kind: str, root: str, leaf_count: int, sch
     return batch
 
 
+def _release(session: Session, batch: AnchorBatch) -> None:
+    """``batch`` gives up its sequence: it holds none (the negative of its id, unique and never a
+    chain sequence) until it takes a new one."""
+    batch.sequence = -batch.id
+    session.flush()
+
+
+def _take(session: Session, batch: AnchorBatch, sequence: int) -> None:
+    """``batch`` holds ``sequence`` from now on; a batch that held it gives it up (its call, if
+    still in flight, carries a sequence the chain will refuse, and is re-sequenced then)."""
+    holder = session.scalar(select(AnchorBatch).where(AnchorBatch.sequence == sequence, AnchorBatch.id != batch.id))
+    if holder is not None:
+        log.warning("batch %s gives sequence %s to batch %s", holder.id, sequence, batch.id)
+        _release(session, holder)
+    batch.sequence = sequence
+    session.flush()
+
+
+def _rewind_counter(session: Session) -> None:
+    """The counter is the highest sequence a batch holds (released ones are handed on)."""
+    _counter(session).last_sequence = max(_highest_held(session), 0)
+
+
+def _next_after_in_flight(session: Session, row: OutboxRow, expected: int) -> int:
+    """The sequence the chain will expect once the anchor calls enqueued after ``row`` (mined
+    after it: one signer, nonce order) have run, given that it expected ``expected`` at ``row``:
+    each call carrying exactly the next sequence takes it; the others will be refused too.
+
+    ``expected`` comes from replaying the refused call, on the state before its block: a call of
+    ours mined earlier in the same block is not in it, so the sequences our batches are known to
+    hold on chain (anchored, or their call mined) raise it."""
+    taken = session.scalar(
+        select(func.max(AnchorBatch.sequence)).select_from(AnchorBatch)
+        .outerjoin(OutboxRow, AnchorBatch.outbox_id == OutboxRow.id)
+        .where((AnchorBatch.status == "anchored") | OutboxRow.status.in_(DONE_STATUSES))) or 0
+    expected = max(expected, taken + 1)
+    carried = session.scalars(
+        select(OutboxRow.args).join(AnchorBatch, AnchorBatch.outbox_id == OutboxRow.id)
+        .where(AnchorBatch.status == "pending", OutboxRow.id > row.id, OutboxRow.signer == row.signer)
+        .order_by(OutboxRow.id).limit(IN_FLIGHT_SCAN_MAX)).all()
+    sequence = expected
+    for args in carried:
+        if int(args[1]) == sequence:
+            sequence += 1
+    return sequence
+
+
 def on_root_anchored(session: Session, event: DecodedLog) -> None:
     """Follower handler of ``RootAnchored``: the batch with this root is anchored."""
     root = str(event.args.get("root", "")).lower()
@@ -107,7 +172,7 @@ def on_root_anchored(session: Session, event: DecodedLog) -> None:
     if sequence != batch.sequence:
         log.error("batch %s (root %s) anchored as sequence %s, store says %s", batch.id, root, sequence, batch.sequence)
         batch.last_error = f"anchored on chain as sequence {sequence}"
-        batch.sequence = sequence
+        _take(session, batch, sequence)
     batch.status = "anchored"
     batch.tx_hash = event.tx_hash
     batch.block_number = event.block_number
@@ -117,7 +182,9 @@ def on_root_anchored(session: Session, event: DecodedLog) -> None:
 
 
 def on_anchor_failed(session: Session, row: OutboxRow, error: ChainRevertError) -> None:
-    """Dispatcher hook for a reverted ``anchors.anchor`` row."""
+    """Dispatcher hook for a reverted ``anchors.anchor`` row: a batch refused with
+    ``TraceAnchorSequenceNotNext(expected, sequence)`` is re-sequenced and re-enqueued (at most
+    ANCHOR_ATTEMPTS_MAX attempts); any other revert marks it failed and releases its sequence."""
     batch = session.scalar(select(AnchorBatch).where(AnchorBatch.outbox_id == row.id))
     if batch is None or batch.status == "anchored":
         return
@@ -125,19 +192,25 @@ def on_anchor_failed(session: Session, row: OutboxRow, error: ChainRevertError) 
     batch.last_error = f"{name}: {error.detail}"[:2000]
     if name == "TraceAnchorRootExists":
         return  # an earlier attempt anchored it; the follower marks it from that RootAnchored
-    if name == "TraceAnchorSequenceNotIncreasing" and batch.attempts < ANCHOR_ATTEMPTS_MAX:
-        floor = int(error.error_args.get("lastSequence", 0) or 0)
-        batch.sequence = next_sequence(session, floor)
+    counter = _counter(session)  # every sequence change below holds the counter's lock
+    expected = int(error.error_args.get("expected", 0) or 0) if name == SEQUENCE_NOT_NEXT else 0
+    sequence = _next_after_in_flight(session, row, expected) if expected >= 1 else 0
+    if 1 <= sequence <= UINT64_MAX and batch.attempts < ANCHOR_ATTEMPTS_MAX:
+        _take(session, batch, sequence)
+        counter.last_sequence = max(_highest_held(session), 0)
         batch.attempts += 1
         batch.outbox_id = _enqueue_anchor(session, batch, row.signer).id
-        log.warning("batch %s re-sequenced to %s after %s", batch.id, batch.sequence, name)
+        log.warning("batch %s re-sequenced to %s (chain expected %s)", batch.id, batch.sequence, expected)
         return
     batch.status = "failed"
+    _release(session, batch)
+    _rewind_counter(session)
     log.error("anchoring batch %s failed: %s", batch.id, batch.last_error)
 
 
 def retry_failed(session: Session, signer: str, floor: int = 0, limit: int = 100) -> list[AnchorBatch]:
-    """Re-enqueue failed batches (after their cause was fixed, e.g. the operator role granted)."""
+    """Re-enqueue failed batches (after their cause was fixed, e.g. the operator role granted),
+    each with the next sequence."""
     batches = session.scalars(select(AnchorBatch).where(AnchorBatch.status == "failed")
                               .order_by(AnchorBatch.id).limit(limit)).all()
     for batch in batches:

@@ -10,7 +10,7 @@
 - ``anchor_batches``: one Merkle tree per row (kind ``events`` or ``journal``) with its root,
   global sequence, and the chain's confirmation (tx hash, block number and time).
 - ``anchor_sequences``: the last sequence handed out, one row per contract, locked while a batch
-  takes the next one (TraceAnchor sequences are global and strictly increasing).
+  takes the next one (TraceAnchor sequences are global and consecutive: lastSequence + 1).
 
 Changing a table means a new Alembic revision under ``migrations/versions``.
 """
@@ -42,7 +42,9 @@ class AnchorBatch(Base):
 
     Lifecycle: ``pending`` (root stored, ``TraceAnchor.anchor`` enqueued in the same transaction)
     -> ``anchored`` (the follower saw ``RootAnchored``); or ``failed`` (the call reverted for a
-    reason a new sequence cannot fix; ``last_error`` says which).
+    reason a new sequence cannot fix; ``last_error`` says which). A failed batch hands its
+    sequence on and holds none: ``sequence`` is then the negative of its id (unique, never a
+    chain sequence) until ``retry_failed`` gives it the next one.
     """
 
     __tablename__ = "anchor_batches"

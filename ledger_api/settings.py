@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     follow_interval_ms: int = 250
     follow_block_range_max: int = 2_000
     confirmations: int = 0
+    # Webhook deliveries (docs/events.md): "thread" in the process of `ledger up` / `ledger worker`,
+    # or "external": `ledger webhooks deliver` runs them in its own process.
+    webhook_delivery: Literal["thread", "external"] = "thread"
+
+    @property
+    def webhook_delivery_in_process(self) -> bool:
+        return self.webhook_delivery == "thread"
 
     @cached_property
     def home_dir(self) -> Path:

@@ -27,7 +27,7 @@ class _Node(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.seen.append({"auth": self.headers.get("Authorization"), "body": body,
-                          "conn": id(self.connection)})
+                          "conn": self.client_address})  # a new connection, a new source port (id() of a closed socket can be reused)
         hang = self.behaviour.get("hang")
         if hang is not None:  # a hung node: takes the request, never answers
             hang.wait(10)

@@ -26,7 +26,7 @@ from ledger_api.cli import status as cli_status
 from ledger_api.demo import ensure_operator_member, seed_demo
 from ledger_api.logs import configure_logging
 from ledger_api.settings import Settings
-from settlement.chain.anvil import AnvilConfig, ManagedAnvil
+from settlement.chain.managed import ManagedChain, managed_anvil_config
 from settlement.chain.transport import redact_url
 from settlement.core.errors import LedgerError
 from settlement.pipeline.workers import Workers
@@ -61,12 +61,10 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     anvil = None
     if settings.managed_chain:
-        anvil = ManagedAnvil(AnvilConfig(
-            host=settings.anvil_host, port=settings.anvil_port, block_time_s=settings.anvil_block_time_s,
-            zero_fees=settings.fee_mode == "zero", state_path=home / "anvil-state.json",
-            log_path=home / "anvil.log"))
-        say(f"chain: starting anvil on {anvil.rpc_url} (state in {home / 'anvil-state.json'})")
-        anvil.start()
+        # Supervised, dies with this process; a foreign node on the port is refused (docs/operations.md).
+        anvil = ManagedChain(home, managed_anvil_config(
+            home, host=settings.anvil_host, port=settings.anvil_port, block_time_s=settings.anvil_block_time_s,
+            zero_fees=settings.fee_mode == "zero"), progress=say).start()
     else:
         say(f"chain: using {redact_url(settings.rpc_url)}")
     workers = None

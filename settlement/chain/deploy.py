@@ -5,9 +5,10 @@
 singleton and proxy factory, the governors' Safe (M-of-N) and the guardian Safe (k-of-n), the
 timelock (proposer: the governors' Safe), the forwarder, the registry (admin: the timelock; suspender:
 the guardian Safe; bootstrapper: the deployer), the proposal log, then the ledger contracts. It
-records chain id, addresses, deploy blocks, code hashes and the governance parameters. On restart it
-checks that the code at every recorded address is still what was deployed, and redeploys nothing.
-A manifest from another chain is refused.
+records chain id, addresses, deploy blocks, the hash of the first deploy block, code hashes and the
+governance parameters. On restart it checks that the block at the deploy block still has that hash
+and that the code at every recorded address is still what was deployed, and redeploys nothing. A
+manifest from another chain (another chain id, or another history under the same id) is refused.
 
 The deployer (the operator's key) then onboards the founding members through the outbox while the
 registry's bootstrap window is open, and :func:`seal_bootstrap` closes it for good. After the seal
@@ -93,6 +94,9 @@ class Manifest:
     contracts: dict[str, dict] = field(default_factory=dict)
     governance: dict | None = None  # GovernanceParams.to_json() of what was deployed
     sealed_block: int | None = None  # the block of the registry's BootstrapSealed, once sealed
+    # The hash of the block at deploy_block, recorded with the first contract: another chain with
+    # the same id (a fresh dev chain, another data dir's) has another block there.
+    deploy_block_hash: str | None = None
 
     @property
     def addresses(self) -> dict[str, str]:
@@ -110,8 +114,11 @@ class Manifest:
         return self.contracts[contract]["address"]
 
     def to_json(self) -> dict:
-        return {"chain_id": self.chain_id, "deployer": self.deployer, "deploy_block": self.deploy_block,
+        data = {"chain_id": self.chain_id, "deployer": self.deployer, "deploy_block": self.deploy_block,
                 "contracts": self.contracts, "governance": self.governance, "sealed_block": self.sealed_block}
+        if self.deploy_block_hash is not None:
+            data["deploy_block_hash"] = self.deploy_block_hash
+        return data
 
     @classmethod
     def load(cls, home: Path) -> Manifest | None:
@@ -120,7 +127,8 @@ class Manifest:
             return None
         data = json.loads(path.read_text())
         return cls(chain_id=data["chain_id"], deployer=data["deployer"], contracts=data["contracts"],
-                   governance=data.get("governance"), sealed_block=data.get("sealed_block"))
+                   governance=data.get("governance"), sealed_block=data.get("sealed_block"),
+                   deploy_block_hash=data.get("deploy_block_hash"))
 
     def save(self, home: Path) -> None:
         home.mkdir(parents=True, exist_ok=True)
@@ -129,8 +137,8 @@ class Manifest:
 
 
 def verify_manifest(client: ChainClient, manifest: Manifest) -> None:
-    """Raise ChainMismatchError unless the node is the manifest's chain and every recorded
-    contract still has the code that was deployed."""
+    """Raise ChainMismatchError unless the node is the manifest's chain: its chain id, the code
+    that was deployed at every recorded address, and the recorded hash of the deploy block."""
     if manifest.chain_id != client.chain_id:
         raise ChainMismatchError(
             f"the deployment manifest is for chain id {manifest.chain_id}, but the node at "
@@ -152,6 +160,15 @@ def verify_manifest(client: ChainClient, manifest: Manifest) -> None:
             )
         if "0x" + keccak256(code).hex() != entry["code_hash"]:
             raise ChainMismatchError(f"{name} at {entry['address']} runs other code than was deployed")
+    if manifest.deploy_block_hash is not None:
+        block = client.get_block(manifest.deploy_block)
+        found = block["hash"] if block is not None else None
+        if found != manifest.deploy_block_hash:
+            raise ChainMismatchError(
+                f"block {manifest.deploy_block} of the node at {client.rpc_url} has hash {found or '(missing)'}, "
+                f"but the contracts were deployed in a block with hash {manifest.deploy_block_hash}: another chain "
+                f"(or a reset one) with the same chain id {client.chain_id}; use the right node or another "
+                f"LEDGER_HOME")
 
 
 def _record(client: ChainClient, manifest: Manifest, home: Path, name: str, address: str, receipt_block: int,
@@ -165,7 +182,17 @@ def _record(client: ChainClient, manifest: Manifest, home: Path, name: str, addr
         "code_hash": "0x" + keccak256(code).hex(),
         "artifact_hash": client.contracts.deployed_code_hash(artifact),
     }
+    _record_deploy_block_hash(client, manifest)
     manifest.save(home)  # after each contract: a crash mid-way resumes where it stopped
+
+
+def _record_deploy_block_hash(client: ChainClient, manifest: Manifest) -> None:
+    """Once: the hash of the deploy block (the first contract's block; later ones are above it)."""
+    if manifest.deploy_block_hash is None and manifest.contracts:
+        block = client.get_block(manifest.deploy_block)
+        if block is None:
+            raise ChainMismatchError(f"block {manifest.deploy_block} is missing on chain {client.chain_id}")
+        manifest.deploy_block_hash = block["hash"]
 
 
 def _create_safe(client: ChainClient, operator: Signer, manifest: Manifest, home: Path, name: str,
@@ -208,6 +235,9 @@ def deploy(client: ChainClient, operator: Signer, home: Path, progress: Callable
         manifest = Manifest(chain_id=client.chain_id, deployer=operator.address)
     else:
         verify_manifest(client, manifest)
+        # A manifest written before deploy block hashes were recorded: verified by its code hashes
+        # just now, so the hash found is the deployment's.
+        _record_deploy_block_hash(client, manifest)
     if manifest.governance is None:
         manifest.governance = governance.to_json()
     elif manifest.governance != governance.to_json():

@@ -200,7 +200,7 @@ class ManagedChain:
                     continue
                 attempt += 1
                 delay = restart_delay_s(attempt, self._rng)
-                how = "never came up" if status is None else (
+                how = "is not running (the last restart failed)" if status is None else (
                     f"was killed by signal {-status}" if status < 0 else f"exited with code {status}")
                 log.warning("managed chain: anvil %s; restart %d in %.2f s from %s", how, attempt, delay,
                             self.config.state_path)

@@ -191,22 +191,32 @@ def describe_process(pid: int) -> str:
 
 @dataclass(frozen=True)
 class PidRecord:
-    """What ``anvil.pid`` says: which process is (or was) the data dir's anvil."""
+    """What ``anvil.pid`` says: which process is (or was) the data dir's anvil, and which process
+    started it (the service that owns it)."""
     pid: int
     start_ticks: int | None
     port: int
     state_path: str | None
+    owner_pid: int | None = None
+    owner_start_ticks: int | None = None
 
     def alive(self) -> bool:
         ticks = process_start_ticks(self.pid)
         return ticks is not None and ticks == self.start_ticks
+
+    def owner_alive(self) -> bool:
+        if self.owner_pid is None:
+            return False
+        ticks = process_start_ticks(self.owner_pid)
+        return ticks is not None and ticks == self.owner_start_ticks
 
 
 def read_pid_file(path: Path) -> PidRecord | None:
     try:
         data = json.loads(path.read_text())
         return PidRecord(pid=int(data["pid"]), start_ticks=data.get("start_ticks"), port=int(data["port"]),
-                         state_path=data.get("state_path"))
+                         state_path=data.get("state_path"), owner_pid=data.get("owner_pid"),
+                         owner_start_ticks=data.get("owner_start_ticks"))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -337,7 +347,8 @@ class ManagedAnvil:
         if c.pid_path is None or self.process is None:
             return
         record = {"pid": self.process.pid, "start_ticks": process_start_ticks(self.process.pid), "port": c.port,
-                  "state_path": str(c.state_path) if c.state_path else None}
+                  "state_path": str(c.state_path) if c.state_path else None,
+                  "owner_pid": os.getpid(), "owner_start_ticks": process_start_ticks(os.getpid())}
         write_private(c.pid_path, json.dumps(record, sort_keys=True) + "\n")
 
     def _remove_pid_file(self, pid: int) -> None:

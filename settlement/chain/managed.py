@@ -11,8 +11,9 @@
   (:mod:`settlement.chain.anvil`), by the thread that calls :meth:`ManagedChain.start` or by the
   watcher, which stops anvil itself before it ends.
 - **Foreign or leftover nodes.** If something already listens on the managed port at start, it is
-  this data dir's own anvil only when all of these hold: ``anvil.pid`` names the listening
-  process (pid and process start time), that process runs with this data dir's state file, and
+  this data dir's own leftover anvil only when all of these hold: ``anvil.pid`` names the listening
+  process (pid and process start time), that process runs with this data dir's state file, the
+  service that started it (also in ``anvil.pid``) is gone, and
   the node has the manifest's chain id, the block hash recorded at the deploy block and the
   deployed code at every recorded address (:func:`settlement.chain.deploy.verify_manifest`). Such
   a leftover (its service was killed while it was kept alive) is taken over: stopped with SIGTERM,
@@ -145,6 +146,10 @@ class ManagedChain:
             problems.append(f"pid {record.pid} is not the process {c.pid_path} recorded (pid reused)")
         elif c.state_path is not None and str(c.state_path) not in process_cmdline(record.pid):
             problems.append(f"pid {record.pid} does not run with this data dir's state file {c.state_path}")
+        elif record.owner_pid is not None and record.owner_alive():
+            # Its service still runs: taking its chain over would fight that service's watcher.
+            problems.append(f"it is this data dir's chain, run by a live service, {describe_process(record.owner_pid)}"
+                            f" (one service per data dir)")
         client = ChainClient(self.rpc_url, timeout_s=IDENTIFY_TIMEOUT_S)
         try:
             chain_id = client.chain_id

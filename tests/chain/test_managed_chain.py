@@ -152,3 +152,14 @@ def test_a_node_of_this_data_dir_with_another_chain_is_refused(tmp_path: Path) -
         assert node.process.poll() is None
     finally:
         node.stop()
+
+
+def test_the_chain_of_a_running_service_is_not_taken_over(tmp_path: Path) -> None:
+    """Two managed chains on one data dir and port: the second sees the first's anvil, named by
+    the pid file, started by a process that is alive, and refuses; the first is untouched."""
+    config = managed_anvil_config(tmp_path, host="127.0.0.1", port=free_port(), block_time_s=None, zero_fees=True)
+    with ManagedChain(tmp_path, config) as first:
+        with pytest.raises(ChainMismatchError, match=rf"run by a live service, pid {os.getpid()} "):
+            ManagedChain(tmp_path, config).start()
+        assert first.anvil.exited() is None and answers(first.rpc_url)
+        assert read_pid_file(tmp_path / "anvil.pid").pid == first.anvil.pid

@@ -39,11 +39,11 @@ BACK_TIMEOUT_S = 30.0
 class Up:
     """One `ledger up --demo` subprocess on ``home``; its output goes beside the data dir, not in it."""
 
-    def __init__(self, home: Path, api_port: int, rpc_port: int, demo: bool = True) -> None:
+    def __init__(self, home: Path, api_port: int, rpc_port: int, demo: bool = True, log_name: str = "up") -> None:
         self.home, self.api_port, self.rpc_port = home, api_port, rpc_port
         self.api = f"http://127.0.0.1:{api_port}"
         self.rpc = f"http://127.0.0.1:{rpc_port}"
-        self.log_path = home.parent / f"{home.name}-up.log"
+        self.log_path = home.parent / f"{home.name}-{log_name}.log"
         env = dict(os.environ, LEDGER_HOME=str(home), LEDGER_API_PORT=str(api_port),
                    LEDGER_ANVIL_PORT=str(rpc_port), LEDGER_LOG_FORMAT="text")
         env.pop("LEDGER_RPC_URL", None)
@@ -168,11 +168,11 @@ def test_a_killed_chain_is_restarted_and_the_pipeline_carries_on(home: Path) -> 
         time.sleep(1.5)  # past anvil's 1 s state dump: the kill loses no block
         (first,) = anvil_pids(home)
         os.kill(first, signal.SIGKILL)
-        restarted = wait_until(lambda: [p for p in anvil_pids(home) if p != first] and head(up.rpc) is not None,
-                               BACK_TIMEOUT_S, "anvil restarted")
-        assert restarted
+        wait_until(lambda: "anvil restarted" in up.output() and head(up.rpc) is not None, BACK_TIMEOUT_S,
+                   "anvil restarted")
+        assert [p for p in anvil_pids(home) if p != first]
         assert head(up.rpc) == head_before  # the same chain, from its state file
-        assert "anvil was killed by signal 9" in up.output() and "anvil restarted" in up.output()
+        assert "anvil was killed by signal 9" in up.output()
 
         r = httpx.post(f"{up.api}/v1/settlements", headers={"Authorization": f"Bearer {up.key('retailer')}",
                                                            "Idempotency-Key": "after-restart-1"},
@@ -239,32 +239,63 @@ def test_a_foreign_anvil_on_the_managed_port_is_refused(home: Path, tmp_path: Pa
         foreign.stop()
 
 
+LEFTOVER_SCRIPT = """
+import os, sys
+from pathlib import Path
+from settlement.chain.anvil import AnvilConfig, ManagedAnvil
+home, port = Path(sys.argv[1]), int(sys.argv[2])
+ManagedAnvil(AnvilConfig(port=port, state_path=home / "anvil-state.json", log_path=home / "anvil.log",
+                         pid_path=home / "anvil.pid", die_with_parent=False)).start()
+os._exit(0)  # like a service killed while its anvil was kept alive
+"""
+
+
 def test_this_data_dirs_leftover_anvil_is_reused_and_then_supervised(home: Path) -> None:
-    """The service died while its anvil was kept alive (started here through the same code path,
-    without the parent-death signal, with its pid file): the next `ledger up` checks it is this
-    data dir's chain, keeps that chain, and supervises it again (dies with the service)."""
+    """The service died while its anvil was kept alive (simulated: a process starts anvil through the
+    same code path, without the parent-death signal, with its pid file, and exits): the next
+    `ledger up` checks it is this data dir's chain, keeps that chain, and supervises it again
+    (it dies with the service)."""
     rpc_port = free_port()
     manifest_before = (home / "deployment.json").read_text()
-    leftover = ManagedAnvil(AnvilConfig(port=rpc_port, state_path=home / "anvil-state.json",
-                                        log_path=home / "anvil.log", pid_path=home / "anvil.pid",
-                                        die_with_parent=False)).start()
+    subprocess.run([sys.executable, "-c", LEFTOVER_SCRIPT, str(home), str(rpc_port)], check=True, timeout=60)
+    (leftover,) = anvil_pids(home)
+    rpc = f"http://127.0.0.1:{rpc_port}"
+    rpc_call(rpc, "evm_mine")  # a block only the leftover has, not in a clean stop's dump
+    head_before = head(rpc)
+    up = Up(home, free_port(), rpc_port)
     try:
-        rpc_call(leftover.rpc_url, "evm_mine")  # a block only the leftover has, not yet in a clean stop's dump
-        head_before = head(leftover.rpc_url)
-        up = Up(home, free_port(), rpc_port)
-        try:
-            up.wait_healthy()
-            assert leftover.process.wait(timeout=GONE_TIMEOUT_S) is not None  # taken over, not adopted
-            assert "is this data dir's anvil" in up.output()
-            assert head(up.rpc) >= head_before  # its chain kept, the extra block included
-            assert (home / "deployment.json").read_text() == manifest_before  # nothing redeployed
-            (chain_pid,) = anvil_pids(home)
-            ppid = int(Path(f"/proc/{chain_pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            assert ppid == up.proc.pid  # the service's own child now
-            up.proc.send_signal(signal.SIGKILL)
-            up.proc.wait()
-            wait_until(lambda: chain_pid not in anvil_pids(home), GONE_TIMEOUT_S, "anvil gone with its service")
-        finally:
-            up.stop()
+        up.wait_healthy()
+        assert leftover not in anvil_pids(home)  # taken over, not adopted as it was
+        assert "is this data dir's anvil" in up.output()
+        assert head(up.rpc) >= head_before  # its chain kept, the extra block included
+        assert (home / "deployment.json").read_text() == manifest_before  # nothing redeployed
+        (chain_pid,) = anvil_pids(home)
+        ppid = int(Path(f"/proc/{chain_pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        assert ppid == up.proc.pid  # the service's own child now
+        up.proc.send_signal(signal.SIGKILL)
+        up.proc.wait()
+        wait_until(lambda: chain_pid not in anvil_pids(home), GONE_TIMEOUT_S, "anvil gone with its service")
     finally:
-        leftover.kill()
+        up.stop()
+
+
+def test_a_second_service_on_the_data_dir_does_not_take_the_running_chain(home: Path) -> None:
+    """`ledger up` twice on one data dir: the second finds the first's anvil on the port, sees that
+    its service is alive, and stops with a message; the first keeps running."""
+    rpc_port = free_port()
+    first = Up(home, free_port(), rpc_port)
+    try:
+        first.wait_healthy()
+        (chain_pid,) = anvil_pids(home)
+        second = Up(home, free_port(), rpc_port, log_name="second")
+        try:
+            code = second.proc.wait(timeout=UP_TIMEOUT_S)
+        finally:
+            second.stop()
+        out = second.output()
+        assert code != 0
+        assert f"run by a live service, pid {first.proc.pid}" in out and f"127.0.0.1:{rpc_port}" in out, out
+        assert anvil_pids(home) == [chain_pid]
+        first.wait_healthy()
+    finally:
+        first.stop()

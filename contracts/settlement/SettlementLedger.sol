@@ -6,19 +6,21 @@ import {IConsortiumRegistry} from "../registry/IConsortiumRegistry.sol";
 import {ISettlementLedger} from "./ISettlementLedger.sol";
 
 /**
- * @dev The settlement ledger: members record settlements, providers' evidence marks them paid,
- * payees refund them, and the operator nets paid settlements per currency in cycles that settle
- * them. Every transition checks, on chain, who may make it (through the {IConsortiumRegistry}).
+ * @dev The settlement ledger: members record settlements, providers' evidence attested by the
+ * operator marks them paid, payees refund them (or the operator attests a provider's refund), and
+ * the operator nets paid settlements per currency in cycles that settle once every net payer's
+ * payment in is attested. Every transition checks, on chain, who may make it (through the
+ * {IConsortiumRegistry}); no money-moving transition rests on one party's word about itself.
  *
  * Storage: ONE word per settlement, written once when recorded (the only fresh slot on the record
  * path) and updated in place afterwards:
  *
  * ```
- *  bit 255                                      104 103                  8 7       0
- *  | commitment: top 152 bits of keccak256(details) | refunded total (uint96) | state |
+ *  bit 255                                      104 103                  8   7     6    0
+ *  | commitment: top 152 bits of keccak256(details) | refunded total (uint96) | ack | state |
  * ```
  *
- * - `state` is a {State}.
+ * - `state` is a {State}; `ack` is set once the payee acknowledged its receipt.
  * - `refunded total` is the sum of refunds in the target currency's minor units; it never exceeds
  *   the amount paid, which equals the target amount (see {markPaid}).
  * - `commitment` is the top 152 bits of `keccak256(abi.encode(settlement))` for the
@@ -28,26 +30,30 @@ import {ISettlementLedger} from "./ISettlementLedger.sol";
  * Amounts are `uint128` in the ABI but bounded by {AMOUNT_MINOR_MAX} (2^96 - 1, about 7.9e28
  * minor units) so that the refunded total fits its 96 bits.
  *
+ * Beside it: spent provider evidence (one word per payment, refund or net payment), refund
+ * references per settlement, and per cycle the attested net payments.
+ *
  * Batches and cycles are all-or-nothing: one invalid item reverts the whole transaction, with the
  * item's own error (the service validates before it submits).
  */
 contract SettlementLedger is ConsortiumGuarded, ISettlementLedger {
-    /// @dev Most instructions (or payments) per batch.
+    /// @inheritdoc ISettlementLedger
     uint256 public constant BATCH_SIZE_MAX = 200;
-    /// @dev Most settlements per netting cycle.
+    /// @inheritdoc ISettlementLedger
     uint256 public constant SETTLEMENTS_PER_CYCLE_MAX = 200;
-    /// @dev Most members per netting cycle.
+    /// @inheritdoc ISettlementLedger
     uint256 public constant MEMBERS_PER_CYCLE_MAX = 64;
-    /// @dev Fixed-point scale of {Instruction-fxRate}: a rate of 1 is 1e12.
+    /// @inheritdoc ISettlementLedger
     uint256 public constant FX_RATE_SCALE = 1e12;
-    /// @dev Largest amount, in minor units (the refunded total is stored on 96 bits).
+    /// @inheritdoc ISettlementLedger
     uint256 public constant AMOUNT_MINOR_MAX = type(uint96).max;
-    /// @dev A value date may be at most this many days before the block's day (late recording).
+    /// @inheritdoc ISettlementLedger
     uint256 public constant VALUE_DATE_PAST_DAYS_MAX = 7;
-    /// @dev A value date may be at most this many days after the block's day.
+    /// @inheritdoc ISettlementLedger
     uint256 public constant VALUE_DATE_FUTURE_DAYS_MAX = 366;
 
-    uint256 private constant _STATE_MASK = 0xff;
+    uint256 private constant _STATE_MASK = 0x7f;
+    uint256 private constant _ACK_BIT = 0x80;
     uint256 private constant _REFUNDED_SHIFT = 8;
     uint256 private constant _REFUNDED_MASK = (uint256(1) << 96) - 1;
     uint256 private constant _COMMITMENT_SHIFT = 104;
@@ -66,24 +72,14 @@ contract SettlementLedger is ConsortiumGuarded, ISettlementLedger {
     uint256 private constant _W_VALUE_DATE = 8;
     uint256 private constant _W_PURPOSE = 9;
 
-    struct NettingCycle {
-        CycleState state;
-        bytes3 currency;
-        uint16 settlementCount;
-        uint64 submittedAt;
-        bytes32 settlementsHash; // keccak256(abi.encodePacked(settlement ids)), in submission order
-        bytes32 netsHash; // keccak256(abi.encode(members, nets))
-    }
-
-    /// @dev Who is calling, resolved once per transaction.
-    struct Caller {
-        bytes32 member;
-        bool operator;
-        bool finance;
-    }
-
     mapping(bytes32 id => uint256 packed) private _settlements;
     mapping(bytes32 cycleId => NettingCycle) private _cycles;
+    /// @dev keccak256(abi.encode(isRefund, provider, providerTxHash)) => the settlement or cycle it evidenced.
+    mapping(bytes32 evidenceKey => bytes32 usedBy) private _evidence;
+    /// @dev keccak256(abi.encode(settlementId, refundRefHash)) => used.
+    mapping(bytes32 refundKey => bool) private _refundRefs;
+    /// @dev keccak256(abi.encode(cycleId, member)) => the member's net payment is attested.
+    mapping(bytes32 netPaymentKey => bool) private _netPaid;
 
     constructor(IConsortiumRegistry registry_, address trustedForwarder_)
         ConsortiumGuarded(registry_, trustedForwarder_)
@@ -91,34 +87,14 @@ contract SettlementLedger is ConsortiumGuarded, ISettlementLedger {
 
     // ------------------------------------------------------------------ record
 
-    /**
-     * @dev Records a settlement instruction from the caller's member to `ins.payee`; returns its id,
-     * `keccak256(abi.encode(payerMemberId, ins.clientReference))`.
-     *
-     * Requirements:
-     * - the caller is an account of an active member holding the FINANCE role (the payer);
-     * - the id is new ({SettlementAlreadyExists}), the client reference non-zero;
-     * - the payee is another, active member;
-     * - amounts in 1..{AMOUNT_MINOR_MAX} (fees 0..), ISO 4217-shaped currencies;
-     * - the FX rule of {Instruction} holds ({SettlementInconsistentFx});
-     * - the value date is within [today - {VALUE_DATE_PAST_DAYS_MAX}, today + {VALUE_DATE_FUTURE_DAYS_MAX}]
-     *   (today: the block's UTC day), the purpose code non-zero;
-     * - a canonical ABI encoding ({SettlementMalformedInstruction}).
-     *
-     * Emits {SettlementRecorded}.
-     */
+    /// @inheritdoc ISettlementLedger
     function recordSettlement(Instruction calldata ins) external returns (bytes32 id) {
         bytes32 payer = _requireRole(ROLE_FINANCE);
         _requireActivePayee(payer, ins.payee);
         return _record(payer, ins);
     }
 
-    /**
-     * @dev Records up to {BATCH_SIZE_MAX} instructions with the rules of {recordSettlement}; returns
-     * their ids in order. All or nothing: any invalid item reverts the batch with its error.
-     *
-     * Emits one {SettlementRecorded} per instruction.
-     */
+    /// @inheritdoc ISettlementLedger
     function recordBatch(Instruction[] calldata batch) external returns (bytes32[] memory ids) {
         _requireBatchSize(batch.length, BATCH_SIZE_MAX);
         bytes32 payer = _requireRole(ROLE_FINANCE);
@@ -126,8 +102,9 @@ contract SettlementLedger is ConsortiumGuarded, ISettlementLedger {
         bytes32 checkedPayee;
         for (uint256 i = 0; i < batch.length; ++i) {
             Instruction calldata ins = batch[i];
-            // The registry cannot change within this transaction: check each distinct payee once in a run.
-            if (ins.payee != checkedPayee) {
+            // The registry cannot change within this transaction: check each distinct payee once in a
+            // run. The first item is always checked, so payee 0 (no member) is refused as in a single record.
+            if (i == 0 || ins.payee != checkedPayee) {
                 _requireActivePayee(payer, ins.payee);
                 checkedPayee = ins.payee;
             }
@@ -135,49 +112,38 @@ contract SettlementLedger is ConsortiumGuarded, ISettlementLedger {
         }
     }
 
-    // ------------------------------------------------------------------ pay, cancel, refund
+    // ------------------------------------------------------------------ pay, acknowledge, cancel, refund
 
-    /**
-     * @dev Marks settlement `s` paid with the provider's `evidence`.
-     *
-     * Requirements:
-     * - the caller is an active member with the OPERATOR role (relaying a verified provider
-     *   callback), or an account of the payee holding FINANCE;
-     * - `s` is the recorded settlement and is `Instructed`;
-     * - the evidence names a provider and a transaction hash, and shows exactly the target amount
-     *   ({SettlementPaidAmountMismatch}: short or over-payments are reconciled off chain).
-     *
-     * Emits {SettlementPaid}.
-     */
+    /// @inheritdoc ISettlementLedger
     function markPaid(Settlement calldata s, PaymentEvidence calldata evidence) external {
-        _markPaid(_caller(), s, evidence);
+        _markPaid(_attestor(), s, evidence);
     }
 
-    /**
-     * @dev Marks up to {BATCH_SIZE_MAX} settlements paid, `evidence[i]` for `settlements[i]`, with the
-     * rules of {markPaid}. All or nothing.
-     *
-     * Emits one {SettlementPaid} per settlement.
-     */
+    /// @inheritdoc ISettlementLedger
     function markPaidBatch(Settlement[] calldata settlements, PaymentEvidence[] calldata evidence) external {
         _requireBatchSize(settlements.length, BATCH_SIZE_MAX);
         if (settlements.length != evidence.length) {
             revert SettlementLengthMismatch(settlements.length, evidence.length);
         }
-        Caller memory caller = _caller();
+        bytes32 attestor = _attestor();
         for (uint256 i = 0; i < settlements.length; ++i) {
-            _markPaid(caller, settlements[i], evidence[i]);
+            _markPaid(attestor, settlements[i], evidence[i]);
         }
     }
 
-    /**
-     * @dev Cancels settlement `s` before it is paid.
-     *
-     * Requirements: the caller is an account of the payer holding FINANCE (active); `s` is the
-     * recorded settlement and is `Instructed`.
-     *
-     * Emits {SettlementCancelled}.
-     */
+    /// @inheritdoc ISettlementLedger
+    function acknowledgeReceipt(Settlement calldata s) external {
+        bytes32 member = _requireRole(ROLE_FINANCE);
+        (bytes32 id, uint256 packed) = _load(s);
+        if (member != s.instruction.payee) revert SettlementUnauthorized(id, _msgSender(), member);
+        State state = State(packed & _STATE_MASK);
+        if (state != State.Instructed && state != State.Paid) revert SettlementInvalidState(id, state);
+        if (packed & _ACK_BIT != 0) revert SettlementAlreadyAcknowledged(id);
+        _settlements[id] = packed | _ACK_BIT;
+        emit SettlementReceiptAcknowledged(id, member);
+    }
+
+    /// @inheritdoc ISettlementLedger
     function cancelSettlement(Settlement calldata s) external {
         bytes32 member = _requireRole(ROLE_FINANCE);
         (bytes32 id, uint256 packed) = _load(s);
@@ -187,55 +153,29 @@ contract SettlementLedger is ConsortiumGuarded, ISettlementLedger {
         emit SettlementCancelled(id);
     }
 
-    /**
-     * @dev Refunds `amountMinor` (target currency) of settlement `s`; `refundRefHash` is the hash of
-     * the refund's reference at the provider. A partial refund keeps the state and raises the
-     * refunded total; the refund that brings it to the amount paid makes the state `Refunded`.
-     *
-     * Requirements:
-     * - the caller is an active member with the OPERATOR role, or an account of the payee holding FINANCE;
-     * - `s` is the recorded settlement and is `Paid` or `Settled` (not while in a netting cycle);
-     * - `0 < amountMinor` and refunded total + `amountMinor` <= the amount paid.
-     *
-     * Emits {SettlementRefunded}.
-     */
+    /// @inheritdoc ISettlementLedger
     function refund(Settlement calldata s, uint128 amountMinor, bytes32 refundRefHash) external {
-        Caller memory caller = _caller();
+        // The party returning the money: the payee. The operator alone cannot refund (see attestRefund).
+        bytes32 member = _requireRole(ROLE_FINANCE);
         (bytes32 id, uint256 packed) = _load(s);
-        _authorizePayeeOrOperator(caller, id, s.instruction.payee);
-        State state = State(packed & _STATE_MASK);
-        if (state != State.Paid && state != State.Settled) revert SettlementInvalidState(id, state);
-        uint256 paid = s.instruction.targetAmountMinor;
-        uint256 refunded = (packed >> _REFUNDED_SHIFT) & _REFUNDED_MASK;
-        if (amountMinor == 0 || refunded + amountMinor > paid) {
-            revert SettlementRefundExceedsPaid(id, amountMinor, refunded, paid);
-        }
-        refunded += amountMinor;
-        bool fully = refunded == paid;
-        packed = (packed & ~(_REFUNDED_MASK << _REFUNDED_SHIFT)) | (refunded << _REFUNDED_SHIFT);
-        _settlements[id] = fully ? _withState(packed, State.Refunded) : packed;
-        emit SettlementRefunded(id, amountMinor, uint128(refunded), refundRefHash, fully);
+        if (member != s.instruction.payee) revert SettlementUnauthorized(id, _msgSender(), member);
+        _requireActive(id, s.payer);
+        _refund(id, packed, s, amountMinor, refundRefHash);
+    }
+
+    /// @inheritdoc ISettlementLedger
+    function attestRefund(Settlement calldata s, bytes32 refundRefHash, PaymentEvidence calldata evidence) external {
+        bytes32 attestor = _attestor();
+        (bytes32 id, uint256 packed) = _load(s);
+        _requireAttestorForSettlement(attestor, id, s);
+        _spendEvidence(id, evidence, true);
+        emit SettlementRefundAttested(id, evidence.provider, evidence.providerTxHash, attestor);
+        _refund(id, packed, s, evidence.amountPaidMinor, refundRefHash);
     }
 
     // ------------------------------------------------------------------ netting
 
-    /**
-     * @dev Submits netting cycle `cycleId` in `currency` over the `Paid` settlements `settlements`:
-     * `members` (strictly ascending) receive `nets` (negative: pay). The contract recomputes the
-     * nets from the settlements (each adds its outstanding amount, target amount minus refunds, to
-     * its payee and subtracts it from its payer) and requires them equal. The settlements become
-     * `InCycle` until {settleNettingCycle} or {cancelNettingCycle}.
-     *
-     * Requirements:
-     * - the caller is an active member with the OPERATOR role;
-     * - `cycleId` is new and non-zero;
-     * - 1..{SETTLEMENTS_PER_CYCLE_MAX} settlements, each recorded, `Paid`, with target currency `currency`;
-     * - 1..{MEMBERS_PER_CYCLE_MAX} members, strictly ascending, including every payer and payee;
-     * - `nets` within +-{SETTLEMENTS_PER_CYCLE_MAX} * {AMOUNT_MINOR_MAX}, summing to zero, equal to the
-     *   recomputed nets (a listed member without settlements has net zero).
-     *
-     * Emits one {SettlementNetted} per settlement, then {NettingCycleSubmitted}.
-     */
+    /// @inheritdoc ISettlementLedger
     function submitNettingCycle(
         bytes32 cycleId,
         bytes3 currency,
@@ -249,7 +189,9 @@ contract SettlementLedger is ConsortiumGuarded, ISettlementLedger {
         _requireBatchSize(settlements.length, SETTLEMENTS_PER_CYCLE_MAX);
         _requireBatchSize(members.length, MEMBERS_PER_CYCLE_MAX);
         if (members.length != nets.length) revert SettlementLengthMismatch(members.length, nets.length);
-        _checkMembersAndSum(members, nets);
+        uint256 netPayers = _checkMembersAndSum(members, nets);
+        // Every party of every settlement is listed (checked by _net), so this covers them all.
+        _requireAllActive(cycleId, members);
 
         int256[] memory computed = new int256[](members.length);
         bytes32[] memory ids = new bytes32[](settlements.length);
@@ -265,42 +207,69 @@ contract SettlementLedger is ConsortiumGuarded, ISettlementLedger {
             currency: currency,
             settlementCount: uint16(settlements.length),
             submittedAt: uint64(block.timestamp),
+            netPayerCount: uint16(netPayers),
+            netPaymentsAttested: 0,
             settlementsHash: keccak256(abi.encodePacked(ids)),
             netsHash: keccak256(abi.encode(members, nets))
         });
         emit NettingCycleSubmitted(cycleId, currency, settlements.length, members, nets);
     }
 
-    /**
-     * @dev Settles submitted netting cycle `cycleId` (the members paid their nets): each of its
-     * settlements, `settlementIds` in submission order, becomes `Settled`.
-     *
-     * Requirements: the caller is an active member with the OPERATOR role; the cycle is `Submitted`;
-     * `settlementIds` are exactly the cycle's, in order ({SettlementCycleSettlementsMismatch}).
-     *
-     * Emits one {SettlementSettled} per settlement, then {NettingCycleSettled}.
-     */
-    function settleNettingCycle(bytes32 cycleId, bytes32[] calldata settlementIds) external {
+    /// @inheritdoc ISettlementLedger
+    function attestNetPayment(
+        bytes32 cycleId,
+        bytes32[] calldata members,
+        int256[] calldata nets,
+        bytes32 member,
+        PaymentEvidence calldata evidence
+    ) external {
+        bytes32 attestor = _attestor();
+        if (attestor == member) revert SettlementAttestorIsParty(cycleId, attestor);
+        NettingCycle storage cycle = _submittedCycle(cycleId, members, nets);
+        int256 net = nets[_indexOf(cycleId, members, member)];
+        if (net >= 0) revert SettlementCycleNotNetPayer(cycleId, member, net);
+        _requireActive(cycleId, member);
+        bytes32 key = keccak256(abi.encode(cycleId, member));
+        if (_netPaid[key]) revert SettlementCycleNetPaymentAttested(cycleId, member);
+        // -net <= _NET_ABS_MAX < 2^128: exact.
+        if (uint256(-net) != evidence.amountPaidMinor) {
+            revert SettlementPaidAmountMismatch(cycleId, evidence.amountPaidMinor, uint256(-net));
+        }
+        _spendEvidence(cycleId, evidence, false);
+        _netPaid[key] = true;
+        cycle.netPaymentsAttested += 1;
+        emit NetPaymentAttested(
+            cycleId, member, evidence.provider, evidence.providerTxHash, evidence.amountPaidMinor, attestor
+        );
+    }
+
+    /// @inheritdoc ISettlementLedger
+    function settleNettingCycle(
+        bytes32 cycleId,
+        bytes32[] calldata settlementIds,
+        bytes32[] calldata members,
+        int256[] calldata nets
+    ) external {
+        _requireRole(ROLE_OPERATOR);
+        NettingCycle storage cycle = _submittedCycle(cycleId, members, nets);
+        _requireAllActive(cycleId, members);
+        if (cycle.netPaymentsAttested != cycle.netPayerCount) {
+            revert SettlementCycleNetPaymentsMissing(cycleId, cycle.netPaymentsAttested, cycle.netPayerCount);
+        }
         _closeCycle(cycleId, settlementIds, CycleState.Settled, State.Settled);
         emit NettingCycleSettled(cycleId);
     }
 
-    /**
-     * @dev Cancels submitted netting cycle `cycleId`: its settlements are `Paid` again and may be
-     * netted in another cycle (or refunded).
-     *
-     * Requirements: as {settleNettingCycle}.
-     *
-     * Emits one {SettlementReleased} per settlement, then {NettingCycleCancelled}.
-     */
+    /// @inheritdoc ISettlementLedger
     function cancelNettingCycle(bytes32 cycleId, bytes32[] calldata settlementIds) external {
+        _requireRole(ROLE_OPERATOR);
         _closeCycle(cycleId, settlementIds, CycleState.Cancelled, State.Paid);
         emit NettingCycleCancelled(cycleId);
     }
 
     // ------------------------------------------------------------------ views
 
-    /// @dev The id of the settlement recorded by member `payer` under `clientReference`.
+    /// @inheritdoc ISettlementLedger
     function settlementIdOf(bytes32 payer, bytes32 clientReference) public pure returns (bytes32 id) {
         // keccak256(abi.encode(payer, clientReference)), hashed in the scratch space.
         assembly ("memory-safe") {
@@ -310,12 +279,12 @@ contract SettlementLedger is ConsortiumGuarded, ISettlementLedger {
         }
     }
 
-    /// @dev The full commitment to `s`, `keccak256(abi.encode(s))`; storage keeps its top 152 bits.
+    /// @inheritdoc ISettlementLedger
     function commitmentOf(Settlement calldata s) public pure returns (bytes32) {
         return keccak256(abi.encode(s));
     }
 
-    /// @dev Settlement `id`: state, refunded total (target minor units) and stored commitment bits.
+    /// @inheritdoc ISettlementLedger
     function getSettlement(bytes32 id)
         external
         view
@@ -329,15 +298,34 @@ contract SettlementLedger is ConsortiumGuarded, ISettlementLedger {
         );
     }
 
-    /// @dev Whether `s` is exactly a recorded settlement (for auditors and the service's follower).
+    /// @inheritdoc ISettlementLedger
+    function isAcknowledged(bytes32 id) external view returns (bool) {
+        return _settlements[id] & _ACK_BIT != 0;
+    }
+
+    /// @inheritdoc ISettlementLedger
     function isRecorded(Settlement calldata s) external view returns (bool) {
         uint256 packed = _settlements[settlementIdOf(s.payer, s.instruction.clientReference)];
         return packed != 0 && (packed & _COMMITMENT_MASK) == (uint256(commitmentOf(s)) & _COMMITMENT_MASK);
     }
 
-    /// @dev Netting cycle `cycleId`.
+    /// @inheritdoc ISettlementLedger
     function getNettingCycle(bytes32 cycleId) external view returns (NettingCycle memory) {
         return _cycles[cycleId];
+    }
+
+    /// @inheritdoc ISettlementLedger
+    function isNetPaymentAttested(bytes32 cycleId, bytes32 member) external view returns (bool) {
+        return _netPaid[keccak256(abi.encode(cycleId, member))];
+    }
+
+    /// @inheritdoc ISettlementLedger
+    function evidenceUsedBy(bytes16 provider, bytes32 providerTxHash, bool isRefund)
+        external
+        view
+        returns (bytes32 usedBy)
+    {
+        return _evidence[keccak256(abi.encode(isRefund, provider, providerTxHash))];
     }
 
     // ------------------------------------------------------------------ internals
@@ -375,18 +363,54 @@ contract SettlementLedger is ConsortiumGuarded, ISettlementLedger {
         }
     }
 
-    function _markPaid(Caller memory caller, Settlement calldata s, PaymentEvidence calldata evidence) private {
+    function _markPaid(bytes32 attestor, Settlement calldata s, PaymentEvidence calldata evidence) private {
         (bytes32 id, uint256 packed) = _load(s);
-        _authorizePayeeOrOperator(caller, id, s.instruction.payee);
+        _requireAttestorForSettlement(attestor, id, s);
         _requireState(id, packed, State.Instructed);
-        if (evidence.provider == bytes16(0) || evidence.providerTxHash == bytes32(0)) {
-            revert SettlementInvalidEvidence(id);
-        }
+        _requireValueDateReached(id, s.instruction.valueDate, block.timestamp / _SECONDS_PER_DAY);
         if (evidence.amountPaidMinor != s.instruction.targetAmountMinor) {
             revert SettlementPaidAmountMismatch(id, evidence.amountPaidMinor, s.instruction.targetAmountMinor);
         }
+        _spendEvidence(id, evidence, false);
         _settlements[id] = _withState(packed, State.Paid);
-        emit SettlementPaid(id, evidence.provider, evidence.providerTxHash, evidence.amountPaidMinor);
+        emit SettlementPaid(id, evidence.provider, evidence.providerTxHash, evidence.amountPaidMinor, attestor);
+    }
+
+    /// @dev Refunds `amountMinor` of settlement `id` (loaded as `packed`) under reference `refundRefHash`.
+    function _refund(bytes32 id, uint256 packed, Settlement calldata s, uint256 amountMinor, bytes32 refundRefHash)
+        private
+    {
+        State state = State(packed & _STATE_MASK);
+        if (state != State.Paid && state != State.Settled) revert SettlementInvalidState(id, state);
+        if (refundRefHash == bytes32(0)) revert SettlementInvalidRefundReference(id);
+        bytes32 refKey = keccak256(abi.encode(id, refundRefHash));
+        if (_refundRefs[refKey]) revert SettlementRefundReferenceUsed(id, refundRefHash);
+        uint256 paid = s.instruction.targetAmountMinor;
+        uint256 refunded = (packed >> _REFUNDED_SHIFT) & _REFUNDED_MASK;
+        if (amountMinor == 0 || refunded + amountMinor > paid) {
+            revert SettlementRefundExceedsPaid(id, amountMinor, refunded, paid);
+        }
+        _refundRefs[refKey] = true;
+        refunded += amountMinor;
+        bool fully = refunded == paid;
+        packed = (packed & ~(_REFUNDED_MASK << _REFUNDED_SHIFT)) | (refunded << _REFUNDED_SHIFT);
+        _settlements[id] = fully ? _withState(packed, State.Refunded) : packed;
+        // amountMinor <= paid <= AMOUNT_MINOR_MAX: the casts are exact.
+        emit SettlementRefunded(id, uint128(amountMinor), uint128(refunded), refundRefHash, fully);
+    }
+
+    /**
+     * @dev Spends provider evidence for `subject`: non-empty, and never used before in its namespace
+     * (payments and net payments share one; refunds have their own).
+     */
+    function _spendEvidence(bytes32 subject, PaymentEvidence calldata evidence, bool isRefund) private {
+        if (evidence.provider == bytes16(0) || evidence.providerTxHash == bytes32(0)) {
+            revert SettlementInvalidEvidence(subject);
+        }
+        bytes32 key = keccak256(abi.encode(isRefund, evidence.provider, evidence.providerTxHash));
+        bytes32 usedBy = _evidence[key];
+        if (usedBy != bytes32(0)) revert SettlementEvidenceUsed(evidence.provider, evidence.providerTxHash, usedBy);
+        _evidence[key] = subject;
     }
 
     /// @dev Moves one `Paid` settlement into cycle `cycleId` and adds its flows to `computed`.
@@ -399,6 +423,7 @@ contract SettlementLedger is ConsortiumGuarded, ISettlementLedger {
     ) private returns (bytes32 id) {
         uint256 packed;
         (id, packed) = _load(s);
+        // Paid implies its value date had come (markPaid checks it), so none is netted before it.
         _requireState(id, packed, State.Paid);
         if (s.instruction.targetCurrency != currency) {
             revert SettlementCycleCurrencyMismatch(id, s.instruction.targetCurrency);
@@ -414,7 +439,6 @@ contract SettlementLedger is ConsortiumGuarded, ISettlementLedger {
     function _closeCycle(bytes32 cycleId, bytes32[] calldata settlementIds, CycleState to, State settlementTo)
         private
     {
-        _requireRole(ROLE_OPERATOR);
         NettingCycle storage cycle = _cycles[cycleId];
         if (cycle.state != CycleState.Submitted) revert SettlementCycleInvalidState(cycleId, cycle.state);
         if (keccak256(abi.encodePacked(settlementIds)) != cycle.settlementsHash) {
@@ -445,15 +469,41 @@ contract SettlementLedger is ConsortiumGuarded, ISettlementLedger {
         }
     }
 
-    function _caller() private view returns (Caller memory c) {
-        c.member = _requireMember();
-        c.operator = registry.isActiveWithRole(_msgSender(), ROLE_OPERATOR);
-        c.finance = registry.isActiveWithRole(_msgSender(), ROLE_FINANCE);
+    /// @dev The attestor's member id: the caller, an active member with the OPERATOR role.
+    function _attestor() private view returns (bytes32) {
+        return _requireRole(ROLE_OPERATOR);
     }
 
-    function _authorizePayeeOrOperator(Caller memory caller, bytes32 id, bytes32 payee) private view {
-        if (caller.operator || (caller.finance && caller.member == payee)) return;
-        revert SettlementUnauthorized(id, _msgSender(), caller.member);
+    /// @dev The attestor is neither party of `s`, and both parties are active.
+    function _requireAttestorForSettlement(bytes32 attestor, bytes32 id, Settlement calldata s) private view {
+        if (attestor == s.payer || attestor == s.instruction.payee) revert SettlementAttestorIsParty(id, attestor);
+        _requireActive(id, s.payer);
+        _requireActive(id, s.instruction.payee);
+    }
+
+    function _requireActive(bytes32 subject, bytes32 member) private view {
+        if (!registry.isActive(member)) revert SettlementPartyNotActive(subject, member);
+    }
+
+    function _requireAllActive(bytes32 cycleId, bytes32[] calldata members) private view {
+        for (uint256 k = 0; k < members.length; ++k) {
+            _requireActive(cycleId, members[k]);
+        }
+    }
+
+    /// @dev The `Submitted` cycle `cycleId`, whose members and nets are `members` and `nets`.
+    function _submittedCycle(bytes32 cycleId, bytes32[] calldata members, int256[] calldata nets)
+        private
+        view
+        returns (NettingCycle storage cycle)
+    {
+        cycle = _cycles[cycleId];
+        if (cycle.state != CycleState.Submitted) revert SettlementCycleInvalidState(cycleId, cycle.state);
+        if (keccak256(abi.encode(members, nets)) != cycle.netsHash) revert SettlementCycleNetsMismatch(cycleId);
+    }
+
+    function _requireValueDateReached(bytes32 id, uint32 valueDate, uint256 today) private pure {
+        if (valueDate > today) revert SettlementValueDateNotReached(id, valueDate, today);
     }
 
     function _requireActivePayee(bytes32 payer, bytes32 payee) private view {
@@ -517,7 +567,12 @@ contract SettlementLedger is ConsortiumGuarded, ISettlementLedger {
         if (!valid) revert SettlementInvalidCurrency(currency);
     }
 
-    function _checkMembersAndSum(bytes32[] calldata members, int256[] calldata nets) private pure {
+    /// @dev Checks the member list and the nets' sum; returns how many members have a negative net.
+    function _checkMembersAndSum(bytes32[] calldata members, int256[] calldata nets)
+        private
+        pure
+        returns (uint256 netPayers)
+    {
         int256 sum = 0;
         bytes32 previous = bytes32(0);
         for (uint256 k = 0; k < members.length; ++k) {
@@ -528,12 +583,13 @@ contract SettlementLedger is ConsortiumGuarded, ISettlementLedger {
                 revert SettlementCycleNetOutOfRange(members[k], nets[k]);
             }
             sum += nets[k];
+            if (nets[k] < 0) ++netPayers;
         }
         if (sum != 0) revert SettlementCycleNetsNotZeroSum(sum);
     }
 
     /// @dev Binary search of `member` in the strictly ascending `members`.
-    function _indexOf(bytes32 id, bytes32[] calldata members, bytes32 member) private pure returns (uint256) {
+    function _indexOf(bytes32 subject, bytes32[] calldata members, bytes32 member) private pure returns (uint256) {
         uint256 low = 0;
         uint256 high = members.length;
         while (low < high) {
@@ -543,7 +599,7 @@ contract SettlementLedger is ConsortiumGuarded, ISettlementLedger {
             if (m < member) low = mid + 1;
             else high = mid;
         }
-        revert SettlementCycleMemberMissing(id, member);
+        revert SettlementCycleMemberMissing(subject, member);
     }
 
     function _requireState(bytes32 id, uint256 packed, State expected) private pure {

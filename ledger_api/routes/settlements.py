@@ -30,6 +30,8 @@ from ledger_api.schemas.settlements import (
     CycleReportPublic,
     IntentAccepted,
     Money,
+    NetPaymentCreate,
+    NetPaymentPublic,
     PaymentCreate,
     PositionPublic,
     PositionsPublic,
@@ -48,18 +50,20 @@ from settlement.core.errors import (
     ForbiddenError,
     InvalidAmountError,
     NettingCycleNotFoundError,
+    NotAttestorError,
     SettlementNotFoundError,
 )
 from settlement.domains import settlements as svc
 from settlement.runtime import Runtime
 from settlement.store import idempotency as idem
-from settlement.store.models.settlements import NettingCycle, Settlement, SettlementRefund
+from settlement.store.models.settlements import NetPayment, NettingCycle, Settlement, SettlementRefund
 
 router = APIRouter(prefix="/v1", tags=["settlements"],
                    responses={400: {"model": Problem}, 401: {"model": Problem}, 403: {"model": Problem},
                               422: {"model": Problem}})
 
 Finance = Annotated[Principal, Depends(require_roles("finance"))]
+Operator = Annotated[Principal, Depends(require_roles("operator"))]
 FinanceOrOperator = Annotated[Principal, Depends(require_roles("finance", "operator"))]
 SettlementIdPath = Annotated[str, Path(min_length=66, max_length=66, pattern=r"^0x[0-9a-f]{64}$")]
 CycleIdPath = Annotated[str, Path(min_length=66, max_length=66, pattern=r"^0x[0-9a-f]{64}$")]
@@ -94,6 +98,8 @@ def settlement_public(session: Session, s: Settlement, *, detail: bool = False) 
                             confirmed_at=op.confirmed_at)
             for op in svc.operations_of(session, s.id)]
         out.refunds = [_refund_public(s, r) for r in svc.refunds_of(session, s.id)]
+        out.acknowledged = any(op.kind == "acknowledge" and op.status == "confirmed" for op in svc.operations_of(
+            session, s.id))
     return out
 
 
@@ -253,16 +259,37 @@ def get_settlement(settlement_id: SettlementIdPath, session: DbSession, member: 
 
 @router.post("/settlements/{settlement_id}/payments", status_code=status.HTTP_202_ACCEPTED,
              response_model=SettlementPublic,
-             summary="Payment evidence: relayed by the operator, or confirmed by the payee's finance",
+             summary="Payment evidence, attested by the operator (who verified the provider's notification); "
+                     "a payee acknowledges receipt with /acknowledgement instead",
              responses={404: {"model": Problem}, 409: {"model": Problem}})
 def pay(settlement_id: SettlementIdPath, body: PaymentCreate, runtime: RuntimeDep, session: DbSession,
         member: FinanceOrOperator) -> SettlementPublic:
     s = _get_visible(session, member, settlement_id)
+    if "operator" not in member.roles:
+        raise NotAttestorError("payment evidence is attested by the operator, never by a party to the payment; "
+                               "the payee may acknowledge receipt (POST .../acknowledgement)", settlement_id=s.id)
     if body.amount.currency != s.target_currency:
         raise InvalidAmountError(f"the amount must be in {s.target_currency}", field="amount")
     s = svc.mark_paid(runtime, session, s, body.provider, svc.provider_txn_hash(body.provider_transaction_id),
-                      _amount(body.amount), by=_relay_as(member))
+                      _amount(body.amount))
     return settlement_public(session, s, detail=True)
+
+
+@router.post("/settlements/{settlement_id}/acknowledgement", status_code=status.HTTP_202_ACCEPTED,
+             response_model=SettlementPublic,
+             summary="The payee acknowledges receipt (recorded on chain; it neither pays the settlement nor ends "
+                     "the payer's right to cancel; `Prefer: intent` to sign with your own key)",
+             responses={404: {"model": Problem}, 409: {"model": Problem}})
+def acknowledge(settlement_id: SettlementIdPath, runtime: RuntimeDep, member: Finance,
+                prefer: PreferHeader = None) -> SettlementPublic | JSONResponse:
+    own = own_key_preference(runtime, member.member_id, prefer)  # chain facts, before the write
+    with runtime.db.transaction() as session:
+        s = _get_visible(session, member, settlement_id)
+        s = svc.acknowledge_receipt(runtime, session, s, member.member_id, own=own)
+        if own is not None:
+            return JSONResponse(_intent_answer(runtime, session, s), status_code=status.HTTP_202_ACCEPTED,
+                                headers=_APPLIED)
+        return settlement_public(session, s, detail=True)
 
 
 @router.post("/settlements/{settlement_id}/cancel", status_code=status.HTTP_202_ACCEPTED,
@@ -283,8 +310,8 @@ def cancel(settlement_id: SettlementIdPath, runtime: RuntimeDep, member: Finance
 
 @router.post("/settlements/{settlement_id}/refunds", status_code=status.HTTP_202_ACCEPTED,
              response_model=RefundAccepted,
-             summary="Refund part or all of a paid or settled settlement (its payee's finance, or the operator; "
-                     "`Prefer: intent` to sign with the payee's own key)",
+             summary="Refund part or all of a paid or settled settlement (its payee's finance, who returns the "
+                     "money; the operator alone cannot refund; `Prefer: intent` to sign with the payee's own key)",
              responses={404: {"model": Problem}, 409: {"model": Problem}})
 def refund(settlement_id: SettlementIdPath, body: RefundCreate, runtime: RuntimeDep,
            member: FinanceOrOperator, prefer: PreferHeader = None) -> RefundAccepted | JSONResponse:
@@ -358,19 +385,33 @@ def statement(session: DbSession, member: FinanceOrOperator,
 # -- netting cycles ----------------------------------------------------------------------------------------
 
 
-def cycle_public(cycle: NettingCycle) -> CyclePublic:
+def _net_payment_public(cycle: NettingCycle, p: NetPayment) -> NetPaymentPublic:
+    return NetPaymentPublic(member_id=p.member_id, amount=money(p.amount_minor, cycle.currency), provider=p.provider,
+                            provider_tx_hash=p.provider_tx_hash, status=p.status, tx_hash=p.tx_hash,
+                            block_number=p.block_number, error=p.error, created_at=p.created_at)
+
+
+def cycle_public(session: Session, cycle: NettingCycle, viewer: Principal | None = None) -> CyclePublic:
+    """The cycle as ``viewer`` may see it: whole for the operator (``viewer`` None or an operator);
+    for a member, its own net, its own settlements and its own net payment only."""
     c = cycle.currency
-    report = svc.cycle_report(cycle)
+    whole = viewer is None or "operator" in viewer.roles
+    mine = None if whole else viewer.member_id
+    members = [CycleMemberNet(member_id=m, onchain_id=oid, net=money(int(n), c))
+               for (m, oid), n in zip(cycle.members, cycle.nets) if whole or m == mine]
+    settlement_ids = list(cycle.settlement_ids) if whole else svc.party_settlement_ids(session, cycle, mine)
+    payments = [_net_payment_public(cycle, p) for p in svc.net_payments_of(session, cycle.id)
+                if whole or p.member_id == mine]
+    report = None
+    if whole:
+        r = svc.cycle_report(cycle)
+        report = CycleReportPublic(gross_count=r.gross_count, gross_value=money(r.gross_value_minor, c),
+                                   net_count=r.net_count, net_value=money(r.net_value_minor, c),
+                                   transfers_saved=r.transfers_saved, value_saved=money(r.value_saved_minor, c),
+                                   value_saved_ratio=r.value_saved_ratio)
     return CyclePublic(
-        id=cycle.id, currency=c, state=cycle.state, settlement_ids=list(cycle.settlement_ids),
-        members=[CycleMemberNet(member_id=m, onchain_id=oid, net=money(int(n), c))
-                 for (m, oid), n in zip(cycle.members, cycle.nets)],
-        report=CycleReportPublic(gross_count=report.gross_count, gross_value=money(report.gross_value_minor, c),
-                                 net_count=report.net_count, net_value=money(report.net_value_minor, c),
-                                 transfers_saved=report.transfers_saved,
-                                 value_saved=money(report.value_saved_minor, c),
-                                 value_saved_ratio=report.value_saved_ratio),
-        closed_by=cycle.closed_by,
+        id=cycle.id, currency=c, state=cycle.state, settlement_ids=settlement_ids, members=members,
+        net_payments=payments, report=report, closed_by=cycle.closed_by,
         chain=CycleChainPublic(operation=cycle.chain_op, status=cycle.chain_status, outbox_id=cycle.outbox_id,
                                submit_tx_hash=cycle.submit_tx_hash, submit_block=cycle.submit_block,
                                settle_tx_hash=cycle.settle_tx_hash, settle_block=cycle.settle_block,
@@ -385,23 +426,36 @@ def _cycle_visible(member: Principal, cycle: NettingCycle) -> NettingCycle:
 
 
 @router.post("/netting-cycles", status_code=status.HTTP_201_CREATED, response_model=CyclePublic,
-             summary="Close a netting cycle in one currency: net the waiting paid settlements, submit on chain",
+             summary="Close a netting cycle in one currency (the operator): net the waiting paid settlements of "
+                     "active members, submit on chain",
              responses={409: {"model": Problem}})
-def close_cycle(body: CycleCreate, runtime: RuntimeDep, session: DbSession, member: FinanceOrOperator) -> CyclePublic:
-    return cycle_public(svc.close_cycle(runtime, session, body.currency, member.member_id))
+def close_cycle(body: CycleCreate, runtime: RuntimeDep, session: DbSession, member: Operator) -> CyclePublic:
+    return cycle_public(session, svc.close_cycle(runtime, session, body.currency, member.member_id))
 
 
 @router.get("/netting-cycles/{cycle_id}", response_model=CyclePublic,
-            summary="A netting cycle: members' nets, gross against net, on-chain state",
+            summary="A netting cycle: the operator sees every net and the report; a member, what concerns it",
             responses={404: {"model": Problem}})
 def get_cycle(cycle_id: CycleIdPath, session: DbSession, member: FinanceOrOperator) -> CyclePublic:
-    return cycle_public(_cycle_visible(member, svc.get_cycle(session, cycle_id)))
+    return cycle_public(session, _cycle_visible(member, svc.get_cycle(session, cycle_id)), member)
+
+
+@router.post("/netting-cycles/{cycle_id}/payments", status_code=status.HTTP_202_ACCEPTED, response_model=CyclePublic,
+             summary="Attest a net payer's payment into a submitted cycle (the operator, after verifying the "
+                     "provider's notification): one provider transaction, exactly the net owed",
+             responses={404: {"model": Problem}, 409: {"model": Problem}})
+def attest_net_payment(cycle_id: CycleIdPath, body: NetPaymentCreate, runtime: RuntimeDep, session: DbSession,
+                       member: Operator) -> CyclePublic:
+    cycle = svc.get_cycle(session, cycle_id)
+    if body.amount.currency != cycle.currency:
+        raise InvalidAmountError(f"the amount must be in {cycle.currency}", field="amount")
+    svc.attest_net_payment(runtime, session, cycle_id, body.member, body.provider,
+                           svc.provider_txn_hash(body.provider_transaction_id), _amount(body.amount))
+    return cycle_public(session, svc.get_cycle(session, cycle_id))
 
 
 @router.post("/netting-cycles/{cycle_id}/settle", status_code=status.HTTP_202_ACCEPTED, response_model=CyclePublic,
-             summary="Settle a submitted cycle (the members paid their nets)",
+             summary="Settle a submitted cycle (the operator; every net payer's payment in attested)",
              responses={404: {"model": Problem}, 409: {"model": Problem}})
-def settle_cycle(cycle_id: CycleIdPath, runtime: RuntimeDep, session: DbSession,
-                 member: FinanceOrOperator) -> CyclePublic:
-    _cycle_visible(member, svc.get_cycle(session, cycle_id))
-    return cycle_public(svc.settle_cycle(runtime, session, cycle_id, member.member_id))
+def settle_cycle(cycle_id: CycleIdPath, runtime: RuntimeDep, session: DbSession, member: Operator) -> CyclePublic:
+    return cycle_public(session, svc.settle_cycle(runtime, session, cycle_id, member.member_id))

@@ -110,6 +110,8 @@ class SettlementPublic(Out):
     updated_at: datetime
     operations: list[SettlementOperationPublic] | None = None
     refunds: list[RefundPublic] | None = None
+    acknowledged: bool | None = Field(default=None, description="the payee acknowledged receipt (its own word: "
+                                      "it changes no state); in the detail view")
 
 
 class SettlementsPublic(Out):
@@ -231,13 +233,38 @@ class CycleChainPublic(Out):
     error: dict | None
 
 
+class NetPaymentCreate(In):
+    """The operator attests a net payer's payment into a cycle (after verifying the provider's notification)."""
+
+    member: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
+    provider: str = Field(min_length=1, max_length=16, pattern=r"^[a-z0-9][a-z0-9_.-]*$", examples=["alipay"])
+    provider_transaction_id: str = Field(min_length=1, max_length=128, description="hashed before it goes on chain")
+    amount: Money
+
+
+class NetPaymentPublic(Out):
+    member_id: str = Field(max_length=64)
+    amount: Money
+    provider: str = Field(max_length=16)
+    provider_tx_hash: Hash32
+    status: ChainStatus
+    tx_hash: str | None = Field(max_length=66)
+    block_number: int | None
+    error: dict | None
+    created_at: datetime
+
+
 class CyclePublic(Out):
+    """A netting cycle. The operator sees it whole; a member sees only what concerns it: its own
+    net, its own settlements and its own net payment (no report over the others)."""
+
     id: Hash32
     currency: str = Field(max_length=3)
     state: Literal["submitted", "settled", "cancelled", "rejected"]
     settlement_ids: list[str]
     members: list[CycleMemberNet]
-    report: CycleReportPublic
+    net_payments: list[NetPaymentPublic] = Field(default_factory=list)
+    report: CycleReportPublic | None = Field(description="the operator's view only")
     closed_by: str = Field(max_length=64)
     chain: CycleChainPublic
     created_at: datetime

@@ -407,6 +407,53 @@ class NotSettlementPartyError(ForbiddenError):
     title = "Only another party to the settlement may do this"
 
 
+class PaymentEvidenceUsedError(ConflictError):
+    """One provider transaction evidences one payment (or one refund) only."""
+
+    type_slug = "payment-evidence-used"
+    title = "This provider transaction already evidenced another payment"
+
+
+class NotAttestorError(ForbiddenError):
+    """Payment evidence (payments, provider refunds, net payments into a cycle) is attested by the
+    operator, which verified the provider's signature, never by a party to the payment."""
+
+    type_slug = "not-attestor"
+    title = "Only the operator, not a party to the payment, attests payment evidence"
+
+
+class RefundNotByPayeeError(ForbiddenError):
+    """A refund is made by the payee (who returns the money), or evidenced by the provider's refund
+    notification; the operator alone cannot refund."""
+
+    type_slug = "refund-not-by-payee"
+    title = "Only the payee refunds; the operator relays only a provider's refund notification"
+
+
+class PartyNotActiveError(ConflictError):
+    """A party to the payment (or a member of the cycle) is suspended: no money moves for it."""
+
+    type_slug = "party-not-active"
+    title = "A party to this payment is not an active member"
+
+
+class ValueDateNotReachedError(ConflictError):
+    type_slug = "value-date-not-reached"
+    title = "The settlement's value date has not come: it cannot be paid yet"
+
+
+class NettingPaymentUnattestedError(ConflictError):
+    """A cycle settles only when every net payer's payment into it is evidenced and attested."""
+
+    type_slug = "netting-payment-unattested"
+    title = "Not every net payer's payment into the cycle is attested"
+
+
+class NetPaymentNotOwedError(ConflictError):
+    type_slug = "net-payment-not-owed"
+    title = "This member owes nothing into the cycle, or its payment is already attested"
+
+
 class JournalImbalanceError(LedgerError):
     """A journal transaction whose debits and credits differ in some currency: a bug, never input."""
 
@@ -421,7 +468,9 @@ __all__ += ["IdempotencyKeyRequiredError", "InvalidCursorError", "FxRateNotRepre
             "RefundExceedsPaidError", "SettlementBatchSizeError", "SettlementNotFoundError",
             "NettingCycleNotFoundError", "SettlementExistsError", "PaymentReferenceReusedError",
             "RefundExistsError", "SettlementPendingOnChainError", "NothingToNetError", "NoCustodialAccountError",
-            "NotSettlementPartyError", "JournalImbalanceError"]
+            "NotSettlementPartyError", "JournalImbalanceError", "PaymentEvidenceUsedError", "NotAttestorError",
+            "RefundNotByPayeeError", "PartyNotActiveError", "ValueDateNotReachedError",
+            "NettingPaymentUnattestedError", "NetPaymentNotOwedError"]
 
 
 # --- Anchoring: provenance events, Merkle batches, journal anchors (settlement.domains.anchoring) --------

@@ -82,6 +82,7 @@ def write_books(cw: CWorld) -> Books:
     w.sync()
     cycle = _ok(w.http.post("/v1/netting-cycles", json={"currency": USD}, headers=w.h("operator")), 201)
     w.sync()
+    w.attest_nets(cycle)  # each net payer's payment in, attested by the operator
     _ok(w.http.post(f"/v1/netting-cycles/{cycle['id']}/settle", headers=w.h("operator")))
     w.sync()
     books.ids.update(usd=[s["id"] for s in usd], cycle=cycle["id"])

@@ -207,6 +207,23 @@ class Ledger:
         paid = s[1][4] if amount is None else amount
         return (ascii_bytes("alipay", 16), b32(f"alipay-tx:{s[1][0].hex()}"), paid)
 
+    def attest_nets(self, cycle_id: bytes, members: list[bytes], nets: list[int], by: str = "op") -> None:
+        """The operator attests each net payer's payment into the cycle (one provider transaction each)."""
+        for member, net in zip(members, nets, strict=True):
+            if net < 0:
+                evidence = (ascii_bytes("wechatpay", 16), b32(f"net-in:{cycle_id.hex()}:{member.hex()}"), -net)
+                self.send(
+                    self.ledger.functions.attestNetPayment(cycle_id, members, nets, member, evidence),
+                    self.accounts[by],
+                )
+
+    def settle(self, cycle_id: bytes, ids: list[bytes], members: list[bytes], nets: list[int]) -> Any:
+        """Attest every net payment, then settle the cycle (the operator)."""
+        self.attest_nets(cycle_id, members, nets)
+        return self.send(
+            self.ledger.functions.settleNettingCycle(cycle_id, ids, members, nets), self.accounts["op"]
+        )
+
     def sid(self, s: tuple) -> bytes:
         return keccak(s[0] + s[1][0])
 
@@ -306,7 +323,7 @@ def test_record_pay_net_settle(chain: Ledger) -> None:
     paid = chain.pay(s1, by="op")
     (event,) = chain.events(paid, "SettlementPaid")
     assert event.args.amountPaidMinor == s1[1][4] and event.args.provider == ascii_bytes("alipay", 16)
-    chain.pay(s2, by="psp")  # the payee's finance may confirm its own receipt
+    chain.pay(s2, by="op")
     chain.pay(s3, by="op")
     assert [chain.state(chain.sid(s))[0] for s in (s1, s2, s3)] == [PAID] * 3
 
@@ -333,16 +350,17 @@ def test_record_pay_net_settle(chain: Ledger) -> None:
     ids = [chain.sid(s) for s in (s1, s2, s3)]
     cycle = chain.ledger.functions.getNettingCycle(cycle_id).call()
     assert cycle[:3] == (CYCLE_SUBMITTED, b"USD", 3)
-    assert cycle[4] == keccak(b"".join(ids))
+    assert cycle[4] == sum(1 for n in nets if n < 0) and cycle[5] == 0  # net payers, attested
+    assert cycle[6] == keccak(b"".join(ids))
 
-    receipt = chain.send(chain.ledger.functions.settleNettingCycle(cycle_id, ids), chain.accounts["op"])
+    receipt = chain.settle(cycle_id, ids, members, nets)
     settled = chain.events(receipt, "SettlementSettled")
     assert [e.args.id for e in settled] == ids
     assert len(chain.events(receipt, "NettingCycleSettled")) == 1
     assert [chain.state(i)[0] for i in ids] == [SETTLED] * 3
     assert chain.ledger.functions.getNettingCycle(cycle_id).call()[0] == CYCLE_SETTLED
     chain.assert_reverts(
-        chain.ledger.functions.settleNettingCycle(cycle_id, ids),
+        chain.ledger.functions.settleNettingCycle(cycle_id, ids, members, nets),
         chain.accounts["op"],
         "SettlementCycleInvalidState",
         cycle_id,
@@ -429,9 +447,9 @@ def test_partial_then_full_refund_never_exceeds_paid(chain: Ledger) -> None:
     assert (event.args.amountMinor, event.args.refundedTotalMinor, event.args.fully) == (300, 300, False)
     assert chain.state(sid) == (PAID, 300)
     chain.assert_reverts(
-        refund(s, 701, b32("r2")), chain.accounts["op"], "SettlementRefundExceedsPaid", sid, 701, 300, 1_000
+        refund(s, 701, b32("r2")), chain.accounts["bank"], "SettlementRefundExceedsPaid", sid, 701, 300, 1_000
     )
-    receipt = chain.send(refund(s, 700, b32("r2")), chain.accounts["op"])
+    receipt = chain.send(refund(s, 700, b32("r2")), chain.accounts["bank"])
     (event,) = chain.events(receipt, "SettlementRefunded")
     assert (event.args.refundedTotalMinor, event.args.fully) == (1_000, True)
     assert chain.state(sid) == (REFUNDED, 1_000)
@@ -459,10 +477,10 @@ def test_refund_of_a_settled_settlement_and_netting_of_the_outstanding_amount(ch
         sid,
         IN_CYCLE,
     )
-    chain.send(chain.ledger.functions.settleNettingCycle(cycle_id, [sid]), chain.accounts["op"])
+    chain.settle(cycle_id, [sid], members, nets)
     chain.send(chain.ledger.functions.refund(s, 100, b32("r2")), chain.accounts["bank"])
     assert chain.state(sid) == (SETTLED, 500)
-    chain.send(chain.ledger.functions.refund(s, 500, b32("r3")), chain.accounts["op"])
+    chain.send(chain.ledger.functions.refund(s, 500, b32("r3")), chain.accounts["bank"])
     assert chain.state(sid) == (REFUNDED, 1_000)
 
 
@@ -570,18 +588,18 @@ def test_who_may_record(chain: Ledger) -> None:
 
 
 def test_who_may_mark_paid_and_net(chain: Ledger) -> None:
-    """Proves markPaid needs the operator or the payee's finance, and netting/settling need the operator."""
+    """Proves markPaid needs the operator (no party, no other member), and netting/settling need the operator."""
     s = chain.record("retailer", chain.instruction("inv-1", "bank"))
     sid = chain.sid(s)
     mark = chain.ledger.functions.markPaid(s, chain.evidence(s))
-    for name in ("retailer", "psp", "auditor"):
+    for name in ("retailer", "bank", "psp", "auditor"):
         chain.assert_reverts(
             mark,
             chain.accounts[name],
-            "SettlementUnauthorized",
-            sid,
+            "RegistryMissingRole",
             chain.accounts[name].address,
             chain.members[name],
+            ROLE_OPERATOR,
         )
     chain.assert_reverts(
         mark, chain.accounts["outsider"], "RegistryNotAMember", chain.accounts["outsider"].address
@@ -595,7 +613,7 @@ def test_who_may_mark_paid_and_net(chain: Ledger) -> None:
         chain.members["op"],
     )
     chain.send(chain.registry.functions.reactivateMember(chain.members["op"]), chain.admin)
-    chain.send(mark, chain.accounts["bank"])
+    chain.send(mark, chain.accounts["op"])
 
     members = sorted([chain.members["retailer"], chain.members["bank"]])
     nets = [s[1][4] if m == chain.members["bank"] else -s[1][4] for m in members]
@@ -610,7 +628,7 @@ def test_who_may_mark_paid_and_net(chain: Ledger) -> None:
     )
     chain.send(submit, chain.accounts["op"])
     chain.assert_reverts(
-        chain.ledger.functions.settleNettingCycle(b32("c1"), [sid]),
+        chain.ledger.functions.settleNettingCycle(b32("c1"), [sid], members, nets),
         chain.accounts["retailer"],
         "RegistryMissingRole",
         chain.accounts["retailer"].address,
@@ -634,7 +652,7 @@ def test_details_must_match_the_commitment(chain: Ledger) -> None:
     other_payee = (s[0], (ins[0], chain.members["psp"], *ins[2:]))
     chain.assert_reverts(
         chain.ledger.functions.markPaid(other_payee, chain.evidence(s)),
-        chain.accounts["psp"],
+        chain.accounts["op"],
         "SettlementDetailsMismatch",
         sid,
     )
@@ -874,14 +892,21 @@ def test_netting_rejections(chain: Ledger) -> None:
         submit(cycle_id, b"USD", [s1, s2], members, nets[:2]), op, "SettlementLengthMismatch", 3, 2
     )
     chain.send(submit(cycle_id, b"USD", [s1, s2], members, nets), op)
+    chain.attest_nets(cycle_id, members, nets)
     chain.assert_reverts(
-        chain.ledger.functions.settleNettingCycle(cycle_id, [chain.sid(s2), chain.sid(s1)]),
+        chain.ledger.functions.settleNettingCycle(cycle_id, [chain.sid(s2), chain.sid(s1)], members, nets),
         op,
         "SettlementCycleSettlementsMismatch",
         cycle_id,
     )
     chain.assert_reverts(
-        chain.ledger.functions.settleNettingCycle(b32("c-unknown"), []),
+        chain.ledger.functions.settleNettingCycle(cycle_id, [chain.sid(s1), chain.sid(s2)], members, shifted),
+        op,
+        "SettlementCycleNetsMismatch",
+        cycle_id,
+    )
+    chain.assert_reverts(
+        chain.ledger.functions.settleNettingCycle(b32("c-unknown"), [], [], []),
         op,
         "SettlementCycleInvalidState",
         b32("c-unknown"),
@@ -937,9 +962,8 @@ def test_batch_of_200_costs_at_most_35k_gas_per_settlement(chain: Ledger) -> Non
         b32("c-200"), b"USD", settlements, [chain.members[n] for n in order], [flows[n] for n in order]
     )
     netted = chain.send(submit, chain.accounts["op"])
-    settled = chain.send(
-        chain.ledger.functions.settleNettingCycle(b32("c-200"), [chain.sid(s) for s in settlements]),
-        chain.accounts["op"],
+    settled = chain.settle(
+        b32("c-200"), [chain.sid(s) for s in settlements], [chain.members[n] for n in order], [flows[n] for n in order]
     )
     print(
         f"submitNettingCycle(200): {netted['gasUsed']} gas; settleNettingCycle(200): {settled['gasUsed']} gas"
@@ -983,14 +1007,14 @@ def test_batches_are_bounded_and_all_or_nothing(chain: Ledger) -> None:
     chain.assert_reverts(
         mark_batch([s1, s2], [chain.evidence(s1)]), chain.accounts["op"], "SettlementLengthMismatch", 2, 1
     )
-    # The bank is the payee of s1 only: its batch fails on s2, and s1 stays Instructed.
+    # One provider transaction for two settlements: the batch fails on the second, the first stays Instructed.
     chain.assert_reverts(
-        mark_batch([s1, s2], [chain.evidence(s1), chain.evidence(s2)]),
-        chain.accounts["bank"],
-        "SettlementUnauthorized",
-        chain.sid(s2),
-        chain.accounts["bank"].address,
-        chain.members["bank"],
+        mark_batch([s1, s2], [chain.evidence(s1), chain.evidence(s1, s2[1][4])]),
+        chain.accounts["op"],
+        "SettlementEvidenceUsed",
+        ascii_bytes("alipay", 16),
+        chain.evidence(s1)[1],
+        chain.sid(s1),
     )
     assert chain.state(chain.sid(s1)) == (INSTRUCTED, 0)
     chain.send(mark_batch([s1, s2], [chain.evidence(s1), chain.evidence(s2)]), chain.accounts["op"])

@@ -62,6 +62,18 @@ class World:
                 return
         raise AssertionError("the outbox, follower and jobs did not settle in 20 rounds")
 
+    def attest_nets(self, cycle: dict) -> None:
+        """The operator attests each net payer's payment into ``cycle`` (one provider transaction
+        each, exactly the net owed), then syncs: what a cycle needs before it can settle."""
+        for m in cycle["members"]:
+            if m["net"]["value"] < 0:
+                r = self.http.post(f"/v1/netting-cycles/{cycle['id']}/payments", headers=self.h("operator"), json={
+                    "member": m["member_id"], "provider": "wechatpay",
+                    "provider_transaction_id": f"net-in-{cycle['id'][2:14]}-{m['member_id']}",
+                    "amount": {"value": -m["net"]["value"], "currency": m["net"]["currency"]}})
+                assert r.status_code == 202, r.text
+        self.sync()
+
     def onchain(self, settlement_id: str) -> tuple[int, int]:
         state, refunded, _commitment = self.runtime.chain.call(
             LEDGER, self.runtime.address(LEDGER), "getSettlement", [settlement_id])

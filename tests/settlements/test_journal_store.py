@@ -30,7 +30,7 @@ from settlement.domains.settlements import cycles
 from settlement.domains.settlements import postings as jr
 from settlement.store.db import Database, migrate
 from settlement.store.models import Member, MemberAccount, OutboxRow
-from settlement.store.models.settlements import NettingCycle, Settlement, SettlementOperation
+from settlement.store.models.settlements import NetPayment, NettingCycle, Settlement, SettlementOperation
 
 MEMBERS = ("alpha", "beta", "gamma")
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,6 +45,11 @@ def _runtime(url: str, home: Path) -> Runtime:
             s.flush()
             s.add(MemberAccount(address="0x" + os.urandom(20).hex(), member_id=m, encrypted_key=b"\x01sealed"))
     operator = LocalSigner(os.urandom(32))
+    with db.transaction() as s:  # the attestor: the operator's account, a member that is no party
+        s.add(Member(id="operator", onchain_id=onchain_id("operator"), name="operator", country="SG",
+                     roles=["operator"], status="active"))
+        s.flush()
+        s.add(MemberAccount(address=operator.address, member_id="operator", encrypted_key=None))
     return Runtime(home=home, db=db, chain=None, vault=KeyVault(os.urandom(32)), operator=operator)  # type: ignore[arg-type]
 
 
@@ -83,6 +88,12 @@ def confirm_all(rt: Runtime, block: list[int]) -> None:
                                            amountMinor=op.amount_minor))
             elif op.kind == "settle":
                 handlers.on_settled(s, _log("SettlementSettled", block, id=st_.id, cycleId=op.cycle_id))
+        for p in s.scalars(select(NetPayment).where(NetPayment.status == "pending")).all():
+            c = s.get(NettingCycle, p.cycle_id)
+            onchain = next(o for m, o in c.members if m == p.member_id)
+            handlers.on_net_payment_attested(s, _log("NetPaymentAttested", block, cycleId=c.id, member=onchain,
+                                                     provider="0x" + b"wechatpay".ljust(16, b"\0").hex(),
+                                                     providerTxHash=p.provider_tx_hash, amountMinor=p.amount_minor))
         for c in s.scalars(select(NettingCycle).where(NettingCycle.chain_status == "pending")).all():
             if c.chain_op == "submit":
                 handlers.on_cycle_submitted(s, _log("NettingCycleSubmitted", block, cycleId=c.id))
@@ -95,12 +106,15 @@ def reject_last(rt: Runtime) -> None:
     with rt.db.transaction() as s:
         awaited = set(s.scalars(select(SettlementOperation.outbox_id).where(SettlementOperation.status == "pending")))
         awaited |= set(s.scalars(select(NettingCycle.outbox_id).where(NettingCycle.chain_status == "pending")))
+        awaited |= set(s.scalars(select(NetPayment.outbox_id).where(NetPayment.status == "pending")))
         if not awaited:
             return
         row = s.get(OutboxRow, max(awaited))
         row.status = "failed"
         error = ChainRevertError("reverted", error_name="SettlementInvalidState", args={"current": 5})
-        if row.kind.startswith("settlement.cycle"):
+        if row.kind == "settlement.cycle_net_payment":
+            handlers.on_net_payment_failure(s, row, error)
+        elif row.kind.startswith("settlement.cycle"):
             handlers.on_cycle_failure(s, row, error)
         else:
             handlers.reject_ops(s, row, error)
@@ -142,14 +156,24 @@ def _apply(rt: Runtime, op: str, n: int, amount: int, k: int, counter: list[int]
                 svc.cancel_settlement(rt, s, st_, st_.payer_id)
             elif op == "refund" and target:
                 st_ = svc.get_settlement(s, target)
-                svc.refund_settlement(rt, s, st_, max(1, st_.paid_minor * (k + 1) // 4), f"r-{counter[0]}-{n}")
+                svc.refund_settlement(rt, s, st_, max(1, st_.paid_minor * (k + 1) // 4), f"r-{counter[0]}-{n}",
+                                      by=st_.payee_id)
                 counter[0] += 1
             elif op == "close":
                 cycles.close_cycle(rt, s, ("USD", "JPY")[k % 2], "operator")
             elif op == "settle":
                 cid = s.scalar(select(NettingCycle.id).where(NettingCycle.state == "submitted").limit(1))
                 if cid:
-                    cycles.settle_cycle(rt, s, cid, "operator")
+                    cycle = s.get(NettingCycle, cid)
+                    attested = {p.member_id for p in cycles.net_payments_of(s, cid) if p.status != "rejected"}
+                    owing = [(m, -int(net)) for (m, _o), net in zip(cycle.members, cycle.nets)
+                             if int(net) < 0 and m not in attested]
+                    if owing:  # the operator attests each net payer's payment in, then a later step settles
+                        for m, owed in owing:
+                            cycles.attest_net_payment(rt, s, cid, m, "wechatpay",
+                                                      svc.provider_txn_hash(f"net-{cid}-{m}-{counter[0]}"), owed)
+                    else:
+                        cycles.settle_cycle(rt, s, cid, "operator")
     except LedgerError as exc:
         if isinstance(exc, JournalImbalanceError):
             raise

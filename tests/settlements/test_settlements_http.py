@@ -54,7 +54,7 @@ def test_create_pay_net_settle(world: World) -> None:
         assert got["chain"]["tx_hash"] and got["chain"]["block_number"] and got["chain"]["recorded_tx_hash"]
         assert w.onchain(s["id"]) == (INSTRUCTED, 0)
     _pay(w, s1)
-    _pay(w, s2, who="psp")  # the payee's finance may confirm its own receipt
+    _pay(w, s2)
     _pay(w, s3)
     w.sync()
     for s in (s1, s2, s3):
@@ -77,10 +77,16 @@ def test_create_pay_net_settle(world: World) -> None:
     assert [w.onchain(s["id"])[0] for s in (s1, s2, s3)] == [IN_CYCLE] * 3
     got = w.http.get(f"/v1/netting-cycles/{cycle['id']}", headers=w.h("bank")).json()
     assert got["chain"]["status"] == "confirmed" and got["chain"]["submit_block"]
+    # A member sees its own net and settlements only, and no report over the others.
+    assert [m["member_id"] for m in got["members"]] == ["bank"] and got["report"] is None
+    assert got["settlement_ids"] == [s1["id"], s2["id"]]
     onchain_cycle = w.runtime.chain.call("SettlementLedger", w.runtime.address("SettlementLedger"),
                                          "getNettingCycle", [cycle["id"]])[0]
     assert onchain_cycle[0] == 1 and onchain_cycle[2] == 3  # Submitted, 3 settlements
 
+    unattested = w.http.post(f"/v1/netting-cycles/{cycle['id']}/settle", headers=w.h("operator"))
+    assert unattested.status_code == 409 and unattested.json()["type"] == PROBLEM + "netting-payment-unattested"
+    w.attest_nets(cycle)
     r = w.http.post(f"/v1/netting-cycles/{cycle['id']}/settle", headers=w.h("operator"))
     assert r.status_code == 202, r.text
     w.sync()
@@ -138,13 +144,13 @@ def test_partial_then_full_refund(world: World) -> None:
     assert r.json()["settlement"]["refunded"]["value"] == 300 and r.json()["refund"]["status"] == "pending"
     w.sync()
     assert w.onchain(s["id"]) == (PAID, 300)
-    over = w.http.post(f"/v1/settlements/{s['id']}/refunds", headers=w.h("operator"),
+    over = w.http.post(f"/v1/settlements/{s['id']}/refunds", headers=w.h("bank"),
                        json={"amount": {"value": 701, "currency": "USD"}, "reference": "R-2"})
     assert over.status_code == 422 and over.json()["type"] == PROBLEM + "refund-exceeds-paid"
-    reused = w.http.post(f"/v1/settlements/{s['id']}/refunds", headers=w.h("operator"),
+    reused = w.http.post(f"/v1/settlements/{s['id']}/refunds", headers=w.h("bank"),
                          json={"amount": {"value": 100, "currency": "USD"}, "reference": "R-1"})
     assert reused.status_code == 409 and reused.json()["type"] == PROBLEM + "refund-exists"
-    r = w.http.post(f"/v1/settlements/{s['id']}/refunds", headers=w.h("operator"),
+    r = w.http.post(f"/v1/settlements/{s['id']}/refunds", headers=w.h("bank"),
                     json={"amount": {"value": 700, "currency": "USD"}, "reference": "R-2"})
     assert r.status_code == 202 and r.json()["settlement"]["state"] == "refunded"
     w.sync()

@@ -17,6 +17,7 @@ hooks that turn a callback's effect the chain refused into an exception.
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 
 from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.orm import Session
@@ -49,6 +50,7 @@ from settlement.domains.reconciliation.exceptions import add_callback_exception
 from settlement.runtime import Runtime
 from settlement.store.models import OutboxRow
 from settlement.store.models.payments import ProviderAccountRow, ProviderCallback
+from settlement.store.models.settlements import Settlement
 
 log = logging.getLogger("ledger.callbacks")
 
@@ -108,9 +110,12 @@ def get_callback(session: Session, callback_id: int, *, owner: str | None = None
 def process_deferred(runtime: Runtime, *, limit: int = DEFERRED_SWEEP_MAX) -> int:
     """Retry every settlement's deferred callbacks (bounded); for a worker loop or an operator
     after a restart. Returns how many left the deferred state."""
+    today = datetime.now(timezone.utc).date()
     with runtime.db.read() as session:
-        ids = list(session.scalars(select(ProviderCallback.settlement_id).where(
-            ProviderCallback.outcome == DEFERRED, ProviderCallback.settlement_id.is_not(None))
+        # A settlement whose value date has not come waits without spending attempts.
+        ids = list(session.scalars(select(ProviderCallback.settlement_id).join(
+            Settlement, Settlement.id == ProviderCallback.settlement_id).where(
+            ProviderCallback.outcome == DEFERRED, Settlement.value_date <= today)
             .distinct().limit(limit)))
     moved = 0
     for sid in ids:

@@ -7,8 +7,11 @@ Rules (each ends in one outcome on the callback row):
   amount, then :func:`~settlement.domains.settlements.mark_paid` is enqueued through the outbox with
   ``provider_txn_hash(provider_txn_id)`` as evidence (``applied``). Unknown reference, another
   amount or currency, a settlement already paid with other evidence, cancelled or rejected:
-  ``exception`` (queued for a person, never applied). The settlement's recording not yet
-  confirmed on chain: ``deferred``, applied when the follower confirms it.
+  ``exception`` (queued for a person, never applied); so is a provider transaction that already
+  paid another settlement (``evidence_used``) or a suspended party (``party_not_active``). The
+  settlement's recording not yet confirmed on chain: ``deferred``, applied when the follower
+  confirms it; a payment before the settlement's value date: ``deferred`` until that day (a
+  settlement is paid on or after its value date).
 - REFUND that succeeded: the settlement by reference, or through the applied payment with the
   same provider transaction (Stripe refunds carry no reference); cumulative totals (Alipay
   ``refund_fee``, Stripe ``charge.refunded``) are turned into the increment not yet refunded;
@@ -34,8 +37,11 @@ from settlement.core.errors import (
     InvalidStateError,
     LedgerError,
     PaidAmountMismatchError,
+    PartyNotActiveError,
+    PaymentEvidenceUsedError,
     RefundExceedsPaidError,
     SettlementPendingOnChainError,
+    ValueDateNotReachedError,
 )
 from settlement.domains.payments.digests import record_callback_digest
 from settlement.domains.reconciliation.exceptions import add_callback_exception
@@ -232,6 +238,14 @@ def _apply_payment(runtime: Runtime, session: Session, row: ProviderCallback, si
             paid = mark_paid(runtime, session, s, row.provider, evidence, row.amount_minor)
     except SettlementPendingOnChainError:
         return _set(row, Outcome(DEFERRED, "awaiting_chain", "the settlement's previous operation is pending"))
+    except ValueDateNotReachedError as exc:
+        return _set(row, Outcome(DEFERRED, "awaiting_value_date", exc.detail))
+    except PaymentEvidenceUsedError as exc:
+        session.expire(s)
+        return _exception(session, row, "evidence_used", exc.detail, s, sink=sink)
+    except PartyNotActiveError as exc:
+        session.expire(s)
+        return _exception(session, row, "party_not_active", exc.detail, s, sink=sink)
     except PaidAmountMismatchError as exc:
         return _exception(session, row, "amount_mismatch", exc.detail, s, ledger_amount=s.target_amount_minor,
                           sink=sink)
@@ -289,6 +303,12 @@ def _apply_refund(runtime: Runtime, session: Session, row: ProviderCallback, sin
             refund = refund_by_provider(runtime, session, s, row.provider, refund_key[:120], amount)
     except SettlementPendingOnChainError:
         return _set(row, Outcome(DEFERRED, "awaiting_chain", "the settlement's previous operation is pending"))
+    except PaymentEvidenceUsedError as exc:
+        session.expire(s)
+        return _exception(session, row, "evidence_used", exc.detail, s, sink=sink)
+    except PartyNotActiveError as exc:
+        session.expire(s)
+        return _exception(session, row, "party_not_active", exc.detail, s, sink=sink)
     except RefundExceedsPaidError as exc:
         session.expire(s)
         return _exception(session, row, "refund_exceeds_paid", exc.detail, s, ledger_amount=s.paid_minor,

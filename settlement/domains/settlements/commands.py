@@ -31,7 +31,6 @@ from settlement.core.errors import (
     InvalidStateError,
     InvalidValueDateError,
     MemberSuspendedError,
-    NotSettlementPartyError,
     PayeeNotActiveError,
     PaymentReferenceReusedError,
     SelfPaymentError,
@@ -81,9 +80,10 @@ PROVIDER_LEN_MAX = 16  # bytes16 on chain
 GAS_RECORD = 250_000
 GAS_BATCH_BASE = 200_000
 GAS_BATCH_PER_ITEM = 40_000
-GAS_MARK_PAID = 200_000
+GAS_MARK_PAID = 250_000
 GAS_CANCEL = 150_000
-GAS_REFUND = 200_000
+GAS_REFUND = 250_000
+GAS_ACKNOWLEDGE = 150_000
 
 STATES = ("instructed", "paid", "in_cycle", "settled", "cancelled", "refunded", "rejected")
 TERMINAL_STATES = ("cancelled", "refunded", "rejected")
@@ -464,26 +464,3 @@ def _start(session: Session, s: Settlement, kind: str, outbox_id: int, new_state
     s.tx_hash = s.block_number = None
     s.chain_error = None
     return op
-
-
-def _party_signer(runtime: Runtime, session: Session, s: Settlement, by: str | None, party: str) -> tuple[str, str]:
-    """(signer address, requested_by) for an action the operator or one party may take."""
-    if by is None:
-        return runtime.operator.address, "operator"
-    if by != party:
-        raise NotSettlementPartyError(f"member {by} may not do this to settlement {s.id}", settlement_id=s.id)
-    _finance_member(session, by)
-    return custodial_signer(session, by), by
-
-
-def _party_call(runtime: Runtime, session: Session, s: Settlement, by: str | None, party: str,
-                own: intents.OwnKey | None, **call: object) -> tuple[OutboxRow, str]:
-    """The call of an action the operator relays (``by`` None) or one party takes, custodially or
-    (``own``) as an intent of its own key; (row, requested_by)."""
-    if own is None:
-        signer, requested_by = _party_signer(runtime, session, s, by, party)
-        return enqueue(session, contract=CONTRACT, signer=signer, **call), requested_by  # type: ignore[arg-type]
-    if by is None or by != party:
-        raise NotSettlementPartyError(f"only {party} may sign this for settlement {s.id}", settlement_id=s.id)
-    _finance_member(session, by)
-    return acting_call(runtime, session, by, own, **call), by  # type: ignore[arg-type]

@@ -25,6 +25,7 @@ from settlement.domains.settlements import postings as jr
 from settlement.domains.settlements.transitions import _paid_postings, _record_txn, _refund_postings
 from settlement.store.models import OutboxRow, utcnow
 from settlement.store.models.settlements import (
+    NetPayment,
     NettingCycle,
     Settlement,
     SettlementOperation,
@@ -33,8 +34,8 @@ from settlement.store.models.settlements import (
 
 log = logging.getLogger("ledger.settlements")
 
-__all__ = ["CYCLE_KINDS", "EVENT_HANDLERS", "LEDGER_CONTRACTS", "OPERATION_KINDS", "on_chain_lost",
-           "on_cycle_failure", "on_recorded", "reject_ops"]
+__all__ = ["CYCLE_KINDS", "EVENT_HANDLERS", "LEDGER_CONTRACTS", "NET_PAYMENT_KINDS", "OPERATION_KINDS",
+           "on_chain_lost", "on_cycle_failure", "on_net_payment_failure", "on_recorded", "reject_ops"]
 
 CONTRACT = "SettlementLedger"
 # The catalogue names an event after the first artifact that declares it: the interface, usually.
@@ -122,6 +123,15 @@ def on_paid(session: Session, lg: DecodedLog) -> None:
         _external(session, lg, s, "pay", "paid", txn, amount=s.paid_minor)
 
 
+def on_acknowledged(session: Session, lg: DecodedLog) -> None:
+    """The payee's acknowledgement: recorded as an operation; the state does not change."""
+    s = _settlement(session, lg.args["id"])
+    if s is None or _confirm(session, lg, s, "acknowledge") is not None:
+        return
+    if s.chain_status != "pending":
+        _external(session, lg, s, "acknowledge", s.state, None)
+
+
 def on_cancelled(session: Session, lg: DecodedLog) -> None:
     s = _settlement(session, lg.args["id"])
     if s is None or _confirm(session, lg, s, "cancel") is not None:
@@ -186,6 +196,25 @@ def on_cycle_submitted(session: Session, lg: DecodedLog) -> None:
     cycle.submit_tx_hash, cycle.submit_block = lg.tx_hash, lg.block_number
     if cycle.chain_op == "submit":
         cycle.chain_status, cycle.chain_error = "confirmed", None
+
+
+def on_net_payment_attested(session: Session, lg: DecodedLog) -> None:
+    """Confirms the attested net payment (or records one made on chain around the API)."""
+    cycle = _cycle(session, lg.args["cycleId"])
+    if cycle is None:
+        return
+    member_id = next((m for m, onchain in cycle.members if onchain == lg.args["member"]), None)
+    if member_id is None:
+        return
+    payment = session.scalar(select(NetPayment).where(NetPayment.cycle_id == cycle.id, NetPayment.member_id == member_id,
+                                                      NetPayment.status == "pending").order_by(NetPayment.id).limit(1))
+    if payment is None:
+        provider = bytes.fromhex(lg.args["provider"][2:]).rstrip(b"\0").decode("ascii", "replace")[:16]
+        payment = NetPayment(cycle_id=cycle.id, member_id=member_id, amount_minor=int(lg.args["amountMinor"]),
+                             provider=provider, provider_tx_hash=lg.args["providerTxHash"], attested_by="chain",
+                             status="pending")
+        session.add(payment)
+    payment.status, payment.tx_hash, payment.block_number, payment.error = "confirmed", lg.tx_hash, lg.block_number, None
 
 
 def on_cycle_settled(session: Session, lg: DecodedLog) -> None:
@@ -274,14 +303,23 @@ def on_cycle_failure(session: Session, row: OutboxRow, error: ChainRevertError) 
     _reject_cycle(session, row, error)
 
 
+def on_net_payment_failure(session: Session, row: OutboxRow, error: ChainRevertError) -> None:
+    """The chain refused an attested net payment: it no longer counts (the operator may attest again)."""
+    for payment in session.scalars(select(NetPayment).where(NetPayment.outbox_id == row.id,
+                                                            NetPayment.status == "pending")):
+        payment.status, payment.error, payment.tx_hash = "rejected", _error_of(error), row.tx_hash
+
+
 # What this module answers to; ``wiring.wire`` registers them.
 EVENT_HANDLERS = (("SettlementPaid", on_paid), ("SettlementCancelled", on_cancelled),
+                  ("SettlementReceiptAcknowledged", on_acknowledged), ("NetPaymentAttested", on_net_payment_attested),
                   ("SettlementRefunded", on_refunded), ("SettlementNetted", on_netted),
                   ("SettlementSettled", on_settled), ("SettlementReleased", on_released),
                   ("NettingCycleSubmitted", on_cycle_submitted), ("NettingCycleSettled", on_cycle_settled),
                   ("NettingCycleCancelled", on_cycle_cancelled))
 OPERATION_KINDS = ("settlement.record", "settlement.record_batch", "settlement.pay", "settlement.cancel",
-                   "settlement.refund")
+                   "settlement.refund", "settlement.acknowledge")
+NET_PAYMENT_KINDS = ("settlement.cycle_net_payment",)
 CYCLE_KINDS = ("settlement.cycle_submit", "settlement.cycle_settle")
 
 
@@ -307,3 +345,6 @@ def on_chain_lost(session: Session, rows: list[OutboxRow]) -> None:
                 NettingCycle.outbox_id.in_(chunk), NettingCycle.chain_status == "confirmed")).all():
             cycle.chain_status = "pending"
             digest_changed(session, "netting.cycle", cycle)
+        for payment in session.scalars(select(NetPayment).where(
+                NetPayment.outbox_id.in_(chunk), NetPayment.status == "confirmed")).all():
+            payment.status, payment.tx_hash, payment.block_number = "pending", None, None

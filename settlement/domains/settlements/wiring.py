@@ -16,4 +16,6 @@ def wire(registry: HandlerRegistry) -> None:
         registry.on_failure(kind, events.reject_ops)
     for kind in events.CYCLE_KINDS:
         registry.on_failure(kind, events.on_cycle_failure)
+    for kind in events.NET_PAYMENT_KINDS:
+        registry.on_failure(kind, events.on_net_payment_failure)
     registry.on_rollback(events.on_chain_lost)

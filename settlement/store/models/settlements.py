@@ -76,6 +76,7 @@ class Settlement(Base):
         Index("ix_settlements_payer_seq", "payer_id", "seq"),
         Index("ix_settlements_payee_seq", "payee_id", "seq"),
         Index("ix_settlements_netting", "target_currency", "state", "cycle_id", "seq"),
+        Index("ix_settlements_provider_tx", "provider_tx_hash"),
     )
 
     seq: Mapped[int] = mapped_column(_SEQ, primary_key=True, autoincrement=True)
@@ -184,6 +185,29 @@ class NettingCycle(Base):
     chain_error: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class NetPayment(Base):
+    """A net payer's payment into a netting cycle: the provider's evidence, attested on chain by the
+    operator (``attestNetPayment``). A cycle settles only when each net payer has a confirmed one."""
+
+    __tablename__ = "netting_net_payments"
+    __table_args__ = (Index("ix_net_payments_cycle", "cycle_id", "member_id"),
+                      Index("ix_net_payments_provider_tx", "provider_tx_hash"))
+
+    id: Mapped[int] = mapped_column(_SEQ, primary_key=True, autoincrement=True)
+    cycle_id: Mapped[str] = mapped_column(String(66), ForeignKey("netting_cycles.id"))
+    member_id: Mapped[str] = mapped_column(String(64))
+    amount_minor: Mapped[int] = mapped_column(MinorAmount())
+    provider: Mapped[str] = mapped_column(String(16))
+    provider_tx_hash: Mapped[str] = mapped_column(String(66))
+    attested_by: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | confirmed | rejected
+    outbox_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    error: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class JournalTransaction(Base):

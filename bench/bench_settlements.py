@@ -80,6 +80,7 @@ class Env:
     mode: str
     kek: bytes
     operator_key: bytes
+    raw_account: LocalSigner  # a FINANCE member's key held here, for the raw floods
 
 
 def _serve(app: object) -> tuple[uvicorn.Server, str]:
@@ -114,10 +115,15 @@ def setup(block_time: int | None) -> Env:
             _member, keys[name] = onboard_member(rt, s, member_id=name, name=name, country="SG", roles=["finance"])
     workers = Workers(rt, build_registry(), dispatch_interval_s=0.01, follow_interval_s=0.02, batch_size=BATCH).start()
     _wait(lambda: _outbox_left(rt) == 0, "onboarding")
+    # The raw floods' member is a founding member too: after the seal only governance onboards.
+    raw_account = LocalSigner(bytes(Account.create().key))
+    member = "0x" + keccak256(b"bench-raw-" + os.urandom(8)).hex()
+    chain.transact(operator, to=rt.address("ConsortiumRegistry"), gas=600_000, data=chain.encode(
+        "ConsortiumRegistry", "onboardMember", [member, "0x5347", [raw_account.address], ["0x" + FINANCE.hex()]]))
     seal_bootstrap(chain, operator, rt.manifest, home)  # type: ignore[arg-type]
     server, api = _serve(create_app(rt, Settings(home=home), registry_cache_ttl_s=5.0))
     mode = f"interval mining {block_time}s" if block_time else "automine"
-    return Env(node, rt, workers, server, api, keys, mode, kek, operator_key)
+    return Env(node, rt, workers, server, api, keys, mode, kek, operator_key, raw_account)
 
 
 def _api_process(home: str, database_url: str, rpc_url: str, kek: bytes, operator_key: bytes, port: int) -> None:
@@ -208,11 +214,8 @@ def _same_ccy(tag: str, i: int, payee: str) -> list:
 def raw_capacity(env: Env, single_count: int, batch_count: int) -> dict[str, float]:
     """Pre-signed floods from a member account whose key this process holds."""
     rt, client = env.rt, env.rt.chain
-    registry, ledger = rt.address("ConsortiumRegistry"), rt.address("SettlementLedger")
-    acct = LocalSigner(bytes(Account.create().key))
-    member = "0x" + keccak256(b"bench-raw-" + os.urandom(8)).hex()
-    client.transact(rt.operator, to=registry, gas=600_000, data=client.encode(
-        "ConsortiumRegistry", "onboardMember", [member, "0x5347", [acct.address], ["0x" + FINANCE.hex()]]))
+    ledger = rt.address("SettlementLedger")
+    acct = env.raw_account
     payees = [onchain_id("payee-a"), onchain_id("payee-b")]
     tag = os.urandom(4).hex()
 

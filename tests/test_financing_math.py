@@ -13,15 +13,14 @@ from hypothesis import strategies as st
 from settlement.core.errors import InvalidAmountError, ValidationError
 from settlement.domains.receivables.terms import (
     FINANCING_DAYS_MAX,
-    INVOICE_TYPE,
     RATE_PPM_MAX,
     DayCountBasis,
     actual_days,
-    canonical_invoice_hash,
     day_number,
     discount_minor,
     exact_discount,
     financing_terms,
+    invoice_number_hash,
     keccak256,
     normalise_invoice_number,
     part_id,
@@ -186,56 +185,41 @@ BUYER = bytes.fromhex("22" * 32)
 
 def test_invoice_number_normalisation() -> None:
     """Width, case, outer and inner whitespace do not make a different invoice."""
-    assert normalise_invoice_number("  inv\u00a0\u00a0２０２４-001\t") == "INV 2024-001"
-    assert normalise_invoice_number("Inv 2024-001") == "INV 2024-001"
+    assert normalise_invoice_number("  inv\u00a0\u00a0２０２４-001\t") == "INV-2024-001"
+    assert normalise_invoice_number("Inv 2024 / 001") == "INV-2024/001"
+    assert normalise_invoice_number("a__b..c") == "A-B.C"
+    for impossible in ("INV—1é", "发票123", "x;1"):
+        with pytest.raises(ValidationError):
+            normalise_invoice_number(impossible)
     with pytest.raises(ValidationError):
         normalise_invoice_number(" \t ")
     with pytest.raises(ValidationError):
-        normalise_invoice_number("x" * 129)
+        normalise_invoice_number("x" * 65)
 
 
-def test_canonical_invoice_hash_is_the_abi_encoding() -> None:
-    """The hash is keccak256 of the ABI encoding of the typehash and the static fields (checked
-    here against eth_abi's encoder; the contract's invoiceHashOf is checked in the contract tests)."""
-    from eth_abi import encode  # test-only cross-check; the module itself does its own encoding
-
-    issue, due = date(2025, 3, 1), date(2025, 5, 30)
-    h = canonical_invoice_hash(" inv 2025/7 ", SUPPLIER, BUYER, 123_456, "CNY", issue, due)
-    expected = keccak256(
-        encode(
-            ["bytes32", "bytes32", "bytes32", "bytes32", "uint128", "bytes3", "uint32", "uint32"],
-            [
-                keccak256(INVOICE_TYPE.encode()),
-                keccak256(b"INV 2025/7"),
-                SUPPLIER,
-                BUYER,
-                123_456,
-                b"CNY",
-                day_number(issue),
-                day_number(due),
-            ],
-        )
-    )
-    assert h == expected
-    assert h == canonical_invoice_hash("INV  2025/7", SUPPLIER, BUYER, 123_456, "CNY", issue, due)
-    assert h != canonical_invoice_hash("INV 2025/8", SUPPLIER, BUYER, 123_456, "CNY", issue, due)
-    assert h != canonical_invoice_hash("INV 2025/7", SUPPLIER, BUYER, 123_457, "CNY", issue, due)
-    assert day_number(date(1970, 1, 2)) == 1
+def test_invoice_identity_is_the_letters_and_digits_of_the_canonical_number() -> None:
+    """The number hash is keccak256 of the canonical number's letters and digits (the contract's
+    invoiceNumberHashOf, checked against the chain in the contract tests): separators and how the
+    user typed the number do not make another identity."""
+    h = invoice_number_hash(" inv 2025/7 ")
+    assert h == keccak256(b"INV20257")
+    for same in ("INV-2025-7", "inv_2025.7", "ＩＮＶ２０２５／７", "INV2025 7"):
+        assert invoice_number_hash(same) == h, same
+    assert invoice_number_hash("INV 2025/8") != h
+    assert normalise_invoice_number(" inv 2025/7 ") == "INV-2025/7"
 
 
 def test_ids_match_the_contract_derivation() -> None:
     from eth_abi import encode
 
     inv = keccak256(b"invoice")
-    rid = receivable_id(SUPPLIER, inv)
-    assert rid == keccak256(encode(["bytes32", "bytes32"], [SUPPLIER, inv]))
+    rid = receivable_id(BUYER, inv, 2)
+    assert rid == keccak256(encode(["bytes32", "bytes32", "uint256"], [BUYER, inv, 2]))
     assert part_id(rid, 3) == keccak256(encode(["bytes32", "uint256"], [rid, 3]))
 
 
-def test_invoice_hash_rejects_bad_fields() -> None:
+def test_ids_reject_bad_fields() -> None:
     with pytest.raises(ValidationError):
-        canonical_invoice_hash("A1", SUPPLIER[:31], BUYER, 1, "CNY", date(2025, 1, 1), date(2025, 1, 2))
+        receivable_id(BUYER[:31], keccak256(b"x"), 0)
     with pytest.raises(ValidationError):
-        canonical_invoice_hash("A1", SUPPLIER, BUYER, 1, "CNY", date(2025, 1, 2), date(2025, 1, 1))
-    with pytest.raises(ValidationError):
-        canonical_invoice_hash("A1", SUPPLIER, BUYER, 0, "CNY", date(2025, 1, 1), date(2025, 1, 2))
+        receivable_id(BUYER, keccak256(b"x"), -1)

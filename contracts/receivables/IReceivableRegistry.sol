@@ -22,7 +22,9 @@ interface IReceivableRegistry is IConsortiumGuardErrors {
         Confirmed,
         Overdue,
         Settled,
-        Defaulted
+        Defaulted,
+        Cancelled,
+        Rejected
     }
 
     // ---- errors -------------------------------------------------------------------------------
@@ -31,10 +33,15 @@ interface IReceivableRegistry is IConsortiumGuardErrors {
     error ReceivableUnknown(bytes32 receivableId);
     /// @dev No part has id `partId`.
     error ReceivableUnknownPart(bytes32 partId);
-    /// @dev `invoiceHash` is already registered, as receivable `receivableId` (double-financing guard).
-    error ReceivableInvoiceAlreadyRegistered(bytes32 invoiceHash, bytes32 receivableId);
-    /// @dev The invoice hash is zero.
-    error ReceivableInvalidInvoiceHash();
+    /// @dev The invoice `invoiceNumberHash` of buyer `buyerId` is live already, as receivable
+    /// `receivableId` (the double-financing guard).
+    error ReceivableInvoiceAlreadyRegistered(bytes32 buyerId, bytes32 invoiceNumberHash, bytes32 receivableId);
+    /// @dev The invoice number is not canonical; `position` is the first offending byte (or the length).
+    error ReceivableInvalidInvoiceNumber(uint256 position);
+    /// @dev Member `memberId` is not the supplier of receivable `receivableId`.
+    error ReceivableNotSupplier(bytes32 receivableId, bytes32 memberId);
+    /// @dev Receivable `receivableId` is past its due date `dueDay` (today is `today`): its parts no longer move.
+    error ReceivableDue(bytes32 receivableId, uint32 dueDay, uint256 today);
     /// @dev `currency` is not three upper-case ASCII letters (ISO 4217).
     error ReceivableInvalidCurrency(bytes3 currency);
     /// @dev The due date `dueDay` is before the issue date `issueDay`.
@@ -57,7 +64,8 @@ interface IReceivableRegistry is IConsortiumGuardErrors {
     error ReceivableInvalidSplit(bytes32 partId, uint128 heldMinor, uint256 sumMinor);
     /// @dev Receivable `receivableId` would exceed {PARTS_PER_RECEIVABLE_MAX} with `partCount` parts.
     error ReceivableTooManyParts(bytes32 receivableId, uint256 partCount);
-    /// @dev `memberId` cannot receive the part: not an active member, or the holder itself.
+    /// @dev `memberId` cannot receive the part: not an active member with the SUPPLIER or FINANCIER
+    /// role, the holder itself, or the receivable's buyer.
     error ReceivableInvalidRecipient(bytes32 memberId);
     /// @dev `financierId` is not an active member with the FINANCIER role, or is the holder itself.
     error ReceivableInvalidFinancier(bytes32 financierId);
@@ -92,13 +100,18 @@ interface IReceivableRegistry is IConsortiumGuardErrors {
         bytes32 indexed receivableId,
         bytes32 indexed supplierId,
         bytes32 indexed buyerId,
-        bytes32 invoiceHash,
+        bytes32 invoiceNumberHash,
+        string invoiceNumber,
         uint128 faceValueMinor,
         bytes3 currency,
         uint32 issueDay,
         uint32 dueDay,
         bytes32 partId
     );
+    /// @dev Supplier `supplierId` cancelled `receivableId` before confirmation; its invoice identity is free.
+    event ReceivableCancelled(bytes32 indexed receivableId, bytes32 indexed supplierId);
+    /// @dev Buyer `buyerId` rejected `receivableId` before confirmation; its invoice identity is free.
+    event ReceivableRejected(bytes32 indexed receivableId, bytes32 indexed buyerId);
     /// @dev Buyer `buyerId` confirmed `receivableId`; `signer` is the buyer account that approved.
     event ReceivableConfirmed(bytes32 indexed receivableId, bytes32 indexed buyerId, address signer);
     /// @dev Part `fromPartId` was split: new part `newPartId` of `amountMinor`, held by the same member.

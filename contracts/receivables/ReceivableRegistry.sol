@@ -10,13 +10,21 @@ import {IReceivableRegistry} from "./IReceivableRegistry.sol";
 /**
  * @dev The consortium's receivables (supply-chain finance), with the double-financing guard.
  *
- * - A supplier registers a receivable against a buyer with the hash of its canonical invoice
- *   fields. An invoice hash can be registered once in the whole registry, by anyone.
+ * - A supplier registers a receivable against a buyer with the invoice number itself, in the
+ *   canonical form this contract checks ({INVOICE_NUMBER_LENGTH_MAX} bytes at most of `A`-`Z`,
+ *   `0`-`9` and the separators `-` `/` `.`, starting and ending with a letter or digit, no two
+ *   separators in a row). The invoice's identity is the buyer and the number's letters and digits
+ *   (separators ignored): `invoiceNumberHash = keccak256(compact number)`, computed here. One
+ *   identity is live at most once, whoever registers it and whatever its amounts and dates; the
+ *   supplier's cancellation or the buyer's rejection of a registered receivable frees it.
  * - Ids are derived, so the service knows them before the transaction is mined:
- *   `receivableId = keccak256(abi.encode(supplierId, invoiceHash))` and
+ *   `receivableId = keccak256(abi.encode(buyerId, invoiceNumberHash, registrationIndex))`
+ *   ({receivableIdOf}, the index counting earlier registrations of that identity) and
  *   `partId = keccak256(abi.encode(receivableId, index))`, index 0 being the whole face value at
  *   registration and 1, 2, ... the parts created by splits, in order ({partIdAt}).
- * - The buyer confirms (itself, or by an EIP-712 signature relayed by anyone).
+ * - The buyer confirms (itself, or by an EIP-712 signature relayed by anyone), or rejects.
+ * - Parts move (split, transfer, financing) only until the due date; transfers go to active
+ *   members with the SUPPLIER or FINANCIER role, never to the buyer.
  * - The face value is held in parts (holder member, amount, financed flag) whose amounts always
  *   sum to the face value. The holder of a confirmed, unfinanced part splits it or passes it on.
  * - The holder asks a financier; the financier offers terms; the holder accepts (itself, or by an
@@ -36,12 +44,10 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
     uint8 public constant DAY_COUNT_ACT_360 = 1;
     uint8 public constant DAY_COUNT_ACT_365 = 2;
 
-    /// @dev Struct hash of the canonical invoice, computed off chain; {invoiceHashOf} is its reference.
-    bytes32 public constant INVOICE_TYPEHASH = keccak256(
-        "Invoice(bytes32 invoiceNumberHash,bytes32 supplierId,bytes32 buyerId,uint128 amountMinor,bytes3 currency,uint32 issueDay,uint32 dueDay)"
-    );
+    /// @dev Longest canonical invoice number, in bytes.
+    uint256 public constant INVOICE_NUMBER_LENGTH_MAX = 64;
     bytes32 public constant CONFIRM_TYPEHASH =
-        keccak256("ConfirmReceivable(bytes32 receivableId,bytes32 invoiceHash,uint256 nonce,uint256 deadline)");
+        keccak256("ConfirmReceivable(bytes32 receivableId,bytes32 invoiceNumberHash,uint256 nonce,uint256 deadline)");
     bytes32 public constant ACCEPT_OFFER_TYPEHASH = keccak256(
         "AcceptFinancingOffer(bytes32 partId,uint64 offerId,bytes32 financierId,uint128 advanceMinor,uint128 feeMinor,uint32 discountRatePpm,uint8 dayCountBasis,uint256 nonce,uint256 deadline)"
     );
@@ -52,7 +58,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
     struct Receivable {
         bytes32 supplierId;
         bytes32 buyerId;
-        bytes32 invoiceHash;
+        bytes32 invoiceNumberHash;
         uint128 faceValueMinor;
         bytes3 currency;
         uint32 issueDay;
@@ -84,7 +90,8 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
     mapping(bytes32 receivableId => Receivable) private _receivables;
     mapping(bytes32 partId => Part) private _parts;
     mapping(bytes32 partId => Financing) private _financings;
-    mapping(bytes32 invoiceHash => bytes32 receivableId) private _receivableOfInvoice;
+    mapping(bytes32 invoiceKey => bytes32 receivableId) private _receivableOfInvoice;
+    mapping(bytes32 invoiceKey => uint256) private _registrationsOfInvoice;
     mapping(bytes32 memberId => uint256) private _nonces;
     uint64 private _offerCount;
 
@@ -98,39 +105,42 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
     // ---- register and confirm ------------------------------------------------------------------
 
     /**
-     * @dev Registers a receivable of the caller's member (the supplier) against `buyerId`; its whole
+     * @dev Registers a receivable of the caller's member (the supplier) against `buyerId` for the
+     * invoice numbered `invoiceNumber` (canonical form, see the contract's description); its whole
      * face value becomes part 0, held by the supplier. Returns the receivable id.
      *
      * Requirements: the caller is an active member with the SUPPLIER role; `buyerId` is another
-     * active member with the BUYER role; `invoiceHash` is non-zero and was never registered;
-     * `faceValueMinor` >= {PART_AMOUNT_MIN}; `currency` is three upper-case letters;
-     * `issueDay` <= `dueDay`.
+     * active member with the BUYER role; `invoiceNumber` is canonical and its identity (buyer,
+     * letters and digits) is not live; `faceValueMinor` >= {PART_AMOUNT_MIN}; `currency` is three
+     * upper-case letters; `issueDay` <= `dueDay`.
      *
      * Emits {ReceivableRegistered}.
      */
     function register(
         bytes32 buyerId,
-        bytes32 invoiceHash,
+        string calldata invoiceNumber,
         uint128 faceValueMinor,
         bytes3 currency,
         uint32 issueDay,
         uint32 dueDay
     ) external returns (bytes32 receivableId) {
         bytes32 supplierId = _requireRole(ROLE_SUPPLIER);
-        if (invoiceHash == bytes32(0)) revert ReceivableInvalidInvoiceHash();
-        bytes32 existing = _receivableOfInvoice[invoiceHash];
-        if (existing != bytes32(0)) revert ReceivableInvoiceAlreadyRegistered(invoiceHash, existing);
+        bytes32 invoiceNumberHash = invoiceNumberHashOf(invoiceNumber);
+        bytes32 key = _invoiceKey(buyerId, invoiceNumberHash);
+        bytes32 existing = _receivableOfInvoice[key];
+        if (existing != bytes32(0)) revert ReceivableInvoiceAlreadyRegistered(buyerId, invoiceNumberHash, existing);
         if (faceValueMinor < PART_AMOUNT_MIN) revert ReceivablePartTooSmall(faceValueMinor, PART_AMOUNT_MIN);
         _checkCurrency(currency);
         if (dueDay < issueDay) revert ReceivableInvalidDates(issueDay, dueDay);
         if (buyerId == supplierId || !_isActiveWithRole(buyerId, ROLE_BUYER)) revert ReceivableInvalidBuyer(buyerId);
 
-        receivableId = receivableIdOf(supplierId, invoiceHash);
-        _receivableOfInvoice[invoiceHash] = receivableId;
+        receivableId = receivableIdOf(buyerId, invoiceNumberHash, _registrationsOfInvoice[key]);
+        _registrationsOfInvoice[key] += 1;
+        _receivableOfInvoice[key] = receivableId;
         _receivables[receivableId] = Receivable({
             supplierId: supplierId,
             buyerId: buyerId,
-            invoiceHash: invoiceHash,
+            invoiceNumberHash: invoiceNumberHash,
             faceValueMinor: faceValueMinor,
             currency: currency,
             issueDay: issueDay,
@@ -138,11 +148,43 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
             status: ReceivableStatus.Registered,
             partCount: 1
         });
-        bytes32 partId = partIdAt(receivableId, 0);
-        _parts[partId] = Part({receivableId: receivableId, holderId: supplierId, amountMinor: faceValueMinor, financed: false});
-        emit ReceivableRegistered(
-            receivableId, supplierId, buyerId, invoiceHash, faceValueMinor, currency, issueDay, dueDay, partId
-        );
+        _parts[partIdAt(receivableId, 0)] =
+            Part({receivableId: receivableId, holderId: supplierId, amountMinor: faceValueMinor, financed: false});
+        _emitRegistered(receivableId, invoiceNumber);
+    }
+
+    /**
+     * @dev The supplier withdraws receivable `receivableId` before the buyer confirmed it; its
+     * invoice identity is free again.
+     *
+     * Requirements: the caller is an account of the receivable's supplier, active; the receivable
+     * is registered (not confirmed).
+     *
+     * Emits {ReceivableCancelled}.
+     */
+    function cancel(bytes32 receivableId) external {
+        bytes32 callerId = _requireMember();
+        Receivable storage r = _receivable(receivableId);
+        if (callerId != r.supplierId) revert ReceivableNotSupplier(receivableId, callerId);
+        _free(receivableId, r, ReceivableStatus.Cancelled);
+        emit ReceivableCancelled(receivableId, callerId);
+    }
+
+    /**
+     * @dev The buyer refuses receivable `receivableId` (not its invoice, or not with these terms);
+     * its invoice identity is free again, so that a squatted identity goes back to its owner.
+     *
+     * Requirements: the caller is an account of the receivable's buyer, active, with the BUYER
+     * role; the receivable is registered (not confirmed).
+     *
+     * Emits {ReceivableRejected}.
+     */
+    function reject(bytes32 receivableId) external {
+        bytes32 callerId = _requireRole(ROLE_BUYER);
+        Receivable storage r = _receivable(receivableId);
+        if (callerId != r.buyerId) revert ReceivableNotBuyer(receivableId, callerId);
+        _free(receivableId, r, ReceivableStatus.Rejected);
+        emit ReceivableRejected(receivableId, callerId);
     }
 
     /**
@@ -160,7 +202,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
 
     /**
      * @dev Confirms `receivableId` on the buyer's EIP-712 signature
-     * `ConfirmReceivable(receivableId, invoiceHash, nonce, deadline)`, nonce = `nonces(buyerId)`.
+     * `ConfirmReceivable(receivableId, invoiceNumberHash, nonce, deadline)`, nonce = `nonces(buyerId)`.
      * Anyone may relay it (the operator does).
      *
      * Requirements: `deadline` not passed; the signature recovers to an account of the buyer,
@@ -172,7 +214,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         Receivable storage r = _receivable(receivableId);
         bytes32 buyerId = r.buyerId;
         bytes32 structHash =
-            keccak256(abi.encode(CONFIRM_TYPEHASH, receivableId, r.invoiceHash, _nonces[buyerId], deadline));
+            keccak256(abi.encode(CONFIRM_TYPEHASH, receivableId, r.invoiceNumberHash, _nonces[buyerId], deadline));
         address signer = _verifySignature(structHash, deadline, signature, buyerId, ROLE_BUYER);
         _nonces[buyerId] += 1;
         _confirm(receivableId, buyerId, signer);
@@ -186,7 +228,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
      * part ids.
      *
      * Requirements: the caller is an account of the part's holder, active; the receivable is
-     * confirmed; the part is neither financed nor under an open financing request; at least two
+     * confirmed and not yet past its due date; the part is neither financed nor under an open financing request; at least two
      * amounts, each >= {PART_AMOUNT_MIN}, summing exactly to the part's amount; the receivable
      * stays within {PARTS_PER_RECEIVABLE_MAX} parts.
      *
@@ -225,15 +267,19 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
      * @dev Passes part `partId` to member `toId` (a tier-2 supplier, say).
      *
      * Requirements: the caller is an account of the part's holder, active; the receivable is
-     * confirmed; the part is neither financed nor under an open financing request; `toId` is
-     * another active member.
+     * confirmed and not yet past its due date; the part is neither financed nor under an open
+     * financing request; `toId` is another active member with the SUPPLIER or FINANCIER role, not
+     * the receivable's buyer.
      *
      * Emits {PartTransferred}.
      */
     function transferPart(bytes32 partId, bytes32 toId) external {
-        (Part storage p,) = _movablePartOfCaller(partId);
+        (Part storage p, Receivable storage r) = _movablePartOfCaller(partId);
         bytes32 fromId = p.holderId;
-        if (toId == fromId || !registry.isActive(toId)) revert ReceivableInvalidRecipient(toId);
+        if (
+            toId == fromId || toId == r.buyerId
+                || !(_isActiveWithRole(toId, ROLE_SUPPLIER) || _isActiveWithRole(toId, ROLE_FINANCIER))
+        ) revert ReceivableInvalidRecipient(toId);
         p.holderId = toId;
         emit PartTransferred(partId, fromId, toId, p.amountMinor);
     }
@@ -495,9 +541,14 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         }
     }
 
-    /// @dev The receivable registered with `invoiceHash`, or zero.
-    function receivableOfInvoice(bytes32 invoiceHash) external view returns (bytes32) {
-        return _receivableOfInvoice[invoiceHash];
+    /// @dev The live receivable of the invoice `invoiceNumberHash` of buyer `buyerId`, or zero.
+    function receivableOfInvoice(bytes32 buyerId, bytes32 invoiceNumberHash) external view returns (bytes32) {
+        return _receivableOfInvoice[_invoiceKey(buyerId, invoiceNumberHash)];
+    }
+
+    /// @dev How many times the invoice `invoiceNumberHash` of buyer `buyerId` was registered.
+    function registrationsOfInvoice(bytes32 buyerId, bytes32 invoiceNumberHash) external view returns (uint256) {
+        return _registrationsOfInvoice[_invoiceKey(buyerId, invoiceNumberHash)];
     }
 
     /// @dev The next EIP-712 nonce of member `memberId` (shared by all its accounts).
@@ -515,9 +566,9 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         return block.timestamp / 1 days;
     }
 
-    /// @dev The id of the receivable `supplierId` registers with `invoiceHash`.
-    function receivableIdOf(bytes32 supplierId, bytes32 invoiceHash) public pure returns (bytes32) {
-        return keccak256(abi.encode(supplierId, invoiceHash));
+    /// @dev The id of the `index`-th registration of the invoice `invoiceNumberHash` of buyer `buyerId`.
+    function receivableIdOf(bytes32 buyerId, bytes32 invoiceNumberHash, uint256 index) public pure returns (bytes32) {
+        return keccak256(abi.encode(buyerId, invoiceNumberHash, index));
     }
 
     /// @dev The id of the `index`-th part of `receivableId` (index 0: the part created at registration).
@@ -526,25 +577,71 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
     }
 
     /**
-     * @dev Reference of the canonical invoice hash computed off chain: `invoiceNumberHash` is the
-     * keccak256 of the normalised invoice number (NFKC, trimmed, inner whitespace collapsed to one
-     * space, upper-cased, UTF-8).
+     * @dev The identity hash of the canonical invoice number `invoiceNumber`: keccak256 of its
+     * letters and digits, in order (separators left out). Reverts with
+     * {ReceivableInvalidInvoiceNumber} (the offending byte's position) unless `invoiceNumber` is
+     * 1 to {INVOICE_NUMBER_LENGTH_MAX} bytes of `A`-`Z`, `0`-`9`, `-`, `/`, `.`, starts and ends
+     * with a letter or digit, and has no two separators in a row.
      */
-    function invoiceHashOf(
-        bytes32 invoiceNumberHash,
-        bytes32 supplierId,
-        bytes32 buyerId,
-        uint128 amountMinor,
-        bytes3 currency,
-        uint32 issueDay,
-        uint32 dueDay
-    ) external pure returns (bytes32) {
-        return keccak256(
-            abi.encode(INVOICE_TYPEHASH, invoiceNumberHash, supplierId, buyerId, amountMinor, currency, issueDay, dueDay)
-        );
+    function invoiceNumberHashOf(string calldata invoiceNumber) public pure returns (bytes32) {
+        bytes calldata raw = bytes(invoiceNumber);
+        uint256 length = raw.length;
+        if (length == 0 || length > INVOICE_NUMBER_LENGTH_MAX) revert ReceivableInvalidInvoiceNumber(length);
+        bytes memory compact = new bytes(length);
+        uint256 kept = 0;
+        bool previousSeparator = true; // a separator may not come first
+        for (uint256 i = 0; i < length; ++i) {
+            bytes1 c = raw[i];
+            if ((c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39)) {
+                compact[kept++] = c;
+                previousSeparator = false;
+            } else if ((c == 0x2d || c == 0x2f || c == 0x2e) && !previousSeparator) {
+                previousSeparator = true;
+            } else {
+                revert ReceivableInvalidInvoiceNumber(i);
+            }
+        }
+        if (previousSeparator) revert ReceivableInvalidInvoiceNumber(length - 1); // trailing separator
+        assembly ("memory-safe") {
+            mstore(compact, kept)
+        }
+        return keccak256(compact);
     }
 
     // ---- internals ---------------------------------------------------------------------------
+
+    function _invoiceKey(bytes32 buyerId, bytes32 invoiceNumberHash) private pure returns (bytes32) {
+        return keccak256(abi.encode(buyerId, invoiceNumberHash));
+    }
+
+    function _emitRegistered(bytes32 receivableId, string calldata invoiceNumber) private {
+        Receivable storage r = _receivables[receivableId];
+        emit ReceivableRegistered(
+            receivableId,
+            r.supplierId,
+            r.buyerId,
+            r.invoiceNumberHash,
+            invoiceNumber,
+            r.faceValueMinor,
+            r.currency,
+            r.issueDay,
+            r.dueDay,
+            partIdAt(receivableId, 0)
+        );
+    }
+
+    /// @dev Ends a registered receivable before confirmation, freeing its invoice identity.
+    function _free(bytes32 receivableId, Receivable storage r, ReceivableStatus status) private {
+        if (r.status != ReceivableStatus.Registered) revert ReceivableWrongStatus(receivableId, r.status);
+        r.status = status;
+        delete _receivableOfInvoice[_invoiceKey(r.buyerId, r.invoiceNumberHash)];
+    }
+
+    /// @dev Reverts once the receivable is past its due date: its parts no longer move.
+    function _requireNotDue(bytes32 receivableId, Receivable storage r) private view {
+        uint256 today_ = today();
+        if (today_ > r.dueDay) revert ReceivableDue(receivableId, r.dueDay, today_);
+    }
 
     function _confirm(bytes32 receivableId, bytes32 callerId, address signer) private {
         Receivable storage r = _receivable(receivableId);
@@ -599,16 +696,18 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         if (p.holderId != callerId) revert ReceivableNotHolder(partId, callerId);
         r = _receivables[p.receivableId];
         if (r.status != ReceivableStatus.Confirmed) revert ReceivableWrongStatus(p.receivableId, r.status);
+        _requireNotDue(p.receivableId, r);
         if (p.financed) revert ReceivablePartAlreadyFinanced(partId);
         Financing storage f = _financings[partId];
         if (f.open) revert ReceivablePartLocked(partId, f.financierId);
     }
 
-    /// @dev A part that may still be financed: of a confirmed receivable, not financed.
+    /// @dev A part that may still be financed: of a confirmed receivable not past its due date, not financed.
     function _financeablePart(bytes32 partId) private view returns (Part storage p) {
         p = _part(partId);
-        ReceivableStatus status = _receivables[p.receivableId].status;
-        if (status != ReceivableStatus.Confirmed) revert ReceivableWrongStatus(p.receivableId, status);
+        Receivable storage r = _receivables[p.receivableId];
+        if (r.status != ReceivableStatus.Confirmed) revert ReceivableWrongStatus(p.receivableId, r.status);
+        _requireNotDue(p.receivableId, r);
         if (p.financed) revert ReceivablePartAlreadyFinanced(partId);
     }
 

@@ -151,18 +151,17 @@ def _command(runtime: Runtime, who: Principal, command: Command, *, nonces_of: S
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=ReceivableAccepted,
              summary="Register a receivable against a buyer (supplier)")
 def register(body: ReceivableCreate, runtime: RuntimeDep, who: Supplier) -> ReceivableAccepted:
-    invoice_hash = svc.invoice_hash_of(who.member_id, body.buyer_id, body.invoice_number, _m(body.face_value),
-                                       body.issue_date, body.due_date)
+    identity = svc.invoice_identity_of(body.buyer_id, body.invoice_number)
     return _command(runtime, who, lambda f, s, a: svc.register_receivable(
         f, s, a, buyer_id=body.buyer_id, invoice_number=body.invoice_number, face_value=_m(body.face_value),
-        issue_date=body.issue_date, due_date=body.due_date), invoice_hashes=[invoice_hash] if invoice_hash else [])
+        issue_date=body.issue_date, due_date=body.due_date), invoice_hashes=[identity] if identity else [])
 
 
 @router.get("", response_model=ReceivablesPublic, summary="My receivables, by role (any member)")
 def list_mine(runtime: RuntimeDep, who: CurrentMember,
               role: Annotated[str | None, Query(pattern=r"^(supplier|buyer|holder|financier)$")] = None,
               status_: Annotated[str | None, Query(alias="status",
-                                                   pattern=r"^(pending|registered|confirmed|settled|defaulted|rejected)$")] = None,
+                                                   pattern=r"^(pending|registered|confirmed|settled|defaulted|cancelled|rejected)$")] = None,
               limit: Annotated[int, Query(ge=1, le=200)] = 50,
               after: Annotated[str | None, Query(max_length=66)] = None) -> ReceivablesPublic:
     facts = svc.read_chain_facts(runtime)
@@ -194,7 +193,21 @@ def history(receivable_id: ReceivableIdPath, runtime: RuntimeDep, who: CurrentMe
                          operations=[_op(o) for o in operations])
 
 
-# -- confirm ---------------------------------------------------------------------------------------------
+# -- cancel, reject, confirm ---------------------------------------------------------------------------
+
+
+@router.post("/{receivable_id}/cancellation", status_code=status.HTTP_202_ACCEPTED,
+             response_model=ReceivableAccepted,
+             summary="Withdraw a registered receivable before the buyer confirms it; frees its invoice (supplier)")
+def cancel(receivable_id: ReceivableIdPath, runtime: RuntimeDep, who: CurrentMember) -> ReceivableAccepted:
+    return _command(runtime, who, lambda f, s, a: svc.cancel_receivable(f, s, a, receivable_id))
+
+
+@router.post("/{receivable_id}/rejection", status_code=status.HTTP_202_ACCEPTED,
+             response_model=ReceivableAccepted,
+             summary="Refuse a registered receivable (not your invoice, or not these terms); frees its invoice (buyer)")
+def reject(receivable_id: ReceivableIdPath, runtime: RuntimeDep, who: Buyer) -> ReceivableAccepted:
+    return _command(runtime, who, lambda f, s, a: svc.reject_receivable(f, s, a, receivable_id))
 
 
 @router.post("/{receivable_id}/confirm", status_code=status.HTTP_202_ACCEPTED, response_model=ReceivableAccepted,

@@ -13,7 +13,8 @@ MemberIdField = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9
 Hex32 = Field(min_length=66, max_length=66, pattern=r"^0x[0-9a-f]{64}$")
 SignatureField = Field(min_length=132, max_length=132, pattern=r"^0x[0-9a-fA-F]{130}$",
                        description="65-byte secp256k1 signature (r, s, v) as 0x-hex")
-ReceivableStatus = Literal["pending", "registered", "confirmed", "overdue", "settled", "defaulted", "rejected"]
+ReceivableStatus = Literal["pending", "registered", "confirmed", "overdue", "settled", "defaulted", "cancelled",
+                           "rejected"]
 DayCount = Literal["ACT/360", "ACT/365"]
 
 
@@ -23,7 +24,9 @@ DayCount = Literal["ACT/360", "ACT/365"]
 class ReceivableCreate(In):
     buyer_id: str = MemberIdField
     invoice_number: str = Field(min_length=1, max_length=200,
-                                description="canonicalised (NFKC, whitespace collapsed, upper case) before hashing")
+                                description="put in the contract's canonical form (NFKC, upper case, A-Z 0-9 and the "
+                                            "separators - / . with whitespace and runs of separators collapsed); "
+                                            "the invoice's identity is the buyer and its letters and digits")
     face_value: Money
     issue_date: date
     due_date: date
@@ -114,7 +117,8 @@ class ReceivablePublic(Out):
     buyer_id: str = Field(max_length=64)
     invoice_number: str = Field(max_length=200)
     invoice_number_normalized: str = Field(max_length=200)
-    invoice_hash: str = Field(max_length=66)
+    invoice_hash: str = Field(max_length=66, description="the contract's invoiceNumberHash: keccak256 of the "
+                              "number's letters and digits")
     face_value: Money
     issue_date: date
     due_date: date

@@ -679,6 +679,13 @@ class ReceivableNotMaturedError(ConflictError):
     title = "The receivable is not due yet"
 
 
+class ReceivableDueError(ConflictError):
+    """The receivable is past its due date: its parts can be neither split, transferred nor financed."""
+
+    type_slug = "receivable-due"
+    title = "The receivable is past its due date: its parts no longer move"
+
+
 class ReceivableNotOverdueError(ConflictError):
     type_slug = "receivable-not-overdue"
     title = "The receivable is not overdue (due date plus grace period)"
@@ -696,7 +703,7 @@ __all__ += ["ReceivableNotFoundError", "ReceivablePartNotFoundError", "InvoiceAl
             "PartAlreadyFinancedError", "PartLockedError", "AmountExceedsHoldingError", "InvalidSplitError",
             "PartTooSmallError", "TooManyPartsError", "NoFinancingRequestError", "InvalidOfferError",
             "OfferNotCurrentError", "OfferExpiredError", "SignatureInvalidError", "SignatureExpiredError",
-            "ReceivableNotMaturedError", "ReceivableNotOverdueError", "EvidenceInvalidError"]
+            "ReceivableNotMaturedError", "ReceivableNotOverdueError", "EvidenceInvalidError", "ReceivableDueError"]
 
 
 # --- Callback ingestion and reconciliation store (settlement.domains.payments, settlement.domains.reconciliation)

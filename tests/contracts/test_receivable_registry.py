@@ -39,9 +39,9 @@ from web3.logs import DISCARD
 
 from settlement.domains.receivables.terms import (
     DayCountBasis,
-    canonical_invoice_hash,
-    day_number,
     financing_terms,
+    invoice_number_hash,
+    normalise_invoice_number,
     part_id,
     receivable_id,
 )
@@ -53,7 +53,8 @@ GRACE_PERIOD_DAYS = 30
 PART_AMOUNT_MIN = 100
 PARTS_PER_RECEIVABLE_MAX = 32
 ROLES = {name: Web3.keccak(text=name) for name in ("OPERATOR", "SUPPLIER", "BUYER", "FINANCIER")}
-STATUS = {"None": 0, "Registered": 1, "Confirmed": 2, "Overdue": 3, "Settled": 4, "Defaulted": 5}
+STATUS = {"None": 0, "Registered": 1, "Confirmed": 2, "Overdue": 3, "Settled": 4, "Defaulted": 5,
+          "Cancelled": 6, "Rejected": 7}
 DAY_S = 86_400
 
 GAS: dict[str, int] = {}
@@ -215,8 +216,20 @@ def build_env(w3: Web3) -> Env:
 
 
 @pytest.fixture(scope="module")
-def env(anvil_automine: Any) -> Env:
-    return build_env(Web3(Web3.HTTPProvider(anvil_automine.rpc_url)))
+def env() -> Iterator[Env]:
+    """A private anvil for this module: tests move its clock forward (to a due date, past the
+    grace period), which no other module may see."""
+    node = start_anvil()
+    try:
+        yield build_env(Web3(Web3.HTTPProvider(node.rpc_url)))
+    finally:
+        node.stop()
+
+
+def advance_days(env: Env, days: int) -> None:
+    """Move the private chain's clock forward by `days` and mine a block."""
+    env.chain.w3.provider.make_request("evm_increaseTime", [days * DAY_S])
+    env.chain.w3.provider.make_request("evm_mine", [])
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -253,21 +266,19 @@ def register(
     today = env.chain.today()
     issue_day = today - 30 if issue_day is None else issue_day
     due_day = today + 60 if due_day is None else due_day
-    number = invoice_number or f"INV-{next(_invoice_seq)}-{uuid.uuid4().hex[:8]}"
-    epoch = date(1970, 1, 1)
-    invoice_hash = canonical_invoice_hash(
-        number, supplier.id, buyer.id, face_minor, "CNY",
-        epoch + timedelta(days=issue_day), epoch + timedelta(days=due_day),
-    )
+    number = invoice_number or f"INV-{next(_invoice_seq)}-{uuid.uuid4().hex[:8].upper()}"
+    number_hash = invoice_number_hash(number)
+    index = env.receivables.functions.registrationsOfInvoice(buyer.id, number_hash).call()
     receipt = env.send(
-        env.receivables.functions.register(buyer.id, invoice_hash, face_minor, b"CNY", issue_day, due_day),
+        env.receivables.functions.register(buyer.id, number, face_minor, b"CNY", issue_day, due_day),
         supplier,
         label,
     )
     (event,) = env.events(receipt, "ReceivableRegistered")
-    rid = receivable_id(supplier.id, invoice_hash)
+    rid = receivable_id(buyer.id, number_hash, index)
     assert event.args.receivableId == rid and event.args.partId == part_id(rid, 0)
-    return Registered(rid, part_id(rid, 0), face_minor, invoice_hash, due_day)
+    assert event.args.invoiceNumber == number and event.args.invoiceNumberHash == number_hash
+    return Registered(rid, part_id(rid, 0), face_minor, number_hash, due_day)
 
 
 def revert_of(fn: Any, sender: Member | LocalAccount) -> Reverted:
@@ -311,10 +322,10 @@ def sign_confirm(
     return signer.sign_typed_data(
         domain_data=domain(env),
         message_types={"ConfirmReceivable": [
-            {"name": "receivableId", "type": "bytes32"}, {"name": "invoiceHash", "type": "bytes32"},
+            {"name": "receivableId", "type": "bytes32"}, {"name": "invoiceNumberHash", "type": "bytes32"},
             {"name": "nonce", "type": "uint256"}, {"name": "deadline", "type": "uint256"},
         ]},
-        message_data={"receivableId": rid, "invoiceHash": invoice_hash, "nonce": nonce, "deadline": deadline},
+        message_data={"receivableId": rid, "invoiceNumberHash": invoice_hash, "nonce": nonce, "deadline": deadline},
     ).signature
 
 
@@ -351,35 +362,86 @@ def test_zero_balance_member_can_transact(env: Env) -> None:
     assert env.receivables.functions.getReceivable(reg.id).call()[7] == STATUS["Registered"]
 
 
-def test_invoice_hash_matches_the_contract_reference(env: Env) -> None:
-    """Python's canonical_invoice_hash equals the contract's invoiceHashOf for the same fields."""
-    from settlement.domains.receivables.terms import invoice_number_hash
+def test_invoice_number_hash_matches_the_contract_and_only_canonical_numbers_pass(env: Env) -> None:
+    """The contract hashes the canonical number's letters and digits itself (Python's
+    invoice_number_hash agrees) and refuses any other form, naming the offending byte."""
+    f = env.receivables.functions
+    for typed in (" inv 2024/001 ", "INV-2024-001", "ＩＮＶ　２０２４－００１", "044031900111-12345678"):
+        number = normalise_invoice_number(typed)
+        assert f.invoiceNumberHashOf(number).call() == invoice_number_hash(typed)
+    assert f.invoiceNumberHashOf("INV-2024/001").call() == f.invoiceNumberHashOf("INV2024001").call() == \
+        Web3.keccak(text="INV2024001")
+    for bad, position in (("", 0), ("inv-1", 0), ("-INV1", 0), ("INV1-", 4), ("INV--1", 4), ("INV 1", 3),
+                          ("INV_1", 3), ("A" * 65, 65), ("ÄB", 0)):
+        err = revert_of(f.invoiceNumberHashOf(bad), env["supplier"])
+        assert (err.name, err.args_) == ("ReceivableInvalidInvoiceNumber", (position,)), bad
+        today = env.chain.today()
+        err = revert_of(f.register(env["buyer"].id, bad, 10_000, b"CNY", today, today), env["supplier"])
+        assert err.name == "ReceivableInvalidInvoiceNumber"
 
-    s, b = env["supplier"].id, env["buyer"].id
-    issue, due = date(2025, 1, 10), date(2025, 4, 10)
-    on_chain = env.receivables.functions.invoiceHashOf(
-        invoice_number_hash(" inv-9 "), s, b, 4_200_00, b"CNY", day_number(issue), day_number(due)
-    ).call()
-    assert on_chain == canonical_invoice_hash("INV-9", s, b, 4_200_00, "CNY", issue, due)
 
-
-def test_same_invoice_registered_twice_reverts(env: Env) -> None:
-    """The invoice hash is unique registry-wide: the same hash from another supplier reverts."""
-    first = register(env, env["supplier"], env["buyer"])
+def test_one_invoice_identity_whoever_registers_it_and_whatever_the_terms(env: Env) -> None:
+    """Issue 13: the same buyer invoice registered again (another amount, other dates, another
+    supplier, another spelling of its number) is refused; another buyer's invoice with the same
+    number is another identity. Fails on the old contract, whose guard was a supplier-chosen hash
+    covering amounts and dates."""
+    f = env.receivables.functions
+    supplier, tier2, buyer = env["supplier"], env["tier2"], env["buyer"]
+    number = f"INV-{uuid.uuid4().hex[:10].upper()}"
+    first = register(env, supplier, buyer, face_minor=1_000, invoice_number=number)
     today = env.chain.today()
-    fn = env.receivables.functions.register(env["buyer"].id, first.invoice_hash, first.face_minor, b"CNY",
-                                            today - 30, first.due_day)
-    for supplier in (env["supplier"], env["tier2"]):
-        err = revert_of(fn, supplier)
-        assert (err.name, err.args_) == ("ReceivableInvoiceAlreadyRegistered", (first.invoice_hash, first.id))
-    assert env.receivables.functions.receivableOfInvoice(first.invoice_hash).call() == first.id
+    variant = number.replace("-", "/")
+    for who, num, face, due in ((supplier, number, 1_001, today + 60), (tier2, number, 1_000, today + 60),
+                                (supplier, variant, 1_000, today + 61), (tier2, number.replace("-", ""), 5, today)):
+        err = revert_of(f.register(buyer.id, num, max(face, 100), b"CNY", today - 30, due), who)
+        assert (err.name, err.args_) == \
+            ("ReceivableInvoiceAlreadyRegistered", (buyer.id, first.invoice_hash, first.id))
+    assert f.receivableOfInvoice(buyer.id, first.invoice_hash).call() == first.id
+    other_buyer = register(env, supplier, env["buyer2"], invoice_number=number)
+    assert other_buyer.id != first.id and other_buyer.invoice_hash == first.invoice_hash
+
+
+def test_cancel_and_reject_free_the_identity_and_squatting_ends_with_the_buyers_rejection(env: Env) -> None:
+    """A registered receivable may be cancelled by its supplier or rejected by its buyer, which
+    frees its invoice identity (the next registration gets a new id); a squatter's registration of
+    another supplier's invoice is undone by the buyer's rejection, never by the squatter's silence.
+    Once confirmed, neither is possible."""
+    f = env.receivables.functions
+    supplier, tier2, buyer = env["supplier"], env["tier2"], env["buyer"]
+    number = f"PO-{uuid.uuid4().hex[:10].upper()}"
+    squat = register(env, tier2, buyer, invoice_number=number)
+    assert revert_of(f.register(buyer.id, number, 10_000, b"CNY", 1, 2), supplier).name == \
+        "ReceivableInvoiceAlreadyRegistered"
+    err = revert_of(f.reject(squat.id), env["buyer2"])
+    assert (err.name, err.args_) == ("ReceivableNotBuyer", (squat.id, env["buyer2"].id))
+    assert revert_of(f.reject(squat.id), supplier).name == "RegistryMissingRole"
+    assert revert_of(f.cancel(squat.id), supplier).name == "ReceivableNotSupplier"
+    receipt = env.send(f.reject(squat.id), buyer, "reject")
+    assert env.events(receipt, "ReceivableRejected")[0].args.buyerId == buyer.id
+    assert f.statusOf(squat.id).call() == STATUS["Rejected"]
+    assert f.receivableOfInvoice(buyer.id, squat.invoice_hash).call() == bytes(32)
+    assert revert_of(f.confirm(squat.id), buyer).name == "ReceivableWrongStatus"
+    assert revert_of(f.splitPart(squat.part0, [5_000, 5_000]), tier2).name == "ReceivableWrongStatus"
+
+    genuine = register(env, supplier, buyer, invoice_number=number)
+    assert genuine.id == receivable_id(buyer.id, squat.invoice_hash, 1) != squat.id
+    receipt = env.send(f.cancel(genuine.id), supplier, "cancel")
+    assert env.events(receipt, "ReceivableCancelled")[0].args.supplierId == supplier.id
+    assert f.statusOf(genuine.id).call() == STATUS["Cancelled"]
+    assert revert_of(f.cancel(genuine.id), supplier).name == "ReceivableWrongStatus"
+    again = register(env, supplier, buyer, invoice_number=number)
+    assert again.id == receivable_id(buyer.id, squat.invoice_hash, 2)
+    assert f.registrationsOfInvoice(buyer.id, squat.invoice_hash).call() == 3
+    env.send(f.confirm(again.id), buyer)
+    assert revert_of(f.cancel(again.id), supplier).name == "ReceivableWrongStatus"
+    assert revert_of(f.reject(again.id), buyer).name == "ReceivableWrongStatus"
 
 
 def test_registration_checks_roles_and_fields(env: Env) -> None:
     """Only suppliers register; the buyer must be another active BUYER member; fields are checked."""
     f = env.receivables.functions
     today = env.chain.today()
-    h = Web3.keccak(text=str(uuid.uuid4()))
+    h = f"INV-{uuid.uuid4().hex[:12].upper()}"
     buyer = env["buyer"]
     supplier = env["supplier"]
     assert revert_of(f.register(buyer.id, h, 10_000, b"CNY", today, today + 1), env["bank"]).name == \
@@ -392,8 +454,6 @@ def test_registration_checks_roles_and_fields(env: Env) -> None:
         "ReceivableInvalidCurrency"
     assert revert_of(f.register(buyer.id, h, 10_000, b"CNY", today, today - 1), env["supplier"]).name == \
         "ReceivableInvalidDates"
-    assert revert_of(f.register(buyer.id, b"\0" * 32, 10_000, b"CNY", today, today), supplier).name == \
-        "ReceivableInvalidInvoiceHash"
 
 
 def test_full_lifecycle_with_tier2_financing(env: Env) -> None:
@@ -450,10 +510,8 @@ def test_financing_refused_when_unconfirmed_financed_settled_or_defaulted(env: E
     assert (err.name, err.args_) == ("ReceivableWrongStatus", (unconfirmed.id, STATUS["Registered"]))
 
     # Financed once: never again, by the new holder nor through another financier.
-    overdue = register(env, supplier, buyer, face_minor=1_000_000, issue_day=today - 120,
-                       due_day=today - GRACE_PERIOD_DAYS - 1)
+    overdue = register(env, supplier, buyer, face_minor=1_000_000, issue_day=today - 120, due_day=today + 1)
     env.send(f.confirm(overdue.id), buyer)
-    assert f.statusOf(overdue.id).call() == STATUS["Overdue"]
     env.send(f.splitPart(overdue.part0, [500_000, 500_000]), supplier)
     finance(env, supplier, bank, overdue.part0, 490_000)
     for holder in (supplier, bank):
@@ -461,8 +519,11 @@ def test_financing_refused_when_unconfirmed_financed_settled_or_defaulted(env: E
         assert err.name in ("ReceivablePartAlreadyFinanced", "RegistryMissingRole")
     err = revert_of(f.requestFinancing(overdue.part0, factor.id), supplier)
     assert (err.name, err.args_) == ("ReceivablePartAlreadyFinanced", (overdue.part0,))
+    advance_days(env, GRACE_PERIOD_DAYS + 2)
+    today = env.chain.today()
+    assert f.statusOf(overdue.id).call() == STATUS["Overdue"]
     err = revert_of(f.splitPart(overdue.part0, [250_000, 250_000]), bank)
-    assert (err.name, err.args_) == ("ReceivablePartAlreadyFinanced", (overdue.part0,))
+    assert (err.name, err.args_) == ("ReceivableDue", (overdue.id, overdue.due_day, today))
 
     # Default: only a financier holding a financed part, only once overdue.
     assert revert_of(f.declareDefault(overdue.id), factor).name == "ReceivableNotPartFinancier"
@@ -512,19 +573,44 @@ def test_split_and_transfer_rules(env: Env) -> None:
     assert len(env.events(receipt, "PartSplit")) == 9
     assert [h[2] for h in holdings(env, reg.id)] == [1_000] * 10
 
-    assert revert_of(f.transferPart(reg.part0, supplier.id), supplier).name == "ReceivableInvalidRecipient"
-    assert revert_of(f.transferPart(reg.part0, Web3.keccak(text="nobody")), supplier).name == \
-        "ReceivableInvalidRecipient"
+    # Recipients: active members with the SUPPLIER or FINANCIER role, never the holder nor the buyer.
+    for to in (supplier.id, Web3.keccak(text="nobody"), env["retailer"].id, buyer.id, env["operator"].id):
+        err = revert_of(f.transferPart(reg.part0, to), supplier)
+        assert (err.name, err.args_) == ("ReceivableInvalidRecipient", (to,))
     env.send(f.requestFinancing(reg.part0, bank.id), supplier)
     err = revert_of(f.transferPart(reg.part0, tier2.id), supplier)
     assert (err.name, err.args_) == ("ReceivablePartLocked", (reg.part0, bank.id))
     env.send(f.withdrawFinancingRequest(reg.part0), supplier)
     assert revert_of(f.offerFinancing(reg.part0, 900, 0, 50_000, 1, 2**40), bank).name == \
         "ReceivableNoFinancingRequest"
-    env.send(f.transferPart(reg.part0, env["retailer"].id), supplier)  # any active member may receive
+    env.send(f.transferPart(part_id(reg.id, 1), tier2.id), supplier)
+    env.send(f.transferPart(reg.part0, env["factor"].id), supplier)  # a financier may buy outright
     # A holder without the SUPPLIER role cannot ask for financing.
-    assert revert_of(f.requestFinancing(reg.part0, bank.id), env["retailer"]).name == "RegistryMissingRole"
+    assert revert_of(f.requestFinancing(reg.part0, bank.id), env["factor"]).name == "RegistryMissingRole"
     assert sum(h[2] for h in holdings(env, reg.id)) == reg.face_minor
+
+
+def test_parts_stop_moving_after_the_due_date(env: Env) -> None:
+    """Issue 13: once its receivable is past its due date, a part can be neither split,
+    transferred nor financed (the old contract allowed all three until default)."""
+    f = env.receivables.functions
+    supplier, tier2, buyer, bank = (env[n] for n in ("supplier", "tier2", "buyer", "bank"))
+    today = env.chain.today()
+    reg = register(env, supplier, buyer, face_minor=10_000, issue_day=today - 10, due_day=today)
+    env.send(f.confirm(reg.id), buyer)
+    env.send(f.splitPart(reg.part0, [5_000, 5_000]), supplier)  # on the due date itself: still allowed
+    env.send(f.requestFinancing(part_id(reg.id, 1), bank.id), supplier)
+    valid_until = env.chain.w3.eth.get_block("latest")["timestamp"] + 10 * DAY_S
+    receipt = env.send(f.offerFinancing(part_id(reg.id, 1), 4_900, 0, 50_000, 1, valid_until), bank)
+    offer_id = env.events(receipt, "FinancingOffered")[0].args.offerId
+    advance_days(env, 1)
+    due = ("ReceivableDue", (reg.id, reg.due_day, reg.due_day + 1))
+    for fn, who in ((f.splitPart(reg.part0, [2_500, 2_500]), supplier), (f.transferPart(reg.part0, tier2.id), supplier),
+                    (f.requestFinancing(reg.part0, bank.id), supplier),
+                    (f.offerFinancing(part_id(reg.id, 1), 4_800, 0, 50_000, 1, valid_until), bank),
+                    (f.acceptOffer(part_id(reg.id, 1), offer_id), supplier)):
+        err = revert_of(fn, who)
+        assert (err.name, err.args_) == due
 
 
 def test_offer_rules(env: Env) -> None:
@@ -587,8 +673,7 @@ def test_suspended_member_cannot_act(env: Env) -> None:
     sig = sign_confirm(env, buyer.account, pending.id, pending.invoice_hash, 0, deadline)
     assert revert_of(f.confirmWithSignature(pending.id, deadline, sig), env["operator"]).name == \
         "RegistryMemberNotActive"
-    assert revert_of(f.register(buyer.id, Web3.keccak(text="x"), 1_000, b"CNY", 1, 2), supplier).name == \
-        "ReceivableInvalidBuyer"
+    assert revert_of(f.register(buyer.id, "X1", 1_000, b"CNY", 1, 2), supplier).name == "ReceivableInvalidBuyer"
 
     chain.send(registry.functions.suspendMember(supplier.id), ADMIN)
     halves = [500, reg.face_minor - 500]
@@ -726,7 +811,7 @@ class ReceivableMachine(RuleBasedStateMachine):
     env: Env  # set by the test before running
     outcomes: Counter[str] = Counter()  # "rule: ok" or "rule: ErrorName", over the whole run
 
-    HOLDERS = ("supplier", "tier2", "bank", "retailer")
+    HOLDERS = ("supplier", "tier2", "bank", "retailer", "buyer")
     SUPPLIERS = ("supplier", "tier2")
     FINANCIERS = ("bank", "factor")
 
@@ -800,6 +885,8 @@ class ReceivableMachine(RuleBasedStateMachine):
     def _movable_error(self, r: dict[str, Any], pid: bytes) -> str | None:
         if r["status"] != "Confirmed":
             return "ReceivableWrongStatus"
+        if r["due"] == "overdue":
+            return "ReceivableDue"
         if pid in self.financed:
             return "ReceivablePartAlreadyFinanced"
         return None
@@ -832,7 +919,7 @@ class ReceivableMachine(RuleBasedStateMachine):
     def transfer(self, data: st.DataObject, to: str) -> None:
         ri, pid = self._pick_part(data)
         expected = self._movable_error(self.receivables[ri], pid)
-        if expected is None and to == self.holder[pid]:
+        if expected is None and (to == self.holder[pid] or to in ("retailer", "buyer")):
             expected = "ReceivableInvalidRecipient"
         to_id = self.env[to].id
         if self._attempt(self.env.receivables.functions.transferPart(pid, to_id), self.holder[pid], expected):
@@ -847,6 +934,8 @@ class ReceivableMachine(RuleBasedStateMachine):
             expected: str | None = "RegistryMissingRole"
         elif r["status"] != "Confirmed":
             expected = "ReceivableWrongStatus"
+        elif r["due"] == "overdue":
+            expected = "ReceivableDue"
         elif pid in self.financed:
             expected = "ReceivablePartAlreadyFinanced"  # the double-financing guard
         else:

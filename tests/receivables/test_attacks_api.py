@@ -193,25 +193,28 @@ def test_chain_refusal_marks_operation_rejected_and_frees_the_invoice(world: Wor
     world.step()
     assert _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("acme")), 200)["status"] == "registered"
 
-    # Registered around the service, straight on chain: the service refuses it up front.
-    from settlement.domains.receivables.terms import canonical_invoice_hash, day_number
+    # Registered around the service, straight on chain: the follower mirrors it (with its
+    # history), and the service refuses the invoice up front, in whatever spelling.
+    from settlement.domains.receivables.terms import day_number
     from settlement.domains.members.service import onchain_id
     direct = invoice(number="INV-DIRECT", today=today)
-    ih = canonical_invoice_hash("INV-DIRECT", bytes.fromhex(onchain_id("acme")[2:]),
-                                bytes.fromhex(onchain_id("bigbuy")[2:]), 100_000_000, "CNY",
-                                datetime.fromisoformat(direct["issue_date"]).date(),
-                                datetime.fromisoformat(direct["due_date"]).date())
     with rt.db.transaction() as s:
         from settlement.domains.members import custodial_signer
         enqueue(s, kind="test.direct", contract="ReceivableRegistry", function="register",
-                args=[onchain_id("bigbuy"), "0x" + ih.hex(), 100_000_000, "0x" + b"CNY".hex(),
+                args=[onchain_id("bigbuy"), "INV-DIRECT", 100_000_000, "0x" + b"CNY".hex(),
                       day_number(datetime.fromisoformat(direct["issue_date"]).date()),
                       day_number(datetime.fromisoformat(direct["due_date"]).date())],
                 signer=custodial_signer(s, "acme"), gas_limit=400_000)
     world.step()
+    mine = _ok(http.get("/v1/receivables?role=buyer", headers=world.h("bigbuy")), 200)["data"]
+    mirrored = [r for r in mine if r["invoice_number"] == "INV-DIRECT"]
+    assert len(mirrored) == 1 and mirrored[0]["status"] == "registered" and mirrored[0]["supplier_id"] == "acme"
+    history = _ok(http.get(f"/v1/receivables/{mirrored[0]['id']}/history", headers=world.h("acme")), 200)
+    assert [e["event"] for e in history["events"]] == ["ReceivableRegistered"]
     before = _writes(world)
-    refused(world, http.post("/v1/receivables", json=direct, headers=world.h("acme")), 409,
-            "invoice-already-registered")
+    for spelling in ("INV-DIRECT", " inv direct ", "INV/DIRECT"):
+        refused(world, http.post("/v1/receivables", json=dict(direct, invoice_number=spelling),
+                                 headers=world.h("tier2")), 409, "invoice-already-registered")
     assert _writes(world) == before
 
 

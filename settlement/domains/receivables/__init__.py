@@ -1,7 +1,7 @@
 """Supply-chain finance: receivables registered by suppliers, confirmed by buyers, split, passed
 on, financed and repaid, on the ``ReceivableRegistry`` contract.
 
-- :mod:`.commands`: register, confirm, split, transfer, repay, declare default, cite evidence;
+- :mod:`.commands`: register, cancel, reject, confirm, split, transfer, repay, declare default, cite evidence;
 - :mod:`.financing`: financing requests, offers and acceptances;
 - :mod:`.typed_data`: EIP-712 typed data for own-key approvals, served and checked;
 - :mod:`.queries`: "my receivables", parts, operations, history, payments, evidence checks;
@@ -15,11 +15,13 @@ on, financed and repaid, on the ``ReceivableRegistry`` contract.
 
 from settlement.domains.receivables.commands import (
     add_evidence,
+    cancel_receivable,
     confirm_receivable,
     confirm_with_signature,
     declare_default,
-    invoice_hash_of,
+    invoice_identity_of,
     register_receivable,
+    reject_receivable,
     repay_receivable,
     split_part,
     transfer_part,
@@ -55,7 +57,8 @@ from settlement.domains.receivables.terms import DayCountBasis
 from settlement.domains.receivables.typed_data import confirmation_typed_data
 
 __all__ = ["check_evidence", "Actor", "Accepted", "ChainFacts", "DayCountBasis", "EvidenceCheck", "HistoryEntry", "display_status",
-           "read_chain_facts", "forget_chain_time", "invoice_hash_of", "register_receivable", "confirm_receivable",
+           "read_chain_facts", "forget_chain_time", "invoice_identity_of", "register_receivable",
+           "cancel_receivable", "reject_receivable", "confirm_receivable",
            "confirmation_typed_data", "confirm_with_signature", "split_part", "transfer_part", "request_financing",
            "withdraw_financing_request", "offer_financing", "acceptance_typed_data", "accept_offer",
            "repay_receivable", "declare_default", "add_evidence", "evidence_of", "get_receivable",

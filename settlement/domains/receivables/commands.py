@@ -1,4 +1,4 @@
-"""Receivable commands: register, confirm (custodial or own-key), split, transfer, repay,
+"""Receivable commands: register, cancel, reject, confirm (custodial or own-key), split, transfer, repay,
 declare default, cite evidence.
 
 Every command checks the request against the store's mirror of the chain, then writes its
@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from settlement.core.errors import (
@@ -26,6 +27,7 @@ from settlement.core.errors import (
     EvidenceInvalidError,
     ForbiddenError,
     InvalidAmountError,
+    InvalidCounterpartyError,
     InvalidInvoiceError,
     InvalidSplitError,
     InvoiceAlreadyRegisteredError,
@@ -59,11 +61,13 @@ from settlement.domains.receivables.common import (
     get_receivable,
     part_of,
     require_active,
+    require_not_due,
     require_role,
     require_status,
     take,
     write_operation,
 )
+from settlement.domains.receivables.events import BUYER_REJECTION
 from settlement.domains.receivables.models import (
     AMOUNT_MINOR_MAX_STORE,
     PART_AMOUNT_MIN,
@@ -72,8 +76,9 @@ from settlement.domains.receivables.models import (
 )
 from settlement.domains.receivables.terms import (
     FINANCING_DAYS_MAX,
-    canonical_invoice_hash,
     day_number,
+    invoice_number_compact,
+    invoice_number_hash,
     normalise_invoice_number,
 )
 from settlement.domains.receivables.terms import part_id as derive_part_id
@@ -83,7 +88,7 @@ from settlement.store.models import Member
 from settlement.store.models.receivables import Receivable, ReceivableEvidence, ReceivablePart
 
 __all__ = [
-    "register_receivable", "invoice_hash_of", "confirm_receivable", "confirm_with_signature", "split_part",
+    "register_receivable", "invoice_identity_of", "cancel_receivable", "reject_receivable", "confirm_receivable", "confirm_with_signature", "split_part",
     "transfer_part", "repay_receivable", "declare_default", "add_evidence",
 ]
 
@@ -97,9 +102,12 @@ def register_receivable(facts: ChainFacts, session: Session, actor: Actor, *, bu
                         face_value: Money, issue_date: date, due_date: date) -> Accepted:
     """A supplier registers an invoice against ``buyer_id``.
 
-    The invoice number is canonicalised (NFKC, whitespace collapsed, upper case) before both the
-    store's (supplier, buyer, number) uniqueness check and the on-chain invoice hash; an invoice
-    already registered (in the store, or on chain around the service) is refused.
+    The invoice number is put in the contract's canonical form (``terms.normalise_invoice_number``);
+    its identity is the buyer and the number's letters and digits, whoever the supplier and
+    whatever the amounts and dates. An identity live in the store (a registration not refused,
+    cancelled or rejected) or on chain (registered around the service) is refused with
+    ``invoice-already-registered``; the store's unique key makes two concurrent registrations of
+    one identity impossible, and the contract refuses a live identity again.
     """
     require_role(actor, "supplier")
     supplier = session.get(Member, actor.member_id)
@@ -131,42 +139,49 @@ def register_receivable(facts: ChainFacts, session: Session, actor: Actor, *, bu
     except ValidationError as exc:
         raise InvalidInvoiceError(exc.detail, field="issue_date") from None
 
-    invoice_hash = "0x" + canonical_invoice_hash(
-        normalized, bytes.fromhex(supplier.onchain_id[2:]), bytes.fromhex(buyer.onchain_id[2:]), face_value.value,
-        face_value.currency, issue_date, due_date).hex()
-    rid = "0x" + derive_receivable_id(bytes.fromhex(supplier.onchain_id[2:]), bytes.fromhex(invoice_hash[2:])).hex()
-    key = f"{supplier.id}|{buyer.id}|{normalized}"
-    taken = session.scalar(select(Receivable).where(or_(Receivable.uniqueness_key == key,
-                                                        Receivable.invoice_hash == invoice_hash)).limit(1))
-    if taken is not None and taken.status != "rejected":
+    number_hash = "0x" + invoice_number_hash(normalized).hex()
+    key = f"{buyer.id}|{invoice_number_compact(normalized)}"
+    taken = session.scalar(select(Receivable).where(Receivable.uniqueness_key == key).limit(1))
+    if taken is not None:
         raise InvoiceAlreadyRegisteredError(
-            f"invoice {normalized!r} of {supplier.id} to {buyer.id} is registered already as {taken.id}",
+            f"invoice {normalized!r} of buyer {buyer.id} is registered already as {taken.id}",
             receivable_id=taken.id, invoice_number_normalized=normalized)
-    on_chain = facts.invoices_on_chain.get(invoice_hash)
-    if on_chain:  # registered around the service, straight on chain
-        raise InvoiceAlreadyRegisteredError(f"invoice {normalized!r} is registered on chain already",
-                                            receivable_id=on_chain)
-
-    r = taken if taken is not None and taken.id == rid else None
-    if taken is not None and r is None:
-        taken.uniqueness_key = None  # a rejected row with other terms: its key is free again
-        session.flush()
-    if r is None:
+    live, index = facts.invoices_on_chain.get((buyer.onchain_id, number_hash), ("", None))
+    if live:  # registered around the service, straight on chain
+        raise InvoiceAlreadyRegisteredError(f"invoice {normalized!r} of buyer {buyer.id} is registered on chain "
+                                            "already", receivable_id=live, invoice_number_normalized=normalized)
+    if index is None:  # the node could not tell: count the registrations the store saw mined
+        index = session.scalar(select(func.count()).select_from(Receivable).where(
+            Receivable.buyer_id == buyer.id, Receivable.invoice_hash == number_hash,
+            or_(Receivable.status.not_in(("pending", "rejected")), Receivable.rejection == BUYER_REJECTION))) or 0
+    rid = "0x" + derive_receivable_id(bytes.fromhex(buyer.onchain_id[2:]), bytes.fromhex(number_hash[2:]),
+                                      index).hex()
+    r = session.get(Receivable, rid)
+    if r is not None and r.status != "rejected":
+        raise InvoiceAlreadyRegisteredError(f"invoice {normalized!r} of buyer {buyer.id} is registered already "
+                                            f"as {rid}", receivable_id=rid, invoice_number_normalized=normalized)
+    if r is None:  # else: a registration the chain refused, at the same index: its row is reused
         r = Receivable(id=rid, supplier_id=supplier.id, buyer_id=buyer.id, part_count=0)
         session.add(r)
+    r.supplier_id = supplier.id
     r.invoice_number = invoice_number.strip()
     r.invoice_number_normalized = normalized
     r.uniqueness_key = key
-    r.invoice_hash = invoice_hash
+    r.invoice_hash = number_hash
     r.face_value_minor = face_value.value
     r.currency = face_value.currency
     r.issue_date, r.due_date = issue_date, due_date
     r.status, r.rejection, r.busy_operation_id = "pending", None, None
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:  # a concurrent registration of the same identity committed first
+        raise InvoiceAlreadyRegisteredError(f"invoice {normalized!r} of buyer {buyer.id} is registered already",
+                                            invoice_number_normalized=normalized) from None
     add_party(session, rid, supplier.id, "supplier")
     add_party(session, rid, buyer.id, "buyer")
     signer = custodial_signer(session, supplier.id)
-    args = [buyer.onchain_id, invoice_hash, face_value.value, "0x" + face_value.currency.encode().hex(),
+    args = [buyer.onchain_id, normalized, face_value.value, "0x" + face_value.currency.encode().hex(),
             day_number(issue_date), day_number(due_date)]
     op = write_operation(session, r, actor, "register", function="register", args=args, signer=signer,
                     gas=GAS["register"], params={"invoice_number_normalized": normalized})
@@ -175,17 +190,41 @@ def register_receivable(facts: ChainFacts, session: Session, actor: Actor, *, bu
     return Accepted(r, (op,), ("0x" + derive_part_id(bytes.fromhex(rid[2:]), 0).hex(),))
 
 
-def invoice_hash_of(supplier_id: str, buyer_id: str, invoice_number: str, face_value: Money, issue_date: date,
-                    due_date: date) -> str | None:
-    """The on-chain invoice hash a registration would use, or None for input ``register_receivable``
-    will refuse anyway; lets a caller look the hash up on chain before the write transaction."""
+def invoice_identity_of(buyer_id: str, invoice_number: str) -> tuple[str, str] | None:
+    """The on-chain identity (buyer's on-chain id, invoice number hash) a registration would use,
+    or None for input ``register_receivable`` will refuse anyway; lets a caller look it up on
+    chain before the write transaction."""
     try:
-        normalized = normalise_invoice_number(invoice_number)
-        return "0x" + canonical_invoice_hash(
-            normalized, bytes.fromhex(onchain_id(supplier_id)[2:]), bytes.fromhex(onchain_id(buyer_id)[2:]),
-            face_value.value, face_value.currency, issue_date, due_date).hex()
+        return onchain_id(buyer_id), "0x" + invoice_number_hash(invoice_number).hex()
     except (LedgerError, ValueError, TypeError, AttributeError):
         return None
+
+
+def cancel_receivable(facts: ChainFacts, session: Session, actor: Actor, receivable_id: str) -> Accepted:
+    """The supplier withdraws a registered (unconfirmed) receivable; its invoice identity is freed
+    when the follower sees ``ReceivableCancelled``."""
+    require_active(actor)
+    r = get_receivable(session, actor, receivable_id, for_update=True)
+    if actor.member_id != r.supplier_id:
+        raise NotReceivableSupplierError(f"only {r.supplier_id}, the supplier, may cancel receivable {r.id}",
+                                         receivable_id=r.id)
+    take(session, r)
+    require_status(r, facts, "registered")
+    signer = custodial_signer(session, actor.member_id)
+    op = write_operation(session, r, actor, "cancel", function="cancel", args=[r.id], signer=signer,
+                         gas=GAS["cancel"])
+    return Accepted(r, (op,))
+
+
+def reject_receivable(facts: ChainFacts, session: Session, actor: Actor, receivable_id: str) -> Accepted:
+    """The buyer refuses a registered (unconfirmed) receivable, such as one a supplier registered
+    for another supplier's invoice; its invoice identity is freed when the follower sees
+    ``ReceivableRejected``."""
+    r = _for_buyer(facts, session, actor, receivable_id, "reject")
+    signer = custodial_signer(session, actor.member_id)
+    op = write_operation(session, r, actor, "reject", function="reject", args=[r.id], signer=signer,
+                         gas=GAS["reject"])
+    return Accepted(r, (op,))
 
 
 def confirm_receivable(facts: ChainFacts, session: Session, actor: Actor, receivable_id: str) -> Accepted:
@@ -197,11 +236,12 @@ def confirm_receivable(facts: ChainFacts, session: Session, actor: Actor, receiv
     return Accepted(r, (op,))
 
 
-def _for_buyer(facts: ChainFacts, session: Session, actor: Actor, receivable_id: str) -> Receivable:
+def _for_buyer(facts: ChainFacts, session: Session, actor: Actor, receivable_id: str,
+               what: str = "confirm") -> Receivable:
     require_active(actor)
     r = get_receivable(session, actor, receivable_id, for_update=True)
     if actor.member_id != r.buyer_id:
-        raise NotReceivableBuyerError(f"only {r.buyer_id}, the buyer, may confirm receivable {r.id}",
+        raise NotReceivableBuyerError(f"only {r.buyer_id}, the buyer, may {what} receivable {r.id}",
                                       receivable_id=r.id)
     require_role(actor, "buyer")
     take(session, r)
@@ -240,6 +280,7 @@ def _movable_part(facts: ChainFacts, session: Session, actor: Actor, receivable_
         raise NotPartHolderError(f"part {p.id} is not held by {actor.member_id}", part_id=p.id)
     take(session, r)
     require_status(r, facts, "confirmed")
+    require_not_due(r, facts)
     if p.financed:
         raise PartAlreadyFinancedError(f"part {p.id} is financed: it can be neither split nor passed on",
                                        part_id=p.id)
@@ -311,7 +352,9 @@ def transfer_part(facts: ChainFacts, session: Session, actor: Actor, receivable_
     ``amount`` is transferred; both calls go in one database transaction, in order.
     """
     r, p = _movable_part(facts, session, actor, receivable_id, part_id)
-    recipient = counterparty(session, to_member_id, None, "to_member_id", actor)
+    recipient = counterparty(session, to_member_id, ("supplier", "financier"), "to_member_id", actor)
+    if recipient.id == r.buyer_id:
+        raise InvalidCounterpartyError("a part cannot be passed to the receivable's buyer", field="to_member_id")
     value = p.amount_minor if amount is None else _currency_amounts(r, [amount])[0]
     if type(value) is not int or value <= 0:
         raise InvalidAmountError("amount must be a positive integer of minor units", field="amount")

@@ -35,6 +35,7 @@ from settlement.core.errors import (
     LedgerError,
     MemberSuspendedError,
     ReceivableNotFoundError,
+    ReceivableDueError,
     ReceivableOperationPendingError,
     ReceivablePartNotFoundError,
     ReceivableWrongStatusError,
@@ -63,7 +64,7 @@ __all__ = [
 # split pays per new part.
 GAS: dict[str, int] = {
     "register": 400_000, "confirm": 150_000, "confirm_signed": 200_000, "split_base": 150_000,
-    "split_per_part": 120_000, "transfer": 150_000, "request_financing": 200_000, "withdraw_financing": 120_000,
+    "split_per_part": 120_000, "transfer": 150_000, "cancel": 100_000, "reject": 100_000, "request_financing": 200_000, "withdraw_financing": 120_000,
     "offer": 250_000, "accept": 200_000, "accept_signed": 250_000, "repay_base": 150_000,
     "repay_per_part": 30_000, "default": 200_000,
 }
@@ -99,8 +100,9 @@ class ChainFacts:
     contract: str
     relayer: str
     nonces: Mapping[str, int] = field(default_factory=dict)
-    # invoice hash -> the receivable id the registry holds for it ("" when free), for those asked for
-    invoices_on_chain: Mapping[str, str] = field(default_factory=dict)
+    # (buyer's on-chain id, invoice number hash) -> (the live receivable id, "" when free; how many
+    # registrations the identity had), for those asked for
+    invoices_on_chain: Mapping[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
 
     @property
     def today(self) -> date:
@@ -158,12 +160,13 @@ def _grace_period_days(runtime: Runtime, address: str | None) -> int:
 
 
 def read_chain_facts(runtime: Runtime, *, nonces_of: Sequence[str] = (),
-                     invoice_hashes: Sequence[str] = ()) -> ChainFacts:
+                     invoice_hashes: Sequence[tuple[str, str]] = ()) -> ChainFacts:
     """Ask the node what a command will decide on; call it BEFORE opening the write transaction.
 
     ``nonces_of``: member ids whose on-chain EIP-712 nonce the command needs (ChainUnavailableError
-    when the node cannot tell); ``invoice_hashes``: invoice hashes to look up in the registry
-    (left out when the node is down: the contract refuses a duplicate anyway). At most
+    when the node cannot tell); ``invoice_hashes``: invoice identities (buyer's on-chain id, invoice
+    number hash) to look up in the registry (left out when the node is down: the contract refuses
+    a live identity anyway, and the registration index is then taken from the store). At most
     ``NONCES_READ_MAX`` of each.
     """
     if len(nonces_of) > NONCES_READ_MAX or len(invoice_hashes) > NONCES_READ_MAX:
@@ -177,13 +180,15 @@ def read_chain_facts(runtime: Runtime, *, nonces_of: Sequence[str] = (),
         (nonce,) = runtime.chain.call(CONTRACT, runtime.address(CONTRACT), "nonces", [onchain_id(member_id)])
         nonces[member_id] = int(nonce)
     invoices = {}
-    for invoice_hash in invoice_hashes:
+    for buyer, number_hash in invoice_hashes:
         try:
             (existing,) = runtime.chain.call(CONTRACT, runtime.address(CONTRACT), "receivableOfInvoice",
-                                             [invoice_hash])
+                                             [buyer, number_hash])
+            (count,) = runtime.chain.call(CONTRACT, runtime.address(CONTRACT), "registrationsOfInvoice",
+                                          [buyer, number_hash])
         except (ChainUnavailableError, LookupError):
             continue
-        invoices[invoice_hash] = "0x" + bytes(existing).hex() if any(existing) else ""
+        invoices[(buyer, number_hash)] = ("0x" + bytes(existing).hex() if any(existing) else "", int(count))
     chain_id = runtime.manifest.chain_id if runtime.manifest else runtime.chain.chain_id()
     return ChainFacts(now_s=_chain_time_s(runtime), grace_period_days=_grace_period_days(runtime, address),
                       chain_id=chain_id, contract=address or "", relayer=runtime.operator.address,
@@ -208,8 +213,10 @@ def require_role(actor: Actor, role: str) -> None:
         raise ForbiddenError(f"this needs the {role} role", required_roles=[role])
 
 
-def counterparty(session: Session, member_id: str, role: str | None, field: str, actor: Actor) -> Member:
-    """An active member (with ``role`` if given) other than the actor; InvalidCounterpartyError else."""
+def counterparty(session: Session, member_id: str, role: str | tuple[str, ...] | None, field: str,
+                 actor: Actor) -> Member:
+    """An active member (with ``role``, or one of the roles, if given) other than the actor;
+    InvalidCounterpartyError else."""
     member = session.get(Member, member_id) if isinstance(member_id, str) and _MEMBER_RE.match(member_id) else None
     if member is None:
         raise InvalidCounterpartyError(f"no member {str(member_id)[:64]!r}", field=field)
@@ -217,8 +224,10 @@ def counterparty(session: Session, member_id: str, role: str | None, field: str,
         raise InvalidCounterpartyError(f"the {field} cannot be yourself", field=field)
     if member.status != "active":
         raise InvalidCounterpartyError(f"member {member.id!r} is {member.status}", field=field)
-    if role is not None and role not in member.roles:
-        raise InvalidCounterpartyError(f"member {member.id!r} does not have the {role} role", field=field)
+    roles = (role,) if isinstance(role, str) else role
+    if roles is not None and not set(roles) & set(member.roles):
+        raise InvalidCounterpartyError(f"member {member.id!r} does not have the {' or '.join(roles)} role",
+                                       field=field)
     return member
 
 
@@ -290,6 +299,13 @@ def take(session: Session, r: Receivable) -> None:
             f"operation {op.id} ({op.kind}) on this receivable is not confirmed on chain yet; retry when it is",
             operation_id=op.id, operation_kind=op.kind)
     r.busy_operation_id = None
+
+
+def require_not_due(r: Receivable, facts: ChainFacts) -> None:
+    """Parts move (split, transfer, financing) only until the due date, as on chain."""
+    if facts.today > r.due_date:
+        raise ReceivableDueError(f"receivable {r.id} was due on {r.due_date}: its parts no longer move",
+                                 receivable_id=r.id, due_date=r.due_date.isoformat())
 
 
 def require_status(r: Receivable, facts: ChainFacts, *allowed: str) -> str:

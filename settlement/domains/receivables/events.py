@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from datetime import date, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -36,6 +37,8 @@ from settlement.store.models.receivables import (
 )
 
 log = logging.getLogger("ledger.receivables.chain")
+
+BUYER_REJECTION = "rejected by the buyer"  # the ``rejection`` of a receivable its buyer rejected
 
 __all__ = ["HANDLERS", "on_chain_lost", "on_failure"]
 
@@ -133,14 +136,17 @@ def _receivable_event(body: ReceivableBody) -> Handler:
 
 
 def on_registered(session: Session, lg: DecodedLog) -> None:
-    """Not a :func:`_receivable_event`: an unknown receivable is logged, the terms are checked
-    before anything is recorded, and the history entry belongs to the first part."""
+    """Not a :func:`_receivable_event`: a receivable registered around the service is mirrored
+    (its supplier and buyer must be members the store knows), the terms of one registered through
+    the service are checked before anything is recorded, and the history entry belongs to the
+    first part."""
     a = lg.args
     r = session.get(Receivable, a["receivableId"])
     if r is None:
-        log.info("receivable %s registered around the service: not mirrored", a["receivableId"])
-        return
-    if int(a["faceValueMinor"]) != r.face_value_minor or a["invoiceHash"] != r.invoice_hash:
+        r = _mirror_registration(session, lg)
+        if r is None:
+            return
+    if int(a["faceValueMinor"]) != r.face_value_minor or a["invoiceNumberHash"] != r.invoice_hash:
         raise ReceivableInvariantError(f"receivable {r.id}: chain and store disagree on its terms")
     _record(session, lg, r, a["partId"])
     if r.status in ("pending", "rejected"):
@@ -150,6 +156,52 @@ def on_registered(session: Session, lg: DecodedLog) -> None:
                                    holder_onchain_id=a["supplierId"], amount_minor=r.face_value_minor,
                                    financed=False, request_open=False))
         r.part_count = max(r.part_count, 1)
+
+
+def _mirror_registration(session: Session, lg: DecodedLog) -> Receivable | None:
+    """A receivable a supplier registered straight on chain: mirrored from the event, so that its
+    parties see it and later events (parts, financing, repayment) apply to it."""
+    a = lg.args
+    supplier_id, buyer_id = _member_id(session, a["supplierId"]), _member_id(session, a["buyerId"])
+    if supplier_id is None or buyer_id is None:
+        log.warning("receivable %s registered on chain by an unknown member: not mirrored", a["receivableId"])
+        return None
+    number = str(a["invoiceNumber"])
+    key = f"{buyer_id}|{''.join(c for c in number if c.isalnum())}"
+    for other in session.scalars(select(Receivable).where(Receivable.uniqueness_key == key)).all():
+        # A registration through the service still in flight: the chain refuses it (the identity is
+        # live now), so its key goes to the receivable the chain holds.
+        other.uniqueness_key = None
+    session.flush()
+    epoch = date(1970, 1, 1)
+    r = Receivable(id=a["receivableId"], supplier_id=supplier_id, buyer_id=buyer_id, invoice_number=number,
+                   invoice_number_normalized=number, uniqueness_key=key, invoice_hash=a["invoiceNumberHash"],
+                   face_value_minor=int(a["faceValueMinor"]), currency=_bytes3_text(a["currency"]),
+                   issue_date=epoch + timedelta(days=int(a["issueDay"])),
+                   due_date=epoch + timedelta(days=int(a["dueDay"])), status="registered", part_count=0)
+    session.add(r)
+    session.flush()
+    _add_party(session, r.id, supplier_id, "supplier")
+    _add_party(session, r.id, buyer_id, "buyer")
+    log.info("receivable %s registered around the service by %s: mirrored", r.id, supplier_id)
+    return r
+
+
+def _bytes3_text(value: object) -> str:
+    raw = bytes.fromhex(value[2:]) if isinstance(value, str) else bytes(value)  # type: ignore[arg-type]
+    return raw.decode("ascii")
+
+
+def _end_registration(status: str, rejection: str | None) -> ReceivableBody:
+    def body(session: Session, lg: DecodedLog, r: Receivable, op: ReceivableOperation | None) -> None:
+        if r.status == "registered":
+            r.status, r.rejection, r.uniqueness_key = status, rejection, None
+
+    return body
+
+
+on_cancelled = _receivable_event(_end_registration("cancelled", None))
+on_rejected = _receivable_event(_end_registration("rejected", BUYER_REJECTION))
 
 
 @_receivable_event
@@ -279,6 +331,8 @@ def _owe(session: Session, r: Receivable, part_id: str, kind: str, payer_id: str
 
 HANDLERS: dict[str, Handler] = {
     "ReceivableRegistered": on_registered,
+    "ReceivableCancelled": on_cancelled,
+    "ReceivableRejected": on_rejected,
     "ReceivableConfirmed": on_confirmed,
     "PartSplit": on_split,
     "PartTransferred": on_transferred,

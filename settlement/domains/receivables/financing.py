@@ -16,7 +16,6 @@ from settlement.core.errors import (
     OfferExpiredError,
     OfferNotCurrentError,
     PartAlreadyFinancedError,
-    ReceivableWrongStatusError,
     ValidationError,
 )
 from settlement.domains.members import custodial_signer
@@ -30,6 +29,7 @@ from settlement.domains.receivables.common import (
     get_receivable,
     part_of,
     require_active,
+    require_not_due,
     require_role,
     require_status,
     take,
@@ -46,10 +46,8 @@ __all__ = ["request_financing", "withdraw_financing_request", "offer_financing",
 
 
 def _financeable(facts: ChainFacts, r: Receivable, p: ReceivablePart) -> None:
-    shown = require_status(r, facts, "confirmed")
-    if shown == "overdue":
-        raise ReceivableWrongStatusError(f"receivable {r.id} is overdue: it cannot be financed",
-                                         receivable_id=r.id, receivable_status=shown)
+    require_status(r, facts, "confirmed")
+    require_not_due(r, facts)
     if p.financed:
         raise PartAlreadyFinancedError(f"part {p.id} is financed already", part_id=p.id)
 

@@ -29,12 +29,14 @@ CONTRACT = "ReceivableRegistry"
 PART_AMOUNT_MIN = 100
 PARTS_PER_RECEIVABLE_MAX = 32
 
-# Stored statuses: the contract's, plus pending (registration not mined yet) and rejected.
-STATUSES = ("pending", "registered", "confirmed", "settled", "defaulted", "rejected")
+# Stored statuses: the contract's (cancelled by the supplier, rejected by the buyer), plus pending
+# (registration not mined yet); rejected also when the chain refused the registration (``rejection``
+# names the custom error then, "rejected by the buyer" otherwise).
+STATUSES = ("pending", "registered", "confirmed", "settled", "defaulted", "cancelled", "rejected")
 # What clients see: OVERDUE is derived, never stored.
 DISPLAY_STATUSES = STATUSES + ("overdue",)
 PARTY_ROLES = ("supplier", "buyer", "holder", "financier")
-OPERATION_KINDS = ("register", "confirm", "confirm_signed", "split", "transfer", "request_financing",
+OPERATION_KINDS = ("register", "cancel", "reject", "confirm", "confirm_signed", "split", "transfer", "request_financing",
                    "withdraw_financing", "offer", "accept", "accept_signed", "repay", "default")
 
 

@@ -14,14 +14,11 @@ Discounting (the financier's charge for paying before maturity)::
   (default ``HALF_UP``: commercial rounding, half a minor unit goes up). The fee is a whole amount
   of minor units already; the advance follows by exact integer subtraction.
 
-Canonical invoice hash (the double-financing key the contract keeps unique)::
-
-    invoiceHash = keccak256(abi.encode(INVOICE_TYPEHASH, keccak256(utf8(normalised_number)),
-                                       supplierId, buyerId, uint128 amountMinor, bytes3 currency,
-                                       uint32 issueDay, uint32 dueDay))
-
-with ``INVOICE_TYPEHASH = keccak256(INVOICE_TYPE)`` and days counted from 1970-01-01 (UTC). The
-contract's ``invoiceHashOf`` computes the same from the invoice number hash.
+Invoice identity (the double-financing key the contract keeps live at most once): the buyer and
+the invoice number's letters and digits. The contract takes the number in canonical form
+(:func:`normalise_invoice_number` makes it from what a user typed), checks it and computes
+``invoiceNumberHash = keccak256(letters and digits)`` itself; amounts, dates and the supplier
+are not part of it. Dates on chain are UTC day numbers (:func:`day_number`).
 """
 
 from __future__ import annotations
@@ -41,7 +38,6 @@ from settlement.core.money import AMOUNT_MINOR_MAX, Rounding, check_currency
 __all__ = [
     "DayCountBasis",
     "FinancingTerms",
-    "INVOICE_TYPE",
     "RATE_PPM_SCALE",
     "RATE_PPM_MAX",
     "FINANCING_DAYS_MAX",
@@ -52,8 +48,8 @@ __all__ = [
     "discount_minor",
     "financing_terms",
     "normalise_invoice_number",
+    "invoice_number_compact",
     "invoice_number_hash",
-    "canonical_invoice_hash",
     "receivable_id",
     "part_id",
 ]
@@ -62,12 +58,8 @@ RATE_PPM_SCALE = 1_000_000
 # Bounds on inputs: a yearly rate of at most 100 %, at most ten years of discounting.
 RATE_PPM_MAX = 1_000_000
 FINANCING_DAYS_MAX = 3660
-INVOICE_NUMBER_LENGTH_MAX = 128
+INVOICE_NUMBER_LENGTH_MAX = 64  # the contract's INVOICE_NUMBER_LENGTH_MAX
 
-INVOICE_TYPE = (
-    "Invoice(bytes32 invoiceNumberHash,bytes32 supplierId,bytes32 buyerId,uint128 amountMinor,"
-    "bytes3 currency,uint32 issueDay,uint32 dueDay)"
-)
 _EPOCH = date(1970, 1, 1)
 _UINT32_MAX = 2**32 - 1
 _WHITESPACE_RUN = re.compile(r"\s+")
@@ -210,32 +202,58 @@ def financing_terms(
     )
 
 
-# ---- canonical invoice hash -------------------------------------------------------------------
+# ---- invoice identity --------------------------------------------------------------------------
+
+# What users type between the parts of a number, mapped onto the contract's separators. A run of
+# separators (with any whitespace around) becomes its first explicit separator, or "-" when it is
+# only whitespace or underscores.
+_SEPARATOR_CHARS = "-/._\\:,#"
+_SEPARATOR_RUN = re.compile(r"[\s" + re.escape(_SEPARATOR_CHARS) + r"]+")
+_MAPPED = {"_": "-", "\\": "/", ":": "-", ",": "-", "#": "-"}
+_CANONICAL = re.compile(r"^[A-Z0-9]+(?:[-/.][A-Z0-9]+)*$")
 
 
+def _separator_of(run: str) -> str:
+    for c in run:
+        if not c.isspace():
+            return _MAPPED.get(c, c)
+    return "-"
 
 
 def normalise_invoice_number(invoice_number: str) -> str:
-    """NFKC, trimmed, every run of inner whitespace collapsed to one space, upper-cased.
+    """What a user typed, in the contract's canonical form, or ValidationError if it has none.
 
-    So ``" inv\u00a0２０２４-001 "`` and ``"INV 2024-001"`` are the same invoice.
+    NFKC (full-width digits and letters become ASCII), trimmed, upper-cased; every run of
+    whitespace and separators (``- / . _ \\ : , #``) becomes one separator (its first explicit
+    one, ``_ : , #`` read as ``-`` and ``\\`` as ``/``; whitespace alone is ``-``), none leading or
+    trailing. The result must be 1 to ``INVOICE_NUMBER_LENGTH_MAX`` characters of ``A-Z 0-9 - / .``
+    (the contract's rule). So ``" inv 2024/001 "`` is ``INV-2024/001``; its identity (letters and
+    digits: :func:`invoice_number_hash`) is that of ``INV-2024-001`` and ``INV2024001``.
     """
     if not isinstance(invoice_number, str):
         raise ValidationError("invoice number must be a string")
-    text = unicodedata.normalize("NFKC", invoice_number)
-    text = _WHITESPACE_RUN.sub(" ", text.strip()).upper()
-    # Upper-casing may produce characters that are not NFKC-stable (rare); normalise again.
-    text = unicodedata.normalize("NFKC", text)
+    text = unicodedata.normalize("NFKC", invoice_number).upper()
+    text = unicodedata.normalize("NFKC", text)  # upper-casing may leave non-NFKC characters (rare)
+    text = _SEPARATOR_RUN.sub(lambda m: _separator_of(m.group(0)), text).strip("-/.")
     if not text:
         raise ValidationError("invoice number is empty")
     if len(text) > INVOICE_NUMBER_LENGTH_MAX:
         raise ValidationError(f"invoice number longer than {INVOICE_NUMBER_LENGTH_MAX} characters")
+    if not _CANONICAL.match(text):
+        bad = next((c for c in text if not (c.isascii() and (c.isalnum() or c in "-/."))), "?")
+        raise ValidationError(f"invoice number may hold only letters A-Z, digits and separators - / . "
+                              f"(found {bad!r})")
     return text
 
 
+def invoice_number_compact(invoice_number: str) -> str:
+    """The letters and digits of the canonical number, in order: the invoice's identity."""
+    return "".join(c for c in normalise_invoice_number(invoice_number) if c.isalnum())
+
+
 def invoice_number_hash(invoice_number: str) -> bytes:
-    """keccak256 of the UTF-8 bytes of the normalised invoice number."""
-    return keccak256(normalise_invoice_number(invoice_number).encode("utf-8"))
+    """The contract's ``invoiceNumberHashOf``: keccak256 of the number's letters and digits."""
+    return keccak256(invoice_number_compact(invoice_number).encode("ascii"))
 
 
 def _word_bytes32(name: str, value: bytes) -> bytes:
@@ -250,42 +268,11 @@ def _word_uint(value: int, bits: int) -> bytes:
     return value.to_bytes(32, "big")
 
 
-def _word_bytes3_currency(currency: str) -> bytes:
-    check_currency(currency)
-    return currency.encode("ascii").ljust(32, b"\x00")  # bytesN are left-aligned in abi.encode
-
-
-def canonical_invoice_hash(
-    invoice_number: str,
-    supplier_id: bytes,
-    buyer_id: bytes,
-    amount_minor: int,
-    currency: str,
-    issue_date: date,
-    due_date: date,
-) -> bytes:
-    """The invoice hash registered on chain (see the module docstring for the exact rule)."""
-    _check_int("amount_minor", amount_minor, 1, AMOUNT_MINOR_MAX)
-    if due_date < issue_date:
-        raise ValidationError(f"due date {due_date} is before the issue date {issue_date}")
-    encoded = b"".join(
-        [
-            keccak256(INVOICE_TYPE.encode("ascii")),
-            invoice_number_hash(invoice_number),
-            _word_bytes32("supplier_id", supplier_id),
-            _word_bytes32("buyer_id", buyer_id),
-            _word_uint(amount_minor, 128),
-            _word_bytes3_currency(currency),
-            _word_uint(day_number(issue_date), 32),
-            _word_uint(day_number(due_date), 32),
-        ]
-    )
-    return keccak256(encoded)
-
-
-def receivable_id(supplier_id: bytes, invoice_hash: bytes) -> bytes:
-    """The contract's receivable id: keccak256(abi.encode(supplierId, invoiceHash))."""
-    return keccak256(_word_bytes32("supplier_id", supplier_id) + _word_bytes32("invoice_hash", invoice_hash))
+def receivable_id(buyer_id: bytes, invoice_number_hash_: bytes, index: int) -> bytes:
+    """The contract's id of the ``index``-th registration of an invoice identity:
+    keccak256(abi.encode(buyerId, invoiceNumberHash, index))."""
+    return keccak256(_word_bytes32("buyer_id", buyer_id) + _word_bytes32("invoice_number_hash", invoice_number_hash_)
+                     + _word_uint(index, 256))
 
 
 def part_id(receivable_id_: bytes, index: int) -> bytes:

@@ -50,7 +50,7 @@ _DOMAIN_TYPE = [
 ]
 _CONFIRM_TYPE = [
     {"name": "receivableId", "type": "bytes32"},
-    {"name": "invoiceHash", "type": "bytes32"},
+    {"name": "invoiceNumberHash", "type": "bytes32"},
     {"name": "nonce", "type": "uint256"},
     {"name": "deadline", "type": "uint256"},
 ]
@@ -73,12 +73,12 @@ def _domain(chain_id: int, contract: str) -> dict[str, Any]:
 
 def confirm_typed_data(chain_id: int, contract: str, *, receivable_id: str, invoice_hash: str, nonce: int,
                        deadline: int) -> dict[str, Any]:
-    """``ConfirmReceivable(receivableId, invoiceHash, nonce, deadline)`` for ``eth_signTypedData_v4``."""
+    """``ConfirmReceivable(receivableId, invoiceNumberHash, nonce, deadline)`` for ``eth_signTypedData_v4``."""
     return {
         "types": {"EIP712Domain": _DOMAIN_TYPE, "ConfirmReceivable": _CONFIRM_TYPE},
         "primaryType": "ConfirmReceivable",
         "domain": _domain(chain_id, contract),
-        "message": {"receivableId": receivable_id, "invoiceHash": invoice_hash, "nonce": nonce,
+        "message": {"receivableId": receivable_id, "invoiceNumberHash": invoice_hash, "nonce": nonce,
                     "deadline": deadline},
     }
 

@@ -8,8 +8,9 @@ disbursement and repayment intents linked to settlements).
 - ``receivables``: one row per receivable registered through the service. ``status`` is the
   stored on-chain status (``pending`` until the registration is mined, ``rejected`` when the
   chain refused it); OVERDUE is never stored, it is derived from the due date and grace period.
-  ``uniqueness_key`` (supplier, buyer, normalised invoice number) is unique while the row is not
-  rejected, and null once rejected so that the supplier may register the invoice again.
+  ``uniqueness_key`` (buyer, the invoice number's letters and digits: the invoice's identity,
+  whoever the supplier) is unique while the registration is live, and null once the chain refused
+  it or its supplier cancelled or its buyer rejected it, so that the invoice may be registered again.
   ``busy_operation_id`` is the one operation in flight on the receivable (null: none).
 - ``receivable_parts``: the holdings, keyed by the contract's part id; amounts always sum to the
   face value once the registration is confirmed.
@@ -54,18 +55,21 @@ AMOUNT_MINOR_MAX_STORE = 2**63 - 1
 class Receivable(Base):
     __tablename__ = "receivables"
 
-    id: Mapped[str] = mapped_column(String(66), primary_key=True)  # keccak256(abi.encode(supplierId, invoiceHash))
+    # keccak256(abi.encode(buyerId, invoiceNumberHash, registration index))
+    id: Mapped[str] = mapped_column(String(66), primary_key=True)
     supplier_id: Mapped[str] = mapped_column(ForeignKey("members.id"), index=True)
     buyer_id: Mapped[str] = mapped_column(ForeignKey("members.id"), index=True)
     invoice_number: Mapped[str] = mapped_column(String(200))  # as given (trimmed)
     invoice_number_normalized: Mapped[str] = mapped_column(String(200))
     uniqueness_key: Mapped[str | None] = mapped_column(String(400), unique=True, nullable=True)
-    invoice_hash: Mapped[str] = mapped_column(String(66), unique=True)
+    # the contract's invoiceNumberHash: keccak256 of the number's letters and digits (with the buyer,
+    # the invoice's identity; registered again after a cancellation or rejection)
+    invoice_hash: Mapped[str] = mapped_column(String(66), index=True)
     face_value_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     issue_date: Mapped[date] = mapped_column(Date)
     due_date: Mapped[date] = mapped_column(Date)
-    # pending | registered | confirmed | settled | defaulted | rejected
+    # pending | registered | confirmed | settled | defaulted | cancelled | rejected
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     confirmation: Mapped[str | None] = mapped_column(String(16), nullable=True)  # custodial | signature
     confirmed_by: Mapped[str | None] = mapped_column(String(42), nullable=True)  # the approving account

@@ -27,6 +27,15 @@ interface IReceivableRegistry is IConsortiumGuardErrors {
         Rejected
     }
 
+    /// @dev Terms of a financing offer (see {FinancingOffered}).
+    struct OfferTerms {
+        uint128 advanceMinor;
+        uint128 feeMinor;
+        uint32 discountRatePpm;
+        uint8 dayCountBasis;
+        uint64 validUntil;
+    }
+
     // ---- errors -------------------------------------------------------------------------------
 
     /// @dev No receivable has id `receivableId`.
@@ -82,10 +91,13 @@ interface IReceivableRegistry is IConsortiumGuardErrors {
     error ReceivableOfferExpired(bytes32 partId, uint64 offerId, uint64 validUntil);
     /// @dev The signature's deadline `deadline` (unix seconds) has passed.
     error ReceivableSignatureExpired(uint256 deadline);
-    /// @dev The signature is malformed (not a valid 65-byte secp256k1 signature).
-    error ReceivableInvalidSignature();
-    /// @dev The signature recovers to `signer` of member `signerMemberId`; `expectedMemberId` must sign.
+    /// @dev The signature is not `signer`'s over these terms (ECDSA for a key, ERC-1271 for a
+    /// contract wallet): malformed, another key's, or over other terms or another nonce.
+    error ReceivableInvalidSignature(address signer);
+    /// @dev `signer` is an account of member `signerMemberId`; an account of `expectedMemberId` must sign.
     error ReceivableWrongSigner(address signer, bytes32 signerMemberId, bytes32 expectedMemberId);
+    /// @dev `nonce` is not usable by member `memberId`: its key's current nonce is `currentNonce`.
+    error ReceivableInvalidNonce(bytes32 memberId, uint256 nonce, uint256 currentNonce);
     /// @dev Receivable `receivableId` is due on day `dueDay`; today is day `today`.
     error ReceivableNotMatured(bytes32 receivableId, uint32 dueDay, uint256 today);
     /// @dev Receivable `receivableId` is overdue only from day `overdueFromDay`; today is `today`.
@@ -154,6 +166,8 @@ interface IReceivableRegistry is IConsortiumGuardErrors {
     event ReceivableSettled(bytes32 indexed receivableId, bytes32 indexed buyerId, uint128 faceValueMinor, address recordedBy);
     /// @dev Of a settled receivable, `holderId` is to be paid `amountMinor` for part `partId`.
     event PartRepaid(bytes32 indexed partId, bytes32 indexed holderId, uint128 amountMinor);
+    /// @dev Member `memberId` voided its unused signatures with nonce key `key`: the next sequence is `nextSequence`.
+    event NoncesInvalidated(bytes32 indexed memberId, uint192 indexed key, uint64 nextSequence);
     /// @dev Financier `financierId` declared `receivableId` defaulted, past its due date and grace period.
     event ReceivableDefaulted(bytes32 indexed receivableId, bytes32 indexed financierId);
 }

@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {IERC1271} from "@openzeppelin/contracts/interfaces/IERC1271.sol";
 import {ConsortiumGuarded} from "../registry/ConsortiumGuarded.sol";
 import {IConsortiumRegistry} from "../registry/IConsortiumRegistry.sol";
 import {IReceivableRegistry} from "./IReceivableRegistry.sol";
@@ -46,10 +47,16 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
 
     /// @dev Longest canonical invoice number, in bytes.
     uint256 public constant INVOICE_NUMBER_LENGTH_MAX = 64;
-    bytes32 public constant CONFIRM_TYPEHASH =
-        keccak256("ConfirmReceivable(bytes32 receivableId,bytes32 invoiceNumberHash,uint256 nonce,uint256 deadline)");
+    /// @dev EIP-712 types: what each signer approves, in terms (amounts in minor units of `currency`,
+    /// dates as UTC day numbers); `nonce` is a keyed nonce ({nonces}).
+    bytes32 public constant CONFIRM_TYPEHASH = keccak256(
+        "ConfirmReceivable(bytes32 receivableId,bytes32 supplierId,bytes32 invoiceNumberHash,uint128 faceValueMinor,string currency,uint32 issueDay,uint32 dueDay,uint256 nonce,uint256 deadline)"
+    );
+    bytes32 public constant OFFER_TYPEHASH = keccak256(
+        "FinancingOffer(bytes32 partId,bytes32 financierId,uint128 amountMinor,string currency,uint32 dueDay,uint128 advanceMinor,uint128 feeMinor,uint32 discountRatePpm,uint8 dayCountBasis,uint64 validUntil,uint256 nonce,uint256 deadline)"
+    );
     bytes32 public constant ACCEPT_OFFER_TYPEHASH = keccak256(
-        "AcceptFinancingOffer(bytes32 partId,uint64 offerId,bytes32 financierId,uint128 advanceMinor,uint128 feeMinor,uint32 discountRatePpm,uint8 dayCountBasis,uint256 nonce,uint256 deadline)"
+        "AcceptFinancingOffer(bytes32 partId,uint64 offerId,bytes32 financierId,uint128 amountMinor,string currency,uint32 dueDay,uint128 advanceMinor,uint128 feeMinor,uint32 discountRatePpm,uint8 dayCountBasis,uint64 validUntil,uint256 nonce,uint256 deadline)"
     );
 
     /// @dev Days after the due date during which a confirmed receivable is late but not overdue.
@@ -92,7 +99,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
     mapping(bytes32 partId => Financing) private _financings;
     mapping(bytes32 invoiceKey => bytes32 receivableId) private _receivableOfInvoice;
     mapping(bytes32 invoiceKey => uint256) private _registrationsOfInvoice;
-    mapping(bytes32 memberId => uint256) private _nonces;
+    mapping(bytes32 memberId => mapping(uint192 key => uint64 sequence)) private _nonceSequences;
     uint64 private _offerCount;
 
     constructor(IConsortiumRegistry registry_, address trustedForwarder_, uint32 gracePeriodDays_)
@@ -201,22 +208,34 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
     }
 
     /**
-     * @dev Confirms `receivableId` on the buyer's EIP-712 signature
-     * `ConfirmReceivable(receivableId, invoiceNumberHash, nonce, deadline)`, nonce = `nonces(buyerId)`.
-     * Anyone may relay it (the operator does).
+     * @dev Confirms `receivableId` on the buyer's EIP-712 `ConfirmReceivable` signature by `signer`,
+     * over the receivable's terms as registered: supplier, invoice number hash, face value and
+     * currency, issue and due dates (a signature over other terms does not verify). `signer` is an
+     * account of the buyer: a key (ECDSA) or a contract wallet (ERC-1271). Anyone may relay it.
      *
-     * Requirements: `deadline` not passed; the signature recovers to an account of the buyer,
-     * active, with the BUYER role; the receivable is registered and not yet confirmed.
+     * Requirements: `deadline` not passed; `nonce` is the buyer's current nonce for its key
+     * ({nonces}); the signature is valid for `signer`, an account of the buyer, active, with the
+     * BUYER role; the receivable is registered and not yet confirmed.
      *
      * Emits {ReceivableConfirmed}.
      */
-    function confirmWithSignature(bytes32 receivableId, uint256 deadline, bytes calldata signature) external {
+    function confirmWithSignature(
+        bytes32 receivableId,
+        address signer,
+        uint256 nonce,
+        uint256 deadline,
+        bytes calldata signature
+    ) external {
         Receivable storage r = _receivable(receivableId);
         bytes32 buyerId = r.buyerId;
-        bytes32 structHash =
-            keccak256(abi.encode(CONFIRM_TYPEHASH, receivableId, r.invoiceNumberHash, _nonces[buyerId], deadline));
-        address signer = _verifySignature(structHash, deadline, signature, buyerId, ROLE_BUYER);
-        _nonces[buyerId] += 1;
+        bytes32 structHash = keccak256(
+            bytes.concat(
+                abi.encode(CONFIRM_TYPEHASH, receivableId, r.supplierId, r.invoiceNumberHash, r.faceValueMinor),
+                abi.encode(keccak256(abi.encodePacked(r.currency)), r.issueDay, r.dueDay, nonce, deadline)
+            )
+        );
+        _verifySignature(structHash, signer, deadline, signature, buyerId, ROLE_BUYER);
+        _useNonce(buyerId, nonce);
         _confirm(receivableId, buyerId, signer);
     }
 
@@ -356,23 +375,41 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         uint64 validUntil
     ) external returns (uint64 offerId) {
         bytes32 financierId = _requireRole(ROLE_FINANCIER);
-        Part storage p = _financeablePart(partId);
-        Financing storage f = _financings[partId];
-        if (!f.open) revert ReceivableNoFinancingRequest(partId);
-        if (f.financierId != financierId) revert ReceivableNotFinancier(partId, financierId);
-        bool basisKnown = dayCountBasis == DAY_COUNT_ACT_360 || dayCountBasis == DAY_COUNT_ACT_365;
-        if (advanceMinor == 0 || uint256(advanceMinor) + feeMinor > p.amountMinor || !basisKnown) {
-            revert ReceivableInvalidOffer(advanceMinor, feeMinor, p.amountMinor, dayCountBasis);
-        }
-        if (validUntil < block.timestamp) revert ReceivableOfferExpired(partId, 0, validUntil);
-        offerId = ++_offerCount;
-        f.offerId = offerId;
-        f.validUntil = validUntil;
-        f.advanceMinor = advanceMinor;
-        f.feeMinor = feeMinor;
-        f.discountRatePpm = discountRatePpm;
-        f.dayCountBasis = dayCountBasis;
-        emit FinancingOffered(partId, financierId, offerId, advanceMinor, feeMinor, discountRatePpm, dayCountBasis, validUntil);
+        return _offer(partId, financierId, OfferTerms(advanceMinor, feeMinor, discountRatePpm, dayCountBasis, validUntil));
+    }
+
+    /**
+     * @dev Makes the offer `terms` on part `partId` on the financier's EIP-712 `FinancingOffer`
+     * signature by `signer` (a key, or a contract wallet such as a bank's multisig: ERC-1271), over
+     * the part (amount, currency, due date) and the terms. Anyone may relay it. Returns the offer id.
+     *
+     * Requirements: `deadline` not passed; `nonce` is the financier's current nonce for its key;
+     * the signature is valid for `signer`, an account of the financier named in the open request,
+     * active, with the FINANCIER role; and those of {offerFinancing}.
+     *
+     * Emits {FinancingOffered}.
+     */
+    function offerFinancingWithSignature(
+        bytes32 partId,
+        OfferTerms calldata terms,
+        address signer,
+        uint256 nonce,
+        uint256 deadline,
+        bytes calldata signature
+    ) external returns (uint64 offerId) {
+        Part storage p = _part(partId);
+        bytes32 financierId = _financings[partId].financierId;
+        Receivable storage r = _receivables[p.receivableId];
+        bytes32 structHash = keccak256(
+            bytes.concat(
+                abi.encode(OFFER_TYPEHASH, partId, financierId, p.amountMinor, keccak256(abi.encodePacked(r.currency))),
+                abi.encode(r.dueDay, terms.advanceMinor, terms.feeMinor, terms.discountRatePpm, terms.dayCountBasis),
+                abi.encode(terms.validUntil, nonce, deadline)
+            )
+        );
+        _verifySignature(structHash, signer, deadline, signature, financierId, ROLE_FINANCIER);
+        _useNonce(financierId, nonce);
+        return _offer(partId, financierId, terms);
     }
 
     /**
@@ -393,39 +430,62 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
     }
 
     /**
-     * @dev Accepts offer `offerId` on the holder's EIP-712 signature `AcceptFinancingOffer(partId,
-     * offerId, financierId, advanceMinor, feeMinor, discountRatePpm, dayCountBasis, nonce,
-     * deadline)` over the current offer's terms, nonce = `nonces(holderId)`. Anyone may relay it.
+     * @dev Accepts offer `offerId` on the holder's EIP-712 `AcceptFinancingOffer` signature by
+     * `signer` (a key, or a contract wallet: ERC-1271), over the part (amount, currency, due date)
+     * and the current offer's terms (financier, advance, fee, rate, day-count basis, validity).
+     * Anyone may relay it.
      *
-     * Requirements: `deadline` not passed; the signature recovers to an account of the part's
-     * holder, active, with the SUPPLIER role; and those of {acceptOffer}.
+     * Requirements: `deadline` not passed; `nonce` is the holder's current nonce for its key; the
+     * signature is valid for `signer`, an account of the part's holder, active, with the SUPPLIER
+     * role; and those of {acceptOffer}.
      *
      * Emits {FinancingAccepted}.
      */
-    function acceptOfferWithSignature(bytes32 partId, uint64 offerId, uint256 deadline, bytes calldata signature)
-        external
-    {
+    function acceptOfferWithSignature(
+        bytes32 partId,
+        uint64 offerId,
+        address signer,
+        uint256 nonce,
+        uint256 deadline,
+        bytes calldata signature
+    ) external {
         Part storage p = _financeablePart(partId);
         bytes32 holderId = p.holderId;
         Financing storage f = _financings[partId];
         if (!f.open || offerId == 0 || f.offerId != offerId) revert ReceivableUnknownOffer(partId, offerId);
         bytes32 structHash = keccak256(
-            abi.encode(
-                ACCEPT_OFFER_TYPEHASH,
-                partId,
-                offerId,
-                f.financierId,
-                f.advanceMinor,
-                f.feeMinor,
-                f.discountRatePpm,
-                f.dayCountBasis,
-                _nonces[holderId],
-                deadline
+            bytes.concat(
+                abi.encode(ACCEPT_OFFER_TYPEHASH, partId, offerId, f.financierId, p.amountMinor),
+                abi.encode(keccak256(abi.encodePacked(_receivables[p.receivableId].currency)), _receivables[p.receivableId].dueDay),
+                abi.encode(f.advanceMinor, f.feeMinor, f.discountRatePpm, f.dayCountBasis, f.validUntil, nonce, deadline)
             )
         );
-        _verifySignature(structHash, deadline, signature, holderId, ROLE_SUPPLIER);
-        _nonces[holderId] += 1;
+        _verifySignature(structHash, signer, deadline, signature, holderId, ROLE_SUPPLIER);
+        _useNonce(holderId, nonce);
         _accept(partId, p, offerId);
+    }
+
+    // ---- nonces ------------------------------------------------------------------------------
+
+    /**
+     * @dev Voids the caller's member's unused signatures with key `uint192(nonce >> 64)` and a
+     * sequence up to `uint64(nonce)`: the key's next sequence becomes `uint64(nonce) + 1`.
+     *
+     * Requirements: the caller is an account of an active member; the sequence is not below the
+     * key's current one, nor the largest uint64.
+     *
+     * Emits {NoncesInvalidated}.
+     */
+    function invalidateNonce(uint256 nonce) external {
+        bytes32 memberId = _requireMember();
+        uint192 key = uint192(nonce >> 64);
+        uint64 sequence = uint64(nonce);
+        uint64 current = _nonceSequences[memberId][key];
+        if (sequence < current || sequence == type(uint64).max) {
+            revert ReceivableInvalidNonce(memberId, nonce, _nonceOf(key, current));
+        }
+        _nonceSequences[memberId][key] = sequence + 1;
+        emit NoncesInvalidated(memberId, key, sequence + 1);
     }
 
     // ---- repayment and default ----------------------------------------------------------------
@@ -551,9 +611,13 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         return _registrationsOfInvoice[_invoiceKey(buyerId, invoiceNumberHash)];
     }
 
-    /// @dev The next EIP-712 nonce of member `memberId` (shared by all its accounts).
-    function nonces(bytes32 memberId) external view returns (uint256) {
-        return _nonces[memberId];
+    /**
+     * @dev The next EIP-712 nonce of member `memberId` (shared by all its accounts) for `key`:
+     * `key << 64 | sequence`, as ERC-4337's keyed nonces. Each flow uses its own key (the service
+     * uses the top 192 bits of the receivable or part id), so parallel approvals do not race.
+     */
+    function nonces(bytes32 memberId, uint192 key) external view returns (uint256) {
+        return _nonceOf(key, _nonceSequences[memberId][key]);
     }
 
     /// @dev The EIP-712 domain separator (name "ReceivableRegistry", version "1").
@@ -673,20 +737,71 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         );
     }
 
-    /// @dev Recovers the EIP-712 signer of `structHash`; it must be an account of `memberId`,
-    /// active, holding `role`.
-    function _verifySignature(bytes32 structHash, uint256 deadline, bytes calldata signature, bytes32 memberId, bytes32 role)
-        private
-        view
-        returns (address signer)
-    {
+    function _offer(bytes32 partId, bytes32 financierId, OfferTerms memory t) private returns (uint64 offerId) {
+        Part storage p = _financeablePart(partId);
+        Financing storage f = _financings[partId];
+        if (!f.open) revert ReceivableNoFinancingRequest(partId);
+        if (f.financierId != financierId) revert ReceivableNotFinancier(partId, financierId);
+        bool basisKnown = t.dayCountBasis == DAY_COUNT_ACT_360 || t.dayCountBasis == DAY_COUNT_ACT_365;
+        if (t.advanceMinor == 0 || uint256(t.advanceMinor) + t.feeMinor > p.amountMinor || !basisKnown) {
+            revert ReceivableInvalidOffer(t.advanceMinor, t.feeMinor, p.amountMinor, t.dayCountBasis);
+        }
+        if (t.validUntil < block.timestamp) revert ReceivableOfferExpired(partId, 0, t.validUntil);
+        offerId = ++_offerCount;
+        f.offerId = offerId;
+        f.validUntil = t.validUntil;
+        f.advanceMinor = t.advanceMinor;
+        f.feeMinor = t.feeMinor;
+        f.discountRatePpm = t.discountRatePpm;
+        f.dayCountBasis = t.dayCountBasis;
+        emit FinancingOffered(
+            partId, financierId, offerId, t.advanceMinor, t.feeMinor, t.discountRatePpm, t.dayCountBasis, t.validUntil
+        );
+    }
+
+    /// @dev Checks the EIP-712 signature of `structHash` by `signer`: a valid ECDSA signature of an
+    /// externally owned account, or an ERC-1271 approval by a contract wallet; `signer` must be an
+    /// account of `memberId`, active, holding `role`.
+    function _verifySignature(
+        bytes32 structHash,
+        address signer,
+        uint256 deadline,
+        bytes calldata signature,
+        bytes32 memberId,
+        bytes32 role
+    ) private view {
         if (block.timestamp > deadline) revert ReceivableSignatureExpired(deadline);
-        ECDSA.RecoverError err;
-        (signer, err,) = ECDSA.tryRecover(_hashTypedDataV4(structHash), signature);
-        if (err != ECDSA.RecoverError.NoError) revert ReceivableInvalidSignature();
         bytes32 signerId = registry.memberOf(signer);
         if (signerId != memberId) revert ReceivableWrongSigner(signer, signerId, memberId);
+        if (!_isValidSignatureNow(signer, _hashTypedDataV4(structHash), signature)) {
+            revert ReceivableInvalidSignature(signer);
+        }
         registry.requireActiveRole(signer, role);
+    }
+
+    /// @dev OpenZeppelin's `SignatureChecker.isValidSignatureNow`, inlined: OpenZeppelin 5.4's
+    /// library imports `Bytes.sol`, whose `mcopy` does not compile for the London EVM we target.
+    function _isValidSignatureNow(address signer, bytes32 hash, bytes calldata signature) private view returns (bool) {
+        if (signer.code.length == 0) {
+            (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(hash, signature);
+            return err == ECDSA.RecoverError.NoError && recovered == signer;
+        }
+        (bool success, bytes memory result) =
+            signer.staticcall(abi.encodeCall(IERC1271.isValidSignature, (hash, signature)));
+        return success && result.length >= 32
+            && abi.decode(result, (bytes32)) == bytes32(IERC1271.isValidSignature.selector);
+    }
+
+    /// @dev Consumes `nonce` of `memberId`: its sequence must be the current one of its key.
+    function _useNonce(bytes32 memberId, uint256 nonce) private {
+        uint192 key = uint192(nonce >> 64);
+        uint64 current = _nonceSequences[memberId][key];
+        if (uint64(nonce) != current) revert ReceivableInvalidNonce(memberId, nonce, _nonceOf(key, current));
+        _nonceSequences[memberId][key] = current + 1;
+    }
+
+    function _nonceOf(uint192 key, uint64 sequence) private pure returns (uint256) {
+        return (uint256(key) << 64) | sequence;
     }
 
     /// @dev A part the caller's member holds and may split or transfer.

@@ -9,7 +9,7 @@ read sessions."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
@@ -26,6 +26,8 @@ from ledger_api.schemas.receivables import (
     FinancingRequestCreate,
     HistoryEventPublic,
     HistoryPublic,
+    NonceInvalidation,
+    NonceInvalidationAccepted,
     OfferCreate,
     OfferPublic,
     PartPublic,
@@ -43,6 +45,7 @@ from ledger_api.schemas.receivables import (
     TypedDataPublic,
     VerificationStep,
 )
+from settlement.chain.describe import describe_typed_data
 from settlement.core.errors import UnsupportedCurrencyError, ValidationError
 from settlement.core.money import Money
 from settlement.domains import receivables as svc
@@ -137,15 +140,48 @@ def _m(body: MoneyBody) -> Money:
 Command = Callable[[ChainFacts, Session, Actor], svc.Accepted]
 
 
-def _command(runtime: Runtime, who: Principal, command: Command, *, nonces_of: Sequence[str] = (),
-             invoice_hashes: Sequence[str] = ()) -> ReceivableAccepted:
+def _command(runtime: Runtime, who: Principal, command: Command, *, nonces_of: Sequence[tuple[str, int]] = (),
+             invoice_hashes: Sequence[tuple[str, str]] = ()) -> ReceivableAccepted:
     """Read the chain facts, then run ``command`` in one write transaction and answer from it."""
     facts = svc.read_chain_facts(runtime, nonces_of=nonces_of, invoice_hashes=invoice_hashes)
     with runtime.db.transaction() as session:
         return _accepted(facts, session, command(facts, session, actor_of(who)))
 
 
+TypedOf = Callable[[ChainFacts, Session, Actor], dict]
+
+
+def _approved_command(runtime: Runtime, who: Principal, command: Command, *, nonces_of: Sequence[tuple[str, int]],
+                      typed_of: TypedOf, signer: str | None, signature: str | None) -> ReceivableAccepted:
+    """A command carrying the member's own approval. When it names its ``signer`` (a contract
+    wallet must), the typed data is built first and the signer's ERC-1271 answer on its digest is
+    read by eth_call with the chain facts, before the write transaction."""
+    signatures: list[tuple[str, str, str]] = []
+    if signature is not None and signer is not None:
+        facts = svc.read_chain_facts(runtime, nonces_of=nonces_of)
+        with runtime.db.read() as session:
+            typed = typed_of(facts, session, actor_of(who))
+        signatures.append((signer, svc.typed_data_digest(typed), signature))
+    facts = svc.read_chain_facts(runtime, nonces_of=nonces_of, signatures=signatures)
+    with runtime.db.transaction() as session:
+        return _accepted(facts, session, command(facts, session, actor_of(who)))
+
+
+def _typed_public(typed: dict) -> TypedDataPublic:
+    return TypedDataPublic(**typed, summary=describe_typed_data(typed))
+
+
 # -- register, list, read ------------------------------------------------------------------------------
+
+
+@router.post("/nonce-invalidations", status_code=status.HTTP_202_ACCEPTED, response_model=NonceInvalidationAccepted,
+             summary="Void your unused approvals of one nonce key, up to a sequence (invalidateNonce on chain)")
+def invalidate_nonce(body: NonceInvalidation, runtime: RuntimeDep, who: CurrentMember) -> NonceInvalidationAccepted:
+    nonce = int(body.nonce, 16)
+    with runtime.db.transaction() as session:
+        row = svc.invalidate_nonce(session, actor_of(who), nonce)
+        return NonceInvalidationAccepted(member_id=who.member_id, nonce=hex(nonce), outbox_id=row.id,
+                                         status=row.status)
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=ReceivableAccepted,
@@ -218,21 +254,26 @@ def confirm(receivable_id: ReceivableIdPath, runtime: RuntimeDep,
 
 
 @router.get("/{receivable_id}/confirmation-typed-data", response_model=TypedDataPublic,
-            summary="EIP-712 ConfirmReceivable to sign with the buyer's own key (buyer)")
+            summary="EIP-712 ConfirmReceivable (supplier, invoice, face value, currency, dates) to sign with "
+                    "the buyer's own key or contract wallet (buyer)")
 def confirmation_typed_data(receivable_id: ReceivableIdPath, runtime: RuntimeDep, who: Buyer,
                             deadline: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None) -> TypedDataPublic:
-    facts = svc.read_chain_facts(runtime, nonces_of=[who.member_id])
+    facts = svc.read_chain_facts(runtime, nonces_of=[(who.member_id, svc.nonce_key(receivable_id))])
     with runtime.db.read() as session:
-        return TypedDataPublic(**svc.confirmation_typed_data(facts, session, actor_of(who), receivable_id, deadline))
+        return _typed_public(svc.confirmation_typed_data(facts, session, actor_of(who), receivable_id, deadline))
 
 
 @router.post("/{receivable_id}/confirmations", status_code=status.HTTP_202_ACCEPTED,
              response_model=ReceivableAccepted,
-             summary="Confirm with the buyer's own-key EIP-712 signature, relayed by the operator (buyer)")
+             summary="Confirm with the buyer's own EIP-712 approval (key or ERC-1271 wallet), relayed by the "
+                     "operator (buyer)")
 def confirm_signed(receivable_id: ReceivableIdPath, body: SignedConfirmation, runtime: RuntimeDep,
                    who: Buyer) -> ReceivableAccepted:
-    return _command(runtime, who, lambda f, s, a: svc.confirm_with_signature(
-        f, s, a, receivable_id, signature=body.signature, deadline=body.deadline), nonces_of=[who.member_id])
+    return _approved_command(
+        runtime, who, lambda f, s, a: svc.confirm_with_signature(
+            f, s, a, receivable_id, signature=body.signature, deadline=body.deadline, signer=body.signer),
+        nonces_of=[(who.member_id, svc.nonce_key(receivable_id))], signer=body.signer, signature=body.signature,
+        typed_of=lambda f, s, a: svc.confirmation_typed_data(f, s, a, receivable_id, body.deadline))
 
 
 # -- parts -----------------------------------------------------------------------------------------------
@@ -274,15 +315,37 @@ def withdraw_financing(receivable_id: ReceivableIdPath, part_id: PartIdPath, run
     return _command(runtime, who, lambda f, s, a: svc.withdraw_financing_request(f, s, a, receivable_id, part_id))
 
 
-@router.post("/{receivable_id}/parts/{part_id}/offers", status_code=status.HTTP_202_ACCEPTED,
-             response_model=ReceivableAccepted,
-             summary="Offer terms on a part you were asked to finance (financier); the advance is computed")
-def offer(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: OfferCreate, runtime: RuntimeDep,
-          who: Financier) -> ReceivableAccepted:
-    rate_ppm = svc.rate_ppm_from_decimal(body.discount_rate)
-    valid_until = body.valid_until
+def _offer_args(body_rate: str, valid_until: datetime) -> tuple[int, int]:
     if valid_until.tzinfo is None:
         raise ValidationError("valid_until needs a time zone (e.g. Z)", field="valid_until")
+    return svc.rate_ppm_from_decimal(body_rate), int(valid_until.timestamp())
+
+
+@router.get("/{receivable_id}/parts/{part_id}/offer-typed-data", response_model=TypedDataPublic,
+            summary="EIP-712 FinancingOffer over the terms computed from your rate, day count, fee and validity, "
+                    "for your own key or contract wallet (the financier asked)")
+def offer_typed_data(receivable_id: ReceivableIdPath, part_id: PartIdPath, runtime: RuntimeDep, who: Financier,
+                     discount_rate: Annotated[str, Query(min_length=1, max_length=20, pattern=r"^[0-9]+(\.[0-9]+)?$")],
+                     day_count: Annotated[str, Query(pattern=r"^ACT/36[05]$")],
+                     fee_minor: Annotated[int, Query(ge=0, le=2**63 - 1)],
+                     valid_until: Annotated[datetime, Query()],
+                     deadline: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None) -> TypedDataPublic:
+    rate_ppm, valid_until_s = _offer_args(discount_rate, valid_until)
+    facts = svc.read_chain_facts(runtime, nonces_of=[(who.member_id, svc.nonce_key(part_id))])
+    with runtime.db.read() as session:
+        typed, _terms = svc.offer_typed_data(facts, session, actor_of(who), receivable_id, part_id, rate_ppm=rate_ppm,
+                                             basis=_BASIS_OF[day_count], fee_minor=fee_minor,
+                                             valid_until_s=valid_until_s, deadline=deadline)
+    return _typed_public(typed)
+
+
+@router.post("/{receivable_id}/parts/{part_id}/offers", status_code=status.HTTP_202_ACCEPTED,
+             response_model=ReceivableAccepted,
+             summary="Offer terms on a part you were asked to finance (financier): custodially, or with your own "
+                     "approval of the FinancingOffer typed data; the advance is computed")
+def offer(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: OfferCreate, runtime: RuntimeDep,
+          who: Financier) -> ReceivableAccepted:
+    rate_ppm, valid_until_s = _offer_args(body.discount_rate, body.valid_until)
 
     def command(f: ChainFacts, s: Session, a: Actor) -> svc.Accepted:
         r = svc.get_receivable(s, a, receivable_id)
@@ -290,30 +353,47 @@ def offer(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: OfferCreat
             raise UnsupportedCurrencyError(f"the fee must be in {r.currency}", field="fee")
         return svc.offer_financing(f, s, a, receivable_id, part_id, rate_ppm=rate_ppm,
                                    basis=_BASIS_OF[body.day_count], fee_minor=body.fee.value,
-                                   valid_until_s=int(valid_until.timestamp()))
+                                   valid_until_s=valid_until_s, signature=body.signature, deadline=body.deadline,
+                                   signer=body.signer)
 
-    return _command(runtime, who, command)
+    if body.signature is None:
+        return _command(runtime, who, command)
+    return _approved_command(
+        runtime, who, command, nonces_of=[(who.member_id, svc.nonce_key(part_id))], signer=body.signer,
+        signature=body.signature,
+        typed_of=lambda f, s, a: svc.offer_typed_data(f, s, a, receivable_id, part_id, rate_ppm=rate_ppm,
+                                                      basis=_BASIS_OF[body.day_count], fee_minor=body.fee.value,
+                                                      valid_until_s=valid_until_s, deadline=body.deadline)[0])
 
 
 @router.get("/{receivable_id}/parts/{part_id}/acceptance-typed-data", response_model=TypedDataPublic,
-            summary="EIP-712 AcceptFinancingOffer over the current offer, for the holder's own key (supplier)")
+            summary="EIP-712 AcceptFinancingOffer over the current offer's terms, for the holder's own key or "
+                    "contract wallet (supplier)")
 def acceptance_typed_data(receivable_id: ReceivableIdPath, part_id: PartIdPath, runtime: RuntimeDep,
                           who: Supplier,
                           deadline: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None) -> TypedDataPublic:
-    facts = svc.read_chain_facts(runtime, nonces_of=[who.member_id])
+    facts = svc.read_chain_facts(runtime, nonces_of=[(who.member_id, svc.nonce_key(part_id))])
     with runtime.db.read() as session:
-        return TypedDataPublic(**svc.acceptance_typed_data(facts, session, actor_of(who), receivable_id, part_id,
-                                                           deadline))
+        return _typed_public(svc.acceptance_typed_data(facts, session, actor_of(who), receivable_id, part_id,
+                                                       deadline))
 
 
 @router.post("/{receivable_id}/parts/{part_id}/acceptances", status_code=status.HTTP_202_ACCEPTED,
              response_model=ReceivableAccepted,
-             summary="Accept the current offer: custodially, or with your own-key EIP-712 signature (supplier)")
+             summary="Accept the current offer: custodially, or with your own EIP-712 approval (key or ERC-1271 "
+                     "wallet) (supplier)")
 def accept(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: AcceptanceCreate, runtime: RuntimeDep,
            who: Supplier) -> ReceivableAccepted:
-    return _command(runtime, who, lambda f, s, a: svc.accept_offer(
-        f, s, a, receivable_id, part_id, offer_id=body.offer_id, signature=body.signature, deadline=body.deadline),
-        nonces_of=[who.member_id] if body.signature is not None else [])
+    def command(f: ChainFacts, s: Session, a: Actor) -> svc.Accepted:
+        return svc.accept_offer(f, s, a, receivable_id, part_id, offer_id=body.offer_id, signature=body.signature,
+                                deadline=body.deadline, signer=body.signer)
+
+    if body.signature is None:
+        return _command(runtime, who, command)
+    return _approved_command(
+        runtime, who, command, nonces_of=[(who.member_id, svc.nonce_key(part_id))], signer=body.signer,
+        signature=body.signature,
+        typed_of=lambda f, s, a: svc.acceptance_typed_data(f, s, a, receivable_id, part_id, body.deadline))
 
 
 # -- repayment and default -------------------------------------------------------------------------------

@@ -11,8 +11,6 @@ from ledger_api.schemas.common import In, Money, Out
 
 MemberIdField = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 Hex32 = Field(min_length=66, max_length=66, pattern=r"^0x[0-9a-f]{64}$")
-SignatureField = Field(min_length=132, max_length=132, pattern=r"^0x[0-9a-fA-F]{130}$",
-                       description="65-byte secp256k1 signature (r, s, v) as 0x-hex")
 ReceivableStatus = Literal["pending", "registered", "confirmed", "overdue", "settled", "defaulted", "cancelled",
                            "rejected"]
 DayCount = Literal["ACT/360", "ACT/365"]
@@ -32,9 +30,32 @@ class ReceivableCreate(In):
     due_date: date
 
 
+ApprovalSignatureField = Field(min_length=4, max_length=2 + 4096 * 2, pattern=r"^0x(?:[0-9a-fA-F]{2})+$",
+                               description="EIP-712 signature of a key (65 bytes), or what a contract "
+                                           "wallet's ERC-1271 isValidSignature takes (a Safe: its owners' "
+                                           "signatures)")
+SignerField = Field(default=None, min_length=42, max_length=42, pattern=r"^0x[0-9a-fA-F]{40}$",
+                    description="the approving account; required for a contract wallet (ERC-1271), "
+                                "else recovered from the signature")
+
+
 class SignedConfirmation(In):
-    signature: str = SignatureField
+    signature: str = ApprovalSignatureField
     deadline: int = Field(ge=0, le=2**63 - 1, description="unix seconds, as in the signed typed data")
+    signer: str | None = SignerField
+
+
+class NonceInvalidation(In):
+    nonce: str = Field(min_length=3, max_length=66, pattern=r"^0x[0-9a-fA-F]{1,64}$",
+                       description="key << 64 | sequence, as in the typed data: every unused approval of that "
+                                   "key up to that sequence is void")
+
+
+class NonceInvalidationAccepted(Out):
+    member_id: str = Field(max_length=64)
+    nonce: str = Field(max_length=66)
+    outbox_id: int
+    status: str = Field(max_length=16)
 
 
 class SplitRequest(In):
@@ -57,13 +78,22 @@ class OfferCreate(In):
     day_count: DayCount
     fee: Money
     valid_until: datetime
+    signature: str | None = Field(default=None, min_length=4, max_length=2 + 4096 * 2,
+                                  pattern=r"^0x(?:[0-9a-fA-F]{2})+$",
+                                  description="own approval of the FinancingOffer typed data (offer-typed-data); "
+                                              "omit to offer custodially")
+    deadline: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    signer: str | None = SignerField
 
 
 class AcceptanceCreate(In):
     offer_id: int = Field(ge=1, le=2**64 - 1)
-    signature: str | None = Field(default=None, min_length=132, max_length=132, pattern=r"^0x[0-9a-fA-F]{130}$",
-                                  description="own-key EIP-712 acceptance; omit to accept custodially")
+    signature: str | None = Field(default=None, min_length=4, max_length=2 + 4096 * 2,
+                                  pattern=r"^0x(?:[0-9a-fA-F]{2})+$",
+                                  description="own approval of the AcceptFinancingOffer typed data; omit to accept "
+                                              "custodially")
     deadline: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    signer: str | None = SignerField
 
 
 class EvidenceCreate(In):
@@ -233,3 +263,5 @@ class TypedDataPublic(Out):
     primaryType: str = Field(max_length=64)  # noqa: N815  (the EIP-712 field name)
     domain: dict[str, Any]
     message: dict[str, Any]
+    summary: list[str] = Field(default_factory=list, max_length=64,
+                               description="what the signature approves, in human terms (as `ledger sign` shows it)")

@@ -86,8 +86,8 @@ def _ascii(raw: bytes) -> str:
 def _currencies(fields: list[tuple[str, str, Any, Any]]) -> dict[str, str]:
     out = {}
     for name, abi_type, value, _c in fields:
-        if name.lower().endswith("currency") and isinstance(value, bytes):
-            out[name.lower().removesuffix("currency")] = _ascii(value)
+        if name.lower().endswith("currency") and isinstance(value, (bytes, str)):  # bytes3, or an EIP-712 string
+            out[name.lower().removesuffix("currency")] = _ascii(value) if isinstance(value, bytes) else value
     return out
 
 
@@ -144,7 +144,7 @@ def _value(name: str, abi_type: str, value: Any, components: Any, scopes: list[d
     if abi_type.startswith("uint") or abi_type.startswith("int"):
         if key.endswith("minor"):
             return [f"{name}: {format_amount(int(value), _currency_for(name, scopes))}"]
-        if key.endswith("date") and abi_type in ("uint32", "uint64", "uint16"):
+        if (key.endswith("date") or key.endswith("day")) and abi_type in ("uint32", "uint64", "uint16"):
             return [f"{name}: {(_EPOCH + timedelta(days=int(value))).isoformat()}"]
         if any(t in key for t in _TIME_NAMES) or key.endswith("at") and abi_type in ("uint48", "uint64"):
             stamp = datetime.fromtimestamp(int(value), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 from eth_abi import decode as abi_decode
 from eth_account import Account
+from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -37,6 +38,7 @@ from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractPanicError
 from web3.logs import DISCARD
 
+from settlement.domains.receivables import typed_data as td
 from settlement.domains.receivables.terms import (
     DayCountBasis,
     financing_terms,
@@ -161,6 +163,7 @@ class Env:
     registry: Contract
     receivables: Contract
     members: dict[str, Member]
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> Member:
         return self.members[name]
@@ -311,44 +314,51 @@ def finance(env: Env, holder: Member, financier: Member, pid: bytes, advance: in
 # ---- EIP-712 ------------------------------------------------------------------------------------
 
 
-def domain(env: Env) -> dict[str, Any]:
-    return {"name": "ReceivableRegistry", "version": "1", "chainId": CHAIN_ID,
-            "verifyingContract": env.receivables.address}
+def _hex(value: bytes) -> str:
+    return "0x" + bytes(value).hex()
 
 
-def sign_confirm(
-    env: Env, signer: LocalAccount, rid: bytes, invoice_hash: bytes, nonce: int, deadline: int
-) -> bytes:
-    return signer.sign_typed_data(
-        domain_data=domain(env),
-        message_types={"ConfirmReceivable": [
-            {"name": "receivableId", "type": "bytes32"}, {"name": "invoiceNumberHash", "type": "bytes32"},
-            {"name": "nonce", "type": "uint256"}, {"name": "deadline", "type": "uint256"},
-        ]},
-        message_data={"receivableId": rid, "invoiceNumberHash": invoice_hash, "nonce": nonce, "deadline": deadline},
-    ).signature
+def sign_typed(account: LocalAccount, typed: dict[str, Any]) -> bytes:
+    return account.sign_message(encode_typed_data(full_message=typed)).signature
 
 
-def sign_accept(
-    env: Env, signer: LocalAccount, pid: bytes, offer: dict[str, Any], nonce: int, deadline: int
-) -> bytes:
-    """Sign acceptance of `offer` (the FinancingOffered event's args plus the financier's id)."""
-    return signer.sign_typed_data(
-        domain_data=domain(env),
-        message_types={"AcceptFinancingOffer": [
-            {"name": "partId", "type": "bytes32"}, {"name": "offerId", "type": "uint64"},
-            {"name": "financierId", "type": "bytes32"}, {"name": "advanceMinor", "type": "uint128"},
-            {"name": "feeMinor", "type": "uint128"}, {"name": "discountRatePpm", "type": "uint32"},
-            {"name": "dayCountBasis", "type": "uint8"}, {"name": "nonce", "type": "uint256"},
-            {"name": "deadline", "type": "uint256"},
-        ]},
-        message_data={
-            "partId": pid, "offerId": offer["offerId"], "financierId": offer["financierId"],
-            "advanceMinor": offer["advanceMinor"], "feeMinor": offer["feeMinor"],
-            "discountRatePpm": offer["discountRatePpm"], "dayCountBasis": offer["dayCountBasis"],
-            "nonce": nonce, "deadline": deadline,
-        },
-    ).signature
+def confirm_typed(env: Env, rid: bytes, nonce: int, deadline: int, **override: Any) -> dict[str, Any]:
+    """ConfirmReceivable over the receivable's terms as the chain holds them (the service's typed
+    data builder: the contract checks that both agree); `override` changes a term."""
+    r = env.receivables.functions.getReceivable(rid).call()
+    terms = {"receivable_id": _hex(rid), "supplier_onchain_id": _hex(r[0]), "invoice_number_hash": _hex(r[2]),
+             "face_value_minor": r[3], "currency": bytes(r[4]).decode(), "issue_day": r[5], "due_day": r[6],
+             "nonce": nonce, "deadline": deadline, **override}
+    return td.confirm_typed_data(CHAIN_ID, env.receivables.address, **terms)
+
+
+def _part_terms(env: Env, pid: bytes) -> dict[str, Any]:
+    p = env.receivables.functions.getPart(pid).call()
+    r = env.receivables.functions.getReceivable(p[0]).call()
+    return {"amount_minor": p[2], "currency": bytes(r[4]).decode(), "due_day": r[6]}
+
+
+def offer_typed(env: Env, pid: bytes, financier: Member, terms: tuple[int, int, int, int, int], nonce: int,
+                deadline: int, **override: Any) -> dict[str, Any]:
+    advance, fee, rate, basis, valid_until = terms
+    return td.offer_typed_data(CHAIN_ID, env.receivables.address, part_id=_hex(pid),
+                               financier_onchain_id=_hex(financier.id),
+                               **{**_part_terms(env, pid), "advance_minor": advance, "fee_minor": fee,
+                                  "discount_rate_ppm": rate, "day_count_basis": basis, "valid_until": valid_until,
+                                  "nonce": nonce, "deadline": deadline, **override})
+
+
+def accept_typed(env: Env, pid: bytes, nonce: int, deadline: int, **override: Any) -> dict[str, Any]:
+    """AcceptFinancingOffer over the part's current offer as the chain holds it."""
+    fin = env.receivables.functions.getFinancing(pid).call()
+    terms = {**_part_terms(env, pid), "advance_minor": fin[1], "fee_minor": fin[2], "discount_rate_ppm": fin[5],
+             "day_count_basis": fin[6], "valid_until": fin[4], "nonce": nonce, "deadline": deadline}
+    fields = {"offer_id": fin[3], "financier_onchain_id": _hex(fin[0]), **terms, **override}
+    return td.accept_typed_data(CHAIN_ID, env.receivables.address, part_id=_hex(pid), **fields)
+
+
+def key_of(record_id: bytes) -> int:
+    return td.nonce_key(_hex(record_id))
 
 
 # ---- tests ----------------------------------------------------------------------------------------
@@ -670,9 +680,10 @@ def test_suspended_member_cannot_act(env: Env) -> None:
     chain.send(registry.functions.suspendMember(buyer.id), ADMIN)
     assert revert_of(f.confirm(pending.id), buyer).name == "RegistryMemberNotActive"
     deadline = chain.w3.eth.get_block("latest")["timestamp"] + 600
-    sig = sign_confirm(env, buyer.account, pending.id, pending.invoice_hash, 0, deadline)
-    assert revert_of(f.confirmWithSignature(pending.id, deadline, sig), env["operator"]).name == \
-        "RegistryMemberNotActive"
+    nonce = f.nonces(buyer.id, key_of(pending.id)).call()
+    sig = sign_typed(buyer.account, confirm_typed(env, pending.id, nonce, deadline))
+    fn = f.confirmWithSignature(pending.id, buyer.account.address, nonce, deadline, sig)
+    assert revert_of(fn, env["operator"]).name == "RegistryMemberNotActive"
     assert revert_of(f.register(buyer.id, "X1", 1_000, b"CNY", 1, 2), supplier).name == "ReceivableInvalidBuyer"
 
     chain.send(registry.functions.suspendMember(supplier.id), ADMIN)
@@ -703,63 +714,216 @@ def test_suspended_member_cannot_act(env: Env) -> None:
 
 def test_eip712_confirmation_and_acceptance(env: Env) -> None:
     """The operator relays the buyer's signed confirmation and the holder's signed acceptance;
-    a signature by the operator's own key, a replay, a stale deadline or changed terms revert."""
+    a signature by another member's key, a replay, a stale deadline, a used nonce or changed terms
+    revert."""
     f = env.receivables.functions
     supplier, buyer, bank, operator = (env[n] for n in ("supplier", "buyer", "bank", "operator"))
     w3 = env.chain.w3
     reg = register(env, supplier, buyer)
     deadline = w3.eth.get_block("latest")["timestamp"] + 600
-    nonce = f.nonces(buyer.id).call()
+    nonce = f.nonces(buyer.id, key_of(reg.id)).call()
+    assert nonce == key_of(reg.id) << 64  # sequence 0 of this receivable's key
 
-    forged = sign_confirm(env, operator.account, reg.id, reg.invoice_hash, nonce, deadline)
-    err = revert_of(f.confirmWithSignature(reg.id, deadline, forged), operator)
-    assert (err.name, err.args_) == (
-        "ReceivableWrongSigner", (operator.account.address, operator.id, buyer.id)
-    )
-    stale = sign_confirm(env, buyer.account, reg.id, reg.invoice_hash, nonce, deadline - 3600)
-    assert revert_of(f.confirmWithSignature(reg.id, deadline - 3600, stale), operator).name == \
-        "ReceivableSignatureExpired"
-    assert revert_of(f.confirmWithSignature(reg.id, deadline, b"\x01" * 64), operator).name == \
-        "ReceivableInvalidSignature"
+    typed = confirm_typed(env, reg.id, nonce, deadline)
+    forged = sign_typed(operator.account, typed)
+    err = revert_of(f.confirmWithSignature(reg.id, operator.account.address, nonce, deadline, forged), operator)
+    assert (err.name, err.args_) == ("ReceivableWrongSigner", (operator.account.address, operator.id, buyer.id))
+    err = revert_of(f.confirmWithSignature(reg.id, buyer.account.address, nonce, deadline, forged), operator)
+    assert (err.name, err.args_) == ("ReceivableInvalidSignature", (buyer.account.address,))
+    stale = sign_typed(buyer.account, confirm_typed(env, reg.id, nonce, deadline - 3600))
+    assert revert_of(f.confirmWithSignature(reg.id, buyer.account.address, nonce, deadline - 3600, stale),
+                     operator).name == "ReceivableSignatureExpired"
+    assert revert_of(f.confirmWithSignature(reg.id, buyer.account.address, nonce, deadline, b"\x01" * 64),
+                     operator).name == "ReceivableInvalidSignature"
+    ahead = sign_typed(buyer.account, confirm_typed(env, reg.id, nonce + 1, deadline))
+    err = revert_of(f.confirmWithSignature(reg.id, buyer.account.address, nonce + 1, deadline, ahead), operator)
+    assert (err.name, err.args_) == ("ReceivableInvalidNonce", (buyer.id, nonce + 1, nonce))
 
-    good = sign_confirm(env, buyer.accounts[1], reg.id, reg.invoice_hash, nonce, deadline)
-    receipt = env.send(f.confirmWithSignature(reg.id, deadline, good), operator, "confirmWithSignature")
+    good = sign_typed(buyer.accounts[1], typed)
+    receipt = env.send(f.confirmWithSignature(reg.id, buyer.accounts[1].address, nonce, deadline, good), operator,
+                       "confirmWithSignature")
     assert env.events(receipt, "ReceivableConfirmed")[0].args.signer == buyer.accounts[1].address
-    assert f.nonces(buyer.id).call() == nonce + 1
-    # Replaying the same signature on another receivable fails: wrong hash and a used nonce.
+    assert f.nonces(buyer.id, key_of(reg.id)).call() == nonce + 1
+    # Replaying the same signature on another receivable fails: other terms.
     other = register(env, supplier, buyer)
-    assert revert_of(f.confirmWithSignature(other.id, deadline, good), operator).name == \
-        "ReceivableWrongSigner"
+    assert revert_of(f.confirmWithSignature(other.id, buyer.accounts[1].address, nonce, deadline, good),
+                     operator).name == "ReceivableInvalidSignature"
 
     env.send(f.requestFinancing(reg.part0, bank.id), supplier)
     receipt = env.send(f.offerFinancing(reg.part0, 98_000_000, 100_000, 50_000, 2, deadline), bank)
-    offer = dict(env.events(receipt, "FinancingOffered")[0].args)  # financierId is among them
-    s_nonce = f.nonces(supplier.id).call()
+    offer_id = env.events(receipt, "FinancingOffered")[0].args.offerId
+    s_nonce = f.nonces(supplier.id, key_of(reg.part0)).call()
+    typed = accept_typed(env, reg.part0, s_nonce, deadline)
+    assert typed["message"]["offerId"] == offer_id and typed["message"]["advanceMinor"] == 98_000_000
 
-    offer_id = offer["offerId"]
-    forged = sign_accept(env, operator.account, reg.part0, offer, s_nonce, deadline)
-    assert revert_of(f.acceptOfferWithSignature(reg.part0, offer_id, deadline, forged), operator).name == \
-        "ReceivableWrongSigner"
-    # A signature over other terms (a higher advance than offered) does not accept this offer.
-    tampered = {**offer, "advanceMinor": 99_000_000}
-    sig = sign_accept(env, supplier.account, reg.part0, tampered, s_nonce, deadline)
-    assert revert_of(f.acceptOfferWithSignature(reg.part0, offer_id, deadline, sig), operator).name == \
-        "ReceivableWrongSigner"
+    forged = sign_typed(operator.account, typed)
+    fn = f.acceptOfferWithSignature(reg.part0, offer_id, operator.account.address, s_nonce, deadline, forged)
+    assert revert_of(fn, operator).name == "ReceivableWrongSigner"
+    # A signature over other terms (a higher advance, another rate) does not accept this offer.
+    for tampered in ({"advance_minor": 99_000_000}, {"discount_rate_ppm": 40_000}, {"due_day": reg.due_day + 30}):
+        sig = sign_typed(supplier.account, accept_typed(env, reg.part0, s_nonce, deadline, **tampered))
+        fn = f.acceptOfferWithSignature(reg.part0, offer_id, supplier.account.address, s_nonce, deadline, sig)
+        assert revert_of(fn, operator).name == "ReceivableInvalidSignature", tampered
 
-    sig = sign_accept(env, supplier.account, reg.part0, offer, s_nonce, deadline)
-    receipt = env.send(f.acceptOfferWithSignature(reg.part0, offer_id, deadline, sig), operator,
-                       "acceptOfferWithSignature")
+    sig = sign_typed(supplier.account, typed)
+    receipt = env.send(f.acceptOfferWithSignature(reg.part0, offer_id, supplier.account.address, s_nonce, deadline,
+                                                   sig), operator, "acceptOfferWithSignature")
     accepted = env.events(receipt, "FinancingAccepted")[0].args
     assert (accepted.sellerId, accepted.financierId, accepted.advanceMinor) == \
         (supplier.id, bank.id, 98_000_000)
-    assert revert_of(f.acceptOfferWithSignature(reg.part0, offer_id, deadline, sig), operator).name == \
-        "ReceivablePartAlreadyFinanced"
+    fn = f.acceptOfferWithSignature(reg.part0, offer_id, supplier.account.address, s_nonce, deadline, sig)
+    assert revert_of(fn, operator).name == "ReceivablePartAlreadyFinanced"
     domain_sep = f.domainSeparator().call()
     assert domain_sep == Web3.keccak(
         Web3.keccak(text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
         + Web3.keccak(text="ReceivableRegistry") + Web3.keccak(text="1")
         + CHAIN_ID.to_bytes(32, "big") + bytes(12) + bytes.fromhex(env.receivables.address[2:])
     )
+
+
+def test_the_buyer_confirms_terms_not_a_hash(env: Env) -> None:
+    """Issue 13: a buyer that signed its genuine invoice (5,000, due in 60 days) cannot be made to
+    confirm a receivable registered with a face value of 5,000,000 or another due date or another
+    supplier: the signature names the terms and the contract checks them against the receivable.
+    On the old contract the confirmation covered only (id, invoice hash, nonce, deadline)."""
+    f = env.receivables.functions
+    supplier, tier2, buyer, operator = (env[n] for n in ("supplier", "tier2", "buyer", "operator"))
+    today = env.chain.today()
+    inflated = register(env, supplier, buyer, face_minor=5_000_000_00, due_day=today + 90)
+    deadline = env.chain.w3.eth.get_block("latest")["timestamp"] + 600
+    nonce = f.nonces(buyer.id, key_of(inflated.id)).call()
+    for genuine in ({"face_value_minor": 5_000_00}, {"due_day": today + 60},
+                    {"supplier_onchain_id": _hex(tier2.id)}, {"currency": "USD"},
+                    {"invoice_number_hash": _hex(Web3.keccak(text="OTHER1"))}):
+        sig = sign_typed(buyer.account, confirm_typed(env, inflated.id, nonce, deadline, **genuine))
+        fn = f.confirmWithSignature(inflated.id, buyer.account.address, nonce, deadline, sig)
+        err = revert_of(fn, operator)
+        assert (err.name, err.args_) == ("ReceivableInvalidSignature", (buyer.account.address,)), genuine
+    assert f.statusOf(inflated.id).call() == STATUS["Registered"]
+
+
+def test_offer_by_signature_names_the_part_and_terms(env: Env) -> None:
+    """A financier may offer by an EIP-712 FinancingOffer signature relayed by anyone; the
+    signature covers the part (amount, currency, due date) and every term."""
+    f = env.receivables.functions
+    supplier, buyer, bank, factor, operator = (env[n] for n in ("supplier", "buyer", "bank", "factor", "operator"))
+    reg = register(env, supplier, buyer, face_minor=1_000_000)
+    env.send(f.confirm(reg.id), buyer)
+    env.send(f.requestFinancing(reg.part0, bank.id), supplier)
+    deadline = env.chain.w3.eth.get_block("latest")["timestamp"] + 600
+    terms = (980_000, 1_000, 50_000, 1, deadline)
+    nonce = f.nonces(bank.id, key_of(reg.part0)).call()
+    by_factor = sign_typed(factor.account, offer_typed(env, reg.part0, bank, terms, nonce, deadline))
+    err = revert_of(f.offerFinancingWithSignature(reg.part0, terms, factor.account.address, nonce, deadline,
+                                                  by_factor), operator)
+    assert (err.name, err.args_) == ("ReceivableWrongSigner", (factor.account.address, factor.id, bank.id))
+    cheaper = sign_typed(bank.account, offer_typed(env, reg.part0, bank, terms, nonce, deadline, advance_minor=900_000))
+    assert revert_of(f.offerFinancingWithSignature(reg.part0, terms, bank.account.address, nonce, deadline, cheaper),
+                     operator).name == "ReceivableInvalidSignature"
+    sig = sign_typed(bank.account, offer_typed(env, reg.part0, bank, terms, nonce, deadline))
+    receipt = env.send(f.offerFinancingWithSignature(reg.part0, terms, bank.account.address, nonce, deadline, sig),
+                       operator, "offerFinancingWithSignature")
+    offered = env.events(receipt, "FinancingOffered")[0].args
+    assert (offered.financierId, offered.advanceMinor, offered.feeMinor) == (bank.id, 980_000, 1_000)
+    assert revert_of(f.offerFinancingWithSignature(reg.part0, terms, bank.account.address, nonce, deadline, sig),
+                     operator).name == "ReceivableInvalidNonce"
+
+
+def test_keyed_nonces_let_parallel_approvals_land_in_any_order_and_unused_ones_be_voided(env: Env) -> None:
+    """Issue 13: with one sequential nonce per member, two approvals signed in parallel raced (the
+    second relayed first failed). Nonces are keyed per flow (ERC-4337 style): approvals of
+    different receivables land in any order. A member voids an unused signature with
+    invalidateNonce (NoncesInvalidated); voiding below the current sequence is refused."""
+    f = env.receivables.functions
+    supplier, buyer, operator = env["supplier"], env["buyer"], env["operator"]
+    deadline = env.chain.w3.eth.get_block("latest")["timestamp"] + 600
+    regs = [register(env, supplier, buyer) for _ in range(3)]
+    signed = []
+    for reg in regs:
+        nonce = f.nonces(buyer.id, key_of(reg.id)).call()
+        signed.append((reg, nonce, sign_typed(buyer.account, confirm_typed(env, reg.id, nonce, deadline))))
+    for reg, nonce, sig in (signed[1], signed[0]):  # relayed in the other order
+        env.send(f.confirmWithSignature(reg.id, buyer.account.address, nonce, deadline, sig), operator)
+        assert f.statusOf(reg.id).call() == STATUS["Confirmed"]
+
+    reg, nonce, sig = signed[2]
+    receipt = env.send(f.invalidateNonce(nonce), buyer.accounts[1], "invalidateNonce")
+    (voided,) = env.events(receipt, "NoncesInvalidated")
+    assert (voided.args.memberId, voided.args.key, voided.args.nextSequence) == (buyer.id, key_of(reg.id), 1)
+    err = revert_of(f.confirmWithSignature(reg.id, buyer.account.address, nonce, deadline, sig), operator)
+    assert (err.name, err.args_) == ("ReceivableInvalidNonce", (buyer.id, nonce, nonce + 1))
+    err = revert_of(f.invalidateNonce(nonce), buyer)
+    assert (err.name, err.args_) == ("ReceivableInvalidNonce", (buyer.id, nonce, nonce + 1))
+    assert revert_of(f.invalidateNonce((key_of(reg.id) << 64) | (2**64 - 1)), buyer).name == "ReceivableInvalidNonce"
+    # Voiding ahead skips every sequence up to it.
+    env.send(f.invalidateNonce(nonce + 5), buyer)
+    assert f.nonces(buyer.id, key_of(reg.id)).call() == nonce + 6
+    assert revert_of(f.invalidateNonce(0), Account.create()).name == "RegistryNotAMember"
+
+
+def _safe_of(env: Env, owners: list[LocalAccount], threshold: int) -> Contract:
+    """A Safe 1.5.0 multisig (ConsortiumSafe proxy) whose fallback handler answers ERC-1271."""
+    chain = env.chain
+    if "safe" not in env.extra:
+        env.extra["safe"] = (chain.deploy("ConsortiumSafe"), chain.deploy("ConsortiumSafeProxyFactory"),
+                             chain.deploy("ConsortiumSafeFallbackHandler"))
+    singleton, factory, handler = env.extra["safe"]
+    zero = "0x" + "00" * 20
+    setup = singleton.functions.setup([o.address for o in owners], threshold, zero, b"", handler.address, zero, 0,
+                                      zero)
+    receipt = chain.send(factory.functions.createProxyWithNonce(singleton.address, setup._encode_transaction_data(),
+                                                                 uuid.uuid4().int % 2**64), ADMIN)
+    (created,) = factory.events.ProxyCreation().process_receipt(receipt, errors=DISCARD)
+    return chain.w3.eth.contract(address=created.args.proxy, abi=artifact("ConsortiumSafe")["abi"])
+
+
+def safe_signature(env: Env, safe: Contract, owners: list[LocalAccount], typed: dict[str, Any]) -> bytes:
+    """The owners' signatures, as the Safe's CompatibilityFallbackHandler checks them: each over
+    the Safe message wrapping the EIP-712 digest, ordered by owner address."""
+    handler = env.extra["safe"][2]
+    digest = bytes.fromhex(td.typed_data_digest(typed)[2:])
+    message_hash = handler.functions.getMessageHashForSafe(safe.address, digest.rjust(32, b"\0")).call()
+    sigs = [o.unsafe_sign_hash(message_hash) for o in sorted(owners, key=lambda o: int(o.address, 16))]
+    return b"".join(s.r.to_bytes(32, "big") + s.s.to_bytes(32, "big") + bytes([s.v]) for s in sigs)
+
+
+def test_contract_wallets_approve_with_erc1271(env: Env) -> None:
+    """Issue 13: a buyer and a bank whose accounts are Safe multisigs (2 of 3) confirm, offer and
+    accept through ERC-1271; one owner's signature alone is not the wallet's approval."""
+    f, chain, registry = env.receivables.functions, env.chain, env.registry
+    operator, supplier = env["operator"], env["supplier"]
+    owners = [Account.create() for _ in range(3)]
+    buyer_safe, bank_safe = _safe_of(env, owners, 2), _safe_of(env, owners, 2)
+    ms_buyer = Member("ms-buyer", Web3.keccak(text=f"member:ms-buyer:{uuid.uuid4()}"), [], ("BUYER",))
+    ms_bank = Member("ms-bank", Web3.keccak(text=f"member:ms-bank:{uuid.uuid4()}"), [], ("FINANCIER",))
+    for member, safe in ((ms_buyer, buyer_safe), (ms_bank, bank_safe)):
+        chain.send(registry.functions.onboardMember(member.id, b"CN", [safe.address], [ROLES[member.roles[0]]]), ADMIN)
+
+    reg = register(env, supplier, ms_buyer, face_minor=2_000_000)
+    deadline = chain.w3.eth.get_block("latest")["timestamp"] + 600
+    nonce = f.nonces(ms_buyer.id, key_of(reg.id)).call()
+    typed = confirm_typed(env, reg.id, nonce, deadline)
+    one = safe_signature(env, buyer_safe, owners[:1], typed)
+    err = revert_of(f.confirmWithSignature(reg.id, buyer_safe.address, nonce, deadline, one), operator)
+    assert (err.name, err.args_) == ("ReceivableInvalidSignature", (buyer_safe.address,))
+    other_terms = safe_signature(env, buyer_safe, owners[:2], confirm_typed(env, reg.id, nonce, deadline,
+                                                                             face_value_minor=1))
+    assert revert_of(f.confirmWithSignature(reg.id, buyer_safe.address, nonce, deadline, other_terms),
+                     operator).name == "ReceivableInvalidSignature"
+    two = safe_signature(env, buyer_safe, owners[1:], typed)
+    receipt = env.send(f.confirmWithSignature(reg.id, buyer_safe.address, nonce, deadline, two), operator,
+                       "confirmWithSignature (Safe 2-of-3, ERC-1271)")
+    assert env.events(receipt, "ReceivableConfirmed")[0].args.signer == buyer_safe.address
+
+    env.send(f.requestFinancing(reg.part0, ms_bank.id), supplier)
+    terms = (1_950_000, 0, 50_000, 2, deadline)
+    b_nonce = f.nonces(ms_bank.id, key_of(reg.part0)).call()
+    sig = safe_signature(env, bank_safe, owners[:2], offer_typed(env, reg.part0, ms_bank, terms, b_nonce, deadline))
+    receipt = env.send(f.offerFinancingWithSignature(reg.part0, terms, bank_safe.address, b_nonce, deadline, sig),
+                       operator, "offerFinancingWithSignature (Safe 2-of-3, ERC-1271)")
+    offer_id = env.events(receipt, "FinancingOffered")[0].args.offerId
+    env.send(f.acceptOffer(reg.part0, offer_id), supplier)
+    assert f.getPart(reg.part0).call()[1] == ms_bank.id
 
 
 def test_financed_ninety_days_then_repaid_at_maturity_with_clock_moving() -> None:

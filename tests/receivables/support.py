@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 
 from ledger_api.app import create_app
 from ledger_api.settings import Settings
+from settlement.domains import members as members_svc
 from settlement.domains.receivables.models import Actor
 from settlement.domains.receivables import forget_chain_time, read_chain_facts
 from settlement.runtime import Runtime
@@ -22,7 +24,7 @@ from settlement.store.models import Member
 from settlement.pipeline.workers import build
 from settlement.wiring import build_registry
 from tests.api.support import LiveServer, build_runtime, onboard_direct
-from tests.governance.support import add_own_key, seal
+from tests.governance.support import seal
 from tests.governance.support import suspend as governed_suspend
 
 DAY_S = 86_400
@@ -68,7 +70,14 @@ class World:
     def add_own_key(self, member: str) -> LocalAccount:
         """Give ``member`` an account whose key only the test holds: the member's consent (its
         custodial key) and the new key's proof of possession, relayed to the registry."""
-        account = add_own_key(self.runtime, member)
+        # As tests.governance.support.add_own_key, but through this world's own dispatcher: a second
+        # dispatcher would sign with the operator's key behind the back of this one's nonce book.
+        account = Account.create()
+        change = members_svc.keys.prepare_key_change(self.runtime, member, members_svc.keys.ADD, account.address)
+        possession = sign_typed(account, change.typed_data)
+        with self.runtime.db.transaction() as s:
+            members_svc.keys.change_key(self.runtime, s, change, possession_signature=possession,
+                                        consent_signature=None, custodial_consent=True)
         self.step()
         self.own_keys[member] = account
         return account

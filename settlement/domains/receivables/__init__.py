@@ -19,6 +19,7 @@ from settlement.domains.receivables.commands import (
     confirm_receivable,
     confirm_with_signature,
     declare_default,
+    invalidate_nonce,
     invoice_identity_of,
     register_receivable,
     reject_receivable,
@@ -40,6 +41,7 @@ from settlement.domains.receivables.financing import (
     accept_offer,
     acceptance_typed_data,
     offer_financing,
+    offer_typed_data,
     request_financing,
     withdraw_financing_request,
 )
@@ -54,13 +56,13 @@ from settlement.domains.receivables.queries import (
     payments_of,
 )
 from settlement.domains.receivables.terms import DayCountBasis
-from settlement.domains.receivables.typed_data import confirmation_typed_data
+from settlement.domains.receivables.typed_data import confirmation_typed_data, nonce_key, typed_data_digest
 
 __all__ = ["check_evidence", "Actor", "Accepted", "ChainFacts", "DayCountBasis", "EvidenceCheck", "HistoryEntry", "display_status",
            "read_chain_facts", "forget_chain_time", "invoice_identity_of", "register_receivable",
            "cancel_receivable", "reject_receivable", "confirm_receivable",
            "confirmation_typed_data", "confirm_with_signature", "split_part", "transfer_part", "request_financing",
-           "withdraw_financing_request", "offer_financing", "acceptance_typed_data", "accept_offer",
+           "withdraw_financing_request", "offer_financing", "offer_typed_data", "acceptance_typed_data", "accept_offer",
            "repay_receivable", "declare_default", "add_evidence", "evidence_of", "get_receivable",
            "list_receivables", "parts_of", "operations_of", "history_of", "payments_of", "instruct_payments",
-           "status_for_display", "rate_ppm_from_decimal"]
+           "status_for_display", "rate_ppm_from_decimal", "nonce_key", "typed_data_digest", "invalidate_nonce"]

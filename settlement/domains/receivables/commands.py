@@ -70,6 +70,7 @@ from settlement.domains.receivables.common import (
 from settlement.domains.receivables.events import BUYER_REJECTION
 from settlement.domains.receivables.models import (
     AMOUNT_MINOR_MAX_STORE,
+    CONTRACT,
     PART_AMOUNT_MIN,
     PARTS_PER_RECEIVABLE_MAX,
     Actor,
@@ -83,12 +84,13 @@ from settlement.domains.receivables.terms import (
 )
 from settlement.domains.receivables.terms import part_id as derive_part_id
 from settlement.domains.receivables.terms import receivable_id as derive_receivable_id
-from settlement.domains.receivables.typed_data import check_signed_by, deadline_within, signature_nonce
-from settlement.store.models import Member
+from settlement.domains.receivables.typed_data import check_signed_by, deadline_within
+from settlement.pipeline.outbox import enqueue
+from settlement.store.models import Member, OutboxRow
 from settlement.store.models.receivables import Receivable, ReceivableEvidence, ReceivablePart
 
 __all__ = [
-    "register_receivable", "invoice_identity_of", "cancel_receivable", "reject_receivable", "confirm_receivable", "confirm_with_signature", "split_part",
+    "register_receivable", "invoice_identity_of", "cancel_receivable", "reject_receivable", "confirm_receivable", "confirm_with_signature", "invalidate_nonce", "split_part",
     "transfer_part", "repay_receivable", "declare_default", "add_evidence",
 ]
 
@@ -250,22 +252,41 @@ def _for_buyer(facts: ChainFacts, session: Session, actor: Actor, receivable_id:
 
 
 def confirm_with_signature(facts: ChainFacts, session: Session, actor: Actor, receivable_id: str, *,
-                           signature: str, deadline: int) -> Accepted:
-    """The buyer's own-key confirmation, relayed by the operator; checked here first."""
+                           signature: str, deadline: int, signer: str | None = None) -> Accepted:
+    """The buyer's own approval (a key's signature, or a contract wallet's: ``signer`` then names
+    it) of ``ConfirmReceivable`` over the receivable's terms, relayed by the operator; checked here
+    first (facts read with the buyer's nonce for this receivable and, for a contract wallet, its
+    ERC-1271 answer)."""
     r = _for_buyer(facts, session, actor, receivable_id)
-    approvals.check_signature_hex(signature)
+    approvals.check_approval_signature(signature)
     deadline = deadline_within(facts, deadline)
     buyer = session.get(Member, r.buyer_id)
-    typed = approvals.confirm_typed_data(facts.chain_id, facts.contract, receivable_id=r.id,
-                                         invoice_hash=r.invoice_hash,
-                                         nonce=signature_nonce(facts, session, buyer), deadline=deadline)
-    signer = check_signed_by(session, typed, signature, buyer)
+    typed = approvals.confirm_typed(facts, session, r, deadline)
+    account = check_signed_by(facts, session, typed, signature, buyer, signer)
+    nonce = typed["message"]["nonce"]
     op = write_operation(session, r, actor, "confirm_signed", function="confirmWithSignature",
-                    args=[r.id, deadline, signature.lower()], signer=facts.relayer,
-                    gas=GAS["confirm_signed"], params={"signer": signer, "deadline": deadline},
-                    nonce_member_id=buyer.id)
+                         args=[r.id, account, nonce, deadline, signature.lower()], signer=facts.relayer,
+                         gas=GAS["confirm_signed"], params={"signer": account, "deadline": deadline, "nonce": str(nonce)},
+                         nonce_member_id=buyer.id)
     return Accepted(r, (op,))
 
+
+# -- nonces ------------------------------------------------------------------------------------------
+
+
+def invalidate_nonce(session: Session, actor: Actor, nonce: int) -> OutboxRow:
+    """The member voids its unused approvals of nonce key ``nonce >> 64`` with a sequence up to
+    ``nonce & (2**64 - 1)`` (``invalidateNonce`` on chain, through its custodial account): a
+    signature handed out but not wanted any more can then never be relayed."""
+    require_active(actor)
+    if type(nonce) is not int or not 0 <= nonce < 2**256 or nonce & (2**64 - 1) == 2**64 - 1:
+        raise ValidationError("nonce must be key << 64 | sequence, a uint256 whose sequence is below 2**64 - 1",
+                              field="nonce")
+    signer = custodial_signer(session, actor.member_id)
+    row = enqueue(session, kind="receivable.invalidate_nonce", contract=CONTRACT, function="invalidateNonce",
+                  args=[nonce], signer=signer, gas_limit=GAS["invalidate_nonce"], aggregate_id=actor.member_id)
+    log.info("member %s invalidates its approvals up to nonce %#x, outbox %s", actor.member_id, nonce, row.id)
+    return row
 
 
 # -- parts ------------------------------------------------------------------------------------------

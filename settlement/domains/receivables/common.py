@@ -65,8 +65,8 @@ __all__ = [
 GAS: dict[str, int] = {
     "register": 400_000, "confirm": 150_000, "confirm_signed": 200_000, "split_base": 150_000,
     "split_per_part": 120_000, "transfer": 150_000, "cancel": 100_000, "reject": 100_000, "request_financing": 200_000, "withdraw_financing": 120_000,
-    "offer": 250_000, "accept": 200_000, "accept_signed": 250_000, "repay_base": 150_000,
-    "repay_per_part": 30_000, "default": 200_000,
+    "offer": 250_000, "offer_signed": 300_000, "accept": 200_000, "accept_signed": 250_000, "repay_base": 150_000,
+    "repay_per_part": 30_000, "default": 200_000, "invalidate_nonce": 100_000,
 }
 LIST_LIMIT_MAX = 200
 OFFER_VALIDITY_S_MAX = 30 * 86_400
@@ -99,19 +99,23 @@ class ChainFacts:
     chain_id: int
     contract: str
     relayer: str
-    nonces: Mapping[str, int] = field(default_factory=dict)
+    # (member id, nonce key) -> the member's current keyed nonce, for those asked for
+    nonces: Mapping[tuple[str, int], int] = field(default_factory=dict)
     # (buyer's on-chain id, invoice number hash) -> (the live receivable id, "" when free; how many
     # registrations the identity had), for those asked for
     invoices_on_chain: Mapping[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
+    # contract-wallet signer (lower case) -> (the EIP-712 digest asked about, whether its ERC-1271
+    # isValidSignature approved it); signers without code are left out (keys: recovered locally)
+    contract_signatures: Mapping[str, tuple[str, bool]] = field(default_factory=dict)
 
     @property
     def today(self) -> date:
         return date(1970, 1, 1) + timedelta(days=self.now_s // DAY_S)
 
-    def nonce(self, member_id: str) -> int:
-        if member_id not in self.nonces:
-            raise LookupError(f"the chain facts were read without the nonce of {member_id}")
-        return self.nonces[member_id]
+    def nonce(self, member_id: str, key: int) -> int:
+        if (member_id, key) not in self.nonces:
+            raise LookupError(f"the chain facts were read without the nonce of {member_id} for key {key:#x}")
+        return self.nonces[(member_id, key)]
 
 
 _grace_cache: dict[str, int] = {}
@@ -159,26 +163,42 @@ def _grace_period_days(runtime: Runtime, address: str | None) -> int:
     return int(days)
 
 
-def read_chain_facts(runtime: Runtime, *, nonces_of: Sequence[str] = (),
-                     invoice_hashes: Sequence[tuple[str, str]] = ()) -> ChainFacts:
+ERC1271_MAGIC = "0x1626ba7e"
+
+
+def read_chain_facts(runtime: Runtime, *, nonces_of: Sequence[tuple[str, int]] = (),
+                     invoice_hashes: Sequence[tuple[str, str]] = (),
+                     signatures: Sequence[tuple[str, str, str]] = ()) -> ChainFacts:
     """Ask the node what a command will decide on; call it BEFORE opening the write transaction.
 
-    ``nonces_of``: member ids whose on-chain EIP-712 nonce the command needs (ChainUnavailableError
-    when the node cannot tell); ``invoice_hashes``: invoice identities (buyer's on-chain id, invoice
+    ``nonces_of``: (member id, nonce key) pairs whose on-chain EIP-712 nonce the command needs
+    (ChainUnavailableError when the node cannot tell); ``signatures``: (signer, digest, signature)
+    of approvals to check with ERC-1271 when the signer is a contract wallet; ``invoice_hashes``: invoice identities (buyer's on-chain id, invoice
     number hash) to look up in the registry (left out when the node is down: the contract refuses
     a live identity anyway, and the registration index is then taken from the store). At most
     ``NONCES_READ_MAX`` of each.
     """
-    if len(nonces_of) > NONCES_READ_MAX or len(invoice_hashes) > NONCES_READ_MAX:
+    if max(len(nonces_of), len(invoice_hashes), len(signatures)) > NONCES_READ_MAX:
         raise ValueError(f"at most {NONCES_READ_MAX} nonces and invoice hashes per command")
     try:
         address: str | None = runtime.address(CONTRACT)
     except LookupError:
         address = None
     nonces = {}
-    for member_id in nonces_of:
-        (nonce,) = runtime.chain.call(CONTRACT, runtime.address(CONTRACT), "nonces", [onchain_id(member_id)])
-        nonces[member_id] = int(nonce)
+    for member_id, key in nonces_of:
+        (nonce,) = runtime.chain.call(CONTRACT, runtime.address(CONTRACT), "nonces", [onchain_id(member_id), key])
+        nonces[(member_id, key)] = int(nonce)
+    contract_signatures = {}
+    for signer, digest, signature in signatures:
+        if not runtime.chain.get_code(signer):
+            continue
+        try:
+            (magic,) = runtime.chain.call("IERC1271Wallet", signer, "isValidSignature",
+                                          [digest, bytes.fromhex(signature.removeprefix("0x"))])
+            valid = "0x" + bytes(magic).hex() == ERC1271_MAGIC
+        except ChainRevertError:
+            valid = False
+        contract_signatures[signer.lower()] = (digest, valid)
     invoices = {}
     for buyer, number_hash in invoice_hashes:
         try:
@@ -192,7 +212,7 @@ def read_chain_facts(runtime: Runtime, *, nonces_of: Sequence[str] = (),
     chain_id = runtime.manifest.chain_id if runtime.manifest else runtime.chain.chain_id()
     return ChainFacts(now_s=_chain_time_s(runtime), grace_period_days=_grace_period_days(runtime, address),
                       chain_id=chain_id, contract=address or "", relayer=runtime.operator.address,
-                      nonces=nonces, invoices_on_chain=invoices)
+                      nonces=nonces, invoices_on_chain=invoices, contract_signatures=contract_signatures)
 
 
 def status_for_display(facts: ChainFacts, r: Receivable, today: date | None = None) -> str:

@@ -36,13 +36,13 @@ from settlement.domains.receivables.common import (
     write_operation,
 )
 from settlement.domains.receivables.models import Actor
-from settlement.domains.receivables.terms import DayCountBasis, financing_terms
+from settlement.domains.receivables.terms import DayCountBasis, FinancingTerms, day_number, financing_terms
 from settlement.domains.receivables.typed_data import check_signed_by, deadline_within, signature_nonce
 from settlement.store.models import Member
 from settlement.store.models.receivables import Receivable, ReceivablePart
 
-__all__ = ["request_financing", "withdraw_financing_request", "offer_financing", "acceptance_typed_data",
-           "accept_offer"]
+__all__ = ["request_financing", "withdraw_financing_request", "offer_typed_data", "offer_financing",
+           "acceptance_typed_data", "accept_offer"]
 
 
 def _financeable(facts: ChainFacts, r: Receivable, p: ReceivablePart) -> None:
@@ -87,25 +87,22 @@ def withdraw_financing_request(facts: ChainFacts, session: Session, actor: Actor
 
 
 def _for_financier(facts: ChainFacts, session: Session, actor: Actor, receivable_id: str,
-                   part_id: str) -> tuple[Receivable, ReceivablePart]:
+                   part_id: str, lock: bool = True) -> tuple[Receivable, ReceivablePart]:
     require_role(actor, "financier")
-    r = get_receivable(session, actor, receivable_id, for_update=True)
+    r = get_receivable(session, actor, receivable_id, for_update=lock)
     p = part_of(session, r, part_id)
     if not p.request_open:
         raise NoFinancingRequestError(f"part {p.id} has no open financing request", part_id=p.id)
     if p.financier_id != actor.member_id:
         raise NotRequestedFinancierError(f"part {p.id} was offered to {p.financier_id}", part_id=p.id)
-    take(session, r)
+    if lock:
+        take(session, r)
     _financeable(facts, r, p)
     return r, p
 
 
-def offer_financing(facts: ChainFacts, session: Session, actor: Actor, receivable_id: str, part_id: str, *,
-                    rate_ppm: int, basis: DayCountBasis | int, fee_minor: int, valid_until_s: int) -> Accepted:
-    """The requested financier offers terms. The discount runs from the chain's today to the due
-    date (nothing to discount once matured), rounded half up once (settlement/financing.py); the
-    advance is the part's amount less discount and fee."""
-    r, p = _for_financier(facts, session, actor, receivable_id, part_id)
+def _offer_terms(facts: ChainFacts, r: Receivable, p: ReceivablePart, rate_ppm: int, basis: DayCountBasis | int,
+                 fee_minor: int, valid_until_s: int) -> tuple[DayCountBasis, Any]:
     try:
         basis = DayCountBasis(basis)
     except ValueError:
@@ -114,21 +111,72 @@ def offer_financing(facts: ChainFacts, session: Session, actor: Actor, receivabl
     if type(valid_until_s) is not int or not now < valid_until_s <= now + OFFER_VALIDITY_S_MAX:
         raise InvalidOfferError(f"valid_until must be within {OFFER_VALIDITY_S_MAX // 86_400} days from now",
                                 field="valid_until")
-    today = facts.today
-    start = min(today, r.due_date)
+    start = min(facts.today, r.due_date)
     try:
         terms = financing_terms(p.amount_minor, r.currency, rate_ppm, start, r.due_date, basis, fee_minor)
     except ValidationError as exc:
         raise InvalidOfferError(exc.detail, field="terms") from None
     if terms.advance_minor + terms.fee_minor > p.amount_minor:  # the contract's rule, checked before sending
         raise InvalidOfferError("advance plus fee exceed the part")
-    signer = custodial_signer(session, actor.member_id)
-    args = [p.id, terms.advance_minor, terms.fee_minor, rate_ppm, int(basis), valid_until_s]
-    op = write_operation(session, r, actor, "offer", function="offerFinancing", args=args, signer=signer,
-                    gas=GAS["offer"], part_id=p.id,
-                    params={"advance_minor": terms.advance_minor, "fee_minor": terms.fee_minor,
-                            "discount_minor": terms.discount_minor, "days": terms.days, "rate_ppm": rate_ppm,
-                            "basis": int(basis), "valid_until": valid_until_s, "financing_date": start.isoformat()})
+    return basis, terms
+
+
+def offer_typed_data(facts: ChainFacts, session: Session, actor: Actor, receivable_id: str, part_id: str, *,
+                     rate_ppm: int, basis: DayCountBasis | int, fee_minor: int, valid_until_s: int,
+                     deadline: int | None = None) -> tuple[dict[str, Any], FinancingTerms]:
+    """The EIP-712 ``FinancingOffer`` over the terms the service computes from the financier's
+    rate, day count, fee and validity (as :func:`offer_financing`), for its own key or wallet."""
+    r, p = _for_financier(facts, session, actor, receivable_id, part_id, lock=False)
+    basis, terms = _offer_terms(facts, r, p, rate_ppm, basis, fee_minor, valid_until_s)
+    return _offer_typed(facts, session, r, p, terms, rate_ppm, int(basis), valid_until_s,
+                        deadline_within(facts, deadline)), terms
+
+
+def _offer_typed(facts: ChainFacts, session: Session, r: Receivable, p: ReceivablePart, terms: FinancingTerms,
+                 rate_ppm: int, basis: int, valid_until_s: int, deadline: int) -> dict[str, Any]:
+    financier = session.get(Member, p.financier_id)
+    return approvals.offer_typed_data(
+        facts.chain_id, facts.contract, part_id=p.id, financier_onchain_id=financier.onchain_id,
+        amount_minor=p.amount_minor, currency=r.currency, due_day=day_number(r.due_date),
+        advance_minor=terms.advance_minor, fee_minor=terms.fee_minor, discount_rate_ppm=rate_ppm,
+        day_count_basis=basis, valid_until=valid_until_s, nonce=signature_nonce(facts, financier, p.id),
+        deadline=deadline)
+
+
+def offer_financing(facts: ChainFacts, session: Session, actor: Actor, receivable_id: str, part_id: str, *,
+                    rate_ppm: int, basis: DayCountBasis | int, fee_minor: int, valid_until_s: int,
+                    signature: str | None = None, deadline: int | None = None,
+                    signer: str | None = None) -> Accepted:
+    """The requested financier offers terms: custodially, or with its own approval of
+    ``FinancingOffer`` (a key's signature or its contract wallet's, relayed by the operator). The
+    discount runs from the chain's today to the due date, rounded half up once
+    (``terms.financing_terms``); the advance is the part's amount less discount and fee."""
+    r, p = _for_financier(facts, session, actor, receivable_id, part_id)
+    basis, terms = _offer_terms(facts, r, p, rate_ppm, basis, fee_minor, valid_until_s)
+    params = {"advance_minor": terms.advance_minor, "fee_minor": terms.fee_minor,
+              "discount_minor": terms.discount_minor, "days": terms.days, "rate_ppm": rate_ppm,
+              "basis": int(basis), "valid_until": valid_until_s,
+              "financing_date": min(facts.today, r.due_date).isoformat()}
+    if signature is None:
+        signer_key = custodial_signer(session, actor.member_id)
+        args = [p.id, terms.advance_minor, terms.fee_minor, rate_ppm, int(basis), valid_until_s]
+        op = write_operation(session, r, actor, "offer", function="offerFinancing", args=args, signer=signer_key,
+                             gas=GAS["offer"], part_id=p.id, params=params)
+        return Accepted(r, (op,), terms=terms)
+    approvals.check_approval_signature(signature)
+    if deadline is None:
+        raise ValidationError("a signed offer needs its deadline", field="deadline")
+    deadline = deadline_within(facts, deadline)
+    typed = _offer_typed(facts, session, r, p, terms, rate_ppm, int(basis), valid_until_s, deadline)
+    financier = session.get(Member, p.financier_id)
+    account = check_signed_by(facts, session, typed, signature, financier, signer)
+    nonce = typed["message"]["nonce"]
+    args = [p.id, [terms.advance_minor, terms.fee_minor, rate_ppm, int(basis), valid_until_s], account, nonce,
+            deadline, signature.lower()]
+    op = write_operation(session, r, actor, "offer_signed", function="offerFinancingWithSignature", args=args,
+                         signer=facts.relayer, gas=GAS["offer_signed"], part_id=p.id,
+                         params={**params, "signer": account, "deadline": deadline, "nonce": str(nonce)},
+                         nonce_member_id=financier.id)
     return Accepted(r, (op,), terms=terms)
 
 
@@ -171,18 +219,21 @@ def acceptance_typed_data(facts: ChainFacts, session: Session, actor: Actor, rec
 def _accept_typed(facts: ChainFacts, session: Session, p: ReceivablePart, deadline: int) -> dict[str, Any]:
     holder = session.get(Member, p.holder_id)
     financier = session.get(Member, p.financier_id)
+    r = session.get(Receivable, p.receivable_id)
     return approvals.accept_typed_data(
         facts.chain_id, facts.contract, part_id=p.id, offer_id=int(p.offer_id or 0),
-        financier_onchain_id=financier.onchain_id, advance_minor=int(p.advance_minor or 0),
-        fee_minor=int(p.fee_minor or 0), discount_rate_ppm=int(p.discount_rate_ppm or 0),
-        day_count_basis=int(p.day_count_basis or 0), nonce=signature_nonce(facts, session, holder),
-        deadline=deadline)
+        financier_onchain_id=financier.onchain_id, amount_minor=p.amount_minor, currency=r.currency,
+        due_day=day_number(r.due_date), advance_minor=int(p.advance_minor or 0), fee_minor=int(p.fee_minor or 0),
+        discount_rate_ppm=int(p.discount_rate_ppm or 0), day_count_basis=int(p.day_count_basis or 0),
+        valid_until=int(p.offer_valid_until or 0), nonce=signature_nonce(facts, holder, p.id), deadline=deadline)
 
 
 def accept_offer(facts: ChainFacts, session: Session, actor: Actor, receivable_id: str, part_id: str, *,
-                 offer_id: int, signature: str | None = None, deadline: int | None = None) -> Accepted:
-    """The holder accepts the current offer: custodially, or with its own-key EIP-712 signature
-    (relayed by the operator). On chain, the part passes to the financier; the disbursement of the
+                 offer_id: int, signature: str | None = None, deadline: int | None = None,
+                 signer: str | None = None) -> Accepted:
+    """The holder accepts the current offer: custodially, or with its own approval of
+    ``AcceptFinancingOffer`` over the offer's terms (a key's signature or its contract wallet's,
+    relayed by the operator). On chain, the part passes to the financier; the disbursement of the
     advance is recorded when the follower sees ``FinancingAccepted``."""
     r, p = _for_seller(facts, session, actor, receivable_id, part_id, offer_id)
     if signature is None:
@@ -190,16 +241,18 @@ def accept_offer(facts: ChainFacts, session: Session, actor: Actor, receivable_i
         op = write_operation(session, r, actor, "accept", function="acceptOffer", args=[p.id, offer_id], signer=signer,
                         gas=GAS["accept"], part_id=p.id, params={"offer_id": offer_id})
         return Accepted(r, (op,))
-    approvals.check_signature_hex(signature)
+    approvals.check_approval_signature(signature)
     if deadline is None:
         raise ValidationError("a signed acceptance needs its deadline", field="deadline")
     deadline = deadline_within(facts, deadline)
     holder = session.get(Member, p.holder_id)
-    account = check_signed_by(session, _accept_typed(facts, session, p, deadline), signature, holder)
+    typed = _accept_typed(facts, session, p, deadline)
+    account = check_signed_by(facts, session, typed, signature, holder, signer)
+    nonce = typed["message"]["nonce"]
     op = write_operation(session, r, actor, "accept_signed", function="acceptOfferWithSignature",
-                    args=[p.id, offer_id, deadline, signature.lower()], signer=facts.relayer,
-                    gas=GAS["accept_signed"], part_id=p.id,
-                    params={"offer_id": offer_id, "signer": account, "deadline": deadline},
-                    nonce_member_id=holder.id)
+                         args=[p.id, offer_id, account, nonce, deadline, signature.lower()], signer=facts.relayer,
+                         gas=GAS["accept_signed"], part_id=p.id,
+                         params={"offer_id": offer_id, "signer": account, "deadline": deadline, "nonce": str(nonce)},
+                         nonce_member_id=holder.id)
     return Accepted(r, (op,))
 

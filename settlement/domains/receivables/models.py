@@ -37,7 +37,8 @@ STATUSES = ("pending", "registered", "confirmed", "settled", "defaulted", "cance
 DISPLAY_STATUSES = STATUSES + ("overdue",)
 PARTY_ROLES = ("supplier", "buyer", "holder", "financier")
 OPERATION_KINDS = ("register", "cancel", "reject", "confirm", "confirm_signed", "split", "transfer", "request_financing",
-                   "withdraw_financing", "offer", "accept", "accept_signed", "repay", "default")
+                   "withdraw_financing", "offer", "offer_signed", "accept", "accept_signed", "repay", "default",
+                   "invalidate_nonce")
 
 
 @dataclass(frozen=True)

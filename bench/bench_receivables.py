@@ -130,8 +130,14 @@ def gas_per_operation(rt: Runtime, dispatcher, follower) -> dict[str, int]:  # t
         return done
 
     face = Money(90_000_000, "CNY")
+    # Cancelled and rejected registrations (each frees the invoice identity for the next).
+    for label, undo, who in (("cancel (supplier)", svc.cancel_receivable, "acme"),
+                             ("reject (buyer)", svc.reject_receivable, "bigbuy")):
+        gone = run("register", svc.register_receivable, actors["acme"], buyer_id="bigbuy", invoice_number="GAS-1",
+                   face_value=face, issue_date=today - timedelta(days=30), due_date=today)
+        run(label, undo, actors[who], gone.receivable.id)
     done = run("register", svc.register_receivable, actors["acme"], buyer_id="bigbuy", invoice_number="GAS-1",
-               face_value=face, issue_date=today - timedelta(days=30), due_date=today - timedelta(days=1))
+               face_value=face, issue_date=today - timedelta(days=30), due_date=today)
     rid, p0 = done.receivable.id, done.part_ids[0]
     run("confirm (custodial)", svc.confirm_receivable, actors["bigbuy"], rid)
     p1 = run("split into 2", svc.split_part, actors["acme"], rid, p0, [60_000_000, 30_000_000]).part_ids[0]
@@ -150,13 +156,19 @@ def gas_per_operation(rt: Runtime, dispatcher, follower) -> dict[str, int]:  # t
             run(accept, svc.accept_offer, actors[holder], rid, part, offer_id=offer_id)
         else:
             with rt.db.read() as s:
-                typed = svc.acceptance_typed_data(svc.read_chain_facts(rt, nonces_of=[holder]), s, actors[holder], rid, part)
+                typed = svc.acceptance_typed_data(svc.read_chain_facts(rt, nonces_of=[(holder, svc.nonce_key(part))]),
+                                                  s, actors[holder], rid, part)
             signature = "0x" + own.sign_message(encode_typed_data(full_message=typed)).signature.hex().removeprefix("0x")
             run(accept, svc.accept_offer, actors[holder], rid, part, offer_id=offer_id, signature=signature,
-                deadline=typed["message"]["deadline"], nonces_of=[holder])
+                deadline=typed["message"]["deadline"], nonces_of=[(holder, svc.nonce_key(part))])
     with rt.db.read() as s:
-        parts = s.scalar(select(func.count()).select_from(ReceivablePart).where(ReceivablePart.receivable_id == rid))
-    run(f"repay ({parts} parts)", svc.repay_receivable, actors["bigbuy"], rid)
+        holders = [(p.id, p.holder_id) for p in s.scalars(select(ReceivablePart).where(
+            ReceivablePart.receivable_id == rid).order_by(ReceivablePart.index))]
+    run(f"repayment reported by the buyer ({len(holders)} parts)", svc.repay_receivable, actors["bigbuy"], rid)
+    for i, (part, holder) in enumerate(holders):
+        label = ("receipt confirmed by a holder, last part: settles "
+                 f"({len(holders)} parts)") if i == len(holders) - 1 else "receipt confirmed by a holder"
+        run(label, svc.confirm_repayment_received, actors[holder], rid, part)
     return gas
 
 

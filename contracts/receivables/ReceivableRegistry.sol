@@ -30,9 +30,11 @@ import {IReceivableRegistry} from "./IReceivableRegistry.sol";
  *   sum to the face value. The holder of a confirmed, unfinanced part splits it or passes it on.
  * - The holder asks a financier; the financier offers terms; the holder accepts (itself, or by an
  *   EIP-712 signature), and the part passes to the financier, financed for good.
- * - At or after the due date the buyer (or the operator, relaying the buyer's repayment) records
- *   the repayment: each current holder is owed exactly what it holds ({PartRepaid}).
- * - After the due date and the grace period, a financier holding a part may declare a default.
+ * - At or after the due date the buyer reports its repayment (the operator cannot); each part
+ *   becomes repaid when its holder confirms receipt ({PartRepaid}), the receivable settled when
+ *   all are ({ReceivableSettled}).
+ * - After the due date and the grace period, a financier holding a financed part not yet repaid
+ *   may declare a default, even after the buyer reported a repayment.
  *
  * Dates are UTC day numbers (days since 1970-01-01); "today" is `block.timestamp / 1 days`.
  */
@@ -62,38 +64,6 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
     /// @dev Days after the due date during which a confirmed receivable is late but not overdue.
     uint32 public immutable gracePeriodDays;
 
-    struct Receivable {
-        bytes32 supplierId;
-        bytes32 buyerId;
-        bytes32 invoiceNumberHash;
-        uint128 faceValueMinor;
-        bytes3 currency;
-        uint32 issueDay;
-        uint32 dueDay;
-        ReceivableStatus status;
-        uint8 partCount;
-    }
-
-    struct Part {
-        bytes32 receivableId;
-        bytes32 holderId;
-        uint128 amountMinor;
-        bool financed;
-    }
-
-    /// @dev The financing of a part: an open request (`open`), its current offer (`offerId` > 0), and
-    /// once accepted (`open` false, part financed) the terms it was financed on.
-    struct Financing {
-        bytes32 financierId;
-        uint128 advanceMinor;
-        uint128 feeMinor;
-        uint64 offerId;
-        uint64 validUntil;
-        uint32 discountRatePpm;
-        uint8 dayCountBasis;
-        bool open;
-    }
-
     mapping(bytes32 receivableId => Receivable) private _receivables;
     mapping(bytes32 partId => Part) private _parts;
     mapping(bytes32 partId => Financing) private _financings;
@@ -111,18 +81,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
 
     // ---- register and confirm ------------------------------------------------------------------
 
-    /**
-     * @dev Registers a receivable of the caller's member (the supplier) against `buyerId` for the
-     * invoice numbered `invoiceNumber` (canonical form, see the contract's description); its whole
-     * face value becomes part 0, held by the supplier. Returns the receivable id.
-     *
-     * Requirements: the caller is an active member with the SUPPLIER role; `buyerId` is another
-     * active member with the BUYER role; `invoiceNumber` is canonical and its identity (buyer,
-     * letters and digits) is not live; `faceValueMinor` >= {PART_AMOUNT_MIN}; `currency` is three
-     * upper-case letters; `issueDay` <= `dueDay`.
-     *
-     * Emits {ReceivableRegistered}.
-     */
+    /// @inheritdoc IReceivableRegistry
     function register(
         bytes32 buyerId,
         string calldata invoiceNumber,
@@ -153,22 +112,16 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
             issueDay: issueDay,
             dueDay: dueDay,
             status: ReceivableStatus.Registered,
-            partCount: 1
+            partCount: 1,
+            repaymentReported: false,
+            repaidPartCount: 0
         });
         _parts[partIdAt(receivableId, 0)] =
-            Part({receivableId: receivableId, holderId: supplierId, amountMinor: faceValueMinor, financed: false});
+            Part({receivableId: receivableId, holderId: supplierId, amountMinor: faceValueMinor, financed: false, repaid: false});
         _emitRegistered(receivableId, invoiceNumber);
     }
 
-    /**
-     * @dev The supplier withdraws receivable `receivableId` before the buyer confirmed it; its
-     * invoice identity is free again.
-     *
-     * Requirements: the caller is an account of the receivable's supplier, active; the receivable
-     * is registered (not confirmed).
-     *
-     * Emits {ReceivableCancelled}.
-     */
+    /// @inheritdoc IReceivableRegistry
     function cancel(bytes32 receivableId) external {
         bytes32 callerId = _requireMember();
         Receivable storage r = _receivable(receivableId);
@@ -177,15 +130,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         emit ReceivableCancelled(receivableId, callerId);
     }
 
-    /**
-     * @dev The buyer refuses receivable `receivableId` (not its invoice, or not with these terms);
-     * its invoice identity is free again, so that a squatted identity goes back to its owner.
-     *
-     * Requirements: the caller is an account of the receivable's buyer, active, with the BUYER
-     * role; the receivable is registered (not confirmed).
-     *
-     * Emits {ReceivableRejected}.
-     */
+    /// @inheritdoc IReceivableRegistry
     function reject(bytes32 receivableId) external {
         bytes32 callerId = _requireRole(ROLE_BUYER);
         Receivable storage r = _receivable(receivableId);
@@ -194,31 +139,13 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         emit ReceivableRejected(receivableId, callerId);
     }
 
-    /**
-     * @dev The buyer confirms it owes receivable `receivableId`.
-     *
-     * Requirements: the caller is an account of the receivable's buyer, active, with the BUYER
-     * role; the receivable is registered and not yet confirmed.
-     *
-     * Emits {ReceivableConfirmed}.
-     */
+    /// @inheritdoc IReceivableRegistry
     function confirm(bytes32 receivableId) external {
         bytes32 callerId = _requireRole(ROLE_BUYER);
         _confirm(receivableId, callerId, _msgSender());
     }
 
-    /**
-     * @dev Confirms `receivableId` on the buyer's EIP-712 `ConfirmReceivable` signature by `signer`,
-     * over the receivable's terms as registered: supplier, invoice number hash, face value and
-     * currency, issue and due dates (a signature over other terms does not verify). `signer` is an
-     * account of the buyer: a key (ECDSA) or a contract wallet (ERC-1271). Anyone may relay it.
-     *
-     * Requirements: `deadline` not passed; `nonce` is the buyer's current nonce for its key
-     * ({nonces}); the signature is valid for `signer`, an account of the buyer, active, with the
-     * BUYER role; the receivable is registered and not yet confirmed.
-     *
-     * Emits {ReceivableConfirmed}.
-     */
+    /// @inheritdoc IReceivableRegistry
     function confirmWithSignature(
         bytes32 receivableId,
         address signer,
@@ -241,18 +168,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
 
     // ---- parts -------------------------------------------------------------------------------
 
-    /**
-     * @dev Splits part `partId` into `amountsMinor.length` parts held by the same member: `partId`
-     * keeps `amountsMinor[0]`, each further amount becomes a new part, in order. Returns the new
-     * part ids.
-     *
-     * Requirements: the caller is an account of the part's holder, active; the receivable is
-     * confirmed and not yet past its due date; the part is neither financed nor under an open financing request; at least two
-     * amounts, each >= {PART_AMOUNT_MIN}, summing exactly to the part's amount; the receivable
-     * stays within {PARTS_PER_RECEIVABLE_MAX} parts.
-     *
-     * Emits one {PartSplit} per new part.
-     */
+    /// @inheritdoc IReceivableRegistry
     function splitPart(bytes32 partId, uint128[] calldata amountsMinor) external returns (bytes32[] memory newPartIds) {
         (Part storage p, Receivable storage r) = _movablePartOfCaller(partId);
         bytes32 receivableId = p.receivableId;
@@ -273,7 +189,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         for (uint256 i = 1; i < count; ++i) {
             bytes32 newPartId = partIdAt(receivableId, partCount + i - 1);
             _parts[newPartId] =
-                Part({receivableId: receivableId, holderId: p.holderId, amountMinor: amountsMinor[i], financed: false});
+                Part({receivableId: receivableId, holderId: p.holderId, amountMinor: amountsMinor[i], financed: false, repaid: false});
             newPartIds[i - 1] = newPartId;
         }
         r.partCount = uint8(partCount + count - 1);
@@ -282,16 +198,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         }
     }
 
-    /**
-     * @dev Passes part `partId` to member `toId` (a tier-2 supplier, say).
-     *
-     * Requirements: the caller is an account of the part's holder, active; the receivable is
-     * confirmed and not yet past its due date; the part is neither financed nor under an open
-     * financing request; `toId` is another active member with the SUPPLIER or FINANCIER role, not
-     * the receivable's buyer.
-     *
-     * Emits {PartTransferred}.
-     */
+    /// @inheritdoc IReceivableRegistry
     function transferPart(bytes32 partId, bytes32 toId) external {
         (Part storage p, Receivable storage r) = _movablePartOfCaller(partId);
         bytes32 fromId = p.holderId;
@@ -305,17 +212,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
 
     // ---- financing ---------------------------------------------------------------------------
 
-    /**
-     * @dev The holder asks financier `financierId` to finance part `partId`; this replaces an
-     * earlier open request (and voids its offer). The part is locked (no split, no transfer) while
-     * the request is open.
-     *
-     * Requirements: the caller is an account of the part's holder, active, with the SUPPLIER role;
-     * the receivable is confirmed; the part is not financed; `financierId` is another active member
-     * with the FINANCIER role.
-     *
-     * Emits {FinancingRequested}.
-     */
+    /// @inheritdoc IReceivableRegistry
     function requestFinancing(bytes32 partId, bytes32 financierId) external {
         bytes32 holderId = _requireRole(ROLE_SUPPLIER);
         Part storage p = _financeablePart(partId);
@@ -335,13 +232,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         emit FinancingRequested(partId, holderId, financierId);
     }
 
-    /**
-     * @dev The holder withdraws its open financing request on part `partId`, unlocking the part.
-     *
-     * Requirements: the caller is an account of the part's holder, active; a request is open.
-     *
-     * Emits {FinancingRequestWithdrawn}.
-     */
+    /// @inheritdoc IReceivableRegistry
     function withdrawFinancingRequest(bytes32 partId) external {
         bytes32 callerId = _requireMember();
         Part storage p = _part(partId);
@@ -353,19 +244,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         emit FinancingRequestWithdrawn(partId, f.financierId);
     }
 
-    /**
-     * @dev The financier named in the open request on `partId` offers terms; a new offer supersedes
-     * the previous one. The terms are recorded as offered: the advance is computed off chain
-     * (settlement/financing.py) from the part, the rate, the day count and the fee. Returns the
-     * offer id (unique across the registry).
-     *
-     * Requirements: the caller is an account of that financier, active, with the FINANCIER role;
-     * the receivable is confirmed; `advanceMinor` > 0 and `advanceMinor + feeMinor` <= the part's
-     * amount; `dayCountBasis` is {DAY_COUNT_ACT_360} or {DAY_COUNT_ACT_365}; `validUntil` (unix
-     * seconds) is not in the past.
-     *
-     * Emits {FinancingOffered}.
-     */
+    /// @inheritdoc IReceivableRegistry
     function offerFinancing(
         bytes32 partId,
         uint128 advanceMinor,
@@ -378,17 +257,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         return _offer(partId, financierId, OfferTerms(advanceMinor, feeMinor, discountRatePpm, dayCountBasis, validUntil));
     }
 
-    /**
-     * @dev Makes the offer `terms` on part `partId` on the financier's EIP-712 `FinancingOffer`
-     * signature by `signer` (a key, or a contract wallet such as a bank's multisig: ERC-1271), over
-     * the part (amount, currency, due date) and the terms. Anyone may relay it. Returns the offer id.
-     *
-     * Requirements: `deadline` not passed; `nonce` is the financier's current nonce for its key;
-     * the signature is valid for `signer`, an account of the financier named in the open request,
-     * active, with the FINANCIER role; and those of {offerFinancing}.
-     *
-     * Emits {FinancingOffered}.
-     */
+    /// @inheritdoc IReceivableRegistry
     function offerFinancingWithSignature(
         bytes32 partId,
         OfferTerms calldata terms,
@@ -412,16 +281,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         return _offer(partId, financierId, terms);
     }
 
-    /**
-     * @dev The holder accepts offer `offerId` on part `partId`: the part passes to the financier,
-     * financed for good; the financier owes the holder the advance (paid off this contract).
-     *
-     * Requirements: the caller is an account of the part's holder, active, with the SUPPLIER role;
-     * `offerId` is the part's current offer and has not expired; the receivable is confirmed; the
-     * financier is still an active member with the FINANCIER role.
-     *
-     * Emits {FinancingAccepted}.
-     */
+    /// @inheritdoc IReceivableRegistry
     function acceptOffer(bytes32 partId, uint64 offerId) external {
         bytes32 holderId = _requireRole(ROLE_SUPPLIER);
         Part storage p = _financeablePart(partId);
@@ -429,18 +289,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         _accept(partId, p, offerId);
     }
 
-    /**
-     * @dev Accepts offer `offerId` on the holder's EIP-712 `AcceptFinancingOffer` signature by
-     * `signer` (a key, or a contract wallet: ERC-1271), over the part (amount, currency, due date)
-     * and the current offer's terms (financier, advance, fee, rate, day-count basis, validity).
-     * Anyone may relay it.
-     *
-     * Requirements: `deadline` not passed; `nonce` is the holder's current nonce for its key; the
-     * signature is valid for `signer`, an account of the part's holder, active, with the SUPPLIER
-     * role; and those of {acceptOffer}.
-     *
-     * Emits {FinancingAccepted}.
-     */
+    /// @inheritdoc IReceivableRegistry
     function acceptOfferWithSignature(
         bytes32 partId,
         uint64 offerId,
@@ -467,15 +316,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
 
     // ---- nonces ------------------------------------------------------------------------------
 
-    /**
-     * @dev Voids the caller's member's unused signatures with key `uint192(nonce >> 64)` and a
-     * sequence up to `uint64(nonce)`: the key's next sequence becomes `uint64(nonce) + 1`.
-     *
-     * Requirements: the caller is an account of an active member; the sequence is not below the
-     * key's current one, nor the largest uint64.
-     *
-     * Emits {NoncesInvalidated}.
-     */
+    /// @inheritdoc IReceivableRegistry
     function invalidateNonce(uint256 nonce) external {
         bytes32 memberId = _requireMember();
         uint192 key = uint192(nonce >> 64);
@@ -490,54 +331,48 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
 
     // ---- repayment and default ----------------------------------------------------------------
 
-    /**
-     * @dev Records that the buyer repaid receivable `receivableId` in full: it becomes settled and
-     * each current holder is owed exactly the amount of its parts, which sum to the face value.
-     * A defaulted receivable repaid late settles the same way.
-     *
-     * Requirements: the caller is an account of the buyer (active, BUYER role) or of an active
-     * member with the OPERATOR role relaying the buyer's repayment; the receivable is confirmed
-     * or defaulted; today is on or after the due date.
-     *
-     * Emits {ReceivableSettled}, then one {PartRepaid} per part.
-     */
-    function recordRepayment(bytes32 receivableId) external {
+    /// @inheritdoc IReceivableRegistry
+    function reportRepayment(bytes32 receivableId) external {
+        bytes32 callerId = _requireRole(ROLE_BUYER);
         Receivable storage r = _receivable(receivableId);
-        if (registry.memberOf(_msgSender()) == r.buyerId) {
-            _requireRole(ROLE_BUYER);
-        } else {
-            _requireRole(ROLE_OPERATOR);
-        }
+        if (callerId != r.buyerId) revert ReceivableNotBuyer(receivableId, callerId);
         ReceivableStatus status = r.status;
         if (status != ReceivableStatus.Confirmed && status != ReceivableStatus.Defaulted) {
             revert ReceivableWrongStatus(receivableId, status);
         }
+        if (r.repaymentReported) revert ReceivableRepaymentAlreadyReported(receivableId);
         uint256 today_ = today();
         if (today_ < r.dueDay) revert ReceivableNotMatured(receivableId, r.dueDay, today_);
-
-        r.status = ReceivableStatus.Settled;
-        emit ReceivableSettled(receivableId, r.buyerId, r.faceValueMinor, _msgSender());
-        uint256 partCount = r.partCount;
-        uint256 repaidMinor = 0;
-        for (uint256 i = 0; i < partCount; ++i) {
-            bytes32 partId = partIdAt(receivableId, i);
-            Part storage p = _parts[partId];
-            repaidMinor += p.amountMinor;
-            emit PartRepaid(partId, p.holderId, p.amountMinor);
-        }
-        // Invariant: the holdings always sum to the face value, so repayments do too.
-        assert(repaidMinor == r.faceValueMinor);
+        r.repaymentReported = true;
+        emit RepaymentReported(receivableId, callerId, r.faceValueMinor);
     }
 
-    /**
-     * @dev A financier holding a financed part of `receivableId` declares it defaulted.
-     *
-     * Requirements: the caller is an account of an active member with the FINANCIER role that
-     * holds a financed part of the receivable; the receivable is confirmed and overdue (today is
-     * after the due date plus {gracePeriodDays}).
-     *
-     * Emits {ReceivableDefaulted}.
-     */
+    /// @inheritdoc IReceivableRegistry
+    function confirmRepaymentReceived(bytes32 partId) external {
+        bytes32 callerId = _requireMember();
+        Part storage p = _part(partId);
+        if (p.holderId != callerId) revert ReceivableNotHolder(partId, callerId);
+        bytes32 receivableId = p.receivableId;
+        Receivable storage r = _receivables[receivableId];
+        if (!r.repaymentReported) revert ReceivableRepaymentNotReported(receivableId);
+        if (p.repaid) revert ReceivablePartAlreadyRepaid(partId);
+        p.repaid = true;
+        emit PartRepaid(partId, callerId, p.amountMinor);
+        uint8 repaidCount = r.repaidPartCount + 1;
+        r.repaidPartCount = repaidCount;
+        if (repaidCount == r.partCount) {
+            r.status = ReceivableStatus.Settled;
+            emit ReceivableSettled(receivableId, r.buyerId, r.faceValueMinor);
+            // Invariant: the holdings always sum to the face value, so the repaid parts do too.
+            uint256 repaidMinor = 0;
+            for (uint256 i = 0; i < repaidCount; ++i) {
+                repaidMinor += _parts[partIdAt(receivableId, i)].amountMinor;
+            }
+            assert(repaidMinor == r.faceValueMinor);
+        }
+    }
+
+    /// @inheritdoc IReceivableRegistry
     function declareDefault(bytes32 receivableId) external {
         bytes32 financierId = _requireRole(ROLE_FINANCIER);
         Receivable storage r = _receivable(receivableId);
@@ -545,7 +380,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         uint256 overdueFrom = overdueFromDay(receivableId);
         uint256 today_ = today();
         if (today_ < overdueFrom) revert ReceivableNotOverdue(receivableId, overdueFrom, today_);
-        if (!_holdsFinancedPart(receivableId, r.partCount, financierId)) {
+        if (!_holdsUnrepaidFinancedPart(receivableId, r.partCount, financierId)) {
             revert ReceivableNotPartFinancier(receivableId, financierId);
         }
         r.status = ReceivableStatus.Defaulted;
@@ -554,12 +389,12 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
 
     // ---- views -------------------------------------------------------------------------------
 
-    /// @dev Receivable `receivableId` as stored (its status is never `Overdue`: see {statusOf}).
+    /// @inheritdoc IReceivableRegistry
     function getReceivable(bytes32 receivableId) external view returns (Receivable memory) {
         return _receivable(receivableId);
     }
 
-    /// @dev The status of `receivableId`, `Overdue` when confirmed and past due date plus grace.
+    /// @inheritdoc IReceivableRegistry
     function statusOf(bytes32 receivableId) external view returns (ReceivableStatus) {
         ReceivableStatus status = _receivables[receivableId].status;
         if (status == ReceivableStatus.Confirmed && today() >= overdueFromDay(receivableId)) {
@@ -568,22 +403,22 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         return status;
     }
 
-    /// @dev The first day on which `receivableId` is overdue: due date + grace period + 1.
+    /// @inheritdoc IReceivableRegistry
     function overdueFromDay(bytes32 receivableId) public view returns (uint256) {
         return uint256(_receivables[receivableId].dueDay) + gracePeriodDays + 1;
     }
 
-    /// @dev Part `partId`.
+    /// @inheritdoc IReceivableRegistry
     function getPart(bytes32 partId) external view returns (Part memory) {
         return _part(partId);
     }
 
-    /// @dev The financing record of part `partId` (all zero if none was ever requested).
+    /// @inheritdoc IReceivableRegistry
     function getFinancing(bytes32 partId) external view returns (Financing memory) {
         return _financings[partId];
     }
 
-    /// @dev All parts of `receivableId`, in index order: ids, holders, amounts, financed flags.
+    /// @inheritdoc IReceivableRegistry
     function partsOf(bytes32 receivableId)
         external
         view
@@ -601,52 +436,42 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         }
     }
 
-    /// @dev The live receivable of the invoice `invoiceNumberHash` of buyer `buyerId`, or zero.
+    /// @inheritdoc IReceivableRegistry
     function receivableOfInvoice(bytes32 buyerId, bytes32 invoiceNumberHash) external view returns (bytes32) {
         return _receivableOfInvoice[_invoiceKey(buyerId, invoiceNumberHash)];
     }
 
-    /// @dev How many times the invoice `invoiceNumberHash` of buyer `buyerId` was registered.
+    /// @inheritdoc IReceivableRegistry
     function registrationsOfInvoice(bytes32 buyerId, bytes32 invoiceNumberHash) external view returns (uint256) {
         return _registrationsOfInvoice[_invoiceKey(buyerId, invoiceNumberHash)];
     }
 
-    /**
-     * @dev The next EIP-712 nonce of member `memberId` (shared by all its accounts) for `key`:
-     * `key << 64 | sequence`, as ERC-4337's keyed nonces. Each flow uses its own key (the service
-     * uses the top 192 bits of the receivable or part id), so parallel approvals do not race.
-     */
+    /// @inheritdoc IReceivableRegistry
     function nonces(bytes32 memberId, uint192 key) external view returns (uint256) {
         return _nonceOf(key, _nonceSequences[memberId][key]);
     }
 
-    /// @dev The EIP-712 domain separator (name "ReceivableRegistry", version "1").
+    /// @inheritdoc IReceivableRegistry
     function domainSeparator() external view returns (bytes32) {
         return _domainSeparatorV4();
     }
 
-    /// @dev Today's UTC day number on chain.
+    /// @inheritdoc IReceivableRegistry
     function today() public view returns (uint256) {
         return block.timestamp / 1 days;
     }
 
-    /// @dev The id of the `index`-th registration of the invoice `invoiceNumberHash` of buyer `buyerId`.
+    /// @inheritdoc IReceivableRegistry
     function receivableIdOf(bytes32 buyerId, bytes32 invoiceNumberHash, uint256 index) public pure returns (bytes32) {
         return keccak256(abi.encode(buyerId, invoiceNumberHash, index));
     }
 
-    /// @dev The id of the `index`-th part of `receivableId` (index 0: the part created at registration).
+    /// @inheritdoc IReceivableRegistry
     function partIdAt(bytes32 receivableId, uint256 index) public pure returns (bytes32) {
         return keccak256(abi.encode(receivableId, index));
     }
 
-    /**
-     * @dev The identity hash of the canonical invoice number `invoiceNumber`: keccak256 of its
-     * letters and digits, in order (separators left out). Reverts with
-     * {ReceivableInvalidInvoiceNumber} (the offending byte's position) unless `invoiceNumber` is
-     * 1 to {INVOICE_NUMBER_LENGTH_MAX} bytes of `A`-`Z`, `0`-`9`, `-`, `/`, `.`, starts and ends
-     * with a letter or digit, and has no two separators in a row.
-     */
+    /// @inheritdoc IReceivableRegistry
     function invoiceNumberHashOf(string calldata invoiceNumber) public pure returns (bytes32) {
         bytes calldata raw = bytes(invoiceNumber);
         uint256 length = raw.length;
@@ -703,6 +528,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
 
     /// @dev Reverts once the receivable is past its due date: its parts no longer move.
     function _requireNotDue(bytes32 receivableId, Receivable storage r) private view {
+        if (r.repaymentReported) revert ReceivableRepaymentAlreadyReported(receivableId);
         uint256 today_ = today();
         if (today_ > r.dueDay) revert ReceivableDue(receivableId, r.dueDay, today_);
     }
@@ -826,10 +652,14 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         if (p.financed) revert ReceivablePartAlreadyFinanced(partId);
     }
 
-    function _holdsFinancedPart(bytes32 receivableId, uint256 partCount, bytes32 memberId) private view returns (bool) {
+    function _holdsUnrepaidFinancedPart(bytes32 receivableId, uint256 partCount, bytes32 memberId)
+        private
+        view
+        returns (bool)
+    {
         for (uint256 i = 0; i < partCount; ++i) {
             Part storage p = _parts[partIdAt(receivableId, i)];
-            if (p.financed && p.holderId == memberId) return true;
+            if (p.financed && !p.repaid && p.holderId == memberId) return true;
         }
         return false;
     }

@@ -197,7 +197,7 @@ def register(body: ReceivableCreate, runtime: RuntimeDep, who: Supplier) -> Rece
 def list_mine(runtime: RuntimeDep, who: CurrentMember,
               role: Annotated[str | None, Query(pattern=r"^(supplier|buyer|holder|financier)$")] = None,
               status_: Annotated[str | None, Query(alias="status",
-                                                   pattern=r"^(pending|registered|confirmed|settled|defaulted|cancelled|rejected)$")] = None,
+                                                   pattern=r"^(pending|registered|confirmed|repaying|settled|defaulted|cancelled|rejected)$")] = None,
               limit: Annotated[int, Query(ge=1, le=200)] = 50,
               after: Annotated[str | None, Query(max_length=66)] = None) -> ReceivablesPublic:
     facts = svc.read_chain_facts(runtime)
@@ -400,9 +400,19 @@ def accept(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: Acceptanc
 
 
 @router.post("/{receivable_id}/repayment", status_code=status.HTTP_202_ACCEPTED, response_model=ReceivableAccepted,
-             summary="Repay at or after maturity; each holder is owed what it holds (buyer)")
+             summary="Report, at or after maturity, that you repaid each holder what it holds; each part is "
+                     "repaid once its holder confirms receipt (buyer)")
 def repay(receivable_id: ReceivableIdPath, runtime: RuntimeDep, who: Buyer) -> ReceivableAccepted:
     return _command(runtime, who, lambda f, s, a: svc.repay_receivable(f, s, a, receivable_id))
+
+
+@router.post("/{receivable_id}/parts/{part_id}/repayment-receipt", status_code=status.HTTP_202_ACCEPTED,
+             response_model=ReceivableAccepted,
+             summary="Confirm you received the buyer's repayment of a part you hold; the last one settles the "
+                     "receivable (holder)")
+def confirm_receipt(receivable_id: ReceivableIdPath, part_id: PartIdPath, runtime: RuntimeDep,
+                    who: CurrentMember) -> ReceivableAccepted:
+    return _command(runtime, who, lambda f, s, a: svc.confirm_repayment_received(f, s, a, receivable_id, part_id))
 
 
 @router.post("/{receivable_id}/default", status_code=status.HTTP_202_ACCEPTED, response_model=ReceivableAccepted,

@@ -11,8 +11,8 @@ from ledger_api.schemas.common import In, Money, Out
 
 MemberIdField = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 Hex32 = Field(min_length=66, max_length=66, pattern=r"^0x[0-9a-f]{64}$")
-ReceivableStatus = Literal["pending", "registered", "confirmed", "overdue", "settled", "defaulted", "cancelled",
-                           "rejected"]
+ReceivableStatus = Literal["pending", "registered", "confirmed", "repaying", "overdue", "settled", "defaulted",
+                           "cancelled", "rejected"]
 DayCount = Literal["ACT/360", "ACT/365"]
 
 

@@ -686,6 +686,18 @@ class ReceivableDueError(ConflictError):
     title = "The receivable is past its due date: its parts no longer move"
 
 
+class RepaymentNotReportedError(ConflictError):
+    """A holder confirms receipt of a repayment the buyer has not reported."""
+
+    type_slug = "repayment-not-reported"
+    title = "The buyer has not reported the repayment yet"
+
+
+class PartAlreadyRepaidError(ConflictError):
+    type_slug = "part-already-repaid"
+    title = "This part is repaid already"
+
+
 class ReceivableNotOverdueError(ConflictError):
     type_slug = "receivable-not-overdue"
     title = "The receivable is not overdue (due date plus grace period)"
@@ -703,7 +715,8 @@ __all__ += ["ReceivableNotFoundError", "ReceivablePartNotFoundError", "InvoiceAl
             "PartAlreadyFinancedError", "PartLockedError", "AmountExceedsHoldingError", "InvalidSplitError",
             "PartTooSmallError", "TooManyPartsError", "NoFinancingRequestError", "InvalidOfferError",
             "OfferNotCurrentError", "OfferExpiredError", "SignatureInvalidError", "SignatureExpiredError",
-            "ReceivableNotMaturedError", "ReceivableNotOverdueError", "EvidenceInvalidError", "ReceivableDueError"]
+            "ReceivableNotMaturedError", "ReceivableNotOverdueError", "EvidenceInvalidError", "ReceivableDueError",
+            "RepaymentNotReportedError", "PartAlreadyRepaidError"]
 
 
 # --- Callback ingestion and reconciliation store (settlement.domains.payments, settlement.domains.reconciliation)

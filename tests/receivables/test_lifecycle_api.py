@@ -133,10 +133,30 @@ def test_lifecycle_with_tier2_financing_repayment_and_history(world: World) -> N
     # Not due yet: the buyer cannot repay.
     _problem(http.post(f"/v1/receivables/{rid}/repayment", headers=world.h("bigbuy")), 409, "receivable-not-matured")
     world.advance_days(91)
+    # Issue 13: the buyer's report repays nothing by itself; each holder confirms receipt of its
+    # part; the operator cannot close the receivable; a holder cannot confirm another's part.
+    _problem(http.post(f"/v1/receivables/{rid}/parts/{part0}/repayment-receipt", headers=world.h("factor")), 409,
+             "repayment-not-reported")
+    _problem(http.post(f"/v1/receivables/{rid}/repayment", headers=world.h("ops")), 403, "forbidden")
     _ok(http.post(f"/v1/receivables/{rid}/repayment", headers=world.h("bigbuy")))
     world.step()
     rec = _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("bigbuy")), 200)
+    assert rec["status"] == "repaying" and all(p["repaid"] is None for p in rec["parts"])
+    _problem(http.post(f"/v1/receivables/{rid}/repayment", headers=world.h("bigbuy")), 409, "receivable-wrong-status")
+    _problem(http.post(f"/v1/receivables/{rid}/parts/{part0}/repayment-receipt", headers=world.h("acme")), 403,
+             "not-part-holder")
+    for holder, part in (("factor", part0), ("acme", part1)):
+        _ok(http.post(f"/v1/receivables/{rid}/parts/{part}/repayment-receipt", headers=world.h(holder)))
+        world.step()
+    _problem(http.post(f"/v1/receivables/{rid}/parts/{part0}/repayment-receipt", headers=world.h("factor")), 409,
+             "part-already-repaid")
+    assert _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("bigbuy")), 200)["status"] == "repaying"
+    _ok(http.post(f"/v1/receivables/{rid}/parts/{tier2_part}/repayment-receipt", headers=world.h("bank")))
+    world.step()
+    rec = _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("bigbuy")), 200)
     assert rec["status"] == "settled"
+    assert {p["id"]: p["repaid"]["value"] for p in rec["parts"]} == \
+        {part0: 60_000_000, part1: 10_000_000, tier2_part: 30_000_000}
     pays = _ok(http.get(f"/v1/receivables/{rid}/payments", headers=world.h("bigbuy")), 200)
     repaid = {p["part_id"]: (p["payee_id"], p["amount"]["value"]) for p in pays["data"] if p["kind"] == "repayment"}
     assert repaid == {part0: ("factor", 60_000_000), part1: ("acme", 10_000_000), tier2_part: ("bank", 30_000_000)}
@@ -212,4 +232,43 @@ def test_overdue_then_default_by_financier(world: World) -> None:
                        json={"financier_id": "factor"}), 403, "forbidden")  # bank is no supplier
     _ok(http.post(f"/v1/receivables/{rid}/repayment", headers=world.h("bigbuy")))
     world.step()
+    assert _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("bank")), 200)["status"] == "defaulted"
+    _ok(http.post(f"/v1/receivables/{rid}/parts/{part}/repayment-receipt", headers=world.h("bank")))
+    world.step()
     assert _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("bank")), 200)["status"] == "settled"
+
+
+def test_a_reported_repayment_leaves_the_financier_its_default_remedy(world: World) -> None:
+    """Issue 13: the buyer reports a repayment the financier never received: once overdue, the
+    financier still declares the default (main let the buyer close the receivable on its word)."""
+    http = world.http
+    assert http is not None
+    today = world.today()
+    rid = _ok(http.post("/v1/receivables", json=invoice(number="INV-D-2", today=today,
+                                                         due=today + timedelta(days=10)),
+                        headers=world.h("acme")))["receivable"]["id"]
+    world.step()
+    _ok(http.post(f"/v1/receivables/{rid}/confirm", headers=world.h("bigbuy")))
+    world.step()
+    part = _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("acme")), 200)["parts"][0]["id"]
+    _ok(http.post(f"/v1/receivables/{rid}/parts/{part}/financing-request", headers=world.h("acme"),
+                  json={"financier_id": "bank"}))
+    world.step()
+    valid_until = (datetime.now(timezone.utc) + timedelta(days=2)).isoformat()
+    _ok(http.post(f"/v1/receivables/{rid}/parts/{part}/offers", headers=world.h("bank"),
+                  json={"discount_rate": "0.06", "day_count": "ACT/365", "fee": {"value": 0, "currency": "CNY"},
+                        "valid_until": valid_until}))
+    world.step()
+    offer = _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("acme")), 200)["parts"][0]["offer"]
+    _ok(http.post(f"/v1/receivables/{rid}/parts/{part}/acceptances", headers=world.h("acme"),
+                  json={"offer_id": offer["offer_id"]}))
+    world.step()
+    world.advance_days(10)
+    _ok(http.post(f"/v1/receivables/{rid}/repayment", headers=world.h("bigbuy")))
+    world.step()
+    world.advance_days(31)
+    rec = _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("bank")), 200)
+    assert rec["stored_status"] == "repaying" and rec["status"] == "overdue"
+    _ok(http.post(f"/v1/receivables/{rid}/default", headers=world.h("bank")))
+    world.step()
+    assert _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("bank")), 200)["status"] == "defaulted"

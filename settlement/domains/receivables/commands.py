@@ -37,10 +37,13 @@ from settlement.core.errors import (
     NotReceivableBuyerError,
     NotReceivableSupplierError,
     PartAlreadyFinancedError,
+    PartAlreadyRepaidError,
     PartLockedError,
     PartTooSmallError,
     ReceivableNotMaturedError,
     ReceivableNotOverdueError,
+    ReceivableWrongStatusError,
+    RepaymentNotReportedError,
     TooManyPartsError,
     UnsupportedCurrencyError,
     ValidationError,
@@ -87,11 +90,16 @@ from settlement.domains.receivables.terms import receivable_id as derive_receiva
 from settlement.domains.receivables.typed_data import check_signed_by, deadline_within
 from settlement.pipeline.outbox import enqueue
 from settlement.store.models import Member, OutboxRow
-from settlement.store.models.receivables import Receivable, ReceivableEvidence, ReceivablePart
+from settlement.store.models.receivables import (
+    Receivable,
+    ReceivableEvidence,
+    ReceivablePart,
+    ReceivablePayment,
+)
 
 __all__ = [
     "register_receivable", "invoice_identity_of", "cancel_receivable", "reject_receivable", "confirm_receivable", "confirm_with_signature", "invalidate_nonce", "split_part",
-    "transfer_part", "repay_receivable", "declare_default", "add_evidence",
+    "transfer_part", "repay_receivable", "confirm_repayment_received", "declare_default", "add_evidence",
 ]
 
 log = logging.getLogger("ledger.receivables")
@@ -402,8 +410,9 @@ def transfer_part(facts: ChainFacts, session: Session, actor: Actor, receivable_
 
 
 def repay_receivable(facts: ChainFacts, session: Session, actor: Actor, receivable_id: str) -> Accepted:
-    """The buyer repays at or after maturity; each current holder is owed exactly what it holds
-    (repayment settlements are recorded from the ``PartRepaid`` events)."""
+    """The buyer reports, at or after maturity, that it repaid each holder what it holds (the
+    repayments owed are recorded, and instructed as settlements, when the follower sees
+    ``RepaymentReported``). Nothing is repaid until each holder confirms receipt."""
     require_active(actor)
     r = get_receivable(session, actor, receivable_id, for_update=True)
     if actor.member_id != r.buyer_id:
@@ -411,13 +420,42 @@ def repay_receivable(facts: ChainFacts, session: Session, actor: Actor, receivab
     require_role(actor, "buyer")
     take(session, r)
     require_status(r, facts, "confirmed", "defaulted")
+    if _repayment_reported(session, r):
+        raise ReceivableWrongStatusError(f"the repayment of receivable {r.id} is reported already",
+                                         receivable_id=r.id, receivable_status=r.status)
     today = facts.today
     if today < r.due_date:
         raise ReceivableNotMaturedError(f"receivable {r.id} is due on {r.due_date}; today is {today}",
                                         due_date=r.due_date.isoformat())
     signer = custodial_signer(session, actor.member_id)
-    op = write_operation(session, r, actor, "repay", function="recordRepayment", args=[r.id], signer=signer,
-                    gas=GAS["repay_base"] + GAS["repay_per_part"] * max(r.part_count, 1))
+    op = write_operation(session, r, actor, "repay", function="reportRepayment", args=[r.id], signer=signer,
+                         gas=GAS["repay"])
+    return Accepted(r, (op,))
+
+
+def _repayment_reported(session: Session, r: Receivable) -> bool:
+    return r.status == "repaying" or session.scalar(select(ReceivablePayment.id).where(
+        ReceivablePayment.receivable_id == r.id, ReceivablePayment.kind == "repayment").limit(1)) is not None
+
+
+def confirm_repayment_received(facts: ChainFacts, session: Session, actor: Actor, receivable_id: str,
+                               part_id: str) -> Accepted:
+    """The holder of a part confirms it received the buyer's repayment of it: the part is repaid
+    (and the receivable settled with its last part) when the follower sees ``PartRepaid``."""
+    require_active(actor)
+    r = get_receivable(session, actor, receivable_id, for_update=True)
+    p = part_of(session, r, part_id)
+    if p.holder_id != actor.member_id:
+        raise NotPartHolderError(f"part {p.id} is not held by {actor.member_id}", part_id=p.id)
+    take(session, r)
+    if not _repayment_reported(session, r) or r.status not in ("repaying", "defaulted"):
+        raise RepaymentNotReportedError(f"the buyer has not reported the repayment of receivable {r.id}",
+                                        receivable_id=r.id)
+    if p.repaid_minor is not None:
+        raise PartAlreadyRepaidError(f"part {p.id} is repaid already", part_id=p.id)
+    signer = custodial_signer(session, actor.member_id)
+    op = write_operation(session, r, actor, "confirm_receipt", function="confirmRepaymentReceived", args=[p.id],
+                         signer=signer, gas=GAS["confirm_receipt"], part_id=p.id)
     return Accepted(r, (op,))
 
 
@@ -427,12 +465,13 @@ def declare_default(facts: ChainFacts, session: Session, actor: Actor, receivabl
     r = get_receivable(session, actor, receivable_id, for_update=True)
     holds = session.scalar(select(ReceivablePart.id).where(
         ReceivablePart.receivable_id == r.id, ReceivablePart.holder_id == actor.member_id,
-        ReceivablePart.financed.is_(True)).limit(1))
+        ReceivablePart.financed.is_(True), ReceivablePart.repaid_minor.is_(None)).limit(1))
     if holds is None:
-        raise NotPartFinancierError(f"{actor.member_id} holds no financed part of {r.id}", receivable_id=r.id)
+        raise NotPartFinancierError(f"{actor.member_id} holds no financed, unrepaid part of {r.id}",
+                                    receivable_id=r.id)
     take(session, r)
-    shown = require_status(r, facts, "confirmed")
-    if shown != "overdue":
+    require_status(r, facts, "confirmed", "repaying")
+    if (facts.today - r.due_date).days <= facts.grace_period_days:
         overdue_from = r.due_date + timedelta(days=facts.grace_period_days + 1)
         raise ReceivableNotOverdueError(f"receivable {r.id} is overdue only from {overdue_from}",
                                         overdue_from=overdue_from.isoformat())

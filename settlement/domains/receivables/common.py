@@ -65,8 +65,8 @@ __all__ = [
 GAS: dict[str, int] = {
     "register": 400_000, "confirm": 150_000, "confirm_signed": 200_000, "split_base": 150_000,
     "split_per_part": 120_000, "transfer": 150_000, "cancel": 100_000, "reject": 100_000, "request_financing": 200_000, "withdraw_financing": 120_000,
-    "offer": 250_000, "offer_signed": 300_000, "accept": 200_000, "accept_signed": 250_000, "repay_base": 150_000,
-    "repay_per_part": 30_000, "default": 200_000, "invalidate_nonce": 100_000,
+    "offer": 250_000, "offer_signed": 300_000, "accept": 200_000, "accept_signed": 250_000, "repay": 120_000,
+    "confirm_receipt": 200_000, "default": 200_000, "invalidate_nonce": 100_000,
 }
 LIST_LIMIT_MAX = 200
 OFFER_VALIDITY_S_MAX = 30 * 86_400

@@ -286,14 +286,24 @@ def on_financing_accepted(session: Session, lg: DecodedLog, p: ReceivablePart, r
 
 
 @_receivable_event
-def on_settled(session: Session, lg: DecodedLog, r: Receivable, op: ReceivableOperation | None) -> None:
+def on_repayment_reported(session: Session, lg: DecodedLog, r: Receivable, op: ReceivableOperation | None) -> None:
+    """The buyer says it repaid each holder what it holds: one repayment owed per part (buyer ->
+    holder, instructed as a settlement); each part is repaid only when its holder confirms."""
     if int(lg.args["faceValueMinor"]) != r.face_value_minor:
-        raise ReceivableInvariantError(f"receivable {r.id} settled for {lg.args['faceValueMinor']}")
-    r.status = "settled"
+        raise ReceivableInvariantError(f"receivable {r.id} reported repaid for {lg.args['faceValueMinor']}")
+    if r.status == "confirmed":
+        r.status = "repaying"
+    parts = session.scalars(select(ReceivablePart).where(ReceivablePart.receivable_id == r.id)
+                            .order_by(ReceivablePart.index)).all()
+    if sum(p.amount_minor for p in parts) != r.face_value_minor:
+        raise ReceivableInvariantError(f"the parts of {r.id} do not sum to its face value")
+    for p in parts:
+        _owe(session, r, p.id, "repayment", r.buyer_id, p.holder_id, p.amount_minor, lg)
 
 
 @_part_event()
 def on_part_repaid(session: Session, lg: DecodedLog, p: ReceivablePart, r: Receivable) -> None:
+    """The part's holder confirmed receipt of its repayment."""
     a = lg.args
     if p.repaid_minor is not None:
         return
@@ -301,18 +311,23 @@ def on_part_repaid(session: Session, lg: DecodedLog, p: ReceivablePart, r: Recei
     if amount != p.amount_minor:
         raise ReceivableInvariantError(f"part {p.id} repaid {amount}, holds {p.amount_minor}")
     p.repaid_minor = amount
-    holder_id = _member_id(session, a["holderId"])
-    _owe(session, r, p.id, "repayment", r.buyer_id, holder_id, amount, lg)
     session.flush()
-    repaid = session.scalars(select(ReceivablePayment.amount_minor).where(
-        ReceivablePayment.receivable_id == r.id, ReceivablePayment.kind == "repayment")).all()
+    repaid = session.scalars(select(ReceivablePart.repaid_minor).where(
+        ReceivablePart.receivable_id == r.id, ReceivablePart.repaid_minor.is_not(None))).all()
     if sum(repaid) > r.face_value_minor:
         raise ReceivableInvariantError(f"repayments of {r.id} exceed its face value")
 
 
 @_receivable_event
+def on_settled(session: Session, lg: DecodedLog, r: Receivable, op: ReceivableOperation | None) -> None:
+    if int(lg.args["faceValueMinor"]) != r.face_value_minor:
+        raise ReceivableInvariantError(f"receivable {r.id} settled for {lg.args['faceValueMinor']}")
+    r.status = "settled"
+
+
+@_receivable_event
 def on_defaulted(session: Session, lg: DecodedLog, r: Receivable, op: ReceivableOperation | None) -> None:
-    if r.status == "confirmed":
+    if r.status in ("confirmed", "repaying"):
         r.status = "defaulted"
 
 
@@ -340,8 +355,9 @@ HANDLERS: dict[str, Handler] = {
     "FinancingRequestWithdrawn": on_financing_withdrawn,
     "FinancingOffered": on_financing_offered,
     "FinancingAccepted": on_financing_accepted,
-    "ReceivableSettled": on_settled,
+    "RepaymentReported": on_repayment_reported,
     "PartRepaid": on_part_repaid,
+    "ReceivableSettled": on_settled,
     "ReceivableDefaulted": on_defaulted,
 }
 

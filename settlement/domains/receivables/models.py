@@ -32,13 +32,14 @@ PARTS_PER_RECEIVABLE_MAX = 32
 # Stored statuses: the contract's (cancelled by the supplier, rejected by the buyer), plus pending
 # (registration not mined yet); rejected also when the chain refused the registration (``rejection``
 # names the custom error then, "rejected by the buyer" otherwise).
-STATUSES = ("pending", "registered", "confirmed", "settled", "defaulted", "cancelled", "rejected")
+# "repaying": confirmed, the buyer reported its repayment, not every holder confirmed receipt yet.
+STATUSES = ("pending", "registered", "confirmed", "repaying", "settled", "defaulted", "cancelled", "rejected")
 # What clients see: OVERDUE is derived, never stored.
 DISPLAY_STATUSES = STATUSES + ("overdue",)
 PARTY_ROLES = ("supplier", "buyer", "holder", "financier")
 OPERATION_KINDS = ("register", "cancel", "reject", "confirm", "confirm_signed", "split", "transfer", "request_financing",
-                   "withdraw_financing", "offer", "offer_signed", "accept", "accept_signed", "repay", "default",
-                   "invalidate_nonce")
+                   "withdraw_financing", "offer", "offer_signed", "accept", "accept_signed", "repay", "confirm_receipt",
+                   "default", "invalidate_nonce")
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,6 @@ class EvidenceCheck:
 def display_status(status: str, due_date: date, today: date, grace_days: int) -> str:
     """The status a client sees: a confirmed receivable is OVERDUE from due date + grace + 1 day
     (the contract's ``statusOf``)."""
-    if status == "confirmed" and (today - due_date).days > grace_days:
+    if status in ("confirmed", "repaying") and (today - due_date).days > grace_days:
         return "overdue"
     return status

@@ -11,7 +11,7 @@ Revises: 0008
 from alembic import op
 
 revision = "0011r"
-down_revision = "0008"
+down_revision = "0010m"
 branch_labels = None
 depends_on = None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from settlement.domains.anchoring.limits import BatchLimits
 from settlement.domains.anchoring.wiring import wire as wire_anchoring
+from settlement.domains.events.wiring import wire as wire_events
 from settlement.domains.governance.wiring import wire as wire_governance
 from settlement.domains.members.wiring import wire as wire_members
 from settlement.domains.payments.wiring import wire as wire_payments
@@ -28,4 +29,5 @@ def build_registry(*, anchor_limits: BatchLimits | None = None) -> HandlerRegist
     wire_receivables(registry)
     wire_anchoring(registry, anchor_limits)
     wire_payments(registry)
+    wire_events(registry)  # last: events are read from the state the domains' handlers left
     return registry

@@ -29,6 +29,7 @@ from ledger_api.settings import Settings
 from settlement.chain.managed import ManagedChain, managed_anvil_config
 from settlement.chain.transport import redact_url
 from settlement.core.errors import LedgerError
+from settlement.domains.events.delivery import DeliveryWorker
 from settlement.pipeline.workers import Workers
 from settlement.store.db import migrate
 from settlement.wiring import build_registry
@@ -68,6 +69,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     else:
         say(f"chain: using {redact_url(settings.rpc_url)}")
     workers = None
+    delivery = None
     try:
         runtime = build_runtime(settings, deploy_contracts=True, progress=say)
         # The bootstrap window: the operator (and, for the demo, the demo consortium) are founding
@@ -84,6 +86,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
                           block_range_max=settings.follow_block_range_max,
                           inflight_max=settings.max_inflight_per_signer).start()
         say("workers: outbox dispatcher and chain follower running")
+        delivery = DeliveryWorker(runtime).start()  # webhooks: its own threads, off the request path
         cli_governance.seal_when_applied(runtime, say)
         app = create_app(runtime, settings)
         say(f"api: {settings.api_url} (OpenAPI at {settings.api_url}/docs); Ctrl-C to stop")
@@ -93,6 +96,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         uvicorn.Server(uvicorn.Config(app, host=settings.api_host, port=settings.api_port,
                                       log_level="warning", access_log=False, log_config=None)).run()
     finally:
+        if delivery is not None:
+            delivery.stop()
         if workers is not None:
             say("stopping workers")
             workers.stop()
@@ -134,8 +139,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
                       follow_interval_s=settings.follow_interval_ms / 1000,
                       confirmations=settings.confirmations,
                       inflight_max=settings.max_inflight_per_signer).start()
-    say("workers running; Ctrl-C to stop")
+    delivery = DeliveryWorker(runtime).start()
+    say("workers running (and webhook deliveries); Ctrl-C to stop")
     stop.wait()
+    delivery.stop()
     workers.stop()
     instance.release()
     return 0

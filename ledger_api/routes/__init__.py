@@ -8,6 +8,7 @@ from ledger_api.routes import (
     anchors,
     apikeys,
     callbacks,
+    events,
     governance,
     health,
     intents,
@@ -17,11 +18,12 @@ from ledger_api.routes import (
     receivables,
     reconciliation,
     settlements,
+    webhooks,
 )
 
 api_router = APIRouter()
 for module in (health, metrics, members, keys, apikeys, governance, intents, settlements, callbacks, reconciliation,
-               receivables, anchors):
+               receivables, anchors, events, webhooks):
     api_router.include_router(module.router)
 
 __all__ = ["api_router"]

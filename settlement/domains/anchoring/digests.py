@@ -39,6 +39,7 @@ in this form, so an auditor can always recompute the digest from the text.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -171,13 +172,41 @@ def digest_new(session: Session, kind: str, rows: Sequence[Mapping[str, Any]], *
         raise JournalRecordInvalidError(f"at most {DIGESTS_NEW_PER_CALL_MAX} records per call")
     at = int(time.time()) if recorded_at_s is None else int(recorded_at_s)
     values = []
+    changes: list[Change] = []
     now = utcnow()  # one timestamp object for the call: the bulk insert converts it once
     for row in rows:
-        text = spec.canonical(row)
-        values.append(_version_values(kind, check_record_id(spec.record_id(row)), 1, text, digest_of(text),
-                                      ZERO_DIGEST, at, now))
+        record = spec.project(row)
+        text = spec.text_of(record)
+        rid = check_record_id(spec.record_id(row))
+        values.append(_version_values(kind, rid, 1, text, digest_of(text), ZERO_DIGEST, at, now))
+        if _OBSERVERS:
+            changes.append((rid, None, record))
     if values:
         insert_rows(session, _DIGESTS, values)  # the volume paths' bulk insert (one executemany)
+        _notify(session.connection(), kind, changes)
+
+
+# -- observers ----------------------------------------------------------------------------------
+# A change the journal records: (record id, the record's previous version or None for a new one,
+# its new version or None for a deleted row). Observers run in the transaction of the change,
+# after its journal versions are written (events out: settlement.domains.events).
+Change = tuple[str, "dict[str, Any] | None", "dict[str, Any] | None"]
+JournalObserver = Callable[[Connection, str, list[Change]], None]
+_OBSERVERS: list[JournalObserver] = []
+
+
+def observe_changes(observer: JournalObserver) -> None:
+    """Call ``observer(connection, kind, changes)`` for every batch of records the journal gets a
+    new version of, inside that transaction (an exception rolls the change back). Registered
+    explicitly by whoever wires the system (``settlement.wiring``); registering twice is a no-op."""
+    if observer not in _OBSERVERS:
+        _OBSERVERS.append(observer)
+
+
+def _notify(conn: Connection, kind: str, changes: list[Change]) -> None:
+    if changes:
+        for observer in _OBSERVERS:
+            observer(conn, kind, changes)
 
 
 _PENDING = "ledger.anchoring.changed"
@@ -220,22 +249,26 @@ def _before_commit(session: Session) -> None:
     for name, items in pending.items():
         spec = kind_of(name)
         ids = sorted({check_record_id(record_id_of(spec, item)) for item in items})
-        append_versions(conn, name, spec.load(conn, ids), ids, at)
+        append_versions(conn, name, spec.load(conn, ids), ids, at, observed=True)
 
 
 def append_versions(conn: Connection, kind: str, current: Mapping[str, Mapping[str, Any]],
-                    record_ids: Iterable[str], recorded_at_s: int) -> int:
+                    record_ids: Iterable[str], recorded_at_s: int, *, observed: bool = False) -> int:
     """For each id: a new version when ``current`` (id -> record; absent: the row is gone)
-    differs from the latest journal version. Returns how many versions were added."""
+    differs from the latest journal version. Returns how many versions were added. ``observed``:
+    the observers hear of the changes (the service's own changes; not the backfill)."""
     ids = list(record_ids)
+    observed = observed and bool(_OBSERVERS)
     latest: dict[str, tuple[int, str]] = {}
+    latest_id: dict[str, int] = {}
     for start in range(0, len(ids), LOAD_CHUNK_MAX):
         chunk = ids[start:start + LOAD_CHUNK_MAX]
-        for rid, version, digest in conn.execute(
-                select(_DIGESTS.c.record_id, _DIGESTS.c.version, _DIGESTS.c.digest)
+        for row_id, rid, version, digest in conn.execute(
+                select(_DIGESTS.c.id, _DIGESTS.c.record_id, _DIGESTS.c.version, _DIGESTS.c.digest)
                 .where(_DIGESTS.c.kind == kind, _DIGESTS.c.record_id.in_(chunk))):
             if rid not in latest or version > latest[rid][0]:
                 latest[rid] = (version, digest)
+                latest_id[rid] = row_id
     spec = KINDS.get(kind)
     text_of = spec.text_of if spec is not None else canonical_record_json
     rows = []
@@ -252,7 +285,29 @@ def append_versions(conn: Connection, kind: str, current: Mapping[str, Mapping[s
         rows.append(_version_values(kind, rid, version, text, digest, prev, recorded_at_s))
     if rows:
         conn.execute(_INSERT_DIGEST, rows)
+        if observed:
+            _notify(conn, kind, _changes(conn, rows, current, latest_id))
     return len(rows)
+
+
+def _changes(conn: Connection, rows: list[dict[str, Any]], current: Mapping[str, Mapping[str, Any]],
+             latest_id: Mapping[str, int]) -> list[Change]:
+    """The (id, previous record, new record) of the versions just appended: the previous ones
+    read back from the journal (only when someone observes)."""
+    wanted = [latest_id[r["record_id"]] for r in rows if r["record_id"] in latest_id]
+    before: dict[int, str] = {}
+    for start in range(0, len(wanted), LOAD_CHUNK_MAX):
+        before.update((row_id, text) for row_id, text in conn.execute(
+            select(_DIGESTS.c.id, _DIGESTS.c.canonical_json)
+            .where(_DIGESTS.c.id.in_(wanted[start:start + LOAD_CHUNK_MAX]))))
+    out: list[Change] = []
+    for r in rows:
+        rid = r["record_id"]
+        old_text = before.get(latest_id[rid]) if rid in latest_id else None
+        old = json.loads(old_text) if old_text is not None and old_text != TOMBSTONE_JSON else None
+        new = current.get(rid)
+        out.append((rid, old, dict(new) if new is not None else None))
+    return out
 
 
 BACKFILL_PAGE_ROWS = 500
@@ -288,6 +343,6 @@ __all__ = [
     "BACKFILL_PAGE_ROWS", "JOURNAL_LEAF_ENCODING", "JOURNAL_LEAF_ENCODING_V1", "JOURNAL_LEAF_FIELDS",
     "JOURNAL_SCHEMA_VERSION", "JOURNAL_SCHEMA_VERSION_V1", "LEAF_ENCODINGS", "RECORD_INT_ABS_MAX",
     "RECORD_JSON_BYTES_MAX", "RECORD_JSON_DEPTH_MAX", "TOMBSTONE_JSON", "ZERO_DIGEST", "append_versions",
-    "backfill", "canonical_record_json", "check_kind", "check_record_id", "digest_changed", "digest_new",
-    "digest_of", "journal_leaf_hash", "journal_leaf_value", "record_digest",
+    "Change", "JournalObserver", "backfill", "canonical_record_json", "check_kind", "check_record_id", "digest_changed", "digest_new",
+    "digest_of", "journal_leaf_hash", "journal_leaf_value", "observe_changes", "record_digest",
 ]

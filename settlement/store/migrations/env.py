@@ -4,6 +4,7 @@ from alembic import context
 from sqlalchemy import pool
 
 import settlement.store.models.anchoring  # noqa
+import settlement.store.models.events  # noqa
 import settlement.store.models.governance  # noqa
 import settlement.store.models.payments  # noqa
 import settlement.store.models.receivables  # noqa

@@ -1,0 +1,141 @@
+"""Webhook endpoints: each member manages its own (any active member; no role reads across).
+
+Deliveries are signed per the Standard Webhooks specification (``webhook-id``,
+``webhook-timestamp``, ``webhook-signature``) with the endpoint's secret, shown once when the
+endpoint is created or its secret rotated (docs/events.md).
+"""
+
+from __future__ import annotations
+
+from datetime import timezone
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query, Response, status
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+
+from ledger_api.deps import CurrentMember, DbSession, RuntimeDep
+from ledger_api.schemas import Problem
+from ledger_api.schemas.events import (
+    DeliveriesPublic,
+    DeliveryPublic,
+    ReplayCreate,
+    ReplayPublic,
+    RotateCreate,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookPublic,
+    WebhooksPublic,
+    WebhookUpdate,
+)
+from settlement.domains.events import webhooks as wh
+from settlement.store import idempotency as idem
+from settlement.store.models.events import WebhookEndpoint
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"],
+                   responses={400: {"model": Problem}, 401: {"model": Problem}, 403: {"model": Problem},
+                              404: {"model": Problem}, 409: {"model": Problem}, 422: {"model": Problem}})
+
+EndpointIdPath = Annotated[str, Path(min_length=4, max_length=40, pattern=r"^ep_[0-9a-f]+$")]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=idem.KEY_LEN_MAX)]
+
+
+def _public(row: WebhookEndpoint) -> WebhookPublic:
+    return WebhookPublic(id=row.id, owner=row.member_id, url=row.url, description=row.description,
+                         event_types=list(row.event_types), status=row.status,  # type: ignore[arg-type]
+                         disabled_reason=row.disabled_reason,
+                         previous_secret_expires_at=row.previous_secret_expires_at, created_at=row.created_at,
+                         updated_at=row.updated_at)
+
+
+@router.post("", response_model=WebhookCreated, status_code=status.HTTP_201_CREATED, operation_id="webhooks.create",
+             summary="Register a webhook endpoint (Idempotency-Key required); the secret is in this answer only")
+def create_webhook(body: WebhookCreate, runtime: RuntimeDep, who: CurrentMember,
+                   idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    key = idem.check_key(idempotency_key)
+    req_hash = idem.request_hash("POST /v1/webhooks", body.model_dump(mode="json"))
+    stored = idem.lookup(runtime.db, who.member_id, key, req_hash)
+    if stored is not None:
+        return JSONResponse(stored[1], status_code=stored[0], headers={"Idempotent-Replayed": "true"})
+    shown: list[str] = []
+
+    def work(session: Session) -> tuple[int, dict]:
+        row, secret = wh.create_endpoint(session, runtime, who.member_id, body.url, body.event_types,
+                                         body.description)
+        shown.append(secret)
+        # What is stored for a replay has no secret: it is shown once.
+        return 201, WebhookCreated(**_public(row).model_dump(), secret=None).model_dump(mode="json")
+
+    code, payload, replayed = idem.run(runtime.db, who.member_id, key, req_hash, work)
+    if not replayed and shown:
+        payload = {**payload, "secret": shown[0]}
+    return JSONResponse(payload, status_code=code, headers={"Idempotent-Replayed": "true" if replayed else "false",
+                                                            "Cache-Control": "no-store"})
+
+
+@router.get("", response_model=WebhooksPublic, operation_id="webhooks.list", summary="Your webhook endpoints")
+def list_webhooks(session: DbSession, who: CurrentMember,
+                  cursor: Annotated[str | None, Query(max_length=40, pattern=r"^ep_[0-9a-f]+$")] = None,
+                  limit: Annotated[int, Query(ge=1, le=wh.PAGE_MAX)] = 50) -> WebhooksPublic:
+    rows, has_more = wh.list_endpoints(session, who.member_id, cursor, limit)
+    return WebhooksPublic(data=[_public(r) for r in rows], next_cursor=rows[-1].id if has_more else None,
+                          has_more=has_more)
+
+
+@router.get("/{endpoint_id}", response_model=WebhookPublic, operation_id="webhooks.get")
+def get_webhook(endpoint_id: EndpointIdPath, session: DbSession, who: CurrentMember) -> WebhookPublic:
+    return _public(wh.get_endpoint(session, who.member_id, endpoint_id))
+
+
+@router.patch("/{endpoint_id}", response_model=WebhookPublic, operation_id="webhooks.update",
+              summary="Change the URL, filter or description; enable or disable")
+def update_webhook(endpoint_id: EndpointIdPath, body: WebhookUpdate, session: DbSession,
+                   who: CurrentMember) -> WebhookPublic:
+    return _public(wh.update_endpoint(session, who.member_id, endpoint_id, url=body.url, event_types=body.event_types,
+                                      description=body.description, enabled=body.enabled))
+
+
+@router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
+               operation_id="webhooks.delete", summary="Remove an endpoint and its delivery history")
+def delete_webhook(endpoint_id: EndpointIdPath, session: DbSession, who: CurrentMember) -> Response:
+    wh.delete_endpoint(session, who.member_id, endpoint_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{endpoint_id}/rotate-secret", response_model=WebhookCreated, operation_id="webhooks.rotate_secret",
+             summary="A new secret (in this answer only); the previous one keeps signing for overlap_s")
+def rotate_secret(endpoint_id: EndpointIdPath, body: RotateCreate, runtime: RuntimeDep, session: DbSession,
+                  who: CurrentMember) -> JSONResponse:
+    row, secret = wh.rotate_secret(session, runtime, who.member_id, endpoint_id, body.overlap_s)
+    session.flush()
+    payload = WebhookCreated(**_public(row).model_dump(), secret=secret).model_dump(mode="json")
+    return JSONResponse(payload, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/{endpoint_id}/deliveries", response_model=DeliveriesPublic, operation_id="webhooks.deliveries",
+            summary="The endpoint's deliveries (failed ones are kept), oldest first")
+def list_deliveries(endpoint_id: EndpointIdPath, session: DbSession, who: CurrentMember,
+                    status_: Annotated[str | None, Query(alias="status", pattern=r"^(pending|delivered|failed)$")] = None,
+                    cursor: Annotated[str | None, Query(max_length=20, pattern=r"^[0-9]+$")] = None,
+                    limit: Annotated[int, Query(ge=1, le=wh.PAGE_MAX)] = 50) -> DeliveriesPublic:
+    rows, has_more = wh.list_deliveries(session, who.member_id, endpoint_id, status_, int(cursor or 0), limit)
+    data = [DeliveryPublic(id=str(v.row.id), event_id=v.row.event_id, event_type=v.event_type, object_id=v.object_id,
+                           round=v.row.round, status=v.row.status,  # type: ignore[arg-type]
+                           attempts=v.row.attempts,
+                           next_attempt_at=v.row.next_attempt_at if v.row.status == "pending" else None,
+                           last_status_code=v.row.last_status_code, last_error=v.row.last_error,
+                           created_at=v.row.created_at, delivered_at=v.row.delivered_at) for v in rows]
+    return DeliveriesPublic(data=data, next_cursor=data[-1].id if has_more else None, has_more=has_more)
+
+
+@router.post("/{endpoint_id}/replay", response_model=ReplayPublic, status_code=status.HTTP_202_ACCEPTED,
+             operation_id="webhooks.replay",
+             summary="Deliver again one event, or every event since a time not delivered to this endpoint")
+def replay(endpoint_id: EndpointIdPath, body: ReplayCreate, session: DbSession, who: CurrentMember) -> ReplayPublic:
+    since = body.since
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=timezone.utc)
+    return ReplayPublic(queued=wh.replay(session, who.member_id, endpoint_id, event_id=body.event_id, since=since))
+
+
+__all__ = ["router"]

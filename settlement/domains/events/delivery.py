@@ -1,0 +1,342 @@
+"""The webhook delivery worker: its own threads, never the request path, dispatcher or follower.
+
+One coordinator thread loops:
+
+1. **fan out**: for each enabled endpoint, the member's events after the endpoint's cursor that
+   its filter takes become ``webhook_deliveries`` rows (one transaction per endpoint and page);
+2. **claim**: due deliveries whose object has no earlier undelivered delivery to the same endpoint
+   (ordered per object), within each endpoint's in-flight bound, get a lease;
+3. **send** them on a bounded thread pool: the event's envelope, signed with the
+   ``standardwebhooks`` library (``webhook-id`` = the event id, so a receiver dedupes on it);
+4. **record** outcomes in one transaction: 2xx delivered; otherwise the next attempt after an
+   exponential backoff with jitter, until ``attempts_max`` (about three days with the defaults):
+   then the delivery is kept as ``failed`` (replayable) and the endpoint is disabled, its owner
+   told by a ``webhook_endpoint.disabled`` event.
+
+At least once: a lease that runs out (the process died mid-delivery) makes the delivery due again,
+sent with the same id and body. A slow receiver holds at most ``per_endpoint_in_flight_max``
+threads for at most ``timeout_s`` each, so it cannot starve the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.orm import aliased
+from standardwebhooks import Webhook  # the maintained library signs; nothing hand-written
+
+from settlement.core.errors import ConfigurationError
+from settlement.domains.events.producer import Draft, emit
+from settlement.domains.events.stream import body_bytes
+from settlement.domains.events.webhooks import _matches, signing_secrets
+from settlement.runtime import Runtime
+from settlement.store.models import utcnow
+from settlement.store.models.events import EventRecipient, EventRow, WebhookDelivery, WebhookEndpoint
+
+__all__ = ["DEFAULT_LIMITS", "DeliveryLimits", "DeliveryWorker", "backoff_s", "retry_schedule_s"]
+
+log = logging.getLogger("ledger.webhooks")
+
+USER_AGENT = "ledger-webhooks/1"
+ERROR_TEXT_MAX = 300
+
+
+@dataclass(frozen=True)
+class DeliveryLimits:
+    """Every bound of the delivery worker (env ``LEDGER_WEBHOOK_<NAME>``, upper case)."""
+
+    threads_max: int = 8                 # HTTP requests in flight, all endpoints together
+    per_endpoint_in_flight_max: int = 2  # requests in flight to one endpoint
+    timeout_s: float = 10.0              # one request, connect to last byte of the status line
+    lease_s: float = 30.0                # a claimed delivery is due again after this (crash recovery)
+    fanout_page_max: int = 500           # events fanned out per endpoint per pass
+    claim_max: int = 64                  # deliveries claimed per pass
+    retry_base_s: float = 5.0            # first retry after this; then x retry_factor each time
+    retry_factor: float = 3.0
+    retry_cap_s: float = 8 * 3600.0      # no wait longer than this
+    attempts_max: int = 17               # with the defaults: about three days of retries
+    jitter_ratio: float = 0.2            # each wait is scaled by a uniform factor in 1 +- this
+    idle_interval_s: float = 0.2         # the loop's pause when there is nothing to do
+
+    def __post_init__(self) -> None:
+        if self.lease_s <= self.timeout_s:
+            raise ConfigurationError("the webhook lease must be longer than the request timeout")
+        if min(self.threads_max, self.per_endpoint_in_flight_max, self.attempts_max, self.claim_max) < 1:
+            raise ConfigurationError("webhook limits must be positive")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DeliveryLimits:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            text = env.get(f"LEDGER_WEBHOOK_{f.name.upper()}")
+            if text is None or not text.strip():
+                continue
+            try:
+                values[f.name] = int(text) if f.type in ("int", int) else float(text)
+            except ValueError:
+                raise ConfigurationError(f"LEDGER_WEBHOOK_{f.name.upper()} must be a number") from None
+        return cls(**values)
+
+
+DEFAULT_LIMITS = DeliveryLimits()
+
+
+def backoff_s(limits: DeliveryLimits, attempts: int, rng: random.Random | None = None) -> float:
+    """The wait after the ``attempts``-th failed attempt (1-based), jittered."""
+    base = min(limits.retry_base_s * limits.retry_factor ** (attempts - 1), limits.retry_cap_s)
+    spread = (rng or random).uniform(1 - limits.jitter_ratio, 1 + limits.jitter_ratio)
+    return base * spread
+
+
+def retry_schedule_s(limits: DeliveryLimits = DEFAULT_LIMITS) -> list[float]:
+    """The un-jittered waits between attempts (docs/events.md shows them)."""
+    return [min(limits.retry_base_s * limits.retry_factor ** (n - 1), limits.retry_cap_s)
+            for n in range(1, limits.attempts_max)]
+
+
+@dataclass(frozen=True)
+class _Job:
+    delivery_id: int
+    endpoint_id: str
+    event_id: str
+    attempts: int
+    url: str
+    body: bytes
+    secrets: tuple[str, ...] = field(repr=False)  # never logged
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    job: _Job
+    ok: bool
+    status_code: int | None
+    error: str | None
+
+
+class DeliveryWorker:
+    """Delivers webhooks until :meth:`stop`. ``start()`` runs it in its own daemon threads."""
+
+    def __init__(self, runtime: Runtime, limits: DeliveryLimits | None = None) -> None:
+        self.runtime = runtime
+        self.limits = limits or DeliveryLimits.from_env()
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=self.limits.threads_max, thread_name_prefix="ledger-webhook")
+        self._http = httpx.Client(timeout=self.limits.timeout_s, follow_redirects=False,
+                                  limits=httpx.Limits(max_connections=self.limits.threads_max * 2))
+        self._done: queue.Queue[_Outcome] = queue.Queue()
+        self._in_flight: dict[str, int] = {}
+        self._thread = threading.Thread(target=self._run, name="ledger-webhooks", daemon=True)
+        self.stats = {"delivered": 0, "failed_attempts": 0}
+
+    def start(self) -> DeliveryWorker:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=timeout_s)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._http.close()
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:
+                log.exception("webhook delivery pass failed; retrying")
+                busy = 0
+            if not busy:
+                self._stop.wait(self.limits.idle_interval_s)
+
+    def run_once(self) -> int:
+        """One pass: record finished sends, fan out, claim and send. Returns the work done."""
+        work = self._record()
+        work += self.fan_out()
+        for job in self._claim():
+            self._in_flight[job.endpoint_id] = self._in_flight.get(job.endpoint_id, 0) + 1
+            self._pool.submit(self._send, job)
+            work += 1
+        return work
+
+    def drain(self, timeout_s: float = 30.0) -> None:
+        """Run passes until nothing is due or in flight (tests and tools)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            busy = self.run_once()
+            if not busy and not any(self._in_flight.values()):
+                return
+            if not busy:
+                time.sleep(0.02)
+        raise TimeoutError("webhook deliveries still in flight")
+
+    # -- fan out ----------------------------------------------------------------------------------
+
+    def fan_out(self) -> int:
+        db = self.runtime.db
+        with db.read() as session:
+            endpoints = list(session.execute(select(WebhookEndpoint.id, WebhookEndpoint.member_id,
+                                                    WebhookEndpoint.cursor_seq)
+                                             .where(WebhookEndpoint.status == "enabled")))
+            due = []
+            for ep in endpoints:
+                newer = session.scalar(select(EventRecipient.event_seq).where(
+                    EventRecipient.member_id == ep.member_id, EventRecipient.event_seq > ep.cursor_seq).limit(1))
+                if newer is not None:
+                    due.append(ep.id)
+        total = 0
+        for endpoint_id in due:
+            total += self._fan_out_endpoint(endpoint_id)
+        return total
+
+    def _fan_out_endpoint(self, endpoint_id: str) -> int:
+        with self.runtime.db.transaction() as session:
+            ep = session.get(WebhookEndpoint, endpoint_id)
+            if ep is None or ep.status != "enabled":
+                return 0
+            rows = list(session.execute(
+                select(EventRow.seq, EventRow.id, EventRow.type, EventRow.object_type, EventRow.object_id)
+                .join(EventRecipient, and_(EventRecipient.event_seq == EventRow.seq,
+                                           EventRecipient.member_id == ep.member_id))
+                .where(EventRow.seq > ep.cursor_seq).order_by(EventRow.seq).limit(self.limits.fanout_page_max)))
+            if not rows:
+                return 0
+            now = utcnow()
+            new = [{"endpoint_id": ep.id, "event_seq": r.seq, "event_id": r.id,
+                    "object_key": f"{r.object_type}:{r.object_id}", "round": 0, "status": "pending", "attempts": 0,
+                    "next_attempt_at": now, "created_at": now}
+                   for r in rows if _matches(ep.event_types, r.type)]
+            if new:
+                session.execute(WebhookDelivery.__table__.insert(), new)
+            ep.cursor_seq = rows[-1].seq
+            return len(rows)
+
+    # -- claim ------------------------------------------------------------------------------------
+
+    def _claim(self) -> list[_Job]:
+        lim = self.limits
+        room = lim.threads_max - sum(self._in_flight.values())
+        if room <= 0:
+            return []
+        now = utcnow()
+        d = WebhookDelivery
+        earlier = aliased(WebhookDelivery)
+        blocked = exists().where(earlier.endpoint_id == d.endpoint_id, earlier.object_key == d.object_key,
+                                 earlier.status == "pending",
+                                 (earlier.event_seq < d.event_seq)
+                                 | and_(earlier.event_seq == d.event_seq, earlier.round < d.round))
+        jobs: list[_Job] = []
+        with self.runtime.db.transaction() as session:
+            candidates = list(session.execute(
+                select(d.id, d.endpoint_id, d.event_seq, d.event_id, d.attempts)
+                .join(WebhookEndpoint, and_(WebhookEndpoint.id == d.endpoint_id, WebhookEndpoint.status == "enabled"))
+                .where(d.status == "pending", d.next_attempt_at <= now,
+                       (d.lease_until.is_(None)) | (d.lease_until < now), ~blocked)
+                .order_by(d.next_attempt_at, d.event_seq).limit(lim.claim_max)))
+            taken: list[Any] = []
+            per_endpoint = dict(self._in_flight)
+            for c in candidates:
+                if len(taken) >= room or per_endpoint.get(c.endpoint_id, 0) >= lim.per_endpoint_in_flight_max:
+                    continue
+                per_endpoint[c.endpoint_id] = per_endpoint.get(c.endpoint_id, 0) + 1
+                taken.append(c)
+            if not taken:
+                return []
+            lease = now + timedelta(seconds=lim.lease_s)
+            session.execute(update(d).where(d.id.in_([c.id for c in taken]), d.status == "pending")
+                            .values(lease_until=lease))
+            endpoints = {e.id: e for e in session.scalars(select(WebhookEndpoint).where(
+                WebhookEndpoint.id.in_({c.endpoint_id for c in taken})))}
+            events = {e.seq: e for e in session.scalars(select(EventRow).where(
+                EventRow.seq.in_({c.event_seq for c in taken})))}
+            secrets_by_endpoint = {eid: tuple(signing_secrets(self.runtime, ep, now)) for eid, ep in endpoints.items()}
+            for c in taken:
+                ep, event = endpoints[c.endpoint_id], events[c.event_seq]
+                jobs.append(_Job(c.id, ep.id, event.id, c.attempts, ep.url, body_bytes(event),
+                                 secrets_by_endpoint[ep.id]))
+        return jobs
+
+    # -- send -------------------------------------------------------------------------------------
+
+    def _send(self, job: _Job) -> None:
+        try:
+            now = datetime.now().astimezone()  # signed at send time: the timestamp is fresh on every attempt
+            signatures = " ".join(Webhook(s).sign(job.event_id, now, job.body) for s in job.secrets)
+            headers = {"user-agent": USER_AGENT, "content-type": "application/json", "webhook-id": job.event_id,
+                       "webhook-timestamp": str(int(now.timestamp())), "webhook-signature": signatures}
+            with self._http.stream("POST", job.url, content=job.body, headers=headers) as response:
+                ok = 200 <= response.status_code < 300
+                outcome = _Outcome(job, ok, response.status_code, None if ok else f"HTTP {response.status_code}")
+        except httpx.HTTPError as exc:
+            outcome = _Outcome(job, False, None, f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_MAX])
+        except Exception as exc:  # never lose the outcome: the lease would hide the delivery
+            log.exception("webhook delivery %s failed unexpectedly", job.delivery_id)
+            outcome = _Outcome(job, False, None, f"{type(exc).__name__}"[:ERROR_TEXT_MAX])
+        self._done.put(outcome)
+
+    # -- record -----------------------------------------------------------------------------------
+
+    def _record(self) -> int:
+        outcomes: list[_Outcome] = []
+        while True:
+            try:
+                outcomes.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        if not outcomes:
+            return 0
+        lim = self.limits
+        now = utcnow()
+        disable: dict[str, str] = {}
+        with self.runtime.db.transaction() as session:
+            for o in outcomes:
+                attempts = o.job.attempts + 1
+                values: dict[str, Any] = {"attempts": attempts, "lease_until": None,
+                                          "last_status_code": o.status_code, "last_error": o.error}
+                if o.ok:
+                    values.update(status="delivered", delivered_at=now)
+                    self.stats["delivered"] += 1
+                elif attempts >= lim.attempts_max:
+                    values.update(status="failed")
+                    disable[o.job.endpoint_id] = o.job.event_id
+                    self.stats["failed_attempts"] += 1
+                else:
+                    values.update(next_attempt_at=now + timedelta(seconds=backoff_s(lim, attempts)))
+                    self.stats["failed_attempts"] += 1
+                session.execute(update(WebhookDelivery).where(WebhookDelivery.id == o.job.delivery_id,
+                                                              WebhookDelivery.status == "pending").values(**values))
+            for endpoint_id, event_id in disable.items():
+                self._disable(session, endpoint_id, event_id)
+        for o in outcomes:
+            left = self._in_flight.get(o.job.endpoint_id, 1) - 1
+            if left > 0:
+                self._in_flight[o.job.endpoint_id] = left
+            else:
+                self._in_flight.pop(o.job.endpoint_id, None)
+        return len(outcomes)
+
+    def _disable(self, session: Any, endpoint_id: str, event_id: str) -> None:
+        ep = session.get(WebhookEndpoint, endpoint_id)
+        if ep is None or ep.status != "enabled":
+            return
+        reason = f"every attempt to deliver {event_id} failed ({self.limits.attempts_max} attempts)"
+        ep.status, ep.disabled_reason, ep.updated_at = "disabled", reason[:200], utcnow()
+        log.warning("webhook endpoint %s of %s disabled: %s", ep.id, ep.member_id, reason)
+        emit(session.connection(), [Draft("webhook_endpoint.disabled", ep.id, "disabled", {ep.member_id},
+                                          {"id": ep.id, "url": ep.url, "status": "disabled",
+                                           "disabled_reason": ep.disabled_reason})])

@@ -1,0 +1,543 @@
+"""Producing events in the transaction of the change they describe.
+
+Two sources, both inside the change's own database transaction, so an event is committed exactly
+when its change is, and a crash loses none and invents none:
+
+- the record journal (:func:`settlement.domains.anchoring.digests.observe_changes`): every
+  change of a settlement, cycle, receivable, callback, reconciliation record, member, key or API
+  key is journaled with its previous version at commit; :func:`on_journal` maps (kind, old
+  record -> new record) to catalogued events;
+- follower handlers for what the journal leaves out on purpose (chain facts):
+  ``SettlementRecorded`` -> ``settlement.confirmed``, ``RootAnchored`` -> ``anchor.anchored``.
+
+Recipients are the parties of the object (docs/events.md, "Who receives what"), one
+``event_recipients`` row each: that is the only way a member reads or is sent an event.
+
+Order: on PostgreSQL an event-writing transaction takes one transaction-scoped advisory lock
+before its first insert, so ``seq`` values become visible in commit order and a reader's cursor
+never skips an event committed late (SQLite has one writer: the order is given).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import and_, exists, insert, select, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from settlement.chain.client import DecodedLog
+from settlement.domains.events.catalogue import CATALOGUE
+from settlement.store.models import utcnow
+from settlement.store.models.anchoring import AnchorBatch, ProvenanceEventRow
+from settlement.store.models.events import EventRecipient, EventRow
+from settlement.store.models.payments import ProviderAccountRow
+from settlement.store.models.receivables import Receivable, ReceivableOperation, ReceivablePart
+from settlement.store.models.settlements import NettingCycle, Settlement
+
+__all__ = ["Draft", "emit", "new_event_id", "on_journal", "on_root_anchored", "on_settlements_recorded",
+           "emit_overdue"]
+
+# One advisory lock key for every event-writing transaction (PostgreSQL): "ledgerev".
+EVENT_ORDER_LOCK_KEY = 0x6C65646765726576
+_LOCKED = "ledger.events.ordered"
+# Ids per IN list when parties are loaded (bound on the SQL statement).
+LOAD_CHUNK_MAX = 500
+# Receivables marked overdue per pass of the overdue job.
+OVERDUE_PER_PASS_MAX = 500
+LEDGER_CONTRACTS = frozenset({"SettlementLedger", "ISettlementLedger"})
+
+_EVENTS = EventRow.__table__
+_RECIPIENTS = EventRecipient.__table__
+
+
+@dataclass
+class Draft:
+    """An event to write: its type, object, state after the change, who receives it, its data."""
+
+    type: str
+    object_id: str
+    state: str | None
+    recipients: set[str]
+    data: dict[str, Any]
+    tx_hash: str | None = None
+    block_number: int | None = None
+    object_type: str = field(default="")
+
+    def __post_init__(self) -> None:
+        spec = CATALOGUE.get(self.type)
+        if spec is None:
+            raise ValueError(f"{self.type} is not in the event catalogue")
+        self.object_type = spec.object_type
+        self.recipients = {r for r in self.recipients if r}
+
+
+def new_event_id() -> str:
+    return "evt_" + secrets.token_hex(12)
+
+
+def _ordered(conn: Connection) -> None:
+    if conn.dialect.name != "postgresql" or conn.info.get(_LOCKED) is conn.get_transaction():
+        return
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVENT_ORDER_LOCK_KEY - (1 << 63)})
+    conn.info[_LOCKED] = conn.get_transaction()
+
+
+def emit(conn: Connection, drafts: Sequence[Draft]) -> int:
+    """Write ``drafts`` (events with at least one recipient) in the caller's transaction."""
+    drafts = [d for d in drafts if d.recipients]
+    if not drafts:
+        return 0
+    _ordered(conn)
+    now = utcnow()
+    rows = [{"id": new_event_id(), "type": d.type, "object_type": d.object_type, "object_id": d.object_id,
+             "state": d.state, "tx_hash": d.tx_hash, "block_number": d.block_number, "data": d.data,
+             "occurred_at": now} for d in drafts]
+    seqs = conn.execute(insert(_EVENTS).returning(_EVENTS.c.seq, sort_by_parameter_order=True), rows).scalars().all()
+    recipients = [{"member_id": m, "event_seq": seq} for seq, d in zip(seqs, drafts, strict=True)
+                  for m in sorted(d.recipients)]
+    conn.execute(insert(_RECIPIENTS), recipients)
+    return len(drafts)
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _money(value: Any, currency: str | None) -> dict[str, Any] | None:
+    return None if value is None or currency is None else {"value": int(value), "currency": currency}
+
+
+def _chunks(ids: Sequence[Any]) -> Iterable[list[Any]]:
+    for start in range(0, len(ids), LOAD_CHUNK_MAX):
+        yield list(ids[start:start + LOAD_CHUNK_MAX])
+
+
+def _rows_by(conn: Connection, table: Any, key: Any, ids: Iterable[Any], *cols: Any) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
+    wanted = sorted(set(ids))
+    for chunk in _chunks(wanted):
+        for row in conn.execute(select(key, *cols).where(key.in_(chunk))):
+            out[row[0]] = row
+    return out
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        utc = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+# -- settlements ----------------------------------------------------------------------------------
+
+_S = Settlement.__table__
+
+
+def settlement_object(r: Mapping[str, Any]) -> dict[str, Any]:
+    target = r["target_currency"]
+    return {"id": r["id"], "payer": r["payer_id"], "payee": r["payee_id"], "client_reference": r["client_reference"],
+            "source": _money(r["source_amount_minor"], r["source_currency"]),
+            "target": _money(r["target_amount_minor"], target), "value_date": r["value_date"],
+            "purpose_code": r["purpose_code"], "payment_reference": r["payment_reference"], "state": r["state"],
+            "paid": _money(r["paid_minor"] or 0, target), "refunded": _money(r["refunded_minor"] or 0, target),
+            "provider": r["provider"], "cycle_id": r["cycle_id"]}
+
+
+def _settlement_type(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> str | None:
+    if old is None:
+        return "settlement.recorded" if new["state"] == "instructed" else None
+    a, b = old["state"], new["state"]
+    refunded_before, refunded_now = int(old["refunded_minor"] or 0), int(new["refunded_minor"] or 0)
+    if a == b:
+        if refunded_now > refunded_before:
+            return "settlement.refunded"
+        return "settlement.reverted" if refunded_now < refunded_before else None
+    if b == "paid":
+        return "settlement.paid" if a == "instructed" else ("settlement.released" if a == "in_cycle"
+                                                           else "settlement.reverted")
+    return {"in_cycle": "settlement.in_cycle", "settled": "settlement.settled", "cancelled": "settlement.cancelled",
+            "refunded": "settlement.refunded", "rejected": "settlement.failed"}.get(b, "settlement.reverted")
+
+
+def _settlements(conn: Connection, changes: Sequence[tuple[str, Any, Any]]) -> list[Draft]:
+    typed = [(rid, t, new) for rid, old, new in changes if new is not None
+             and (t := _settlement_type(old, new)) is not None]
+    if not typed:
+        return []
+    chain = _rows_by(conn, _S, _S.c.id, [rid for rid, _t, _n in typed], _S.c.tx_hash, _S.c.block_number,
+                     _S.c.chain_status)
+    out = []
+    for rid, t, new in typed:
+        c = chain.get(rid)
+        obj = settlement_object(new)
+        obj["chain_status"] = c.chain_status if c is not None else None
+        out.append(Draft(t, rid, new["state"], {new["payer_id"], new["payee_id"]}, obj,
+                         c.tx_hash if c is not None else None, _int(c.block_number) if c is not None else None))
+    return out
+
+
+def on_settlements_recorded(session: Session, logs: list[DecodedLog]) -> None:
+    """Follower (after the settlements domain's handler): ``settlement.confirmed`` for each
+    settlement whose recording this event confirmed."""
+    by_id = {lg.args["id"]: lg for lg in logs if lg.contract in LEDGER_CONTRACTS}
+    if not by_id:
+        return
+    with session.no_autoflush:
+        conn = session.connection()
+        cols = [_S.c[c] for c in ("id", "payer_id", "payee_id", "client_reference", "source_amount_minor",
+                                  "source_currency", "target_amount_minor", "target_currency", "value_date",
+                                  "purpose_code", "payment_reference", "state", "paid_minor", "refunded_minor",
+                                  "provider", "cycle_id", "recorded_tx_hash", "recorded_block", "chain_status")]
+        drafts = []
+        for chunk in _chunks(sorted(by_id)):
+            for row in conn.execute(select(*cols).where(_S.c.id.in_(chunk))).mappings():
+                lg = by_id[row["id"]]
+                if row["recorded_tx_hash"] != lg.tx_hash:
+                    continue  # not confirmed by this event (recorded around the API, or already)
+                obj = settlement_object({**row, "value_date": _iso(row["value_date"])})
+                obj["chain_status"] = row["chain_status"]
+                drafts.append(Draft("settlement.confirmed", row["id"], row["state"], {row["payer_id"], row["payee_id"]},
+                                    obj, lg.tx_hash, lg.block_number))
+        emit(conn, _dedupe_confirmed(conn, drafts))
+
+
+def _dedupe_confirmed(conn: Connection, drafts: list[Draft]) -> list[Draft]:
+    """A follower replaying a block range (a reorg) must not confirm twice."""
+    if not drafts:
+        return drafts
+    seen: set[str] = set()
+    for chunk in _chunks([d.object_id for d in drafts]):
+        seen.update(conn.execute(select(_EVENTS.c.object_id).where(
+            _EVENTS.c.type == "settlement.confirmed", _EVENTS.c.object_type == "settlement",
+            _EVENTS.c.object_id.in_(chunk), _EVENTS.c.tx_hash.in_({d.tx_hash for d in drafts}))).scalars())
+    return [d for d in drafts if d.object_id not in seen]
+
+
+# -- netting cycles -------------------------------------------------------------------------------
+
+_C = NettingCycle.__table__
+
+
+def _cycles(conn: Connection, changes: Sequence[tuple[str, Any, Any]]) -> list[Draft]:
+    typed = []
+    for rid, old, new in changes:
+        if new is None:
+            continue
+        if old is None:
+            t = "netting_cycle.submitted" if new["state"] == "submitted" else None
+        elif old["state"] != new["state"]:
+            t = {"settled": "netting_cycle.settled", "cancelled": "netting_cycle.cancelled",
+                 "rejected": "netting_cycle.failed"}.get(new["state"])
+        else:
+            t = None
+        if t is not None:
+            typed.append((rid, t, new))
+    if not typed:
+        return []
+    chain = _rows_by(conn, _C, _C.c.id, [rid for rid, _t, _n in typed], _C.c.submit_tx_hash, _C.c.submit_block,
+                     _C.c.settle_tx_hash, _C.c.settle_block, _C.c.chain_status)
+    out = []
+    for rid, t, new in typed:
+        members = {m[0] for m in new["members"] or []}
+        c = chain.get(rid)
+        tx, block = (None, None)
+        if c is not None:
+            tx, block = ((c.settle_tx_hash, c.settle_block) if t == "netting_cycle.settled"
+                         else (c.submit_tx_hash, c.submit_block))
+        obj = {"id": rid, "currency": new["currency"], "state": new["state"],
+               "settlement_count": new["gross_count"], "gross": _money(new["gross_value_minor"], new["currency"]),
+               "net_count": new["net_count"], "net": _money(new["net_value_minor"], new["currency"]),
+               "members": sorted(members), "chain_status": c.chain_status if c is not None else None}
+        out.append(Draft(t, rid, new["state"], members | {new["closed_by"]}, obj, tx, _int(block)))
+    return out
+
+
+# -- receivables ----------------------------------------------------------------------------------
+
+_R = Receivable.__table__
+_P = ReceivablePart.__table__
+_OPS = ReceivableOperation.__table__
+
+
+def receivable_object(r: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": r["id"], "supplier": r["supplier_id"], "buyer": r["buyer_id"], "invoice_number": r["invoice_number"],
+            "face_value": _money(r["face_value_minor"], r["currency"]), "issue_date": _iso(r["issue_date"]),
+            "due_date": _iso(r["due_date"]), "status": r["status"], "part_count": r["part_count"]}
+
+
+def _part_object(p: Mapping[str, Any], currency: str) -> dict[str, Any]:
+    return {"id": p["id"], "index": p["index"], "holder": p["holder_id"], "amount": _money(p["amount_minor"], currency),
+            "financed": bool(p["financed"]), "request_open": bool(p["request_open"]), "financier": p["financier_id"],
+            "offer_id": None if p["offer_id"] is None else str(p["offer_id"]),
+            "advance": _money(p["advance_minor"], currency), "fee": _money(p["fee_minor"], currency)}
+
+
+def _parties_of_receivables(conn: Connection, ids: Iterable[str]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    wanted = sorted(set(ids))
+    for chunk in _chunks(wanted):
+        for rid, holder, financier, seller in conn.execute(
+                select(_P.c.receivable_id, _P.c.holder_id, _P.c.financier_id, _P.c.seller_id)
+                .where(_P.c.receivable_id.in_(chunk))):
+            out.setdefault(rid, set()).update(x for x in (holder, financier, seller) if x)
+    return out
+
+
+def _last_chain(conn: Connection, receivable_id: str) -> tuple[str | None, int | None]:
+    row = conn.execute(select(_OPS.c.tx_hash, _OPS.c.block_number).where(
+        _OPS.c.receivable_id == receivable_id, _OPS.c.status == "confirmed", _OPS.c.tx_hash.is_not(None))
+        .order_by(_OPS.c.id.desc()).limit(1)).first()
+    return (None, None) if row is None else (row[0], _int(row[1]))
+
+
+_RECEIVABLE_STATUS_TYPES = {"registered": "receivable.registered", "confirmed": "receivable.confirmed",
+                            "rejected": "receivable.rejected", "cancelled": "receivable.cancelled",
+                            "settled": "receivable.repaid", "defaulted": "receivable.defaulted"}
+
+
+def _receivables(conn: Connection, changes: Sequence[tuple[str, Any, Any]]) -> list[Draft]:
+    typed = []
+    for rid, old, new in changes:
+        if new is None:
+            continue
+        types = []
+        if (old is None or old["status"] != new["status"]) and new["status"] in _RECEIVABLE_STATUS_TYPES:
+            types.append(_RECEIVABLE_STATUS_TYPES[new["status"]])
+        if old is not None and (old["part_count"] or 0) > 0 and (new["part_count"] or 0) > (old["part_count"] or 0):
+            types.append("receivable.split")
+        typed.extend((rid, t, new) for t in types)
+    if not typed:
+        return []
+    parties = _parties_of_receivables(conn, [rid for rid, _t, _n in typed])
+    out = []
+    for rid, t, new in typed:
+        tx, block = _last_chain(conn, rid)
+        out.append(Draft(t, rid, new["status"], {new["supplier_id"], new["buyer_id"]} | parties.get(rid, set()),
+                         receivable_object(new), tx, block))
+    return out
+
+
+def _parts(conn: Connection, changes: Sequence[tuple[str, Any, Any]]) -> list[Draft]:
+    typed = []
+    for _pid, old, new in changes:
+        if new is None or old is None:
+            continue
+        if not old["financed"] and new["financed"]:
+            typed.append(("financing.accepted", old, new))
+        elif old["holder_id"] != new["holder_id"]:
+            typed.append(("receivable.transferred", old, new))
+        if not old["request_open"] and new["request_open"]:
+            typed.append(("financing.requested", old, new))
+        if new["offer_id"] is not None and old["offer_id"] != new["offer_id"]:
+            typed.append(("financing.offered", old, new))
+    if not typed:
+        return []
+    cols = [_R.c[c] for c in ("id", "supplier_id", "buyer_id", "invoice_number", "face_value_minor", "currency",
+                              "issue_date", "due_date", "status", "part_count")]
+    receivables: dict[str, Any] = {}
+    for chunk in _chunks(sorted({new["receivable_id"] for _t, _o, new in typed})):
+        receivables.update({r["id"]: r for r in conn.execute(select(*cols).where(_R.c.id.in_(chunk))).mappings()})
+    out = []
+    for t, old, new in typed:
+        r = receivables.get(new["receivable_id"])
+        if r is None:
+            continue
+        parties = {old["holder_id"], new["holder_id"], new["financier_id"], new["seller_id"], r["supplier_id"]}
+        if t in ("receivable.transferred", "financing.accepted"):
+            parties.add(r["buyer_id"])  # the buyer pays the holder at maturity
+        obj = receivable_object(r)
+        obj["part"] = _part_object(new, r["currency"])
+        if t == "receivable.transferred":
+            obj["part"]["previous_holder"] = old["holder_id"]
+        tx, block = _last_chain(conn, r["id"])
+        out.append(Draft(t, r["id"], r["status"], {p for p in parties if p}, obj, tx, block))
+    return out
+
+
+def emit_overdue(conn: Connection, today: date) -> int:
+    """``receivable.overdue`` once for each confirmed receivable past its due date (the job)."""
+    already = exists().where(and_(_EVENTS.c.object_type == "receivable", _EVENTS.c.object_id == _R.c.id,
+                                  _EVENTS.c.type == "receivable.overdue"))
+    cols = [_R.c[c] for c in ("id", "supplier_id", "buyer_id", "invoice_number", "face_value_minor", "currency",
+                              "issue_date", "due_date", "status", "part_count")]
+    rows = conn.execute(select(*cols).where(_R.c.status == "confirmed", _R.c.due_date < today, ~already)
+                        .order_by(_R.c.due_date, _R.c.id).limit(OVERDUE_PER_PASS_MAX)).mappings().all()
+    if not rows:
+        return 0
+    parties = _parties_of_receivables(conn, [r["id"] for r in rows])
+    drafts = []
+    for r in rows:
+        obj = receivable_object(r)
+        obj["status"] = "overdue"
+        drafts.append(Draft("receivable.overdue", r["id"], "overdue", {r["supplier_id"], r["buyer_id"]}
+                            | parties.get(r["id"], set()), obj))
+    return emit(conn, drafts)
+
+
+# -- payments, reconciliation ---------------------------------------------------------------------
+
+_A = ProviderAccountRow.__table__
+
+
+def _callbacks(conn: Connection, changes: Sequence[tuple[str, Any, Any]]) -> list[Draft]:
+    applied = [(rid, new) for rid, old, new in changes if new is not None and new["kind"] == "payment"
+               and new["succeeded"] and new["outcome"] == "applied" and new["settlement_id"]
+               and (old is None or old["outcome"] != "applied")]
+    if not applied:
+        return []
+    settlements = _rows_by(conn, _S, _S.c.id, [n["settlement_id"] for _r, n in applied], _S.c.payer_id, _S.c.payee_id)
+    owners: dict[tuple[str, str], str] = {}
+    for provider, account, owner in conn.execute(select(_A.c.provider, _A.c.account, _A.c.owner).where(
+            _A.c.account.in_(sorted({n["account"] for _r, n in applied})))):
+        owners[(provider, account)] = owner
+    out = []
+    for rid, new in applied:
+        s = settlements.get(new["settlement_id"])
+        parties = {owners.get((new["provider"], new["account"]), "")}
+        if s is not None:
+            parties |= {s.payer_id, s.payee_id}
+        obj = {"id": rid, "provider": new["provider"], "account": new["account"],
+               "provider_txn_id": new["provider_txn_id"], "merchant_reference": new["merchant_reference"],
+               "amount": _money(new["amount_minor"], new["currency"]),
+               "applied": _money(new["applied_amount_minor"], new["currency"]),
+               "settlement_id": new["settlement_id"], "occurred_at": new["occurred_at"], "outcome": new["outcome"]}
+        out.append(Draft("payment.received", rid, "applied", parties, obj))
+    return out
+
+
+def _runs(_conn: Connection, changes: Sequence[tuple[str, Any, Any]]) -> list[Draft]:
+    out = []
+    for rid, old, new in changes:
+        if new is None or new["status"] != "completed" or (old is not None and old["status"] == "completed"):
+            continue
+        obj = {"id": rid, "statement_id": new["statement_id"], "provider": new["provider"], "account": new["account"],
+               "status": new["status"], "ledger_entries": new["ledger_entries"],
+               "exception_count": new["exception_count"], "started_at": new["started_at"],
+               "finished_at": new["finished_at"]}
+        out.append(Draft("reconciliation.run_completed", rid, "completed", {new["owner"]}, obj))
+    return out
+
+
+def _exceptions(_conn: Connection, changes: Sequence[tuple[str, Any, Any]]) -> list[Draft]:
+    out = []
+    for rid, old, new in changes:
+        if new is None:
+            continue
+        if old is None and new["state"] == "open":
+            t = "reconciliation.exception_opened"
+        elif old is not None and old["state"] != "resolved" and new["state"] == "resolved":
+            t = "reconciliation.exception_resolved"
+        else:
+            continue
+        obj = {k: new[k] for k in ("origin", "run_id", "bucket", "reason", "kind", "reference", "provider_txn_id",
+                                   "currency", "state", "resolution_action", "resolved_by", "resolved_at")}
+        obj["id"] = rid
+        for name in ("statement_amount_minor", "ledger_amount_minor", "difference_minor"):
+            obj[name.removesuffix("_minor")] = _money(new[name], new["currency"])
+        out.append(Draft(t, rid, new["state"], {new["owner"]}, obj))
+    return out
+
+
+# -- the member itself ----------------------------------------------------------------------------
+
+
+def _members(_conn: Connection, changes: Sequence[tuple[str, Any, Any]]) -> list[Draft]:
+    out = []
+    for rid, old, new in changes:
+        if new is None:
+            continue
+        obj = {"id": rid, "name": new["name"], "country": new["country"], "roles": new["roles"],
+               "status": new["status"]}
+        types = []
+        if old is None:
+            types.append("member.onboarded")
+        else:
+            if old["status"] != new["status"]:
+                types.append("member.suspended" if new["status"] == "suspended" else "member.reactivated")
+            if sorted(old["roles"] or []) != sorted(new["roles"] or []):
+                types.append("member.roles_changed")
+        out.extend(Draft(t, rid, new["status"], {rid}, obj) for t in types)
+    return out
+
+
+def _accounts(_conn: Connection, changes: Sequence[tuple[str, Any, Any]]) -> list[Draft]:
+    out = []
+    for address, old, new in changes:
+        if old is None and new is not None:
+            out.append(Draft("member.key_added", new["member_id"], None, {new["member_id"]},
+                             {"id": new["member_id"], "address": address, "custodial": new["custodial"]}))
+        elif old is not None and new is None:
+            out.append(Draft("member.key_removed", old["member_id"], None, {old["member_id"]},
+                             {"id": old["member_id"], "address": address}))
+    return out
+
+
+def _apikeys(_conn: Connection, changes: Sequence[tuple[str, Any, Any]]) -> list[Draft]:
+    out = []
+    for rid, old, new in changes:
+        if new is None:
+            continue
+        obj = {"id": new["member_id"], "api_key": {"id": rid, "prefix": new["prefix"], "label": new["label"],
+                                                   "revoked_at": new["revoked_at"]}}
+        if old is None:
+            out.append(Draft("member.api_key_created", new["member_id"], None, {new["member_id"]}, obj))
+        elif old["revoked_at"] is None and new["revoked_at"] is not None:
+            out.append(Draft("member.api_key_revoked", new["member_id"], None, {new["member_id"]}, obj))
+    return out
+
+
+_MAPPERS = {"settlement": _settlements, "netting.cycle": _cycles, "receivable": _receivables,
+            "receivable.part": _parts, "callback": _callbacks, "reconciliation.run": _runs,
+            "reconciliation.exception": _exceptions, "member": _members, "member.account": _accounts,
+            "apikey": _apikeys}
+
+
+def on_journal(conn: Connection, kind: str, changes: list[tuple[str, Any, Any]]) -> None:
+    """The journal observer: the events of these changes, in the same transaction."""
+    mapper = _MAPPERS.get(kind)
+    if mapper is not None:
+        emit(conn, mapper(conn, changes))
+
+
+# -- anchoring ------------------------------------------------------------------------------------
+
+_B = AnchorBatch.__table__
+_E = ProvenanceEventRow.__table__
+ANCHOR_MEMBERS_MAX = 10_000
+
+
+def on_root_anchored(session: Session, lg: DecodedLog) -> None:
+    """Follower (after the anchoring domain's handler): ``anchor.anchored`` to the members whose
+    provenance events the anchored batch holds."""
+    root = str(lg.args.get("root", "")).lower()
+    with session.no_autoflush:
+        conn = session.connection()
+        batch = conn.execute(select(_B.c.id, _B.c.kind, _B.c.root, _B.c.sequence, _B.c.leaf_count)
+                             .where(_B.c.root == root)).mappings().first()
+        if batch is None:
+            return
+        members = set(conn.execute(select(_E.c.member_id).where(_E.c.batch_id == batch["id"]).distinct()
+                                   .limit(ANCHOR_MEMBERS_MAX)).scalars())
+        if not members:
+            return
+        already = conn.execute(select(_EVENTS.c.seq).where(
+            _EVENTS.c.type == "anchor.anchored", _EVENTS.c.object_id == str(batch["id"]),
+            _EVENTS.c.tx_hash == lg.tx_hash).limit(1)).first()
+        if already is not None:
+            return
+        obj = {"id": str(batch["id"]), "root": batch["root"], "sequence": _int(batch["sequence"]),
+               "leaf_count": _int(batch["leaf_count"])}
+        emit(conn, [Draft("anchor.anchored", str(batch["id"]), "anchored", members, obj, lg.tx_hash,
+                          lg.block_number)])

@@ -17,6 +17,7 @@ from ledger_api.problems import BODY_BYTES_MAX, ProblemGuard, install_problem_ha
 from ledger_api.readiness import ReadyThresholds, assess, probe_client
 from ledger_api.routes import api_router
 from ledger_api.routes.metrics import ApiMetrics, MetricsMiddleware
+from ledger_api.routes.webhooks import document_deliveries
 from ledger_api.settings import Settings
 from ledger_api.throttle import FailedAuthThrottle
 from settlement.domains.members import REGISTRY_CACHE_TTL_S, RegistryView
@@ -65,4 +66,5 @@ def create_app(runtime: Runtime, settings: Settings, *, registry_cache_ttl_s: fl
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestLogMiddleware)  # outermost: request id and access log for every answer
     app.include_router(api_router)
+    document_deliveries(app.webhooks)  # the OpenAPI `webhooks` section: what members' receivers get
     return app

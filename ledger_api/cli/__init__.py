@@ -23,6 +23,7 @@ from ledger_api.cli import members as cli_members
 from ledger_api.cli import payments as cli_payments
 from ledger_api.cli import sign as cli_sign
 from ledger_api.cli import status as cli_status
+from ledger_api.cli import webhooks as cli_webhooks
 from ledger_api.demo import ensure_operator_member, seed_demo
 from ledger_api.logs import configure_logging
 from ledger_api.settings import Settings
@@ -183,7 +184,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply store migrations").set_defaults(func=cmd_migrate)
     factory = runtime_factory(settings)
     # Feature commands, each registered by its own module.
-    for module in (cli_members, cli_governance, cli_sign, cli_payments, cli_anchors, cli_status):
+    for module in (cli_members, cli_governance, cli_sign, cli_payments, cli_anchors, cli_status, cli_webhooks):
         module.register(sub, factory)
     return parser
 

@@ -139,3 +139,47 @@ def replay(endpoint_id: EndpointIdPath, body: ReplayCreate, session: DbSession, 
 
 
 __all__ = ["router"]
+
+
+# -- what a receiver gets: the OpenAPI ``webhooks`` section -------------------------------------------
+
+DELIVERY_HEADERS_DOC = """\
+Signed per the Standard Webhooks specification: `webhook-id` (the event id: the receiver's
+idempotency key, the same on every retry), `webhook-timestamp` (unix seconds of this attempt) and
+`webhook-signature` (`v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`, two of them, space
+separated, while a rotated secret's overlap lasts). Verify with the `standardwebhooks` library:
+`Webhook(secret).verify(body, headers)`. Answer 2xx within 10 s; anything else is retried with
+exponential backoff and jitter for about three days (docs/events.md)."""
+
+
+def _delivery_model(event_type: str) -> type:
+    from pydantic import create_model
+
+    from ledger_api.schemas.events import OBJECT_MODELS, EventData, EventPublic, GenericObject
+    from settlement.domains.events.catalogue import CATALOGUE
+
+    object_model = OBJECT_MODELS.get(CATALOGUE[event_type].object_type, GenericObject)
+    name = "".join(part.capitalize() for part in event_type.replace(".", "_").split("_"))
+    data = create_model(f"{name}Data", __base__=EventData, object=(object_model, ...))
+    return create_model(f"{name}Event", __base__=EventPublic, data=(data, ...))
+
+
+def document_deliveries(webhooks_router: APIRouter) -> None:
+    """Add every catalogued event type to the app's OpenAPI ``webhooks`` (called by the app factory)."""
+    from settlement.domains.events.catalogue import CATALOGUE
+
+    for event_type, spec in CATALOGUE.items():
+        model = _delivery_model(event_type)
+
+        def receive(body) -> None:  # type: ignore[no-untyped-def]  # documentation only
+            """Documentation of a delivery; the service never serves it."""
+
+        receive.__annotations__ = {"body": model, "return": None}  # a real class (this module's annotations are text)
+
+        webhooks_router.add_api_route(
+            event_type, receive, methods=["POST"], summary=f"{event_type}: {spec.description}",
+            description=DELIVERY_HEADERS_DOC, operation_id=f"webhook.{event_type}", status_code=204,
+            response_class=Response, tags=["webhook deliveries"],
+            openapi_extra={"parameters": [
+                {"name": h, "in": "header", "required": True, "schema": {"type": "string"}}
+                for h in ("webhook-id", "webhook-timestamp", "webhook-signature")]})

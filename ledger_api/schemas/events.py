@@ -120,3 +120,90 @@ class ReplayCreate(In):
 
 class ReplayPublic(Out):
     queued: int
+
+
+# -- the objects events carry (data.object), for the OpenAPI ``webhooks`` section -------------------
+
+from ledger_api.schemas.common import Money  # noqa: E402
+
+
+class SettlementObject(Out):
+    id: str = Field(max_length=66)
+    payer: str = Field(max_length=64)
+    payee: str = Field(max_length=64)
+    client_reference: str = Field(max_length=64)
+    source: Money
+    target: Money
+    value_date: str = Field(max_length=10)
+    purpose_code: str = Field(max_length=4)
+    payment_reference: str = Field(max_length=140)
+    state: str = Field(max_length=16)
+    paid: Money
+    refunded: Money
+    provider: str | None = Field(max_length=16)
+    cycle_id: str | None = Field(max_length=66)
+    chain_status: str | None = Field(max_length=16)
+
+
+class PaymentObject(Out):
+    id: str = Field(max_length=20, description="the callback's id")
+    provider: str = Field(max_length=16)
+    account: str = Field(max_length=64)
+    provider_txn_id: str | None = Field(max_length=128)
+    merchant_reference: str | None = Field(max_length=140)
+    amount: Money | None
+    applied: Money | None
+    settlement_id: str = Field(max_length=66)
+    occurred_at: str | None = Field(max_length=40)
+    outcome: str = Field(max_length=16)
+
+
+class NettingCycleObject(Out):
+    id: str = Field(max_length=66)
+    currency: str = Field(max_length=3)
+    state: str = Field(max_length=16)
+    settlement_count: int
+    gross: Money
+    net_count: int
+    net: Money
+    members: list[str]
+    chain_status: str | None = Field(max_length=16)
+
+
+class PartObject(Out):
+    id: str = Field(max_length=66)
+    index: int
+    holder: str | None = Field(max_length=64)
+    amount: Money
+    financed: bool
+    request_open: bool
+    financier: str | None = Field(max_length=64)
+    offer_id: str | None = Field(max_length=20)
+    advance: Money | None
+    fee: Money | None
+    previous_holder: str | None = Field(default=None, max_length=64)
+
+
+class ReceivableObject(Out):
+    id: str = Field(max_length=66)
+    supplier: str = Field(max_length=64)
+    buyer: str = Field(max_length=64)
+    invoice_number: str = Field(max_length=200)
+    face_value: Money
+    issue_date: str = Field(max_length=10)
+    due_date: str = Field(max_length=10)
+    status: str = Field(max_length=16)
+    part_count: int
+    part: PartObject | None = Field(default=None, description="transferred and financing.* events: the part")
+
+
+class GenericObject(Out):
+    """The other objects (reconciliation runs and exceptions, anchor batches, the member itself,
+    webhook endpoints): their public fields, listed per type in docs/events.md."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str = Field(max_length=128)
+
+
+OBJECT_MODELS: dict[str, type[Out]] = {"settlement": SettlementObject, "payment": PaymentObject,
+                                       "netting_cycle": NettingCycleObject, "receivable": ReceivableObject}

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from ledger_api.routes.webhooks import _delivery_model
 from settlement.core.money import Money
+from settlement.domains.events import EVENT_TYPES
 from settlement.domains.anchoring import digest_changed
 from settlement.store.models.events import EventRecipient, EventRow
 from settlement.store.models.payments import ProviderAccountRow, ReconciliationException
@@ -108,6 +110,12 @@ def test_a_real_flow_produces_the_catalogued_events_for_the_parties_only(cworld:
         missing = [e.type for e in rows.values() if member in recipients[e.seq] and e.id not in ids_read]
         assert missing == []
     assert [e for e in seen["auditor"] if e["data"]["object_type"] != "member"] == []
+
+    # Every payload is what the OpenAPI `webhooks` section documents for its type (strict models).
+    doc = w.http.get("/openapi.json").json()
+    assert set(doc["webhooks"]) == set(EVENT_TYPES)
+    for e in every:
+        _delivery_model(e["type"]).model_validate(e)
 
 
 def _parties(w, e: dict) -> set[str]:  # type: ignore[no-untyped-def]

@@ -309,3 +309,50 @@ def test_sigkill_mid_delivery_redelivers_with_the_same_id(cworld: CWorld, receiv
             if proc is not None and proc.poll() is None:
                 proc.terminate()
                 proc.wait(10)
+
+
+def test_cli_manages_a_members_endpoints(cworld: CWorld, receivers: Callable[[], Receiver],
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """`ledger webhooks add/list/disable/enable/rotate-secret/deliveries/replay` on the store, the
+    secret printed once; a refused URL or an unknown member exits 1."""
+    import argparse
+    import json
+
+    from ledger_api.cli import webhooks as cli
+
+    w = cworld.w
+    parser = argparse.ArgumentParser(prog="ledger")
+    cli.register(parser.add_subparsers(dest="command", required=True), lambda: w.runtime)
+
+    def run(*argv: str) -> tuple[int, object]:
+        args = parser.parse_args(list(argv))
+        code = args.func(args)
+        out = capsys.readouterr().out
+        return code, json.loads(out) if out.strip() else None
+
+    rec = receivers()
+    assert run("webhooks", "add", "--member", "retailer", "--url", "http://example.com/x")[0] == 1
+    assert run("webhooks", "add", "--member", "nobody", "--url", rec.url)[0] == 1
+    code, ep = run("webhooks", "add", "--member", "retailer", "--url", rec.url, "--types", "settlement.*")
+    assert code == 0 and ep["secret"].startswith("whsec_")
+    rec.secrets = [ep["secret"]]
+    code, listed = run("webhooks", "list", "--member", "retailer")
+    assert code == 0 and [e["id"] for e in listed] == [ep["id"]] and "secret" not in listed[0]
+    assert run("webhooks", "list", "--member", "bank")[1] == []
+    assert run("webhooks", "disable", "--member", "bank", ep["id"])[0] == 1  # not its endpoint
+    assert run("webhooks", "disable", "--member", "retailer", ep["id"])[1]["status"] == "disabled"
+    assert run("webhooks", "enable", "--member", "retailer", ep["id"])[1]["status"] == "enabled"
+    worker = DeliveryWorker(w.runtime, DeliveryLimits(**FAST))
+    try:
+        cworld.settlement(payee="bank")
+        wait_for(lambda: len(rec.accepted) == 2, worker)
+        code, rotated = run("webhooks", "rotate-secret", "--member", "retailer", ep["id"], "--overlap-s", "0")
+        assert code == 0 and rotated["secret"] != ep["secret"]
+        rec.secrets = [rotated["secret"]]
+        code, done = run("webhooks", "deliveries", "--member", "retailer", ep["id"], "--status", "delivered")
+        assert code == 0 and len(done) == 2
+        assert run("webhooks", "replay", "--member", "retailer", ep["id"], "--event", done[0]["event_id"])[1] \
+            == {"queued": 1}
+        wait_for(lambda: rec.duplicates == [done[0]["event_id"]], worker)
+    finally:
+        worker.stop()

@@ -46,7 +46,6 @@ _TYPES = (
     ("receivable.registered", "receivable", "registered on chain (status registered)"),
     ("receivable.confirmed", "receivable", "confirmed by the buyer (status confirmed)"),
     ("receivable.rejected", "receivable", "the chain refused its registration (status rejected)"),
-    ("receivable.cancelled", "receivable", "cancelled (status cancelled)"),
     ("receivable.split", "receivable", "a part was split into more parts (part_count grew)"),
     ("receivable.transferred", "receivable", "a part changed holder"),
     ("receivable.overdue", "receivable", "confirmed and past its due date, not repaid"),

@@ -32,15 +32,15 @@ from sqlalchemy.orm import Session
 
 from settlement.chain.client import DecodedLog
 from settlement.domains.events.catalogue import CATALOGUE
-from settlement.store.models import utcnow
+from settlement.store.models import Member, utcnow
 from settlement.store.models.anchoring import AnchorBatch, ProvenanceEventRow
 from settlement.store.models.events import EventRecipient, EventRow
 from settlement.store.models.payments import ProviderAccountRow
-from settlement.store.models.receivables import Receivable, ReceivableOperation, ReceivablePart
+from settlement.store.models.receivables import Receivable, ReceivablePart
 from settlement.store.models.settlements import NettingCycle, Settlement
 
-__all__ = ["Draft", "emit", "new_event_id", "on_journal", "on_root_anchored", "on_settlements_recorded",
-           "emit_overdue"]
+__all__ = ["RECEIVABLE_CHAIN_EVENTS", "Draft", "emit", "emit_overdue", "new_event_id", "on_journal",
+           "on_receivable_event", "on_root_anchored", "on_settlements_recorded"]
 
 # One advisory lock key for every event-writing transaction (PostgreSQL): "ledgerev".
 EVENT_ORDER_LOCK_KEY = 0x6C65646765726576
@@ -268,7 +268,7 @@ def _cycles(conn: Connection, changes: Sequence[tuple[str, Any, Any]]) -> list[D
 
 _R = Receivable.__table__
 _P = ReceivablePart.__table__
-_OPS = ReceivableOperation.__table__
+_M = Member.__table__
 
 
 def receivable_object(r: Mapping[str, Any]) -> dict[str, Any]:
@@ -295,84 +295,95 @@ def _parties_of_receivables(conn: Connection, ids: Iterable[str]) -> dict[str, s
     return out
 
 
-def _last_chain(conn: Connection, receivable_id: str) -> tuple[str | None, int | None]:
-    row = conn.execute(select(_OPS.c.tx_hash, _OPS.c.block_number).where(
-        _OPS.c.receivable_id == receivable_id, _OPS.c.status == "confirmed", _OPS.c.tx_hash.is_not(None))
-        .order_by(_OPS.c.id.desc()).limit(1)).first()
-    return (None, None) if row is None else (row[0], _int(row[1]))
-
-
-_RECEIVABLE_STATUS_TYPES = {"registered": "receivable.registered", "confirmed": "receivable.confirmed",
-                            "rejected": "receivable.rejected", "cancelled": "receivable.cancelled",
-                            "settled": "receivable.repaid", "defaulted": "receivable.defaulted"}
-
-
 def _receivables(conn: Connection, changes: Sequence[tuple[str, Any, Any]]) -> list[Draft]:
-    typed = []
-    for rid, old, new in changes:
-        if new is None:
-            continue
-        types = []
-        if (old is None or old["status"] != new["status"]) and new["status"] in _RECEIVABLE_STATUS_TYPES:
-            types.append(_RECEIVABLE_STATUS_TYPES[new["status"]])
-        if old is not None and (old["part_count"] or 0) > 0 and (new["part_count"] or 0) > (old["part_count"] or 0):
-            types.append("receivable.split")
-        typed.extend((rid, t, new) for t in types)
-    if not typed:
-        return []
-    parties = _parties_of_receivables(conn, [rid for rid, _t, _n in typed])
-    out = []
-    for rid, t, new in typed:
-        tx, block = _last_chain(conn, rid)
-        out.append(Draft(t, rid, new["status"], {new["supplier_id"], new["buyer_id"]} | parties.get(rid, set()),
-                         receivable_object(new), tx, block))
-    return out
+    """Only the refusal of a registration (the dispatcher's failure hook): every other receivable
+    event comes from the chain's own event, in log order (:func:`on_receivable_event`)."""
+    rejected = [(rid, new) for rid, old, new in changes if new is not None and new["status"] == "rejected"
+                and (old is None or old["status"] != "rejected")]
+    return [Draft("receivable.rejected", rid, "rejected", {new["supplier_id"], new["buyer_id"]},
+                  receivable_object(new)) for rid, new in rejected]
 
 
-def _parts(conn: Connection, changes: Sequence[tuple[str, Any, Any]]) -> list[Draft]:
-    typed = []
-    for _pid, old, new in changes:
-        if new is None or old is None:
-            continue
-        if not old["financed"] and new["financed"]:
-            typed.append(("financing.accepted", old, new))
-        elif old["holder_id"] != new["holder_id"]:
-            typed.append(("receivable.transferred", old, new))
-        if not old["request_open"] and new["request_open"]:
-            typed.append(("financing.requested", old, new))
-        if new["offer_id"] is not None and old["offer_id"] != new["offer_id"]:
-            typed.append(("financing.offered", old, new))
-    if not typed:
-        return []
-    cols = [_R.c[c] for c in ("id", "supplier_id", "buyer_id", "invoice_number", "face_value_minor", "currency",
-                              "issue_date", "due_date", "status", "part_count")]
-    receivables: dict[str, Any] = {}
-    for chunk in _chunks(sorted({new["receivable_id"] for _t, _o, new in typed})):
-        receivables.update({r["id"]: r for r in conn.execute(select(*cols).where(_R.c.id.in_(chunk))).mappings()})
-    out = []
-    for t, old, new in typed:
-        r = receivables.get(new["receivable_id"])
-        if r is None:
-            continue
-        parties = {old["holder_id"], new["holder_id"], new["financier_id"], new["seller_id"], r["supplier_id"]}
-        if t in ("receivable.transferred", "financing.accepted"):
-            parties.add(r["buyer_id"])  # the buyer pays the holder at maturity
-        obj = receivable_object(r)
-        obj["part"] = _part_object(new, r["currency"])
-        if t == "receivable.transferred":
-            obj["part"]["previous_holder"] = old["holder_id"]
-        tx, block = _last_chain(conn, r["id"])
-        out.append(Draft(t, r["id"], r["status"], {p for p in parties if p}, obj, tx, block))
-    return out
+# ReceivableRegistry event -> (event type, the argument naming the receivable or the part)
+RECEIVABLE_CHAIN_EVENTS: dict[str, tuple[str, str]] = {
+    "ReceivableRegistered": ("receivable.registered", "receivableId"),
+    "ReceivableConfirmed": ("receivable.confirmed", "receivableId"),
+    "PartSplit": ("receivable.split", "newPartId"),
+    "PartTransferred": ("receivable.transferred", "partId"),
+    "FinancingRequested": ("financing.requested", "partId"),
+    "FinancingOffered": ("financing.offered", "partId"),
+    "FinancingAccepted": ("financing.accepted", "partId"),
+    "ReceivableSettled": ("receivable.repaid", "receivableId"),
+    "ReceivableDefaulted": ("receivable.defaulted", "receivableId"),
+}
+_PART_FIELDS = ("id", "receivable_id", "index", "holder_id", "amount_minor", "financed", "request_open",
+                "financier_id", "offer_id", "advance_minor", "fee_minor", "seller_id")
 
 
-def emit_overdue(conn: Connection, today: date) -> int:
-    """``receivable.overdue`` once for each confirmed receivable past its due date (the job)."""
+def _member_of(conn: Connection, onchain: Any) -> str | None:
+    if not onchain:
+        return None
+    return conn.execute(select(_M.c.id).where(_M.c.onchain_id == str(onchain).lower())).scalar()
+
+
+def on_receivable_event(session: Session, lg: DecodedLog) -> None:
+    """Follower (after the receivables domain's handler, so the store shows the state after the
+    event): one catalogued event per ReceivableRegistry event of one of our receivables, in log
+    order. Recipients: the supplier and the parties the step concerns (docs/events.md)."""
+    spec = RECEIVABLE_CHAIN_EVENTS.get(lg.event)
+    if spec is None:
+        return
+    event_type, key = spec
+    session.flush()  # the domain handler's changes, visible to the reads below
+    conn = session.connection()
+    part = None
+    if key == "receivableId":
+        receivable_id = str(lg.args.get(key, "")).lower()
+    else:
+        part = conn.execute(select(*(_P.c[c] for c in _PART_FIELDS))
+                            .where(_P.c.id == str(lg.args.get(key, "")).lower())).mappings().first()
+        if part is None:
+            return  # not one of ours
+        receivable_id = part["receivable_id"]
+    r = conn.execute(select(*(_R.c[c] for c in ("id", "supplier_id", "buyer_id", "invoice_number",
+                                                "face_value_minor", "currency", "issue_date", "due_date",
+                                                "status", "part_count")))
+                     .where(_R.c.id == receivable_id)).mappings().first()
+    if r is None:
+        return
+    obj = receivable_object(r)
+    parties = {r["supplier_id"]}
+    if part is not None:
+        obj["part"] = _part_object(part, r["currency"])
+        parties.add(part["holder_id"])
+    if event_type in ("receivable.registered", "receivable.confirmed", "receivable.repaid",
+                      "receivable.defaulted"):
+        parties |= {r["buyer_id"]} | _parties_of_receivables(conn, [r["id"]]).get(r["id"], set())
+    elif event_type == "receivable.split":
+        parties.add(r["buyer_id"])  # the buyer pays each part's holder at maturity
+    elif event_type == "receivable.transferred":
+        previous = _member_of(conn, lg.args.get("fromId"))
+        obj["part"]["previous_holder"] = previous
+        obj["part"]["amount"] = _money(int(lg.args["amountMinor"]), r["currency"])
+        parties |= {r["buyer_id"], previous}
+    elif event_type == "financing.requested":
+        obj["part"]["financier"] = _member_of(conn, lg.args.get("financierId"))
+        parties.add(obj["part"]["financier"])
+    elif event_type == "financing.offered":
+        parties.add(_member_of(conn, lg.args.get("financierId")))
+    elif event_type == "financing.accepted":
+        parties |= {r["buyer_id"], part["financier_id"], part["seller_id"]}  # type: ignore[index]
+    emit(conn, [Draft(event_type, r["id"], r["status"], parties, obj, lg.tx_hash, lg.block_number)])
+
+
+def emit_overdue(conn: Connection, due_before: date) -> int:
+    """``receivable.overdue`` once for each confirmed receivable due before ``due_before`` (the
+    job: chain today minus the grace period)."""
     already = exists().where(and_(_EVENTS.c.object_type == "receivable", _EVENTS.c.object_id == _R.c.id,
                                   _EVENTS.c.type == "receivable.overdue"))
     cols = [_R.c[c] for c in ("id", "supplier_id", "buyer_id", "invoice_number", "face_value_minor", "currency",
                               "issue_date", "due_date", "status", "part_count")]
-    rows = conn.execute(select(*cols).where(_R.c.status == "confirmed", _R.c.due_date < today, ~already)
+    rows = conn.execute(select(*cols).where(_R.c.status == "confirmed", _R.c.due_date < due_before, ~already)
                         .order_by(_R.c.due_date, _R.c.id).limit(OVERDUE_PER_PASS_MAX)).mappings().all()
     if not rows:
         return 0
@@ -499,7 +510,7 @@ def _apikeys(_conn: Connection, changes: Sequence[tuple[str, Any, Any]]) -> list
 
 
 _MAPPERS = {"settlement": _settlements, "netting.cycle": _cycles, "receivable": _receivables,
-            "receivable.part": _parts, "callback": _callbacks, "reconciliation.run": _runs,
+            "callback": _callbacks, "reconciliation.run": _runs,
             "reconciliation.exception": _exceptions, "member": _members, "member.account": _accounts,
             "apikey": _apikeys}
 
@@ -522,22 +533,22 @@ def on_root_anchored(session: Session, lg: DecodedLog) -> None:
     """Follower (after the anchoring domain's handler): ``anchor.anchored`` to the members whose
     provenance events the anchored batch holds."""
     root = str(lg.args.get("root", "")).lower()
-    with session.no_autoflush:
-        conn = session.connection()
-        batch = conn.execute(select(_B.c.id, _B.c.kind, _B.c.root, _B.c.sequence, _B.c.leaf_count)
-                             .where(_B.c.root == root)).mappings().first()
-        if batch is None:
-            return
-        members = set(conn.execute(select(_E.c.member_id).where(_E.c.batch_id == batch["id"]).distinct()
-                                   .limit(ANCHOR_MEMBERS_MAX)).scalars())
-        if not members:
-            return
-        already = conn.execute(select(_EVENTS.c.seq).where(
-            _EVENTS.c.type == "anchor.anchored", _EVENTS.c.object_id == str(batch["id"]),
-            _EVENTS.c.tx_hash == lg.tx_hash).limit(1)).first()
-        if already is not None:
-            return
-        obj = {"id": str(batch["id"]), "root": batch["root"], "sequence": _int(batch["sequence"]),
-               "leaf_count": _int(batch["leaf_count"])}
-        emit(conn, [Draft("anchor.anchored", str(batch["id"]), "anchored", members, obj, lg.tx_hash,
-                          lg.block_number)])
+    session.flush()  # the anchoring handler's changes, visible to the reads below
+    conn = session.connection()
+    batch = conn.execute(select(_B.c.id, _B.c.kind, _B.c.root, _B.c.sequence, _B.c.leaf_count)
+                         .where(_B.c.root == root)).mappings().first()
+    if batch is None:
+        return
+    members = set(conn.execute(select(_E.c.member_id).where(_E.c.batch_id == batch["id"]).distinct()
+                               .limit(ANCHOR_MEMBERS_MAX)).scalars())
+    if not members:
+        return
+    already = conn.execute(select(_EVENTS.c.seq).where(
+        _EVENTS.c.type == "anchor.anchored", _EVENTS.c.object_id == str(batch["id"]),
+        _EVENTS.c.tx_hash == lg.tx_hash).limit(1)).first()
+    if already is not None:
+        return
+    obj = {"id": str(batch["id"]), "root": batch["root"], "sequence": _int(batch["sequence"]),
+           "leaf_count": _int(batch["leaf_count"])}
+    emit(conn, [Draft("anchor.anchored", str(batch["id"]), "anchored", members, obj, lg.tx_hash,
+                      lg.block_number)])

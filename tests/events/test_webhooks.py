@@ -238,7 +238,9 @@ def test_a_slow_receiver_does_not_hold_up_another(cworld: CWorld, receivers: Cal
     a = register(cworld, "retailer", slow.url)
     b = register(cworld, "bank", fast.url)
     slow.secrets, fast.secrets = [a["secret"]], [b["secret"]]
-    worker = DeliveryWorker(w.runtime, DeliveryLimits(**{**FAST, "threads_max": 4, "per_endpoint_in_flight_max": 1}))
+    # claim_max 2: the slow endpoint's backlog alone would fill every page of candidates
+    worker = DeliveryWorker(w.runtime, DeliveryLimits(**{**FAST, "threads_max": 4, "per_endpoint_in_flight_max": 1,
+                                                         "claim_max": 2}))
     try:
         for _ in range(3):
             cworld.settlement(payee="bank")

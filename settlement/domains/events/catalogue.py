@@ -31,7 +31,7 @@ _TYPES = (
     ("settlement.confirmed", "settlement", "its recording is confirmed on chain (tx_hash, block_number)"),
     ("settlement.paid", "settlement", "the payment was applied (state paid)"),
     ("settlement.in_cycle", "settlement", "taken into a netting cycle (state in_cycle)"),
-    ("settlement.released", "settlement", "its netting cycle was cancelled: back to paid"),
+    ("settlement.released", "settlement", "out of its netting cycle (cancelled or refused): back to paid"),
     ("settlement.settled", "settlement", "settled net in its cycle (state settled)"),
     ("settlement.cancelled", "settlement", "cancelled before payment (state cancelled)"),
     ("settlement.refunded", "settlement", "refunded in part (state unchanged) or in full (state refunded)"),

@@ -57,8 +57,8 @@ ERROR_TEXT_MAX = 300
 class DeliveryLimits:
     """Every bound of the delivery worker (env ``LEDGER_WEBHOOK_<NAME>``, upper case)."""
 
-    threads_max: int = 8                 # HTTP requests in flight, all endpoints together
-    per_endpoint_in_flight_max: int = 2  # requests in flight to one endpoint
+    threads_max: int = 16                # HTTP requests in flight, all endpoints together
+    per_endpoint_in_flight_max: int = 4  # requests in flight to one endpoint
     timeout_s: float = 10.0              # one request, connect to last byte of the status line
     lease_s: float = 30.0                # a claimed delivery is due again after this (crash recovery)
     fanout_page_max: int = 500           # events fanned out per endpoint per pass
@@ -137,6 +137,7 @@ class DeliveryWorker:
         self._http = httpx.Client(timeout=self.limits.timeout_s, follow_redirects=False,
                                   limits=httpx.Limits(max_connections=self.limits.threads_max * 2))
         self._done: queue.Queue[_Outcome] = queue.Queue()
+        self._wake = threading.Event()  # a send finished: its outcome is waiting, and a slot is free
         self._in_flight: dict[str, int] = {}
         self._thread = threading.Thread(target=self._run, name="ledger-webhooks", daemon=True)
         self.stats = {"delivered": 0, "failed_attempts": 0}
@@ -147,6 +148,7 @@ class DeliveryWorker:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=timeout_s)
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -156,13 +158,15 @@ class DeliveryWorker:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()  # before the pass: a send finishing during it wakes the next wait
             try:
                 busy = self.run_once()
             except Exception:
                 log.exception("webhook delivery pass failed; retrying")
                 busy = 0
             if not busy:
-                self._stop.wait(self.limits.idle_interval_s)
+                # Idle until a send finishes (its slot frees up) or the interval passes (new events).
+                self._wake.wait(self.limits.idle_interval_s)
 
     def run_once(self) -> int:
         """One pass: record finished sends, fan out, claim and send. Returns the work done."""
@@ -206,7 +210,8 @@ class DeliveryWorker:
 
     def _fan_out_endpoint(self, endpoint_id: str) -> int:
         with self.runtime.db.transaction() as session:
-            ep = session.get(WebhookEndpoint, endpoint_id)
+            # Locked (PostgreSQL): two worker processes never fan out one endpoint's cursor twice.
+            ep = session.get(WebhookEndpoint, endpoint_id, with_for_update=True)
             if ep is None or ep.status != "enabled":
                 return 0
             rows = list(session.execute(
@@ -240,14 +245,19 @@ class DeliveryWorker:
                                  earlier.status == "pending",
                                  (earlier.event_seq < d.event_seq)
                                  | and_(earlier.event_seq == d.event_seq, earlier.round < d.round))
+        # Endpoints at their in-flight bound are left out of the query itself, so a slow endpoint
+        # with a long backlog cannot fill every page of candidates and starve the others.
+        full = [e for e, n in self._in_flight.items() if n >= lim.per_endpoint_in_flight_max]
+        free = (d.lease_until.is_(None)) | (d.lease_until < now)
         jobs: list[_Job] = []
         with self.runtime.db.transaction() as session:
-            candidates = list(session.execute(
-                select(d.id, d.endpoint_id, d.event_seq, d.event_id, d.attempts)
-                .join(WebhookEndpoint, and_(WebhookEndpoint.id == d.endpoint_id, WebhookEndpoint.status == "enabled"))
-                .where(d.status == "pending", d.next_attempt_at <= now,
-                       (d.lease_until.is_(None)) | (d.lease_until < now), ~blocked)
-                .order_by(d.next_attempt_at, d.event_seq).limit(lim.claim_max)))
+            q = (select(d.id, d.endpoint_id, d.event_seq, d.event_id, d.attempts)
+                 .join(WebhookEndpoint, and_(WebhookEndpoint.id == d.endpoint_id, WebhookEndpoint.status == "enabled"))
+                 .where(d.status == "pending", d.next_attempt_at <= now, free, ~blocked)
+                 .order_by(d.next_attempt_at, d.event_seq).limit(lim.claim_max))
+            if full:
+                q = q.where(d.endpoint_id.not_in(full))
+            candidates = list(session.execute(q))
             taken: list[Any] = []
             per_endpoint = dict(self._in_flight)
             for c in candidates:
@@ -258,8 +268,12 @@ class DeliveryWorker:
             if not taken:
                 return []
             lease = now + timedelta(seconds=lim.lease_s)
-            session.execute(update(d).where(d.id.in_([c.id for c in taken]), d.status == "pending")
-                            .values(lease_until=lease))
+            # Another worker process may have claimed some meanwhile: only what this UPDATE took.
+            claimed = set(session.execute(update(d).where(d.id.in_([c.id for c in taken]), d.status == "pending", free)
+                                          .values(lease_until=lease).returning(d.id)).scalars())
+            taken = [c for c in taken if c.id in claimed]
+            if not taken:
+                return []
             endpoints = {e.id: e for e in session.scalars(select(WebhookEndpoint).where(
                 WebhookEndpoint.id.in_({c.endpoint_id for c in taken})))}
             events = {e.seq: e for e in session.scalars(select(EventRow).where(
@@ -288,6 +302,7 @@ class DeliveryWorker:
             log.exception("webhook delivery %s failed unexpectedly", job.delivery_id)
             outcome = _Outcome(job, False, None, f"{type(exc).__name__}"[:ERROR_TEXT_MAX])
         self._done.put(outcome)
+        self._wake.set()
 
     # -- record -----------------------------------------------------------------------------------
 

@@ -1,0 +1,195 @@
+"""Events out: webhook deliveries per second to a local receiver, the lag from state change to
+delivery (p50/p99), and the settlement batch throughput with delivery on against off, in the same
+run (issue 16: on >= 90% of off).
+
+    python -m bench.bench_events [--pairs N] [--batches B] [--clients C]
+
+The world of ``bench.bench_settlements`` (managed anvil on automine, zero fees, SQLite, the real
+app on uvicorn, the real dispatcher and follower, API clients in their own processes), plus a
+receiver in its own process that verifies every delivery with the ``standardwebhooks`` library
+and notes when it arrived. Each settlement makes two events (recorded, confirmed) for each of its
+two parties; the payer and both payees have an endpoint, so each settlement is four deliveries.
+
+Pairs alternate: a batch run with the delivery worker running (endpoints enabled), then one
+without it (endpoints disabled, the worker stopped), at the same load. Events are produced in both
+(they are part of the change's transaction); only delivery is switched. Writes
+bench/out/events.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import threading
+import time
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+from sqlalchemy import func, select
+
+from bench.bench_settlements import BATCH, Env, _wait, end_to_end, setup, teardown
+from settlement.chain.anvil import free_port
+from settlement.domains.events import webhooks as wh
+from settlement.domains.events.delivery import DeliveryLimits, DeliveryWorker
+from settlement.store.models.events import EventRow, WebhookDelivery
+
+MEMBERS = ("payer", "payee-a", "payee-b")
+DELIVERY_TIMEOUT_S = 600.0
+
+
+def _receiver(port: int, secrets: list[str]) -> None:
+    """The receiving end, in its own process: verify, note (webhook-id, arrival time), 204."""
+    from standardwebhooks import Webhook
+
+    hooks = [Webhook(s) for s in secrets]
+    arrived: dict[str, float] = {}
+    refused = [0]
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *_args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802
+            raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            now = time.time()
+            headers = dict(self.headers.items())
+            ok = False
+            for hook in hooks:
+                try:
+                    hook.verify(raw, headers, json_parse=False)
+                    ok = True
+                    break
+                except Exception:
+                    continue
+            with lock:
+                if ok:
+                    arrived.setdefault(headers.get("webhook-id", headers.get("Webhook-Id", "")), now)
+                else:
+                    refused[0] += 1
+            self.send_response(204 if ok else 401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self) -> None:  # noqa: N802
+            with lock:
+                body = json.dumps({"arrived": arrived, "refused": refused[0]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+def _received(url: str) -> dict:
+    return httpx.get(url, timeout=30).json()
+
+
+def _set_endpoints(env: Env, ids: list[tuple[str, str]], enabled: bool) -> None:
+    with env.rt.db.transaction() as s:
+        for member, endpoint_id in ids:
+            wh.update_endpoint(s, member, endpoint_id, enabled=enabled)
+
+
+def _head(env: Env) -> int:
+    with env.rt.db.read() as s:
+        return int(s.scalar(select(func.max(EventRow.seq))) or 0)
+
+
+def _pending(env: Env) -> int:
+    with env.rt.db.read() as s:
+        return s.scalar(select(func.count()).select_from(WebhookDelivery)
+                        .where(WebhookDelivery.status == "pending")) or 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=3, help="(delivery on, delivery off) run pairs")
+    parser.add_argument("--batches", type=int, default=5, help="batches of 200 per run")
+    parser.add_argument("--clients", type=int, default=2, help="concurrent API client processes")
+    parser.add_argument("--out", default="bench/out/events.md")
+    args = parser.parse_args()
+    env = setup(None)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/hooks"
+    endpoints: list[tuple[str, str]] = []
+    secrets: list[str] = []
+    with env.rt.db.transaction() as s:
+        for member in MEMBERS:
+            row, secret = wh.create_endpoint(s, env.rt, member, url, ["settlement.*"])
+            endpoints.append((member, row.id))
+            secrets.append(secret)
+    proc = multiprocessing.get_context("spawn").Process(target=_receiver, args=(port, secrets), daemon=True)
+    proc.start()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            _received(url)
+            break
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    limits = DeliveryLimits.from_env()
+    pairs: list[dict] = []
+    try:
+        for _ in range(args.pairs):
+            load = os.getloadavg()[0]
+            _set_endpoints(env, endpoints, True)
+            worker = DeliveryWorker(env.rt, limits).start()
+            first_seq = _head(env) + 1
+            on = end_to_end(env, env.url, count=args.batches * BATCH, per_request=BATCH, clients=args.clients)
+            _wait(lambda: _pending(env) == 0, "deliveries", timeout_s=DELIVERY_TIMEOUT_S)
+            worker.stop()
+            with env.rt.db.read() as s:
+                made = {e.id: e.occurred_at for e in s.scalars(select(EventRow).where(EventRow.seq >= first_seq))}
+                deliveries = s.scalar(select(func.count()).select_from(WebhookDelivery).join(
+                    EventRow, EventRow.seq == WebhookDelivery.event_seq).where(EventRow.seq >= first_seq)) or 0
+            got = _received(url)
+            arrivals = {i: t for i, t in got["arrived"].items() if i in made}
+            if len(arrivals) != len(made):
+                raise RuntimeError(f"{len(made) - len(arrivals)} events not received")
+            lags = sorted(arrivals[i] - made[i].replace(tzinfo=timezone.utc).timestamp() for i in made)
+            span = max(arrivals.values()) - min(m.replace(tzinfo=timezone.utc).timestamp() for m in made.values())
+            _set_endpoints(env, endpoints, False)
+            off = end_to_end(env, env.url, count=args.batches * BATCH, per_request=BATCH, clients=args.clients)
+            result = {"on": on["per_s"], "off": off["per_s"], "load": load, "events": len(made),
+                      "deliveries": deliveries, "deliveries_per_s": deliveries / span,
+                      "p50_s": statistics.median(lags), "p99_s": lags[min(len(lags) - 1, int(len(lags) * 0.99))],
+                      "refused": got["refused"]}
+            pairs.append(result)
+            print(json.dumps(result), flush=True)
+    finally:
+        proc.terminate()
+        proc.join(10)
+        teardown(env)
+    lines = [
+        f"Webhook delivery while batch settlements flow: anvil automine, zero fees, SQLite, {args.clients} API client "
+        f"processes, {args.batches * BATCH} settlements per run, 3 endpoints (payer and two payees), 4 deliveries "
+        f"per settlement, a receiver process verifying each with standardwebhooks; {os.cpu_count()} CPU cores shared "
+        f"by everything. Delivery limits: {limits.threads_max} threads, {limits.per_endpoint_in_flight_max} in flight "
+        f"per endpoint. {datetime.now(timezone.utc):%Y-%m-%d}.",
+        "",
+        "| pair | settlements/s, delivery on | delivery off | on / off | deliveries | deliveries/s | lag p50 | "
+        "lag p99 | refused | load |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [f"| {i + 1} | {p['on']:,.0f} | {p['off']:,.0f} | {p['on'] / p['off']:.0%} | {p['deliveries']:,} | "
+              f"{p['deliveries_per_s']:,.0f} | {p['p50_s']:.2f} s | {p['p99_s']:.2f} s | {p['refused']} | "
+              f"{p['load']:.1f} |" for i, p in enumerate(pairs)]
+    report = "\n".join(lines)
+    print(report)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(report + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -110,10 +110,37 @@ def _pending(env: Env) -> int:
                         .where(WebhookDelivery.status == "pending")) or 0
 
 
+def delivery_run(env: Env, endpoints: list[tuple[str, str]], limits: DeliveryLimits, url: str,
+                 args: argparse.Namespace) -> dict:
+    """A batch run with the delivery worker running; then every delivery of it, drained."""
+    _set_endpoints(env, endpoints, True)
+    worker = DeliveryWorker(env.rt, limits).start()
+    try:
+        first_seq = _head(env) + 1
+        on = end_to_end(env, env.url, count=args.batches * BATCH, per_request=BATCH, clients=args.clients)
+        _wait(lambda: _pending(env) == 0, "deliveries", timeout_s=DELIVERY_TIMEOUT_S)
+    finally:
+        worker.stop()
+    with env.rt.db.read() as s:
+        made = {e.id: e.occurred_at for e in s.scalars(select(EventRow).where(EventRow.seq >= first_seq))}
+        deliveries = s.scalar(select(func.count()).select_from(WebhookDelivery).join(
+            EventRow, EventRow.seq == WebhookDelivery.event_seq).where(EventRow.seq >= first_seq)) or 0
+    got = _received(url)
+    arrivals = {i: t for i, t in got["arrived"].items() if i in made}
+    if len(arrivals) != len(made):
+        raise RuntimeError(f"{len(made) - len(arrivals)} events not received")
+    made_s = {i: m.replace(tzinfo=timezone.utc).timestamp() for i, m in made.items()}
+    lags = sorted(arrivals[i] - made_s[i] for i in made)
+    span = max(arrivals.values()) - min(made_s.values())
+    return {"on": on["per_s"], "events": len(made), "deliveries": deliveries, "deliveries_per_s": deliveries / span,
+            "p50_s": statistics.median(lags), "p99_s": lags[min(len(lags) - 1, int(len(lags) * 0.99))],
+            "refused": got["refused"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=3, help="(delivery on, delivery off) run pairs")
-    parser.add_argument("--batches", type=int, default=5, help="batches of 200 per run")
+    parser.add_argument("--pairs", type=int, default=6, help="(delivery on, delivery off) run pairs")
+    parser.add_argument("--batches", type=int, default=10, help="batches of 200 per run")
     parser.add_argument("--clients", type=int, default=2, help="concurrent API client processes")
     parser.add_argument("--out", default="bench/out/events.md")
     args = parser.parse_args()
@@ -141,36 +168,26 @@ def main() -> None:
     limits = DeliveryLimits.from_env()
     pairs: list[dict] = []
     try:
-        for _ in range(args.pairs):
+        for n in range(args.pairs):
             load = os.getloadavg()[0]
-            _set_endpoints(env, endpoints, True)
-            worker = DeliveryWorker(env.rt, limits).start()
-            first_seq = _head(env) + 1
-            on = end_to_end(env, env.url, count=args.batches * BATCH, per_request=BATCH, clients=args.clients)
-            _wait(lambda: _pending(env) == 0, "deliveries", timeout_s=DELIVERY_TIMEOUT_S)
-            worker.stop()
-            with env.rt.db.read() as s:
-                made = {e.id: e.occurred_at for e in s.scalars(select(EventRow).where(EventRow.seq >= first_seq))}
-                deliveries = s.scalar(select(func.count()).select_from(WebhookDelivery).join(
-                    EventRow, EventRow.seq == WebhookDelivery.event_seq).where(EventRow.seq >= first_seq)) or 0
-            got = _received(url)
-            arrivals = {i: t for i, t in got["arrived"].items() if i in made}
-            if len(arrivals) != len(made):
-                raise RuntimeError(f"{len(made) - len(arrivals)} events not received")
-            lags = sorted(arrivals[i] - made[i].replace(tzinfo=timezone.utc).timestamp() for i in made)
-            span = max(arrivals.values()) - min(m.replace(tzinfo=timezone.utc).timestamp() for m in made.values())
-            _set_endpoints(env, endpoints, False)
-            off = end_to_end(env, env.url, count=args.batches * BATCH, per_request=BATCH, clients=args.clients)
-            result = {"on": on["per_s"], "off": off["per_s"], "load": load, "events": len(made),
-                      "deliveries": deliveries, "deliveries_per_s": deliveries / span,
-                      "p50_s": statistics.median(lags), "p99_s": lags[min(len(lags) - 1, int(len(lags) * 0.99))],
-                      "refused": got["refused"]}
+            # Alternate which half goes first, so a drift of the shared machine's load during a
+            # pair does not always favour the same side.
+            off_first = n % 2 == 1
+            if off_first:
+                _set_endpoints(env, endpoints, False)
+                off = end_to_end(env, env.url, count=args.batches * BATCH, per_request=BATCH, clients=args.clients)
+            measured = delivery_run(env, endpoints, limits, url, args)
+            if not off_first:
+                _set_endpoints(env, endpoints, False)
+                off = end_to_end(env, env.url, count=args.batches * BATCH, per_request=BATCH, clients=args.clients)
+            result = {**measured, "off": off["per_s"], "load": load, "order": "off, on" if off_first else "on, off"}
             pairs.append(result)
             print(json.dumps(result), flush=True)
     finally:
         proc.terminate()
         proc.join(10)
         teardown(env)
+    ratios = sorted(p["on"] / p["off"] for p in pairs)
     lines = [
         f"Webhook delivery while batch settlements flow: anvil automine, zero fees, SQLite, {args.clients} API client "
         f"processes, {args.batches * BATCH} settlements per run, 3 endpoints (payer and two payees), 4 deliveries "
@@ -178,13 +195,15 @@ def main() -> None:
         f"by everything. Delivery limits: {limits.threads_max} threads, {limits.per_endpoint_in_flight_max} in flight "
         f"per endpoint. {datetime.now(timezone.utc):%Y-%m-%d}.",
         "",
-        "| pair | settlements/s, delivery on | delivery off | on / off | deliveries | deliveries/s | lag p50 | "
-        "lag p99 | refused | load |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| pair | order | settlements/s, delivery on | delivery off | on / off | deliveries | deliveries/s | "
+        "lag p50 | lag p99 | refused | load |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    lines += [f"| {i + 1} | {p['on']:,.0f} | {p['off']:,.0f} | {p['on'] / p['off']:.0%} | {p['deliveries']:,} | "
-              f"{p['deliveries_per_s']:,.0f} | {p['p50_s']:.2f} s | {p['p99_s']:.2f} s | {p['refused']} | "
-              f"{p['load']:.1f} |" for i, p in enumerate(pairs)]
+    lines += [f"| {i + 1} | {p['order']} | {p['on']:,.0f} | {p['off']:,.0f} | {p['on'] / p['off']:.0%} | "
+              f"{p['deliveries']:,} | {p['deliveries_per_s']:,.0f} | {p['p50_s']:.2f} s | {p['p99_s']:.2f} s | "
+              f"{p['refused']} | {p['load']:.1f} |" for i, p in enumerate(pairs)]
+    lines += ["", f"Median on / off over {len(ratios)} pairs: {statistics.median(ratios):.0%} "
+              f"(lowest {ratios[0]:.0%}, highest {ratios[-1]:.0%})."]
     report = "\n".join(lines)
     print(report)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

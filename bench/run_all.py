@@ -21,6 +21,7 @@ BENCHES = [
     ("bench.bench_receivables", []),
     ("bench.bench_hsm", []),
     ("bench.bench_governance", []),
+    ("bench.bench_events", []),
 ]
 
 

@@ -362,3 +362,41 @@ def test_cli_manages_a_members_endpoints(cworld: CWorld, receivers: Callable[[],
         wait_for(lambda: rec.duplicates == [done[0]["event_id"]], worker)
     finally:
         worker.stop()
+
+
+def test_the_tour_receiver_gets_settlement_confirmed_and_payment_received(cworld: CWorld, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The README tour as written: register a webhook over the API, run docs/samples/webhook_receiver.py
+    with the secret, record a settlement and pay it through Alipay: the sample prints
+    settlement.confirmed and payment.received, each verified with standardwebhooks."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from settlement.chain.anvil import free_port
+    from settlement.core.money import Money
+
+    w = cworld.w
+    port = free_port()
+    r = w.http.post("/v1/webhooks", headers=w.h("retailer", "tour-wh"),
+                    json={"url": f"http://127.0.0.1:{port}/hooks",
+                          "event_types": ["settlement.confirmed", "payment.received"]})
+    assert r.status_code == 201, r.text
+    sample = Path(__file__).resolve().parents[2] / "docs" / "samples" / "webhook_receiver.py"
+    out = tmp_path / "hooks.log"
+    with out.open("w") as log:
+        proc = subprocess.Popen([sys.executable, str(sample), str(port), r.json()["secret"]], stdout=log,
+                                stderr=subprocess.STDOUT)
+    worker = DeliveryWorker(w.runtime, DeliveryLimits(**FAST))
+    try:
+        s = cworld.settlement(payee="bank")
+        assert cworld.post("alipay", cworld.payment("alipay", s["payment_reference"],
+                                                    Money(s["target"]["value"], "USD"))).text == "success"
+        w.sync()
+        wait_for(lambda: len(out.read_text().splitlines()) >= 2, worker)
+        lines = out.read_text().splitlines()
+        assert lines[0].startswith(f"settlement.confirmed {s['id']} instructed 0x")
+        assert lines[1].startswith("payment.received ") and "refused" not in out.read_text()
+    finally:
+        worker.stop()
+        proc.terminate()
+        proc.wait(10)

@@ -52,6 +52,8 @@ def _receiver(port: int, secrets: list[str]) -> None:
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as a real receiver
+
         def log_message(self, *_args: object) -> None:
             pass
 
@@ -111,13 +113,16 @@ def _pending(env: Env) -> int:
 
 
 def delivery_run(env: Env, endpoints: list[tuple[str, str]], limits: DeliveryLimits, url: str,
-                 args: argparse.Namespace) -> dict:
-    """A batch run with the delivery worker running; then every delivery of it, drained."""
+                 args: argparse.Namespace, *, count: int | None = None, per_request: int = BATCH,
+                 clients: int | None = None) -> dict:
+    """A run with the delivery worker running (batches by default); then every delivery of it,
+    drained."""
     _set_endpoints(env, endpoints, True)
     worker = DeliveryWorker(env.rt, limits).start()
     try:
         first_seq = _head(env) + 1
-        on = end_to_end(env, env.url, count=args.batches * BATCH, per_request=BATCH, clients=args.clients)
+        on = end_to_end(env, env.url, count=count or args.batches * BATCH, per_request=per_request,
+                        clients=clients or args.clients)
         _wait(lambda: _pending(env) == 0, "deliveries", timeout_s=DELIVERY_TIMEOUT_S)
     finally:
         worker.stop()
@@ -142,6 +147,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=6, help="(delivery on, delivery off) run pairs")
     parser.add_argument("--batches", type=int, default=10, help="batches of 200 per run")
     parser.add_argument("--clients", type=int, default=2, help="concurrent API client processes")
+    parser.add_argument("--steady", type=int, default=200,
+                        help="settlements posted one at a time by one client, for the lag without a backlog")
     parser.add_argument("--out", default="bench/out/events.md")
     args = parser.parse_args()
     env = setup(None)
@@ -167,6 +174,7 @@ def main() -> None:
             time.sleep(0.1)
     limits = DeliveryLimits.from_env()
     pairs: list[dict] = []
+    steady: dict = {}
     try:
         for n in range(args.pairs):
             load = os.getloadavg()[0]
@@ -183,6 +191,8 @@ def main() -> None:
             result = {**measured, "off": off["per_s"], "load": load, "order": "off, on" if off_first else "on, off"}
             pairs.append(result)
             print(json.dumps(result), flush=True)
+        steady = delivery_run(env, endpoints, limits, url, args, count=args.steady, per_request=1, clients=1)
+        print(json.dumps(steady), flush=True)
     finally:
         proc.terminate()
         proc.join(10)
@@ -202,7 +212,10 @@ def main() -> None:
     lines += [f"| {i + 1} | {p['order']} | {p['on']:,.0f} | {p['off']:,.0f} | {p['on'] / p['off']:.0%} | "
               f"{p['deliveries']:,} | {p['deliveries_per_s']:,.0f} | {p['p50_s']:.2f} s | {p['p99_s']:.2f} s | "
               f"{p['refused']} | {p['load']:.1f} |" for i, p in enumerate(pairs)]
-    lines += ["", f"Median on / off over {len(ratios)} pairs: {statistics.median(ratios):.0%} "
+    lines += ["", f"Steady flow ({args.steady} settlements posted one at a time by one client, "
+              f"{steady['on']:,.0f}/s, {steady['deliveries']:,} deliveries): lag from commit to delivery "
+              f"p50 {steady['p50_s']:.2f} s, p99 {steady['p99_s']:.2f} s.",
+              "", f"Median on / off over {len(ratios)} pairs: {statistics.median(ratios):.0%} "
               f"(lowest {ratios[0]:.0%}, highest {ratios[-1]:.0%})."]
     report = "\n".join(lines)
     print(report)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from settlement.domains.anchoring.limits import BatchLimits
 from settlement.domains.anchoring.wiring import wire as wire_anchoring
+from settlement.domains.events.wiring import observe as observe_events
 from settlement.domains.events.wiring import wire as wire_events
 from settlement.domains.governance.wiring import wire as wire_governance
 from settlement.domains.members.wiring import wire as wire_members
@@ -18,7 +19,7 @@ from settlement.domains.receivables.wiring import wire as wire_receivables
 from settlement.domains.settlements.wiring import wire as wire_settlements
 from settlement.pipeline.registry import HandlerRegistry
 
-__all__ = ["build_registry"]
+__all__ = ["build_registry", "install_journal_observers"]
 
 
 def build_registry(*, anchor_limits: BatchLimits | None = None) -> HandlerRegistry:
@@ -31,3 +32,10 @@ def build_registry(*, anchor_limits: BatchLimits | None = None) -> HandlerRegist
     wire_payments(registry)
     wire_events(registry)  # last: events are read from the state the domains' handlers left
     return registry
+
+
+def install_journal_observers() -> None:
+    """What must run in every process that writes domain changes, with workers or without (the
+    API alone): the events producer's journal observer (docs/events.md). ``build_registry`` does
+    it too."""
+    observe_events()

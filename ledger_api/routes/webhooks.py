@@ -8,9 +8,10 @@ endpoint is created or its secret rotated (docs/events.md).
 from __future__ import annotations
 
 from datetime import timezone
+from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -36,6 +37,12 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"],
                    responses={400: {"model": Problem}, 401: {"model": Problem}, 403: {"model": Problem},
                               404: {"model": Problem}, 409: {"model": Problem}, 422: {"model": Problem}})
 
+def _read_session(runtime: RuntimeDep) -> Iterator[Session]:
+    with runtime.db.read() as session:  # reads never take SQLite's write lock
+        yield session
+
+
+ReadSession = Annotated[Session, Depends(_read_session)]
 EndpointIdPath = Annotated[str, Path(min_length=4, max_length=40, pattern=r"^ep_[0-9a-f]+$")]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=idem.KEY_LEN_MAX)]
 
@@ -74,7 +81,7 @@ def create_webhook(body: WebhookCreate, runtime: RuntimeDep, who: CurrentMember,
 
 
 @router.get("", response_model=WebhooksPublic, operation_id="webhooks.list", summary="Your webhook endpoints")
-def list_webhooks(session: DbSession, who: CurrentMember,
+def list_webhooks(session: ReadSession, who: CurrentMember,
                   cursor: Annotated[str | None, Query(max_length=40, pattern=r"^ep_[0-9a-f]+$")] = None,
                   limit: Annotated[int, Query(ge=1, le=wh.PAGE_MAX)] = 50) -> WebhooksPublic:
     rows, has_more = wh.list_endpoints(session, who.member_id, cursor, limit)
@@ -83,7 +90,7 @@ def list_webhooks(session: DbSession, who: CurrentMember,
 
 
 @router.get("/{endpoint_id}", response_model=WebhookPublic, operation_id="webhooks.get")
-def get_webhook(endpoint_id: EndpointIdPath, session: DbSession, who: CurrentMember) -> WebhookPublic:
+def get_webhook(endpoint_id: EndpointIdPath, session: ReadSession, who: CurrentMember) -> WebhookPublic:
     return _public(wh.get_endpoint(session, who.member_id, endpoint_id))
 
 
@@ -114,7 +121,7 @@ def rotate_secret(endpoint_id: EndpointIdPath, body: RotateCreate, runtime: Runt
 
 @router.get("/{endpoint_id}/deliveries", response_model=DeliveriesPublic, operation_id="webhooks.deliveries",
             summary="The endpoint's deliveries (failed ones are kept), oldest first")
-def list_deliveries(endpoint_id: EndpointIdPath, session: DbSession, who: CurrentMember,
+def list_deliveries(endpoint_id: EndpointIdPath, session: ReadSession, who: CurrentMember,
                     status_: Annotated[str | None, Query(alias="status", pattern=r"^(pending|delivered|failed)$")] = None,
                     cursor: Annotated[str | None, Query(max_length=20, pattern=r"^[0-9]+$")] = None,
                     limit: Annotated[int, Query(ge=1, le=wh.PAGE_MAX)] = 50) -> DeliveriesPublic:

@@ -63,6 +63,8 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # kept-alive connections, as the worker reuses them
+
             def log_message(self, *_args: object) -> None:
                 pass
 

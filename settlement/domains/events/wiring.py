@@ -23,10 +23,15 @@ def _overdue(runtime: Runtime) -> int:
         return producer.emit_overdue(session.connection(), due_before)
 
 
+def observe() -> None:
+    """Journal changes become events at commit, in any process that writes (idempotent)."""
+    observe_changes(producer.on_journal)
+
+
 def wire(registry: HandlerRegistry) -> None:
     """Journal changes become events at commit; ``SettlementRecorded`` -> ``settlement.confirmed``;
     ``RootAnchored`` -> ``anchor.anchored``; ReceivableRegistry events -> ``receivable.*`` and ``financing.*``; a job marks receivables overdue."""
-    observe_changes(producer.on_journal)
+    observe()
     registry.on_event_batch("SettlementRecorded", producer.on_settlements_recorded)
     registry.on_event("RootAnchored", producer.on_root_anchored)
     for name in producer.RECEIVABLE_CHAIN_EVENTS:

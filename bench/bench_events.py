@@ -95,6 +95,18 @@ def _received(url: str) -> dict:
     return httpx.get(url, timeout=30).json()
 
 
+def _wait_receiver(url: str) -> None:
+    deadline = time.monotonic() + 180  # a spawned interpreter on a busy machine
+    while True:
+        try:
+            _received(url)
+            return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def _set_endpoints(env: Env, ids: list[tuple[str, str]], enabled: bool) -> None:
     with env.rt.db.transaction() as s:
         for member, endpoint_id in ids:
@@ -112,13 +124,46 @@ def _pending(env: Env) -> int:
                         .where(WebhookDelivery.status == "pending")) or 0
 
 
+def _delivery_process(home: str, database_url: str, rpc_url: str, kek: bytes, operator_key: bytes) -> None:
+    """The delivery worker alone in its own process (``ledger webhooks deliver``), on the same
+    store: the ``process`` layout."""
+    import signal
+
+    from settlement.chain.client import ChainClient
+    from settlement.chain.signing import LocalSigner
+    from settlement.custody.vault import KeyVault
+    from settlement.runtime import Runtime
+    from settlement.store.db import Database
+
+    vault = KeyVault(kek)
+    rt = Runtime(home=Path(home), db=Database(database_url), chain=ChainClient(rpc_url), vault=vault,
+                 operator=LocalSigner(operator_key))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    worker = DeliveryWorker(rt).start()
+    stop.wait()
+    worker.stop()
+
+
+class _ProcessWorker:
+    def __init__(self, env: Env) -> None:
+        self.proc = multiprocessing.get_context("spawn").Process(
+            target=_delivery_process, daemon=True,
+            args=(str(env.rt.home), env.rt.db.url, env.node.rpc_url, env.kek, env.operator_key))
+        self.proc.start()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.join(30)
+
+
 def delivery_run(env: Env, endpoints: list[tuple[str, str]], limits: DeliveryLimits, url: str,
                  args: argparse.Namespace, *, count: int | None = None, per_request: int = BATCH,
                  clients: int | None = None) -> dict:
     """A run with the delivery worker running (batches by default); then every delivery of it,
     drained."""
     _set_endpoints(env, endpoints, True)
-    worker = DeliveryWorker(env.rt, limits).start()
+    worker = _ProcessWorker(env) if args.layout == "process" else DeliveryWorker(env.rt, limits).start()
     try:
         first_seq = _head(env) + 1
         on = end_to_end(env, env.url, count=count or args.batches * BATCH, per_request=per_request,
@@ -147,9 +192,12 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=6, help="(delivery on, delivery off) run pairs")
     parser.add_argument("--batches", type=int, default=10, help="batches of 200 per run")
     parser.add_argument("--clients", type=int, default=2, help="concurrent API client processes")
+    parser.add_argument("--layout", choices=("thread", "process"), default="thread",
+                        help="the delivery worker as a thread of the service's process (ledger up's default) or "
+                             "in its own process (ledger webhooks deliver)")
     parser.add_argument("--steady", type=int, default=200,
                         help="settlements posted one at a time by one client, for the lag without a backlog")
-    parser.add_argument("--out", default="bench/out/events.md")
+    parser.add_argument("--out", default=None, help="default bench/out/events-<layout>.md")
     args = parser.parse_args()
     env = setup(None)
     port = free_port()
@@ -163,15 +211,12 @@ def main() -> None:
             secrets.append(secret)
     proc = multiprocessing.get_context("spawn").Process(target=_receiver, args=(port, secrets), daemon=True)
     proc.start()
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            _received(url)
-            break
-        except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    try:
+        _wait_receiver(url)
+    except BaseException:
+        proc.terminate()
+        teardown(env)
+        raise
     limits = DeliveryLimits.from_env()
     pairs: list[dict] = []
     steady: dict = {}
@@ -203,7 +248,8 @@ def main() -> None:
         f"processes, {args.batches * BATCH} settlements per run, 3 endpoints (payer and two payees), 4 deliveries "
         f"per settlement, a receiver process verifying each with standardwebhooks; {os.cpu_count()} CPU cores shared "
         f"by everything. Delivery limits: {limits.threads_max} threads, {limits.per_endpoint_in_flight_max} in flight "
-        f"per endpoint. {datetime.now(timezone.utc):%Y-%m-%d}.",
+        f"per endpoint; the worker {'in its own process' if args.layout == 'process' else 'a thread of the service process'}. "
+        f"{datetime.now(timezone.utc):%Y-%m-%d}.",
         "",
         "| pair | order | settlements/s, delivery on | delivery off | on / off | deliveries | deliveries/s | "
         "lag p50 | lag p99 | refused | load |",
@@ -219,8 +265,9 @@ def main() -> None:
               f"(lowest {ratios[0]:.0%}, highest {ratios[-1]:.0%})."]
     report = "\n".join(lines)
     print(report)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(report + "\n")
+    out = Path(args.out or f"bench/out/events-{args.layout}.md")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report + "\n")
 
 
 if __name__ == "__main__":

@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     follow_interval_ms: int = 250
     follow_block_range_max: int = 2_000
     confirmations: int = 0
+    # Webhook deliveries (docs/events.md): "thread" in the process of `ledger up` / `ledger worker`,
+    # or "external": `ledger webhooks deliver` runs them in its own process.
+    webhook_delivery: Literal["thread", "external"] = "thread"
+
+    @property
+    def webhook_delivery_in_process(self) -> bool:
+        return self.webhook_delivery == "thread"
 
     # Node reads on the request path (role lookups, chain time, ...): past this the roles come from
     # the mirror (Ledger-Mirror-Staleness) or the request fails fast with 503 chain-unavailable.

@@ -87,7 +87,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
                           block_range_max=settings.follow_block_range_max,
                           inflight_max=settings.max_inflight_per_signer).start()
         say("workers: outbox dispatcher and chain follower running")
-        delivery = DeliveryWorker(runtime).start()  # webhooks: its own threads, off the request path
+        if settings.webhook_delivery_in_process:  # webhooks: its own threads, off the request path
+            delivery = DeliveryWorker(runtime).start()
         cli_governance.seal_when_applied(runtime, say)
         app = create_app(runtime, settings)
         say(f"api: {settings.api_url} (OpenAPI at {settings.api_url}/docs); Ctrl-C to stop")
@@ -140,10 +141,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
                       follow_interval_s=settings.follow_interval_ms / 1000,
                       confirmations=settings.confirmations,
                       inflight_max=settings.max_inflight_per_signer).start()
-    delivery = DeliveryWorker(runtime).start()
-    say("workers running (and webhook deliveries); Ctrl-C to stop")
+    delivery = DeliveryWorker(runtime).start() if settings.webhook_delivery_in_process else None
+    say("workers running; Ctrl-C to stop")
     stop.wait()
-    delivery.stop()
+    if delivery is not None:
+        delivery.stop()
     workers.stop()
     instance.release()
     return 0

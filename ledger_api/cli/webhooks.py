@@ -8,7 +8,10 @@ directly, like ``ledger providers``); the API offers the same to the member itse
 - ``ledger webhooks rotate-secret --member M ID [--overlap-s N]``: prints the new secret;
 - ``ledger webhooks enable|disable --member M ID``;
 - ``ledger webhooks deliveries --member M ID [--status failed]``;
-- ``ledger webhooks replay --member M ID (--event EVT | --since ISO-TIME)``.
+- ``ledger webhooks replay --member M ID (--event EVT | --since ISO-TIME)``;
+- ``ledger webhooks deliver``: the delivery worker alone, in its own process (its own core), until
+  SIGTERM/SIGINT; run it beside ``ledger up`` / ``ledger worker`` started with
+  ``LEDGER_WEBHOOK_DELIVERY=external`` (otherwise they deliver in a thread of their own process).
 
 Exit 0 done, 1 refused (unknown member or endpoint, a URL or filter not allowed).
 """
@@ -89,6 +92,23 @@ def _replay(_runtime: Runtime, session, args: argparse.Namespace) -> dict:  # ty
     return {"queued": wh.replay(session, args.member, args.id, event_id=args.event, since=since)}
 
 
+def _deliver(factory: RuntimeFactory) -> int:
+    import signal
+    import threading
+
+    from settlement.domains.events.delivery import DeliveryWorker
+
+    runtime = factory()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    worker = DeliveryWorker(runtime).start()
+    print("[ledger] delivering webhooks; Ctrl-C to stop", flush=True)
+    stop.wait()
+    worker.stop()
+    return EXIT_OK
+
+
 def register(subparsers: argparse._SubParsersAction, runtime_factory: RuntimeFactory) -> None:
     p = subparsers.add_parser("webhooks", help="members' webhook endpoints (signed deliveries of their events)")
     sub = p.add_subparsers(dest="webhooks_command", required=True)
@@ -117,3 +137,5 @@ def register(subparsers: argparse._SubParsersAction, runtime_factory: RuntimeFac
     group = rp.add_mutually_exclusive_group(required=True)
     group.add_argument("--event", default=None, metavar="EVT")
     group.add_argument("--since", default=None, metavar="ISO-TIME")
+    sub.add_parser("deliver", help="run the webhook delivery worker alone (its own process)").set_defaults(
+        func=lambda a, *_: _deliver(runtime_factory))

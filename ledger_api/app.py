@@ -22,7 +22,6 @@ from ledger_api.settings import Settings
 from ledger_api.throttle import FailedAuthThrottle
 from settlement.domains.members import REGISTRY_CACHE_TTL_S, RegistryView
 from settlement.runtime import Runtime
-from settlement.wiring import install_journal_observers
 
 __all__ = ["create_app", "service_version"]
 
@@ -46,7 +45,6 @@ def create_app(runtime: Runtime, settings: Settings, *, registry_cache_ttl_s: fl
                body_bytes_max: int = BODY_BYTES_MAX, auth_throttle: FailedAuthThrottle | None = None) -> FastAPI:
     app = FastAPI(title="Ledger API", description=DESCRIPTION, version=service_version(),
                   docs_url="/docs", openapi_url="/openapi.json", redoc_url=None)
-    install_journal_observers()  # events are written with every change this app makes
     # Requests read the node through a client of their own with a short timeout: a hung node
     # makes them fall back (roles from the mirror) or fail fast (503), never hang. The workers keep
     # the runtime's client and its longer timeout. Nothing in a request sends to the chain.

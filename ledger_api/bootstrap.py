@@ -19,6 +19,7 @@ from settlement.custody.governors import DEMO_DELAY_S, demo_governance, demo_gov
 from settlement.custody.vault import KeyVault, load_or_create_kek, load_or_create_operator
 from settlement.runtime import Runtime
 from settlement.store.db import Database, migrate
+from settlement.wiring import install_journal_observers
 
 log = logging.getLogger("ledger.files")
 
@@ -102,6 +103,7 @@ def build_runtime(settings: Settings, *, run_migrations: bool = True, deploy_con
         if manifest is not None:
             verify_manifest(chain, manifest)
     runtime = Runtime(home=home, db=db, chain=chain, vault=vault, operator=operator, manifest=manifest)
+    install_journal_observers()  # every process built from settings writes its events (docs/events.md)
     deployed = manifest.governance_params if manifest is not None else None
     if deployed is not None and deployed.demo:
         # Only a demo deployment (its governors' keys are public test keys) gets custodial governors.

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012e"
-down_revision = "0008"
+down_revision = "0011r"
 branch_labels = None
 depends_on = None
 

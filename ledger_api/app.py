@@ -12,7 +12,9 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 
+from ledger_api.docs import install_docs
 from ledger_api.logs import RequestLogMiddleware
+from ledger_api.openapi import install_openapi, operation_id
 from ledger_api.problems import BODY_BYTES_MAX, ProblemGuard, install_problem_handlers
 from ledger_api.readiness import ReadyThresholds, assess, probe_client
 from ledger_api.routes import api_router
@@ -28,9 +30,12 @@ __all__ = ["create_app", "service_version"]
 DESCRIPTION = """\
 A permissioned ledger for cross-border payments and supply-chain finance.
 
-Authenticate with `Authorization: Bearer <api key>`; each key belongs to one consortium member,
-whose roles come from the on-chain `ConsortiumRegistry`. Errors are RFC 9457
-`application/problem+json` with a stable `type` (`urn:ledger:problem:<slug>`).
+Authenticate with `Authorization: Bearer <api key>` (the **Authorize** button); each key belongs to
+one consortium member, whose roles come from the on-chain `ConsortiumRegistry`. Errors are RFC 9457
+`application/problem+json` with a stable `type` (`urn:ledger:problem:<slug>`) and the request's
+`request_id` (also the `X-Request-ID` header). Every creating POST that says so takes a required
+`Idempotency-Key`. The conventions (tenancy, lists, timestamps, ids) are in the project's
+`docs/api.md`.
 """
 
 
@@ -44,7 +49,8 @@ def service_version() -> str:
 def create_app(runtime: Runtime, settings: Settings, *, registry_cache_ttl_s: float = REGISTRY_CACHE_TTL_S,
                body_bytes_max: int = BODY_BYTES_MAX, auth_throttle: FailedAuthThrottle | None = None) -> FastAPI:
     app = FastAPI(title="Ledger API", description=DESCRIPTION, version=service_version(),
-                  docs_url="/docs", openapi_url="/openapi.json", redoc_url=None)
+                  openapi_url="/openapi.json", docs_url=None, redoc_url=None,
+                  generate_unique_id_function=operation_id)
     # Requests read the node through a client of their own with a short timeout: a hung node
     # makes them fall back (roles from the mirror) or fail fast (503), never hang. The workers keep
     # the runtime's client and its longer timeout. Nothing in a request sends to the chain.
@@ -67,4 +73,6 @@ def create_app(runtime: Runtime, settings: Settings, *, registry_cache_ttl_s: fl
     app.add_middleware(RequestLogMiddleware)  # outermost: request id and access log for every answer
     app.include_router(api_router)
     document_deliveries(app.webhooks)  # the OpenAPI `webhooks` section: what members' receivers get
+    install_openapi(app)
+    install_docs(app, openapi_url="/openapi.json")
     return app

@@ -1,0 +1,179 @@
+"""The API description matches the API (issue 15, item 5), and its docs pages load nothing from
+outside the service.
+
+The schema checks read ``/openapi.json`` from the app served by a real uvicorn; the docs checks
+fetch ``/docs`` and ``/redoc`` and every asset they reference over HTTP.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+from pydantic import TypeAdapter
+
+from ledger_api.openapi import OPERATION_IDS, REQUEST_EXAMPLES, api_routes
+
+from .support import Api
+
+PROBLEM = "application/problem+json"
+DOTTED = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+# Operations anyone may call: liveness, readiness, and the providers' callbacks (which carry the
+# provider's own signature instead of an API key).
+PUBLIC = {"health.get", "health.ready", "metrics.get", "callbacks.receive"}
+
+
+def _operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(method.upper(), path, op) for path, item in schema["paths"].items()
+            for method, op in item.items() if method in ("get", "post", "put", "delete", "patch")]
+
+
+@pytest.fixture
+def schema(api: Api) -> dict[str, Any]:
+    r = api.http.get("/openapi.json")
+    assert r.status_code == 200
+    return r.json()
+
+
+def test_operation_ids_are_dotted_unique_and_in_the_table(schema: dict[str, Any]) -> None:
+    ops = _operations(schema)
+    ids = [op["operationId"] for _, _, op in ops]
+    assert all(DOTTED.match(i) for i in ids), [i for i in ids if not DOTTED.match(i)]
+    assert not [i for i, n in Counter(ids).items() if n > 1]
+    missing = [(m, p) for m, p, _ in ops if (m, p) not in OPERATION_IDS]
+    assert not missing, f"give these operations an id in ledger_api.openapi.OPERATION_IDS: {missing}"
+    assert {"settlements.create", "receivables.get", "reconciliation.statements.import"} <= set(ids)
+
+
+def test_bearer_scheme_and_every_operation_declares_its_security(schema: dict[str, Any]) -> None:
+    """Swagger UI's Authorize button needs the scheme; each operation says whether it uses it."""
+    assert schema["components"]["securitySchemes"]["bearer"] == {
+        **schema["components"]["securitySchemes"]["bearer"], "type": "http", "scheme": "bearer"}
+    for method, path, op in _operations(schema):
+        assert "security" in op, (method, path)
+        if op["operationId"] in PUBLIC:
+            assert op["security"] == [], op["operationId"]
+        else:
+            assert op["security"] == [{"bearer": []}], op["operationId"]
+            assert {"401", "429"} <= set(op["responses"]), op["operationId"]
+
+
+def test_errors_are_declared_as_problem_json_with_their_types(schema: dict[str, Any]) -> None:
+    for method, path, op in _operations(schema):
+        for status, response in op["responses"].items():
+            if int(status) < 400:
+                continue
+            assert list(response.get("content", {})) == [PROBLEM], (op["operationId"], status)
+            assert response["content"][PROBLEM]["schema"] == {"$ref": "#/components/schemas/Problem"}
+            assert "urn:ledger:problem:" in response["description"], (op["operationId"], status)
+        has_path_ids = any(p["in"] == "path" for p in op.get("parameters", []))
+        if has_path_ids:
+            assert "404" in op["responses"], op["operationId"]
+        if "requestBody" in op:
+            assert {"400", "413", "422"} <= set(op["responses"]), op["operationId"]
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    problem = schema["components"]["schemas"]["Problem"]
+    assert {"type", "title", "status", "detail", "request_id", "errors"} <= set(problem["properties"])
+
+
+def test_idempotency_key_is_a_required_header_where_it_is_taken(schema: dict[str, Any]) -> None:
+    taking = {}
+    for _, _, op in _operations(schema):
+        for p in op.get("parameters", []):
+            if p["in"] == "header" and p["name"] == "Idempotency-Key":
+                taking[op["operationId"]] = p
+    assert {"settlements.create", "settlements.create_batch"} <= set(taking)
+    for op_id, param in taking.items():
+        assert param["required"] is True, op_id
+        assert param["schema"]["type"] == "string" and param["schema"]["minLength"] == 1
+        assert {"409", "400"} <= set(_op(schema, op_id)["responses"])
+
+
+def test_schema_names_are_clean(schema: dict[str, Any]) -> None:
+    names = list(schema["components"]["schemas"])
+    assert not [n for n in names if "__" in n or not re.match(r"^[A-Z][A-Za-z0-9]*$", n)]
+
+
+def test_raw_uploads_have_a_request_body(schema: dict[str, Any]) -> None:
+    upload = _op(schema, "reconciliation.statements.import")
+    assert upload["requestBody"]["required"] is True
+    assert {"text/csv", "application/xml", "application/octet-stream"} <= set(upload["requestBody"]["content"])
+    assert "requestBody" in _op(schema, "callbacks.receive")
+
+
+def test_request_examples_are_valid_bodies(api: Api, schema: dict[str, Any]) -> None:
+    """Each example is shown in the schema and is accepted by its route's own body model."""
+    bodies = {}
+    for route in api_routes(api.app):
+        for method in route.methods or ():
+            op_id = OPERATION_IDS.get((method, route.path_format))
+            if op_id in REQUEST_EXAMPLES and route.body_field is not None:
+                bodies[op_id] = route.body_field.field_info.annotation
+    assert set(bodies) == set(REQUEST_EXAMPLES)
+    for op_id, example in REQUEST_EXAMPLES.items():
+        TypeAdapter(bodies[op_id]).validate_python(example)
+        assert _op(schema, op_id)["requestBody"]["content"]["application/json"]["example"] == example
+
+
+def _op(schema: dict[str, Any], op_id: str) -> dict[str, Any]:
+    return next(op for _, _, op in _operations(schema) if op["operationId"] == op_id)
+
+
+class _Refs(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+        self.inline_scripts = 0
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in ("src", "href", "spec-url", "action", "data") and value:
+                self.urls.append(value)
+        if tag == "script":
+            self._in_script = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script":
+            self._in_script = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script and data.strip():
+            self.inline_scripts += 1
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_pages_load_only_local_assets(api: Api, page: str) -> None:
+    """The page references no outside URL (no CDN, no fonts), every asset it names loads from the
+    service, and its Content-Security-Policy keeps the browser from fetching anything elsewhere."""
+    r = api.http.get(page)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert not re.search(r"(https?:)?//", r.text), "an outside URL in " + page
+    refs = _Refs()
+    refs.feed(r.text)
+    assert refs.inline_scripts == 0
+    assert refs.urls and all(u.startswith("/") and not u.startswith("//") for u in refs.urls), refs.urls
+    for url in refs.urls:
+        asset = api.http.get(url)
+        assert asset.status_code == 200, url
+        assert len(asset.content) > 0
+        if url.endswith(".js"):
+            assert "javascript" in asset.headers["content-type"]
+            assert not re.search(rb"//\s*cdn\.|https://(cdn|fonts)\.", asset.content[:4096])
+    csp = r.headers["content-security-policy"]
+    for directive in ("default-src 'self'", "connect-src 'self'", "img-src 'self' data:", "font-src 'self'"):
+        assert directive in csp
+    if page == "/docs":
+        init = api.http.get("/static/docs/swagger-init.js").text
+        assert "validatorUrl: null" in init and '"/openapi.json"' in init
+
+
+def test_docs_assets_are_in_the_package_with_their_licences() -> None:
+    from ledger_api.docs import ASSETS_DIR
+
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "swagger-init.js",
+                 "swagger-ui.LICENSE", "redoc.LICENSE", "VERSIONS"):
+        assert (ASSETS_DIR / name).is_file(), name

@@ -42,6 +42,8 @@ from settlement.store import idempotency as idem
 __all__ = ["OPERATION_IDS", "PROBLEM_TYPES", "SECURITY_SCHEME", "api_routes", "install_openapi", "operation_id"]
 
 SECURITY_SCHEME = "bearer"
+# Operations that take an API key but do not need one (a key shows more).
+OPTIONAL_AUTH = frozenset({"health.get"})
 _METHODS = ("get", "put", "post", "delete", "patch")
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -355,6 +357,9 @@ def complete_schema(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
             calls = _calls(route)
             authenticated = authenticate_caller in calls
             op["security"] = [{SECURITY_SCHEME: []}] if authenticated else []
+            if op.get("operationId") in OPTIONAL_AUTH:
+                op["security"] = [{}, {SECURITY_SCHEME: []}]
+                authenticated = True  # a key sent must be valid: 401, 429
             raw = RAW_BODIES.get(op.get("operationId", ""))
             if raw is not None and "requestBody" not in op:
                 op["requestBody"] = copy.deepcopy(raw)

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
@@ -24,12 +25,24 @@ def start(home, api_port, rpc_port) -> subprocess.Popen:
                             stdout=open(home / "up.log", "ab"), stderr=subprocess.STDOUT)
 
 
-def wait_healthy(api: str, proc: subprocess.Popen, timeout_s: float = 90) -> dict:
+def _operator_key(home: Path) -> str | None:
+    try:
+        demo = json.loads((home / "demo.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return next((m["api_key"] for m in demo["members"] if "operator" in m["roles"]), None)
+
+
+def wait_healthy(api: str, proc: subprocess.Popen, timeout_s: float = 90, *, home: Path) -> dict:
+    """The detailed health (the operator's key from demo.json: the store's outbox is not public)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert proc.poll() is None, "ledger up exited early"
+        key = _operator_key(home)
         try:
-            health = httpx.get(f"{api}/health", timeout=2).json()
+            if key is None:
+                raise httpx.HTTPError("no demo.json yet")
+            health = httpx.get(f"{api}/health", timeout=2, headers={"Authorization": f"Bearer {key}"}).json()
             if health["status"] == "ok" and health["store"]["outbox_depth"] == 0:
                 return health
         except httpx.HTTPError:
@@ -48,7 +61,7 @@ def test_up_demo_then_restart_keeps_everything(tmp_path):
     api = f"http://127.0.0.1:{api_port}"
     proc = start(tmp_path, api_port, rpc_port)
     try:
-        health = wait_healthy(api, proc)
+        health = wait_healthy(api, proc, home=tmp_path)
     except BaseException:
         proc.kill()
         raise
@@ -84,7 +97,7 @@ def test_up_demo_then_restart_keeps_everything(tmp_path):
 
     proc = start(tmp_path, api_port, rpc_port)
     try:
-        health = wait_healthy(api, proc)
+        health = wait_healthy(api, proc, home=tmp_path)
         assert health["chain"]["head_block"] >= head_before  # anvil state persisted
         assert (tmp_path / "deployment.json").read_text() == manifest_before  # nothing redeployed
         again = json.loads((tmp_path / "demo.json").read_text())

@@ -1,17 +1,34 @@
 """``GET /health`` (liveness: chain, contracts and store state; never fails because a dependency is
-down) and ``GET /ready`` (readiness: 200, or 503 with the reasons; :mod:`ledger_api.readiness`)."""
+down) and ``GET /ready`` (readiness: 200, or 503 with the reasons; :mod:`ledger_api.readiness`).
+
+Anyone gets the health status, chain id, head block and contract addresses (:class:`PublicHealth`);
+the node URL, the store, outbox volumes, the governance state and the version only go to an API key
+of the operator or an auditor (:data:`DETAIL_ROLES`). A key that is sent must be valid (401
+otherwise, throttled like any failed authentication); a valid key of another role gets the public
+answer.
+"""
 
 from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from ledger_api.deps import RuntimeDep
+from ledger_api.deps import RuntimeDep, authenticate_caller, get_registry_view
 from ledger_api.problems import problem_response
 from ledger_api.readiness import assess, probe_client, public_rpc
-from ledger_api.schemas.health import ChainHealth, GovernanceHealth, Health, StoreHealth
+from ledger_api.schemas.health import (
+    ChainHealth,
+    GovernanceHealth,
+    Health,
+    PublicChainHealth,
+    PublicHealth,
+    StoreHealth,
+)
+from settlement.domains.members import RegistryView
 from settlement.chain.client import ChainClient
 from settlement.chain.deploy import bootstrap_open
 from settlement.core.errors import ChainUnavailableError, LedgerError, NotReadyError
@@ -24,6 +41,8 @@ log = logging.getLogger(__name__)
 HEALTH_RPC_TIMEOUT_S = 2.0
 ERROR_TEXT_LEN_MAX = 300
 READY_RETRY_AFTER_S = 5
+# Who sees the detailed health (node URL, store, outbox, governance, version).
+DETAIL_ROLES = frozenset({"operator", "auditor"})
 
 
 def _probe_client(request: Request, rpc_url: str) -> ChainClient:
@@ -34,8 +53,19 @@ def _probe_client(request: Request, rpc_url: str) -> ChainClient:
     return client
 
 
-@router.get("/health", response_model=Health, summary="Service health (no authentication)")
-def health(request: Request, runtime: RuntimeDep) -> Health:
+def _wants_detail(request: Request, runtime: RuntimeDep,
+                  registry: Annotated[RegistryView, Depends(get_registry_view)]) -> bool:
+    if "authorization" not in request.headers:
+        return False
+    who = authenticate_caller(request, runtime, registry)
+    return who.active and who.has_any(DETAIL_ROLES)
+
+
+@router.get("/health", response_model=Health | PublicHealth,
+            summary="Service health: status, chain id, head block and contracts for anyone; the node, store, "
+                    "outbox and governance for the operator's or an auditor's key")
+def health(request: Request, runtime: RuntimeDep,
+           detail: Annotated[bool, Depends(_wants_detail)]) -> Health | PublicHealth:
     manifest = runtime.manifest
     chain = ChainHealth(reachable=False, rpc=public_rpc(runtime.chain.rpc_url), chain_id=None, head_block=None,
                         manifest_chain_id=manifest.chain_id if manifest else None)
@@ -64,6 +94,10 @@ def health(request: Request, runtime: RuntimeDep) -> Health:
         except LedgerError as exc:
             log.warning("health: bootstrap state unreadable: %s", exc.type_slug)
     ok = chain.reachable and store.reachable and not mismatch and sealed is not False
+    if not detail:
+        return PublicHealth(status="ok" if ok else "degraded", contracts=manifest.addresses if manifest else {},
+                            chain=PublicChainHealth(reachable=chain.reachable, chain_id=chain.chain_id,
+                                                    head_block=chain.head_block))
     return Health(status="ok" if ok else "degraded", version=request.app.version, chain=chain,
                   contracts=manifest.addresses if manifest else {}, store=store,
                   governance=GovernanceHealth(bootstrap_sealed=sealed))

@@ -1,4 +1,5 @@
-"""``GET /metrics``: Prometheus text from a per-app registry (never the process-global one).
+"""``GET /metrics``: Prometheus text from a per-app registry (never the process-global one), for
+the operator's or an auditor's API key (``Authorization: Bearer``) only.
 
 HTTP traffic is counted by :class:`MetricsMiddleware` (method, route template, status; a bounded
 label set: unknown paths count as ``<unmatched>``). Store and worker figures are read at scrape
@@ -20,13 +21,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ledger_api.deps import Principal, require_roles
 from ledger_api.readiness import READY_REASONS, Readiness
 from settlement.pipeline import outbox
 from settlement.runtime import Runtime
@@ -154,6 +157,12 @@ class MetricsMiddleware:
             self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
 
 
-@router.get("/metrics", summary="Prometheus metrics (no authentication)", response_class=Response)
-def metrics(request: Request) -> Response:
+# Per-route volumes and the pipeline's figures are not for anyone who reaches the port: the
+# operator's or an auditor's API key (Prometheus: `authorization: {type: Bearer, credentials: ...}`).
+MetricsReader = Annotated[Principal, Depends(require_roles("operator", "auditor"))]
+
+
+@router.get("/metrics", summary="Prometheus metrics (the operator's or an auditor's API key)", response_class=Response,
+            responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}})
+def metrics(request: Request, _reader: MetricsReader) -> Response:
     return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,4 +1,5 @@
-"""The body of ``GET /health``."""
+"""The bodies of ``GET /health``: :class:`PublicHealth` for anyone (what the chain shows anyway),
+:class:`Health` (node URL, store, outbox, governance, version) for the operator and auditors."""
 
 from __future__ import annotations
 
@@ -32,7 +33,24 @@ class GovernanceHealth(Out):
     bootstrap_sealed: bool | None = Field(description="None: unknown (no deployment, or the chain is unreachable)")
 
 
+class PublicChainHealth(Out):
+    reachable: bool
+    chain_id: int | None
+    head_block: int | None
+
+
+class PublicHealth(Out):
+    """What an anonymous caller (or a member without the operator or auditor role) sees: the
+    status, the chain id and head block, and the contract addresses (public on chain anyway)."""
+
+    status: Literal["ok", "degraded"]
+    chain: PublicChainHealth
+    contracts: dict[str, str]
+
+
 class Health(Out):
+    """The detailed answer, for the operator's and auditors' API keys."""
+
     status: Literal["ok", "degraded"]
     version: str = Field(max_length=64)
     chain: ChainHealth

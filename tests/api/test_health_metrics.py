@@ -1,5 +1,7 @@
-"""/health reports the chain, contracts and store, and degrades (200) without a chain; /metrics
-serves Prometheus text from the app's own registry, with worker figures from runtime.stats."""
+"""/health reports the chain, contracts and store, and degrades (200) without a chain; anonymous
+callers get the status, chain id, head block and contracts only. /metrics serves Prometheus text
+from the app's own registry, with worker figures from runtime.stats, to the operator's or an
+auditor's key only."""
 
 from __future__ import annotations
 
@@ -9,11 +11,11 @@ from ledger_api.app import create_app
 from ledger_api.settings import Settings
 from settlement.chain.client import ChainClient
 
-from .support import Api, dead_rpc_url
+from .support import Api, dead_rpc_url, onboard_direct
 
 
 def test_health_ok(api: Api) -> None:
-    r = api.http.get("/health")
+    r = api.http.get("/health", headers=api.as_(api.operator_key))
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "ok"
@@ -30,7 +32,7 @@ def test_health_ok(api: Api) -> None:
 def test_health_degraded_while_the_bootstrap_is_open(bootstrap_api: Api) -> None:
     """Until the registry's bootstrap is sealed the operator's key may still onboard members: the
     service is not ready (degraded), and says why."""
-    body = bootstrap_api.http.get("/health").json()
+    body = bootstrap_api.http.get("/health", headers=bootstrap_api.as_(bootstrap_api.operator_key)).json()
     assert body["status"] == "degraded" and body["governance"] == {"bootstrap_sealed": False}
     assert body["chain"]["reachable"] is True
 
@@ -40,7 +42,7 @@ def test_health_degraded_when_the_chain_is_down(api: Api, serve) -> None:  # typ
     rt = api.runtime
     rt.chain = ChainClient(dead_rpc_url(), timeout_s=1.0)
     server = serve(create_app(rt, Settings(home=rt.home)))
-    r = httpx.get(server.url + "/health", timeout=30.0)
+    r = httpx.get(server.url + "/health", timeout=30.0, headers=api.as_(api.operator_key))
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "degraded"
@@ -49,12 +51,39 @@ def test_health_degraded_when_the_chain_is_down(api: Api, serve) -> None:  # typ
     assert body["store"]["reachable"] is True
 
 
+def test_anonymous_health_shows_only_what_the_chain_shows(api: Api) -> None:
+    """No node URL, store, outbox volumes, governance or version without the operator's or an
+    auditor's key; a member of another role gets the same public answer; a bad key is 401."""
+    finance_key = onboard_direct(api.runtime, "fin", ["finance"])
+    detailed = api.http.get("/health", headers=api.as_(api.operator_key)).json()
+    for headers in ({}, api.as_(finance_key)):
+        r = api.http.get("/health", headers=headers)
+        assert r.status_code == 200
+        body = r.json()
+        assert body == {"status": detailed["status"], "contracts": detailed["contracts"],
+                        "chain": {"reachable": True, "chain_id": 31337,
+                                  "head_block": body["chain"]["head_block"]}}
+        assert body["chain"]["head_block"] >= 1
+        assert api.runtime.chain.rpc_url.split("//")[1] not in r.text and "outbox" not in r.text
+    bad = api.http.get("/health", headers={"Authorization": "Bearer lk_nope_nope"})
+    assert bad.status_code == 401 and bad.headers["content-type"] == "application/problem+json"
+
+
+def test_metrics_need_the_operators_or_an_auditors_key(api: Api) -> None:
+    auditor_key = onboard_direct(api.runtime, "aud", ["auditor"])
+    finance_key = onboard_direct(api.runtime, "fin", ["finance"])
+    assert api.http.get("/metrics").status_code == 401
+    assert api.http.get("/metrics", headers=api.as_(finance_key)).status_code == 403
+    r = api.http.get("/metrics", headers=api.as_(auditor_key))
+    assert r.status_code == 200 and "ledger_http_requests_total" in r.text
+
+
 def test_metrics_text(api: Api) -> None:
     api.http.get("/health")
     api.http.get("/v1/members/ops", headers=api.as_(api.operator_key))
     api.http.get("/definitely/not/a/route")
     api.runtime.stats.update({"dispatch_latency_s_sum": 3.5, "dispatch_latency_s_count": 7, "follower_lag_blocks": 2})
-    r = api.http.get("/metrics")
+    r = api.http.get("/metrics", headers=api.as_(api.operator_key))
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     text = r.text
     assert 'ledger_http_requests_total{method="GET",route="/health",status="200"} 1.0' in text
@@ -69,6 +98,6 @@ def test_metrics_text(api: Api) -> None:
 
 
 def test_openapi_docs(api: Api) -> None:
-    assert api.http.get("/docs").status_code == 200
+    assert api.http.get("/docs").status_code == 200 and api.http.get("/redoc").status_code == 200
     spec = api.http.get("/openapi.json").json()
     assert spec["info"]["title"] == "Ledger API" and "/v1/members" in spec["paths"]

@@ -290,8 +290,8 @@ def _error_statuses(route: Any, op: dict[str, Any], authenticated: bool) -> set[
         statuses.add(422)
     if has_body:
         statuses |= {400, 413}
-    if any(p["in"] == "path" for p in params):
-        statuses.add(404)
+    if any(p["in"] == "path" for p in params) or (authenticated and has_body):
+        statuses.add(404)  # a path, or a body, naming an object (a member, a statement) that is not there
     if any(p["in"] == "header" and p["name"].lower() == "idempotency-key" for p in params):
         statuses |= {400, 409}
     return statuses

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import urllib.parse
@@ -176,7 +177,7 @@ def _proof(args: argparse.Namespace, settings: Settings) -> int:
         kind, _, record_id = args.record.partition("/")
         url = f"{api}/v1/anchors/records/{urllib.parse.quote(kind, safe='')}/{urllib.parse.quote(record_id, safe='')}/proof"
     try:
-        doc = fetch_proof(url, args.api_key, wait_s=args.wait)
+        doc = fetch_proof(url, args.api_key or os.environ.get("LEDGER_API_KEY"), wait_s=args.wait)
     except NotAnchoredYetError as exc:
         print(f"NOT ANCHORED YET: {exc.detail}")
         return EXIT_NOT_ANCHORED

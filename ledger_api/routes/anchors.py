@@ -47,7 +47,9 @@ EventWriter = Annotated[Principal, Depends(require_roles("supplier", "buyer", "o
 Auditor = Annotated[Principal, Depends(require_roles("auditor", "operator"))]
 LotIdPath = Annotated[str, Path(min_length=1, max_length=128)]
 EventIdPath = Annotated[str, Path(min_length=1, max_length=128)]
-SequencePath = Annotated[int, Path(ge=1, le=(1 << 64) - 1)]
+# The store holds sequences as signed 64-bit integers: larger ones cannot exist (and would overflow
+# the database driver).
+SequencePath = Annotated[int, Path(ge=1, le=(1 << 63) - 1)]
 KindPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9._-]{0,63}$")]
 RecordIdPath = Annotated[str, Path(min_length=1, max_length=128)]
 
@@ -103,7 +105,7 @@ def event_proof(event_id: EventIdPath, runtime: RuntimeDep, session: DbSession, 
 @router.get("/anchors/batches", response_model=AnchorBatchesPublic, summary="Anchor batches in sequence order")
 def list_batches(runtime: RuntimeDep, session: DbSession, _auditor: Auditor,
                  kind: Annotated[str | None, Query(pattern="^(events|journal)$")] = None,
-                 after: Annotated[int, Query(ge=0, description="sequence of the last batch seen")] = 0,
+                 after: Annotated[int, Query(ge=0, le=(1 << 63) - 1, description="sequence of the last batch seen")] = 0,
                  limit: Annotated[int, Query(ge=1, le=BATCH_LIST_MAX)] = 100) -> AnchorBatchesPublic:
     batches = anchoring.list_batches(session, kind=kind, after_sequence=after, limit=limit)
     return AnchorBatchesPublic(data=[batch_public(runtime, b) for b in batches], count=len(batches),

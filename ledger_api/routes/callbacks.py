@@ -138,7 +138,7 @@ def list_recorded_callbacks(session: DbSession, who: Reader, owner: OwnerQuery =
                             outcome: Annotated[str | None, Query(pattern=OUTCOMES)] = None,
                             settlement_id: Annotated[str | None, Query(pattern=r"^0x[0-9a-f]{64}$")] = None,
                             provider_txn_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
-                            cursor: Annotated[int, Query(ge=0)] = 0,
+                            cursor: Annotated[int, Query(ge=0, le=(1 << 63) - 1)] = 0,
                             limit: Annotated[int, Query(ge=1, le=cb.CALLBACKS_PAGE_MAX)] = 100) -> CallbacksPublic:
     rows, next_cursor = cb.list_callbacks(session, provider=provider, outcome=outcome, settlement_id=settlement_id,
                                           owner=read_scope(who, CALLBACKS_READ_ACROSS, owner),

@@ -123,7 +123,7 @@ def list_exceptions(session: DbSession, who: Reader, owner: OwnerQuery = None,
                     run_id: Annotated[str | None, Query(max_length=32, pattern=r"^[0-9a-f]+$")] = None,
                     origin: Annotated[str | None, Query(pattern=r"^(run|callback)$")] = None,
                     bucket: Annotated[str | None, Query(max_length=32)] = None,
-                    cursor: Annotated[int, Query(ge=0)] = 0,
+                    cursor: Annotated[int, Query(ge=0, le=(1 << 63) - 1)] = 0,
                     limit: Annotated[int, Query(ge=1, le=500)] = 100) -> ExceptionsPublic:
     page = rs.list_exceptions(session, owner=read_scope(who, READ_ACROSS, owner), state=state, run_id=run_id,
                               origin=origin, bucket=bucket, after_id=cursor,

@@ -369,7 +369,7 @@ def positions(session: DbSession, member: FinanceOrOperator,
 @router.get("/statements", response_model=AccountStatementPublic, summary="Journal entries of one currency, in order")
 def statement(session: DbSession, member: FinanceOrOperator,
               currency: Annotated[str, Query(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")],
-              after: Annotated[int, Query(ge=0)] = 0,
+              after: Annotated[int, Query(ge=0, le=(1 << 63) - 1)] = 0,
               limit: Annotated[int, Query(ge=1, le=svc.STATEMENT_LIMIT_MAX)] = 100,
               member_id: Annotated[MemberQuery, Query(alias="member")] = None) -> AccountStatementPublic:
     owner = _owner(member, member_id)

@@ -29,6 +29,7 @@ from settlement.core.errors import (
     ReconciliationExceptionNotFoundError,
     ValidationError,
 )
+from settlement.core.timestamps import utc_text
 from settlement.domains.anchoring import digest_changed
 from settlement.domains.reconciliation.engine import ExceptionRecord, ExceptionResolution, ResolutionAction
 from settlement.store.models import utcnow
@@ -323,6 +324,6 @@ def exception_json(row: ReconciliationException) -> dict[str, Any]:
         "tx_hash": row.tx_hash, "booked_at": row.booked_at, "detail": row.detail, "state": row.state,
         "resolution": None if row.resolved_by is None else {
             "action": row.resolution_action, "note": row.resolution_note, "resolved_by": row.resolved_by,
-            "resolved_at": row.resolved_at.isoformat() if row.resolved_at else None},
-        "created_at": row.created_at.isoformat() if row.created_at else None,
+            "resolved_at": utc_text(row.resolved_at)},
+        "created_at": utc_text(row.created_at),
     }

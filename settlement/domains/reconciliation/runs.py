@@ -44,6 +44,7 @@ from settlement.core.errors import (
     ValidationError,
 )
 from settlement.core.money import Money
+from settlement.core.timestamps import utc_text
 from settlement.domains.anchoring import digest_changed
 from settlement.core.private_files import private_dir, private_file
 from settlement.domains.reconciliation.engine import (
@@ -288,7 +289,7 @@ def report_document(session: Session, run_id: str, *, owner: str | None,
     items, truncated = _run_exceptions(session, run, exceptions_max)
     doc = dict(run.summary)
     doc.update(status=run.status, owner=run.owner, started_by=run.started_by,
-               finished_at=run.finished_at.isoformat() if run.finished_at else None,
+               finished_at=utc_text(run.finished_at),
                row_errors=list(run.row_errors), exceptions=[exception_json(r) for r in items])
     if truncated:
         doc["exceptions_truncated"] = True
@@ -312,7 +313,7 @@ def report_csv(session: Session, run_id: str, *, owner: str | None) -> str:
     for r in items:
         values = {c: getattr(r, c, None) for c in CSV_COLUMNS}
         values["statement_line_nos"] = " ".join(map(str, r.statement_line_nos or []))
-        values["resolved_at"] = r.resolved_at.isoformat() if r.resolved_at else None
+        values["resolved_at"] = utc_text(r.resolved_at)
         writer.writerow(values[c] for c in CSV_COLUMNS)
     return buf.getvalue()
 

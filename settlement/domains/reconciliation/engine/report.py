@@ -20,6 +20,7 @@ from typing import IO, Any, NamedTuple
 
 from settlement.core.csv_safe import safe_writer
 from settlement.core.money import Money
+from settlement.core.timestamps import utc_text
 from settlement.domains.reconciliation.engine.model import (
     LedgerEntry,
     LedgerTable,
@@ -249,7 +250,7 @@ class ReconciliationReport:
     def summary(self) -> dict[str, Any]:
         counts, totals = self.counts(), self.totals()
         return {
-            "run_id": self.run_id, "created_at": self.created_at.isoformat(),
+            "run_id": self.run_id, "created_at": utc_text(self.created_at),
             "config": asdict(self.config),
             "inputs": {"statement_lines": len(self.statement), "ledger_entries": len(self.ledger),
                        "statement_row_errors": len(self.statement_errors),

@@ -145,7 +145,7 @@ def _simulate_payment(args: argparse.Namespace) -> int:
         except httpx.HTTPError as exc:
             print(f"ledger: the API at {api} is not reachable ({type(exc).__name__})", file=sys.stderr)
             return EXIT_UNREACHABLE
-    recorded = found.json().get("items", []) if found.status_code == 200 else []
+    recorded = found.json().get("data", []) if found.status_code == 200 else []
     if not recorded:
         print(f"server: refused the notification ({answer.status_code}); nothing was recorded")
         return EXIT_FAILED

@@ -81,7 +81,7 @@ def _account_public(info: AccountInfo) -> ProviderAccountPublic:
 def list_provider_accounts(session: DbSession, who: AccountReader, owner: OwnerQuery = None,
                            provider: Annotated[str | None, Query(max_length=16)] = None) -> ProviderAccountsPublic:
     infos = cb.list_accounts(session, provider, owner=read_scope(who, ACCOUNTS_READ_ACROSS, owner))
-    return ProviderAccountsPublic(items=[_account_public(a) for a in infos])
+    return ProviderAccountsPublic(data=[_account_public(a) for a in infos], next_cursor=None, has_more=False)
 
 
 @router.post("/provider-accounts", response_model=ProviderAccountPublic, status_code=status.HTTP_201_CREATED)
@@ -143,7 +143,8 @@ def list_recorded_callbacks(session: DbSession, who: Reader, owner: OwnerQuery =
     rows, next_cursor = cb.list_callbacks(session, provider=provider, outcome=outcome, settlement_id=settlement_id,
                                           owner=read_scope(who, CALLBACKS_READ_ACROSS, owner),
                                           provider_txn_id=provider_txn_id, after_id=cursor, limit=limit)
-    return CallbacksPublic(items=[callback_public(r) for r in rows], next_cursor=next_cursor)
+    return CallbacksPublic(data=[callback_public(r) for r in rows], has_more=next_cursor is not None,
+                           next_cursor=None if next_cursor is None else str(next_cursor))
 
 
 @router.get("/callbacks/{callback_id}", response_model=CallbackPublic)

@@ -128,7 +128,8 @@ def list_exceptions(session: DbSession, who: Reader, owner: OwnerQuery = None,
     page = rs.list_exceptions(session, owner=read_scope(who, READ_ACROSS, owner), state=state, run_id=run_id,
                               origin=origin, bucket=bucket, after_id=cursor,
                               limit=limit)
-    return ExceptionsPublic(items=[rs.exception_json(r) for r in page.items], next_cursor=page.next_cursor)
+    return ExceptionsPublic(data=[rs.exception_json(r) for r in page.items], has_more=page.next_cursor is not None,
+                            next_cursor=None if page.next_cursor is None else str(page.next_cursor))
 
 
 def _history(session, exception_id: str) -> list[ResolutionPublic]:  # type: ignore[no-untyped-def]

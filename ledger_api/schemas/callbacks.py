@@ -52,7 +52,12 @@ class ProviderAccountPublic(Out):
 
 
 class ProviderAccountsPublic(Out):
-    items: list[ProviderAccountPublic]
+    """Every account the caller may see, in the one list envelope (one page: accounts are few)."""
+
+    data: list[ProviderAccountPublic]
+    next_cursor: str | None = Field(default=None, max_length=32,
+                                    description="pass as ?cursor= for the next page; null on the last page")
+    has_more: bool = Field(description="another page follows (next_cursor is set)")
 
 
 # -- callbacks -----------------------------------------------------------------------------------------
@@ -88,5 +93,9 @@ class CallbackPublic(Out):
 
 
 class CallbacksPublic(Out):
-    items: list[CallbackPublic]
-    next_cursor: int | None = None
+    """A page of recorded callbacks, in the one list envelope (docs/api.md)."""
+
+    data: list[CallbackPublic]
+    next_cursor: str | None = Field(default=None, max_length=32,
+                                    description="pass as ?cursor= for the next page; null on the last page")
+    has_more: bool = Field(description="another page follows (next_cursor is set)")

@@ -91,5 +91,9 @@ class ExceptionPublic(Out):
 
 
 class ExceptionsPublic(Out):
-    items: list[dict[str, Any]]
-    next_cursor: int | None = None
+    """A page of the exceptions queue, in the one list envelope (docs/api.md)."""
+
+    data: list[dict[str, Any]]
+    next_cursor: str | None = Field(default=None, max_length=32,
+                                    description="pass as ?cursor= for the next page; null on the last page")
+    has_more: bool = Field(description="another page follows (next_cursor is set)")

@@ -36,7 +36,7 @@ def test_the_reconciliation_report_csv_guards_planted_formulas(sworld: CWorld) -
                             content=buf.getvalue().encode(), headers=h)
     assert up.status_code == 201 and up.json()["line_count"] == 2 * len(PAYLOADS), up.text
     run = sworld.w.http.post("/v1/reconciliation/runs", json={"statement_id": up.json()["id"]}, headers=h).json()
-    items = sworld.w.http.get("/v1/reconciliation/exceptions", params={"run_id": run["id"]}, headers=h).json()["items"]
+    items = sworld.w.http.get("/v1/reconciliation/exceptions", params={"run_id": run["id"]}, headers=h).json()["data"]
     note = '=HYPERLINK("http://evil.example","details")'
     assert sworld.w.http.post(f"/v1/reconciliation/exceptions/{items[0]['exception_id']}/resolve",
                               json={"action": "accepted", "note": note}, headers=h).status_code == 200

@@ -158,10 +158,10 @@ def test_unknown_reference_and_amount_mismatch_become_exceptions_not_effects(swo
     q = sworld.w.http.get("/v1/reconciliation/exceptions", params={"origin": "callback"},
                           headers=sworld.w.h("operator"))
     assert q.status_code == 200
-    items = q.json()["items"]
+    items = q.json()["data"]
     assert {i["owner"] for i in items} == {"operator"}
     assert sworld.w.http.get("/v1/reconciliation/exceptions", params={"origin": "callback"},
-                             headers=sworld.w.h("retailer")).json()["items"] == []
+                             headers=sworld.w.h("retailer")).json()["data"] == []
     assert {i["reason"] for i in items} == {"unknown_reference", "amount_mismatch", "currency_mismatch"}
     mismatch = next(i for i in items if i["reason"] == "amount_mismatch")
     assert mismatch["statement_amount"] == {"value": 99_999, "currency": USD}

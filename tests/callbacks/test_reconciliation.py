@@ -90,7 +90,7 @@ def test_reconciliation_over_http_buckets_totals_and_exception_resolution(sworld
     run2 = sworld.w.http.post("/v1/reconciliation/runs", json={"statement_id": stmt["id"]}, headers=h).json()
     assert run2["summary"]["exceptions"] == {"total": 2, "new": 0, "seen_before": 2, "stored_truncated": False}
     open_items = sworld.w.http.get("/v1/reconciliation/exceptions", params={"state": "open", "origin": "run"},
-                                   headers=h).json()["items"]
+                                   headers=h).json()["data"]
     assert len(open_items) == 1
     assert sworld.w.http.get("/v1/reconciliation/exceptions", headers=sworld.w.h("auditor")).status_code == 200
     assert sworld.w.http.post("/v1/reconciliation/runs", json={"statement_id": stmt["id"]},

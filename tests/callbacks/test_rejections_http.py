@@ -124,7 +124,7 @@ def test_provider_accounts_hold_secrets_encrypted_and_refuse_private_keys(sworld
     listed = sworld.w.http.get("/v1/provider-accounts", headers=sworld.w.h("operator"))
     assert listed.status_code == 200 and secret not in listed.text and "apiv3_key" in listed.text
     # A finance member reads its own accounts only (it owns none here); the auditor none at all.
-    assert sworld.w.http.get("/v1/provider-accounts", headers=sworld.w.h("retailer")).json()["items"] == []
+    assert sworld.w.http.get("/v1/provider-accounts", headers=sworld.w.h("retailer")).json()["data"] == []
     assert sworld.w.http.get("/v1/provider-accounts", headers=sworld.w.h("auditor")).status_code == 403
     bad = dict(demo_credentials("alipay", "x"))
     r = sworld.w.http.post("/v1/provider-accounts", headers=sworld.w.h("operator"),

@@ -112,7 +112,7 @@ def test_a_member_cannot_list_run_download_or_resolve_another_members_reconcilia
     # payments: lists nothing of the retailer's, and may not ask for it by owner
     assert _get(tw, "payments", "/statements").json()["items"] == []
     assert _get(tw, "payments", "/runs").json()["items"] == []
-    assert _get(tw, "payments", "/exceptions").json()["items"] == []
+    assert _get(tw, "payments", "/exceptions").json()["data"] == []
     for path in ("/statements", "/runs", "/exceptions"):
         denied = _get(tw, "payments", path, owner="retailer")
         assert denied.status_code == 403 and denied.headers["content-type"].startswith("application/problem+json")
@@ -186,7 +186,7 @@ def test_the_same_file_gives_each_member_its_own_items(tw: CWorld) -> None:
     runs = {m: _run(tw, m, _upload(tw, m, body)["id"]) for m in ("retailer", "supplier")}
     for run in runs.values():
         assert run["summary"]["exceptions"]["new"] == 1 and run["summary"]["exceptions"]["seen_before"] == 0
-    items = {m: _get(tw, m, "/exceptions").json()["items"] for m in runs}
+    items = {m: _get(tw, m, "/exceptions").json()["data"] for m in runs}
     assert len(items["retailer"]) == len(items["supplier"]) == 1
     ours, theirs = items["retailer"][0]["exception_id"], items["supplier"][0]["exception_id"]
     assert ours != theirs
@@ -204,18 +204,18 @@ def test_callback_exceptions_belong_to_the_accounts_owner(tw: CWorld) -> None:
     s = tw.settlement()  # retailer -> bank
     assert tw.post("stripe", tw.payment("stripe", s["payment_reference"], Money(99_999, USD))).status_code == 200
     assert tw.post("alipay", tw.payment("alipay", "NO-SUCH-ORDER", Money(1, USD))).text == "success"
-    items = _get(tw, "payments", "/exceptions", origin="callback").json()["items"]
+    items = _get(tw, "payments", "/exceptions", origin="callback").json()["data"]
     assert sorted(i["reason"] for i in items) == ["amount_mismatch", "unknown_reference"]
     for outsider in ("retailer", "bank"):
-        assert _get(tw, outsider, "/exceptions", origin="callback").json()["items"] == []
+        assert _get(tw, outsider, "/exceptions", origin="callback").json()["data"] == []
         assert _get(tw, outsider, f"/exceptions/{items[0]['exception_id']}").status_code == 404
     assert {i["owner"] for i in items} == {"payments"}
     for reader in ("operator", "auditor"):
-        assert len(_get(tw, reader, "/exceptions", origin="callback").json()["items"]) == 2
+        assert len(_get(tw, reader, "/exceptions", origin="callback").json()["data"]) == 2
     # the recorded callbacks themselves: the owner reads those on its accounts, others none
-    assert len(tw.w.http.get("/v1/callbacks", headers=tw.w.h("payments")).json()["items"]) == 2
-    assert tw.w.http.get("/v1/callbacks", headers=tw.w.h("retailer")).json()["items"] == []
-    cb_id = tw.w.http.get("/v1/callbacks", headers=tw.w.h("auditor")).json()["items"][0]["id"]
+    assert len(tw.w.http.get("/v1/callbacks", headers=tw.w.h("payments")).json()["data"]) == 2
+    assert tw.w.http.get("/v1/callbacks", headers=tw.w.h("retailer")).json()["data"] == []
+    cb_id = tw.w.http.get("/v1/callbacks", headers=tw.w.h("auditor")).json()["data"][0]["id"]
     assert tw.w.http.get(f"/v1/callbacks/{cb_id}", headers=tw.w.h("retailer")).status_code == 404
     assert tw.w.http.get(f"/v1/callbacks/{cb_id}", headers=tw.w.h("payments")).status_code == 200
 
@@ -232,15 +232,15 @@ def test_provider_accounts_belong_to_a_member(tw: CWorld) -> None:
                           json={"provider": "stripe", "account": "stripe-supplier", "config": config,
                                 "owner": "supplier"})
     assert made.status_code == 201 and made.json()["owner"] == "supplier", made.text
-    supplier = tw.w.http.get("/v1/provider-accounts", headers=tw.w.h("supplier")).json()["items"]
+    supplier = tw.w.http.get("/v1/provider-accounts", headers=tw.w.h("supplier")).json()["data"]
     assert [a["account"] for a in supplier] == ["stripe-supplier"]
-    mine = tw.w.http.get("/v1/provider-accounts", headers=tw.w.h("payments")).json()["items"]
+    mine = tw.w.http.get("/v1/provider-accounts", headers=tw.w.h("payments")).json()["data"]
     assert sorted(a["account"] for a in mine) == sorted(tw.creds[p]["account"] for p in PROVIDERS)
-    assert tw.w.http.get("/v1/provider-accounts", headers=tw.w.h("retailer")).json()["items"] == []
+    assert tw.w.http.get("/v1/provider-accounts", headers=tw.w.h("retailer")).json()["data"] == []
     assert tw.w.http.get("/v1/provider-accounts", params={"owner": "supplier"},
                          headers=tw.w.h("retailer")).status_code == 403
     assert tw.w.http.get("/v1/provider-accounts/stripe/stripe-supplier", headers=tw.w.h("retailer")).status_code == 404
-    assert len(tw.w.http.get("/v1/provider-accounts", headers=op).json()["items"]) == 4
+    assert len(tw.w.http.get("/v1/provider-accounts", headers=op).json()["data"]) == 4
     moved = tw.w.http.put("/v1/provider-accounts/stripe/stripe-supplier", headers=op,
                           json={"config": config, "owner": "retailer"})
     assert moved.status_code == 200 and moved.json()["owner"] == "retailer"

@@ -105,11 +105,18 @@ def event_proof(event_id: EventIdPath, runtime: RuntimeDep, session: DbSession, 
 @router.get("/anchors/batches", response_model=AnchorBatchesPublic, summary="Anchor batches in sequence order")
 def list_batches(runtime: RuntimeDep, session: DbSession, _auditor: Auditor,
                  kind: Annotated[str | None, Query(pattern="^(events|journal)$")] = None,
-                 after: Annotated[int, Query(ge=0, le=(1 << 63) - 1, description="sequence of the last batch seen")] = 0,
+                 cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$",
+                                                     description="next_cursor of the previous page")] = None,
+                 after: Annotated[int, Query(ge=0, le=(1 << 63) - 1, deprecated=True,
+                                             description="the former cursor: sequence of the last batch seen")] = 0,
                  limit: Annotated[int, Query(ge=1, le=BATCH_LIST_MAX)] = 100) -> AnchorBatchesPublic:
-    batches = anchoring.list_batches(session, kind=kind, after_sequence=after, limit=limit)
+    start = int(cursor) if cursor is not None else after
+    batches = anchoring.list_batches(session, kind=kind, after_sequence=start, limit=limit)
+    # has_more is exact: a full page is followed by a one-row look-ahead
+    more = len(batches) == limit and bool(anchoring.list_batches(session, kind=kind,
+                                                                  after_sequence=batches[-1].sequence, limit=1))
     return AnchorBatchesPublic(data=[batch_public(runtime, b) for b in batches], count=len(batches),
-                               next_after=batches[-1].sequence if len(batches) == limit else None)
+                               next_cursor=str(batches[-1].sequence) if more else None, has_more=more)
 
 
 @router.get("/anchors/batches/{sequence}", response_model=AnchorBatchPublic, summary="One anchor batch",

@@ -77,10 +77,15 @@ def create_member(body: MemberCreate, runtime: RuntimeDep, member: CurrentMember
 @router.get("/members", response_model=MembersPublic, summary="List members (operator)")
 def list_members(session: DbSession, _op: OperatorMember,
                  limit: Annotated[int, Query(ge=1, le=svc.MEMBER_LIST_LIMIT_MAX)] = 100,
-                 after: Annotated[str | None, Query(max_length=svc.MEMBER_ID_LEN_MAX)] = None) -> MembersPublic:
-    rows = svc.list_members(session, limit=limit, after=after)
+                 cursor: Annotated[str | None, Query(max_length=svc.MEMBER_ID_LEN_MAX,
+                                                     description="next_cursor of the previous page")] = None,
+                 after: Annotated[str | None, Query(max_length=svc.MEMBER_ID_LEN_MAX, deprecated=True,
+                                                    description="the former name of cursor")] = None) -> MembersPublic:
+    rows = svc.list_members(session, limit=limit, after=cursor or after)
     data = [member_public(session, m) for m in rows]
-    return MembersPublic(data=data, count=len(data), next_after=rows[-1].id if len(rows) == limit else None)
+    # has_more is exact: a full page is followed by a one-row look-ahead
+    more = len(rows) == limit and bool(svc.list_members(session, limit=1, after=rows[-1].id))
+    return MembersPublic(data=data, count=len(data), next_cursor=rows[-1].id if more else None, has_more=more)
 
 
 @router.get("/members/{member_id}", response_model=MemberPublic, summary="One member (operator)",

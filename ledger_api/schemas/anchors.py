@@ -157,8 +157,10 @@ class AnchorBatchPublic(Out):
 
 class AnchorBatchesPublic(Out):
     data: list[AnchorBatchPublic] = Field(max_length=BATCH_LIST_MAX)
-    count: int
-    next_after: int | None = Field(default=None, description="pass as ?after= for the next page")
+    count: int = Field(description="batches on this page")
+    next_cursor: str | None = Field(default=None, max_length=64,
+                                    description="pass as ?cursor= for the next page; null on the last page")
+    has_more: bool = Field(description="another page follows (next_cursor is set)")
 
 
 class DumpValue(Out):

@@ -51,9 +51,10 @@ class MemberPublic(Out):
 
 class MembersPublic(Out):
     data: list[MemberPublic]
-    count: int
-    next_after: str | None = Field(default=None, max_length=MEMBER_ID_LEN_MAX,
-                                   description="pass as ?after= for the next page; null on the last")
+    count: int = Field(description="members on this page")
+    next_cursor: str | None = Field(default=None, max_length=64,
+                                    description="pass as ?cursor= for the next page; null on the last page")
+    has_more: bool = Field(description="another page follows (next_cursor is set)")
 
 
 class RoleChange(In):

@@ -54,6 +54,14 @@ def test_bootstrap_onboarding_returns_the_key_once_and_stores_only_its_hash(boot
     assert again.status_code == 200 and key not in again.text
     listed = api.http.get("/v1/members", headers=api.as_(api.operator_key)).json()
     assert [m["id"] for m in listed["data"]] == ["ops", "retailer-cn"] and key not in str(listed)
+    assert listed["has_more"] is False and listed["next_cursor"] is None
+    # the one list envelope: a page, its cursor, and has_more exact on a full last page
+    first = api.http.get("/v1/members", params={"limit": 1}, headers=api.as_(api.operator_key)).json()
+    assert [m["id"] for m in first["data"]] == ["ops"] and first["has_more"] is True
+    last = api.http.get("/v1/members", params={"limit": 1, "cursor": first["next_cursor"]},
+                        headers=api.as_(api.operator_key)).json()
+    assert [m["id"] for m in last["data"]] == ["retailer-cn"] and last == {**last, "has_more": False,
+                                                                           "next_cursor": None}
     apply_outbox_directly(api.runtime)
     onchain = read_onchain_member(api.runtime, onchain_id("retailer-cn"))
     assert onchain.status == "active" and list(onchain.accounts) == [address]

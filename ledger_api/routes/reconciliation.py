@@ -43,6 +43,8 @@ Writer = Annotated[Principal, Depends(require_roles("finance", "operator"))]
 Reader = Annotated[Principal, Depends(require_roles("finance", "operator", "auditor"))]
 RunIdPath = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$")]
 ExceptionIdPath = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[0-9a-z-]+$")]
+CursorQuery = Annotated[str | None, Query(min_length=1, max_length=100, pattern=r"^[0-9T:.-]+~[0-9a-z-]+$",
+                                          description="next_cursor of the previous page")]
 ROW_ERRORS_SHOWN_MAX = 100
 # Who reads every member's reconciliation data (docs/api.md, Tenancy).
 READ_ACROSS = frozenset({"operator", "auditor"})
@@ -78,10 +80,11 @@ async def import_statement(request: Request, runtime: RuntimeDep, who: Writer,
 
 
 @router.get("/statements", response_model=StatementsPublic)
-def list_statements(session: DbSession, who: Reader, owner: OwnerQuery = None,
+def list_statements(session: DbSession, who: Reader, owner: OwnerQuery = None, cursor: CursorQuery = None,
                     limit: Annotated[int, Query(ge=1, le=200)] = 50) -> StatementsPublic:
-    rows = rs.list_statements(session, limit, owner=read_scope(who, READ_ACROSS, owner))
-    return StatementsPublic(items=[_statement_public(r) for r in rows])
+    rows, next_cursor = rs.list_statements(session, limit, owner=read_scope(who, READ_ACROSS, owner), cursor=cursor)
+    return StatementsPublic(data=[_statement_public(r) for r in rows], next_cursor=next_cursor,
+                            has_more=next_cursor is not None)
 
 
 @router.post("/runs", response_model=RunPublic, status_code=status.HTTP_201_CREATED,
@@ -93,10 +96,10 @@ def start_run(body: RunCreate, runtime: RuntimeDep, who: Writer) -> RunPublic:
 
 
 @router.get("/runs", response_model=RunsPublic)
-def list_runs(session: DbSession, who: Reader, owner: OwnerQuery = None,
+def list_runs(session: DbSession, who: Reader, owner: OwnerQuery = None, cursor: CursorQuery = None,
               limit: Annotated[int, Query(ge=1, le=200)] = 50) -> RunsPublic:
-    return RunsPublic(items=[_run_public(r) for r in rs.list_runs(session, limit,
-                                                                  owner=read_scope(who, READ_ACROSS, owner))])
+    rows, next_cursor = rs.list_runs(session, limit, owner=read_scope(who, READ_ACROSS, owner), cursor=cursor)
+    return RunsPublic(data=[_run_public(r) for r in rows], next_cursor=next_cursor, has_more=next_cursor is not None)
 
 
 @router.get("/runs/{run_id}", response_model=RunPublic)

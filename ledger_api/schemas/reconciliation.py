@@ -36,7 +36,12 @@ class ReconciliationStatementPublic(Out):
 
 
 class StatementsPublic(Out):
-    items: list[ReconciliationStatementPublic]
+    """A page of statements, newest first, in the one list envelope (docs/api.md)."""
+
+    data: list[ReconciliationStatementPublic]
+    next_cursor: str | None = Field(default=None, max_length=100,
+                                    description="pass as ?cursor= for the next page; null on the last page")
+    has_more: bool = Field(description="another page follows (next_cursor is set)")
 
 
 class RunCreate(In):
@@ -62,7 +67,12 @@ class RunPublic(Out):
 
 
 class RunsPublic(Out):
-    items: list[RunPublic]
+    """A page of runs, newest first, in the one list envelope (docs/api.md)."""
+
+    data: list[RunPublic]
+    next_cursor: str | None = Field(default=None, max_length=100,
+                                    description="pass as ?cursor= for the next page; null on the last page")
+    has_more: bool = Field(description="another page follows (next_cursor is set)")
 
 
 class ResolutionCreate(In):

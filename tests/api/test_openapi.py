@@ -185,7 +185,7 @@ def test_docs_assets_are_in_the_package_with_their_licences() -> None:
 
 # Lists that follow the one envelope (docs/api.md, "Lists"); the others are listed there as left.
 ENVELOPED = {"callbacks.list", "provider_accounts.list", "reconciliation.exceptions.list", "members.list",
-             "anchors.batches.list"}
+             "anchors.batches.list", "reconciliation.statements.list", "reconciliation.runs.list"}
 
 
 def test_enveloped_lists_answer_data_next_cursor_has_more(schema: dict[str, Any]) -> None:

@@ -89,6 +89,15 @@ def test_reconciliation_over_http_buckets_totals_and_exception_resolution(sworld
     # a re-run over the same file does not duplicate or re-open the queue's items
     run2 = sworld.w.http.post("/v1/reconciliation/runs", json={"statement_id": stmt["id"]}, headers=h).json()
     assert run2["summary"]["exceptions"] == {"total": 2, "new": 0, "seen_before": 2, "stored_truncated": False}
+    # the one list envelope, newest first: a page of one, its cursor, the last page
+    first = sworld.w.http.get("/v1/reconciliation/runs", params={"limit": 1}, headers=h).json()
+    assert [r["id"] for r in first["data"]] == [run2["id"]] and first["has_more"] is True
+    rest = sworld.w.http.get("/v1/reconciliation/runs", params={"limit": 1, "cursor": first["next_cursor"]},
+                             headers=h).json()
+    assert len(rest["data"]) == 1 and rest["data"][0]["id"] != run2["id"]
+    assert rest["has_more"] is False and rest["next_cursor"] is None
+    assert sworld.w.http.get("/v1/reconciliation/runs", params={"cursor": "2026-13-01T00:00:00~ab"},
+                             headers=h).status_code == 422
     open_items = sworld.w.http.get("/v1/reconciliation/exceptions", params={"state": "open", "origin": "run"},
                                    headers=h).json()["data"]
     assert len(open_items) == 1

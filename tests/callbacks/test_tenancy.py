@@ -110,8 +110,8 @@ def test_a_member_cannot_list_run_download_or_resolve_another_members_reconcilia
     assert item["reference"] == "ORDER-PRIVATE-REF"
 
     # payments: lists nothing of the retailer's, and may not ask for it by owner
-    assert _get(tw, "payments", "/statements").json()["items"] == []
-    assert _get(tw, "payments", "/runs").json()["items"] == []
+    assert _get(tw, "payments", "/statements").json()["data"] == []
+    assert _get(tw, "payments", "/runs").json()["data"] == []
     assert _get(tw, "payments", "/exceptions").json()["data"] == []
     for path in ("/statements", "/runs", "/exceptions"):
         denied = _get(tw, "payments", path, owner="retailer")
@@ -132,9 +132,9 @@ def test_a_member_cannot_list_run_download_or_resolve_another_members_reconcilia
 
     # the auditor and the operator read across (and may narrow to one owner) ...
     for reader in ("auditor", "operator"):
-        assert [s["id"] for s in _get(tw, reader, "/statements").json()["items"]] == [stmt["id"]]
-        assert [r["id"] for r in _get(tw, reader, "/runs", owner="retailer").json()["items"]] == [run["id"]]
-        assert _get(tw, reader, "/runs", owner="payments").json()["items"] == []
+        assert [s["id"] for s in _get(tw, reader, "/statements").json()["data"]] == [stmt["id"]]
+        assert [r["id"] for r in _get(tw, reader, "/runs", owner="retailer").json()["data"]] == [run["id"]]
+        assert _get(tw, reader, "/runs", owner="payments").json()["data"] == []
         assert _get(tw, reader, f"/runs/{run['id']}/report", format="csv").status_code == 200
         assert _get(tw, reader, f"/exceptions/{item['exception_id']}").status_code == 200
     # ... but act on nothing of the retailer's

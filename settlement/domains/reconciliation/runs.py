@@ -32,11 +32,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from settlement.core.csv_safe import safe_writer
 from settlement.core.errors import (
+    InvalidCursorError,
     PayloadTooLargeError,
     ReconciliationRunNotFoundError,
     StatementFormatError,
@@ -191,11 +192,48 @@ def get_statement(session: Session, statement_id: str, *, owner: str | None) -> 
     return row
 
 
-def list_statements(session: Session, limit: int = 50, *, owner: str | None) -> list[StatementImport]:
+CURSOR_LEN_MAX = 100
+
+
+def _cursor(row_time: datetime, row_id: str) -> str:
+    """An opaque page cursor: the last row's time and id (newest first, id breaks ties)."""
+    return f"{row_time.replace(tzinfo=None).isoformat()}~{row_id}"
+
+
+def _after_cursor(q: Any, time_col: Any, id_col: Any, cursor: str | None) -> Any:
+    if cursor is None:
+        return q
+    text, _, row_id = cursor.partition("~")
+    try:
+        if not row_id or len(cursor) > CURSOR_LEN_MAX:
+            raise ValueError(cursor)
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidCursorError("cursor is not a next_cursor of this list", field="cursor") from None
+    return q.where(or_(time_col < at, and_(time_col == at, id_col < row_id)))
+
+
+def _page(session: Session, q: Any, time_col: Any, id_col: Any, limit: int,
+          cursor: str | None) -> tuple[list[Any], str | None]:
+    """One page, newest first, and the next page's cursor (None on the last page: one row of
+    look-ahead makes that exact)."""
+    limit = max(1, min(limit, LIST_MAX))
+    q = _after_cursor(q, time_col, id_col, cursor).order_by(time_col.desc(), id_col.desc()).limit(limit + 1)
+    rows = list(session.scalars(q))
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    return rows, _cursor(getattr(last, time_col.key), last.id)
+
+
+def list_statements(session: Session, limit: int = 50, *, owner: str | None,
+                    cursor: str | None = None) -> tuple[list[StatementImport], str | None]:
+    """A page of statements, newest first, and the next page's cursor."""
     q = select(StatementImport)
     if owner is not None:
         q = q.where(StatementImport.owner == owner)
-    return list(session.scalars(q.order_by(StatementImport.uploaded_at.desc()).limit(max(1, min(limit, LIST_MAX)))))
+    return _page(session, q, StatementImport.uploaded_at, StatementImport.id, limit, cursor)
 
 
 def run_reconciliation(runtime: Runtime, statement_id: str, *, owner: str, started_by: str,
@@ -261,11 +299,13 @@ def get_run(session: Session, run_id: str, *, owner: str | None) -> Reconciliati
     return row
 
 
-def list_runs(session: Session, limit: int = 50, *, owner: str | None) -> list[ReconciliationRun]:
+def list_runs(session: Session, limit: int = 50, *, owner: str | None,
+              cursor: str | None = None) -> tuple[list[ReconciliationRun], str | None]:
+    """A page of runs, newest first, and the next page's cursor."""
     q = select(ReconciliationRun)
     if owner is not None:
         q = q.where(ReconciliationRun.owner == owner)
-    return list(session.scalars(q.order_by(ReconciliationRun.started_at.desc()).limit(max(1, min(limit, LIST_MAX)))))
+    return _page(session, q, ReconciliationRun.started_at, ReconciliationRun.id, limit, cursor)
 
 
 def _run_exceptions(session: Session, run: ReconciliationRun, limit: int) -> tuple[list[ReconciliationException], bool]:

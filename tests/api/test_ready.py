@@ -62,7 +62,7 @@ def test_ready_then_each_store_and_chain_fact_that_makes_it_not_ready(api: Api) 
     answer = api.http.get("/ready")
     assert answer.status_code == 200, answer.text
     assert answer.json()["status"] == "ready" and answer.json()["checks"]["follower_lag_blocks"] == 0
-    assert "ledger_ready 1.0" in api.http.get("/metrics").text
+    assert "ledger_ready 1.0" in api.http.get("/metrics", headers={"Authorization": f"Bearer {api.operator_key}"}).text
 
     # The follower 30 blocks behind (the limit is 20 by default).
     api.runtime.chain.rpc("anvil_mine", [hex(30)])
@@ -87,7 +87,7 @@ def test_ready_then_each_store_and_chain_fact_that_makes_it_not_ready(api: Api) 
     assert answer.json()["checks"]["stuck_signers"] == [{"signer": stuck, "lowest_nonce": 5, "chain_pending_nonce": 0}]
     assert answer.json()["checks"]["head_block"] == head
 
-    metrics = api.http.get("/metrics").text
+    metrics = api.http.get("/metrics", headers={"Authorization": f"Bearer {api.operator_key}"}).text
     assert "ledger_ready 0.0" in metrics
     assert 'ledger_not_ready{reason="signer-nonce-gap"} 1.0' in metrics
     assert 'ledger_not_ready{reason="outbox-stalled"} 1.0' in metrics
@@ -111,7 +111,8 @@ def test_not_ready_when_the_chain_is_unreachable(api: Api, serve) -> None:  # ty
     reasons = _not_ready(answer)
     assert set(reasons) == {"chain-unreachable"}
     assert answer.json()["checks"]["store_reachable"] is True
-    metrics = httpx.get(server.url + "/metrics", timeout=30.0).text
+    metrics = httpx.get(server.url + "/metrics", timeout=30.0,
+                        headers={"Authorization": f"Bearer {api.operator_key}"}).text
     assert "ledger_chain_reachable 0.0" in metrics and 'ledger_not_ready{reason="chain-unreachable"} 1.0' in metrics
     assert httpx.get(server.url + "/health", timeout=30.0).status_code == 200
 
@@ -130,7 +131,11 @@ def test_not_ready_when_the_store_is_unreachable(api: Api, serve, tmp_path) -> N
         reasons = _not_ready(answer)
         assert set(reasons) == {"store-unreachable"}
         assert answer.json()["checks"]["chain_reachable"] is True
-        assert "ledger_store_reachable 0.0" in httpx.get(server.url + "/metrics", timeout=30.0).text
+        # /metrics is behind a key and keys live in the store: with the store down the scrape
+        # itself fails, 503 store-unavailable (never 500, never a page that says all is well).
+        scrape = httpx.get(server.url + "/metrics", timeout=30.0, headers={"Authorization": f"Bearer {api.operator_key}"})
+        assert scrape.status_code == 503, scrape.text
+        assert scrape.json()["type"] == "urn:ledger:problem:store-unavailable"
         assert httpx.get(server.url + "/health", timeout=30.0).status_code == 200
     finally:
         broken.dispose()

@@ -60,10 +60,12 @@ class Up:
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, f"ledger up exited early:\n{self.output()[-3000:]}"
             try:
-                health = httpx.get(f"{self.api}/health", timeout=2).json()
+                # The store's outbox is shown to the operator only (anonymous /health is public).
+                key = (self.home / "operator-api-key").read_text().strip()
+                health = httpx.get(f"{self.api}/health", timeout=2, headers={"Authorization": f"Bearer {key}"}).json()
                 if health["status"] == "ok" and health["store"]["outbox_depth"] == 0:
                     return health
-            except httpx.HTTPError:
+            except (httpx.HTTPError, OSError, KeyError):
                 pass
             time.sleep(0.3)
         raise AssertionError(f"not healthy in time:\n{self.output()[-3000:]}")

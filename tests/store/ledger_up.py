@@ -80,10 +80,12 @@ class LedgerUp:
             if self.proc.poll() is not None:
                 raise AssertionError(f"ledger up exited ({self.proc.returncode}):\n{self.log()[-3000:]}")
             try:
-                health = httpx.get(f"{self.api}/health", timeout=5).json()
+                # The store's outbox is shown to the operator only (anonymous /health is public).
+                key = (self.home / "operator-api-key").read_text().strip()
+                health = httpx.get(f"{self.api}/health", timeout=5, headers={"Authorization": f"Bearer {key}"}).json()
                 if health["status"] == "ok" and health["store"]["outbox_depth"] == 0:
                     return health
-            except (httpx.HTTPError, ValueError, KeyError):
+            except (httpx.HTTPError, OSError, ValueError, KeyError):
                 pass
             time.sleep(POLL_S)
         raise AssertionError(f"ledger up not healthy within {timeout_s:g} s:\n{self.log()[-3000:]}")

@@ -93,7 +93,8 @@ def test_requests_are_answered_and_accepted_while_the_node_is_frozen(service: Le
                 accepted.append(answer.json()["id"])
             ready = http.get("/ready")
             assert ready.status_code == 503 and "chain-unreachable" in {r["code"] for r in ready.json()["reasons"]}
-            health = http.get("/health")
+            operator = (service.home / "operator-api-key").read_text().strip()
+            health = http.get("/health", headers={"Authorization": f"Bearer {operator}"})
             assert health.status_code == 200 and health.json()["chain"]["reachable"] is False
             assert health.json()["store"]["outbox_depth"] >= FREEZE_REQUESTS  # the outbox grows
         finally:

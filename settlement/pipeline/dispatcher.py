@@ -54,7 +54,7 @@ from sqlalchemy.orm import Session
 from settlement.chain.client import Receipt
 from settlement.chain.signing import SignedTx, Signer
 from settlement.core.errors import ChainRevertError, ChainUnavailableError
-from settlement.pipeline import checkpoints, intents
+from settlement.pipeline import checkpoints, intents, outbox
 from settlement.pipeline.nonces import CHAIN_LOST, FILLER_KIND, LIVE_STATUSES, NonceBook, aware, unsend
 from settlement.pipeline.registry import FailureHook, RollbackHook
 from settlement.runtime import Runtime
@@ -75,7 +75,7 @@ NONCE_FILL_GAS = 21_000
 # confirmed it (and a domain written a dependent row) a little earlier: this much earlier.
 LOST_DEPENDENCY_MARGIN_S = 10.0
 # A row whose effect the chain's state holds without its transaction (see _effects_present).
-ORPHANED = "orphaned"
+ORPHANED = outbox.ORPHANED
 INTENT_RELEASE_INTERVAL_S = 1.0  # how often held intents are checked against the chain's clock
 INTENT_RELEASE_BATCH_MAX = 200
 

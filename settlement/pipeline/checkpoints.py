@@ -33,8 +33,10 @@ UNVERIFIED = ""
 
 def lock(session: Session) -> Checkpoint | None:
     """The checkpoint row, locked for the caller's transaction (PostgreSQL: SELECT ... FOR UPDATE;
-    SQLite has one writer anyway). Whoever writes events or the checkpoint takes it first, so a
-    follower's page and a rewind never overwrite each other, and always in that order (no deadlock)."""
+    SQLite has one writer anyway). A transaction that writes events, moves the checkpoint or puts
+    rows back after a loss takes it FIRST, before any event or outbox row: so a follower's page
+    and a rewind never overwrite each other, and the follower's recovery and the dispatcher's
+    audit, which update the same outbox rows, never deadlock."""
     return session.get(Checkpoint, CHECKPOINT, with_for_update=True)
 
 

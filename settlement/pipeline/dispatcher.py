@@ -318,13 +318,19 @@ class Dispatcher:
         with self.rt.db.read() as s:
             cp = s.get(Checkpoint, checkpoints.CHECKPOINT)
             mark = (cp.block_number, cp.block_hash) if cp is not None else None
-        if mark is None or mark[1] == checkpoints.UNVERIFIED or mark == self._lost_checkpoint:
+        if mark is None or mark == self._lost_checkpoint:
             return
-        block = self.client.get_block(mark[0])
-        if block is not None and block["hash"] == mark[1]:
-            return
-        log.warning("the chain lacks the follower's checkpoint block %d: it lost blocks; auditing every signer "
-                    "before sending", mark[0])
+        if mark[1] == checkpoints.UNVERIFIED:
+            # Moved back by an audit that found lost rows of some signer: a loss is known, but the
+            # audit may not have looked at every signer (only those with rows in flight).
+            log.warning("a loss of the chain was found (follower checkpoint moved back to block %d); auditing every "
+                        "signer before sending", mark[0])
+        else:
+            block = self.client.get_block(mark[0])
+            if block is not None and block["hash"] == mark[1]:
+                return
+            log.warning("the chain lacks the follower's checkpoint block %d: it lost blocks; auditing every signer "
+                        "before sending", mark[0])
         with self.rt.db.read() as s:
             signers = sorted(s.scalars(select(OutboxRow.signer).where(OutboxRow.status.in_(LIVE_STATUSES))
                                        .distinct()).all())
@@ -471,6 +477,8 @@ class Dispatcher:
         changed = orphaned = 0
         lost_rows: list[OutboxRow] = []
         with self.rt.db.transaction() as s:
+            if lost or resend:
+                checkpoints.lock(s)  # before any outbox row: the follower's order (see checkpoints.lock)
             for row_id in lost:
                 row = s.get(OutboxRow, row_id)
                 if row is None or row.status not in ("mined", "confirmed") or row.nonce < consumed:
@@ -480,11 +488,16 @@ class Dispatcher:
                        lost=True)
                 changed += 1
             lost_n = len(lost_rows)
+            # A sent row whose events the follower stored was mined (the follower saw it before the
+            # dispatcher its receipt) and its record may have been acted on: lost like a mined one,
+            # so that what was written after it waits for it (_after_lost_dependencies).
+            seen = set(s.scalars(select(ChainEvent.tx_hash).where(ChainEvent.tx_hash.in_(
+                select(OutboxRow.tx_hash).where(OutboxRow.id.in_(resend)).scalar_subquery())))) if resend else set()
             for row_id in resend:
                 row = s.get(OutboxRow, row_id)
                 if row is None or row.status != "sent":
                     continue
-                unsend(row, "the node does not know its transaction; broadcast again")
+                unsend(row, "the node does not know its transaction; broadcast again", lost=row.tx_hash in seen)
                 lost_rows.append(row)  # the follower may have seen its events before the dispatcher its receipt
                 changed += 1
             for row_id in taken:

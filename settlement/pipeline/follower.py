@@ -181,6 +181,8 @@ class Follower:
         ok, gone = self._check_mined(up_to_block)
         if ok or gone:
             with self.rt.db.transaction() as s:
+                if gone:
+                    checkpoints.lock(s)  # before any outbox row (see checkpoints.lock)
                 self._confirm_rows(s, ok, gone)
 
     def _last_canonical(self, s: Session, at_most: int) -> int:

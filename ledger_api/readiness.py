@@ -15,6 +15,10 @@ the service is not ready has a stable code:
   the node's pending nonce for its address (``eth_getTransactionCount(address, "pending")``): the
   node holds nothing to fill the gap, so that signer's transactions will never be mined.
 
+Rows set aside as orphaned by the chain-loss recovery (the chain's state holds their effect
+without their transaction; see settlement.pipeline.dispatcher) are a check figure,
+``outbox_orphaned``, not a reason: they wait for an operator, but nothing else waits on them.
+
 The store is read before the chain: nonces only grow, so a row signed after the read cannot make
 a gap appear that is not there.
 """
@@ -85,6 +89,7 @@ class Readiness:
     follower_block: int | None = None
     outbox_depth: int | None = None
     outbox_oldest_age_s: float | None = None
+    outbox_orphaned: int | None = None
     signers: list[SignerGap] = field(default_factory=list)
     bootstrap_sealed: bool | None = None
 
@@ -105,6 +110,7 @@ class Readiness:
                 "follower_lag_blocks": self.follower_lag_blocks, "outbox_depth": self.outbox_depth,
                 "outbox_oldest_age_s": (round(self.outbox_oldest_age_s, 3)
                                         if self.outbox_oldest_age_s is not None else None),
+                "outbox_orphaned": self.outbox_orphaned,
                 "bootstrap_sealed": self.bootstrap_sealed,
                 "stuck_signers": [{"signer": s.signer, "lowest_nonce": s.lowest_nonce,
                                    "chain_pending_nonce": s.chain_pending_nonce} for s in self.signers if s.gap]}
@@ -138,6 +144,8 @@ def _read_store(runtime: Runtime, r: Readiness) -> list[tuple[str, int]]:
     """Fill the store's facts; return (signer, lowest in-flight nonce) pairs."""
     with runtime.db.read() as session:
         r.outbox_depth = outbox.depth(session)
+        r.outbox_orphaned = session.scalar(select(func.count()).select_from(OutboxRow)
+                                           .where(OutboxRow.status == outbox.ORPHANED)) or 0
         oldest = session.scalar(select(func.min(OutboxRow.created_at))
                                 .where(OutboxRow.status.in_(outbox.PENDING_STATUSES)))
         if oldest is not None:

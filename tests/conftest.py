@@ -66,6 +66,27 @@ def anvil_factory(tmp_path: Path) -> Iterator[callable]:
         node.stop()
 
 
+@pytest.fixture
+def restartable_chain(tmp_path: Path) -> Iterator[callable]:
+    """``restartable_chain(block_time_s=None)``: a started anvil with a state file that the test
+    can ``save()`` and ``crash()`` back to (tests.chain.helpers.RestartableChain); stopped after
+    the test."""
+    from tests.chain.helpers import RestartableChain
+
+    made: list[RestartableChain] = []
+
+    def make(block_time_s: int | None = None) -> RestartableChain:
+        folder = tmp_path / f"chain-{len(made)}"
+        folder.mkdir()
+        made.append(RestartableChain(folder, block_time_s=block_time_s))
+        made[-1].start()
+        return made[-1]
+
+    yield make
+    for chain in made:
+        chain.close()
+
+
 _PG_ADMIN_URL: str | None = None
 
 

@@ -82,7 +82,8 @@ def test_a_readable_data_dir_is_tightened_at_start_with_a_warning(
     (home / "statements" / "old").mkdir(parents=True)
     for path in (home, home / "statements", home / "statements" / "old"):
         os.chmod(path, 0o755)
-    owned = ["ledger.db", "anvil-state.json", "anvil.log", "demo.json", "operator-api-key", "statements/old/abc"]
+    owned = ["ledger.db", "anvil-state.json", "anvil.log", "anvil.pid", "demo.json", "operator-api-key",
+             "statements/old/abc"]
     for name in [*owned, "notes.txt"]:
         (home / name).write_text("x")
         os.chmod(home / name, 0o644)

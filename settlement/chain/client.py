@@ -399,6 +399,19 @@ class ChainClient:
             out[h] = Receipt.from_rpc(r) if r else None
         return out
 
+    def canonical_receipts(self, tx_hashes: Sequence[str]) -> dict[str, Receipt | None]:
+        """Like :meth:`receipts`, but a receipt whose block is not the canonical chain's block at
+        its height counts as none: a node restarted from a torn state dump can still hold the
+        receipt of a transaction whose block it lost (one more round trip, for the block hashes)."""
+        out = self.receipts(tx_hashes)
+        numbers = sorted({r.block_number for r in out.values() if r is not None})
+        if numbers:
+            canonical = self.block_hashes(numbers)
+            for h, r in out.items():
+                if r is not None and canonical[r.block_number] != r.block_hash:
+                    out[h] = None
+        return out
+
     def wait_for_receipts(self, tx_hashes: Iterable[str], timeout_s: float) -> dict[str, Receipt]:
         """Polls with bounded exponential backoff until every receipt is in or the time is up."""
         waiting = list(dict.fromkeys(tx_hashes))
@@ -449,6 +462,26 @@ class ChainClient:
         raw = self.rpc("eth_getLogs", [{"address": list(addresses), "fromBlock": hex(from_block),
                                         "toBlock": hex(to_block)}])
         return self.decode_logs(raw)
+
+    def logs_page(self, addresses: Sequence[str], after: int, to_block: int) -> tuple[str | None, list[DecodedLog], str | None]:
+        """(hash of block ``after``, the logs of blocks ``after`` + 1 .. ``to_block``, hash of
+        ``to_block``) in ONE HTTP batch, so all three come from the same node: a node restarted
+        between separate calls (a supervised anvil is back within a second, its chain regrown from
+        an older state) could otherwise give logs of one chain and a hash of another. A hash is
+        None when the chain has no such block (``after`` < 0 asks for none)."""
+        calls: list[tuple[str, list]] = [("eth_getLogs", [{"address": list(addresses), "fromBlock": hex(after + 1),
+                                                           "toBlock": hex(to_block)}]),
+                                         ("eth_getBlockByNumber", [hex(to_block), False])]
+        if after >= 0:
+            calls.append(("eth_getBlockByNumber", [hex(after), False]))
+        answers = self.batch(calls)
+        for (method, _), answer in zip(calls, answers):
+            if "error" in answer:
+                raise RpcError(method, dict(answer["error"]))
+        logs = self.decode_logs(answers[0]["result"] or [])
+        to_hash = (answers[1].get("result") or {}).get("hash")
+        after_hash = (answers[2].get("result") or {}).get("hash") if after >= 0 else None
+        return after_hash, logs, to_hash
 
     def decode_logs(self, raw_logs: Iterable[dict]) -> list[DecodedLog]:
         out = []

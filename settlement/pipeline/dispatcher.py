@@ -21,8 +21,10 @@ Nonces: one sequence per signer, recovered after a restart as max(node's pending
 nonce the store used + 1).
 
 The audit (per signer, at start, after a rollback the follower saw, when the chain's nonce count
-went down, when a sent row has had no receipt for ``STALE_AFTER_S``, and every
-``AUDIT_INTERVAL_S`` while rows are in flight): with L = the chain's ``latest`` nonce count,
+went down, when a sent row has had no receipt for ``STALE_AFTER_S``, every ``AUDIT_INTERVAL_S``
+while rows are in flight, and of every signer before a broadcast when the chain lacks the
+follower's checkpoint block): with L = the chain's ``latest`` nonce count, and only receipts in
+the canonical chain counted,
 
 - every row at a nonce >= L is not on the canonical chain: a mined or confirmed one goes back to
   signed (the chain lost it: rollback, node restarted from an old state), a sent one the node
@@ -52,11 +54,11 @@ from sqlalchemy.orm import Session
 from settlement.chain.client import Receipt
 from settlement.chain.signing import SignedTx, Signer
 from settlement.core.errors import ChainRevertError, ChainUnavailableError
-from settlement.pipeline import intents
+from settlement.pipeline import checkpoints, intents, outbox
 from settlement.pipeline.nonces import CHAIN_LOST, FILLER_KIND, LIVE_STATUSES, NonceBook, aware, unsend
 from settlement.pipeline.registry import FailureHook, RollbackHook
 from settlement.runtime import Runtime
-from settlement.store.models import ChainEvent, MemberAccount, OutboxRow, utcnow
+from settlement.store.models import ChainEvent, Checkpoint, MemberAccount, OutboxRow, utcnow
 
 log = logging.getLogger("ledger.dispatcher")
 
@@ -73,7 +75,7 @@ NONCE_FILL_GAS = 21_000
 # confirmed it (and a domain written a dependent row) a little earlier: this much earlier.
 LOST_DEPENDENCY_MARGIN_S = 10.0
 # A row whose effect the chain's state holds without its transaction (see _effects_present).
-ORPHANED = "orphaned"
+ORPHANED = outbox.ORPHANED
 INTENT_RELEASE_INTERVAL_S = 1.0  # how often held intents are checked against the chain's clock
 INTENT_RELEASE_BATCH_MAX = 200
 
@@ -112,6 +114,8 @@ class Dispatcher:
         # signer -> {row id: (tx hash, first seen)}: rows whose nonce another transaction consumed
         self._suspects: dict[str, dict[int, tuple[str, float]]] = {}
         self._recheck_at: dict[str, float] = {}  # signer -> when its suspects are looked at again
+        # The follower's checkpoint (block, hash) last found missing from the chain and audited for.
+        self._lost_checkpoint: tuple[int, str] | None = None
 
     # -- signers --------------------------------------------------------------------------------
 
@@ -208,6 +212,7 @@ class Dispatcher:
             signers = s.scalars(select(OutboxRow.signer).where(OutboxRow.status == "signed").distinct()).all()
         if not signers:
             return 0
+        self._audit_if_checkpoint_lost()
         latest = self.client.nonces(signers)
         self._note_latest(latest)
         rows: list[OutboxRow] = []
@@ -299,6 +304,39 @@ class Dispatcher:
 
     # -- the audit ------------------------------------------------------------------------------
 
+    def _audit_if_checkpoint_lost(self) -> None:
+        """Before anything is sent: does the chain still have the follower's checkpoint block, the
+        newest block whose events the domains acted on? A node restarted from an older state (a
+        supervised anvil is back within a second) may lack it while nobody has noticed yet: no
+        signer's nonce count went down where nothing was in flight, and the follower has not
+        looked. A row written because a record was confirmed in a lost block (a payment after
+        its settlement's recording, signed by another key) would then be sent before the
+        recording is on chain again, and revert. So every signer is audited first (confirmed
+        rows too): the lost rows go back to signed, marked lost, and ``_after_lost_dependencies``
+        holds back what was written after them. Once per missing checkpoint; one block read per
+        broadcast otherwise."""
+        with self.rt.db.read() as s:
+            cp = s.get(Checkpoint, checkpoints.CHECKPOINT)
+            mark = (cp.block_number, cp.block_hash) if cp is not None else None
+        if mark is None or mark == self._lost_checkpoint:
+            return
+        if mark[1] == checkpoints.UNVERIFIED:
+            # Moved back by an audit that found lost rows of some signer: a loss is known, but the
+            # audit may not have looked at every signer (only those with rows in flight).
+            log.warning("a loss of the chain was found (follower checkpoint moved back to block %d); auditing every "
+                        "signer before sending", mark[0])
+        else:
+            block = self.client.get_block(mark[0])
+            if block is not None and block["hash"] == mark[1]:
+                return
+            log.warning("the chain lacks the follower's checkpoint block %d: it lost blocks; auditing every signer "
+                        "before sending", mark[0])
+        with self.rt.db.read() as s:
+            signers = sorted(s.scalars(select(OutboxRow.signer).where(OutboxRow.status.in_(LIVE_STATUSES))
+                                       .distinct()).all())
+        self.audit(signers)
+        self._lost_checkpoint = mark
+
     def _note_latest(self, latest: dict[str, int]) -> None:
         """A signer's on-chain nonce count that went down means the chain lost blocks."""
         for signer, count in latest.items():
@@ -371,7 +409,8 @@ class Dispatcher:
             self._suspects.pop(signer, None)
             return 0
         hashes = [r.tx_hash for r in above if r.status != "failed"] + [r.tx_hash for r in below]
-        receipts = self.client.receipts(hashes) if hashes else {}
+        # Only receipts in the canonical chain count: one the node keeps for a block it lost is none.
+        receipts = self.client.canonical_receipts(hashes) if hashes else {}
         unknown_sent = [r.tx_hash for r in above if r.status == "sent" and receipts[r.tx_hash] is None]
         known = self.client.transactions_known(unknown_sent) if unknown_sent else {}
 
@@ -438,6 +477,8 @@ class Dispatcher:
         changed = orphaned = 0
         lost_rows: list[OutboxRow] = []
         with self.rt.db.transaction() as s:
+            if lost or resend:
+                checkpoints.lock(s)  # before any outbox row: the follower's order (see checkpoints.lock)
             for row_id in lost:
                 row = s.get(OutboxRow, row_id)
                 if row is None or row.status not in ("mined", "confirmed") or row.nonce < consumed:
@@ -447,11 +488,16 @@ class Dispatcher:
                        lost=True)
                 changed += 1
             lost_n = len(lost_rows)
+            # A sent row whose events the follower stored was mined (the follower saw it before the
+            # dispatcher its receipt) and its record may have been acted on: lost like a mined one,
+            # so that what was written after it waits for it (_after_lost_dependencies).
+            seen = set(s.scalars(select(ChainEvent.tx_hash).where(ChainEvent.tx_hash.in_(
+                select(OutboxRow.tx_hash).where(OutboxRow.id.in_(resend)).scalar_subquery())))) if resend else set()
             for row_id in resend:
                 row = s.get(OutboxRow, row_id)
                 if row is None or row.status != "sent":
                     continue
-                unsend(row, "the node does not know its transaction; broadcast again")
+                unsend(row, "the node does not know its transaction; broadcast again", lost=row.tx_hash in seen)
                 lost_rows.append(row)  # the follower may have seen its events before the dispatcher its receipt
                 changed += 1
             for row_id in taken:
@@ -589,10 +635,22 @@ class Dispatcher:
     def _forget_chain_records(self, session: Session, rows: list[OutboxRow]) -> None:
         """The stored events of lost transactions go (the same transactions mined anew emit them
         again, with the same hash and log index: else the follower would take them for known and
-        not run their handlers), and the domains show the records pending."""
+        not run their handlers), the follower's checkpoint goes back below the first of them
+        (:func:`settlement.pipeline.checkpoints.rewind`), and the domains show the records pending."""
         hashes = [r.tx_hash for r in rows if r.tx_hash]
+        if hashes:
+            checkpoints.lock(session)  # before any event row: the follower's order (see checkpoints.lock)
+        lowest: int | None = None
         for start in range(0, len(hashes), 500):
-            session.execute(delete(ChainEvent).where(ChainEvent.tx_hash.in_(hashes[start:start + 500])))
+            chunk = hashes[start:start + 500]
+            low = session.scalar(select(func.min(ChainEvent.block_number)).where(ChainEvent.tx_hash.in_(chunk)))
+            if low is not None:
+                lowest = low if lowest is None else min(lowest, low)
+                session.execute(delete(ChainEvent).where(ChainEvent.tx_hash.in_(chunk)))
+        if lowest is not None:
+            # The follower may have read past those blocks, and the restarted chain may hold the
+            # same blocks again (same hashes): it must read them again all the same.
+            checkpoints.rewind(session, lowest)
         for hook in self.rollback_hooks:
             hook(session, rows)
 

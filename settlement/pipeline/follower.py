@@ -12,8 +12,18 @@ Rollbacks: when the chain's block at the checkpoint has another hash, or the cha
 below the checkpoint (a managed anvil killed between state dumps comes back behind the store),
 the follower finds every mined or confirmed outbox row whose transaction the chain no longer has
 and hands it to the dispatcher, which broadcasts the same transaction again at its own nonce
-(the domains' rollback hooks show its records pending meanwhile), forgets the events above the
-last block both agree on, and moves the checkpoint back there.
+(the domains' rollback hooks show its records pending meanwhile), walks back to the last block
+whose stored hash (the stored events' block hashes) the chain still has, forgets the events
+above it, and moves the checkpoint back there to read on from it.
+
+The checkpoint's hash alone cannot tell every loss: a supervised anvil is back within a second
+and can mine the very same blocks again (the lost transactions re-sent in the same order within
+the same second give the same block hashes), so a checkpoint above them still looks canonical.
+Whoever finds lost transactions forgets their stored events and moves the checkpoint back below
+the first of them without a hash (:mod:`settlement.pipeline.checkpoints`), which the next pass
+takes as a rollback. And a pass reads the checkpoint's block, the logs and the page's last block
+in one JSON-RPC batch, so that a node restarted in the middle of a pass cannot hand it the logs
+of one chain and the hash of another.
 """
 
 from __future__ import annotations
@@ -23,6 +33,8 @@ import logging
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 
+from settlement.pipeline import checkpoints
+from settlement.pipeline.checkpoints import CHECKPOINT
 from settlement.pipeline.dispatcher import Dispatcher
 from settlement.pipeline.registry import BatchEventHandler, EventHandler
 from settlement.runtime import Runtime
@@ -31,11 +43,10 @@ from settlement.store.models import ChainEvent, Checkpoint, OutboxRow, utcnow
 
 log = logging.getLogger("ledger.follower")
 
-CHECKPOINT = "contracts"
 BLOCK_RANGE_MAX = 5_000
 ROLLBACK_SCAN_ROWS_MAX = 10_000
-CONFIRM_ROWS_MAX = 2_000
-ROLLBACK_WALK_BLOCKS_MAX = 500  # stored event blocks checked, walking down, for the last canonical one  # mined rows checked against the canonical chain per pass
+CONFIRM_ROWS_MAX = 2_000  # mined rows checked against the canonical chain per pass
+ROLLBACK_WALK_BLOCKS_MAX = 500  # stored event blocks checked, walking down, for the last canonical one
 
 _MINED_EXISTS = select(exists().where(OutboxRow.status == "mined"))
 
@@ -82,8 +93,12 @@ class Follower:
                 self._confirm_mined(min(cp_block, safe_head))
             return 0
         to_block = min(safe_head, cp_block + self.block_range_max)
-        logs = self.client.get_logs(list(self.rt.manifest.addresses.values()), cp_block + 1, to_block)
-        to_hash = self.client.get_block(to_block)["hash"]
+        # The checkpoint's block again, the logs and the page's last block in one batch: all from
+        # the same node, even if it was restarted (and regrew its chain) since the check above.
+        after_hash, logs, to_hash = self.client.logs_page(list(self.rt.manifest.addresses.values()), cp_block,
+                                                          to_block)
+        if to_hash is None or (cp_hash is not None and after_hash != cp_hash):
+            return 0  # the chain changed under this pass: the next one sees how, and recovers
         known = {lg.block_number: lg.block_hash for lg in logs}
         known[to_block] = to_hash
         confirmable, gone = self._check_mined(to_block, known)
@@ -95,6 +110,10 @@ class Follower:
              "event": lg.event, "args": lg.args, "created_at": now} for lg in logs])
         applied = 0
         with self.rt.db.transaction() as s:
+            cp = checkpoints.lock(s)
+            read_at = (cp_block, cp_hash) if cp_hash is not None else None
+            if read_at != ((cp.block_number, cp.block_hash) if cp is not None else None):
+                return 0  # moved since this pass read it (a loss found by the dispatcher): nothing written
             known = set()
             if logs:
                 hashes = list({lg.tx_hash for lg in logs})
@@ -125,10 +144,9 @@ class Follower:
                 applied += len(run)
                 start = end
             self._confirm_rows(s, confirmable, gone)
-            cp = self._checkpoint(s)
             if cp is None:
                 s.add(Checkpoint(name=CHECKPOINT, block_number=to_block, block_hash=to_hash))
-            else:
+            elif cp.block_hash != checkpoints.UNVERIFIED:  # else moved back by a loss found above
                 cp.block_number, cp.block_hash = to_block, to_hash
         self.rt.stats["follower_lag_blocks"] = max(head - to_block, 0)
         return applied
@@ -163,6 +181,8 @@ class Follower:
         ok, gone = self._check_mined(up_to_block)
         if ok or gone:
             with self.rt.db.transaction() as s:
+                if gone:
+                    checkpoints.lock(s)  # before any outbox row (see checkpoints.lock)
                 self._confirm_rows(s, ok, gone)
 
     def _last_canonical(self, s: Session, at_most: int) -> int:
@@ -183,14 +203,19 @@ class Follower:
         return min(b for b, _ in stored) - 1
 
     def recover_rollback(self, head: int) -> int:
-        """The chain lost blocks the store relied on: resubmit what it lost. Returns rows re-pended."""
+        """The chain lost blocks the store relied on (or the dispatcher forgot events it stored, see
+        :func:`settlement.pipeline.checkpoints.rewind`): resubmit what the chain lost, walk back to
+        the last block whose stored hash is still canonical, discard what was stored above it and
+        read again from there. Returns rows re-pended."""
         with self.rt.db.transaction() as s:
+            checkpoints.lock(s)
             rows = s.scalars(select(OutboxRow).where(OutboxRow.status.in_(("mined", "confirmed", "failed")),
                                                      OutboxRow.block_number.is_not(None))
                              .order_by(OutboxRow.block_number.desc()).limit(ROLLBACK_SCAN_ROWS_MAX)).all()
             lost: list[OutboxRow] = []
             if rows:
-                receipts = self.client.receipts([r.tx_hash for r in rows])
+                # A receipt the node still holds for a block it no longer has counts as none.
+                receipts = self.client.canonical_receipts([r.tx_hash for r in rows])
                 for r in rows:
                     receipt = receipts[r.tx_hash]
                     if receipt is None or receipt.block_hash != r.block_hash:
@@ -199,11 +224,14 @@ class Follower:
             # chain forgetting the failed attempt changes nothing for the domain (the dispatcher's
             # audit fills their nonces).
             resubmit = [r for r in lost if r.status != "failed"]
+            lost_blocks = [r.block_number for r in lost]
+            # Before reading the checkpoint: forgetting the lost rows' events may move it back.
+            self.dispatcher.chain_lost(s, resubmit)
             cp = self._checkpoint(s)
-            common = min([r.block_number for r in lost] + [head + 1] + ([cp.block_number] if cp else [])) - 1
+            rewound = cp is not None and cp.block_hash == checkpoints.UNVERIFIED
+            common = min(lost_blocks + [head + 1] + ([cp.block_number] if cp else [])) - 1
             common = self._last_canonical(s, min(common, head))
             common = max(common, self._start_block() - 1)
-            self.dispatcher.chain_lost(s, resubmit)
             s.execute(delete(ChainEvent).where(ChainEvent.block_number > common))
             block = self.client.get_block(common) if common >= 0 else None
             if block is None:
@@ -213,8 +241,11 @@ class Follower:
                 s.add(Checkpoint(name=CHECKPOINT, block_number=common, block_hash=block["hash"]))
             else:
                 cp.block_number, cp.block_hash = common, block["hash"]
-        log.warning("chain rollback: head %d, %d outbox rows lost, broadcast again at their own nonces; "
-                    "checkpoint back to %d",
-                    head, len(resubmit), common)
+        if rewound and not lost:
+            log.warning("follower: events of lost transactions were forgotten; reading again from block %d "
+                        "(the last one whose stored hash the chain still has, head %d)", common + 1, head)
+        else:
+            log.warning("chain rollback: head %d, %d outbox rows lost, broadcast again at their own nonces; "
+                        "checkpoint back to %d", head, len(resubmit), common)
         self.rt.stats["rollbacks"] = self.rt.stats.get("rollbacks", 0) + 1
         return len(resubmit)

@@ -20,6 +20,9 @@ from settlement.store.models import OutboxRow
 GAS_LIMIT_MAX = 30_000_000
 PENDING_STATUSES = ("pending", "signed", "sent")
 DONE_STATUSES = ("mined", "confirmed")
+# Set aside by the dispatcher's audit: the chain's state holds the row's effect without its
+# transaction (a node restarted from a torn state dump); never sent again, for an operator.
+ORPHANED = "orphaned"
 
 
 def enqueue(session: Session, *, kind: str, contract: str, function: str, args: Sequence[Any],

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +13,6 @@ import time
 from eth_account import Account
 from sqlalchemy import func, select
 
-from settlement.chain.anvil import AnvilConfig, ManagedAnvil, free_port
 from settlement.chain.signing import keccak256
 from settlement.pipeline.outbox import enqueue
 from settlement.store.models import ChainEvent, OutboxRow
@@ -128,47 +126,30 @@ def test_sigkill_during_dispatch_loses_and_duplicates_nothing(anvil_factory, dat
     assert all(r is not None and r.status == 1 for r in receipts.values())
 
 
-def test_chain_that_comes_back_behind_the_store_gets_the_lost_records_again(tmp_path, sqlite_url):
+def test_chain_that_comes_back_behind_the_store_gets_the_lost_records_again(restartable_chain, tmp_path, sqlite_url):
     """A managed anvil killed between state dumps restarts with fewer blocks than the store has
     seen: the follower notices, the lost rows are sent again (the same signed transactions, at
     their own nonces), and the chain ends up with every record exactly once."""
-    state = tmp_path / "anvil-state.json"
-    config = AnvilConfig(port=free_port(), state_path=state, log_path=tmp_path / "anvil.log")
-    nodes: list[ManagedAnvil] = []
-
-    def start() -> ManagedAnvil:
-        nodes.append(ManagedAnvil(config).start())
-        return nodes[-1]
-
-    try:
-        node = start()
-        rt = make_runtime(node.rpc_url, sqlite_url, tmp_path / "home")
-        dispatcher, follower = build(rt, build_registry())
-        enqueue_onboardings(rt, 0, 20)
-        dispatcher.drain()
-        while follower.run_once():
-            pass
-        node.stop()  # a clean stop writes the state: this is the last dump the chain will keep
-        saved = tmp_path / "saved-state.json"
-        shutil.copy(state, saved)
-        node = start()
-        enqueue_onboardings(rt, 20, 15)
-        dispatcher.drain()
-        while follower.run_once():
-            pass
-        assert statuses(rt) == {"confirmed": 35} and member_count(rt) == 35
-        node.kill()  # crash: and the blocks since the last dump are gone
-        shutil.copy(saved, state)
-        start()
-        assert member_count(rt) == 20
-        follower.run_once()  # notices the rollback
-        assert rt.stats.get("rollbacks") == 1
-        assert statuses(rt) == {"confirmed": 20, "signed": 15}  # kept their nonces and bytes
-        dispatcher.drain()
-        while follower.run_once():
-            pass
-        assert statuses(rt) == {"confirmed": 35}
-        assert member_count(rt) == 35
-    finally:
-        for started in nodes:
-            started.stop()
+    chain = restartable_chain()
+    rt = make_runtime(chain.rpc_url, sqlite_url, tmp_path / "home")
+    dispatcher, follower = build(rt, build_registry())
+    enqueue_onboardings(rt, 0, 20)
+    dispatcher.drain()
+    while follower.run_once():
+        pass
+    chain.save()  # a clean stop writes the state: this is the last dump the chain will keep
+    enqueue_onboardings(rt, 20, 15)
+    dispatcher.drain()
+    while follower.run_once():
+        pass
+    assert statuses(rt) == {"confirmed": 35} and member_count(rt) == 35
+    chain.crash()  # and the blocks since the last dump are gone
+    assert member_count(rt) == 20
+    follower.run_once()  # notices the rollback
+    assert rt.stats.get("rollbacks") == 1
+    assert statuses(rt) == {"confirmed": 20, "signed": 15}  # kept their nonces and bytes
+    dispatcher.drain()
+    while follower.run_once():
+        pass
+    assert statuses(rt) == {"confirmed": 35}
+    assert member_count(rt) == 35

@@ -14,7 +14,7 @@ import logging
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from ledger_api.deps import RuntimeDep, authenticate_caller, get_registry_view
@@ -53,11 +53,11 @@ def _probe_client(request: Request, rpc_url: str) -> ChainClient:
     return client
 
 
-def _wants_detail(request: Request, runtime: RuntimeDep,
+def _wants_detail(request: Request, response: Response, runtime: RuntimeDep,
                   registry: Annotated[RegistryView, Depends(get_registry_view)]) -> bool:
     if "authorization" not in request.headers:
         return False
-    who = authenticate_caller(request, runtime, registry)
+    who = authenticate_caller(request, response, runtime, registry)
     return who.active and who.has_any(DETAIL_ROLES)
 
 

@@ -25,6 +25,7 @@ import typing
 from collections.abc import Callable, Coroutine
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, get_args, get_origin
 from urllib.parse import quote, urlsplit
@@ -67,6 +68,7 @@ _TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 _env = Environment(loader=FileSystemLoader(_TEMPLATES), autoescape=select_autoescape(["html", "svg"]),
                    trim_blocks=True, lstrip_blocks=True)
+_env.filters["unix"] = lambda s: datetime.fromtimestamp(int(s), tz=timezone.utc) if s is not None else None
 
 
 def console_csp(rpc_origin: str | None) -> str:

@@ -31,7 +31,12 @@ def chromium_path() -> str | None:
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoService]:
-    service = start_demo(tmp_path_factory.mktemp("console") / "home")
+    # The journal is anchored only when a test flushes it: an events batch and a journal batch
+    # closed in the same anchoring run can race for the next TraceAnchor sequence (a known issue of
+    # the anchoring pipeline, reported with this work), which would leave the event unanchored.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LEDGER_ANCHOR_JOURNAL_INTERVAL_S", "86400")
+        service = start_demo(tmp_path_factory.mktemp("console") / "home")
     try:
         yield service
     finally:

@@ -24,4 +24,11 @@ if ! b=$(binary); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
   b=$(binary)
 fi
+# A CJK font, so the Chinese pages render (and their screenshots are readable), not boxes.
+if ! fc-list 2>/dev/null | grep -qiE "wqy|noto.*cjk|droid sans fallback"; then
+  if [ "$(id -u)" = 0 ]; then
+    log "installing a CJK font (fonts-wqy-microhei) for the Chinese pages..."
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >&2 || log "no CJK font: Chinese shows as boxes"
+  fi
+fi
 printf '%s\n' "$b"

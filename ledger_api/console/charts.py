@@ -22,6 +22,7 @@ PAD_LEFT = 16
 PAD_BOTTOM = 46
 PAD_TOP = 22
 BARS_MAX = 60  # a chart shows at most this many groups (the newest)
+GROUP_W_MAX = 120  # a few bars stay bars, not walls
 PALETTE = ("#12507b", "#e0892b", "#2f8f5b", "#8a4fb3", "#c0392b", "#5b6675")
 AGEING_BUCKETS = ("not_due", "0_30", "31_60", "61_90", "over_90")
 
@@ -41,7 +42,7 @@ def bar_chart(title: str, bars: Sequence[Bar], series: Sequence[tuple[str, str]]
     bars = list(bars)[-BARS_MAX:]
     top = max([v for b in bars for v in b.values] + [1])
     plot_h = HEIGHT - PAD_TOP - PAD_BOTTOM
-    group_w = (WIDTH - PAD_LEFT * 2) // max(len(bars), 1)
+    group_w = min(GROUP_W_MAX, (WIDTH - PAD_LEFT * 2) // max(len(bars), 1))
     bar_w = max(2, (group_w - 8) // max(len(series), 1))
     parts = [f'<svg class="chart" id="{escape(chart_id)}" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" '
              f'xmlns="http://www.w3.org/2000/svg" aria-labelledby="{escape(chart_id)}-t {escape(chart_id)}-d">',

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from urllib.parse import urlsplit
 
 from playwright.sync_api import expect
 
@@ -179,15 +178,3 @@ def test_the_console_works_at_phone_width(open_as, demo):
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the form overflows a phone screen: {width}px"
     screenshot(page, "phone-settlement-new")
-
-
-def test_zz_no_page_asked_another_host(requests_seen, demo):
-    """Every asset and every request of every page above came from the service itself (or, on the
-    proof page, its chain's JSON-RPC endpoint)."""
-    assert requests_seen, "no page was opened"
-    service = urlsplit(demo.api).netloc
-    chain = urlsplit(demo.rpc).netloc
-    foreign = [(kind, url) for kind, url in requests_seen
-               if not url.startswith(("data:", "about:", "blob:"))
-               and urlsplit(url).netloc != service and not (kind in ("fetch", "xhr") and urlsplit(url).netloc == chain)]
-    assert not foreign, foreign

@@ -323,6 +323,26 @@ def settlement_refund(settlement_id: api.SettlementIdPath, ctx: Console) -> Resp
     return _action(ctx, settlement_id, run)
 
 
+@router.post("/settlements/{settlement_id}/payment")
+def settlement_payment(settlement_id: api.SettlementIdPath, ctx: Console) -> Response:
+    """The operator attests a payment it verified with the provider (the API's rule: never a party)."""
+    from ledger_api.schemas.settlements import PaymentCreate
+
+    def run() -> Any:
+        s = _settlement(ctx, settlement_id)
+        currency = s.target.currency
+        try:
+            value = i18n.to_minor(ctx.field("amount"), currency)
+        except LedgerError as exc:
+            raise ValidationError(exc.detail, field="amount") from None
+        body = PaymentCreate.model_validate({"provider": ctx.field("provider").strip(),
+                                             "provider_transaction_id": ctx.field("provider_transaction_id").strip(),
+                                             "amount": {"value": value, "currency": currency}})
+        return invoke(api.pay, ctx, settlement_id=settlement_id, body=body)
+
+    return _action(ctx, settlement_id, run)
+
+
 def _action(ctx: Ctx, settlement_id: str, run: Any) -> Response:
     try:
         run()

@@ -41,6 +41,27 @@ def _paid_settlement(demo, payer: str, payee: str, value: int, tag: str) -> str:
     return settlement_id
 
 
+def test_the_operator_attests_a_payment_in_the_console(open_as, demo):
+    tag = uuid.uuid4().hex[:6]
+    with api(demo, "retailer") as http:
+        created = http.post("/v1/settlements", headers={"Idempotency-Key": f"att-{tag}"}, json={
+            "client_reference": f"ATT-{tag}", "payee": "payments", "source": {"value": 12_345, "currency": "EUR"},
+            "target": {"currency": "EUR"}, "fx_rate": "1", "purpose_code": "GDDS", "payment_reference": f"ATT-{tag}"})
+        settlement_id = created.json()["id"]
+    operator = open_as("operator")
+    operator.goto(f"{demo.api}/console/settlements/{settlement_id}")
+    expect(operator.locator(".status [data-chain-status]")).to_have_attribute("data-chain-status", "confirmed",
+                                                                              timeout=CHAIN_WAIT_S * 1000)
+    operator.reload()
+    operator.get_by_label("Provider transaction id").fill(f"pi_att_{tag}")
+    operator.get_by_label("Amount (EUR)").fill("123.45")  # its own currency: not in the USD cycle below
+    operator.get_by_role("button", name="Attest payment").click()
+    expect(operator.locator("#settlement-state")).to_have_text("paid")
+    retailer = open_as("retailer")
+    retailer.goto(f"{demo.api}/console/settlements/{settlement_id}")
+    expect(retailer.get_by_role("button", name="Attest payment")).to_have_count(0)  # never a party's
+
+
 def test_the_operator_nets_a_cycle_and_everyone_sees_gross_vs_net(open_as, demo):
     tag = uuid.uuid4().hex[:6]
     _paid_settlement(demo, "retailer", "payments", 100_000, tag)
@@ -55,7 +76,7 @@ def test_the_operator_nets_a_cycle_and_everyone_sees_gross_vs_net(open_as, demo)
     screenshot(operator, "cycle")
     operator.goto(f"{demo.api}/console/charts")
     expect(operator.locator("#chart-gross-net svg rect").first).to_be_attached()
-    expect(operator.locator("#chart-volume svg")).to_have_count(1)
+    expect(operator.locator("#chart-volume svg#volume-USD")).to_have_count(1)  # one chart per currency
 
     retailer = open_as("retailer")
     retailer.goto(f"{demo.api}/console/netting-cycles")

@@ -39,7 +39,7 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.datastructures import FormData
 
-from ledger_api.console import i18n
+from ledger_api.console import charts, i18n
 from ledger_api.deps import (
     Principal,
     authenticate_caller,
@@ -163,8 +163,6 @@ async def public_ctx(request: Request) -> Ctx:
 
 
 def render(ctx: Ctx, template: str, *, status_code: int = 200, **values: Any) -> HTMLResponse:
-    from ledger_api.console import charts  # the SVG helpers templates call
-
     t = ctx.t
     lang = ctx.lang
     html = _env.get_template(template).render(

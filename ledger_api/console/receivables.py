@@ -114,8 +114,25 @@ def _detail(ctx: Ctx, receivable_id: str, *, status_code: int = 200, errors: Fie
         typed = invoke(api.confirmation_typed_data, ctx, receivable_id=receivable_id, deadline=None)
         deadline_at = datetime.fromtimestamp(int(typed.message["deadline"]), tz=timezone.utc)
     return render(ctx, "receivable_detail.html", status_code=status_code, r=r, history=history, typed=typed,
-                  typed_json=json.dumps(typed.model_dump(mode="json", by_alias=True)) if typed else None,
+                  typed_json=json.dumps(js_safe(typed.model_dump(mode="json", by_alias=True))) if typed else None,
                   errors=errors or {}, message=message, done=done, deadline_at=deadline_at)
+
+
+JS_SAFE_INT_MAX = 2**53 - 1
+
+
+def js_safe(value: Any) -> Any:
+    """Typed data for the browser: integers past 2^53 as decimal strings (a JavaScript number would
+    round them; eth_signTypedData_v4 takes uint values as strings), the rest unchanged."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and abs(value) > JS_SAFE_INT_MAX:
+        return str(value)
+    if isinstance(value, dict):
+        return {k: js_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [js_safe(v) for v in value]
+    return value
 
 
 @router.get("/receivables/{receivable_id}")

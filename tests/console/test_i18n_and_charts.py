@@ -86,3 +86,12 @@ def test_bars_are_integer_heights_within_the_plot(values):
     assert len(heights) == min(len(values), charts.BARS_MAX)
     assert all(0 <= h <= charts.HEIGHT - charts.PAD_TOP - charts.PAD_BOTTOM for h in heights)
     assert "<script" not in svg
+
+
+def test_typed_data_for_the_browser_keeps_big_integers_exact():
+    from ledger_api.console.receivables import js_safe
+
+    nonce = (12345 << 64) | 7
+    doc = {"message": {"nonce": nonce, "deadline": 1_800_000_000, "ok": True, "parts": [2**53, 2**53 - 1]}}
+    assert js_safe(doc) == {"message": {"nonce": str(nonce), "deadline": 1_800_000_000, "ok": True,
+                                        "parts": [str(2**53), 2**53 - 1]}}

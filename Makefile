@@ -16,7 +16,9 @@ test: deps
 	@url=$$(scripts/test-postgres.sh start) && \
 	  echo "PostgreSQL for tests: $$url" && \
 	  hsm=$$(scripts/test-softhsm.sh) && echo "SoftHSM2 for tests: $$hsm" && \
-	  LEDGER_TEST_DATABASE_URL="$$url" LEDGER_TEST_HSM_MODULE="$$hsm" $(PY) -m pytest $(PYTEST_ARGS)
+	  chromium=$$(scripts/test-chromium.sh) && echo "Chromium for the console tests: $$chromium" && \
+	  LEDGER_TEST_DATABASE_URL="$$url" LEDGER_TEST_HSM_MODULE="$$hsm" LEDGER_TEST_CHROMIUM="$$chromium" \
+	  $(PY) -m pytest $(PYTEST_ARGS)
 
 deps: $(VENV)/.installed node_modules/.installed contracts
 

@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 
+from ledger_api.console import install_console
 from ledger_api.docs import install_docs
 from ledger_api.logs import RequestLogMiddleware
 from ledger_api.openapi import install_openapi, operation_id
@@ -75,4 +76,5 @@ def create_app(runtime: Runtime, settings: Settings, *, registry_cache_ttl_s: fl
     document_deliveries(app.webhooks)  # the OpenAPI `webhooks` section: what members' receivers get
     install_openapi(app)
     install_docs(app, openapi_url="/openapi.json")
+    install_console(app, session_ttl_s=settings.console_session_ttl_s)
     return app

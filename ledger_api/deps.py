@@ -45,6 +45,8 @@ __all__ = [
     "Principal",
     "RuntimeDep",
     "authenticate_caller",
+    "authentication_failed",
+    "principal_of",
     "current_member",
     "get_registry_view",
     "get_runtime",
@@ -129,6 +131,13 @@ def _auth_failed(request: Request, runtime: Runtime, kind: str, detail: str, err
         retry_after_s=verdict.retry_after_s)
 
 
+def authentication_failed(request: Request, runtime: Runtime, kind: str, detail: str,
+                          error: AuthenticationError) -> NoReturn:
+    """Record a failed authentication of another kind than a bearer key (the console's sign-in)
+    under the same per-client throttle: ``error``, or 429 past the limit. Never pass a key."""
+    _auth_failed(request, runtime, kind, detail, error)
+
+
 def _bearer(request: Request) -> str | None:
     header = request.headers.get("authorization")
     if header is None:
@@ -176,6 +185,14 @@ def authenticate_caller(request: Request, response: Response, runtime: RuntimeDe
         log.info("rejected API key (prefix %s): %s", prefix or "-", reason)
         _auth_failed(request, runtime, f"auth.{reason}_key", f"prefix={prefix or '-'}",
                      AuthenticationError("the API key is missing, malformed, unknown or revoked", reason=reason))
+    return principal_of(request, response, runtime, registry, member_id, key_prefix)
+
+
+def principal_of(request: Request, response: Response, runtime: Runtime, registry: RegistryView, member_id: str,
+                 key_prefix: str) -> Principal:
+    """The Principal of a member whose key (``key_prefix``) was checked, with its roles and status
+    from the registry view. The API (a bearer key) and the web console (a session opened with a
+    key) both end here, so both see the same roles and status."""
     try:
         view: MemberView = registry.view(member_id)
     except UnknownMemberError:  # a key whose member row vanished: treat as no key at all

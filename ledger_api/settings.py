@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     def webhook_delivery_in_process(self) -> bool:
         return self.webhook_delivery == "thread"
 
+    # The web console (/console): a sign-in lasts this long, then the member signs in again.
+    console_session_ttl_s: int = Field(default=8 * 3600, ge=60, le=7 * 24 * 3600,
+                                       description="LEDGER_CONSOLE_SESSION_TTL_S: a console sign-in lasts this long")
     # Node reads on the request path (role lookups, chain time, ...): past this the roles come from
     # the mirror (Ledger-Mirror-Staleness) or the request fails fast with 503 chain-unavailable.
     request_rpc_timeout_s: float = Field(default=1.0, gt=0, description="LEDGER_REQUEST_RPC_TIMEOUT_S")

@@ -92,6 +92,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         cli_governance.seal_when_applied(runtime, say)
         app = create_app(runtime, settings)
         say(f"api: {settings.api_url} (OpenAPI at {settings.api_url}/docs); Ctrl-C to stop")
+        say(f"console: {settings.api_url}/console/ (sign in with an API key"
+            + (f" from {settings.home_dir / 'demo.json'})" if args.demo else ")"))
         # uvicorn handles SIGINT/SIGTERM: run() returns, and the finally below stops the rest.
         # log_config=None: uvicorn's own lines go through our handler (JSON); the access log is
         # ledger_api.logs.RequestLogMiddleware's.

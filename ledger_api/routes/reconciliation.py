@@ -33,6 +33,7 @@ from ledger_api.schemas.reconciliation import (
 )
 from ledger_api.tenancy import OwnerQuery, read_scope
 from settlement.domains import reconciliation as rs
+from settlement.runtime import Runtime
 from settlement.store.models.payments import ReconciliationRun, StatementImport
 
 router = APIRouter(prefix="/v1/reconciliation", tags=["reconciliation"],
@@ -74,8 +75,15 @@ async def import_statement(request: Request, runtime: RuntimeDep, who: Writer,
                            account: Annotated[str | None, Query(max_length=64)] = None,
                            filename: Annotated[str, Query(max_length=255)] = "statement") -> ReconciliationStatementPublic:
     data = await request.body()
-    row, parsed = await run_in_threadpool(rs.import_statement, runtime, kind, data, owner=who.member_id,
-                                          filename=filename, uploaded_by=who.member_id, account=account)
+    return await run_in_threadpool(import_statement_data, runtime, who, kind, data, account=account,
+                                   filename=filename)
+
+
+def import_statement_data(runtime: Runtime, who: Principal, kind: str, data: bytes, *, account: str | None,
+                          filename: str) -> ReconciliationStatementPublic:
+    """Import ``data`` as ``who``'s statement (the route's body; the web console's upload)."""
+    row, parsed = rs.import_statement(runtime, kind, data, owner=who.member_id, filename=filename,
+                                      uploaded_by=who.member_id, account=account)
     return _statement_public(row, parsed)
 
 

@@ -109,7 +109,7 @@ def _refund_public(s: Settlement, r: SettlementRefund) -> RefundPublic:
                         created_at=r.created_at)
 
 
-def _instruction(body: SettlementCreate) -> svc.InstructionInput:
+def instruction_of(body: SettlementCreate) -> svc.InstructionInput:
     if body.fees is not None and body.fees.currency != body.source.currency:
         raise InvalidAmountError("fees must be in the source currency", field="fees")
     return svc.InstructionInput(
@@ -158,7 +158,7 @@ _APPLIED = {"Preference-Applied": "intent"}
 def create_settlement(body: SettlementCreate, runtime: RuntimeDep, member: Finance,
                       idempotency_key: IdempotencyKey = None, prefer: PreferHeader = None) -> JSONResponse:
     key = idem.check_key(idempotency_key)
-    inp = _instruction(body)
+    inp = instruction_of(body)
     req_hash = idem.request_hash("POST /v1/settlements", [body.model_dump(mode="json"), _wants_intent(prefer)])
     stored = idem.lookup(runtime.db, member.member_id, key, req_hash)
     if stored is not None:
@@ -195,7 +195,7 @@ def create_batch(body: SettlementBatchCreate, runtime: RuntimeDep, member: Finan
     stored = idem.lookup(runtime.db, member.member_id, key, req_hash)
     if stored is not None:
         return _json(*stored, True)
-    inputs = [_instruction(item) for item in body.items]
+    inputs = [instruction_of(item) for item in body.items]
     # Validation, hashing and encoding read only: done before the write transaction, so the
     # store's single writer is held for the inserts alone (the volume path).
     with runtime.db.read() as session:

@@ -2,7 +2,7 @@
 with consent (``keys``), API keys (``apikeys``). The on-chain ConsortiumRegistry is the source of
 truth; the store mirrors it."""
 
-from settlement.domains.members import apikeys, keys
+from settlement.domains.members import apikeys, console_sessions, keys
 from settlement.domains.members.apikeys import LABEL_LEN_MAX, ROTATION_OVERLAP_S_MAX, hash_key, issue_key
 from settlement.domains.members.service import (
     GAS_ONBOARD,
@@ -43,7 +43,7 @@ from settlement.domains.members.service import (
 )
 
 __all__ = [
-    "apikeys", "keys", "LABEL_LEN_MAX", "ROTATION_OVERLAP_S_MAX", "hash_key", "issue_key", "REGISTRY_CACHE_TTL_S",
+    "apikeys", "console_sessions", "keys", "LABEL_LEN_MAX", "ROTATION_OVERLAP_S_MAX", "hash_key", "issue_key", "REGISTRY_CACHE_TTL_S",
     "MEMBER_LIST_LIMIT_MAX", "REGISTRY", "ROLE_NAMES", "ROLE_HASHES", "ROLE_BY_HASH", "MEMBER_ID_LEN_MAX",
     "NAME_LEN_MAX", "ISO_3166_ALPHA2", "STATUS_ACTIVE", "STATUS_SUSPENDED", "GAS_ONBOARD", "onchain_id",
     "country_hex", "role_hash", "roles_from_mask", "validate_member_id", "validate_country", "validate_roles",

@@ -74,6 +74,22 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class ConsoleSession(Base):
+    """A web console session: an API key presented once at sign-in, exchanged for a random token
+    held in an HttpOnly cookie. Only the token's SHA-256 is stored; the key itself never is (its
+    prefix names which key signed in, so revoking the key ends its sessions)."""
+
+    __tablename__ = "console_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"), index=True)
+    key_prefix: Mapped[str] = mapped_column(String(16))
+    csrf_token: Mapped[str] = mapped_column(String(64))  # synchronizer token, sent back in every form
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class OutboxRow(Base):
     """One contract call to make, written in the same transaction as the state change it carries.
 

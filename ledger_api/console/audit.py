@@ -1,0 +1,114 @@
+"""Console pages for auditors (and the operator): provenance search by lot or event id, the
+proof page that verifies a ledger-anchor-proof-v1 document in the browser against the chain's
+JSON-RPC (``static/console/verify.js``), journal record proofs, anchor batches and the trial
+balance. Every page calls the API route's own handler with its ``auditor | operator`` dependency.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import quote
+from typing import Annotated, Any
+
+from anchors import LEAF_FIELD_NAMES_V1
+from anchors.journal import JOURNAL_LEAF_FIELD_NAMES
+from fastapi import APIRouter, Depends
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from ledger_api.console.web import BASE, ConsoleRoute, Ctx, authorised_for, invoke, render, require_session
+from ledger_api.routes import anchors as api
+from settlement.core.errors import LedgerError, ValidationError
+
+router = APIRouter(prefix=BASE, route_class=ConsoleRoute, include_in_schema=False)
+
+Console = Annotated[Ctx, Depends(require_session)]
+QUERY_LEN_MAX = 128
+BATCHES_SHOWN = 50
+KIND_RE = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
+
+
+@router.get("/provenance")
+def provenance(ctx: Console) -> HTMLResponse:
+    """Search by lot id (the lot's events in order, each with its status and proof link) or by
+    event id (straight to its proof)."""
+    authorised_for(api.lot_trace, ctx)
+    q = ctx.request.query_params.get("q", "").strip()
+    by = ctx.request.query_params.get("by", "lot")
+    trace, error = None, None
+    if q:
+        if len(q) > QUERY_LEN_MAX:
+            error = ctx.t("provenance.too_long", max=QUERY_LEN_MAX)
+        elif by == "event":
+            try:
+                doc = invoke(api.event_proof, ctx, event_id=q)
+                return _proof_page(ctx, doc, title=q)
+            except LedgerError as exc:
+                if exc.status in (401, 403):
+                    raise
+                error = exc.detail
+        else:
+            try:
+                trace = invoke(api.lot_trace, ctx, lot_id=q, after=None)
+            except LedgerError as exc:
+                if exc.status in (401, 403):
+                    raise
+                error = exc.detail
+    return render(ctx, "provenance.html", q=q, by=by, trace=trace, error=error)
+
+
+def _proof_page(ctx: Ctx, doc: Any, *, title: str) -> HTMLResponse:
+    data = doc.model_dump(mode="json")
+    fields: list[tuple[str, str, str]] = []
+    names = _leaf_names(data)
+    for i, (kind, value) in enumerate(zip(data["leaf_encoding"], data["value"])):
+        fields.append((names[i] if i < len(names) else str(i), kind, str(value)))
+    return render(ctx, "proof.html", doc=doc, fields=fields, title=title, doc_json=json.dumps(data),
+                  rpc_url=ctx.runtime.chain.rpc_url, needs_rpc=True)
+
+
+def _leaf_names(data: dict[str, Any]) -> list[str]:
+    """The leaf's field names, for the page (the verification uses types and values only)."""
+    if data.get("event") is not None:
+        return list(LEAF_FIELD_NAMES_V1)
+    if len(data["value"]) == len(JOURNAL_LEAF_FIELD_NAMES):
+        return list(JOURNAL_LEAF_FIELD_NAMES)
+    return list(JOURNAL_LEAF_FIELD_NAMES[:5]) + ["digest"]
+
+
+@router.get("/proofs/events/{event_id:path}")
+def event_proof(event_id: api.EventIdPath, ctx: Console) -> HTMLResponse:
+    return _proof_page(ctx, invoke(api.event_proof, ctx, event_id=event_id), title=event_id)
+
+
+@router.get("/proofs/records/{kind}/{record_id}")
+def record_proof(kind: api.KindPath, record_id: api.RecordIdPath, ctx: Console) -> HTMLResponse:
+    doc = invoke(api.record_proof, ctx, kind=kind, record_id=record_id, version=None)
+    return _proof_page(ctx, doc, title=f"{kind} {record_id}")
+
+
+@router.get("/audit/record")
+def record_proof_search(ctx: Console) -> Response:
+    kind = ctx.request.query_params.get("kind", "").strip()
+    record_id = ctx.request.query_params.get("record_id", "").strip()
+    if not KIND_RE.match(kind) or not 1 <= len(record_id) <= QUERY_LEN_MAX:
+        raise ValidationError("give a record kind (e.g. settlement) and its id", field="record_id")
+    return RedirectResponse(f"{BASE}/proofs/records/{quote(kind, safe='')}/{quote(record_id, safe='')}",
+                            status_code=303)
+
+
+@router.get("/audit")
+def audit(ctx: Console) -> HTMLResponse:
+    """Anchor batches (newest last page first), the trial balance as of the latest anchored
+    journal batch, and a form to open a journal record's proof."""
+    batches = invoke(api.list_batches, ctx, kind=None, cursor=None, after=0, limit=200)
+    trial, trial_error = None, None
+    try:
+        trial = invoke(api.trial_balance, ctx, as_of=None)
+    except ValidationError:
+        raise
+    except LedgerError as exc:  # nothing anchored yet: 409
+        if exc.status in (401, 403):
+            raise
+        trial_error = exc.detail
+    return render(ctx, "audit.html", batches=batches.data[-BATCHES_SHOWN:], trial=trial, trial_error=trial_error)

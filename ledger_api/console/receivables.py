@@ -1,0 +1,273 @@
+"""Console pages for suppliers, buyers and financiers: receivables they hold, owe or finance;
+register, confirm (custodially, or with the buyer's own EIP-712 approval: the typed data shown in
+human terms, signed by a browser wallet or pasted from ``ledger sign``), reject, cancel, split,
+transfer, request financing, offer and accept, repay and confirm receipt.
+
+Each action calls the API route's own handler (:func:`~ledger_api.console.web.invoke`) with the
+role dependency that route declares; amounts are typed in major units.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Annotated, Any, Callable
+
+import pydantic
+from fastapi import APIRouter, Depends
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from ledger_api.console import i18n
+from ledger_api.console.web import (
+    BASE,
+    ConsoleRoute,
+    Ctx,
+    FieldErrors,
+    authorised_for,
+    field_errors_of,
+    invoke,
+    render,
+    require_session,
+)
+from ledger_api.routes import receivables as api
+from ledger_api.schemas.receivables import (
+    AcceptanceCreate,
+    FinancingRequestCreate,
+    OfferCreate,
+    ReceivableCreate,
+    SignedConfirmation,
+    SplitRequest,
+    TransferRequest,
+)
+from settlement.core.errors import LedgerError, ValidationError
+
+router = APIRouter(prefix=BASE, route_class=ConsoleRoute, include_in_schema=False)
+
+Console = Annotated[Ctx, Depends(require_session)]
+PAGE_SIZE = 50
+SPLIT_PARTS_MAX = 32
+ROLES = ("supplier", "buyer", "holder", "financier")
+STATUSES = ("pending", "registered", "confirmed", "repaying", "settled", "defaulted", "cancelled", "rejected")
+
+
+def _choice(ctx: Ctx, name: str, allowed: tuple[str, ...]) -> str | None:
+    value = ctx.request.query_params.get(name, "")
+    return value if value in allowed else None
+
+
+@router.get("/receivables")
+def receivables_list(ctx: Console) -> HTMLResponse:
+    role, status = _choice(ctx, "role", ROLES), _choice(ctx, "status", STATUSES)
+    after = ctx.request.query_params.get("after") or None
+    if after is not None and len(after) > 66:
+        raise ValidationError("after is at most 66 characters", field="after")
+    page = invoke(api.list_mine, ctx, role=role, status_=status, limit=PAGE_SIZE, after=after)
+    return render(ctx, "receivables.html", rows=page.data, next_after=page.next_after, role=role or "",
+                  status=status or "", roles=ROLES, statuses=STATUSES)
+
+
+@router.get("/receivables/new")
+def register_form(ctx: Console) -> HTMLResponse:
+    authorised_for(api.register, ctx)
+    return render(ctx, "receivable_new.html", values={"face_value.currency": "CNY"}, errors={}, message=None)
+
+
+def _amount(ctx: Ctx, name: str, currency: str, errors: FieldErrors) -> int:
+    try:
+        return i18n.to_minor(ctx.field(name), currency)
+    except LedgerError as exc:
+        errors.setdefault(name, []).append(exc.detail)
+        return 0
+
+
+@router.post("/receivables/new")
+def register(ctx: Console) -> Response:
+    errors: FieldErrors = {}
+    currency = ctx.field("face_value.currency").strip().upper()
+    data = {"buyer_id": ctx.field("buyer_id").strip(), "invoice_number": ctx.field("invoice_number").strip(),
+            "face_value": {"value": _amount(ctx, "face_value.value", currency, errors), "currency": currency},
+            "issue_date": ctx.field("issue_date").strip(), "due_date": ctx.field("due_date").strip()}
+    try:
+        body = ReceivableCreate.model_validate(data)
+        if errors:
+            raise ValidationError("invalid amount")
+        done = invoke(api.register, ctx, body=body)
+    except (pydantic.ValidationError, LedgerError) as exc:
+        if isinstance(exc, LedgerError) and exc.status in (401, 403):
+            raise
+        more, message = field_errors_of(exc)
+        for name, msgs in more.items():
+            errors.setdefault(name, []).extend(msgs)
+        values = {k: v for k, v in (ctx.form or {}).items() if isinstance(v, str) and k != "csrf"}
+        return render(ctx, "receivable_new.html", status_code=getattr(exc, "status", 422), values=values,
+                      errors=errors, message=None if errors and message == "invalid amount" else message)
+    return RedirectResponse(f"{BASE}/receivables/{done.receivable.id}?done=register", status_code=303)
+
+
+def _detail(ctx: Ctx, receivable_id: str, *, status_code: int = 200, errors: FieldErrors | None = None,
+            message: str | None = None, done: str | None = None) -> HTMLResponse:
+    r = invoke(api.get_one, ctx, receivable_id=receivable_id)
+    history = invoke(api.history, ctx, receivable_id=receivable_id)
+    typed, deadline_at = None, None
+    if ctx.has("buyer") and ctx.member is not None and r.buyer_id == ctx.member.member_id \
+            and r.status == "registered" and r.pending_operation_id is None:
+        typed = invoke(api.confirmation_typed_data, ctx, receivable_id=receivable_id, deadline=None)
+        deadline_at = datetime.fromtimestamp(int(typed.message["deadline"]), tz=timezone.utc)
+    return render(ctx, "receivable_detail.html", status_code=status_code, r=r, history=history, typed=typed,
+                  typed_json=json.dumps(js_safe(typed.model_dump(mode="json", by_alias=True))) if typed else None,
+                  errors=errors or {}, message=message, done=done, deadline_at=deadline_at)
+
+
+JS_SAFE_INT_MAX = 2**53 - 1
+
+
+def js_safe(value: Any) -> Any:
+    """Typed data for the browser: integers past 2^53 as decimal strings (a JavaScript number would
+    round them; eth_signTypedData_v4 takes uint values as strings), the rest unchanged."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and abs(value) > JS_SAFE_INT_MAX:
+        return str(value)
+    if isinstance(value, dict):
+        return {k: js_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [js_safe(v) for v in value]
+    return value
+
+
+@router.get("/receivables/{receivable_id}")
+def receivable_detail(receivable_id: api.ReceivableIdPath, ctx: Console) -> HTMLResponse:
+    return _detail(ctx, receivable_id, done=ctx.request.query_params.get("done"))
+
+
+@router.get("/receivables/{receivable_id}/status")
+def receivable_status(receivable_id: api.ReceivableIdPath, ctx: Console) -> HTMLResponse:
+    """The pending-operation fragment; htmx polls it until the chain has answered."""
+    r = invoke(api.get_one, ctx, receivable_id=receivable_id)
+    return render(ctx, "_receivable_status.html", r=r)
+
+
+def _act(ctx: Ctx, receivable_id: str, name: str, run: Callable[[], Any]) -> Response:
+    try:
+        run()
+    except (pydantic.ValidationError, LedgerError) as exc:
+        if isinstance(exc, LedgerError) and exc.status in (401, 404):
+            raise
+        errors, message = field_errors_of(exc)
+        return _detail(ctx, receivable_id, status_code=getattr(exc, "status", 422), errors=errors,
+                       message=message)
+    return RedirectResponse(f"{BASE}/receivables/{receivable_id}?done={name}", status_code=303)
+
+
+@router.post("/receivables/{receivable_id}/confirm")
+def confirm(receivable_id: api.ReceivableIdPath, ctx: Console) -> Response:
+    return _act(ctx, receivable_id, "confirm", lambda: invoke(api.confirm, ctx, receivable_id=receivable_id))
+
+
+@router.post("/receivables/{receivable_id}/confirm-signed")
+def confirm_signed(receivable_id: api.ReceivableIdPath, ctx: Console) -> Response:
+    def run() -> Any:
+        deadline = ctx.field("deadline").strip()
+        body = SignedConfirmation.model_validate({
+            "signature": ctx.field("signature").strip(), "deadline": int(deadline) if deadline.isdigit() else -1,
+            "signer": ctx.field("signer").strip() or None})
+        return invoke(api.confirm_signed, ctx, receivable_id=receivable_id, body=body)
+
+    return _act(ctx, receivable_id, "confirm", run)
+
+
+@router.post("/receivables/{receivable_id}/reject")
+def reject(receivable_id: api.ReceivableIdPath, ctx: Console) -> Response:
+    return _act(ctx, receivable_id, "reject", lambda: invoke(api.reject, ctx, receivable_id=receivable_id))
+
+
+@router.post("/receivables/{receivable_id}/cancel")
+def cancel(receivable_id: api.ReceivableIdPath, ctx: Console) -> Response:
+    return _act(ctx, receivable_id, "cancel", lambda: invoke(api.cancel, ctx, receivable_id=receivable_id))
+
+
+@router.post("/receivables/{receivable_id}/repay")
+def repay(receivable_id: api.ReceivableIdPath, ctx: Console) -> Response:
+    return _act(ctx, receivable_id, "repay", lambda: invoke(api.repay, ctx, receivable_id=receivable_id))
+
+
+def _currency(ctx: Ctx, receivable_id: str) -> str:
+    return invoke(api.get_one, ctx, receivable_id=receivable_id).face_value.currency
+
+
+@router.post("/receivables/{receivable_id}/parts/{part_id}/split")
+def split(receivable_id: api.ReceivableIdPath, part_id: api.PartIdPath, ctx: Console) -> Response:
+    def run() -> Any:
+        currency = _currency(ctx, receivable_id)
+        texts = [x.strip() for x in ctx.field("amounts").replace("；", ";").split(";") if x.strip()]
+        if not 2 <= len(texts) <= SPLIT_PARTS_MAX:
+            raise ValidationError(ctx.t("receivable.split_help"), field="amounts")
+        amounts = []
+        for text in texts:
+            try:
+                amounts.append({"value": i18n.to_minor(text, currency), "currency": currency})
+            except LedgerError as exc:
+                raise ValidationError(exc.detail, field="amounts") from None
+        body = SplitRequest.model_validate({"amounts": amounts})
+        return invoke(api.split, ctx, receivable_id=receivable_id, part_id=part_id, body=body)
+
+    return _act(ctx, receivable_id, "split", run)
+
+
+@router.post("/receivables/{receivable_id}/parts/{part_id}/transfer")
+def transfer(receivable_id: api.ReceivableIdPath, part_id: api.PartIdPath, ctx: Console) -> Response:
+    def run() -> Any:
+        data: dict[str, Any] = {"to_member_id": ctx.field("to_member_id").strip()}
+        if ctx.field("amount").strip():
+            currency = _currency(ctx, receivable_id)
+            try:
+                data["amount"] = {"value": i18n.to_minor(ctx.field("amount"), currency), "currency": currency}
+            except LedgerError as exc:
+                raise ValidationError(exc.detail, field="amount") from None
+        body = TransferRequest.model_validate(data)
+        return invoke(api.transfer, ctx, receivable_id=receivable_id, part_id=part_id, body=body)
+
+    return _act(ctx, receivable_id, "transfer", run)
+
+
+@router.post("/receivables/{receivable_id}/parts/{part_id}/financing-request")
+def request_financing(receivable_id: api.ReceivableIdPath, part_id: api.PartIdPath, ctx: Console) -> Response:
+    def run() -> Any:
+        body = FinancingRequestCreate.model_validate({"financier_id": ctx.field("financier_id").strip()})
+        return invoke(api.request_financing, ctx, receivable_id=receivable_id, part_id=part_id, body=body)
+
+    return _act(ctx, receivable_id, "financing", run)
+
+
+@router.post("/receivables/{receivable_id}/parts/{part_id}/offer")
+def offer(receivable_id: api.ReceivableIdPath, part_id: api.PartIdPath, ctx: Console) -> Response:
+    def run() -> Any:
+        currency = _currency(ctx, receivable_id)
+        try:
+            fee = i18n.to_minor(ctx.field("fee") or "0", currency)
+        except LedgerError as exc:
+            raise ValidationError(exc.detail, field="fee") from None
+        valid = ctx.field("valid_until").strip()
+        body = OfferCreate.model_validate({
+            "discount_rate": ctx.field("discount_rate").strip(), "day_count": ctx.field("day_count").strip(),
+            "fee": {"value": fee, "currency": currency},
+            "valid_until": valid + ("Z" if valid and not valid.endswith("Z") and "+" not in valid else "")})
+        return invoke(api.offer, ctx, receivable_id=receivable_id, part_id=part_id, body=body)
+
+    return _act(ctx, receivable_id, "offer", run)
+
+
+@router.post("/receivables/{receivable_id}/parts/{part_id}/accept")
+def accept(receivable_id: api.ReceivableIdPath, part_id: api.PartIdPath, ctx: Console) -> Response:
+    def run() -> Any:
+        offer_id = ctx.field("offer_id").strip()
+        body = AcceptanceCreate.model_validate({"offer_id": int(offer_id) if offer_id.isdigit() else 0})
+        return invoke(api.accept, ctx, receivable_id=receivable_id, part_id=part_id, body=body)
+
+    return _act(ctx, receivable_id, "accept", run)
+
+
+@router.post("/receivables/{receivable_id}/parts/{part_id}/receipt")
+def confirm_receipt(receivable_id: api.ReceivableIdPath, part_id: api.PartIdPath, ctx: Console) -> Response:
+    return _act(ctx, receivable_id, "receipt",
+                lambda: invoke(api.confirm_receipt, ctx, receivable_id=receivable_id, part_id=part_id))

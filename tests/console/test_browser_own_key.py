@@ -1,0 +1,95 @@
+"""An own-key buyer confirms a receivable in the browser with a wallet: the buyer adds an account
+of its own (proof of possession by the new key, consent by its custodial key: the API's key-change
+flow), a test wallet (an EIP-1193 ``window.ethereum`` whose ``eth_signTypedData_v4`` signs with that
+key in Python) signs the typed data the page shows through wallet.js, and the API relays the
+approval: the receivable is confirmed by the buyer's own key, not the service's."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import date, timedelta
+
+from eth_account import Account
+from playwright.sync_api import expect
+
+from tests.console.conftest import api, screenshot
+
+CHAIN_WAIT_S = 60
+
+WALLET = """
+window.ethereum = {
+  isTestWallet: true,
+  request: async ({ method, params }) => {
+    if (method === "eth_requestAccounts") { return [window.__walletAccount]; }
+    if (method === "eth_signTypedData_v4") { return await window.testWalletSign(params[0], params[1]); }
+    throw new Error("unsupported " + method);
+  },
+};
+"""
+
+
+def _wait(predicate, what: str) -> None:
+    deadline = time.monotonic() + CHAIN_WAIT_S
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what} not in time"
+        time.sleep(0.3)
+
+
+def _add_own_key(demo, member_id: str) -> Account:
+    key = Account.create()
+    with api(demo, member_id) as http:
+        typed = http.post(f"/v1/members/{member_id}/keys/typed-data", json={"action": "add", "account": key.address})
+        assert typed.status_code == 200, typed.text
+        t = typed.json()
+        possession = key.sign_typed_data(full_message=t["typed_data"]).signature.hex()
+        added = http.post(f"/v1/members/{member_id}/keys", json={
+            "account": key.address, "signer": t["signer"], "nonce": t["nonce"], "deadline": t["deadline"],
+            "possession_signature": possession if possession.startswith("0x") else "0x" + possession,
+            "custodial_consent": True})
+        assert added.status_code == 202, added.text
+        _wait(lambda: any(k["address"].lower() == key.address.lower() and not k["custodial"]
+                          for k in http.get(f"/v1/members/{member_id}/keys").json()["data"]), "own key")
+    return key
+
+
+def test_a_buyer_confirms_with_its_own_key_through_a_browser_wallet(open_as, demo):
+    key = _add_own_key(demo, "buyer")
+    with api(demo, "supplier") as http:
+        registered = http.post("/v1/receivables", json={
+            "buyer_id": "buyer", "invoice_number": f"OWN-{uuid.uuid4().hex[:8].upper()}",
+            "face_value": {"value": 8_800_00, "currency": "CNY"}, "issue_date": date.today().isoformat(),
+            "due_date": (date.today() + timedelta(days=60)).isoformat()})
+        assert registered.status_code == 202, registered.text
+        receivable_id = registered.json()["receivable"]["id"]
+        _wait(lambda: http.get(f"/v1/receivables/{receivable_id}").json()["status"] == "registered"
+              and http.get(f"/v1/receivables/{receivable_id}").json()["pending_operation_id"] is None, "registered")
+
+    signed: list[dict] = []
+
+    def sign(account: str, typed_json: str) -> str:
+        assert account.lower() == key.address.lower()
+        typed = json.loads(typed_json)
+        signed.append(typed)
+        signature = key.sign_typed_data(full_message=typed).signature.hex()
+        return signature if signature.startswith("0x") else "0x" + signature
+
+    page = open_as("buyer")
+    page.context.expose_function("testWalletSign", sign)
+    page.context.add_init_script(f"window.__walletAccount = {json.dumps(key.address)};" + WALLET)
+    page.goto(f"{demo.api}/console/receivables/{receivable_id}")
+    button = page.get_by_role("button", name="Sign with browser wallet")
+    expect(button).to_be_visible()
+    button.click()
+    expect(page.locator("#wallet-status")).to_have_text(key.address)
+    assert signed and signed[0]["primaryType"] == "ConfirmReceivable" and "summary" not in signed[0]
+    assert page.get_by_label("Signature").input_value().startswith("0x")
+    screenshot(page, "receivable-wallet")
+    page.get_by_role("button", name="Submit signed confirmation").click()
+    expect(page.locator(".notice")).to_contain_text("Confirmation sent")
+    expect(page.locator("#rstatus")).to_have_attribute("data-pending", "no", timeout=CHAIN_WAIT_S * 1000)
+    with api(demo, "buyer") as http:
+        body = http.get(f"/v1/receivables/{receivable_id}").json()
+    assert body["status"] == "confirmed"
+    assert (body["confirmed_by"] or "").lower() == key.address.lower()

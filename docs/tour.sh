@@ -73,6 +73,26 @@ say "net and settle the cycle (operator)"
 CYCLE=$(call "201" POST /v1/netting-cycles -H "$(auth "$OPERATOR")" -H "Content-Type: application/json" \
   -d '{"currency":"CNY"}' | json 'd["id"]')
 echo "cycle $CYCLE"
+cycle_confirmed() {  # the cycle is on chain before any payment into it is attested
+  call 200 GET "/v1/netting-cycles/$CYCLE" -H "$(auth "$OPERATOR")" | json 'd["chain"]["status"]' | grep -qx confirmed
+}
+until_ok "$WAIT_S" cycle_confirmed
+# Each net payer (a negative net) pays it into the cycle; the operator attests each payment once
+# the provider's notification of that transfer is verified (one provider transaction, exactly the net).
+N=0
+for payer in $(call 200 GET "/v1/netting-cycles/$CYCLE" -H "$(auth "$OPERATOR")" \
+    | json '" ".join(m["member_id"] + ":" + str(-m["net"]["value"]) for m in d["members"] if m["net"]["value"] < 0)'); do
+  N=$((N + 1))
+  echo "net payment in: ${payer%%:*} pays ${payer##*:} CNY minor units"
+  call 202 POST "/v1/netting-cycles/$CYCLE/payments" -H "$(auth "$OPERATOR")" -H "Content-Type: application/json" \
+    -d "{\"member\":\"${payer%%:*}\",\"provider\":\"alipay\",\"provider_transaction_id\":\"20261204220014882300000001$N\",
+    \"amount\":{\"value\":${payer##*:},\"currency\":\"CNY\"}}" >/dev/null
+done
+net_payment_confirmed() {
+  call 200 GET "/v1/netting-cycles/$CYCLE" -H "$(auth "$OPERATOR")" \
+    | json 'all(p["status"] == "confirmed" for p in d["net_payments"])' | grep -qx True
+}
+until_ok "$WAIT_S" net_payment_confirmed
 call "202" POST "/v1/netting-cycles/$CYCLE/settle" -H "$(auth "$OPERATOR")" | json 'd["state"]'
 call 200 GET /v1/balances -H "$(auth "$RETAILER")" >/dev/null
 

@@ -403,7 +403,7 @@ def install_openapi(app: FastAPI) -> None:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, openapi_version=app.openapi_version,
                                  description=app.description, routes=app.routes, tags=app.openapi_tags,
-                                 servers=app.servers)
+                                 servers=app.servers, webhooks=app.webhooks.routes)
             app.openapi_schema = complete_schema(app, schema)
         return app.openapi_schema
 

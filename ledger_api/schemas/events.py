@@ -158,6 +158,11 @@ class PaymentObject(Out):
     outcome: str = Field(max_length=16)
 
 
+class NetPaymentObject(Out):
+    member: str = Field(max_length=64, description="the net payer")
+    amount: Money
+
+
 class NettingCycleObject(Out):
     id: str = Field(max_length=66)
     currency: str = Field(max_length=3)
@@ -168,6 +173,8 @@ class NettingCycleObject(Out):
     net: Money
     members: list[str]
     chain_status: str | None = Field(max_length=16)
+    net_payment: NetPaymentObject | None = Field(default=None, description="netting_cycle.payment_attested: "
+                                                 "the attested payment (the recipient's own)")
 
 
 class PartObject(Out):

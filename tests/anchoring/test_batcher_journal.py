@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import func, select
 
-from settlement.core.errors import JournalRecordInvalidError
+from settlement.core.errors import JournalRecordInvalidError, LedgerError
 from settlement.domains import anchoring
+from settlement.domains.anchoring.batcher import prepare_journal, write_journal
 from settlement.domains.members.service import onchain_id
+from settlement.store.models.anchoring import AnchorBatch
 
 from .test_provenance_api import event
 
@@ -50,3 +53,20 @@ def test_record_digest_is_canonical_versioned_and_strict(runtime) -> None:  # ty
                 anchoring.record_digest(s, "settlement", "stl-2", bad)
         with pytest.raises(JournalRecordInvalidError):
             anchoring.record_digest(s, "Bad Kind", "x", {})
+
+
+def test_a_journal_batch_prepared_before_another_batcher_claimed_its_versions_is_not_written(runtime) -> None:  # type: ignore[no-untyped-def]
+    """Two batchers (the worker's pass, an operator's flush) prepare the same versions outside the
+    lock: the second to write gets a LedgerError (flush() stops there), never a store error on the
+    batch's root and never a second batch of the same versions."""
+    with runtime.db.transaction() as s:
+        for i in range(3):
+            anchoring.record_digest(s, "settlement", f"stl-race-{i}", {"n": i})
+    with runtime.db.read() as r:
+        stale = prepare_journal(r, force=True)
+    assert stale is not None
+    [first] = [m for m in anchoring.flush(runtime, force=True) if m.kind == anchoring.KIND_JOURNAL]
+    with pytest.raises(LedgerError, match="batched concurrently"), runtime.db.transaction() as s:
+        write_journal(s, stale, runtime.operator.address)
+    with runtime.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(AnchorBatch).where(AnchorBatch.root == first.root)) == 1

@@ -256,6 +256,8 @@ class World:
             else:  # a raw body: a required query parameter is left out instead
                 kwargs["content"] = b"matrix"
                 headers["Content-Type"] = next(iter(content))
+        if op.get("responses", {}).get("200", {}).get("content", {}).keys() == {"text/event-stream"}:
+            return _first_of_stream(self._client(member), url, headers, kwargs.get("params"))
         return self._client(member).request(method, url, headers=headers, **kwargs)
 
     def _client(self, member: str | None) -> httpx.Client:
@@ -269,6 +271,25 @@ class World:
             self._anonymous_sent = 0
         self._anonymous_sent += 1
         return self._anonymous
+
+
+def _first_of_stream(client: httpx.Client, url: str, headers: dict[str, str],
+                     params: dict[str, str] | None) -> httpx.Response:
+    """A Server-Sent Events answer never ends: its status, headers and first message (or the
+    whole body of a refusal), then hang up."""
+    with client.stream("GET", url, headers=headers, params=params) as answer:
+        if answer.status_code >= 300:
+            body = answer.read()
+        else:
+            # The first message (``retry:``) only: the events themselves are what events.list
+            # answers (the same page read), whose row checks every marker.
+            lines = []
+            for line in answer.iter_lines():
+                if line == "":
+                    break
+                lines.append(line)
+            body = "\n".join(lines).encode()
+        return httpx.Response(answer.status_code, headers=answer.headers, content=body)
 
 
 def _query_value(param: dict[str, Any]) -> str:

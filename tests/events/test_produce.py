@@ -42,6 +42,8 @@ def _flow(cw: CWorld) -> dict[str, str]:
                                            Money(s3["target"]["value"], USD))).status_code in (200, 204)
     cw.post("alipay", cw.payment("alipay", "NO-SUCH-ORDER", Money(100, USD)))
     w.sync()
+    r = w.http.post(f"/v1/settlements/{s1['id']}/acknowledgement", headers=w.h("bank"))  # the payee
+    assert r.status_code == 202, r.text
     r = w.http.post(f"/v1/settlements/{s4['id']}/cancel", headers=w.h("bank"))
     assert r.status_code == 202, r.text
     r = w.http.post(f"/v1/settlements/{s2['id']}/refunds", headers=w.h("bank"),
@@ -56,7 +58,14 @@ def _flow(cw: CWorld) -> dict[str, str]:
     assert r.status_code == 201, r.text
     cycle = r.json()
     w.sync()
-    assert w.http.post(f"/v1/netting-cycles/{cycle['id']}/settle", headers=w.h("operator")).status_code == 202
+    for n, net in enumerate(m for m in cycle["members"] if m["net"]["value"] < 0):  # each net payer pays in
+        r = w.http.post(f"/v1/netting-cycles/{cycle['id']}/payments", headers=w.h("operator"), json={
+            "member": net["member_id"], "provider": "alipay", "provider_transaction_id": f"net-in-{n}",
+            "amount": {"value": -net["net"]["value"], "currency": USD}})
+        assert r.status_code == 202, r.text
+    w.sync()
+    r = w.http.post(f"/v1/netting-cycles/{cycle['id']}/settle", headers=w.h("operator"))
+    assert r.status_code == 202, r.text
     w.sync()
     return {"s1": s1["id"], "s2": s2["id"], "s3": s3["id"], "s4": s4["id"], "cycle": cycle["id"]}
 
@@ -69,7 +78,7 @@ def test_a_real_flow_produces_the_catalogued_events_for_the_parties_only(cworld:
     seen = {m: all_events(w.http, w.h(m)) for m in ("retailer", "bank", "psp", "auditor")}
     retailer, bank = seen["retailer"], seen["bank"]
     assert _types(retailer, ids["s1"]) == ["settlement.recorded", "settlement.confirmed", "settlement.paid",
-                                           "settlement.in_cycle", "settlement.settled"]
+                                           "settlement.acknowledged", "settlement.in_cycle", "settlement.settled"]
     assert _types(bank, ids["s1"]) == _types(retailer, ids["s1"])
     assert _types(retailer, ids["s4"]) == ["settlement.recorded", "settlement.confirmed", "settlement.cancelled"]
     assert _types(bank, ids["s2"]) == ["settlement.recorded", "settlement.confirmed", "settlement.paid",
@@ -80,7 +89,10 @@ def test_a_real_flow_produces_the_catalogued_events_for_the_parties_only(cworld:
     payments = [e for e in retailer if e["type"] == "payment.received"]
     assert {p["data"]["object"]["settlement_id"] for p in payments} == {ids["s1"], ids["s2"], ids["s3"]}
     assert {p["data"]["object"]["provider"] for p in payments} == {"alipay", "stripe", "wechatpay"}
-    assert _types(retailer, ids["cycle"]) == ["netting_cycle.submitted", "netting_cycle.settled"]
+    assert _types(retailer, ids["cycle"]) == ["netting_cycle.submitted", "netting_cycle.payment_attested",
+                                              "netting_cycle.settled"]
+    attested = next(e for e in retailer if e["type"] == "netting_cycle.payment_attested")
+    assert attested["data"]["object"]["net_payment"]["member"] == "retailer"  # the net payer's own
     assert _types(seen["psp"], ids["cycle"]) == ["netting_cycle.submitted", "netting_cycle.settled"]
     assert _types(bank, ids["cycle"]) == ["netting_cycle.submitted", "netting_cycle.settled"]
     assert _types(seen["psp"], ids["s2"]) == []  # not a party
@@ -101,7 +113,8 @@ def test_a_real_flow_produces_the_catalogued_events_for_the_parties_only(cworld:
     produced = {e.type for e in rows.values()}
     assert {"settlement.recorded", "settlement.confirmed", "settlement.paid", "settlement.in_cycle",
             "settlement.settled", "settlement.cancelled", "settlement.refunded", "payment.received",
-            "netting_cycle.submitted", "netting_cycle.settled", "reconciliation.exception_opened"} <= produced
+            "netting_cycle.submitted", "netting_cycle.settled", "reconciliation.exception_opened",
+            "settlement.acknowledged", "netting_cycle.payment_attested"} <= produced
     for member, events in seen.items():
         for e in events:
             assert member in recipients[rows[e["id"]].seq], (member, e["type"])
@@ -132,6 +145,8 @@ def _parties(w, e: dict) -> set[str]:  # type: ignore[no-untyped-def]
             return parties
         if kind == "netting_cycle":
             cycle = s.get(NettingCycle, obj["id"])
+            if e["type"] == "netting_cycle.payment_attested":  # a member's own net payment
+                return {obj["net_payment"]["member"], cycle.closed_by}
             return {m[0] for m in cycle.members} | {cycle.closed_by}
         if kind == "reconciliation_exception":
             return {s.scalar(select(ReconciliationException.owner).where(

@@ -61,6 +61,11 @@ def test_receivable_lifecycle_events_reach_its_parties_only(world: World) -> Non
     world.step()
     _ok(http.post(f"/v1/receivables/{rid}/repayment", headers=world.h("bigbuy")))
     world.step()
+    # The buyer's report repays nothing by itself: each holder confirms receipt of its part, the
+    # last one settles the receivable (receivable.repaid).
+    for part in _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("bigbuy")), 200)["parts"]:
+        _ok(http.post(f"/v1/receivables/{rid}/parts/{part['id']}/repayment-receipt", headers=world.h(part["holder_id"])))
+        world.step()
 
     def types(member: str) -> list[str]:
         return [e["type"] for e in all_events(http, world.h(member), types="receivable.*")
@@ -68,19 +73,22 @@ def test_receivable_lifecycle_events_reach_its_parties_only(world: World) -> Non
 
     flow = ["receivable.registered", "receivable.confirmed", "receivable.split", "receivable.transferred",
             "financing.requested", "financing.offered", "financing.accepted", "receivable.overdue",
-            "receivable.defaulted", "receivable.repaid"]
+            "receivable.defaulted", "receivable.repayment_reported", "receivable.part_repaid", "receivable.repaid"]
     acme = all_events(http, world.h("acme"))
     got = [e["type"] for e in acme if e["data"]["object_id"] == rid]
-    assert [t for t in got if t in flow] == [t for t in flow if t in got]  # in order
+    assert list(dict.fromkeys(t for t in got if t in flow)) == [t for t in flow if t in got]  # in order
+    assert got.count("receivable.part_repaid") == 2  # the supplier hears of each part's repayment
     assert set(flow) - {"financing.requested", "financing.offered", "financing.accepted"} <= set(got)
     tier2 = [e["type"] for e in all_events(http, world.h("tier2")) if e["data"]["object_id"] == rid]
     assert {"receivable.transferred", "financing.requested", "financing.offered", "financing.accepted"} <= set(tier2)
     bank = [e["type"] for e in all_events(http, world.h("bank")) if e["data"]["object_id"] == rid]
-    assert {"financing.offered", "financing.accepted", "receivable.defaulted", "receivable.repaid"} <= set(bank)
+    assert {"financing.offered", "financing.accepted", "receivable.defaulted", "receivable.repayment_reported",
+            "receivable.part_repaid", "receivable.repaid"} <= set(bank)
+    assert bank.count("receivable.part_repaid") == 1  # its own part only
     assert "receivable.registered" not in bank  # not a party before it financed a part
     buyer = [e["type"] for e in all_events(http, world.h("bigbuy")) if e["data"]["object_id"] == rid]
     assert {"receivable.registered", "receivable.confirmed", "receivable.transferred", "financing.accepted",
-            "receivable.repaid"} <= set(buyer)
+            "receivable.repayment_reported", "receivable.part_repaid", "receivable.repaid"} <= set(buyer)
     assert "financing.requested" not in buyer and "financing.offered" not in buyer
     assert [e for e in all_events(http, world.h("otherbuy")) if e["data"]["object_type"] == "receivable"] == []
     assert [e for e in all_events(http, world.h("factor")) if e["data"]["object_type"] == "receivable"] == []

@@ -37,6 +37,8 @@ REQUEST_TIMEOUT_S = 30.0  # generous: an answer later than this is a hang
 CONFIRM_TIMEOUT_S = 90.0
 BALANCES_BURST = 100  # per client, two clients (the reproduction)
 WRITES_DURING_FLOOD_MAX = 40
+# Server-Sent Events: an answer that lasts until the client hangs up.
+STREAMS = frozenset({"/v1/events/stream"})
 PATH_VALUE = "0"  # an id nothing has: every path parameter, so nothing real is touched
 
 
@@ -151,6 +153,11 @@ def _flood(api: str, calls: list[Call], outcomes: Outcomes, hung: threading.Even
         if hung.is_set():
             return
         try:
+            if call.path in STREAMS:  # never ends by design: its status and first line, then hang up
+                with client().stream(call.method, call.path, headers=call.headers) as answer:
+                    first = next(answer.iter_lines(), "") if answer.status_code < 300 else answer.read().decode()
+                outcomes.record(call, answer.status_code, first if answer.status_code >= 500 else "")
+                return
             answer = client().request(call.method, call.path, headers=call.headers, content=call.body)
             outcomes.record(call, answer.status_code, answer.text if answer.status_code >= 500 else "")
         except httpx.HTTPError as exc:  # a timeout here is a hung request

@@ -210,6 +210,12 @@ def write_journal(session: Session, prepared: PreparedJournal, signer: str, *, f
     """The batch row, its claimed versions (each still unclaimed, or LedgerError) and its
     ``TraceAnchor.anchor`` outbox row, in ``session``'s transaction."""
     lock_sequences(session)
+    # Prepared outside the lock: another batcher (the worker's pass, an operator's flush) may have
+    # claimed these versions meanwhile. Both cut from the oldest unclaimed version, so its claim
+    # shows it; checked before the batch row, whose root would collide with that batcher's.
+    first_claimed = session.scalar(select(RecordDigest.batch_id).where(RecordDigest.id == prepared.ids[0]))
+    if first_claimed is not None:
+        raise LedgerError(f"journal versions from {prepared.ids[0]} were batched concurrently (batch {first_claimed})")
     batch = create_batch(session, kind=KIND_JOURNAL, root=prepared.root, leaf_count=len(prepared.ids),
                          schema_version=JOURNAL_SCHEMA_VERSION, leaf_encoding=list(JOURNAL_LEAF_ENCODING),
                          first_time_s=prepared.first_time_s, last_time_s=prepared.last_time_s,

@@ -35,24 +35,33 @@ _TYPES = (
     ("settlement.settled", "settlement", "settled net in its cycle (state settled)"),
     ("settlement.cancelled", "settlement", "cancelled before payment (state cancelled)"),
     ("settlement.refunded", "settlement", "refunded in part (state unchanged) or in full (state refunded)"),
+    ("settlement.acknowledged", "settlement", "the payee acknowledged receipt of the payment (state unchanged)"),
     ("settlement.failed", "settlement", "the chain refused its recording (state rejected)"),
     ("settlement.reverted", "settlement", "the chain refused a pending change; back to the previous state"),
     # netting cycles
     ("netting_cycle.submitted", "netting_cycle", "a cycle including the member's settlements was submitted"),
+    ("netting_cycle.payment_attested", "netting_cycle", "the member's payment of its net into the cycle was "
+     "attested on chain (to that member and the operator only)"),
     ("netting_cycle.settled", "netting_cycle", "the cycle settled"),
     ("netting_cycle.cancelled", "netting_cycle", "the cycle was cancelled (its settlements are paid again)"),
     ("netting_cycle.failed", "netting_cycle", "the chain refused the cycle (state rejected)"),
     # receivables
     ("receivable.registered", "receivable", "registered on chain (status registered)"),
     ("receivable.confirmed", "receivable", "confirmed by the buyer (status confirmed)"),
-    ("receivable.rejected", "receivable", "the chain refused its registration (status rejected)"),
+    ("receivable.rejected", "receivable", "its registration was refused, by the chain or by its buyer before "
+     "confirmation (status rejected)"),
+    ("receivable.cancelled", "receivable", "withdrawn by its supplier before confirmation (status cancelled)"),
     ("receivable.split", "receivable", "a part was split into more parts (part_count grew)"),
     ("receivable.transferred", "receivable", "a part changed holder"),
     ("receivable.overdue", "receivable", "confirmed and past its due date, not repaid"),
     ("receivable.defaulted", "receivable", "declared defaulted (status defaulted)"),
-    ("receivable.repaid", "receivable", "repaid at maturity (status settled)"),
+    ("receivable.repayment_reported", "receivable", "the buyer reported its repayment (status repaying): each "
+     "holder now confirms receipt of its part"),
+    ("receivable.part_repaid", "receivable", "a holder confirmed it received the repayment of its part"),
+    ("receivable.repaid", "receivable", "every part's repayment was received (status settled)"),
     # financing
     ("financing.requested", "receivable", "the holder of a part asked for financing"),
+    ("financing.withdrawn", "receivable", "the holder withdrew its request for financing of a part"),
     ("financing.offered", "receivable", "a financier offered financing for a part"),
     ("financing.accepted", "receivable", "the holder accepted an offer: the part is financed"),
     # payments and reconciliation

@@ -40,6 +40,7 @@ from settlement.store.models.receivables import Receivable, ReceivablePart
 from settlement.store.models.settlements import NettingCycle, Settlement
 
 __all__ = ["RECEIVABLE_CHAIN_EVENTS", "Draft", "emit", "emit_overdue", "new_event_id", "on_journal",
+           "on_net_payment_attested", "on_settlement_acknowledged",
            "on_receivable_event", "on_root_anchored", "on_settlements_recorded"]
 
 # One advisory lock key for every event-writing transaction (PostgreSQL): "ledgerev".
@@ -213,6 +214,50 @@ def on_settlements_recorded(session: Session, logs: list[DecodedLog]) -> None:
         emit(conn, _dedupe_confirmed(conn, drafts))
 
 
+def _already(conn: Connection, event_type: str, object_id: str, tx_hash: str | None) -> bool:
+    """A follower replaying a block range (a reorg) emits a chain event's event once."""
+    return conn.execute(select(_EVENTS.c.seq).where(_EVENTS.c.type == event_type, _EVENTS.c.object_id == object_id,
+                                                    _EVENTS.c.tx_hash == tx_hash).limit(1)).first() is not None
+
+
+def on_settlement_acknowledged(session: Session, lg: DecodedLog) -> None:
+    """Follower (after the settlements domain's handler): ``settlement.acknowledged`` to both
+    parties of one of our settlements when its payee acknowledged receipt on chain."""
+    session.flush()
+    conn = session.connection()
+    cols = [_S.c[c] for c in ("id", "payer_id", "payee_id", "client_reference", "source_amount_minor",
+                              "source_currency", "target_amount_minor", "target_currency", "value_date",
+                              "purpose_code", "payment_reference", "state", "paid_minor", "refunded_minor",
+                              "provider", "cycle_id", "chain_status")]
+    row = conn.execute(select(*cols).where(_S.c.id == str(lg.args.get("id", "")).lower())).mappings().first()
+    if row is None or _already(conn, "settlement.acknowledged", row["id"], lg.tx_hash):
+        return
+    obj = settlement_object({**row, "value_date": _iso(row["value_date"])})
+    obj["chain_status"] = row["chain_status"]
+    emit(conn, [Draft("settlement.acknowledged", row["id"], row["state"], {row["payer_id"], row["payee_id"]}, obj,
+                      lg.tx_hash, lg.block_number)])
+
+
+def on_net_payment_attested(session: Session, lg: DecodedLog) -> None:
+    """Follower: ``netting_cycle.payment_attested`` to the paying member and the operator who
+    closed the cycle (a member never learns another's net payment)."""
+    session.flush()
+    conn = session.connection()
+    cycle = conn.execute(select(*(_C.c[c] for c in ("id", "currency", "state", "members", "gross_count",
+                                                    "gross_value_minor", "net_count", "net_value_minor",
+                                                    "closed_by", "chain_status")))
+                         .where(_C.c.id == str(lg.args.get("cycleId", "")).lower())).mappings().first()
+    payer = _member_of(conn, lg.args.get("member"))
+    if cycle is None or payer is None:
+        return
+    if _already(conn, "netting_cycle.payment_attested", cycle["id"], lg.tx_hash):  # one attestation per tx
+        return
+    obj = _cycle_object(cycle["id"], cycle, cycle["chain_status"])
+    obj["net_payment"] = {"member": payer, "amount": _money(int(lg.args["amountMinor"]), cycle["currency"])}
+    emit(conn, [Draft("netting_cycle.payment_attested", cycle["id"], cycle["state"], {payer, cycle["closed_by"]},
+                      obj, lg.tx_hash, lg.block_number)])
+
+
 def _dedupe_confirmed(conn: Connection, drafts: list[Draft]) -> list[Draft]:
     """A follower replaying a block range (a reorg) must not confirm twice."""
     if not drafts:
@@ -228,6 +273,13 @@ def _dedupe_confirmed(conn: Connection, drafts: list[Draft]) -> list[Draft]:
 # -- netting cycles -------------------------------------------------------------------------------
 
 _C = NettingCycle.__table__
+
+
+def _cycle_object(cycle_id: str, row: Mapping[str, Any], chain_status: str | None) -> dict[str, Any]:
+    return {"id": cycle_id, "currency": row["currency"], "state": row["state"],
+            "settlement_count": row["gross_count"], "gross": _money(row["gross_value_minor"], row["currency"]),
+            "net_count": row["net_count"], "net": _money(row["net_value_minor"], row["currency"]),
+            "members": sorted({m[0] for m in row["members"] or []}), "chain_status": chain_status}
 
 
 def _cycles(conn: Connection, changes: Sequence[tuple[str, Any, Any]]) -> list[Draft]:
@@ -256,10 +308,7 @@ def _cycles(conn: Connection, changes: Sequence[tuple[str, Any, Any]]) -> list[D
         if c is not None:
             tx, block = ((c.settle_tx_hash, c.settle_block) if t == "netting_cycle.settled"
                          else (c.submit_tx_hash, c.submit_block))
-        obj = {"id": rid, "currency": new["currency"], "state": new["state"],
-               "settlement_count": new["gross_count"], "gross": _money(new["gross_value_minor"], new["currency"]),
-               "net_count": new["net_count"], "net": _money(new["net_value_minor"], new["currency"]),
-               "members": sorted(members), "chain_status": c.chain_status if c is not None else None}
+        obj = _cycle_object(rid, new, c.chain_status if c is not None else None)
         out.append(Draft(t, rid, new["state"], members | {new["closed_by"]}, obj, tx, _int(block)))
     return out
 
@@ -313,6 +362,10 @@ RECEIVABLE_CHAIN_EVENTS: dict[str, tuple[str, str]] = {
     "FinancingRequested": ("financing.requested", "partId"),
     "FinancingOffered": ("financing.offered", "partId"),
     "FinancingAccepted": ("financing.accepted", "partId"),
+    "FinancingRequestWithdrawn": ("financing.withdrawn", "partId"),
+    "ReceivableCancelled": ("receivable.cancelled", "receivableId"),
+    "RepaymentReported": ("receivable.repayment_reported", "receivableId"),
+    "PartRepaid": ("receivable.part_repaid", "partId"),
     "ReceivableSettled": ("receivable.repaid", "receivableId"),
     "ReceivableDefaulted": ("receivable.defaulted", "receivableId"),
 }
@@ -356,8 +409,8 @@ def on_receivable_event(session: Session, lg: DecodedLog) -> None:
     if part is not None:
         obj["part"] = _part_object(part, r["currency"])
         parties.add(part["holder_id"])
-    if event_type in ("receivable.registered", "receivable.confirmed", "receivable.repaid",
-                      "receivable.defaulted"):
+    if event_type in ("receivable.registered", "receivable.confirmed", "receivable.cancelled",
+                      "receivable.repayment_reported", "receivable.repaid", "receivable.defaulted"):
         parties |= {r["buyer_id"]} | _parties_of_receivables(conn, [r["id"]]).get(r["id"], set())
     elif event_type == "receivable.split":
         parties.add(r["buyer_id"])  # the buyer pays each part's holder at maturity
@@ -366,6 +419,10 @@ def on_receivable_event(session: Session, lg: DecodedLog) -> None:
         obj["part"]["previous_holder"] = previous
         obj["part"]["amount"] = _money(int(lg.args["amountMinor"]), r["currency"])
         parties |= {r["buyer_id"], previous}
+    elif event_type == "receivable.part_repaid":
+        parties.add(r["buyer_id"])  # the payer, beside the supplier and the holder
+    elif event_type == "financing.withdrawn":
+        parties.add(_member_of(conn, lg.args.get("financierId")))
     elif event_type == "financing.requested":
         obj["part"]["financier"] = _member_of(conn, lg.args.get("financierId"))
         parties.add(obj["part"]["financier"])

@@ -30,10 +30,14 @@ def observe() -> None:
 
 def wire(registry: HandlerRegistry) -> None:
     """Journal changes become events at commit; ``SettlementRecorded`` -> ``settlement.confirmed``;
+    ``SettlementReceiptAcknowledged`` -> ``settlement.acknowledged``; ``NetPaymentAttested`` ->
+    ``netting_cycle.payment_attested``;
     ``RootAnchored`` -> ``anchor.anchored``; ReceivableRegistry events -> ``receivable.*`` and ``financing.*``; a job marks receivables overdue."""
     observe()
     registry.on_event_batch("SettlementRecorded", producer.on_settlements_recorded)
     registry.on_event("RootAnchored", producer.on_root_anchored)
+    registry.on_event("SettlementReceiptAcknowledged", producer.on_settlement_acknowledged)
+    registry.on_event("NetPaymentAttested", producer.on_net_payment_attested)
     for name in producer.RECEIVABLE_CHAIN_EVENTS:
         registry.on_event(name, producer.on_receivable_event)
     registry.every("events.overdue", OVERDUE_INTERVAL_S, _overdue)

@@ -35,6 +35,12 @@ STREAM_PAGE_MAX = 200
 STREAM_LIFETIME_S = 3600.0
 STREAM_RETRY_MS = 1000
 
+class EventStreamResponse(StreamingResponse):
+    """``text/event-stream``, and only that, in the OpenAPI document (not JSON beside it)."""
+
+    media_type = "text/event-stream"
+
+
 TypesQuery = Annotated[list[str], Query(max_length=64, description="catalogued types or `family.*`; "
                                         "repeat the parameter for more")]
 AfterQuery = Annotated[str | None, Query(max_length=20, pattern=r"^[0-9]*$",
@@ -64,7 +70,7 @@ def _sse(row) -> bytes:  # type: ignore[no-untyped-def]
     return f"id: {row.seq}\nevent: {row.type}\ndata: {data}\n\n".encode()
 
 
-@router.get("/stream", operation_id="events.stream",
+@router.get("/stream", operation_id="events.stream", response_class=EventStreamResponse,
             summary="Server-Sent Events: the caller's events as they happen, resuming after Last-Event-ID",
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "`id:` is the event's cursor, `event:` its type, `data:` the event"}})
@@ -72,7 +78,7 @@ async def stream_events(request: Request, runtime: RuntimeDep, who: CurrentMembe
                         types: TypesQuery = [],  # noqa: B006
                         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20,
                                                                     pattern=r"^[0-9]*$")] = None
-                        ) -> StreamingResponse:
+                        ) -> EventStreamResponse:
     cursor = ev.parse_cursor(last_event_id if last_event_id else after)
     ev.stream.type_filter(types)  # a bad filter is a 422 before the stream starts
     member_id = who.member_id
@@ -97,5 +103,5 @@ async def stream_events(request: Request, runtime: RuntimeDep, who: CurrentMembe
                 last_sent = time.monotonic()
             await asyncio.sleep(STREAM_POLL_INTERVAL_S)
 
-    return StreamingResponse(messages(), media_type="text/event-stream",
+    return EventStreamResponse(messages(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

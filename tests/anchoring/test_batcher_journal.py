@@ -70,3 +70,38 @@ def test_a_journal_batch_prepared_before_another_batcher_claimed_its_versions_is
         write_journal(s, stale, runtime.operator.address)
     with runtime.db.read() as s:
         assert s.scalar(select(func.count()).select_from(AnchorBatch).where(AnchorBatch.root == first.root)) == 1
+
+
+def test_the_first_two_batchers_queue_on_the_sequence_counter(runtime) -> None:  # type: ignore[no-untyped-def]
+    """Before the first batch there is no counter row to lock: the second batcher still waits for
+    the first one's commit (it went on unlocked, and the two collided on the batch's root: a 500
+    from concurrent POST /v1/anchors/flush on PostgreSQL)."""
+    import threading
+
+    from settlement.domains.anchoring.submit import lock_sequences
+
+    entered = threading.Event()
+    release = threading.Event()
+    second_locked = threading.Event()
+
+    def first() -> None:
+        with runtime.db.transaction() as s:
+            lock_sequences(s)
+            entered.set()
+            release.wait(10)
+
+    def second() -> None:
+        entered.wait(10)
+        with runtime.db.transaction() as s:
+            lock_sequences(s)
+            second_locked.set()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    assert entered.wait(10)
+    assert not second_locked.wait(1.0), "the second batcher went on while the first held the (new) counter"
+    release.set()
+    for t in threads:
+        t.join(15)
+    assert second_locked.is_set()

@@ -75,8 +75,21 @@ def next_sequence(session: Session, floor: int = 0) -> int:
 
 
 def lock_sequences(session: Session) -> None:
-    """Serialise batchers: take the counter's row lock at the start of a batching transaction."""
-    session.scalar(select(AnchorSequence).where(AnchorSequence.name == SEQUENCE_ROW).with_for_update())
+    """Serialise batchers: take the counter's row lock at the start of a batching transaction.
+
+    Before the first batch there is no row to lock: it is made here by an insert that does
+    nothing on conflict, so two first batchers queue on its key (PostgreSQL blocks the second
+    until the first commits) instead of both going on unlocked and colliding on the batch's root."""
+    locked = select(AnchorSequence).where(AnchorSequence.name == SEQUENCE_ROW).with_for_update()
+    if session.scalar(locked) is not None:
+        return
+    values = {"name": SEQUENCE_ROW, "last_sequence": _highest_held(session)}
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
+    session.execute(upsert(AnchorSequence).values(**values).on_conflict_do_nothing(index_elements=["name"]))
+    session.scalar(locked.execution_options(populate_existing=True))
 
 
 def chain_last_sequence(runtime: Runtime) -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from settlement.chain.deploy import seal_bootstrap
+from settlement.chain.deploy import REGISTRY, SEAL_GAS, seal_bootstrap
 from settlement.chain.describe import describe_call
 from settlement.core.errors import LedgerError
 from settlement.domains import governance as gov
@@ -35,6 +35,7 @@ __all__ = ["register", "seal_when_applied", "BOOTSTRAP_APPLY_TIMEOUT_S"]
 RuntimeFactory = Callable[[], Runtime]
 BOOTSTRAP_APPLY_TIMEOUT_S = 120.0
 _POLL_S = 0.2
+SEAL_KIND = "registry.seal"  # the outbox kind of the bootstrap seal
 
 
 def _fail(exc: LedgerError) -> int:
@@ -216,4 +217,27 @@ def seal_when_applied(runtime: Runtime, progress: Callable[[str], None],
             raise LedgerError(f"{waiting} outbox row(s) still waiting after {timeout_s:.0f} s; not sealing yet "
                               "(run the workers, then `ledger governance seal`)")
         time.sleep(_POLL_S)
+    # Through the outbox, like every other transaction of the operator's key once the dispatcher
+    # runs: sent directly, the seal took the nonce the dispatcher had already counted as its next
+    # one, and the operator's next outbox row (the first anchor batch) was left orphaned.
+    # A start that stopped before the seal was mined finds its row and waits for it again.
+    with runtime.db.transaction() as session:
+        row_id = session.scalar(select(OutboxRow.id).where(OutboxRow.kind == SEAL_KIND, OutboxRow.status != "failed")
+                                .order_by(OutboxRow.id.desc()).limit(1))
+        if row_id is None:
+            row_id = outbox.enqueue(session, kind=SEAL_KIND, contract=REGISTRY, function="sealBootstrap", args=[],
+                                    signer=runtime.operator.address, gas_limit=SEAL_GAS, aggregate_id="bootstrap").id
+    while True:
+        with runtime.db.read() as session:
+            row = session.get(OutboxRow, row_id)
+            status, block, error = row.status, row.block_number, row.last_error
+        if status in outbox.DONE_STATUSES:
+            break
+        if status == "failed":
+            raise LedgerError(f"sealing the bootstrap failed on chain: {error}")
+        if time.monotonic() > deadline:
+            raise LedgerError(f"the bootstrap seal (outbox row {row_id}) is not on chain after {timeout_s:.0f} s")
+        time.sleep(_POLL_S)
+    runtime.manifest.sealed_block = block
+    progress(f"bootstrap sealed at block {block}: the operator's key keeps no admin power")
     seal_bootstrap(runtime.chain, runtime.operator, runtime.manifest, runtime.home, progress)

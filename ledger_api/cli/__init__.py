@@ -89,7 +89,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         say("workers: outbox dispatcher and chain follower running")
         if settings.webhook_delivery_in_process:  # webhooks: its own threads, off the request path
             delivery = DeliveryWorker(runtime).start()
-        cli_governance.seal_when_applied(runtime, say)
+        cli_governance.seal_when_applied(runtime, say, through_outbox=True)
         app = create_app(runtime, settings)
         say(f"api: {settings.api_url} (OpenAPI at {settings.api_url}/docs); Ctrl-C to stop")
         say(f"console: {settings.api_url}/console/ (sign in with an API key"

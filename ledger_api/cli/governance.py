@@ -197,9 +197,13 @@ def _seal(runtime: Runtime, args: argparse.Namespace) -> int:
 
 
 def seal_when_applied(runtime: Runtime, progress: Callable[[str], None],
-                      timeout_s: float = BOOTSTRAP_APPLY_TIMEOUT_S) -> None:
+                      timeout_s: float = BOOTSTRAP_APPLY_TIMEOUT_S, *, through_outbox: bool = False) -> None:
     """Seal the bootstrap once the founding members' onboardings are on chain (the workers, or
-    another process, send them): a seal before that would strand them. Refuses when one failed."""
+    another process, send them): a seal before that would strand them. Refuses when one failed.
+
+    ``through_outbox``: the caller runs the dispatcher (``ledger up``), which owns the operator's
+    nonces: the seal is an outbox row like any other transaction of that key. Without it (``ledger
+    governance seal``, run while no service runs) the seal is sent directly."""
     if runtime.manifest is None or not runtime.bootstrap_open():
         return
     deadline = time.monotonic() + timeout_s
@@ -217,6 +221,9 @@ def seal_when_applied(runtime: Runtime, progress: Callable[[str], None],
             raise LedgerError(f"{waiting} outbox row(s) still waiting after {timeout_s:.0f} s; not sealing yet "
                               "(run the workers, then `ledger governance seal`)")
         time.sleep(_POLL_S)
+    if not through_outbox:
+        seal_bootstrap(runtime.chain, runtime.operator, runtime.manifest, runtime.home, progress)
+        return
     # Through the outbox, like every other transaction of the operator's key once the dispatcher
     # runs: sent directly, the seal took the nonce the dispatcher had already counted as its next
     # one, and the operator's next outbox row (the first anchor batch) was left orphaned.

@@ -21,7 +21,7 @@ from .demo_service import DemoService, start_demo
 
 pytest.importorskip("schemathesis")
 
-MAX_EXAMPLES = 5
+MAX_EXAMPLES = 3
 REQUEST_TIMEOUT_S = 30
 RUN_TIMEOUT_S = 600
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"

@@ -441,6 +441,6 @@ def test_governance_state_machine(rpc_url: str) -> None:
     GovernanceMachine.rpc_url = rpc_url
     run_state_machine_as_test(
         GovernanceMachine,
-        settings=settings(max_examples=10, stateful_step_count=12, deadline=None,
+        settings=settings(max_examples=6, stateful_step_count=12, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]),
     )

@@ -1223,7 +1223,7 @@ def test_state_machine_over_the_contract(env: Env) -> None:
     started = time.monotonic()
     run_state_machine_as_test(
         ReceivableMachine,
-        settings=settings(max_examples=15, stateful_step_count=20, deadline=None, derandomize=True,
+        settings=settings(max_examples=8, stateful_step_count=20, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]),
     )
     outcomes = ReceivableMachine.outcomes

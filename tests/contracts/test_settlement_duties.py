@@ -583,7 +583,7 @@ def test_settlement_state_machine(anvil_automine: Any) -> None:
     SettlementMachine.snapshot = chain.w3.provider.make_request("evm_snapshot", [])["result"]
     run_state_machine_as_test(
         SettlementMachine,
-        settings=settings(max_examples=12, stateful_step_count=40, deadline=None, derandomize=True,
+        settings=settings(max_examples=8, stateful_step_count=40, deadline=None, derandomize=True,
                           suppress_health_check=list(HealthCheck)),
     )
     assert {"pay paid", "pay refused", "refund done", "settle settled", "settle refused"} <= set(SettlementMachine.seen)

@@ -287,3 +287,63 @@ def test_cli_members_governance_and_besu_permissions(runtime: Runtime, tmp_path:
     code = _cli(runtime, ["members", "add", "--id", "bad", "--name", "B", "--country", "ZZ", "--roles", "finance"],
                 capsys)[0]
     assert code == 1
+
+
+def test_governance_seal_goes_through_the_running_service_outbox(runtime: Runtime,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """`ledger governance seal` while a service runs on the data dir (here: its lock held and its
+    workers running, as `ledger worker` after `ledger deploy`): the running dispatcher owns the
+    operator's nonces, so the seal is an outbox row it sends (sent directly, it took the nonce the
+    dispatcher had counted as its next one and orphaned the operator's next row). With no service
+    running the command sends it itself, holding the lock meanwhile."""
+    from ledger_api.cli.governance import SEAL_KIND
+    from ledger_api.cli.instance import InstanceLock
+    from settlement.pipeline.workers import Workers
+    from settlement.wiring import build_registry
+
+    code, _ = _cli(runtime, ["members", "add", "--id", "pay-inst", "--name", "Pay Institution",
+                             "--country", "SG", "--roles", "finance", "--json"], capsys)
+    assert code == 0
+    service_lock = InstanceLock(runtime.home).acquire("worker")
+    workers = Workers(runtime, build_registry(), dispatch_interval_s=0.05, follow_interval_s=0.1).start()
+    try:
+        code, out = _cli(runtime, ["governance", "seal"], capsys)
+        assert code == 0 and "through its outbox" in out and "sealed" in out
+        assert not runtime.bootstrap_open()
+        with runtime.db.read() as s:
+            rows = s.scalars(select(OutboxRow).where(OutboxRow.kind == SEAL_KIND)).all()
+            assert [r.status for r in rows] == ["confirmed"]
+            assert s.scalar(select(func.count()).select_from(OutboxRow)
+                            .where(OutboxRow.status.in_(("failed", "orphaned")))) == 0
+    finally:
+        workers.stop()
+        service_lock.release()
+
+
+def test_governance_seal_without_a_service_sends_directly_and_holds_the_data_dir(
+        runtime: Runtime, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from ledger_api.cli.governance import SEAL_KIND
+    from ledger_api.cli.instance import InstanceLock, InstanceLockedError
+
+    code, _ = _cli(runtime, ["members", "add", "--id", "pay-inst", "--name", "Pay Institution",
+                             "--country", "SG", "--roles", "finance", "--json"], capsys)
+    assert code == 0
+    drive(runtime)
+    held_while_sealing: list[bool] = []
+    real = cli_governance.seal_bootstrap
+
+    def spy(*a: object, **k: object) -> object:
+        try:
+            InstanceLock(runtime.home).acquire("ledger up").release()
+            held_while_sealing.append(False)
+        except InstanceLockedError:
+            held_while_sealing.append(True)
+        return real(*a, **k)
+
+    monkeypatch.setattr(cli_governance, "seal_bootstrap", spy)
+    code, out = _cli(runtime, ["governance", "seal"], capsys)
+    assert code == 0 and "outbox" not in out and not runtime.bootstrap_open()
+    assert held_while_sealing and all(held_while_sealing)  # no service could start meanwhile
+    with runtime.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(OutboxRow).where(OutboxRow.kind == SEAL_KIND)) == 0
+    InstanceLock(runtime.home).acquire("ledger up").release()  # released afterwards

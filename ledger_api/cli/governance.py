@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from ledger_api.cli.instance import InstanceLock, InstanceLockedError
 from settlement.chain.deploy import REGISTRY, SEAL_GAS, seal_bootstrap
 from settlement.chain.describe import describe_call
 from settlement.core.errors import LedgerError
@@ -192,7 +193,21 @@ def _execute(runtime: Runtime, args: argparse.Namespace) -> int:
 
 
 def _seal(runtime: Runtime, args: argparse.Namespace) -> int:
-    seal_when_applied(runtime, lambda s: print(f"[ledger] {s}"))
+    """Sent directly only while no service runs on the data dir (this command holds its lock
+    meanwhile, so none starts). When one runs (``ledger worker`` after ``ledger deploy``), its
+    dispatcher owns the operator's nonces: a seal sent beside it would take the nonce it counted as
+    its next and orphan the operator's next outbox row, so the seal goes through its outbox and this
+    command waits for it to be mined."""
+    say = lambda s: print(f"[ledger] {s}")  # noqa: E731
+    lock = InstanceLock(runtime.home)
+    try:
+        lock.acquire("governance seal")
+    except InstanceLockedError:
+        say("a ledger service runs on this data dir: the seal goes through its outbox")
+        seal_when_applied(runtime, say, through_outbox=True)
+        return 0
+    with lock:
+        seal_when_applied(runtime, say)
     return 0
 
 

@@ -17,6 +17,7 @@ from anchors.errors import NodeUnavailableError
 from anchors.rpc import as_rpc
 from anchors.verify import call_anchor_of
 
+from ledger_api.cli import main as ledger_main
 from ledger_api.cli.anchors import verify_proof_file
 from settlement.chain.anvil import rpc_call
 from settlement.domains import anchoring
@@ -91,4 +92,11 @@ def test_proofs_and_the_audit_verify_after_a_restart_of_the_managed_chain(tmp_pa
     assert report.proof_functions == {"verifyEventValues", "verifyJournalValues"}
     assert any("verified locally (StandardMerkleTree) and by TraceAnchor.verifyEventValues" in line for line in out)
     assert f"{report.proofs_on_chain} by the contract (verifyEventValues, verifyJournalValues)" in out[-2]
+    # the same through the command line, with its JSON report
+    found = tmp_path / "audit.json"
+    assert ledger_main(["anchors", "audit", "--database-url", rt.db.url, "--rpc", node.rpc_url, "--contract",
+                        rt.address("TraceAnchor"), "--onchain-proofs", "3", "--json", str(found)]) == 0
+    proofs = json.loads(found.read_text())["proofs"]
+    assert proofs["verified_on_chain"] == proofs["verified_locally"] > report.proofs_on_chain
+    assert proofs["functions"] == ["verifyEventValues", "verifyJournalValues"]
     rt.db.dispose()

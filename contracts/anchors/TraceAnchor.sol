@@ -83,9 +83,7 @@ contract TraceAnchor is ITraceAnchor, ConsortiumGuarded {
         view
         returns (bool)
     {
-        if (leaf.schemaVersion != EVENT_SCHEMA_VERSION) return false;
-        if (_anchors[root].schemaVersion != EVENT_SCHEMA_VERSION) return false;
-        return _proven(root, proof, _leafOf(abi.encode(leaf)));
+        return _provenOfSchema(root, proof, leaf.schemaVersion, EVENT_SCHEMA_VERSION, abi.encode(leaf));
     }
 
     /// @inheritdoc ITraceAnchor
@@ -94,9 +92,7 @@ contract TraceAnchor is ITraceAnchor, ConsortiumGuarded {
         view
         returns (bool)
     {
-        if (leaf.schemaVersion != JOURNAL_SCHEMA_VERSION) return false;
-        if (_anchors[root].schemaVersion != JOURNAL_SCHEMA_VERSION) return false;
-        return _proven(root, proof, _leafOf(abi.encode(leaf)));
+        return _provenOfSchema(root, proof, leaf.schemaVersion, JOURNAL_SCHEMA_VERSION, abi.encode(leaf));
     }
 
     /// @inheritdoc ITraceAnchor
@@ -134,6 +130,24 @@ contract TraceAnchor is ITraceAnchor, ConsortiumGuarded {
         if (_anchors[root].blockNumber == 0) return false;
         if (proof.length > PROOF_LENGTH_MAX) return false;
         return MerkleProof.verifyCalldata(proof, root, leaf);
+    }
+
+    /**
+     * @dev The typed check shared by {verifyEventValues} and {verifyJournalValues}: the leaf's own
+     * `leafSchemaVersion` and the schema `root` was anchored with must both be `schemaVersion`
+     * (so a leaf of one schema never passes under a root of another), and the leaf hashed from
+     * `encodedLeaf` must be proven by {_proven}.
+     */
+    function _provenOfSchema(
+        bytes32 root,
+        bytes32[] calldata proof,
+        uint16 leafSchemaVersion,
+        uint16 schemaVersion,
+        bytes memory encodedLeaf
+    ) private view returns (bool) {
+        if (leafSchemaVersion != schemaVersion) return false;
+        if (_anchors[root].schemaVersion != schemaVersion) return false;
+        return _proven(root, proof, _leafOf(encodedLeaf));
     }
 
     /// @dev The StandardMerkleTree leaf of ABI-encoded values: keccak256 of their keccak256.

@@ -25,7 +25,7 @@ from pathlib import Path
 from anchors.errors import AnchorsError, NodeUnavailableError
 from anchors.fetch import NotAnchoredYetError, fetch_proof, pending_reason
 from anchors.rpc import Rpc, as_rpc, redact_url
-from anchors.verify import verify_document, verify_on_chain
+from anchors.verify import Step, verify_document, verify_on_chain
 
 __all__ = ["EXIT_NOT_ANCHORED", "EXIT_NOT_VERIFIED", "EXIT_UNREACHABLE", "EXIT_VERIFIED", "main",
            "verify_proof_file", "verify_proof_source"]
@@ -90,8 +90,27 @@ def verify_proof_file(path: str | Path, rpc: Rpc | str | None, out: Callable[[st
     for step in result.steps:
         if step.name not in offline_names:
             out(f"  [{'ok' if step.ok else 'FAIL'}] {step.name}: {step.detail}")
+    out(_proof_summary(result.steps))
     out("VERIFIED" if result.verified else "NOT VERIFIED")
     return EXIT_VERIFIED if result.verified else EXIT_NOT_VERIFIED
+
+
+def _proof_summary(steps: tuple[Step, ...]) -> str:
+    """The proof checked twice, in one line: locally (the OpenZeppelin StandardMerkleTree fold of
+    the leaf hashed from the values) and by the contract itself (its values check at the latest
+    block)."""
+    by_name = {s.name: s for s in steps}
+    local = by_name.get("proof-to-root")
+    chain = by_name.get("contract-verify-values")
+    said_local = "ok" if local is not None and local.ok and by_name.get("leaf-hash", local).ok else "FAILED"
+    if chain is None:
+        said_chain = "not asked"
+    elif chain.detail.startswith("TraceAnchor."):
+        said_chain = chain.detail.split(" = ")[0].split("(")[0] + (" = true" if chain.ok else " = false")
+    else:
+        said_chain = "not available on this TraceAnchor (deployed before the values checks)"
+    return (f"proof: locally (StandardMerkleTree, leaf hashed from the values) {said_local}; "
+            f"on chain at the latest block {said_chain}")
 
 
 def _pending_answer(raw: bytes) -> str | None:

@@ -150,6 +150,22 @@ def call_verify_values(rpc: Rpc | str, contract: str, root: Any, proof: list[Any
     return name, bool(decode_static(["bool"], eth_call(rpc, contract, data, block))[0])
 
 
+def proven_by_contract(rpc: Rpc | str, contract: str, root: Any, proof: list[Any],
+                       leaf_encoding: tuple[str, ...] | list[str], value: list[Any],
+                       schema_version: int | None = None) -> tuple[str, bool | None]:
+    """The leaf of ``value`` proven by the contract itself at the latest block (it hashes the leaf
+    from the values and folds the proof against its anchored root): :func:`call_verify_values`,
+    but ``(name, None)`` from a TraceAnchor deployed before the values checks (the call reverts:
+    it has no such function). Raises NodeUnavailableError (or the ``rpc`` callable's own error)
+    when the node cannot be asked."""
+    try:
+        return call_verify_values(rpc, contract, root, proof, leaf_encoding, value, schema_version)
+    except Exception as exc:  # NodeUnavailableError from a URL; a caller's own rpc raises its own type
+        if "revert" not in str(exc).lower():
+            raise
+        return verify_values_call(root, proof, leaf_encoding, value, schema_version)[0], None
+
+
 @dataclass(frozen=True)
 class AnchorRecord:
     """``TraceAnchor.anchorOf(root)``; ``block_number == 0`` means not anchored."""
@@ -194,12 +210,9 @@ def verify_on_chain(document: Mapping[str, Any] | str | bytes | ProofDocument, r
 
 def _values_step(rpc: Rpc, contract: str, doc: ProofDocument) -> Step:
     """The leaf verified on chain from the document's values (the contract hashes them)."""
-    try:
-        name, ok = call_verify_values(rpc, contract, doc.root, doc.proof, doc.leaf_encoding, doc.value,
-                                      doc.schema_version)
-    except Exception as exc:  # NodeUnavailableError from a URL; a caller's own rpc raises its own type
-        if "revert" not in str(exc).lower():
-            raise
+    name, ok = proven_by_contract(rpc, contract, doc.root, doc.proof, doc.leaf_encoding, doc.value,
+                                  doc.schema_version)
+    if ok is None:
         # A TraceAnchor deployed before the values checks has no such function: the call reverts.
         # The leaf was then hashed from the values offline (step leaf-hash) and proven by verify().
         return Step("contract-verify-values", True, "this TraceAnchor has no verifyValues functions (deployed "
@@ -297,6 +310,7 @@ __all__ = [
     "call_verify_values",
     "check_anchor",
     "eth_call",
+    "proven_by_contract",
     "verify_document",
     "verify_on_chain",
     "verify_values_call",

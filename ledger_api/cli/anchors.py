@@ -6,10 +6,12 @@
   reason, never a traceback), 2 node or API unreachable, 3 not anchored yet (``--wait`` polls a
   proof URL until it is). Needs no service and no store.
 - ``ledger anchors audit [--database-url URL | --export FILE] [--rpc URL] [--contract ADDR]
-  [--chain-id N] [--from-block N] [--offline] [--json FILE] [--verbose]``: rebuilds every record
-  from its live row (the store opened read-only: the service's database, a replica or a dump),
-  checks it against the anchored journal and every anchored root on chain, and names every
-  changed, deleted and inserted record as ``kind/id`` with the anchored batch that proves it.
+  [--chain-id N] [--from-block N] [--offline] [--onchain-proofs N] [--json FILE] [--verbose]``:
+  rebuilds every record from its live row (the store opened read-only: the service's database, a
+  replica or a dump), checks it against the anchored journal and every anchored root on chain (and
+  ``N`` leaf proofs per batch with the contract's own ``verifyJournalValues`` /
+  ``verifyEventValues``), and names every changed, deleted and inserted record as ``kind/id`` with
+  the anchored batch that proves it.
   Exit 0 only if nothing was found, 1 otherwise, 2 if the chain could not be asked.
 - ``ledger anchors proof (--event ID | --record KIND/ID) [--out FILE] [--wait SECONDS]``: fetch a
   proof document from the API, recognising "not anchored yet".
@@ -52,6 +54,8 @@ from ledger_api.settings import Settings
 from settlement.chain.deploy import Manifest
 from settlement.core.errors import LedgerError
 from settlement.domains.anchoring import (
+    ONCHAIN_PROOFS_PER_BATCH_DEFAULT,
+    ONCHAIN_PROOFS_PER_BATCH_MAX,
     audit_store,
     backfill,
     chain_last_sequence,
@@ -92,13 +96,14 @@ def audit_command(args: argparse.Namespace, settings: Settings, out: Callable[[s
         if args.export is not None:
             with open(args.export, "rb") as f:
                 report = audit_export(f, rpc=rpc, contract=contract, chain_id=args.chain_id,
-                                      from_block=args.from_block, out=out, verbose=args.verbose)
+                                      from_block=args.from_block, out=out, verbose=args.verbose,
+                                      onchain_proofs=args.onchain_proofs)
         else:
             url = args.database_url or settings.effective_database_url
             if not url.startswith(("sqlite", "postgresql")):  # a path: a SQLite file or a dump of one
                 url = f"sqlite:///{Path(url).resolve()}"
             report = audit_store(url, rpc=rpc, contract=contract, chain_id=chain_id, from_block=args.from_block,
-                                 out=out, verbose=args.verbose)
+                                 out=out, verbose=args.verbose, onchain_proofs=args.onchain_proofs)
     except OSError as exc:
         out(f"[FAIL] {exc.strerror or exc}")
         return EXIT_NOT_VERIFIED
@@ -110,6 +115,13 @@ def audit_command(args: argparse.Namespace, settings: Settings, out: Callable[[s
     if report.unreachable:
         return EXIT_UNREACHABLE
     return EXIT_VERIFIED if report.ok else EXIT_NOT_VERIFIED
+
+
+def _proofs_per_batch(text: str) -> int:
+    n = int(text)
+    if not 0 <= n <= ONCHAIN_PROOFS_PER_BATCH_MAX:
+        raise argparse.ArgumentTypeError(f"must be within 0..{ONCHAIN_PROOFS_PER_BATCH_MAX}")
+    return n
 
 
 def _export(runtime_factory: RuntimeFactory, args: argparse.Namespace) -> int:
@@ -234,6 +246,11 @@ def register(subparsers: Any, runtime_factory: RuntimeFactory) -> None:
     audit.add_argument("--chain-id", type=int, default=None, help="expected chain id (default: the manifest's)")
     audit.add_argument("--from-block", type=int, default=0, help="first block to list anchored roots from")
     audit.add_argument("--offline", action="store_true", help="skip the on-chain checks")
+    audit.add_argument("--onchain-proofs", type=_proofs_per_batch, default=ONCHAIN_PROOFS_PER_BATCH_DEFAULT,
+                       metavar="N", help="leaf proofs per anchored batch, rebuilt from the store, that the "
+                       "TraceAnchor also verifies itself (verifyJournalValues / verifyEventValues at the latest "
+                       f"block; default {ONCHAIN_PROOFS_PER_BATCH_DEFAULT}, 0: none, at most "
+                       f"{ONCHAIN_PROOFS_PER_BATCH_MAX})")
     audit.add_argument("--json", default=None, metavar="FILE", help="also write the findings as JSON")
     audit.add_argument("--verbose", action="store_true", help="print every record's and batch's check")
     audit.set_defaults(func=lambda a, settings: audit_command(a, settings))

@@ -62,14 +62,24 @@ router = APIRouter(prefix="/v1", tags=["settlements"],
                    responses={400: {"model": Problem}, 401: {"model": Problem}, 403: {"model": Problem},
                               422: {"model": Problem}})
 
+# Who reads every owner's accounts (the consortium's included): the operator runs the books, an
+# auditor checks them (it reads the same figures in the anchored trial balance).
+ACCOUNTS_READ_ACROSS = frozenset({"operator", "auditor"})
+
 Finance = Annotated[Principal, Depends(require_roles("finance"))]
 Operator = Annotated[Principal, Depends(require_roles("operator"))]
 FinanceOrOperator = Annotated[Principal, Depends(require_roles("finance", "operator"))]
+AccountReader = Annotated[Principal, Depends(require_roles("finance", *sorted(ACCOUNTS_READ_ACROSS)))]
 SettlementIdPath = Annotated[str, Path(min_length=66, max_length=66, pattern=r"^0x[0-9a-f]{64}$")]
 CycleIdPath = Annotated[str, Path(min_length=66, max_length=66, pattern=r"^0x[0-9a-f]{64}$")]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=idem.KEY_LEN_MAX)]
 CurrencyQuery = Annotated[str | None, Query(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")]
 MemberQuery = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")]
+# A journal owner: a member id, or @consortium for the consortium's own accounts (FX clearing, fees).
+AccountOwnerQuery = Annotated[str | None, Query(
+    min_length=1, max_length=64, pattern=r"^(?:@consortium|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)$",
+    description="whose accounts: a member id, or @consortium for the consortium's own accounts (FX clearing, "
+                "fees); another member's or the consortium's for the operator and auditors only")]
 
 
 # -- mapping -----------------------------------------------------------------------------------------
@@ -340,10 +350,22 @@ def _owner(member: Principal, requested: str | None) -> str:
     raise ForbiddenError("members see their own balances only; the operator may ask for any member")
 
 
+def _account_owner(member: Principal, requested: str | None) -> str:
+    """Whose journal accounts to read: the caller's own by default; another member's, or the
+    consortium's own (``@consortium``), for the operator and auditors only (403 for others)."""
+    if requested is None or requested == member.member_id:
+        return member.member_id
+    if member.has_any(ACCOUNTS_READ_ACROSS):
+        return requested
+    whose = "the consortium's accounts" if requested == svc.SYSTEM_OWNER else "another member's accounts"
+    raise ForbiddenError(f"{whose}: only the roles {', '.join(sorted(ACCOUNTS_READ_ACROSS))} read them; "
+                         "members read their own", required_roles=sorted(ACCOUNTS_READ_ACROSS))
+
+
 @router.get("/balances", response_model=BalancesPublic, summary="Journal balances per account and currency")
-def balances(session: DbSession, member: FinanceOrOperator, currency: CurrencyQuery = None,
-             member_id: Annotated[MemberQuery, Query(alias="member")] = None) -> BalancesPublic:
-    owner = _owner(member, member_id)
+def balances(session: DbSession, member: AccountReader, currency: CurrencyQuery = None,
+             member_id: Annotated[AccountOwnerQuery, Query(alias="member")] = None) -> BalancesPublic:
+    owner = _account_owner(member, member_id)
     data = [BalancePublic(account=b.account, debit=money(b.debit_minor, b.currency),
                           credit=money(b.credit_minor, b.currency), balance=money(b.balance_minor, b.currency))
             for b in svc.balances(session, owner, currency)]
@@ -367,12 +389,12 @@ def positions(session: DbSession, member: FinanceOrOperator,
 
 
 @router.get("/statements", response_model=AccountStatementPublic, summary="Journal entries of one currency, in order")
-def statement(session: DbSession, member: FinanceOrOperator,
+def statement(session: DbSession, member: AccountReader,
               currency: Annotated[str, Query(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")],
               after: Annotated[int, Query(ge=0, le=(1 << 63) - 1)] = 0,
               limit: Annotated[int, Query(ge=1, le=svc.STATEMENT_LIMIT_MAX)] = 100,
-              member_id: Annotated[MemberQuery, Query(alias="member")] = None) -> AccountStatementPublic:
-    owner = _owner(member, member_id)
+              member_id: Annotated[AccountOwnerQuery, Query(alias="member")] = None) -> AccountStatementPublic:
+    owner = _account_owner(member, member_id)
     lines = svc.statement(session, owner, currency, after_id=after, limit=limit)
     data = [StatementLinePublic(entry_id=ln.entry_id, txn_id=ln.txn_id, kind=ln.kind, settlement_id=ln.settlement_id,
                                 cycle_id=ln.cycle_id, account=ln.account, side=ln.side,

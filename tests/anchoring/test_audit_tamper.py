@@ -56,6 +56,9 @@ def test_untouched_books_audit_clean_and_every_kind_is_journaled(books: Books) -
         report = books.audit(url)
         assert report.ok, "\n".join(report.lines)  # type: ignore[attr-defined]
         assert report.chain_checked and report.versions_pending == 0 and report.batches >= 2
+        # each anchored batch: a leaf proof rebuilt from the store, verified locally and by the contract
+        assert report.proofs_on_chain == report.proofs_local == report.batches
+        assert "verifyJournalValues" in report.proof_functions
         kinds = {row[0] for row in _rows(url, "SELECT DISTINCT kind FROM record_digests")}
     assert kinds >= {"settlement", "settlement.refund", "netting.cycle", "posting", "callback", "receivable",
                      "receivable.part", "receivable.operation", "receivable.payment", "member", "member.account",
@@ -261,6 +264,7 @@ def test_the_export_is_built_from_the_live_rows_and_audits_the_same(books: Books
     out: list[str] = []
     report = anchoring.audit_export(path.read_text().splitlines(), rpc=rt.chain.rpc_url, out=out.append)
     assert report.ok, "\n".join(out)
+    assert report.proofs_on_chain == report.proofs_local == report.batches  # one leaf proof per batch, on chain too
     def edit(line: str) -> str:
         obj = json.loads(line)
         if obj.get("type") == "record" and obj["kind"] == "settlement" and obj["record_id"] == books.ids["fx"]:
@@ -273,7 +277,7 @@ def test_the_export_is_built_from_the_live_rows_and_audits_the_same(books: Books
     path.write_text("".join(edited))
     args = argparse.Namespace(contract=rt.address("TraceAnchor"), chain_id=None, offline=False,
                               rpc=rt.chain.rpc_url, export=str(path), database_url=None, from_block=0,
-                              verbose=False, json=None)
+                              verbose=False, json=None, onchain_proofs=1)
     from ledger_api.settings import Settings
 
     out = []

@@ -3,7 +3,9 @@ verifying, with blocks mined after the anchoring block before and after the rest
 chain). Its state file keeps no history, so a read at the anchoring block fails after the
 restart (what the old verifier did: BlockOutOfRangeError, NOT VERIFIED); the verifier reads
 ``anchorOf`` at the latest block and proves *when* from the anchoring transaction's receipt and
-its block, fetched by hash. Event proofs, journal record proofs and the store audit all verify."""
+its block, fetched by hash. Event proofs, journal record proofs and the store audit all verify,
+and both check proofs twice: locally (StandardMerkleTree) and by the contract itself
+(verifyEventValues / verifyJournalValues at the latest block)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from anchors.errors import NodeUnavailableError
 from anchors.rpc import as_rpc
 from anchors.verify import call_anchor_of
 
+from ledger_api.cli import main as ledger_main
 from ledger_api.cli.anchors import verify_proof_file
 from settlement.chain.anvil import rpc_call
 from settlement.domains import anchoring
@@ -69,10 +72,31 @@ def test_proofs_and_the_audit_verify_after_a_restart_of_the_managed_chain(tmp_pa
         assert verify_proof_file(path, node.rpc_url, lines.append) == 0, "\n".join(lines)
         assert any("anchor-block" in line and "[ok]" in line for line in lines)
         assert any("record-to-value" in line for line in lines) == (name == "record.json")
+        # the proof checked twice: locally, and by the contract itself at the latest block
+        typed = "verifyJournalValues" if name == "record.json" else "verifyEventValues"
+        assert any(line.strip().startswith("[ok] proof-to-root") for line in lines), "\n".join(lines)
+        assert any(line.strip() == f"[ok] contract-verify-values: TraceAnchor.{typed}(root, proof, value) = True"
+                   for line in lines), "\n".join(lines)
+        assert lines[-2] == ("proof: locally (StandardMerkleTree, leaf hashed from the values) ok; "
+                             f"on chain at the latest block TraceAnchor.{typed} = true"), "\n".join(lines)
     # The contract's RootAnchored logs survive too: the audit still lists every anchored root.
     listed = {root for root, *_rest in roots_anchored(node_rpc(node), rt.address("TraceAnchor"))}
     assert {event_doc["root"], record_doc["root"]} <= listed
     out: list[str] = []
-    report = anchoring.audit_store(rt.db.url, rpc=node.rpc_url, contract=rt.address("TraceAnchor"), out=out.append)
+    report = anchoring.audit_store(rt.db.url, rpc=node.rpc_url, contract=rt.address("TraceAnchor"), out=out.append,
+                                   verbose=True, onchain_proofs=2)
     assert report.ok and report.chain_checked, "\n".join(out)
+    # every anchored batch had the proofs of its first leaves (rebuilt from the store) verified
+    # locally and by the contract (verifyEventValues, verifyJournalValues) at the latest block
+    assert report.batches >= 2 and report.proofs_on_chain == report.proofs_local >= report.batches + 1
+    assert report.proof_functions == {"verifyEventValues", "verifyJournalValues"}
+    assert any("verified locally (StandardMerkleTree) and by TraceAnchor.verifyEventValues" in line for line in out)
+    assert f"{report.proofs_on_chain} by the contract (verifyEventValues, verifyJournalValues)" in out[-2]
+    # the same through the command line, with its JSON report
+    found = tmp_path / "audit.json"
+    assert ledger_main(["anchors", "audit", "--database-url", rt.db.url, "--rpc", node.rpc_url, "--contract",
+                        rt.address("TraceAnchor"), "--onchain-proofs", "3", "--json", str(found)]) == 0
+    proofs = json.loads(found.read_text())["proofs"]
+    assert proofs["verified_on_chain"] == proofs["verified_locally"] > report.proofs_on_chain
+    assert proofs["functions"] == ["verifyEventValues", "verifyJournalValues"]
     rt.db.dispose()

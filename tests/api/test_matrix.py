@@ -127,9 +127,9 @@ EXPECTED: dict[str, str] = {
     "settlements.payments.create": "404 404 404 404 404 404 403 401 401",
     "settlements.cancel": "403 404 404 404 404 404 403 401 401",
     "settlements.refunds.create": "404 404 404 404 404 404 403 401 401",
-    "balances.list": "200 200 200 200 200 200 403 401 401",
+    "balances.list": "200 200 200 200 200 200 200 401 401",
     "positions.list": "200 200 200 200 200 200 403 401 401",
-    "account_statements.get": "200 200 200 200 200 200 403 401 401",
+    "account_statements.get": "200 200 200 200 200 200 200 401 401",
     "netting_cycles.create": "409 403 403 403 403 403 403 401 401",
     "netting_cycles.get": "404 404 404 404 404 404 403 401 401",
     "netting_cycles.settle": "404 403 403 403 403 403 403 401 401",  # the operator only (issue 12)

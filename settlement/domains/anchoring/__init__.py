@@ -17,7 +17,12 @@ and the periodic anchoring job are registered by :func:`.wiring.wire`.
 
 from __future__ import annotations
 
-from settlement.domains.anchoring.audit import AuditReport, Finding
+from settlement.domains.anchoring.audit import (
+    ONCHAIN_PROOFS_PER_BATCH_DEFAULT,
+    ONCHAIN_PROOFS_PER_BATCH_MAX,
+    AuditReport,
+    Finding,
+)
 from settlement.domains.anchoring.audit_store import audit_store, open_read_only
 from settlement.domains.anchoring.batcher import (
     KIND_EVENTS,
@@ -67,6 +72,8 @@ from settlement.domains.anchoring.trial import TrialBalance, trial_balance
 
 __all__ = [
     "ANCHOR_OUTBOX_KIND",
+    "ONCHAIN_PROOFS_PER_BATCH_DEFAULT",
+    "ONCHAIN_PROOFS_PER_BATCH_MAX",
     "BATCH_LIST_MAX",
     "DEFAULT_LIMITS",
     "EVENTS_PER_REQUEST_MAX",

@@ -12,7 +12,11 @@ the engine checks, per record (``kind/id``):
 
 per anchored batch: the leaves recomputed from the journal rebuild the anchored root with the
 anchored leaf count (``BATCH``), and on chain, read at the latest block, the root is anchored as
-stored, by the transaction whose receipt and block hash say when (``CHAIN``); and every root the
+stored, by the transaction whose receipt and block hash say when (``CHAIN``), and the proofs of a
+few of its leaves (``onchain_proofs`` per batch), rebuilt from the store, verify twice: locally
+(the OpenZeppelin StandardMerkleTree fold) and by the contract itself, which hashes the leaf from
+its values and checks the proof against its anchored root and schema (``verifyJournalValues`` /
+``verifyEventValues`` / ``verifyValues``; ``CHAIN`` when it says false); and every root the
 contract anchored is a batch of the store (``CHAIN``: a batch deleted with its records).
 
 Each finding names the anchored batch that proves it (sequence, root, transaction, block and
@@ -22,6 +26,7 @@ time). Nothing raises for a bad store: a failure is a finding.
 from __future__ import annotations
 
 import json
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -30,10 +35,10 @@ from typing import Any
 
 from anchors.errors import AnchorsError, InvalidInputError, NodeUnavailableError
 from anchors.events import ProvenanceEvent, leaf_encoding
-from anchors.merkle import make_merkle_tree, standard_leaf_hash, to_bytes32, to_hex
+from anchors.merkle import make_merkle_tree, process_proof, standard_leaf_hash, to_bytes32, to_hex, tree_proof
 from anchors.proof import AnchorRef
 from anchors.rpc import Rpc
-from anchors.verify import check_anchor
+from anchors.verify import check_anchor, proven_by_contract
 
 from settlement.domains.anchoring.digests import (
     JOURNAL_SCHEMAS,
@@ -44,13 +49,20 @@ from settlement.domains.anchoring.digests import (
 )
 from settlement.domains.anchoring.kinds import KINDS
 
-__all__ = ["FINDINGS_SHOWN_MAX", "NO_TABLE", "AuditReport", "Auditor", "BatchInfo", "Finding", "Version"]
+__all__ = ["FINDINGS_SHOWN_MAX", "NO_TABLE", "ONCHAIN_PROOFS_PER_BATCH_DEFAULT", "ONCHAIN_PROOFS_PER_BATCH_MAX",
+           "AuditReport", "Auditor", "BatchInfo", "Finding", "Version"]
 
 # Findings printed one by one (all are counted, and kept in the report up to FINDINGS_KEPT_MAX).
 FINDINGS_SHOWN_MAX = 200
 FINDINGS_KEPT_MAX = 100_000
 # The live row of a kind the audit has no table for (a record journaled by record_digest alone).
 NO_TABLE = object()
+# Leaves per anchored batch whose proof (rebuilt from the store) the contract is also asked to
+# verify, one eth_call each: the first leaves fed to the batch. The rebuilt root already proves
+# every leaf locally; the contract's own check (the leaf hashed on chain from its values, the
+# anchored root's schema) is the independent second opinion. 0: none.
+ONCHAIN_PROOFS_PER_BATCH_DEFAULT = 1
+ONCHAIN_PROOFS_PER_BATCH_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -115,6 +127,13 @@ class AuditReport:
     findings: list[Finding] = field(default_factory=list)
     chain_checked: bool = False
     unreachable: bool = False
+    # Leaf proofs rebuilt from the store: folded to the anchored root locally, and verified by the
+    # contract (``proof_functions``: which of its functions); ``proofs_unsupported``: batches whose
+    # contract has no values functions (deployed before them: the local check only).
+    proofs_local: int = 0
+    proofs_on_chain: int = 0
+    proof_functions: set[str] = field(default_factory=set)
+    proofs_unsupported: int = 0
 
     def subjects(self, verdict: str) -> set[str]:
         return {f.subject for f in self.findings if f.verdict == verdict}
@@ -124,7 +143,20 @@ class AuditReport:
                 "versions_pending": self.versions_pending, "batches": self.batches,
                 "batches_pending": self.batches_pending, "events": self.events, "counts": dict(self.counts),
                 "chain_checked": self.chain_checked, "unreachable": self.unreachable,
+                "proofs": {"verified_locally": self.proofs_local, "verified_on_chain": self.proofs_on_chain,
+                           "functions": sorted(self.proof_functions),
+                           "batches_without_values_functions": self.proofs_unsupported},
                 "findings": [f.to_json() for f in self.findings]}
+
+
+@dataclass(frozen=True)
+class _Sample:
+    """A leaf whose proof the contract is asked to verify: who it is, and its values."""
+
+    subject: str
+    leaf_encoding: tuple[str, ...]
+    value: list[Any]
+    leaf: bytes
 
 
 @dataclass(frozen=True)
@@ -157,13 +189,18 @@ class Auditor:
     """Feed it records (:meth:`record`, :meth:`inserted`, :meth:`event`), then :meth:`finish`."""
 
     def __init__(self, batches: Iterable[BatchInfo], chain: ChainView | None = None,
-                 out: Callable[[str], None] = print, *, verbose: bool = False) -> None:
+                 out: Callable[[str], None] = print, *, verbose: bool = False,
+                 onchain_proofs: int = ONCHAIN_PROOFS_PER_BATCH_DEFAULT) -> None:
+        if not 0 <= onchain_proofs <= ONCHAIN_PROOFS_PER_BATCH_MAX:
+            raise ValueError(f"onchain_proofs must be within 0..{ONCHAIN_PROOFS_PER_BATCH_MAX}")
         self.batches = {b.id: b for b in batches}
         self.chain = chain
         self.out = out
         self.verbose = verbose
+        self.onchain_proofs = onchain_proofs
         self.report = AuditReport()
         self._leaves: dict[int, list[bytes]] = defaultdict(list)
+        self._samples: dict[int, list[_Sample]] = defaultdict(list)
         self._members: dict[int, list[str]] = defaultdict(list)  # batch id -> subjects with journal findings
         self._last_anchored = max((b for b in self.batches.values()
                                    if b.kind == "journal" and b.status == "anchored"),
@@ -264,7 +301,15 @@ class Auditor:
         # From the text, not the stored digest: an edited text changes the leaf, hence the root.
         value = journal_leaf_value(kind, record_id, v.version, v.recorded_at_s, v.prev_digest, text_digest,
                                    batch.schema_version)
-        self._leaves[batch.id].append(standard_leaf_hash(encoding, value))
+        leaf = standard_leaf_hash(encoding, value)
+        self._leaves[batch.id].append(leaf)
+        self._sample(batch, f"{subject} v{v.version}", encoding, value, leaf)
+
+    def _sample(self, batch: BatchInfo, subject: str, encoding: tuple[str, ...], value: list[Any],
+                leaf: bytes) -> None:
+        samples = self._samples[batch.id]
+        if self.chain is not None and batch.status == "anchored" and len(samples) < self.onchain_proofs:
+            samples.append(_Sample(subject, tuple(encoding), list(value), leaf))
 
     def inserted(self, kind: str, record_id: str, detail: str = "") -> None:
         """A live row with no journal record at all."""
@@ -292,7 +337,10 @@ class Auditor:
         if [str(x).lower() for x in value] != [str(x).lower() for x in stored_value or []]:
             self.finding("CHANGED", subject, "the stored event does not give its stored leaf value", batch)
             self._members[batch.id].append(subject)
-        self._leaves[batch.id].append(standard_leaf_hash(leaf_encoding(batch.schema_version), value))
+        encoding = leaf_encoding(batch.schema_version)
+        leaf = standard_leaf_hash(encoding, value)
+        self._leaves[batch.id].append(leaf)
+        self._sample(batch, subject, encoding, value, leaf)
 
     # -- batches and the chain --
 
@@ -312,6 +360,12 @@ class Auditor:
         summary = (f"{r.records} records, {r.versions} journal versions ({r.versions_pending} not anchored yet), "
                    f"{r.events} provenance events, {r.batches} anchored batches ({r.batches_pending} not anchored "
                    f"yet); on chain: {'checked at the latest block' if r.chain_checked else 'not checked'}")
+        if r.chain_checked:
+            summary += (f"; leaf proofs: {r.proofs_local} verified locally (StandardMerkleTree), "
+                        f"{r.proofs_on_chain} by the contract"
+                        + (f" ({', '.join(sorted(r.proof_functions))})" if r.proof_functions else "")
+                        + (f", {r.proofs_unsupported} batches on a TraceAnchor without the values functions"
+                           if r.proofs_unsupported else ""))
         if r.ok:
             self.out(f"AUDIT PASSED: {summary}")
         else:
@@ -324,12 +378,15 @@ class Auditor:
             self.report.batches_pending += 1
             return
         self.report.batches += 1
-        leaves = self._leaves.get(batch.id, [])
+        leaves = sorted(self._leaves.get(batch.id, []))
+        tree: list[bytes] | None = None
         try:
-            root = to_hex(make_merkle_tree(sorted(leaves))[0]) if leaves else None
+            tree = make_merkle_tree(leaves) if leaves else None
         except AnchorsError:
-            root = None
-        if root != batch.root or len(leaves) != batch.leaf_count:
+            tree = None
+        root = to_hex(tree[0]) if tree is not None else None
+        rebuilt = root == batch.root and len(leaves) == batch.leaf_count
+        if not rebuilt:
             suspects = sorted(set(self._members.get(batch.id, [])))
             self.finding("BATCH", f"batch {batch.sequence}",
                          f"its {len(leaves)} {batch.kind} leaves, recomputed from the store, rebuild to root {root}; "
@@ -338,6 +395,8 @@ class Auditor:
                                                  if suspects else ""), batch)
         if self.chain is not None:
             self._on_chain(batch)
+            if rebuilt and tree is not None:
+                self._proofs(batch, tree, leaves)
 
     def _on_chain(self, batch: BatchInfo) -> None:
         chain = self.chain
@@ -369,3 +428,45 @@ class Auditor:
             self.finding("CHAIN", f"batch {batch.sequence}", f"{step.name}: {step.detail}", batch)
         if not failed and self.verbose:
             self.out(f"[ok] {batch.label()}: anchored as stored (anchorOf at the latest block, receipt, block hash)")
+
+    def _proofs(self, batch: BatchInfo, tree: list[bytes], leaves: list[bytes]) -> None:
+        """The sampled leaves' proofs, from the tree rebuilt out of the store: folded to the root
+        locally, then verified by the contract at the latest block."""
+        chain = self.chain
+        if chain is None or self.report.unreachable:
+            return
+        root = to_bytes32(batch.root, "root")
+        passed: list[str] = []
+        name = ""
+        for sample in self._samples.get(batch.id, []):
+            proof = tree_proof(tree, len(tree) - 1 - bisect_left(leaves, sample.leaf))
+            if process_proof(sample.leaf, proof) != root:  # cannot happen when the tree rebuilt the root
+                self.finding("BATCH", f"batch {batch.sequence}", f"the proof of {sample.subject} does not fold to "
+                             "the anchored root", batch)
+                continue
+            self.report.proofs_local += 1
+            try:
+                name, ok = proven_by_contract(chain.rpc, chain.contract, root, proof, sample.leaf_encoding,
+                                              sample.value, batch.schema_version)
+            except NodeUnavailableError as exc:
+                self.report.unreachable = True
+                self.finding("CHAIN", f"batch {batch.sequence}", f"the node could not be asked: {exc.detail}")
+                return
+            if ok is None:
+                self.report.proofs_unsupported += 1
+                self.out(f"[note] {batch.label()}: this TraceAnchor has no verifyValues functions (deployed before "
+                         "them): its leaves are proven locally only")
+                return
+            self.report.proof_functions.add(name)
+            if not ok:
+                self.finding("CHAIN", f"batch {batch.sequence}",
+                             f"TraceAnchor.{name}(root, proof, value) = false at the latest block for {sample.subject}, "
+                             f"whose proof, rebuilt from the store, folds to the anchored root locally (the contract "
+                             f"does not hold this root with leaf schema {batch.schema_version})", batch)
+                continue
+            self.report.proofs_on_chain += 1
+            passed.append(sample.subject)
+        if passed and self.verbose:
+            self.out(f"[ok] {batch.label()}: {len(passed)} leaf proofs ({', '.join(passed[:3])}"
+                     f"{', …' if len(passed) > 3 else ''}) verified locally (StandardMerkleTree) and by "
+                     f"TraceAnchor.{name} at the latest block")

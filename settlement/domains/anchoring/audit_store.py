@@ -31,7 +31,15 @@ from anchors.verify import ROOT_ANCHORED_TOPIC
 from sqlalchemy.engine import Connection, Engine
 
 from settlement.core.errors import LedgerError
-from settlement.domains.anchoring.audit import NO_TABLE, AuditReport, Auditor, BatchInfo, ChainView, Version
+from settlement.domains.anchoring.audit import (
+    NO_TABLE,
+    ONCHAIN_PROOFS_PER_BATCH_DEFAULT,
+    AuditReport,
+    Auditor,
+    BatchInfo,
+    ChainView,
+    Version,
+)
 from settlement.domains.anchoring.kinds import KINDS, LOAD_CHUNK_MAX, RecordKind
 from settlement.store.models.anchoring import AnchorBatch, ProvenanceEventRow, RecordDigest
 
@@ -260,9 +268,11 @@ def chain_view(rpc_url: str | Rpc, contract: str, chain_id: int | None = None) -
 
 def audit_store(database_url: str | Engine, *, rpc: str | Rpc | None = None, contract: str | None = None,
                 chain_id: int | None = None, from_block: int = 0, out: Callable[[str], None] = print,
-                verbose: bool = False, page_rows: int = AUDIT_PAGE_ROWS) -> AuditReport:
+                verbose: bool = False, page_rows: int = AUDIT_PAGE_ROWS,
+                onchain_proofs: int = ONCHAIN_PROOFS_PER_BATCH_DEFAULT) -> AuditReport:
     """Audit the store at ``database_url`` (read-only) against the TraceAnchor ``contract`` on the
-    node ``rpc`` (None: the store alone). Prints each finding through ``out``."""
+    node ``rpc`` (None: the store alone). Prints each finding through ``out``. ``onchain_proofs``:
+    leaf proofs per anchored batch, rebuilt from the store, that the contract also verifies."""
     engine = open_read_only(database_url) if isinstance(database_url, str) else database_url
     started = time.monotonic()
     try:
@@ -276,7 +286,7 @@ def audit_store(database_url: str | Engine, *, rpc: str | Rpc | None = None, con
         with engine.connect() as conn:
             if engine.dialect.name == "sqlite":
                 conn.exec_driver_sql("BEGIN")  # one snapshot for every read below
-            auditor = Auditor(batches_of(conn), view, out, verbose=verbose)
+            auditor = Auditor(batches_of(conn), view, out, verbose=verbose, onchain_proofs=onchain_proofs)
             feed(auditor, store_items(conn, page_rows))
             conn.rollback()
         anchored = None

@@ -31,7 +31,14 @@ from typing import Any
 from anchors.rpc import Rpc
 from sqlalchemy.engine import Connection
 
-from settlement.domains.anchoring.audit import NO_TABLE, AuditReport, Auditor, BatchInfo, Version
+from settlement.domains.anchoring.audit import (
+    NO_TABLE,
+    ONCHAIN_PROOFS_PER_BATCH_DEFAULT,
+    AuditReport,
+    Auditor,
+    BatchInfo,
+    Version,
+)
 from settlement.domains.anchoring.audit_store import (
     AUDIT_PAGE_ROWS,
     EventItem,
@@ -104,9 +111,10 @@ def _version(v: dict[str, Any]) -> Version:
 
 def audit_export(lines: Iterable[str | bytes], *, rpc: str | Rpc | None = None, contract: str | None = None,
                  chain_id: int | None = None, from_block: int = 0, out: Callable[[str], None] = print,
-                 verbose: bool = False) -> AuditReport:
+                 verbose: bool = False, onchain_proofs: int = ONCHAIN_PROOFS_PER_BATCH_DEFAULT) -> AuditReport:
     """Audit an export with the store audit's engine. ``contract`` / ``chain_id`` default to the
-    header's (the operator's word: pass the consortium's own to check them)."""
+    header's (the operator's word: pass the consortium's own to check them); ``onchain_proofs``
+    leaf proofs per anchored batch are also verified by the contract."""
     header: dict[str, Any] | None = None
     batches: list[BatchInfo] = []
     auditor: Auditor | None = None
@@ -140,7 +148,7 @@ def audit_export(lines: Iterable[str | bytes], *, rpc: str | Rpc | None = None, 
                     if rpc is not None:
                         view = chain_view(rpc, contract or header.get("contract") or "",
                                           chain_id if chain_id is not None else header.get("chain_id"))
-                    auditor = Auditor(batches, view, out, verbose=verbose)
+                    auditor = Auditor(batches, view, out, verbose=verbose, onchain_proofs=onchain_proofs)
                 if kind == "record":
                     seen["records"] += 1
                     live = obj.get("live")

@@ -35,7 +35,7 @@ from settlement.domains.settlements.cycles import (
     settle_cycle,
 )
 from settlement.domains.settlements.fx import rate_to_decimal
-from settlement.domains.settlements.postings import STATEMENT_LIMIT_MAX, balances, statement
+from settlement.domains.settlements.postings import STATEMENT_LIMIT_MAX, SYSTEM_OWNER, balances, statement
 from settlement.domains.settlements.queries import (
     EXPORT_COLUMNS,
     LIST_LIMIT_MAX,
@@ -54,7 +54,7 @@ from settlement.domains.settlements.transitions import (
 )
 
 __all__ = ["acknowledge_receipt", "attest_net_payment", "net_payments_of", "party_settlement_ids", "BATCH_SIZE_MAX", "EXPORT_COLUMNS", "LIST_LIMIT_MAX", "STATEMENT_LIMIT_MAX", "InstructionInput",
-           "SettlementFilter", "balances", "cancel_settlement", "close_cycle", "create_batch", "create_settlement",
+           "SYSTEM_OWNER", "SettlementFilter", "balances", "cancel_settlement", "close_cycle", "create_batch", "create_settlement",
            "cycle_report", "export_rows", "find_by_payment_ref_hash", "find_by_payment_reference", "get_cycle",
            "get_settlement", "list_settlements", "mark_paid", "operations_of", "positions", "prepare_batch",
            "provider_txn_hash", "rate_to_decimal", "reference_hash", "refund_by_provider", "refund_settlement",

@@ -12,8 +12,11 @@ from collections import defaultdict
 from typing import Any
 
 import httpx
+from eth_account import Account
+from eth_account.messages import encode_typed_data
 
 from ledger_api.routes.webhooks import _delivery_model
+from settlement.custody.governors import demo_governor_keys
 from tests.governance.conftest import FOUNDERS, Gov, gworld  # noqa: F401  (fixture)
 from tests.governance.support import drive, warp
 
@@ -27,9 +30,9 @@ def _ok(r: httpx.Response, code: int = 202) -> dict[str, Any]:
     return r.json()
 
 
-def _decide(w: Gov, body: dict[str, Any], approvers: tuple[str, str], *, proposer: str = "ops",
+def _decide(w: Gov, body: dict[str, Any], approvers: tuple[str, ...], *, proposer: str = "ops",
             execute: bool = True) -> dict[str, Any]:
-    """Propose over the API, approve with two governors' members, execute (the Safe step)."""
+    """Propose over the API, approve with the governors' members, execute (the Safe step)."""
     p = _ok(w.http.post("/v1/governance/proposals", json=body, headers=w.h(proposer)))["proposal"]
     drive(w.runtime)
     for member in approvers:
@@ -66,7 +69,18 @@ def test_governance_events_reach_the_member_concerned_the_governors_and_the_oper
                                                               "role": "finance"}, headers=w.h("ops")))["proposal"]
     drive(w.runtime)
     reject = _decide(w, {"action": "reject", "proposal_id": stuck["id"]}, ("gov-b", "gov-c"))
-    country = _decide(w, {"action": "set_country", "member_id": "buyer", "country": "HK"}, ("gov-a", "gov-c"))
+    # gov-c approves with its own signature over the Safe transaction (an own-key governor)
+    country = _decide(w, {"action": "set_country", "member_id": "buyer", "country": "HK"}, ("gov-a",),
+                      proposer="gov-c", execute=False)
+    typed = _ok(w.http.get(f"/v1/governance/proposals/{country['id']}/typed-data", headers=w.h("gov-c")), 200)
+    addresses = w.runtime.governance.addresses  # type: ignore[union-attr]
+    key = dict(zip(addresses, demo_governor_keys(len(addresses)), strict=True))[w.governor("gov-c")]
+    signed = Account.from_key(key).sign_message(encode_typed_data(full_message=typed["typed_data"]))
+    signature = "0x" + signed.signature.hex().removeprefix("0x")
+    _ok(w.http.post(f"/v1/governance/proposals/{country['id']}/approvals", headers=w.h("gov-c"),
+                    json={"governor": w.governor("gov-c"), "signature": signature}))
+    _ok(w.http.post(f"/v1/governance/proposals/{country['id']}/execute", headers=w.h("ops")))
+    drive(w.runtime)
     _after_delay(w, country["id"])
 
     # Who reads which event: every member's own list, read over the API.
@@ -94,7 +108,12 @@ def test_governance_events_reach_the_member_concerned_the_governors_and_the_oper
                                    "governance.executed"]
     assert types(stuck["id"]) == ["governance.proposed", "governance.stale"]
     assert types(reject["id"])[-1] == "governance.executed"
-    assert types(country["id"])[-1] == "governance.executed"
+    assert types(country["id"]) == ["governance.proposed", "governance.approved", "governance.approved",
+                                    "governance.scheduled", "governance.executed"]
+    by_signature = next(e for e in by_proposal[country["id"]] if e["type"] == "governance.approved"
+                        and e["data"]["object"]["approval"]["governor_member_id"] == "gov-c")
+    assert by_signature["data"]["object"]["approval"]["method"] == "signature"
+    assert by_signature["data"]["tx_hash"] is None  # an off-chain signature: no transaction yet
 
     subjects = {suspension["id"]: "supplier", reinstatement["id"]: "supplier", grant["id"]: "buyer",
                 cancel["id"]: "buyer", stuck["id"]: "supplier", reject["id"]: "supplier", country["id"]: "buyer"}

@@ -30,6 +30,16 @@ class Runtime:
     # a real network, where each governor approves with its own key).
     governors: dict[str, LocalSigner] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Code that holds only a connection (the events producer's journal observer) learns the
+        # governors' members here (docs/events.md: governance.* go to them).
+        self.db.info["governor_members"] = self.governor_members
+
+    def governor_members(self) -> dict[str, str]:
+        """Governor address -> the member id it belongs to, as deployed (empty: no governance)."""
+        params = self.governance
+        return {g.address: g.member_id for g in params.governors} if params is not None else {}
+
     def address(self, contract: str) -> str:
         if self.manifest is None or contract not in self.manifest.contracts:
             raise LookupError(f"{contract} is not deployed")

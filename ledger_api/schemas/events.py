@@ -204,6 +204,31 @@ class ReceivableObject(Out):
     part: PartObject | None = Field(default=None, description="transferred and financing.* events: the part")
 
 
+class ApprovalObject(Out):
+    governor: str = Field(max_length=42, description="the governor key that approved")
+    governor_member_id: str | None = Field(max_length=64, description="the member the governor key belongs to")
+    method: Literal["signature", "approveHash"] = Field(description="a signature over the Safe transaction's "
+                                                        "typed data, or the governor's own approveHash on chain")
+    approvals: int = Field(description="approvals the proposal has now")
+
+
+class GovernanceProposalObject(Out):
+    id: str = Field(max_length=66, description="the Safe transaction hash")
+    safe: Literal["governance", "guardian"]
+    action: str = Field(max_length=32, examples=["suspend"])
+    member_id: str | None = Field(max_length=64, description="the member the action concerns")
+    description: str = Field(max_length=2000)
+    status: Literal["proposed", "scheduled", "executed", "cancelled", "stale", "failed"]
+    safe_nonce: int
+    params: dict[str, Any]
+    proposed_by: str = Field(max_length=64, description="the proposing member, or `chain` (around the API)")
+    proposer: str | None = Field(max_length=42, description="the governor key that published it in the log")
+    op_id: str | None = Field(max_length=66, description="the timelock operation (slow path)")
+    earliest_execution_at: str | None = Field(max_length=20, description="once scheduled: when it may run")
+    error: str | None = Field(max_length=2000)
+    approval: ApprovalObject | None = Field(default=None, description="governance.approved: the approval")
+
+
 class GenericObject(Out):
     """The other objects (reconciliation runs and exceptions, anchor batches, the member itself,
     webhook endpoints): their public fields, listed per type in docs/events.md."""
@@ -213,4 +238,5 @@ class GenericObject(Out):
 
 
 OBJECT_MODELS: dict[str, type[Out]] = {"settlement": SettlementObject, "payment": PaymentObject,
-                                       "netting_cycle": NettingCycleObject, "receivable": ReceivableObject}
+                                       "netting_cycle": NettingCycleObject, "receivable": ReceivableObject,
+                                       "governance_proposal": GovernanceProposalObject}

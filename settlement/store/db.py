@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -155,11 +157,23 @@ def _refuse_flush(session: Session, _flush_context: object, _instances: object) 
         raise ReadOnlySessionError("a read session cannot write; use Database.transaction()")
 
 
+# What a process knows about a store beyond its rows, per engine (``Database.info``): filled by
+# whoever composes the process (the Runtime), read by code that holds only a connection (a journal
+# observer reads the governors' members there: settlement.domains.events).
+_ENGINE_INFO: weakref.WeakKeyDictionary[Engine, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def engine_info(engine: Engine) -> dict[str, Any]:
+    """The ``info`` of the Database that made ``engine`` (empty for an engine made elsewhere)."""
+    return _ENGINE_INFO.get(engine, {})
+
+
 class Database:
     """An engine plus a session factory; `transaction()` is the unit of work."""
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.info: dict[str, Any] = {}
         # SQLite has one writer at a time (see WriterGate); PostgreSQL needs no gate.
         self.writer_gate = WriterGate(WRITER_WAIT_S_MAX) if url.startswith("sqlite") else None
         self.engine = make_engine(url, self.writer_gate)
@@ -167,6 +181,7 @@ class Database:
         self._read_sessions = sessionmaker(self.engine.execution_options(**{READ_ONLY_OPTION: True}),
                                            expire_on_commit=False)
         event.listen(self._read_sessions, "before_flush", _refuse_flush)
+        _ENGINE_INFO[self.engine] = self.info
 
     @property
     def dialect(self) -> str:

@@ -63,7 +63,8 @@ def test_untouched_books_audit_clean_and_every_kind_is_journaled(books: Books) -
     assert kinds >= {"settlement", "settlement.refund", "netting.cycle", "posting", "callback", "receivable",
                      "receivable.part", "receivable.operation", "receivable.payment", "member", "member.account",
                      "apikey", "provider.account", "reconciliation.statement", "reconciliation.run",
-                     "reconciliation.exception", "reconciliation.resolution"}, kinds
+                     "reconciliation.exception", "reconciliation.resolution", "governance.proposal",
+                     "governance.approval"}, kinds
 
 
 def _rows(url: str, sql: str) -> list:
@@ -152,6 +153,45 @@ def test_inserted_rows_are_named(books: Books) -> None:
         report = books.audit(url)
     assert _subjects(report, "INSERTED") == {f"settlement/{new_id}", "member/ghost"}
     assert _subjects(report, "CHANGED") == {f"posting/{txn}"}
+
+
+def test_tampered_governance_actions_are_named(books: Books) -> None:
+    """The books' governance actions (psp suspended on the guardians' fast path, reinstated
+    through the timelock) are journaled records: a proposal whose subject is changed, an approval
+    whose governor is changed, an approval deleted and a proposal inserted behind the service's
+    back are each named as governance.proposal/ID or governance.approval/ID."""
+    with store_copy(books) as url:
+        suspend = one(url, "SELECT id FROM governance_proposals WHERE action = 'suspend'")[0]
+        reactivate = one(url, "SELECT id FROM governance_proposals WHERE action = 'reactivate'")[0]
+        first, second = _rows(url, "SELECT id FROM governance_approvals WHERE status = 'approved' ORDER BY id")[:2]
+        journaled = _rows(url, "SELECT kind, record_id, version FROM record_digests WHERE kind LIKE 'governance.%' "
+                               "AND batch_id IS NOT NULL")
+        assert {(k, r) for k, r, _v in journaled} >= {("governance.proposal", suspend),
+                                                      ("governance.proposal", reactivate),
+                                                      ("governance.approval", str(first[0]))}
+        # the reinstatement went proposed -> scheduled -> executed: each a version, chained
+        assert max(v for k, r, v in journaled if r == reactivate) >= 3
+        tamper(url, ("UPDATE governance_proposals SET member_id = 'retailer' WHERE id = :id", {"id": suspend}),
+               ("UPDATE governance_approvals SET governor = :g WHERE id = :id",
+                {"g": "0x" + "ee" * 20, "id": first[0]}))
+        report = books.audit(url)
+    assert _subjects(report, "CHANGED") == {f"governance.proposal/{suspend}", f"governance.approval/{first[0]}"}, \
+        report.lines  # type: ignore[attr-defined]
+    finding = next(f for f in report.findings if f.subject == f"governance.proposal/{suspend}")
+    assert "member_id" in finding.detail and '"psp"' in finding.detail and '"retailer"' in finding.detail
+    assert finding.proven_by and finding.proven_by.startswith("journal batch")
+    new_id = "0x" + "ab" * 32
+    with store_copy(books) as url:
+        names = _columns(url, "governance_proposals")
+        quoted = ", ".join(f'"{c}"' for c in names)  # "to" is a keyword
+        values = ", ".join(":new" if c == "id" else f'"{c}"' for c in names)
+        copy = f"INSERT INTO governance_proposals ({quoted}) SELECT {values} FROM governance_proposals WHERE id = :src"
+        tamper(url, ("DELETE FROM governance_approvals WHERE id = :id", {"id": second[0]}),
+               (copy, {"new": new_id, "src": reactivate}))
+        report = books.audit(url)
+    assert _subjects(report, "DELETED") == {f"governance.approval/{second[0]}"}, report.lines  # type: ignore[attr-defined]
+    assert _subjects(report, "INSERTED") == {f"governance.proposal/{new_id}"}, report.lines  # type: ignore[attr-defined]
+    assert not _subjects(report, "CHANGED")
 
 
 def _columns(url: str, table: str) -> list[str]:

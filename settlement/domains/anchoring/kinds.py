@@ -24,6 +24,7 @@ date       ``YYYY-MM-DD``, or null
 time       UTC ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (always six fraction digits), or null
 json       the column's JSON value as stored (objects, arrays, strings, integers, booleans, null)
 sha256     lowercase hex SHA-256 of a binary column, or null
+hex        a binary column as ``0x`` + lowercase hex (public bytes: calldata, signatures), or null
 present    true when a binary column is not null
 =========  ====================================================================================
 
@@ -46,6 +47,7 @@ from sqlalchemy.engine import Connection
 from settlement.core.errors import JournalRecordInvalidError
 from settlement.domains.anchoring.canonical import canonical_record_json
 from settlement.store.models import ApiKey, Member, MemberAccount
+from settlement.store.models.governance import GovernanceApproval, GovernanceProposal
 from settlement.store.models.payments import (
     ExceptionResolutionRow,
     ProviderAccountRow,
@@ -144,6 +146,14 @@ def enc_sha256(name: str, value: Any) -> Any:
     return hashlib.sha256(bytes(value)).hexdigest()
 
 
+def enc_hex(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise _bad(name, value, "bytes expected")
+    return "0x" + bytes(value).hex()
+
+
 def enc_present(_name: str, value: Any) -> Any:
     return value is not None
 
@@ -151,7 +161,7 @@ def enc_present(_name: str, value: Any) -> Any:
 Encoder = Callable[[str, Any], Any]
 ENCODERS: dict[str, Encoder] = {"text": enc_text, "amount": enc_amount, "int": enc_int, "bool": enc_bool,
                                 "date": enc_date, "time": enc_time, "json": enc_json, "sha256": enc_sha256,
-                                "present": enc_present}
+                                "hex": enc_hex, "present": enc_present}
 
 
 @dataclass(frozen=True)
@@ -421,6 +431,20 @@ _ALL = (
           "id:int exception_id:text action:text note:text resolved_by:text resolved_at:time "
           "adjustment_entry_id:text",
           "id exception_id action note resolved_by resolved_at adjustment_entry_id"),
+    # Governance actions (docs/governance.md): a proposal (one Safe transaction, its id the Safe
+    # transaction hash) through proposed -> scheduled -> executed (or cancelled, stale, failed),
+    # and each governor's approval of it. What is decided (Safe, nonce, target, calldata, the
+    # timelock batch) is fixed at creation; the calldata and signatures are public bytes, in hex.
+    _kind("governance.proposal", GovernanceProposal, "id",
+          "id:text safe:text safe_address:text safe_nonce:int to:text data:hex description:text action:text "
+          "member_id:text member_onchain_id:text params:json calls:json salt:text op_id:text delay_s:int "
+          "status:text proposed_by:text proposer:text eta_s:int published_tx_hash:text scheduled_tx_hash:text "
+          "executed_tx_hash:text executed_block:int error:text created_at:time",
+          "id safe safe_address safe_nonce to data description action member_id member_onchain_id params calls "
+          "salt op_id delay_s proposed_by created_at"),
+    _kind("governance.approval", GovernanceApproval, "id",
+          "id:int proposal_id:text governor:text signature:hex status:text tx_hash:text created_at:time",
+          "id proposal_id governor signature created_at"),
 )
 
 KINDS: dict[str, RecordKind] = {k.name: k for k in _ALL}

@@ -76,10 +76,24 @@ _TYPES = (
     ("member.suspended", "member", "the member was suspended"),
     ("member.reactivated", "member", "the member was reinstated"),
     ("member.roles_changed", "member", "the member's roles changed"),
+    ("member.country_changed", "member", "the member's country changed"),
     ("member.key_added", "member", "an on-chain account was added to the member"),
     ("member.key_removed", "member", "an on-chain account was removed from the member"),
     ("member.api_key_created", "member", "an API key was issued to the member"),
     ("member.api_key_revoked", "member", "an API key of the member was revoked"),
+    # governance actions (docs/governance.md): to the member the action concerns, the governors'
+    # members and the operator
+    ("governance.proposed", "governance_proposal", "a governance action was proposed (status proposed)"),
+    ("governance.approved", "governance_proposal", "a governor approved the proposal (each approval; status "
+     "unchanged)"),
+    ("governance.scheduled", "governance_proposal", "approved by enough governors and scheduled on the timelock: "
+     "executable after the governance delay (status scheduled)"),
+    ("governance.executed", "governance_proposal", "the action was executed on chain (status executed)"),
+    ("governance.cancelled", "governance_proposal", "cancelled by the governors during the delay (status "
+     "cancelled)"),
+    ("governance.stale", "governance_proposal", "will never execute: its Safe nonce was used by another "
+     "transaction, e.g. a rejection (status stale)"),
+    ("governance.failed", "governance_proposal", "the chain refused its execution (status failed)"),
     # webhooks
     ("webhook_endpoint.disabled", "webhook_endpoint", "one of the member's webhook endpoints kept failing and "
      "was disabled"),

@@ -4,8 +4,8 @@ Two sources, both inside the change's own database transaction, so an event is c
 when its change is, and a crash loses none and invents none:
 
 - the record journal (:func:`settlement.domains.anchoring.digests.observe_changes`): every
-  change of a settlement, cycle, receivable, callback, reconciliation record, member, key or API
-  key is journaled with its previous version at commit; :func:`on_journal` maps (kind, old
+  change of a settlement, cycle, receivable, callback, reconciliation record, member, key, API
+  key, governance proposal or approval is journaled with its previous version at commit; :func:`on_journal` maps (kind, old
   record -> new record) to catalogued events;
 - follower handlers for what the journal leaves out on purpose (chain facts):
   ``SettlementRecorded`` -> ``settlement.confirmed``, ``RootAnchored`` -> ``anchor.anchored``.
@@ -26,20 +26,24 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import and_, exists, insert, select, text
+from sqlalchemy import String, and_, exists, func, insert, select, text
+from sqlalchemy import cast as sa_cast
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from settlement.chain.client import DecodedLog
 from settlement.domains.events.catalogue import CATALOGUE
+from settlement.store.db import engine_info
 from settlement.store.models import Member, utcnow
 from settlement.store.models.anchoring import AnchorBatch, ProvenanceEventRow
 from settlement.store.models.events import EventRecipient, EventRow
+from settlement.store.models.governance import GovernanceApproval, GovernanceProposal
 from settlement.store.models.payments import ProviderAccountRow
 from settlement.store.models.receivables import Receivable, ReceivablePart
 from settlement.store.models.settlements import NettingCycle, Settlement
 
 __all__ = ["RECEIVABLE_CHAIN_EVENTS", "Draft", "emit", "emit_overdue", "new_event_id", "on_journal",
+           "proposal_object",
            "on_net_payment_attested", "on_settlement_acknowledged",
            "on_receivable_event", "on_root_anchored", "on_settlements_recorded"]
 
@@ -536,6 +540,8 @@ def _members(_conn: Connection, changes: Sequence[tuple[str, Any, Any]]) -> list
                 types.append("member.suspended" if new["status"] == "suspended" else "member.reactivated")
             if sorted(old["roles"] or []) != sorted(new["roles"] or []):
                 types.append("member.roles_changed")
+            if old["country"] != new["country"]:
+                types.append("member.country_changed")
         out.extend(Draft(t, rid, new["status"], {rid}, obj) for t in types)
     return out
 
@@ -566,10 +572,111 @@ def _apikeys(_conn: Connection, changes: Sequence[tuple[str, Any, Any]]) -> list
     return out
 
 
+# -- governance actions -----------------------------------------------------------------------------
+
+_GP = GovernanceProposal.__table__
+_GA = GovernanceApproval.__table__
+_PROPOSAL_EVENTS = {"scheduled": "governance.scheduled", "executed": "governance.executed",
+                    "cancelled": "governance.cancelled", "stale": "governance.stale", "failed": "governance.failed"}
+# Operator members read per event-writing transaction (bound on the query).
+OPERATORS_MAX = 100
+
+
+def _governor_members(conn: Connection) -> dict[str, str]:
+    """Governor address -> member id, as the process's Runtime knows the deployment."""
+    known = engine_info(conn.engine).get("governor_members")
+    return dict(known()) if known is not None else {}
+
+
+def _governance_audience(conn: Connection, subjects: Iterable[str | None]) -> tuple[set[str], set[str]]:
+    """(the governors' members and the operator members, the subjects that are members): who
+    sees every proposal at the API (docs/governance.md), and the members actions are about."""
+    audience = set(_governor_members(conn).values())
+    for member_id, roles in conn.execute(select(_M.c.id, _M.c.roles).where(
+            sa_cast(_M.c.roles, String).like('%"operator"%')).order_by(_M.c.id).limit(OPERATORS_MAX)):
+        if "operator" in (roles or []):
+            audience.add(member_id)
+    wanted = sorted({s for s in subjects if s})
+    present: set[str] = set()
+    for chunk in _chunks(wanted):
+        present.update(conn.execute(select(_M.c.id).where(_M.c.id.in_(chunk))).scalars())
+    return audience, present
+
+
+def _eta(eta_s: Any) -> str | None:
+    return None if eta_s is None else datetime.fromtimestamp(int(eta_s), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def proposal_object(r: Mapping[str, Any]) -> dict[str, Any]:
+    """A proposal's public fields (what GET /v1/governance/proposals/{id} shows, without calls)."""
+    return {"id": r["id"], "safe": r["safe"], "action": r["action"], "member_id": r["member_id"],
+            "description": r["description"], "status": r["status"], "safe_nonce": _int(r["safe_nonce"]),
+            "params": r["params"] or {}, "proposed_by": r["proposed_by"], "proposer": r["proposer"],
+            "op_id": r["op_id"], "earliest_execution_at": _eta(r["eta_s"]), "error": r["error"]}
+
+
+def _recipients(audience: set[str], present: set[str], r: Mapping[str, Any]) -> set[str]:
+    # The subject of an onboarding is not a member yet (member.onboarded tells it once it is).
+    subject = r["member_id"] if r["member_id"] in present else None
+    return audience | ({subject} if subject else set())
+
+
+def _proposals(conn: Connection, changes: Sequence[tuple[str, Any, Any]]) -> list[Draft]:
+    typed: list[tuple[str, str, Mapping[str, Any]]] = []
+    for rid, old, new in changes:
+        if new is None:
+            continue
+        before = "proposed" if old is None else old["status"]
+        if old is None:
+            typed.append((rid, "governance.proposed", new))
+        if new["status"] != before and new["status"] in _PROPOSAL_EVENTS:
+            typed.append((rid, _PROPOSAL_EVENTS[new["status"]], new))
+    if not typed:
+        return []
+    audience, present = _governance_audience(conn, [new["member_id"] for _r, _t, new in typed])
+    out = []
+    for rid, t, new in typed:
+        tx, block = {"governance.proposed": (new["published_tx_hash"], None),
+                     "governance.scheduled": (new["scheduled_tx_hash"], None),
+                     "governance.executed": (new["executed_tx_hash"], new["executed_block"])}.get(t, (None, None))
+        out.append(Draft(t, rid, new["status"], _recipients(audience, present, new), proposal_object(new), tx,
+                         _int(block)))
+    return out
+
+
+def _approvals(conn: Connection, changes: Sequence[tuple[str, Any, Any]]) -> list[Draft]:
+    approved = [new for _rid, old, new in changes if new is not None and new["status"] == "approved"
+                and (old is None or old["status"] != "approved")]
+    if not approved:
+        return []
+    cols = [_GP.c[c] for c in ("safe", "action", "member_id", "description", "status", "safe_nonce", "params",
+                              "proposed_by", "proposer", "op_id", "eta_s", "error")]
+    proposals = _rows_by(conn, _GP, _GP.c.id, [a["proposal_id"] for a in approved], *cols)
+    counts: dict[str, int] = {}
+    for chunk in _chunks(sorted(proposals)):
+        counts.update(conn.execute(select(_GA.c.proposal_id, func.count()).where(
+            _GA.c.proposal_id.in_(chunk), _GA.c.status == "approved").group_by(_GA.c.proposal_id)).all())
+    audience, present = _governance_audience(conn, [p.member_id for p in proposals.values()])
+    owners = _governor_members(conn)
+    out = []
+    for a in approved:
+        p = proposals.get(a["proposal_id"])
+        if p is None:
+            continue
+        row = {"id": a["proposal_id"], **p._mapping}
+        obj = proposal_object(row)
+        obj["approval"] = {"governor": a["governor"], "governor_member_id": owners.get(a["governor"]),
+                           "method": "signature" if a["signature"] is not None else "approveHash",
+                           "approvals": int(counts.get(a["proposal_id"], 0))}
+        out.append(Draft("governance.approved", a["proposal_id"], p.status, _recipients(audience, present, row), obj,
+                         a["tx_hash"]))
+    return out
+
+
 _MAPPERS = {"settlement": _settlements, "netting.cycle": _cycles, "receivable": _receivables,
             "callback": _callbacks, "reconciliation.run": _runs,
             "reconciliation.exception": _exceptions, "member": _members, "member.account": _accounts,
-            "apikey": _apikeys}
+            "apikey": _apikeys, "governance.proposal": _proposals, "governance.approval": _approvals}
 
 
 def on_journal(conn: Connection, kind: str, changes: list[tuple[str, Any, Any]]) -> None:

@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session
 from settlement.chain.client import DecodedLog
 from settlement.core.errors import ChainRevertError
 from settlement.domains.governance.actions import decode_safe_call
-from settlement.domains.governance.proposals import drop_onboarding
+from settlement.domains.anchoring.digests import digest_changed
+from settlement.domains.governance.proposals import APPROVAL_KIND, PROPOSAL_KIND, drop_onboarding
 from settlement.store.models import Member, OutboxRow
 from settlement.store.models.governance import GovernanceApproval, GovernanceProposal, MemberOnboarding
 
@@ -49,6 +50,7 @@ def on_submitted(session: Session, lg: DecodedLog) -> None:
     p = _proposal(session, a["safeTxHash"])
     if p is not None:
         p.proposer, p.published_tx_hash = a["proposer"], lg.tx_hash
+        digest_changed(session, PROPOSAL_KIND, p)
         return
     data = bytes.fromhex(a["data"][2:])
     decoded = decode_safe_call(a["to"], data)
@@ -65,6 +67,7 @@ def on_submitted(session: Session, lg: DecodedLog) -> None:
         calls=decoded["calls"], salt=decoded["salt"], op_id=decoded["op_id"], delay_s=decoded["delay_s"],
         status="proposed", proposed_by="chain", proposer=a["proposer"], published_tx_hash=lg.tx_hash))
     session.flush()
+    digest_changed(session, PROPOSAL_KIND, a["safeTxHash"].lower())
     log.info("governance proposal %s published on chain by %s (around the API): %s", a["safeTxHash"], a["proposer"],
              decoded["action"])
 
@@ -79,9 +82,12 @@ def on_approve_hash(session: Session, lg: DecodedLog) -> None:
     approval = session.scalar(select(GovernanceApproval).where(GovernanceApproval.proposal_id == p.id,
                                                                GovernanceApproval.governor == owner))
     if approval is None:
-        session.add(GovernanceApproval(proposal_id=p.id, governor=owner, status="approved", tx_hash=lg.tx_hash))
+        approval = GovernanceApproval(proposal_id=p.id, governor=owner, status="approved", tx_hash=lg.tx_hash)
+        session.add(approval)
+        session.flush()
     elif approval.signature is None:
         approval.status, approval.tx_hash = "approved", lg.tx_hash
+    digest_changed(session, APPROVAL_KIND, approval)
 
 
 def _stale_others(session: Session, safe_address: str, executed: GovernanceProposal | None, nonce: int | None) -> None:
@@ -93,6 +99,7 @@ def _stale_others(session: Session, safe_address: str, executed: GovernancePropo
     for other in others:
         if executed is None or other.id != executed.id:
             other.status, other.error = "stale", f"its Safe nonce {other.safe_nonce} was used by another transaction"
+            digest_changed(session, PROPOSAL_KIND, other)
             drop_onboarding(session, other)
 
 
@@ -112,8 +119,10 @@ def on_execution_success(session: Session, lg: DecodedLog) -> None:
                 target = _target(session, p)
                 if target is not None and target.status == "proposed":
                     target.status, target.error = "stale", f"rejected by proposal {p.id}"
+                    digest_changed(session, PROPOSAL_KIND, target)
                     drop_onboarding(session, target)
         p.error = None
+        digest_changed(session, PROPOSAL_KIND, p)
     _stale_others(session, p.safe_address, p, int(p.safe_nonce))
 
 
@@ -128,6 +137,7 @@ def on_execution_failure(session: Session, lg: DecodedLog) -> None:
     p = _proposal(session, lg.args["txHash"])
     if p is not None:
         p.error = "the Safe transaction's call failed"
+        digest_changed(session, PROPOSAL_KIND, p)
 
 
 def on_call_scheduled(session: Session, lg: DecodedLog) -> None:
@@ -141,6 +151,7 @@ def on_call_scheduled(session: Session, lg: DecodedLog) -> None:
     p.scheduled_tx_hash = p.scheduled_tx_hash or lg.tx_hash
     if lg.block_timestamp is not None:
         p.eta_s = lg.block_timestamp + int(lg.args["delay"])
+    digest_changed(session, PROPOSAL_KIND, p)
 
 
 def on_call_executed(session: Session, lg: DecodedLog) -> None:
@@ -149,6 +160,7 @@ def on_call_executed(session: Session, lg: DecodedLog) -> None:
     p = session.scalar(select(GovernanceProposal).where(GovernanceProposal.op_id == lg.args["id"].lower()))
     if p is not None and p.status != "executed":
         p.status, p.executed_tx_hash, p.executed_block, p.error = "executed", lg.tx_hash, lg.block_number, None
+        digest_changed(session, PROPOSAL_KIND, p)
         log.info("governance proposal %s executed (tx %s)", p.id, lg.tx_hash)
 
 
@@ -158,6 +170,7 @@ def on_cancelled(session: Session, lg: DecodedLog) -> None:
     p = session.scalar(select(GovernanceProposal).where(GovernanceProposal.op_id == lg.args["id"].lower()))
     if p is not None and p.status in ("proposed", "scheduled"):
         p.status, p.error = "cancelled", f"cancelled on chain (tx {lg.tx_hash})"
+        digest_changed(session, PROPOSAL_KIND, p)
         drop_onboarding(session, p)
 
 
@@ -166,10 +179,12 @@ def _failed(session: Session, row: OutboxRow, error: ChainRevertError) -> None:
     if p is None:
         return
     p.error = f"{row.function} reverted: {error.error_name or 'revert'} {error.detail}"[:ERROR_TEXT_LEN_MAX]
+    digest_changed(session, PROPOSAL_KIND, p)
     if row.kind == "governance.approve":
         approval = session.scalar(select(GovernanceApproval).where(GovernanceApproval.outbox_id == row.id))
         if approval is not None:
             approval.status = "failed"
+            digest_changed(session, APPROVAL_KIND, approval)
     elif row.kind == "governance.execute" and p.status == "scheduled":
         p.status = "failed"
         drop_onboarding(session, p)

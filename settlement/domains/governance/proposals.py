@@ -44,6 +44,7 @@ from settlement.core.errors import (
     ValidationError,
 )
 from settlement.domains import members
+from settlement.domains.anchoring.digests import digest_changed
 from settlement.domains.governance.actions import (
     DESCRIPTION_BYTES_MAX,
     GOVERNANCE,
@@ -60,13 +61,17 @@ from settlement.runtime import Runtime
 from settlement.store.models import Member, OutboxRow
 from settlement.store.models.governance import GovernanceApproval, GovernanceProposal, MemberOnboarding
 
-__all__ = ["OPEN_STATUSES", "LIST_LIMIT_MAX", "GovernanceFacts", "read_facts", "propose", "approve",
-           "approve_custodially", "execute", "get_proposal", "list_proposals", "approvals_of", "typed_data_of",
+__all__ = ["APPROVAL_KIND", "PROPOSAL_KIND", "OPEN_STATUSES", "LIST_LIMIT_MAX", "GovernanceFacts", "read_facts",
+           "propose", "approve", "approve_custodially", "execute", "get_proposal", "list_proposals", "approvals_of", "typed_data_of",
            "earliest_execution", "drop_onboarding"]
 
 log = logging.getLogger("ledger.governance")
 
 OPEN_STATUSES = ("proposed", "scheduled")
+# Record kinds of the journal (settlement.domains.anchoring.kinds): every change of a proposal or an
+# approval is digested in its transaction (docs/anchors.md).
+PROPOSAL_KIND = "governance.proposal"
+APPROVAL_KIND = "governance.approval"
 LIST_LIMIT_MAX = 200
 NONCE_AHEAD_MAX = 64  # GovernanceProposals.NONCE_AHEAD_MAX: how far past the Safe's nonce one may propose
 GAS_APPROVE = 100_000
@@ -220,6 +225,7 @@ def propose(runtime: Runtime, session: Session, facts: GovernanceFacts, action: 
                            op_id=plan.op_id, delay_s=plan.delay_s, status="proposed", proposed_by=proposed_by)
     session.add(p)
     session.flush()
+    digest_changed(session, PROPOSAL_KIND, p)
     if action.kind == "onboard":
         onboarding = session.get(MemberOnboarding, member_oid)
         onboarding.proposal_id = pid
@@ -268,6 +274,7 @@ def approve(runtime: Runtime, session: Session, facts: GovernanceFacts, proposal
     if existing is not None and existing.status != "failed":
         return existing  # approving twice is one approval
     if existing is not None:
+        digest_changed(session, APPROVAL_KIND, existing.id)  # its last version: a tombstone
         session.delete(existing)
         session.flush()
     if signature is not None:
@@ -289,6 +296,7 @@ def approve(runtime: Runtime, session: Session, facts: GovernanceFacts, proposal
         approval = GovernanceApproval(proposal_id=p.id, governor=g.address, status="pending", outbox_id=row.id)
     session.add(approval)
     session.flush()
+    digest_changed(session, APPROVAL_KIND, approval)
     log.info("governance proposal %s approved by %s (%s)", p.id, g.address,
              "signature" if signature is not None else "approveHash")
     return approval
@@ -350,6 +358,7 @@ def execute(runtime: Runtime, session: Session, facts: GovernanceFacts, proposal
                       signer=runtime.operator.address, gas_limit=GAS_EXEC_BASE + GAS_PER_DATA_BYTE * len(p.data),
                       aggregate_id=p.id)
         p.schedule_outbox_id, p.error = row.id, None
+        digest_changed(session, PROPOSAL_KIND, p)
         return p
     if p.status == "scheduled":
         if _in_flight(session, p.execute_outbox_id):
@@ -367,6 +376,7 @@ def execute(runtime: Runtime, session: Session, facts: GovernanceFacts, proposal
                       args=[targets, values, payloads, "0x" + "00" * 32, p.salt], signer=runtime.operator.address,
                       gas_limit=GAS_EXECUTE_BATCH, aggregate_id=p.id)
         p.execute_outbox_id, p.error = row.id, None
+        digest_changed(session, PROPOSAL_KIND, p)
         return p
     raise ProposalStateError(f"proposal {p.id} is {p.status}", proposal_id=p.id, status=p.status)
 

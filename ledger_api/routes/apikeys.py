@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Query, status
 
+from ledger_api.conventions import CursorQuery
 from ledger_api.deps import CurrentMember, DbSession, OperatorMember
 from ledger_api.routes.members import MemberIdPath
 from ledger_api.schemas import Problem
@@ -46,10 +47,12 @@ def issue(member_id: MemberIdPath, body: ApiKeyCreate, session: DbSession, _op: 
 
 @router.get("/members/{member_id}/api-keys", response_model=ApiKeysPublic,
             summary="A member's keys, by prefix (operator)", responses={404: {"model": Problem}})
-def list_keys(member_id: MemberIdPath, session: DbSession, _op: OperatorMember) -> ApiKeysPublic:
+def list_keys(member_id: MemberIdPath, session: DbSession, _op: OperatorMember, cursor: CursorQuery = None,
+              limit: Annotated[int, Query(ge=1, le=svc.KEY_LIST_LIMIT_MAX)] = 100) -> ApiKeysPublic:
     get_member(session, member_id)
-    data = [key_public(k) for k in svc.list_keys(session, member_id)]
-    return ApiKeysPublic(data=data, count=len(data))
+    rows, next_cursor = svc.list_keys(session, member_id, limit=limit, cursor=cursor)
+    data = [key_public(k) for k in rows]
+    return ApiKeysPublic(data=data, count=len(data), next_cursor=next_cursor, has_more=next_cursor is not None)
 
 
 @router.delete("/api-keys/{prefix}", response_model=ApiKeyPublic,

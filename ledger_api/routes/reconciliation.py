@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from ledger_api.conventions import CursorQuery
 from ledger_api.deps import DbSession, Principal, RuntimeDep, require_roles
 from ledger_api.schemas import Problem
 from ledger_api.schemas.reconciliation import (
@@ -44,8 +45,6 @@ Writer = Annotated[Principal, Depends(require_roles("finance", "operator"))]
 Reader = Annotated[Principal, Depends(require_roles("finance", "operator", "auditor"))]
 RunIdPath = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$")]
 ExceptionIdPath = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[0-9a-z-]+$")]
-CursorQuery = Annotated[str | None, Query(min_length=1, max_length=100, pattern=r"^[0-9T:.-]+~[0-9a-z-]+$",
-                                          description="next_cursor of the previous page")]
 ROW_ERRORS_SHOWN_MAX = 100
 # Who reads every member's reconciliation data (docs/api.md, Tenancy).
 READ_ACROSS = frozenset({"operator", "auditor"})

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from ledger_api.schemas.common import In, Out
+from ledger_api.schemas.common import In, Out, Page
 from settlement.domains.members import LABEL_LEN_MAX, MEMBER_ID_LEN_MAX, NAME_LEN_MAX, ROTATION_OVERLAP_S_MAX
 
 RoleName = Literal["operator", "finance", "supplier", "buyer", "financier", "auditor"]
@@ -94,9 +94,11 @@ class ApiKeyPublic(Out):
     active: bool
 
 
-class ApiKeysPublic(Out):
+class ApiKeysPublic(Page):
+    """A page of a member's keys, newest first, in the one list envelope (docs/api.md)."""
+
     data: list[ApiKeyPublic]
-    count: int
+    count: int = Field(description="keys on this page")
 
 
 class ApiKeyIssued(Out):

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, status
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
+from ledger_api.conventions import CursorQuery
 from ledger_api.deps import DbSession, Principal, RuntimeDep, require_roles
 from ledger_api.routes.intents import PreferHeader, intent_of_row, own_key_preference
 from ledger_api.schemas import Problem, money
@@ -49,6 +50,7 @@ from settlement.core.csv_safe import safe_writer
 from settlement.core.errors import (
     ForbiddenError,
     InvalidAmountError,
+    InvalidCursorError,
     NettingCycleNotFoundError,
     NotAttestorError,
     SettlementNotFoundError,
@@ -243,11 +245,11 @@ def export_csv(session: DbSession, member: FinanceOrOperator, role: RoleQuery = 
 def list_settlements(session: DbSession, member: FinanceOrOperator, role: RoleQuery = "any", state: StateQuery = None,
                      counterparty: MemberQuery = None, currency: CurrencyQuery = None, date_from: date | None = None,
                      date_to: date | None = None, limit: Annotated[int, Query(ge=1, le=svc.LIST_LIMIT_MAX)] = 50,
-                     cursor: Annotated[str | None, Query(max_length=100)] = None) -> SettlementsPublic:
+                     cursor: CursorQuery = None) -> SettlementsPublic:
     f = _filter(member, role, state, counterparty, currency, date_from, date_to)
     rows, next_cursor = svc.list_settlements(session, f, limit=limit, cursor=cursor)
     data = [settlement_public(session, s) for s in rows]
-    return SettlementsPublic(data=data, count=len(data), next_cursor=next_cursor)
+    return SettlementsPublic(data=data, count=len(data), next_cursor=next_cursor, has_more=next_cursor is not None)
 
 
 @router.get("/settlements/{settlement_id}", response_model=SettlementPublic,
@@ -369,17 +371,26 @@ def positions(session: DbSession, member: FinanceOrOperator,
 @router.get("/statements", response_model=AccountStatementPublic, summary="Journal entries of one currency, in order")
 def statement(session: DbSession, member: FinanceOrOperator,
               currency: Annotated[str, Query(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")],
-              after: Annotated[int, Query(ge=0, le=(1 << 63) - 1)] = 0,
+              cursor: CursorQuery = None,
+              after: Annotated[int, Query(ge=0, le=(1 << 63) - 1, deprecated=True,
+                                          description="the former cursor: the last entry id seen")] = 0,
               limit: Annotated[int, Query(ge=1, le=svc.STATEMENT_LIMIT_MAX)] = 100,
               member_id: Annotated[MemberQuery, Query(alias="member")] = None) -> AccountStatementPublic:
     owner = _owner(member, member_id)
-    lines = svc.statement(session, owner, currency, after_id=after, limit=limit)
+    start = after
+    if cursor is not None:
+        if not cursor.isdigit() or len(cursor) > 18:
+            raise InvalidCursorError("cursor is not a next_cursor of this list", field="cursor")
+        start = int(cursor)
+    lines = svc.statement(session, owner, currency, after_id=start, limit=limit)
+    # has_more exact: a full page is followed by a one-row look-ahead
+    more = len(lines) == limit and bool(svc.statement(session, owner, currency, after_id=lines[-1].entry_id, limit=1))
     data = [StatementLinePublic(entry_id=ln.entry_id, txn_id=ln.txn_id, kind=ln.kind, settlement_id=ln.settlement_id,
                                 cycle_id=ln.cycle_id, account=ln.account, side=ln.side,
                                 amount=money(ln.amount_minor, ln.currency), created_at=ln.created_at)
             for ln in lines]
-    return AccountStatementPublic(member_id=owner, currency=currency, data=data,
-                           next_after=lines[-1].entry_id if len(lines) == limit else None)
+    return AccountStatementPublic(member_id=owner, currency=currency, data=data, has_more=more,
+                                  next_cursor=str(lines[-1].entry_id) if more else None)
 
 
 # -- netting cycles ----------------------------------------------------------------------------------------

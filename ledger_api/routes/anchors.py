@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
+from ledger_api.conventions import CursorQuery
 from ledger_api.deps import DbSession, OperatorMember, Principal, RuntimeDep, require_roles
 from ledger_api.schemas import Problem
 from ledger_api.schemas.anchors import (
@@ -86,13 +87,16 @@ def post_events(body: ProvenanceEventsIn, response: Response, session: DbSession
             responses={404: {"model": Problem}})
 def lot_trace(lot_id: LotIdPath, runtime: RuntimeDep, session: DbSession, _auditor: Auditor,
               limit: Annotated[int, Query(ge=1, le=TRACE_EVENTS_MAX)] = TRACE_EVENTS_MAX,
-              after: Annotated[str | None, Query(max_length=128, description="event_id of the last one seen")] = None,
+              cursor: CursorQuery = None,
+              after: Annotated[str | None, Query(max_length=128, deprecated=True,
+                                                 description="the former cursor: event_id of the last one seen")] = None,
               ) -> LotTrace:
-    items = anchoring.lot_trace(runtime, session, lot_id, limit=limit, after_event_id=after)
+    items, more = anchoring.lot_trace(runtime, session, lot_id, limit=limit, after_event_id=cursor or after,
+                                      cursor=cursor is not None)
     entries = [TraceEntry(event=i.event, status=i.status, batch_sequence=i.batch_sequence,
                           proof=ProofDocumentOut(**i.proof.to_json()) if i.proof else None) for i in items]
-    return LotTrace(lot_id=lot_id, events=entries,
-                    next_after=items[-1].event["event_id"] if len(items) == limit else None)
+    return LotTrace(lot_id=lot_id, data=entries, has_more=more,
+                    next_cursor=items[-1].event["event_id"] if more else None)
 
 
 @router.get("/provenance/events/{event_id:path}/proof", response_model=ProofDocumentOut,

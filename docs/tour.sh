@@ -70,7 +70,8 @@ until_ok "$WAIT_S" settlement_is paid
 call 200 GET "/v1/settlements/$ID" -H "$(auth "$RETAILER")" | json 'd["state"], d["paid"]'
 
 say "net and settle the cycle (operator)"
-CYCLE=$(call "201" POST /v1/netting-cycles -H "$(auth "$OPERATOR")" -H "Content-Type: application/json" \
+CYCLE=$(call "201" POST /v1/netting-cycles -H "$(auth "$OPERATOR")" -H "Idempotency-Key: tour-cycle" \
+  -H "Content-Type: application/json" \
   -d '{"currency":"CNY"}' | json 'd["id"]')
 echo "cycle $CYCLE"
 cycle_confirmed() {  # the cycle is on chain before any payment into it is attested
@@ -113,7 +114,8 @@ until_ok "$WAIT_S" receivable_confirmed
 call 200 GET "/v1/receivables/$RID" -H "$(auth "$SUPPLIER")" | json 'd["status"], len(d["parts"])'
 
 say "provenance, and a proof an auditor checks without us"
-call "200 201" POST /v1/provenance/events -H "$(auth "$SUPPLIER")" -H "Content-Type: application/json" \
+call "200 201" POST /v1/provenance/events -H "$(auth "$SUPPLIER")" -H "Idempotency-Key: tour-evt" \
+  -H "Content-Type: application/json" \
   -d '{"events":[{"event_id":"evt-0001","lot_id":"LOT-7731","product":"gtin:09506000134352","event_type":"produced",
        "location":"gln:0614141000005","occurred_at_s":1795300000}]}' >/dev/null
 PROOF="$(mktemp -d)/proof.json"

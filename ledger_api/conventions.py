@@ -23,7 +23,7 @@ from settlement.runtime import Runtime
 from settlement.store import idempotency as idem
 from settlement.store.paging import CURSOR_LEN_MAX
 
-__all__ = ["CursorQuery", "IdempotencyKey", "idempotent", "replayed_headers"]
+__all__ = ["CursorQuery", "IdempotencyKey", "idempotent", "idempotent_outside", "replayed_headers"]
 
 CursorQuery = Annotated[str | None, Query(min_length=1, max_length=CURSOR_LEN_MAX,
                                           description="next_cursor of the previous page")]
@@ -55,3 +55,17 @@ def idempotent(runtime: Runtime, member_id: str, key: str | None, operation: str
         before()
     code, payload, replayed = idem.run(runtime.db, member_id, checked, req_hash, work)
     return JSONResponse(payload, status_code=code, headers={**(headers or {}), **replayed_headers(replayed)})
+
+
+def idempotent_outside(runtime: Runtime, member_id: str, key: str | None, operation: str, request: Any,
+                       work: Callable[[], tuple[int, dict]]) -> JSONResponse:
+    """Like :func:`idempotent` for work that runs in transactions of its own (a reconciliation
+    run, a statement import): its answer is stored right after it (``idem.remember``), so a crash
+    in between, or two concurrent first requests with one key, may do the work twice."""
+    checked = idem.check_key(key)
+    req_hash = idem.request_hash(operation, request)
+    stored = idem.lookup(runtime.db, member_id, checked, req_hash)
+    if stored is not None:
+        return JSONResponse(stored[1], status_code=stored[0], headers=replayed_headers(True))
+    code, payload, replayed = idem.remember(runtime.db, member_id, checked, req_hash, *work())
+    return JSONResponse(payload, status_code=code, headers=replayed_headers(replayed))

@@ -21,7 +21,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 from sqlalchemy.orm import Session
 
-from ledger_api.conventions import CursorQuery
+from ledger_api.conventions import CursorQuery, IdempotencyKey, idempotent
 from ledger_api.deps import CurrentMember, Principal, RuntimeDep
 from ledger_api.schemas import Problem
 from ledger_api.schemas.governance import (
@@ -149,11 +149,21 @@ def governance(runtime: RuntimeDep, member: CurrentMember) -> GovernancePublic:
 
 @router.post("/proposals", status_code=status.HTTP_202_ACCEPTED, response_model=ProposalAccepted,
              summary="Propose a governance action (operator or a governor's member)")
-def create_proposal(body: ProposalCreate, runtime: RuntimeDep, member: CurrentMember) -> ProposalAccepted:
+def create_proposal(body: ProposalCreate, runtime: RuntimeDep, member: CurrentMember,
+                    idempotency_key: IdempotencyKey = None) -> ProposalAccepted:
     require_proposer(runtime, member)
     action = gov.Action(body.action, member_id=body.member_id, name=body.name, country=body.country,
                         roles=tuple(body.roles), role=body.role, account=body.account, proposal_id=body.proposal_id)
-    return ProposalAccepted(proposal=propose(runtime, member, action, body.description))
+    facts: list[gov.GovernanceFacts] = []
+
+    def work(session: Session) -> tuple[int, dict]:
+        p = gov.propose(runtime, session, facts[0], action, proposed_by=member.member_id, description=body.description)
+        proposal = proposal_public(runtime, session, p, facts[0])
+        return status.HTTP_202_ACCEPTED, ProposalAccepted(proposal=proposal).model_dump(mode="json")
+
+    return idempotent(runtime, member.member_id, idempotency_key,  # type: ignore[return-value]
+                      "POST /v1/governance/proposals", body.model_dump(mode="json"), work,
+                      before=lambda: facts.append(gov.read_facts(runtime)))
 
 
 def propose(runtime: Runtime, member: Principal, action: gov.Action, description: str | None = None) -> ProposalPublic:

@@ -10,11 +10,11 @@ import io
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, status
+from fastapi import APIRouter, Depends, Path, Query, status
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
-from ledger_api.conventions import CursorQuery
+from ledger_api.conventions import CursorQuery, IdempotencyKey, idempotent
 from ledger_api.deps import DbSession, Principal, RuntimeDep, require_roles
 from ledger_api.routes.intents import PreferHeader, intent_of_row, own_key_preference
 from ledger_api.schemas import Problem, money
@@ -56,8 +56,9 @@ from settlement.core.errors import (
     SettlementNotFoundError,
 )
 from settlement.domains import settlements as svc
+from settlement.domains.settlements.commands import PreparedBatch
+from settlement.pipeline.intents import OwnKey
 from settlement.runtime import Runtime
-from settlement.store import idempotency as idem
 from settlement.store.models.settlements import NetPayment, NettingCycle, Settlement, SettlementRefund
 
 router = APIRouter(prefix="/v1", tags=["settlements"],
@@ -69,7 +70,6 @@ Operator = Annotated[Principal, Depends(require_roles("operator"))]
 FinanceOrOperator = Annotated[Principal, Depends(require_roles("finance", "operator"))]
 SettlementIdPath = Annotated[str, Path(min_length=66, max_length=66, pattern=r"^0x[0-9a-f]{64}$")]
 CycleIdPath = Annotated[str, Path(min_length=66, max_length=66, pattern=r"^0x[0-9a-f]{64}$")]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=idem.KEY_LEN_MAX)]
 CurrencyQuery = Annotated[str | None, Query(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")]
 MemberQuery = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")]
 
@@ -140,13 +140,6 @@ def _amount(money: Money) -> int:
     return money.value
 
 
-def _json(status_code: int, body: dict, replayed: bool) -> JSONResponse:
-    headers = {"Idempotent-Replayed": "true" if replayed else "false"}
-    if status_code == status.HTTP_202_ACCEPTED and "intent" in body:
-        headers.update(_APPLIED)
-    return JSONResponse(body, status_code=status_code, headers=headers)
-
-
 _APPLIED = {"Preference-Applied": "intent"}
 
 
@@ -159,22 +152,21 @@ _APPLIED = {"Preference-Applied": "intent"}
              responses={202: {"model": IntentAccepted}, 409: {"model": Problem}})
 def create_settlement(body: SettlementCreate, runtime: RuntimeDep, member: Finance,
                       idempotency_key: IdempotencyKey = None, prefer: PreferHeader = None) -> JSONResponse:
-    key = idem.check_key(idempotency_key)
-    inp = instruction_of(body)
-    req_hash = idem.request_hash("POST /v1/settlements", [body.model_dump(mode="json"), _wants_intent(prefer)])
-    stored = idem.lookup(runtime.db, member.member_id, key, req_hash)
-    if stored is not None:
-        return _json(*stored, True)
-    own = own_key_preference(runtime, member.member_id, prefer)  # chain facts, before the write
+    own: list[OwnKey | None] = []
 
     def work(session: Session) -> tuple[int, dict]:
-        s = svc.create_settlement(runtime, session, member.member_id, inp, own=own)
-        if own is not None:
+        s = svc.create_settlement(runtime, session, member.member_id, instruction_of(body), own=own[0])
+        if own[0] is not None:
             return 202, _intent_answer(runtime, session, s)
         return 201, settlement_public(session, s).model_dump(mode="json")
 
-    code, payload, replayed = idem.run(runtime.db, member.member_id, key, req_hash, work)
-    return _json(code, payload, replayed)
+    answer = idempotent(runtime, member.member_id, idempotency_key, "POST /v1/settlements",
+                        [body.model_dump(mode="json"), _wants_intent(prefer)], work,
+                        # chain facts, read before the write transaction (a replay reads nothing)
+                        before=lambda: own.append(own_key_preference(runtime, member.member_id, prefer)))
+    if answer.status_code == status.HTTP_202_ACCEPTED:  # an intent for the member's own key
+        answer.headers.update(_APPLIED)
+    return answer
 
 
 def _wants_intent(prefer: str | None) -> bool:
@@ -192,26 +184,24 @@ def _intent_answer(runtime: Runtime, session: Session, s: Settlement) -> dict:
              responses={409: {"model": Problem}})
 def create_batch(body: SettlementBatchCreate, runtime: RuntimeDep, member: Finance,
                  idempotency_key: IdempotencyKey = None) -> JSONResponse:
-    key = idem.check_key(idempotency_key)
-    req_hash = idem.request_hash("POST /v1/settlements:batch", body.model_dump(mode="json"))
-    stored = idem.lookup(runtime.db, member.member_id, key, req_hash)
-    if stored is not None:
-        return _json(*stored, True)
-    inputs = [instruction_of(item) for item in body.items]
-    # Validation, hashing and encoding read only: done before the write transaction, so the
-    # store's single writer is held for the inserts alone (the volume path).
-    with runtime.db.read() as session:
-        prepared = svc.prepare_batch(session, member.member_id, inputs)
+    prepared: list[PreparedBatch] = []
+
+    def prepare() -> None:
+        inputs = [instruction_of(item) for item in body.items]
+        # Validation, hashing and encoding read only: done before the write transaction, so the
+        # store's single writer is held for the inserts alone (the volume path).
+        with runtime.db.read() as session:
+            prepared.append(svc.prepare_batch(session, member.member_id, inputs))
 
     def work(session: Session) -> tuple[int, dict]:
-        rows = svc.write_batch(session, prepared)
+        rows = svc.write_batch(session, prepared[0])
         data = [{"id": s.id, "client_reference": s.client_reference, "payee": s.payee_id,
                  "target": {"value": s.target_amount_minor, "currency": s.target_currency}, "state": s.state,
                  "chain_status": s.chain_status} for s in rows]
         return 201, {"outbox_id": rows[0].outbox_id, "count": len(rows), "data": data}
 
-    code, payload, replayed = idem.run(runtime.db, member.member_id, key, req_hash, work)
-    return _json(code, payload, replayed)
+    return idempotent(runtime, member.member_id, idempotency_key, "POST /v1/settlements:batch",
+                      body.model_dump(mode="json"), work, before=prepare)
 
 
 def _filter(member: Principal, role: str, state: str | None, counterparty: str | None, currency: str | None,
@@ -440,8 +430,14 @@ def _cycle_visible(member: Principal, cycle: NettingCycle) -> NettingCycle:
              summary="Close a netting cycle in one currency (the operator): net the waiting paid settlements of "
                      "active members, submit on chain",
              responses={409: {"model": Problem}})
-def close_cycle(body: CycleCreate, runtime: RuntimeDep, session: DbSession, member: Operator) -> CyclePublic:
-    return cycle_public(session, svc.close_cycle(runtime, session, body.currency, member.member_id))
+def close_cycle(body: CycleCreate, runtime: RuntimeDep, member: Operator,
+                idempotency_key: IdempotencyKey = None) -> CyclePublic:
+    def work(session: Session) -> tuple[int, dict]:
+        cycle = svc.close_cycle(runtime, session, body.currency, member.member_id)
+        return status.HTTP_201_CREATED, cycle_public(session, cycle).model_dump(mode="json")
+
+    return idempotent(runtime, member.member_id, idempotency_key, "POST /v1/netting-cycles",  # type: ignore[return-value]
+                      body.model_dump(mode="json"), work)
 
 
 @router.get("/netting-cycles/{cycle_id}", response_model=CyclePublic,

@@ -102,10 +102,11 @@ class ApiKeysPublic(Page):
 
 
 class ApiKeyIssued(Out):
-    """A new key. ``key`` is shown this once and cannot be recovered: store it now."""
+    """A new key. ``key`` is shown this once and cannot be recovered: store it now (a replay of
+    the same ``Idempotency-Key`` answers null there: the key was shown to the first answer only)."""
 
     prefix: str = Field(max_length=16)
-    key: str = Field(max_length=100)
+    key: str | None = Field(max_length=100)
     member_id: str = Field(max_length=MEMBER_ID_LEN_MAX)
     label: str = Field(max_length=LABEL_LEN_MAX)
     created_at: datetime

@@ -28,6 +28,7 @@ import httpx
 import pytest
 
 from .demo_service import DemoService, start_demo
+from tests.http import client as http_client
 
 ROOT = Path(__file__).resolve().parents[2]
 MEMBERS = ("operator", "retailer", "supplier", "buyer", "bank", "payments", "auditor")
@@ -188,7 +189,7 @@ class World:
 
     def __init__(self, service: DemoService) -> None:
         self.service = service
-        self.http = httpx.Client(base_url=service.api, timeout=60.0)
+        self.http = http_client(base_url=service.api, timeout=60.0)
         # Failed authentications are throttled per client address: the cells without a valid key
         # come from addresses of their own (127.0.x.y, all loopback), a few each.
         self._anonymous: httpx.Client | None = None

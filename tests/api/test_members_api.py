@@ -190,6 +190,16 @@ def test_key_rotation_with_and_without_overlap(bootstrap_api: Api) -> None:
     assert [k["prefix"] for k in last["data"]] == [keys["data"][2]["prefix"]] and last["has_more"] is False
     bad = api.http.get("/v1/members/finance-x/api-keys", params={"cursor": "not-a-cursor"}, headers=op)
     assert bad.status_code == 422 and bad.json()["type"] == "urn:ledger:problem:invalid-cursor"
+    # Idempotency-Key: a retry gets the first answer without the key (shown once), and issues nothing
+    once = {**op, "Idempotency-Key": "issue-once"}
+    issued = api.http.post("/v1/members/finance-x/api-keys", json={"label": "once"}, headers=once)
+    assert issued.status_code == 201 and issued.json()["key"] and issued.headers["Idempotent-Replayed"] == "false"
+    again = api.http.post("/v1/members/finance-x/api-keys", json={"label": "once"}, headers=once)
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == {**issued.json(), "key": None}
+    assert api.http.get("/v1/members/finance-x/api-keys", headers=op).json()["count"] == 4
+    other = api.http.post("/v1/members/finance-x/api-keys", json={"label": "other"}, headers=once)
+    assert other.status_code == 409 and other.json()["type"] == "urn:ledger:problem:idempotency-key-reused"
 
 
 def test_members_revoke_only_their_own_keys(bootstrap_api: Api) -> None:

@@ -83,13 +83,23 @@ def test_errors_are_declared_as_problem_json_with_their_types(schema: dict[str, 
     assert {"type", "title", "status", "detail", "request_id", "errors"} <= set(problem["properties"])
 
 
+# Every creating POST (docs/api.md, "Idempotency-Key"): each answers 201 or 202 with what it made.
+TAKING_IDEMPOTENCY_KEY = {
+    "settlements.create", "settlements.create_batch", "netting_cycles.create", "webhooks.create",
+    "reconciliation.statements.import", "reconciliation.runs.create", "provider_accounts.create", "members.create",
+    "members.api_keys.issue", "governance.proposals.create", "provenance.events.create"}
+
+
 def test_idempotency_key_is_a_required_header_where_it_is_taken(schema: dict[str, Any]) -> None:
     taking = {}
     for _, _, op in _operations(schema):
         for p in op.get("parameters", []):
             if p["in"] == "header" and p["name"] == "Idempotency-Key":
                 taking[op["operationId"]] = p
-    assert {"settlements.create", "settlements.create_batch"} <= set(taking)
+    assert set(taking) == TAKING_IDEMPOTENCY_KEY, set(taking) ^ TAKING_IDEMPOTENCY_KEY
+    creating = {op["operationId"] for m, _, op in _operations(schema) if m == "POST" and "201" in op["responses"]}
+    creating -= {"receivables.evidence.add"}  # with the receivables
+    assert creating <= set(taking), f"a creating POST without Idempotency-Key: {creating - set(taking)}"
     for op_id, param in taking.items():
         assert param["required"] is True, op_id
         assert param["schema"]["type"] == "string" and param["schema"]["minLength"] == 1

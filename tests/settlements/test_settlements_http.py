@@ -14,6 +14,8 @@ from settlement.domains.settlements.postings import verify_journal
 from settlement.store.models import IdempotencyRecord, OutboxRow
 from settlement.store.models.settlements import JournalEntry, Settlement
 
+from tests.http import NO_IDEMPOTENCY_KEY
+
 from .conftest import CANCELLED, IN_CYCLE, INSTRUCTED, PAID, REFUNDED, SETTLED, World
 
 PROBLEM = "urn:ledger:problem:"
@@ -175,7 +177,8 @@ def test_idempotent_retries(world: World) -> None:
     assert _counts(w) == before
     other = w.http.post("/v1/settlements", json={**body, "purpose_code": "SERV"}, headers=w.h("retailer", "key-1"))
     assert other.status_code == 409 and other.json()["type"] == PROBLEM + "idempotency-key-reused"
-    missing = w.http.post("/v1/settlements", json=w.body(), headers=w.h("retailer"))
+    missing = w.http.post("/v1/settlements", json=w.body(), headers=w.h("retailer"),
+                          extensions={NO_IDEMPOTENCY_KEY: True})
     assert missing.status_code == 400 and missing.json()["type"] == PROBLEM + "idempotency-key-required"
     dup_ref = w.http.post("/v1/settlements", json={**body, "payment_reference": "X-1"},
                           headers=w.h("retailer", "key-2"))

@@ -98,9 +98,10 @@ call "202" POST "/v1/netting-cycles/$CYCLE/settle" -H "$(auth "$OPERATOR")" | js
 call 200 GET /v1/balances -H "$(auth "$RETAILER")" >/dev/null
 
 say "a receivable, registered by the supplier and confirmed by the buyer"
-RID=$(call "201 202" POST /v1/receivables -H "$(auth "$SUPPLIER")" -H "Content-Type: application/json" \
+RID=$(call "201" POST /v1/receivables -H "$(auth "$SUPPLIER")" -H "Idempotency-Key: tour-rcv" \
+  -H "Content-Type: application/json" \
   -d '{"buyer_id":"buyer","invoice_number":"PRC-2026-118","face_value":{"value":50000000,"currency":"CNY"},
-       "issue_date":"2026-11-20","due_date":"2027-02-18"}' | json '(d.get("receivable") or d)["id"]')
+       "issue_date":"2026-11-20","due_date":"2027-02-18"}' | json 'd["id"]')
 echo "receivable $RID"
 receivable_registered() {
   call 200 GET "/v1/receivables/$RID" -H "$(auth "$SUPPLIER")" | json 'd["status"]' | grep -qvx "pending"

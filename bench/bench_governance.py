@@ -97,7 +97,7 @@ def run(rt: Runtime) -> dict[str, list[tuple[str, int]]]:
         if own is None:
             return
         with rt.db.read() as s:
-            held = intents.list_intents(s, "payer", status="held")
+            held, _more = intents.list_intents(s, "payer", status="held", limit=intents.LIST_LIMIT_MAX)
             typed = [(i.id, intents.typed_data(rt.chain.chain_id, rt.address(intents.FORWARDER), i)) for i in held]
         for intent_id, data in typed:
             check = intents.check_signature(rt, intent_id, "payer", "0x" + sign_typed_data(own, data).hex())

@@ -70,7 +70,8 @@ until_ok "$WAIT_S" settlement_is paid
 call 200 GET "/v1/settlements/$ID" -H "$(auth "$RETAILER")" | json 'd["state"], d["paid"]'
 
 say "net and settle the cycle (operator)"
-CYCLE=$(call "201" POST /v1/netting-cycles -H "$(auth "$OPERATOR")" -H "Content-Type: application/json" \
+CYCLE=$(call "201" POST /v1/netting-cycles -H "$(auth "$OPERATOR")" -H "Idempotency-Key: tour-cycle" \
+  -H "Content-Type: application/json" \
   -d '{"currency":"CNY"}' | json 'd["id"]')
 echo "cycle $CYCLE"
 cycle_confirmed() {  # the cycle is on chain before any payment into it is attested
@@ -97,9 +98,10 @@ call "202" POST "/v1/netting-cycles/$CYCLE/settle" -H "$(auth "$OPERATOR")" | js
 call 200 GET /v1/balances -H "$(auth "$RETAILER")" >/dev/null
 
 say "a receivable, registered by the supplier and confirmed by the buyer"
-RID=$(call "201 202" POST /v1/receivables -H "$(auth "$SUPPLIER")" -H "Content-Type: application/json" \
+RID=$(call "201" POST /v1/receivables -H "$(auth "$SUPPLIER")" -H "Idempotency-Key: tour-rcv" \
+  -H "Content-Type: application/json" \
   -d '{"buyer_id":"buyer","invoice_number":"PRC-2026-118","face_value":{"value":50000000,"currency":"CNY"},
-       "issue_date":"2026-11-20","due_date":"2027-02-18"}' | json '(d.get("receivable") or d)["id"]')
+       "issue_date":"2026-11-20","due_date":"2027-02-18"}' | json 'd["id"]')
 echo "receivable $RID"
 receivable_registered() {
   call 200 GET "/v1/receivables/$RID" -H "$(auth "$SUPPLIER")" | json 'd["status"]' | grep -qvx "pending"
@@ -113,7 +115,8 @@ until_ok "$WAIT_S" receivable_confirmed
 call 200 GET "/v1/receivables/$RID" -H "$(auth "$SUPPLIER")" | json 'd["status"], len(d["parts"])'
 
 say "provenance, and a proof an auditor checks without us"
-call "200 201" POST /v1/provenance/events -H "$(auth "$SUPPLIER")" -H "Content-Type: application/json" \
+call "200 201" POST /v1/provenance/events -H "$(auth "$SUPPLIER")" -H "Idempotency-Key: tour-evt" \
+  -H "Content-Type: application/json" \
   -d '{"events":[{"event_id":"evt-0001","lot_id":"LOT-7731","product":"gtin:09506000134352","event_type":"produced",
        "location":"gln:0614141000005","occurred_at_s":1795300000}]}' >/dev/null
 PROOF="$(mktemp -d)/proof.json"

@@ -122,8 +122,9 @@ def _row(p) -> dict:  # type: ignore[no-untyped-def]
 
 def _list(runtime: Runtime, args: argparse.Namespace) -> int:
     with runtime.db.read() as session:
-        rows = [_row(p) for p in gov.list_proposals(session, pending=args.pending, member_id=args.member,
-                                                     limit=gov.LIST_LIMIT_MAX)]
+        page, _more = gov.list_proposals(session, pending=args.pending, member_id=args.member,
+                                         limit=gov.LIST_LIMIT_MAX)
+        rows = [_row(p) for p in page]
     if args.json:
         print(json.dumps(rows))
         return 0

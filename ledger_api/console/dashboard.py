@@ -38,12 +38,12 @@ def _settlements(ctx: Ctx) -> list[Any]:
 
 def _receivables(ctx: Ctx) -> list[Any]:
     rows: list[Any] = []
-    after = None
+    cursor = None
     for _ in range(RECEIVABLE_PAGES_MAX):
-        page = invoke(receivables_api.list_mine, ctx, role=None, status_=None, limit=200, after=after)
+        page = invoke(receivables_api.list_mine, ctx, role=None, status_=None, limit=200, cursor=cursor, after=None)
         rows.extend(page.data)
-        after = page.next_after
-        if not after:
+        cursor = page.next_cursor
+        if not cursor:
             break
     return rows
 

@@ -405,14 +405,15 @@ def cycle_close(ctx: Console) -> Response:
 
     try:
         body = CycleCreate.model_validate({"currency": ctx.field("currency").strip().upper()})
-        cycle = invoke(api.close_cycle, ctx, body=body)
+        cycle = json.loads(invoke(api.close_cycle, ctx, body=body,
+                                  idempotency_key=ctx.field("idempotency_key") or new_idempotency_key()).body)
     except (LedgerError, pydantic.ValidationError) as exc:
         if isinstance(exc, LedgerError) and exc.status in (401, 403):
             raise
         errors, message = field_errors_of(exc)
         return render(ctx, "cycles.html", status_code=getattr(exc, "status", 422), cycles=cycle_summaries(ctx),
                       errors=errors, message=message)
-    return RedirectResponse(f"{BASE}/netting-cycles/{cycle.id}", status_code=303)
+    return RedirectResponse(f"{BASE}/netting-cycles/{cycle['id']}", status_code=303)
 
 
 @router.get("/netting-cycles/{cycle_id}")

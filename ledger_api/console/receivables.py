@@ -26,6 +26,7 @@ from ledger_api.console.web import (
     authorised_for,
     field_errors_of,
     invoke,
+    new_idempotency_key,
     render,
     require_session,
 )
@@ -58,11 +59,11 @@ def _choice(ctx: Ctx, name: str, allowed: tuple[str, ...]) -> str | None:
 @router.get("/receivables")
 def receivables_list(ctx: Console) -> HTMLResponse:
     role, status = _choice(ctx, "role", ROLES), _choice(ctx, "status", STATUSES)
-    after = ctx.request.query_params.get("after") or None
-    if after is not None and len(after) > 66:
-        raise ValidationError("after is at most 66 characters", field="after")
-    page = invoke(api.list_mine, ctx, role=role, status_=status, limit=PAGE_SIZE, after=after)
-    return render(ctx, "receivables.html", rows=page.data, next_after=page.next_after, role=role or "",
+    cursor = ctx.request.query_params.get("cursor") or None
+    if cursor is not None and len(cursor) > 66:
+        raise ValidationError("cursor is at most 66 characters", field="cursor")
+    page = invoke(api.list_mine, ctx, role=role, status_=status, limit=PAGE_SIZE, cursor=cursor, after=None)
+    return render(ctx, "receivables.html", rows=page.data, next_cursor=page.next_cursor, role=role or "",
                   status=status or "", roles=ROLES, statuses=STATUSES)
 
 
@@ -91,7 +92,7 @@ def register(ctx: Console) -> Response:
         body = ReceivableCreate.model_validate(data)
         if errors:
             raise ValidationError("invalid amount")
-        done = invoke(api.register, ctx, body=body)
+        done = json.loads(invoke(api.register, ctx, body=body, idempotency_key=_key(ctx)).body)
     except (pydantic.ValidationError, LedgerError) as exc:
         if isinstance(exc, LedgerError) and exc.status in (401, 403):
             raise
@@ -101,7 +102,7 @@ def register(ctx: Console) -> Response:
         values = {k: v for k, v in (ctx.form or {}).items() if isinstance(v, str) and k != "csrf"}
         return render(ctx, "receivable_new.html", status_code=getattr(exc, "status", 422), values=values,
                       errors=errors, message=None if errors and message == "invalid amount" else message)
-    return RedirectResponse(f"{BASE}/receivables/{done.receivable.id}?done=register", status_code=303)
+    return RedirectResponse(f"{BASE}/receivables/{done['id']}?done=register", status_code=303)
 
 
 def _detail(ctx: Ctx, receivable_id: str, *, status_code: int = 200, errors: FieldErrors | None = None,
@@ -145,6 +146,11 @@ def receivable_status(receivable_id: api.ReceivableIdPath, ctx: Console) -> HTML
     """The pending-operation fragment; htmx polls it until the chain has answered."""
     r = invoke(api.get_one, ctx, receivable_id=receivable_id)
     return render(ctx, "_receivable_status.html", r=r)
+
+
+def _key(ctx: Ctx) -> str:
+    """The form's own Idempotency-Key when it carries one (a resubmission replays), else a new one."""
+    return ctx.field("idempotency_key") or new_idempotency_key()
 
 
 def _act(ctx: Ctx, receivable_id: str, name: str, run: Callable[[], Any]) -> Response:
@@ -209,7 +215,8 @@ def split(receivable_id: api.ReceivableIdPath, part_id: api.PartIdPath, ctx: Con
             except LedgerError as exc:
                 raise ValidationError(exc.detail, field="amounts") from None
         body = SplitRequest.model_validate({"amounts": amounts})
-        return invoke(api.split, ctx, receivable_id=receivable_id, part_id=part_id, body=body)
+        return invoke(api.split, ctx, receivable_id=receivable_id, part_id=part_id, body=body,
+                      idempotency_key=_key(ctx))
 
     return _act(ctx, receivable_id, "split", run)
 
@@ -225,7 +232,8 @@ def transfer(receivable_id: api.ReceivableIdPath, part_id: api.PartIdPath, ctx: 
             except LedgerError as exc:
                 raise ValidationError(exc.detail, field="amount") from None
         body = TransferRequest.model_validate(data)
-        return invoke(api.transfer, ctx, receivable_id=receivable_id, part_id=part_id, body=body)
+        return invoke(api.transfer, ctx, receivable_id=receivable_id, part_id=part_id, body=body,
+                      idempotency_key=_key(ctx))
 
     return _act(ctx, receivable_id, "transfer", run)
 
@@ -234,7 +242,8 @@ def transfer(receivable_id: api.ReceivableIdPath, part_id: api.PartIdPath, ctx: 
 def request_financing(receivable_id: api.ReceivableIdPath, part_id: api.PartIdPath, ctx: Console) -> Response:
     def run() -> Any:
         body = FinancingRequestCreate.model_validate({"financier_id": ctx.field("financier_id").strip()})
-        return invoke(api.request_financing, ctx, receivable_id=receivable_id, part_id=part_id, body=body)
+        return invoke(api.request_financing, ctx, receivable_id=receivable_id, part_id=part_id, body=body,
+                      idempotency_key=_key(ctx))
 
     return _act(ctx, receivable_id, "financing", run)
 
@@ -252,7 +261,8 @@ def offer(receivable_id: api.ReceivableIdPath, part_id: api.PartIdPath, ctx: Con
             "discount_rate": ctx.field("discount_rate").strip(), "day_count": ctx.field("day_count").strip(),
             "fee": {"value": fee, "currency": currency},
             "valid_until": valid + ("Z" if valid and not valid.endswith("Z") and "+" not in valid else "")})
-        return invoke(api.offer, ctx, receivable_id=receivable_id, part_id=part_id, body=body)
+        return invoke(api.offer, ctx, receivable_id=receivable_id, part_id=part_id, body=body,
+                      idempotency_key=_key(ctx))
 
     return _act(ctx, receivable_id, "offer", run)
 
@@ -261,7 +271,7 @@ def offer(receivable_id: api.ReceivableIdPath, part_id: api.PartIdPath, ctx: Con
 def accept(receivable_id: api.ReceivableIdPath, part_id: api.PartIdPath, ctx: Console) -> Response:
     def run() -> Any:
         offer_id = ctx.field("offer_id").strip()
-        body = AcceptanceCreate.model_validate({"offer_id": int(offer_id) if offer_id.isdigit() else 0})
+        body = AcceptanceCreate.model_validate({"offer_id": offer_id if offer_id.isdigit() else "0"})
         return invoke(api.accept, ctx, receivable_id=receivable_id, part_id=part_id, body=body)
 
     return _act(ctx, receivable_id, "accept", run)

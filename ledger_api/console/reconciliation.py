@@ -6,6 +6,7 @@ the route's role dependency."""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 import pydantic
@@ -20,6 +21,7 @@ from ledger_api.console.web import (
     authorised_for,
     field_errors_of,
     invoke,
+    new_idempotency_key,
     render,
     require_session,
 )
@@ -68,14 +70,16 @@ async def upload(ctx: Console) -> Response:
         filename = (upload_.filename or "statement")[:255]
         statement = await run_in_threadpool(api.import_statement_data, ctx.runtime, who, kind, data,
                                             account=account, filename=filename)
-        run = await run_in_threadpool(invoke, api.start_run, ctx, body=RunCreate(statement_id=statement.id))
+        answer = await run_in_threadpool(invoke, api.start_run, ctx, body=RunCreate(statement_id=statement.id),
+                                         idempotency_key=new_idempotency_key())
+        run_id = json.loads(answer.body)["id"]
     except (LedgerError, pydantic.ValidationError) as exc:
         if isinstance(exc, LedgerError) and exc.status in (401, 403):
             raise
         errors, message = field_errors_of(exc)
         text = message or "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items())
         return await run_in_threadpool(lambda: _page(ctx, status_code=getattr(exc, "status", 422), message=text))
-    return RedirectResponse(f"{BASE}/reconciliation/runs/{run.id}", status_code=303)
+    return RedirectResponse(f"{BASE}/reconciliation/runs/{run_id}", status_code=303)
 
 
 @router.get("/reconciliation/runs/{run_id}")

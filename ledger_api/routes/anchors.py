@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
+from ledger_api.conventions import CursorQuery, IdempotencyKey, idempotent
 from ledger_api.deps import DbSession, OperatorMember, Principal, RuntimeDep, require_roles
 from ledger_api.schemas import Problem
 from ledger_api.schemas.anchors import (
@@ -69,16 +70,20 @@ def batch_public(runtime: Runtime, batch: AnchorBatch) -> AnchorBatchPublic:
              summary="Record provenance events (supplier, buyer, operator); all or none",
              responses={200: {"model": EventsAccepted, "description": "every event was already recorded"},
                         409: {"model": Problem}, 413: {"model": Problem}})
-def post_events(body: ProvenanceEventsIn, response: Response, session: DbSession,
-                member: EventWriter) -> EventsAccepted:
+def post_events(body: ProvenanceEventsIn, runtime: RuntimeDep, member: EventWriter,
+                idempotency_key: IdempotencyKey = None) -> EventsAccepted:
     raw = [e.model_dump(exclude_none=True) for e in body.events]
-    recorded = anchoring.record_events(session, member.member_id, onchain_id(member.member_id), raw)
-    new = sum(1 for r in recorded if not r.duplicate)
-    if new == 0:
-        response.status_code = status.HTTP_200_OK
-    return EventsAccepted(accepted=new, duplicates=len(recorded) - new,
-                          events=[EventAccepted(event_id=r.event_id, lot_id=r.lot_id, leaf_hash=r.leaf_hash,
-                                                duplicate=r.duplicate) for r in recorded])
+
+    def work(session: Session) -> tuple[int, dict]:
+        recorded = anchoring.record_events(session, member.member_id, onchain_id(member.member_id), raw)
+        new = sum(1 for r in recorded if not r.duplicate)
+        answer = EventsAccepted(accepted=new, duplicates=len(recorded) - new,
+                                events=[EventAccepted(event_id=r.event_id, lot_id=r.lot_id, leaf_hash=r.leaf_hash,
+                                                      duplicate=r.duplicate) for r in recorded])
+        return status.HTTP_201_CREATED if new else status.HTTP_200_OK, answer.model_dump(mode="json")
+
+    return idempotent(runtime, member.member_id, idempotency_key, "POST /v1/provenance/events",  # type: ignore[return-value]
+                      body.model_dump(mode="json", exclude_none=True), work)
 
 
 @router.get("/provenance/lots/{lot_id:path}/trace", response_model=LotTrace,
@@ -86,13 +91,16 @@ def post_events(body: ProvenanceEventsIn, response: Response, session: DbSession
             responses={404: {"model": Problem}})
 def lot_trace(lot_id: LotIdPath, runtime: RuntimeDep, session: DbSession, _auditor: Auditor,
               limit: Annotated[int, Query(ge=1, le=TRACE_EVENTS_MAX)] = TRACE_EVENTS_MAX,
-              after: Annotated[str | None, Query(max_length=128, description="event_id of the last one seen")] = None,
+              cursor: CursorQuery = None,
+              after: Annotated[str | None, Query(max_length=128, deprecated=True,
+                                                 description="the former cursor: event_id of the last one seen")] = None,
               ) -> LotTrace:
-    items = anchoring.lot_trace(runtime, session, lot_id, limit=limit, after_event_id=after)
+    items, more = anchoring.lot_trace(runtime, session, lot_id, limit=limit, after_event_id=cursor or after,
+                                      cursor=cursor is not None)
     entries = [TraceEntry(event=i.event, status=i.status, batch_sequence=i.batch_sequence,
                           proof=ProofDocumentOut(**i.proof.to_json()) if i.proof else None) for i in items]
-    return LotTrace(lot_id=lot_id, events=entries,
-                    next_after=items[-1].event["event_id"] if len(items) == limit else None)
+    return LotTrace(lot_id=lot_id, data=entries, has_more=more,
+                    next_cursor=items[-1].event["event_id"] if more else None)
 
 
 @router.get("/provenance/events/{event_id:path}/proof", response_model=ProofDocumentOut,

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Query, status
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
-from ledger_api.deps import CurrentMember, DbSession, OperatorMember
+from ledger_api.conventions import CursorQuery, IdempotencyKey, idempotent, replayed_headers
+from ledger_api.deps import CurrentMember, DbSession, OperatorMember, RuntimeDep
 from ledger_api.routes.members import MemberIdPath
 from ledger_api.schemas import Problem
 from ledger_api.schemas.members import ApiKeyCreate, ApiKeyIssued, ApiKeyPublic, ApiKeysPublic
@@ -29,27 +33,43 @@ def key_public(key: ApiKey) -> ApiKeyPublic:
 @router.post("/members/{member_id}/api-keys", status_code=status.HTTP_201_CREATED, response_model=ApiKeyIssued,
              summary="Issue a key, or rotate (issue + revoke old ones after an overlap); operator only",
              responses={404: {"model": Problem}, 409: {"model": Problem}})
-def issue(member_id: MemberIdPath, body: ApiKeyCreate, session: DbSession, _op: OperatorMember) -> ApiKeyIssued:
-    get_member(session, member_id)
-    revokes: list[str] = []
-    revokes_at: datetime | None = None
-    if body.rotate or body.replaces:
-        key, revokes = svc.rotate_key(session, member_id, old_prefix=body.replaces, overlap_s=body.overlap_s,
-                                      label=body.label)
-        if revokes:
-            revokes_at = svc.get_key(session, revokes[0]).revoked_at
-    else:
-        key = svc.issue_key(session, member_id, label=body.label)
-    return ApiKeyIssued(prefix=key.prefix, key=key.plaintext, member_id=key.member_id, label=key.label,
-                        created_at=key.created_at, revokes=revokes, revokes_at=revokes_at)
+def issue(member_id: MemberIdPath, body: ApiKeyCreate, runtime: RuntimeDep, op: OperatorMember,
+          idempotency_key: IdempotencyKey = None) -> ApiKeyIssued:
+    shown: list[str] = []
+
+    def work(session: Session) -> tuple[int, dict]:
+        get_member(session, member_id)
+        revokes: list[str] = []
+        revokes_at: datetime | None = None
+        if body.rotate or body.replaces:
+            key, revokes = svc.rotate_key(session, member_id, old_prefix=body.replaces, overlap_s=body.overlap_s,
+                                          label=body.label)
+            if revokes:
+                revokes_at = svc.get_key(session, revokes[0]).revoked_at
+        else:
+            key = svc.issue_key(session, member_id, label=body.label)
+        shown.append(key.plaintext)
+        # What is stored for a replay has no key: it is shown once.
+        return status.HTTP_201_CREATED, ApiKeyIssued(
+            prefix=key.prefix, key=None, member_id=key.member_id, label=key.label, created_at=key.created_at,
+            revokes=revokes, revokes_at=revokes_at).model_dump(mode="json")
+
+    answer = idempotent(runtime, op.member_id, idempotency_key, "POST /v1/members/{id}/api-keys",
+                        [member_id, body.model_dump(mode="json")], work, headers={"Cache-Control": "no-store"})
+    if shown:
+        answer = JSONResponse({**json.loads(answer.body), "key": shown[0]}, status_code=answer.status_code,
+                              headers={"Cache-Control": "no-store", **replayed_headers(False)})
+    return answer  # type: ignore[return-value]
 
 
 @router.get("/members/{member_id}/api-keys", response_model=ApiKeysPublic,
             summary="A member's keys, by prefix (operator)", responses={404: {"model": Problem}})
-def list_keys(member_id: MemberIdPath, session: DbSession, _op: OperatorMember) -> ApiKeysPublic:
+def list_keys(member_id: MemberIdPath, session: DbSession, _op: OperatorMember, cursor: CursorQuery = None,
+              limit: Annotated[int, Query(ge=1, le=svc.KEY_LIST_LIMIT_MAX)] = 100) -> ApiKeysPublic:
     get_member(session, member_id)
-    data = [key_public(k) for k in svc.list_keys(session, member_id)]
-    return ApiKeysPublic(data=data, count=len(data))
+    rows, next_cursor = svc.list_keys(session, member_id, limit=limit, cursor=cursor)
+    data = [key_public(k) for k in rows]
+    return ApiKeysPublic(data=data, count=len(data), next_cursor=next_cursor, has_more=next_cursor is not None)
 
 
 @router.delete("/api-keys/{prefix}", response_model=ApiKeyPublic,

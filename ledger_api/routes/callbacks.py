@@ -16,7 +16,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
+from ledger_api.conventions import IdempotencyKey, idempotent
 from ledger_api.deps import DbSession, OperatorMember, Principal, RuntimeDep, require_roles
 from ledger_api.schemas import Problem
 from ledger_api.schemas.callbacks import (
@@ -85,10 +87,17 @@ def list_provider_accounts(session: DbSession, who: AccountReader, owner: OwnerQ
 
 
 @router.post("/provider-accounts", response_model=ProviderAccountPublic, status_code=status.HTTP_201_CREATED)
-def add_provider_account(body: ProviderAccountCreate, runtime: RuntimeDep, session: DbSession,
-                         op: OperatorMember) -> ProviderAccountPublic:
-    return _account_public(cb.add_account(runtime, session, body.provider, body.account, body.config,
-                                          owner=body.owner, created_by=op.member_id))
+def add_provider_account(body: ProviderAccountCreate, runtime: RuntimeDep, op: OperatorMember,
+                         idempotency_key: IdempotencyKey = None) -> ProviderAccountPublic:
+    def work(session: Session) -> tuple[int, dict]:
+        info = cb.add_account(runtime, session, body.provider, body.account, body.config, owner=body.owner,
+                              created_by=op.member_id)
+        return status.HTTP_201_CREATED, _account_public(info).model_dump(mode="json")
+
+    # The request hash covers the account's secrets (a SHA-256 of the canonical body): they are
+    # never stored, nor in the stored answer.
+    return idempotent(runtime, op.member_id, idempotency_key, "POST /v1/provider-accounts",  # type: ignore[return-value]
+                      body.model_dump(mode="json"), work)
 
 
 @router.get("/provider-accounts/{provider}/{account}", response_model=ProviderAccountPublic)

@@ -21,6 +21,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 from sqlalchemy.orm import Session
 
+from ledger_api.conventions import CursorQuery, IdempotencyKey, idempotent
 from ledger_api.deps import CurrentMember, Principal, RuntimeDep
 from ledger_api.schemas import Problem
 from ledger_api.schemas.governance import (
@@ -148,11 +149,21 @@ def governance(runtime: RuntimeDep, member: CurrentMember) -> GovernancePublic:
 
 @router.post("/proposals", status_code=status.HTTP_202_ACCEPTED, response_model=ProposalAccepted,
              summary="Propose a governance action (operator or a governor's member)")
-def create_proposal(body: ProposalCreate, runtime: RuntimeDep, member: CurrentMember) -> ProposalAccepted:
+def create_proposal(body: ProposalCreate, runtime: RuntimeDep, member: CurrentMember,
+                    idempotency_key: IdempotencyKey = None) -> ProposalAccepted:
     require_proposer(runtime, member)
     action = gov.Action(body.action, member_id=body.member_id, name=body.name, country=body.country,
                         roles=tuple(body.roles), role=body.role, account=body.account, proposal_id=body.proposal_id)
-    return ProposalAccepted(proposal=propose(runtime, member, action, body.description))
+    facts: list[gov.GovernanceFacts] = []
+
+    def work(session: Session) -> tuple[int, dict]:
+        p = gov.propose(runtime, session, facts[0], action, proposed_by=member.member_id, description=body.description)
+        proposal = proposal_public(runtime, session, p, facts[0])
+        return status.HTTP_202_ACCEPTED, ProposalAccepted(proposal=proposal).model_dump(mode="json")
+
+    return idempotent(runtime, member.member_id, idempotency_key,  # type: ignore[return-value]
+                      "POST /v1/governance/proposals", body.model_dump(mode="json"), work,
+                      before=lambda: facts.append(gov.read_facts(runtime)))
 
 
 def propose(runtime: Runtime, member: Principal, action: gov.Action, description: str | None = None) -> ProposalPublic:
@@ -167,13 +178,15 @@ def propose(runtime: Runtime, member: Principal, action: gov.Action, description
 def list_proposals(runtime: RuntimeDep, member: CurrentMember,
                    pending: Annotated[bool, Query()] = False,
                    member_id: Annotated[str | None, Query(alias="member", max_length=64)] = None,
-                   limit: Annotated[int, Query(ge=1, le=gov.LIST_LIMIT_MAX)] = 50) -> ProposalsPublic:
+                   limit: Annotated[int, Query(ge=1, le=gov.LIST_LIMIT_MAX)] = 50,
+                   cursor: CursorQuery = None) -> ProposalsPublic:
     scope = member_id if sees_all(runtime, member) else member.member_id
     with runtime.db.read() as session:  # a read session: the node calls below hold no write lock
-        rows = gov.list_proposals(session, pending=pending, member_id=scope, limit=limit)
+        rows, next_cursor = gov.list_proposals(session, pending=pending, member_id=scope, limit=limit,
+                                               cursor=cursor)
         facts = gov.read_facts(runtime, tuple(p.op_id for p in rows if p.status == "scheduled" and p.op_id))
         data = [proposal_public(runtime, session, p, facts) for p in rows]
-    return ProposalsPublic(data=data, count=len(data))
+    return ProposalsPublic(data=data, count=len(data), next_cursor=next_cursor, has_more=next_cursor is not None)
 
 
 @router.get("/proposals/{proposal_id}", response_model=ProposalPublic, summary="One proposal")

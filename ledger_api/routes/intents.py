@@ -16,6 +16,7 @@ from fastapi import APIRouter, Header, Path, Query, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ledger_api.conventions import CursorQuery
 from ledger_api.deps import CurrentMember, RuntimeDep
 from ledger_api.schemas import Problem
 from ledger_api.schemas.governance import IntentChainPublic, IntentPublic, IntentSignature, IntentsPublic
@@ -81,11 +82,12 @@ def intent_of_row(runtime: Runtime, session: Session, outbox_id: int) -> IntentP
 @router.get("", response_model=IntentsPublic, summary="Your intents, newest first")
 def list_intents(runtime: RuntimeDep, member: CurrentMember,
                  status_: Annotated[str | None, Query(alias="status", max_length=16)] = None,
-                 limit: Annotated[int, Query(ge=1, le=svc.LIST_LIMIT_MAX)] = 50) -> IntentsPublic:
+                 limit: Annotated[int, Query(ge=1, le=svc.LIST_LIMIT_MAX)] = 50,
+                 cursor: CursorQuery = None) -> IntentsPublic:
     with runtime.db.read() as session:
-        data = [intent_public(runtime, session, i)
-                for i in svc.list_intents(session, member.member_id, status=status_, limit=limit)]
-    return IntentsPublic(data=data, count=len(data))
+        rows, next_cursor = svc.list_intents(session, member.member_id, status=status_, limit=limit, cursor=cursor)
+        data = [intent_public(runtime, session, i) for i in rows]
+    return IntentsPublic(data=data, count=len(data), next_cursor=next_cursor, has_more=next_cursor is not None)
 
 
 @router.get("/{intent_id}", response_model=IntentPublic,

@@ -4,13 +4,16 @@ governance), and ``/v1/me`` for any member. A member's own keys: ``routes/keys.p
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, status
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
+from ledger_api.conventions import IdempotencyKey, idempotent, replayed_headers
 from ledger_api.deps import CurrentMember, DbSession, OperatorMember, Principal, RuntimeDep
-from ledger_api.routes.governance import propose, require_proposer
+from ledger_api.routes.governance import proposal_public, propose, require_proposer
 from ledger_api.schemas import Problem
 from ledger_api.schemas.governance import ProposalAccepted
 from ledger_api.schemas.members import (
@@ -51,27 +54,48 @@ def _forget(request: Request, member_id: str) -> None:
                      "after the seal as a governance proposal (202; the member appears once it executes)",
              responses={202: {"model": ProposalAccepted}, 409: {"model": Problem}})
 def create_member(body: MemberCreate, runtime: RuntimeDep, member: CurrentMember,
-                  response: Response) -> MemberCreated | ProposalAccepted:
+                  idempotency_key: IdempotencyKey = None) -> MemberCreated | ProposalAccepted:
+    operation, request = "POST /v1/members", body.model_dump(mode="json")
     if not runtime.bootstrap_open():
         require_proposer(runtime, member)
-        response.status_code = status.HTTP_202_ACCEPTED
-        return ProposalAccepted(proposal=propose(runtime, member, governance.Action(
-            "onboard", member_id=body.id, name=body.name, country=body.country, roles=tuple(body.roles),
-            account=body.account)))
+        action = governance.Action("onboard", member_id=body.id, name=body.name, country=body.country,
+                                   roles=tuple(body.roles), account=body.account)
+        facts: list[governance.GovernanceFacts] = []
+
+        def proposal(session: Session) -> tuple[int, dict]:
+            p = governance.propose(runtime, session, facts[0], action, proposed_by=member.member_id)
+            made = ProposalAccepted(proposal=proposal_public(runtime, session, p, facts[0]))
+            return status.HTTP_202_ACCEPTED, made.model_dump(mode="json")
+
+        return idempotent(runtime, member.member_id, idempotency_key, operation, request,  # type: ignore[return-value]
+                          proposal, before=lambda: facts.append(governance.read_facts(runtime)))
     if "operator" not in member.roles:
         raise ForbiddenError("founding members are onboarded by the operator", required_roles=["operator"])
     if body.account is not None:
         raise ValidationError("a founding member gets a custodial account; it adds its own key afterwards with "
                               "POST /v1/members/{id}/keys", field="account")
-    with runtime.db.transaction() as session:
+    shown: list[str] = []
+
+    def onboard(session: Session) -> tuple[int, dict]:
         done = svc.onboard(runtime, session, member_id=body.id, name=body.name, country=body.country,
                            roles=body.roles, key_label=body.key_label)
         key = done.api_key
-        return MemberCreated(
+        shown.append(key.plaintext)
+        # What is stored for a replay has no key: it is shown once.
+        return status.HTTP_201_CREATED, MemberCreated(
             member=member_public(session, done.member),
-            api_key=ApiKeyIssued(prefix=key.prefix, key=key.plaintext, member_id=key.member_id, label=key.label,
+            api_key=ApiKeyIssued(prefix=key.prefix, key=None, member_id=key.member_id, label=key.label,
                                  created_at=key.created_at),
-            outbox_id=done.outbox_id)
+            outbox_id=done.outbox_id).model_dump(mode="json")
+
+    answer = idempotent(runtime, member.member_id, idempotency_key, operation, request, onboard,
+                        headers={"Cache-Control": "no-store"})
+    if shown:
+        payload = json.loads(answer.body)
+        answer = JSONResponse({**payload, "api_key": {**payload["api_key"], "key": shown[0]}},
+                              status_code=answer.status_code,
+                              headers={"Cache-Control": "no-store", **replayed_headers(False)})
+    return answer  # type: ignore[return-value]
 
 
 @router.get("/members", response_model=MembersPublic, summary="List members (operator)")

@@ -8,13 +8,16 @@ read sessions."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
+from ledger_api.conventions import CursorQuery, IdempotencyKey, idempotent, replayed_headers
 from ledger_api.deps import CurrentMember, Principal, RuntimeDep, require_roles
 from ledger_api.schemas import Money as MoneyBody
 from ledger_api.schemas import Problem, money
@@ -89,11 +92,11 @@ def _op(op: ReceivableOperation) -> ReceivableOperationPublic:
 def _part(r: Receivable, p: ReceivablePart) -> PartPublic:
     offer = None
     if p.request_open and p.offer_id is not None:
-        offer = OfferPublic(offer_id=p.offer_id, financier_id=p.financier_id,
+        offer = OfferPublic(offer_id=str(p.offer_id), financier_id=p.financier_id,
                             advance=money(p.advance_minor or 0, r.currency), fee=money(p.fee_minor or 0, r.currency),
                             discount_rate_ppm=p.discount_rate_ppm or 0,
                             day_count=_BASIS_NAME[DayCountBasis(p.day_count_basis)],
-                            valid_until=p.offer_valid_until or 0)
+                            valid_until=datetime.fromtimestamp(p.offer_valid_until or 0, timezone.utc))
     return PartPublic(id=p.id, index=p.index, holder_id=p.holder_id, holder_onchain_id=p.holder_onchain_id,
                       amount=money(p.amount_minor, r.currency), financed=p.financed,
                       financing_requested_from=p.financier_id if p.request_open else None, offer=offer,
@@ -101,7 +104,8 @@ def _part(r: Receivable, p: ReceivablePart) -> PartPublic:
                       repaid=money(p.repaid_minor, r.currency) if p.repaid_minor is not None else None)
 
 
-def receivable_public(facts: ChainFacts, r: Receivable, parts: list[ReceivablePart]) -> ReceivablePublic:
+def receivable_public(facts: ChainFacts, r: Receivable, parts: list[ReceivablePart],
+                      pending: list[ReceivableOperation]) -> ReceivablePublic:
     grace, today = facts.grace_period_days, facts.today
     return ReceivablePublic(
         id=r.id, supplier_id=r.supplier_id, buyer_id=r.buyer_id, invoice_number=r.invoice_number,
@@ -111,12 +115,14 @@ def receivable_public(facts: ChainFacts, r: Receivable, parts: list[ReceivablePa
         status=svc.display_status(r.status, r.due_date, today, grace), stored_status=r.status,
         confirmation=r.confirmation, confirmed_by=r.confirmed_by, rejection=r.rejection,
         financed=money(sum(p.amount_minor for p in parts if p.financed), r.currency),
-        parts=[_part(r, p) for p in parts], pending_operation_id=r.busy_operation_id, created_at=r.created_at)
+        parts=[_part(r, p) for p in parts], pending_operation_id=r.busy_operation_id,
+        pending_operations=[_op(o) for o in pending], created_at=r.created_at)
 
 
 def _one(facts: ChainFacts, session: Session, r: Receivable) -> ReceivablePublic:
     session.flush()
-    return receivable_public(facts, r, svc.parts_of(session, [r.id])[r.id])
+    return receivable_public(facts, r, svc.parts_of(session, [r.id])[r.id],
+                             svc.pending_operations_of(session, [r.id])[r.id])
 
 
 def _accepted(facts: ChainFacts, session: Session, done: svc.Accepted) -> ReceivableAccepted:
@@ -140,19 +146,48 @@ def _m(body: MoneyBody) -> Money:
 Command = Callable[[ChainFacts, Session, Actor], svc.Accepted]
 
 
+class Once:
+    """A creating command's ``Idempotency-Key`` (ledger_api.conventions): the key, the route and
+    what selects the work (path ids, body)."""
+
+    def __init__(self, key: str | None, operation: str, request: object) -> None:
+        self.key, self.operation, self.request = key, operation, request
+
+
 def _command(runtime: Runtime, who: Principal, command: Command, *, nonces_of: Sequence[tuple[str, int]] = (),
-             invoice_hashes: Sequence[tuple[str, str]] = ()) -> ReceivableAccepted:
-    """Read the chain facts, then run ``command`` in one write transaction and answer from it."""
+             invoice_hashes: Sequence[tuple[str, str]] = (), once: Once | None = None) -> ReceivableAccepted:
+    """Read the chain facts, then run ``command`` in one write transaction and answer from it.
+    With ``once`` the command is idempotent: its answer is stored in that transaction, and a
+    retry with the same key gets it again (a JSONResponse then)."""
+    if once is not None:
+        facts_of = lambda: svc.read_chain_facts(runtime, nonces_of=nonces_of,  # noqa: E731
+                                                invoice_hashes=invoice_hashes)
+        return _idempotent(runtime, who, once, facts_of, command)  # type: ignore[return-value]
     facts = svc.read_chain_facts(runtime, nonces_of=nonces_of, invoice_hashes=invoice_hashes)
     with runtime.db.transaction() as session:
         return _accepted(facts, session, command(facts, session, actor_of(who)))
+
+
+def _idempotent(runtime: Runtime, who: Principal, once: Once, facts_of: Callable[[], ChainFacts],
+                command: Command) -> JSONResponse:
+    """202 with the command's answer, once per key: the chain facts are read only when the work
+    runs (a replay reads nothing), the answer stored in the command's own transaction."""
+    facts: list[ChainFacts] = []
+
+    def work(session: Session) -> tuple[int, dict]:
+        done = command(facts[0], session, actor_of(who))
+        return status.HTTP_202_ACCEPTED, _accepted(facts[0], session, done).model_dump(mode="json")
+
+    return idempotent(runtime, who.member_id, once.key, once.operation, once.request, work,
+                      before=lambda: facts.append(facts_of()))
 
 
 TypedOf = Callable[[ChainFacts, Session, Actor], dict]
 
 
 def _approved_command(runtime: Runtime, who: Principal, command: Command, *, nonces_of: Sequence[tuple[str, int]],
-                      typed_of: TypedOf, signer: str | None, signature: str | None) -> ReceivableAccepted:
+                      typed_of: TypedOf, signer: str | None, signature: str | None,
+                      once: Once | None = None) -> ReceivableAccepted:
     """A command carrying the member's own approval. When it names its ``signer`` (a contract
     wallet must), the typed data is built first and the signer's ERC-1271 answer on its digest is
     read by eth_call with the chain facts, before the write transaction."""
@@ -162,6 +197,9 @@ def _approved_command(runtime: Runtime, who: Principal, command: Command, *, non
         with runtime.db.read() as session:
             typed = typed_of(facts, session, actor_of(who))
         signatures.append((signer, svc.typed_data_digest(typed), signature))
+    if once is not None:
+        return _idempotent(runtime, who, once, lambda: svc.read_chain_facts(  # type: ignore[return-value]
+            runtime, nonces_of=nonces_of, signatures=signatures), command)
     facts = svc.read_chain_facts(runtime, nonces_of=nonces_of, signatures=signatures)
     with runtime.db.transaction() as session:
         return _accepted(facts, session, command(facts, session, actor_of(who)))
@@ -184,13 +222,23 @@ def invalidate_nonce(body: NonceInvalidation, runtime: RuntimeDep, who: CurrentM
                                          status=row.status)
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=ReceivableAccepted,
-             summary="Register a receivable against a buyer (supplier)")
-def register(body: ReceivableCreate, runtime: RuntimeDep, who: Supplier) -> ReceivableAccepted:
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ReceivablePublic,
+             summary="Register a receivable against a buyer (supplier): 201 with the receivable, its registration "
+                     "in `pending_operations` until the chain confirms it")
+def register(body: ReceivableCreate, runtime: RuntimeDep, who: Supplier,
+             idempotency_key: IdempotencyKey = None) -> JSONResponse:
     identity = svc.invoice_identity_of(body.buyer_id, body.invoice_number)
-    return _command(runtime, who, lambda f, s, a: svc.register_receivable(
-        f, s, a, buyer_id=body.buyer_id, invoice_number=body.invoice_number, face_value=_m(body.face_value),
-        issue_date=body.issue_date, due_date=body.due_date), invoice_hashes=[identity] if identity else [])
+    facts: list[ChainFacts] = []
+
+    def work(session: Session) -> tuple[int, dict]:
+        done = svc.register_receivable(facts[0], session, actor_of(who), buyer_id=body.buyer_id,
+                                       invoice_number=body.invoice_number, face_value=_m(body.face_value),
+                                       issue_date=body.issue_date, due_date=body.due_date)
+        return status.HTTP_201_CREATED, _one(facts[0], session, done.receivable).model_dump(mode="json")
+
+    return idempotent(runtime, who.member_id, idempotency_key, "POST /v1/receivables", body.model_dump(mode="json"),
+                      work, before=lambda: facts.append(svc.read_chain_facts(
+                          runtime, invoice_hashes=[identity] if identity else [])))
 
 
 @router.get("", response_model=ReceivablesPublic, summary="My receivables, by role (any member)")
@@ -199,13 +247,17 @@ def list_mine(runtime: RuntimeDep, who: CurrentMember,
               status_: Annotated[str | None, Query(alias="status",
                                                    pattern=r"^(pending|registered|confirmed|repaying|settled|defaulted|cancelled|rejected)$")] = None,
               limit: Annotated[int, Query(ge=1, le=200)] = 50,
-              after: Annotated[str | None, Query(max_length=66)] = None) -> ReceivablesPublic:
+              cursor: CursorQuery = None,
+              after: Annotated[str | None, Query(max_length=66, deprecated=True,
+                                                 description="the former name of cursor")] = None) -> ReceivablesPublic:
     facts = svc.read_chain_facts(runtime)
     with runtime.db.read() as session:
-        rows = svc.list_receivables(session, actor_of(who), role=role, status=status_, limit=limit, after=after)
-        parts = svc.parts_of(session, [r.id for r in rows])
-        data = [receivable_public(facts, r, parts[r.id]) for r in rows]
-    return ReceivablesPublic(data=data, count=len(data), next_after=rows[-1].id if len(rows) == limit else None)
+        rows, next_cursor = svc.list_receivables(session, actor_of(who), role=role, status=status_, limit=limit,
+                                                 after=cursor or after, field="cursor" if cursor else "after")
+        ids = [r.id for r in rows]
+        parts, pending = svc.parts_of(session, ids), svc.pending_operations_of(session, ids)
+        data = [receivable_public(facts, r, parts[r.id], pending[r.id]) for r in rows]
+    return ReceivablesPublic(data=data, count=len(data), next_cursor=next_cursor, has_more=next_cursor is not None)
 
 
 @router.get("/{receivable_id}", response_model=ReceivablePublic, summary="One receivable (its parties)")
@@ -282,19 +334,23 @@ def confirm_signed(receivable_id: ReceivableIdPath, body: SignedConfirmation, ru
 @router.post("/{receivable_id}/parts/{part_id}/split", status_code=status.HTTP_202_ACCEPTED,
              response_model=ReceivableAccepted, summary="Split a part you hold (holder)")
 def split(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: SplitRequest, runtime: RuntimeDep,
-          who: CurrentMember) -> ReceivableAccepted:
+          who: CurrentMember, idempotency_key: IdempotencyKey = None) -> ReceivableAccepted:
     return _command(runtime, who, lambda f, s, a: svc.split_part(f, s, a, receivable_id, part_id,
-                                                                 [_m(x) for x in body.amounts]))
+                                                                 [_m(x) for x in body.amounts]),
+                    once=Once(idempotency_key, "POST /v1/receivables/{id}/parts/{part}/split",
+                              [receivable_id, part_id, body.model_dump(mode="json")]))
 
 
 @router.post("/{receivable_id}/parts/{part_id}/transfer", status_code=status.HTTP_202_ACCEPTED,
              response_model=ReceivableAccepted,
              summary="Pass a part (or an amount of it) to another member (holder)")
 def transfer(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: TransferRequest, runtime: RuntimeDep,
-             who: CurrentMember) -> ReceivableAccepted:
+             who: CurrentMember, idempotency_key: IdempotencyKey = None) -> ReceivableAccepted:
     return _command(runtime, who, lambda f, s, a: svc.transfer_part(
         f, s, a, receivable_id, part_id, to_member_id=body.to_member_id,
-        amount=_m(body.amount) if body.amount is not None else None))
+        amount=_m(body.amount) if body.amount is not None else None),
+        once=Once(idempotency_key, "POST /v1/receivables/{id}/parts/{part}/transfer",
+                  [receivable_id, part_id, body.model_dump(mode="json")]))
 
 
 # -- financing -------------------------------------------------------------------------------------------
@@ -303,9 +359,11 @@ def transfer(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: Transfe
 @router.post("/{receivable_id}/parts/{part_id}/financing-request", status_code=status.HTTP_202_ACCEPTED,
              response_model=ReceivableAccepted, summary="Ask a financier to finance a part you hold (supplier)")
 def request_financing(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: FinancingRequestCreate,
-                      runtime: RuntimeDep, who: Supplier) -> ReceivableAccepted:
+                      runtime: RuntimeDep, who: Supplier, idempotency_key: IdempotencyKey = None) -> ReceivableAccepted:
     return _command(runtime, who, lambda f, s, a: svc.request_financing(f, s, a, receivable_id, part_id,
-                                                                        financier_id=body.financier_id))
+                                                                        financier_id=body.financier_id),
+                    once=Once(idempotency_key, "POST /v1/receivables/{id}/parts/{part}/financing-request",
+                              [receivable_id, part_id, body.model_dump(mode="json")]))
 
 
 @router.post("/{receivable_id}/parts/{part_id}/financing-request/withdraw", status_code=status.HTTP_202_ACCEPTED,
@@ -344,8 +402,10 @@ def offer_typed_data(receivable_id: ReceivableIdPath, part_id: PartIdPath, runti
              summary="Offer terms on a part you were asked to finance (financier): custodially, or with your own "
                      "approval of the FinancingOffer typed data; the advance is computed")
 def offer(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: OfferCreate, runtime: RuntimeDep,
-          who: Financier) -> ReceivableAccepted:
+          who: Financier, idempotency_key: IdempotencyKey = None) -> ReceivableAccepted:
     rate_ppm, valid_until_s = _offer_args(body.discount_rate, body.valid_until)
+    once = Once(idempotency_key, "POST /v1/receivables/{id}/parts/{part}/offers",
+                [receivable_id, part_id, body.model_dump(mode="json")])
 
     def command(f: ChainFacts, s: Session, a: Actor) -> svc.Accepted:
         r = svc.get_receivable(s, a, receivable_id)
@@ -357,10 +417,10 @@ def offer(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: OfferCreat
                                    signer=body.signer)
 
     if body.signature is None:
-        return _command(runtime, who, command)
+        return _command(runtime, who, command, once=once)
     return _approved_command(
         runtime, who, command, nonces_of=[(who.member_id, svc.nonce_key(part_id))], signer=body.signer,
-        signature=body.signature,
+        signature=body.signature, once=once,
         typed_of=lambda f, s, a: svc.offer_typed_data(f, s, a, receivable_id, part_id, rate_ppm=rate_ppm,
                                                       basis=_BASIS_OF[body.day_count], fee_minor=body.fee.value,
                                                       valid_until_s=valid_until_s, deadline=body.deadline)[0])
@@ -385,7 +445,7 @@ def acceptance_typed_data(receivable_id: ReceivableIdPath, part_id: PartIdPath, 
 def accept(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: AcceptanceCreate, runtime: RuntimeDep,
            who: Supplier) -> ReceivableAccepted:
     def command(f: ChainFacts, s: Session, a: Actor) -> svc.Accepted:
-        return svc.accept_offer(f, s, a, receivable_id, part_id, offer_id=body.offer_id, signature=body.signature,
+        return svc.accept_offer(f, s, a, receivable_id, part_id, offer_id=int(body.offer_id), signature=body.signature,
                                 deadline=body.deadline, signer=body.signer)
 
     if body.signature is None:
@@ -457,14 +517,31 @@ def _evidence(c: EvidenceCheck) -> EvidencePublic:
 @router.post("/{receivable_id}/evidence", status_code=status.HTTP_201_CREATED, response_model=EvidencePublic,
              summary="Cite an anchored provenance proof (supplier or buyer of the receivable)")
 def add_evidence(receivable_id: ReceivableIdPath, body: EvidenceCreate, runtime: RuntimeDep,
-                 who: SupplierOrBuyer) -> EvidencePublic:
+                 who: SupplierOrBuyer, idempotency_key: IdempotencyKey = None) -> JSONResponse:
     actor = actor_of(who)
-    with runtime.db.transaction() as session:
+    added: list[tuple[object, set[str]]] = []
+
+    def work(session: Session) -> tuple[int, dict]:
         row = svc.add_evidence(session, actor, receivable_id, body.document, body.label)
         r = svc.get_receivable(session, actor, receivable_id)
         parties = {m.onchain_id.lower() for m in (session.get(Member, r.supplier_id),
                                                   session.get(Member, r.buyer_id))}
-    return _evidence(svc.check_evidence(runtime, row, parties))  # the node is asked after the commit
+        session.flush()
+        added.append((row, parties))
+        # What is stored for a replay: the citation as recorded (its checks are run again on read).
+        return status.HTTP_201_CREATED, {"id": row.id}
+
+    answer = idempotent(runtime, who.member_id, idempotency_key, "POST /v1/receivables/{id}/evidence",
+                        [receivable_id, body.model_dump(mode="json")], work)
+    if not added:  # a replay: the citation again, checked now
+        checks = svc.evidence_of(runtime, actor, receivable_id)
+        cited = next(c for c in checks if c.evidence.id == json.loads(answer.body)["id"])
+        return JSONResponse(_evidence(cited).model_dump(mode="json"), status_code=answer.status_code,
+                            headers=replayed_headers(True))
+    row, parties = added[0]
+    checked = _evidence(svc.check_evidence(runtime, row, parties))  # the node is asked after the commit
+    return JSONResponse(checked.model_dump(mode="json"), status_code=status.HTTP_201_CREATED,
+                        headers=replayed_headers(False))
 
 
 @router.get("/{receivable_id}/evidence", response_model=EvidenceListPublic,

@@ -12,12 +12,15 @@ on its own only; another member's by id is 404. The operator and auditors read e
 
 from __future__ import annotations
 
+import hashlib
+
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from ledger_api.conventions import CursorQuery, IdempotencyKey, idempotent_outside
 from ledger_api.deps import DbSession, Principal, RuntimeDep, require_roles
 from ledger_api.schemas import Problem
 from ledger_api.schemas.reconciliation import (
@@ -44,8 +47,6 @@ Writer = Annotated[Principal, Depends(require_roles("finance", "operator"))]
 Reader = Annotated[Principal, Depends(require_roles("finance", "operator", "auditor"))]
 RunIdPath = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$")]
 ExceptionIdPath = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[0-9a-z-]+$")]
-CursorQuery = Annotated[str | None, Query(min_length=1, max_length=100, pattern=r"^[0-9T:.-]+~[0-9a-z-]+$",
-                                          description="next_cursor of the previous page")]
 ROW_ERRORS_SHOWN_MAX = 100
 # Who reads every member's reconciliation data (docs/api.md, Tenancy).
 READ_ACROSS = frozenset({"operator", "auditor"})
@@ -73,10 +74,19 @@ def _run_public(row: ReconciliationRun) -> RunPublic:
 async def import_statement(request: Request, runtime: RuntimeDep, who: Writer,
                            kind: Annotated[StatementKind, Query()],
                            account: Annotated[str | None, Query(max_length=64)] = None,
-                           filename: Annotated[str, Query(max_length=255)] = "statement") -> ReconciliationStatementPublic:
+                           filename: Annotated[str, Query(max_length=255)] = "statement",
+                           idempotency_key: IdempotencyKey = None) -> ReconciliationStatementPublic:
     data = await request.body()
-    return await run_in_threadpool(import_statement_data, runtime, who, kind, data, account=account,
-                                   filename=filename)
+    # the raw file is hashed, not stored again: a retry of the same upload with its key replays
+    selects = [kind, account, filename, hashlib.sha256(data).hexdigest()]
+
+    def work() -> tuple[int, dict]:
+        made = import_statement_data(runtime, who, kind, data, account=account, filename=filename)
+        return status.HTTP_201_CREATED, made.model_dump(mode="json")
+
+    return await run_in_threadpool(  # type: ignore[no-any-return]
+        idempotent_outside, runtime, who.member_id, idempotency_key, "POST /v1/reconciliation/statements",
+        selects, work)
 
 
 def import_statement_data(runtime: Runtime, who: Principal, kind: str, data: bytes, *, account: str | None,
@@ -97,10 +107,17 @@ def list_statements(session: DbSession, who: Reader, owner: OwnerQuery = None, c
 
 @router.post("/runs", response_model=RunPublic, status_code=status.HTTP_201_CREATED,
              summary="Run a three-way reconciliation of a statement against the journal and the chain")
-def start_run(body: RunCreate, runtime: RuntimeDep, who: Writer) -> RunPublic:
+def start_run(body: RunCreate, runtime: RuntimeDep, who: Writer, idempotency_key: IdempotencyKey = None) -> RunPublic:
     config = rs.check_tolerances(body.amount_tolerance_minor, body.date_window_days)
-    return _run_public(rs.run_reconciliation(runtime, body.statement_id, owner=who.member_id,
-                                             started_by=who.member_id, config=config))
+
+    def work() -> tuple[int, dict]:
+        run = rs.run_reconciliation(runtime, body.statement_id, owner=who.member_id, started_by=who.member_id,
+                                    config=config)
+        return status.HTTP_201_CREATED, _run_public(run).model_dump(mode="json")
+
+    # a run is several transactions (and may be long): its answer is stored right after it
+    return idempotent_outside(runtime, who.member_id, idempotency_key,  # type: ignore[return-value]
+                              "POST /v1/reconciliation/runs", body.model_dump(mode="json"), work)
 
 
 @router.get("/runs", response_model=RunsPublic)

@@ -10,10 +10,11 @@ import io
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, status
+from fastapi import APIRouter, Depends, Path, Query, status
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
+from ledger_api.conventions import CursorQuery, IdempotencyKey, idempotent
 from ledger_api.deps import DbSession, Principal, RuntimeDep, require_roles
 from ledger_api.routes.intents import PreferHeader, intent_of_row, own_key_preference
 from ledger_api.schemas import Problem, money
@@ -49,13 +50,15 @@ from settlement.core.csv_safe import safe_writer
 from settlement.core.errors import (
     ForbiddenError,
     InvalidAmountError,
+    InvalidCursorError,
     NettingCycleNotFoundError,
     NotAttestorError,
     SettlementNotFoundError,
 )
 from settlement.domains import settlements as svc
+from settlement.domains.settlements.commands import PreparedBatch
+from settlement.pipeline.intents import OwnKey
 from settlement.runtime import Runtime
-from settlement.store import idempotency as idem
 from settlement.store.models.settlements import NetPayment, NettingCycle, Settlement, SettlementRefund
 
 router = APIRouter(prefix="/v1", tags=["settlements"],
@@ -72,7 +75,6 @@ FinanceOrOperator = Annotated[Principal, Depends(require_roles("finance", "opera
 AccountReader = Annotated[Principal, Depends(require_roles("finance", *sorted(ACCOUNTS_READ_ACROSS)))]
 SettlementIdPath = Annotated[str, Path(min_length=66, max_length=66, pattern=r"^0x[0-9a-f]{64}$")]
 CycleIdPath = Annotated[str, Path(min_length=66, max_length=66, pattern=r"^0x[0-9a-f]{64}$")]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=idem.KEY_LEN_MAX)]
 CurrencyQuery = Annotated[str | None, Query(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")]
 MemberQuery = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")]
 # A journal owner: a member id, or @consortium for the consortium's own accounts (FX clearing, fees).
@@ -148,13 +150,6 @@ def _amount(money: Money) -> int:
     return money.value
 
 
-def _json(status_code: int, body: dict, replayed: bool) -> JSONResponse:
-    headers = {"Idempotent-Replayed": "true" if replayed else "false"}
-    if status_code == status.HTTP_202_ACCEPTED and "intent" in body:
-        headers.update(_APPLIED)
-    return JSONResponse(body, status_code=status_code, headers=headers)
-
-
 _APPLIED = {"Preference-Applied": "intent"}
 
 
@@ -167,22 +162,21 @@ _APPLIED = {"Preference-Applied": "intent"}
              responses={202: {"model": IntentAccepted}, 409: {"model": Problem}})
 def create_settlement(body: SettlementCreate, runtime: RuntimeDep, member: Finance,
                       idempotency_key: IdempotencyKey = None, prefer: PreferHeader = None) -> JSONResponse:
-    key = idem.check_key(idempotency_key)
-    inp = instruction_of(body)
-    req_hash = idem.request_hash("POST /v1/settlements", [body.model_dump(mode="json"), _wants_intent(prefer)])
-    stored = idem.lookup(runtime.db, member.member_id, key, req_hash)
-    if stored is not None:
-        return _json(*stored, True)
-    own = own_key_preference(runtime, member.member_id, prefer)  # chain facts, before the write
+    own: list[OwnKey | None] = []
 
     def work(session: Session) -> tuple[int, dict]:
-        s = svc.create_settlement(runtime, session, member.member_id, inp, own=own)
-        if own is not None:
+        s = svc.create_settlement(runtime, session, member.member_id, instruction_of(body), own=own[0])
+        if own[0] is not None:
             return 202, _intent_answer(runtime, session, s)
         return 201, settlement_public(session, s).model_dump(mode="json")
 
-    code, payload, replayed = idem.run(runtime.db, member.member_id, key, req_hash, work)
-    return _json(code, payload, replayed)
+    answer = idempotent(runtime, member.member_id, idempotency_key, "POST /v1/settlements",
+                        [body.model_dump(mode="json"), _wants_intent(prefer)], work,
+                        # chain facts, read before the write transaction (a replay reads nothing)
+                        before=lambda: own.append(own_key_preference(runtime, member.member_id, prefer)))
+    if answer.status_code == status.HTTP_202_ACCEPTED:  # an intent for the member's own key
+        answer.headers.update(_APPLIED)
+    return answer
 
 
 def _wants_intent(prefer: str | None) -> bool:
@@ -200,26 +194,24 @@ def _intent_answer(runtime: Runtime, session: Session, s: Settlement) -> dict:
              responses={409: {"model": Problem}})
 def create_batch(body: SettlementBatchCreate, runtime: RuntimeDep, member: Finance,
                  idempotency_key: IdempotencyKey = None) -> JSONResponse:
-    key = idem.check_key(idempotency_key)
-    req_hash = idem.request_hash("POST /v1/settlements:batch", body.model_dump(mode="json"))
-    stored = idem.lookup(runtime.db, member.member_id, key, req_hash)
-    if stored is not None:
-        return _json(*stored, True)
-    inputs = [instruction_of(item) for item in body.items]
-    # Validation, hashing and encoding read only: done before the write transaction, so the
-    # store's single writer is held for the inserts alone (the volume path).
-    with runtime.db.read() as session:
-        prepared = svc.prepare_batch(session, member.member_id, inputs)
+    prepared: list[PreparedBatch] = []
+
+    def prepare() -> None:
+        inputs = [instruction_of(item) for item in body.items]
+        # Validation, hashing and encoding read only: done before the write transaction, so the
+        # store's single writer is held for the inserts alone (the volume path).
+        with runtime.db.read() as session:
+            prepared.append(svc.prepare_batch(session, member.member_id, inputs))
 
     def work(session: Session) -> tuple[int, dict]:
-        rows = svc.write_batch(session, prepared)
+        rows = svc.write_batch(session, prepared[0])
         data = [{"id": s.id, "client_reference": s.client_reference, "payee": s.payee_id,
                  "target": {"value": s.target_amount_minor, "currency": s.target_currency}, "state": s.state,
                  "chain_status": s.chain_status} for s in rows]
         return 201, {"outbox_id": rows[0].outbox_id, "count": len(rows), "data": data}
 
-    code, payload, replayed = idem.run(runtime.db, member.member_id, key, req_hash, work)
-    return _json(code, payload, replayed)
+    return idempotent(runtime, member.member_id, idempotency_key, "POST /v1/settlements:batch",
+                      body.model_dump(mode="json"), work, before=prepare)
 
 
 def _filter(member: Principal, role: str, state: str | None, counterparty: str | None, currency: str | None,
@@ -253,11 +245,11 @@ def export_csv(session: DbSession, member: FinanceOrOperator, role: RoleQuery = 
 def list_settlements(session: DbSession, member: FinanceOrOperator, role: RoleQuery = "any", state: StateQuery = None,
                      counterparty: MemberQuery = None, currency: CurrencyQuery = None, date_from: date | None = None,
                      date_to: date | None = None, limit: Annotated[int, Query(ge=1, le=svc.LIST_LIMIT_MAX)] = 50,
-                     cursor: Annotated[str | None, Query(max_length=100)] = None) -> SettlementsPublic:
+                     cursor: CursorQuery = None) -> SettlementsPublic:
     f = _filter(member, role, state, counterparty, currency, date_from, date_to)
     rows, next_cursor = svc.list_settlements(session, f, limit=limit, cursor=cursor)
     data = [settlement_public(session, s) for s in rows]
-    return SettlementsPublic(data=data, count=len(data), next_cursor=next_cursor)
+    return SettlementsPublic(data=data, count=len(data), next_cursor=next_cursor, has_more=next_cursor is not None)
 
 
 @router.get("/settlements/{settlement_id}", response_model=SettlementPublic,
@@ -391,17 +383,26 @@ def positions(session: DbSession, member: FinanceOrOperator,
 @router.get("/statements", response_model=AccountStatementPublic, summary="Journal entries of one currency, in order")
 def statement(session: DbSession, member: AccountReader,
               currency: Annotated[str, Query(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")],
-              after: Annotated[int, Query(ge=0, le=(1 << 63) - 1)] = 0,
+              cursor: CursorQuery = None,
+              after: Annotated[int, Query(ge=0, le=(1 << 63) - 1, deprecated=True,
+                                          description="the former cursor: the last entry id seen")] = 0,
               limit: Annotated[int, Query(ge=1, le=svc.STATEMENT_LIMIT_MAX)] = 100,
               member_id: Annotated[AccountOwnerQuery, Query(alias="member")] = None) -> AccountStatementPublic:
     owner = _account_owner(member, member_id)
-    lines = svc.statement(session, owner, currency, after_id=after, limit=limit)
+    start = after
+    if cursor is not None:
+        if not cursor.isdigit() or len(cursor) > 18:
+            raise InvalidCursorError("cursor is not a next_cursor of this list", field="cursor")
+        start = int(cursor)
+    lines = svc.statement(session, owner, currency, after_id=start, limit=limit)
+    # has_more exact: a full page is followed by a one-row look-ahead
+    more = len(lines) == limit and bool(svc.statement(session, owner, currency, after_id=lines[-1].entry_id, limit=1))
     data = [StatementLinePublic(entry_id=ln.entry_id, txn_id=ln.txn_id, kind=ln.kind, settlement_id=ln.settlement_id,
                                 cycle_id=ln.cycle_id, account=ln.account, side=ln.side,
                                 amount=money(ln.amount_minor, ln.currency), created_at=ln.created_at)
             for ln in lines]
-    return AccountStatementPublic(member_id=owner, currency=currency, data=data,
-                           next_after=lines[-1].entry_id if len(lines) == limit else None)
+    return AccountStatementPublic(member_id=owner, currency=currency, data=data, has_more=more,
+                                  next_cursor=str(lines[-1].entry_id) if more else None)
 
 
 # -- netting cycles ----------------------------------------------------------------------------------------
@@ -451,8 +452,14 @@ def _cycle_visible(member: Principal, cycle: NettingCycle) -> NettingCycle:
              summary="Close a netting cycle in one currency (the operator): net the waiting paid settlements of "
                      "active members, submit on chain",
              responses={409: {"model": Problem}})
-def close_cycle(body: CycleCreate, runtime: RuntimeDep, session: DbSession, member: Operator) -> CyclePublic:
-    return cycle_public(session, svc.close_cycle(runtime, session, body.currency, member.member_id))
+def close_cycle(body: CycleCreate, runtime: RuntimeDep, member: Operator,
+                idempotency_key: IdempotencyKey = None) -> CyclePublic:
+    def work(session: Session) -> tuple[int, dict]:
+        cycle = svc.close_cycle(runtime, session, body.currency, member.member_id)
+        return status.HTTP_201_CREATED, cycle_public(session, cycle).model_dump(mode="json")
+
+    return idempotent(runtime, member.member_id, idempotency_key, "POST /v1/netting-cycles",  # type: ignore[return-value]
+                      body.model_dump(mode="json"), work)
 
 
 @router.get("/netting-cycles/{cycle_id}", response_model=CyclePublic,

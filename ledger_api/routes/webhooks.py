@@ -7,14 +7,16 @@ endpoint is created or its secret rotated (docs/events.md).
 
 from __future__ import annotations
 
+import json
 from datetime import timezone
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
+from ledger_api.conventions import IdempotencyKey, idempotent, replayed_headers
 from ledger_api.deps import CurrentMember, DbSession, RuntimeDep
 from ledger_api.schemas import Problem
 from ledger_api.schemas.events import (
@@ -30,7 +32,6 @@ from ledger_api.schemas.events import (
     WebhookUpdate,
 )
 from settlement.domains.events import webhooks as wh
-from settlement.store import idempotency as idem
 from settlement.store.models.events import WebhookEndpoint
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"],
@@ -44,7 +45,6 @@ def _read_session(runtime: RuntimeDep) -> Iterator[Session]:
 
 ReadSession = Annotated[Session, Depends(_read_session)]
 EndpointIdPath = Annotated[str, Path(min_length=4, max_length=40, pattern=r"^ep_[0-9a-f]+$")]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=idem.KEY_LEN_MAX)]
 
 
 def _public(row: WebhookEndpoint) -> WebhookPublic:
@@ -59,11 +59,6 @@ def _public(row: WebhookEndpoint) -> WebhookPublic:
              summary="Register a webhook endpoint (Idempotency-Key required); the secret is in this answer only")
 def create_webhook(body: WebhookCreate, runtime: RuntimeDep, who: CurrentMember,
                    idempotency_key: IdempotencyKey = None) -> JSONResponse:
-    key = idem.check_key(idempotency_key)
-    req_hash = idem.request_hash("POST /v1/webhooks", body.model_dump(mode="json"))
-    stored = idem.lookup(runtime.db, who.member_id, key, req_hash)
-    if stored is not None:
-        return JSONResponse(stored[1], status_code=stored[0], headers={"Idempotent-Replayed": "true"})
     shown: list[str] = []
 
     def work(session: Session) -> tuple[int, dict]:
@@ -73,11 +68,12 @@ def create_webhook(body: WebhookCreate, runtime: RuntimeDep, who: CurrentMember,
         # What is stored for a replay has no secret: it is shown once.
         return 201, WebhookCreated(**_public(row).model_dump(), secret=None).model_dump(mode="json")
 
-    code, payload, replayed = idem.run(runtime.db, who.member_id, key, req_hash, work)
-    if not replayed and shown:
-        payload = {**payload, "secret": shown[0]}
-    return JSONResponse(payload, status_code=code, headers={"Idempotent-Replayed": "true" if replayed else "false",
-                                                            "Cache-Control": "no-store"})
+    answer = idempotent(runtime, who.member_id, idempotency_key, "POST /v1/webhooks", body.model_dump(mode="json"),
+                        work, headers={"Cache-Control": "no-store"})
+    if shown:
+        answer = JSONResponse({**json.loads(answer.body), "secret": shown[0]}, status_code=answer.status_code,
+                              headers={"Cache-Control": "no-store", **replayed_headers(False)})
+    return answer
 
 
 @router.get("", response_model=WebhooksPublic, operation_id="webhooks.list", summary="Your webhook endpoints")

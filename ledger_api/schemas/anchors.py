@@ -15,7 +15,7 @@ from anchors.events import (
 from anchors.merkle import PROOF_DEPTH_MAX
 from pydantic import Field, StrictInt
 
-from ledger_api.schemas.common import In, Money, Out
+from ledger_api.schemas.common import In, Money, Out, Page
 from settlement.domains.anchoring import BATCH_LIST_MAX, EVENTS_PER_REQUEST_MAX, TRACE_EVENTS_MAX
 
 EventTypeName = Literal["produced", "shipped", "received", "inspected", "stored", "transformed", "sold",
@@ -128,11 +128,12 @@ class TraceEntry(Out):
     proof: ProofDocumentOut | None
 
 
-class LotTrace(Out):
+class LotTrace(Page):
+    """A page of a lot's events, oldest first, in the one list envelope (docs/api.md); the lot
+    id is context beside it."""
+
     lot_id: str = Field(max_length=LOT_ID_CHARS_MAX)
-    events: list[TraceEntry] = Field(max_length=TRACE_EVENTS_MAX)
-    next_after: str | None = Field(default=None, max_length=EVENT_ID_CHARS_MAX,
-                                   description="pass as ?after= for the next page; null on the last")
+    data: list[TraceEntry] = Field(max_length=TRACE_EVENTS_MAX)
 
 
 # -- batches -----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
-__all__ = ["Currency", "FieldError", "Hex32", "In", "MemberIdField", "Money", "Out", "Problem", "money", "utc"]
+__all__ = ["Currency", "FieldError", "Hex32", "In", "MemberIdField", "Money", "Out", "Page", "Problem", "money", "utc"]
 
 Currency = Annotated[str, Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$", description="ISO 4217",
                                 examples=["CNY"])]
@@ -53,6 +53,15 @@ class Out(BaseModel):
     def _timestamps_in_utc(cls, value: Any) -> Any:
         # JSON then shows "2026-12-04T14:19:07.933729Z", never a timestamp without its zone.
         return utc(value)
+
+
+class Page(Out):
+    """The one list envelope (docs/api.md): a subclass adds ``data``, its list; context fields
+    (a page's ``count``, totals) may sit beside these keys, which never differ."""
+
+    next_cursor: str | None = Field(default=None, max_length=200,
+                                    description="pass as ?cursor= for the next page; null on the last page")
+    has_more: bool = Field(description="another page follows (next_cursor is set)")
 
 
 class Money(BaseModel):

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from ledger_api.schemas.common import In, Out
+from ledger_api.schemas.common import In, Out, Page
 
 Address = Field(min_length=42, max_length=42, pattern=r"^0x[0-9a-fA-F]{40}$")
 Signature = Field(min_length=132, max_length=132, pattern=r"^0x[0-9a-fA-F]{130}$",
@@ -105,9 +105,11 @@ class ProposalPublic(Out):
     updated_at: datetime
 
 
-class ProposalsPublic(Out):
+class ProposalsPublic(Page):
+    """A page of proposals, newest first, in the one list envelope (docs/api.md)."""
+
     data: list[ProposalPublic]
-    count: int
+    count: int = Field(description="proposals on this page")
 
 
 class ProposalAccepted(Out):
@@ -232,9 +234,11 @@ class IntentPublic(Out):
     relayed_at: datetime | None = None
 
 
-class IntentsPublic(Out):
+class IntentsPublic(Page):
+    """A page of the caller's intents, newest first, in the one list envelope (docs/api.md)."""
+
     data: list[IntentPublic]
-    count: int
+    count: int = Field(description="intents on this page")
 
 
 class IntentSignature(In):

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from ledger_api.schemas.common import In, Out
+from ledger_api.schemas.common import In, Out, Page
 from settlement.domains.members import LABEL_LEN_MAX, MEMBER_ID_LEN_MAX, NAME_LEN_MAX, ROTATION_OVERLAP_S_MAX
 
 RoleName = Literal["operator", "finance", "supplier", "buyer", "financier", "auditor"]
@@ -94,16 +94,19 @@ class ApiKeyPublic(Out):
     active: bool
 
 
-class ApiKeysPublic(Out):
+class ApiKeysPublic(Page):
+    """A page of a member's keys, newest first, in the one list envelope (docs/api.md)."""
+
     data: list[ApiKeyPublic]
-    count: int
+    count: int = Field(description="keys on this page")
 
 
 class ApiKeyIssued(Out):
-    """A new key. ``key`` is shown this once and cannot be recovered: store it now."""
+    """A new key. ``key`` is shown this once and cannot be recovered: store it now (a replay of
+    the same ``Idempotency-Key`` answers null there: the key was shown to the first answer only)."""
 
     prefix: str = Field(max_length=16)
-    key: str = Field(max_length=100)
+    key: str | None = Field(max_length=100)
     member_id: str = Field(max_length=MEMBER_ID_LEN_MAX)
     label: str = Field(max_length=LABEL_LEN_MAX)
     created_at: datetime

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from ledger_api.schemas.common import In, Money, Out
+from ledger_api.schemas.common import In, Money, Out, Page
 
 MemberIdField = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 Hex32 = Field(min_length=66, max_length=66, pattern=r"^0x[0-9a-f]{64}$")
@@ -87,7 +87,8 @@ class OfferCreate(In):
 
 
 class AcceptanceCreate(In):
-    offer_id: int = Field(ge=1, le=2**64 - 1)
+    offer_id: str = Field(min_length=1, max_length=20, pattern=r"^[1-9][0-9]{0,19}$",
+                          description="the part's current offer (`parts[].offer.offer_id`)", examples=["1"])
     signature: str | None = Field(default=None, min_length=4, max_length=2 + 4096 * 2,
                                   pattern=r"^0x(?:[0-9a-fA-F]{2})+$",
                                   description="own approval of the AcceptFinancingOffer typed data; omit to accept "
@@ -119,13 +120,13 @@ class ReceivableOperationPublic(Out):
 
 
 class OfferPublic(Out):
-    offer_id: int
+    offer_id: str = Field(max_length=20, description="the registry's offer id (ids are strings)", examples=["1"])
     financier_id: str | None = Field(default=None, max_length=64)
     advance: Money
     fee: Money
     discount_rate_ppm: int
     day_count: DayCount
-    valid_until: int = Field(description="unix seconds")
+    valid_until: datetime = Field(description="RFC 3339 UTC, as it was offered")
 
 
 class PartPublic(Out):
@@ -161,13 +162,17 @@ class ReceivablePublic(Out):
     financed: Money
     parts: list[PartPublic] = Field(max_length=32)
     pending_operation_id: int | None = None
+    pending_operations: list[ReceivableOperationPublic] = Field(
+        default_factory=list, max_length=200,
+        description="its chain operations not yet confirmed or rejected (the registration's, while it is pending)")
     created_at: datetime
 
 
-class ReceivablesPublic(Out):
+class ReceivablesPublic(Page):
+    """A page of receivables, by id, in the one list envelope (docs/api.md)."""
+
     data: list[ReceivablePublic]
-    count: int
-    next_after: str | None = Field(default=None, max_length=66)
+    count: int = Field(description="receivables on this page")
 
 
 class TermsPublic(Out):

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StrictInt
 
-from ledger_api.schemas.common import In, Money, Out
+from ledger_api.schemas.common import In, Money, Out, Page
 from ledger_api.schemas.governance import IntentPublic
 from settlement.domains.members import MEMBER_ID_LEN_MAX
 from settlement.domains.settlements import BATCH_SIZE_MAX
@@ -114,10 +114,11 @@ class SettlementPublic(Out):
                                       "it changes no state); in the detail view")
 
 
-class SettlementsPublic(Out):
+class SettlementsPublic(Page):
+    """A page of settlements, newest first, in the one list envelope (docs/api.md)."""
+
     data: list[SettlementPublic]
-    count: int
-    next_cursor: str | None = Field(max_length=100)
+    count: int = Field(description="settlements on this page")
 
 
 class BatchItemPublic(Out):
@@ -195,11 +196,13 @@ class StatementLinePublic(Out):
     created_at: datetime
 
 
-class AccountStatementPublic(Out):
+class AccountStatementPublic(Page):
+    """A page of journal entries in posting order, in the one list envelope (docs/api.md); the
+    member and currency are context beside it."""
+
     member_id: str = Field(max_length=64)
     currency: str = Field(max_length=3)
     data: list[StatementLinePublic]
-    next_after: int | None
 
 
 class CycleCreate(In):

@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from settlement.store.paging import keyset_page
 from settlement.chain.contracts import catalogue
 from settlement.chain.signing import recover_typed_data
 from settlement.core.errors import (
@@ -175,13 +176,15 @@ def get_intent(session: Session, intent_id: str, member_id: str | None = None) -
     return intent
 
 
-def list_intents(session: Session, member_id: str, *, status: str | None = None, limit: int = 50) -> list[Intent]:
+def list_intents(session: Session, member_id: str, *, status: str | None = None, limit: int = 50,
+                 cursor: str | None = None) -> tuple[list[Intent], str | None]:
+    """A page of the member's intents, newest first, and the next page's cursor (``store.paging``)."""
     if not 1 <= limit <= LIST_LIMIT_MAX:
         raise ValidationError(f"limit must be within 1..{LIST_LIMIT_MAX}", field="limit")
     q = select(Intent).where(Intent.member_id == member_id)
     if status is not None:
         q = q.where(Intent.status == status)
-    return list(session.scalars(q.order_by(Intent.created_at.desc(), Intent.id).limit(limit)))
+    return keyset_page(session, q, Intent.created_at, Intent.id, limit, cursor, limit_max=LIST_LIMIT_MAX)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from settlement.core.errors import IdempotencyKeyRequiredError, IdempotencyKeyRe
 from settlement.store.db import Database
 from settlement.store.models import IdempotencyRecord
 
-__all__ = ["KEY_LEN_MAX", "check_key", "lookup", "request_hash", "run"]
+__all__ = ["KEY_LEN_MAX", "check_key", "lookup", "remember", "request_hash", "run"]
 
 KEY_LEN_MAX = 200
 _ATTEMPTS_MAX = 2
@@ -78,3 +78,21 @@ def run(db: Database, member_id: str, key: str, req_hash: str,
             if attempt + 1 == _ATTEMPTS_MAX:
                 raise
     raise RuntimeError("idempotent request not settled after retries")
+
+
+def remember(db: Database, member_id: str, key: str, req_hash: str, status: int, body: dict) -> tuple[int, dict, bool]:
+    """Store the answer of work done in transactions of its own (a reconciliation run, a
+    statement import: too long, or not one transaction), right after it. Not atomic with the work:
+    a crash between the two, or a concurrent request with the same key, may do the work twice (the
+    second then answers the first one's stored answer, ``replayed`` True)."""
+    try:
+        with db.transaction() as session:
+            session.add(IdempotencyRecord(member_id=member_id, key=key, request_hash=req_hash,
+                                          status_code=status, response=body))
+            session.flush()
+        return status, body, False
+    except IntegrityError:
+        stored = lookup(db, member_id, key, req_hash)
+        if stored is None:
+            raise
+        return stored[0], stored[1], True

@@ -95,9 +95,10 @@ def write_books(cw: CWorld) -> Books:
     w.keys["supplier"] = onboard_direct(rt, "supplier", ["supplier"], country="CN")
     w.sync()
     rec = _ok(w.http.post("/v1/receivables", json=invoice(buyer="retailer", number="INV-BOOKS-1", currency=CNY,
-                                                          value=5_000_000), headers=w.h("supplier")))
-    rid, part = rec["receivable"]["id"], rec["part_ids"][0]
+                                                          value=5_000_000), headers=w.h("supplier")), 201)
+    rid = rec["id"]
     w.sync()
+    part = _ok(w.http.get(f"/v1/receivables/{rid}", headers=w.h("supplier")), 200)["parts"][0]["id"]
     _ok(w.http.post(f"/v1/receivables/{rid}/confirm", headers=w.h("retailer")))
     w.sync()
     _ok(w.http.post(f"/v1/receivables/{rid}/parts/{part}/financing-request", headers=w.h("supplier"),

@@ -19,6 +19,7 @@ from settlement.domains.members.service import country_hex, onchain_id
 from settlement.runtime import Runtime
 from tests.api.support import LiveServer, build_runtime, onboard_direct
 from tests.governance.support import seal
+from tests.http import client as http_client
 
 MEMBERS = {"ops": ["operator"], "supplier-a": ["supplier"], "buyer-b": ["buyer", "finance"],
            "auditor-c": ["auditor"], "finance-d": ["finance"]}
@@ -62,7 +63,7 @@ def api(runtime: Runtime, tmp_path: Path, anvil_automine: ManagedAnvil) -> Itera
     seal(runtime)  # the founding members are on chain, the bootstrap window closed
     server = LiveServer(app).start()
     try:
-        with httpx.Client(base_url=server.url, timeout=60.0) as http:
+        with http_client(base_url=server.url, timeout=60.0) as http:
             yield AnchorApi(server.url, runtime, http, keys, anvil_automine.rpc_url)
     finally:
         server.stop()

@@ -94,9 +94,18 @@ def test_posted_events_are_anchored_and_their_proofs_verify_offline_and_on_chain
     assert list(record)[2:] == [batch["sequence"], 5, 1]
 
     trace = api.http.get("/v1/provenance/lots/LOT-1/trace", headers=api.as_("auditor-c")).json()
-    assert [e["event"]["event_id"] for e in trace["events"]] == [f"evt-LOT-1-{i}" for i in range(4)]
+    assert [e["event"]["event_id"] for e in trace["data"]] == [f"evt-LOT-1-{i}" for i in range(4)]
     assert all(e["status"] == "anchored" and e["proof"]["anchor"]["tx_hash"] == anchor["tx_hash"]
-               for e in trace["events"])
+               for e in trace["data"])
+    assert trace["has_more"] is False and trace["next_cursor"] is None
+    # the one list envelope: pages of 3 then 1, has_more exact; a cursor naming no event of the lot is refused
+    first = api.http.get("/v1/provenance/lots/LOT-1/trace", params={"limit": 3}, headers=api.as_("auditor-c")).json()
+    assert first["has_more"] is True and first["next_cursor"] == "evt-LOT-1-2"
+    last = api.http.get("/v1/provenance/lots/LOT-1/trace", params={"limit": 3, "cursor": first["next_cursor"]},
+                        headers=api.as_("auditor-c")).json()
+    assert [e["event"]["event_id"] for e in last["data"]] == ["evt-LOT-1-3"] and last["has_more"] is False
+    bad = api.http.get("/v1/provenance/lots/LOT-1/trace", params={"cursor": "evt-nope"}, headers=api.as_("auditor-c"))
+    assert bad.status_code == 422 and bad.json()["type"] == "urn:ledger:problem:invalid-cursor"
 
     dump = api.http.get(f"/v1/anchors/batches/{batch['sequence']}/dump", headers=api.as_("auditor-c")).json()
     assert StandardMerkleTree.load(dump).root == batch["root"]

@@ -17,6 +17,7 @@ from settlement.runtime import Runtime
 from tests.governance.support import seal
 
 from .support import Api, LiveServer, build_runtime, onboard_direct
+from tests.http import client as http_client
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ def api(runtime: Runtime, settings: Settings, serve: Callable[[FastAPI], LiveSer
     operator_key = onboard_direct(runtime, "ops", ["operator"])
     seal(runtime)
     server = serve(app)
-    with httpx.Client(base_url=server.url, timeout=30.0) as http:
+    with http_client(base_url=server.url, timeout=30.0) as http:
         yield Api(url=server.url, runtime=runtime, app=app, http=http, operator_key=operator_key)
 
 
@@ -66,5 +67,5 @@ def bootstrap_api(runtime: Runtime, settings: Settings, serve: Callable[[FastAPI
     app = create_app(runtime, settings, registry_cache_ttl_s=0.0)
     operator_key = onboard_direct(runtime, "ops", ["operator"])
     server = serve(app)
-    with httpx.Client(base_url=server.url, timeout=30.0) as http:
+    with http_client(base_url=server.url, timeout=30.0) as http:
         yield Api(url=server.url, runtime=runtime, app=app, http=http, operator_key=operator_key)

@@ -178,8 +178,28 @@ def test_key_rotation_with_and_without_overlap(bootstrap_api: Api) -> None:
     assert api.http.get("/v1/me", headers=api.as_(new)).status_code == 401
     assert api.http.get("/v1/me", headers=api.as_(newest)).status_code == 200
     keys = api.http.get("/v1/members/finance-x/api-keys", headers=op).json()
-    assert [k["active"] for k in keys["data"]] == [False, False, True]
+    assert [k["active"] for k in keys["data"]] == [True, False, False]  # newest first
+    assert keys["has_more"] is False and keys["next_cursor"] is None and keys["count"] == 3
     assert newest not in str(keys)
+    # the one list envelope: pages of 2 then 1, has_more exact, the cursor a keyset one
+    first = api.http.get("/v1/members/finance-x/api-keys", params={"limit": 2}, headers=op).json()
+    assert first["has_more"] is True and [k["prefix"] for k in first["data"]] == [
+        k["prefix"] for k in keys["data"][:2]]
+    last = api.http.get("/v1/members/finance-x/api-keys", params={"limit": 2, "cursor": first["next_cursor"]},
+                        headers=op).json()
+    assert [k["prefix"] for k in last["data"]] == [keys["data"][2]["prefix"]] and last["has_more"] is False
+    bad = api.http.get("/v1/members/finance-x/api-keys", params={"cursor": "not-a-cursor"}, headers=op)
+    assert bad.status_code == 422 and bad.json()["type"] == "urn:ledger:problem:invalid-cursor"
+    # Idempotency-Key: a retry gets the first answer without the key (shown once), and issues nothing
+    once = {**op, "Idempotency-Key": "issue-once"}
+    issued = api.http.post("/v1/members/finance-x/api-keys", json={"label": "once"}, headers=once)
+    assert issued.status_code == 201 and issued.json()["key"] and issued.headers["Idempotent-Replayed"] == "false"
+    again = api.http.post("/v1/members/finance-x/api-keys", json={"label": "once"}, headers=once)
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == {**issued.json(), "key": None}
+    assert api.http.get("/v1/members/finance-x/api-keys", headers=op).json()["count"] == 4
+    other = api.http.post("/v1/members/finance-x/api-keys", json={"label": "other"}, headers=once)
+    assert other.status_code == 409 and other.json()["type"] == "urn:ledger:problem:idempotency-key-reused"
 
 
 def test_members_revoke_only_their_own_keys(bootstrap_api: Api) -> None:

@@ -55,8 +55,26 @@ def test_reconciliation_over_http_buckets_totals_and_exception_resolution(sworld
     assert up.status_code == 201, up.text
     stmt = up.json()
     assert stmt["line_count"] == 4 and stmt["row_error_count"] == 1 and stmt["row_errors"][0]["line_no"] == 6
-    run = sworld.w.http.post("/v1/reconciliation/runs", json={"statement_id": stmt["id"]}, headers=h)
+    # Idempotency-Key on the upload: the same file again with its key is the first answer, no new statement
+    once = {**h, "Content-Type": "text/csv", "Idempotency-Key": "upload-1"}
+    first = sworld.w.http.post("/v1/reconciliation/statements", params={"kind": "normalized", "filename": "s.csv"},
+                               content=_statement(paid).encode(), headers=once)
+    again = sworld.w.http.post("/v1/reconciliation/statements", params={"kind": "normalized", "filename": "s.csv"},
+                               content=_statement(paid).encode(), headers=once)
+    assert first.status_code == again.status_code == 201 and again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true" and first.json()["id"] != stmt["id"]
+    other = sworld.w.http.post("/v1/reconciliation/statements", params={"kind": "normalized", "filename": "t.csv"},
+                               content=_statement(paid).encode(), headers=once)
+    assert other.status_code == 409 and other.json()["type"].endswith(":idempotency-key-reused")
+    listed = sworld.w.http.get("/v1/reconciliation/statements", headers=h).json()["data"]
+    assert len(listed) == 2
+    run = sworld.w.http.post("/v1/reconciliation/runs", json={"statement_id": stmt["id"]},
+                             headers={**h, "Idempotency-Key": "run-1"})
     assert run.status_code == 201, run.text
+    replayed = sworld.w.http.post("/v1/reconciliation/runs", json={"statement_id": stmt["id"]},
+                                  headers={**h, "Idempotency-Key": "run-1"})
+    assert replayed.json() == run.json() and replayed.headers["Idempotent-Replayed"] == "true"
+    assert len(sworld.w.http.get("/v1/reconciliation/runs", headers=h).json()["data"]) == 1
     summary = run.json()["summary"]
     buckets = {b: v["items"] for b, v in summary["buckets"].items()}
     assert buckets["matched"] == 2 and buckets["amount_mismatch"] == 1 and buckets["missing_in_ledger"] == 1

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.api.demo_service import DemoService, start_demo
+from tests.http import client as http_client
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "console"
@@ -97,4 +98,4 @@ def screenshot(page, name: str) -> None:
 
 
 def api(demo: DemoService, member_id: str) -> httpx.Client:
-    return httpx.Client(base_url=demo.api, headers={"Authorization": f"Bearer {demo.key(member_id)}"}, timeout=30)
+    return http_client(base_url=demo.api, headers={"Authorization": f"Bearer {demo.key(member_id)}"}, timeout=30)

@@ -94,7 +94,7 @@ def test_ageing_and_financing_charts_for_suppliers_and_financiers(open_as, demo)
             "buyer_id": "buyer", "invoice_number": f"AGE-{uuid.uuid4().hex[:8].upper()}",
             "face_value": {"value": 3_000_00, "currency": "CNY"}, "issue_date": date.today().isoformat(),
             "due_date": (date.today() + timedelta(days=30)).isoformat()})
-        assert registered.status_code == 202, registered.text
+        assert registered.status_code == 201, registered.text
     supplier = open_as("supplier", locale="zh-CN")
     supplier.goto(f"{demo.api}/console/charts")
     expect(supplier.locator("figure#chart-ageing figcaption")).to_contain_text("账龄")

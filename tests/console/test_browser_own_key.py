@@ -61,8 +61,8 @@ def test_a_buyer_confirms_with_its_own_key_through_a_browser_wallet(open_as, dem
             "buyer_id": "buyer", "invoice_number": f"OWN-{uuid.uuid4().hex[:8].upper()}",
             "face_value": {"value": 8_800_00, "currency": "CNY"}, "issue_date": date.today().isoformat(),
             "due_date": (date.today() + timedelta(days=60)).isoformat()})
-        assert registered.status_code == 202, registered.text
-        receivable_id = registered.json()["receivable"]["id"]
+        assert registered.status_code == 201, registered.text
+        receivable_id = registered.json()["id"]
         _wait(lambda: http.get(f"/v1/receivables/{receivable_id}").json()["status"] == "registered"
               and http.get(f"/v1/receivables/{receivable_id}").json()["pending_operation_id"] is None, "registered")
 

@@ -33,6 +33,7 @@ from tests.custody.conftest import SoftHsm
 from tests.custody.keyscan import keys_in_files, keys_in_objects
 from tests.governance.support import test_governance
 from tests.settlements.conftest import INSTRUCTED, PAID, World
+from tests.http import client as http_client
 
 CONSORTIUM = {"retailer": ["finance", "buyer"], "bank": ["finance", "financier"], "psp": ["finance"]}
 
@@ -162,7 +163,7 @@ def hsm_world(softhsm: SoftHsm, hsm_token: HsmToken, anvil_automine,
     keys = {name: onboard_direct(rt, name, roles, country="SG") for name, roles in CONSORTIUM.items()}
     dispatcher, follower = build(rt, build_registry())
     server = LiveServer(create_app(rt, Settings(home=home), registry_cache_ttl_s=0.0)).start()
-    world = World(rt, httpx.Client(base_url=server.url, timeout=60.0), dispatcher, follower, keys, operator_key)
+    world = World(rt, http_client(base_url=server.url, timeout=60.0), dispatcher, follower, keys, operator_key)
     world.sync()
     with rt.db.read() as s:
         custodial = [a.address for a in s.scalars(select(MemberAccount).where(MemberAccount.encrypted_key.is_not(None)))]

@@ -31,7 +31,7 @@ def test_receivable_lifecycle_events_reach_its_parties_only(world: World) -> Non
     assert http is not None
     today = world.today()
     rid = _ok(http.post("/v1/receivables", json=invoice(number="INV-EV-1", today=today, due=today + timedelta(days=30)),
-                        headers=world.h("acme")))["receivable"]["id"]
+                        headers=world.h("acme")), 201)["id"]
     world.step()
     _ok(http.post(f"/v1/receivables/{rid}/confirm", headers=world.h("bigbuy")))
     world.step()

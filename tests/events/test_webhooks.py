@@ -15,6 +15,8 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from settlement.domains.events.delivery import DeliveryLimits, DeliveryWorker
 
+from tests.http import NO_IDEMPOTENCY_KEY
+
 from .conftest import CWorld
 from .support import Receiver, all_events
 
@@ -76,7 +78,8 @@ def test_endpoint_rules_secret_shown_once(cworld: CWorld, receivers: Callable[[]
     r = w.http.post("/v1/webhooks", json={"url": rec.url, "event_types": ["settlement.nope"]},
                     headers=w.h("retailer", "bad-type"))
     assert r.status_code == 422 and r.json()["type"] == PROBLEM + "unknown-event-type"
-    assert w.http.post("/v1/webhooks", json={"url": rec.url}, headers=w.h("retailer")).status_code == 400
+    assert w.http.post("/v1/webhooks", json={"url": rec.url}, headers=w.h("retailer"),
+                       extensions={NO_IDEMPOTENCY_KEY: True}).status_code == 400
     created = register(cworld, "retailer", rec.url, ["settlement.*", "payment.received"])
     assert created["secret"].startswith("whsec_") and created["status"] == "enabled"
     again = w.http.post("/v1/webhooks", json={"url": rec.url, "event_types": ["settlement.*", "payment.received"]},

@@ -399,7 +399,7 @@ class Load:
                        headers=self._auth("supplier", body["invoice_number"]))
         if r is not None and r.status_code in (200, 201, 202):
             with self.ledger.lock:
-                self.ledger.receivables.add(r.json()["receivable"]["id"])
+                self.ledger.receivables.add(r.json()["id"])
                 self.ledger.requests["receivable"] += 1
 
     def _payment(self, http: httpx.Client) -> None:

@@ -18,6 +18,7 @@ from settlement.chain.anvil import ManagedAnvil
 from settlement.runtime import Runtime
 from tests.api.support import LiveServer, build_runtime, onboard_direct
 from tests.governance.support import GOVERNOR_MEMBERS, seal
+from tests.http import client as http_client
 
 FOUNDERS: dict[str, list[str]] = {"ops": ["operator"], "gov-a": ["finance", "financier"],
                                   "gov-b": ["finance", "financier"], "gov-c": ["finance"],
@@ -48,7 +49,7 @@ def gworld(tmp_path: Path, database_url: str, anvil_automine: ManagedAnvil) -> I
     seal(rt)
     server = LiveServer(create_app(rt, Settings(home=tmp_path / "home"), registry_cache_ttl_s=0.0)).start()
     try:
-        with httpx.Client(base_url=server.url, timeout=60.0) as http:
+        with http_client(base_url=server.url, timeout=60.0) as http:
             yield Gov(rt, http, keys)
     finally:
         server.stop()

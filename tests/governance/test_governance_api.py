@@ -127,6 +127,15 @@ def test_fast_path_suspends_at_once_and_reinstatement_waits_for_the_delay(gworld
                            headers=w.h("ops")))["proposal"]  # the guardians' next nonce: it blocks nothing here
     pending = ok(w.http.get("/v1/governance/proposals", params={"pending": "true"}, headers=w.h("buyer")), 200)
     assert [p["id"] for p in pending["data"]] == [suspension["id"]]  # its own, not the supplier's
+    assert pending["has_more"] is False and pending["next_cursor"] is None
+    # the one list envelope: the operator's two proposals a page at a time, newest first
+    first = ok(w.http.get("/v1/governance/proposals", params={"pending": "true", "limit": 1}, headers=w.h("ops")), 200)
+    assert first["has_more"] is True and [p["id"] for p in first["data"]] == [other["id"]]
+    last = ok(w.http.get("/v1/governance/proposals", params={"pending": "true", "limit": 1,
+                                                             "cursor": first["next_cursor"]}, headers=w.h("ops")), 200)
+    assert [p["id"] for p in last["data"]] == [suspension["id"]] and last["has_more"] is False
+    problem(w.http.get("/v1/governance/proposals", params={"cursor": "x~y"}, headers=w.h("ops")), 422,
+            "invalid-cursor")
     problem(w.http.get(f"/v1/governance/proposals/{other['id']}", headers=w.h("buyer")), 404, "proposal-not-found")
     problem(w.http.post("/v1/governance/proposals", json={"action": "suspend", "member_id": "supplier"},
                         headers=w.h("buyer")), 403, "not-a-governor")

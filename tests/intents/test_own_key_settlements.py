@@ -143,6 +143,15 @@ def test_a_member_with_its_own_key_completes_settlements_while_the_service_holds
     assert w.onchain(paid_to_it["id"]) == (REFUNDED, paid_to_it["target"]["value"])
     mine = ok(w.http.get("/v1/intents", headers=w.h("retailer")), 200)["data"]
     assert len(mine) == 4 and {i["chain"]["status"] for i in mine} == {"confirmed"}
+    # the one list envelope: pages of 3 then 1, newest first, has_more exact; a foreign cursor is refused
+    first = ok(w.http.get("/v1/intents", params={"limit": 3}, headers=w.h("retailer")), 200)
+    assert first["has_more"] is True and [i["id"] for i in first["data"]] == [i["id"] for i in mine[:3]]
+    last = ok(w.http.get("/v1/intents", params={"limit": 3, "cursor": first["next_cursor"]},
+                         headers=w.h("retailer")), 200)
+    assert [i["id"] for i in last["data"]] == [mine[3]["id"]] and last["has_more"] is False
+    assert last["next_cursor"] is None
+    problem(w.http.get("/v1/intents", params={"cursor": "2026-01-01"}, headers=w.h("retailer")), 422,
+            "invalid-cursor")
     assert ok(w.http.get("/v1/intents", headers=w.h("bank")), 200)["count"] == 0  # each sees its own
     problem(w.http.get(f"/v1/intents/{mine[0]['id']}", headers=w.h("bank")), 404, "intent-not-found")
     with w.runtime.db.read() as s:

@@ -26,6 +26,7 @@ from settlement.wiring import build_registry
 from tests.api.support import LiveServer, build_runtime, onboard_direct
 from tests.governance.support import seal
 from tests.governance.support import suspend as governed_suspend
+from tests.http import client as http_client
 
 DAY_S = 86_400
 
@@ -108,7 +109,7 @@ def make_world(tmp_path: Path, database_url: str, rpc_url: str, *, serve: bool) 
         app = create_app(rt, Settings(home=tmp_path / "home"), registry_cache_ttl_s=0.0)
         server = LiveServer(app).start()
         stop.append(server)
-        world.http = httpx.Client(base_url=server.url, timeout=30.0)
+        world.http = http_client(base_url=server.url, timeout=30.0)
         stop.append(world.http)
     return world, stop
 

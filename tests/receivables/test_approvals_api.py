@@ -25,9 +25,9 @@ from .test_attacks_api import _ok, _writes, refused
 def _registered(world: World, number: str, **kw) -> tuple[str, str]:  # type: ignore[no-untyped-def]
     assert world.http is not None
     done = _ok(world.http.post("/v1/receivables", json=invoice(number=number, today=world.today(), **kw),
-                               headers=world.h("acme")))
+                               headers=world.h("acme")), 201)
     world.step()
-    return done["receivable"]["id"], done["part_ids"][0]
+    return done["id"], _ok(world.http.get(f"/v1/receivables/{done['id']}", headers=world.h("acme")), 200)["parts"][0]["id"]
 
 
 def test_buyer_signs_the_terms_shown_in_human_terms_and_other_terms_are_refused(world: World) -> None:

@@ -44,7 +44,7 @@ def test_bad_input_and_attacks_are_refused_without_writing(world: World) -> None
     assert http is not None
     today = world.today()
     rid = _ok(http.post("/v1/receivables", json=invoice(number="INV-2024-007", today=today),
-                        headers=world.h("acme")))["receivable"]["id"]
+                        headers=world.h("acme")), 201)["id"]
     world.step()
     part = _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("acme")), 200)["parts"][0]["id"]
     before = _writes(world)
@@ -139,7 +139,7 @@ def test_bad_input_and_attacks_are_refused_without_writing(world: World) -> None
     check(http.post(f"/v1/receivables/{rid}/parts/{part}/offers", headers=world.h("bank"), json=offer_body),
           404, "receivable-not-found")
     check(http.post(f"/v1/receivables/{rid}/parts/{part}/acceptances", headers=world.h("acme"),
-                    json={"offer_id": 1}), 409, "offer-not-current")
+                    json={"offer_id": "1"}), 409, "offer-not-current")
     _ok(http.post(f"/v1/receivables/{rid}/parts/{part}/financing-request", headers=world.h("acme"),
                   json={"financier_id": "bank"}))
     world.step()
@@ -177,7 +177,7 @@ def test_chain_refusal_marks_operation_rejected_and_frees_the_invoice(world: Wor
         from settlement.store.models import Member
         s.get(Member, "otherbuy").status = "active"
     body = invoice(buyer="otherbuy", number="INV-R-1", today=today)
-    rid = _ok(http.post("/v1/receivables", json=body, headers=world.h("acme")))["receivable"]["id"]
+    rid = _ok(http.post("/v1/receivables", json=body, headers=world.h("acme")), 201)["id"]
     world.step()
     rec = _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("acme")), 200)
     assert rec["status"] == "rejected" and rec["rejection"] == "ReceivableInvalidBuyer", rec
@@ -189,7 +189,7 @@ def test_chain_refusal_marks_operation_rejected_and_frees_the_invoice(world: Wor
     from tests.governance.support import reactivate
     reactivate(rt, "otherbuy")  # governance: M approvals, the delay (the clock moved), executed
     world.step()
-    _ok(http.post("/v1/receivables", json=body, headers=world.h("acme")))
+    _ok(http.post("/v1/receivables", json=body, headers=world.h("acme")), 201)
     world.step()
     assert _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("acme")), 200)["status"] == "registered"
 
@@ -255,7 +255,7 @@ def test_evidence_verifies_offline_and_against_the_anchor(world: World) -> None:
     assert http is not None
     today = world.today()
     rid = _ok(http.post("/v1/receivables", json=invoice(number="INV-EV-1", today=today),
-                        headers=world.h("acme")))["receivable"]["id"]
+                        headers=world.h("acme")), 201)["id"]
     world.step()
     good = _proof(world, anchored=True, member="acme")
     added = _ok(http.post(f"/v1/receivables/{rid}/evidence", headers=world.h("acme"),

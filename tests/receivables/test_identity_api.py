@@ -15,7 +15,7 @@ from .test_attacks_api import _ok, _writes, refused
 
 def _registered(world: World, member: str, body: dict) -> str:
     assert world.http is not None
-    rid = _ok(world.http.post("/v1/receivables", json=body, headers=world.h(member)))["receivable"]["id"]
+    rid = _ok(world.http.post("/v1/receivables", json=body, headers=world.h(member)), 201)["id"]
     world.step()
     return rid
 

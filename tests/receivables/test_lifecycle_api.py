@@ -12,6 +12,8 @@ from sqlalchemy import select
 from settlement.domains.receivables.terms import DayCountBasis, financing_terms
 from settlement.store.models.settlements import Settlement
 
+from tests.http import NO_IDEMPOTENCY_KEY
+
 from .support import World, invoice, sign_typed
 
 P = "urn:ledger:problem:"
@@ -40,10 +42,16 @@ def test_lifecycle_with_tier2_financing_repayment_and_history(world: World) -> N
     today = world.today()
     face = 100_000_000
     done = _ok(http.post("/v1/receivables", json=invoice(value=face, today=today, due=today + timedelta(days=90)),
-                         headers=world.h("acme")))
-    rid, part0 = done["receivable"]["id"], done["part_ids"][0]
-    assert done["receivable"]["status"] == "pending"
+                         headers=world.h("acme")), 201)
+    rid = done["id"]
+    assert done["status"] == "pending" and done["parts"] == []  # 201 with the receivable, its registration pending
+    [pending] = done["pending_operations"]
+    assert pending["kind"] == "register" and pending["status"] == "pending" and pending["outbox_id"] > 0
+    assert _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("acme")), 200)["pending_operations"] == [pending]
     world.step()
+    registered = _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("acme")), 200)
+    assert registered["pending_operations"] == [] and registered["status"] == "registered"
+    part0 = registered["parts"][0]["id"]
 
     # Own-key confirmation by the buyer: typed data from the service, signed outside it.
     typed = _ok(http.get(f"/v1/receivables/{rid}/confirmation-typed-data", headers=world.h("bigbuy")), 200)
@@ -75,7 +83,7 @@ def test_lifecycle_with_tier2_financing_repayment_and_history(world: World) -> N
     _ok(http.post(f"/v1/receivables/{rid}/parts/{tier2_part}/financing-request", headers=world.h("tier2"),
                   json={"financier_id": "bank"}))
     world.step()
-    valid_until = (datetime.now(timezone.utc) + timedelta(days=3)).isoformat()
+    valid_until = (datetime.now(timezone.utc) + timedelta(days=3)).replace(microsecond=0).isoformat()
     done = _ok(http.post(f"/v1/receivables/{rid}/parts/{tier2_part}/offers", headers=world.h("bank"),
                          json={"discount_rate": "0.05", "day_count": "ACT/360",
                                "fee": {"value": 10_000, "currency": "CNY"}, "valid_until": valid_until}))
@@ -87,6 +95,9 @@ def test_lifecycle_with_tier2_financing_repayment_and_history(world: World) -> N
     rec = _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("tier2")), 200)
     offer = next(p for p in rec["parts"] if p["id"] == tier2_part)["offer"]
     assert offer["advance"]["value"] == expected.advance_minor
+    # ids are strings; valid_until comes back as it went in, RFC 3339 UTC with Z
+    assert isinstance(offer["offer_id"], str) and offer["offer_id"].isdigit()
+    assert offer["valid_until"] == valid_until.replace("+00:00", "Z")
     typed = _ok(http.get(f"/v1/receivables/{rid}/parts/{tier2_part}/acceptance-typed-data",
                          headers=world.h("tier2")), 200)
     _ok(http.post(f"/v1/receivables/{rid}/parts/{tier2_part}/acceptances", headers=world.h("tier2"),
@@ -201,7 +212,7 @@ def test_overdue_then_default_by_financier(world: World) -> None:
     today = world.today()
     rid = _ok(http.post("/v1/receivables", json=invoice(number="INV-D-1", today=today,
                                                          due=today + timedelta(days=30)),
-                        headers=world.h("acme")))["receivable"]["id"]
+                        headers=world.h("acme")), 201)["id"]
     world.step()
     _ok(http.post(f"/v1/receivables/{rid}/confirm", headers=world.h("bigbuy")))
     world.step()
@@ -246,7 +257,7 @@ def test_a_reported_repayment_leaves_the_financier_its_default_remedy(world: Wor
     today = world.today()
     rid = _ok(http.post("/v1/receivables", json=invoice(number="INV-D-2", today=today,
                                                          due=today + timedelta(days=10)),
-                        headers=world.h("acme")))["receivable"]["id"]
+                        headers=world.h("acme")), 201)["id"]
     world.step()
     _ok(http.post(f"/v1/receivables/{rid}/confirm", headers=world.h("bigbuy")))
     world.step()
@@ -272,3 +283,62 @@ def test_a_reported_repayment_leaves_the_financier_its_default_remedy(world: Wor
     _ok(http.post(f"/v1/receivables/{rid}/default", headers=world.h("bank")))
     world.step()
     assert _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("bank")), 200)["status"] == "defaulted"
+
+
+def test_list_is_the_one_envelope_and_a_registration_shows_its_pending_operation(world: World) -> None:
+    """GET /v1/receivables pages by id with next_cursor and an exact has_more; the former ?after=
+    still works; a cursor that is no receivable id is 422 invalid-cursor. Each listed receivable
+    shows its chain operations still pending."""
+    http = world.http
+    assert http is not None
+    today = world.today()
+    made = sorted(_ok(http.post("/v1/receivables", json=invoice(number=f"INV-PAGE-{i}", today=today),
+                                headers=world.h("acme")), 201)["id"] for i in range(3))
+    listed = _ok(http.get("/v1/receivables", headers=world.h("acme")), 200)
+    assert [r["id"] for r in listed["data"]] == made and listed["has_more"] is False and listed["next_cursor"] is None
+    assert all([o["kind"] for o in r["pending_operations"]] == ["register"] for r in listed["data"])
+    first = _ok(http.get("/v1/receivables", params={"limit": 2}, headers=world.h("acme")), 200)
+    assert [r["id"] for r in first["data"]] == made[:2] and first["has_more"] is True
+    assert first["next_cursor"] == made[1] and first["count"] == 2
+    for name in ("cursor", "after"):
+        last = _ok(http.get("/v1/receivables", params={"limit": 2, name: first["next_cursor"]},
+                            headers=world.h("acme")), 200)
+        assert [r["id"] for r in last["data"]] == made[2:] and last["has_more"] is False
+    _problem(http.get("/v1/receivables", params={"cursor": "nope"}, headers=world.h("acme")), 422, "invalid-cursor")
+    world.step()
+    assert all(r["pending_operations"] == [] for r in _ok(http.get("/v1/receivables", headers=world.h("acme")),
+                                                          200)["data"])
+
+
+def test_registration_and_part_commands_are_idempotent(world: World) -> None:
+    """Idempotency-Key with the settlements' semantics on a receivable's creating POSTs: the same
+    key and body answer the first answer again (Idempotent-Replayed: true) and write nothing; the
+    same key with another body is 409; no key is 400."""
+    http = world.http
+    assert http is not None
+    today = world.today()
+    body = invoice(number="INV-ONCE-1", today=today)
+    key = {**world.h("acme"), "Idempotency-Key": "once-1"}
+    first = http.post("/v1/receivables", json=body, headers=key)
+    assert first.status_code == 201 and first.headers["Idempotent-Replayed"] == "false"
+    again = http.post("/v1/receivables", json=body, headers=key)
+    assert again.status_code == 201 and again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    assert len(_ok(http.get("/v1/receivables", headers=world.h("acme")), 200)["data"]) == 1
+    _problem(http.post("/v1/receivables", json=invoice(number="INV-ONCE-2", today=today), headers=key), 409,
+             "idempotency-key-reused")
+    _problem(http.post("/v1/receivables", json=invoice(number="INV-ONCE-3", today=today), headers=world.h("acme"),
+                       extensions={NO_IDEMPOTENCY_KEY: True}), 400, "idempotency-key-required")
+    world.step()
+    rid = first.json()["id"]
+    _ok(http.post(f"/v1/receivables/{rid}/confirm", headers=world.h("bigbuy")))
+    world.step()
+    part = _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("acme")), 200)["parts"][0]["id"]
+    split = {"amounts": [{"value": 60_000_000, "currency": "CNY"}, {"value": 40_000_000, "currency": "CNY"}]}
+    key = {**world.h("acme"), "Idempotency-Key": "once-split"}
+    done = http.post(f"/v1/receivables/{rid}/parts/{part}/split", json=split, headers=key)
+    assert done.status_code == 202 and done.headers["Idempotent-Replayed"] == "false"
+    replayed = http.post(f"/v1/receivables/{rid}/parts/{part}/split", json=split, headers=key)
+    assert replayed.status_code == 202 and replayed.json() == done.json()
+    assert replayed.headers["Idempotent-Replayed"] == "true"  # not refused as busy: nothing ran again
+    _problem(http.post(f"/v1/receivables/{rid}/parts/{part}/transfer", json={"to_member_id": "tier2"}, headers=key),
+             409, "idempotency-key-reused")  # the key belongs to the split

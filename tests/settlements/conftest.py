@@ -24,6 +24,7 @@ from settlement.pipeline.workers import build
 from settlement.wiring import build_registry
 from tests.api.support import LiveServer, build_runtime, onboard_direct
 from tests.governance.support import seal
+from tests.http import client as http_client
 
 # name -> roles
 CONSORTIUM = {"retailer": ["finance", "buyer"], "bank": ["finance", "financier"], "psp": ["finance"],
@@ -110,7 +111,7 @@ def make_world(tmp_path: Path, database_url: str, rpc_url: str) -> tuple[World, 
     dispatcher, follower = build(rt, build_registry())
     app = create_app(rt, Settings(home=tmp_path / "home"), registry_cache_ttl_s=0.0)
     server = LiveServer(app).start()
-    world = World(rt, httpx.Client(base_url=server.url, timeout=60.0), dispatcher, follower, keys, operator_key)
+    world = World(rt, http_client(base_url=server.url, timeout=60.0), dispatcher, follower, keys, operator_key)
     world.sync()
     return world, server
 

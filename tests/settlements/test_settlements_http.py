@@ -14,6 +14,8 @@ from settlement.domains.settlements.postings import verify_journal
 from settlement.store.models import IdempotencyRecord, OutboxRow
 from settlement.store.models.settlements import JournalEntry, Settlement
 
+from tests.http import NO_IDEMPOTENCY_KEY
+
 from .conftest import CANCELLED, IN_CYCLE, INSTRUCTED, PAID, REFUNDED, SETTLED, World
 
 PROBLEM = "urn:ledger:problem:"
@@ -175,7 +177,8 @@ def test_idempotent_retries(world: World) -> None:
     assert _counts(w) == before
     other = w.http.post("/v1/settlements", json={**body, "purpose_code": "SERV"}, headers=w.h("retailer", "key-1"))
     assert other.status_code == 409 and other.json()["type"] == PROBLEM + "idempotency-key-reused"
-    missing = w.http.post("/v1/settlements", json=w.body(), headers=w.h("retailer"))
+    missing = w.http.post("/v1/settlements", json=w.body(), headers=w.h("retailer"),
+                          extensions={NO_IDEMPOTENCY_KEY: True})
     assert missing.status_code == 400 and missing.json()["type"] == PROBLEM + "idempotency-key-required"
     dup_ref = w.http.post("/v1/settlements", json={**body, "payment_reference": "X-1"},
                           headers=w.h("retailer", "key-2"))
@@ -277,14 +280,15 @@ def test_list_filters_pagination_export_balances(world: World) -> None:
     made = [w.create(payee=("bank", "psp")[i % 2]) for i in range(5)]
     w.create("bank", payee="retailer", source={"value": 5, "currency": "JPY"}, target={"value": 5, "currency": "JPY"})
     page = w.http.get("/v1/settlements", params={"limit": 2}, headers=w.h("retailer")).json()
-    assert page["count"] == 2 and page["next_cursor"]
+    assert page["count"] == 2 and page["next_cursor"] and page["has_more"] is True
     ids = [s["id"] for s in page["data"]]
     cursor = page["next_cursor"]
     while cursor:
         nxt = w.http.get("/v1/settlements", params={"limit": 2, "cursor": cursor}, headers=w.h("retailer")).json()
         ids += [s["id"] for s in nxt["data"]]
         cursor = nxt["next_cursor"]
-    assert len(ids) == 6 and len(set(ids)) == 6
+        assert nxt["has_more"] is (cursor is not None)
+    assert len(ids) == 6 and len(set(ids)) == 6  # the last page is full and says has_more false
     to_psp = w.http.get("/v1/settlements", params={"counterparty": "psp"}, headers=w.h("retailer")).json()
     assert {s["id"] for s in to_psp["data"]} == {s["id"] for s in made[1::2]}
     jpy = w.http.get("/v1/settlements", params={"currency": "JPY"}, headers=w.h("retailer")).json()
@@ -305,7 +309,13 @@ def test_list_filters_pagination_export_balances(world: World) -> None:
     assert balances[("instructed_payable", "USD")] == -500_000
     assert balances[("instructed_receivable", "JPY")] == 5
     statement = w.http.get("/v1/statements", params={"currency": "USD", "limit": 3}, headers=w.h("retailer")).json()
-    assert len(statement["data"]) == 3 and statement["next_after"]
+    assert len(statement["data"]) == 3 and statement["has_more"] is True and statement["next_cursor"]
+    rest = w.http.get("/v1/statements", params={"currency": "USD", "limit": 100, "cursor": statement["next_cursor"]},
+                      headers=w.h("retailer")).json()
+    assert rest["data"] and rest["data"][0]["entry_id"] > statement["data"][-1]["entry_id"]
+    assert rest["has_more"] is False and rest["next_cursor"] is None
+    bad = w.http.get("/v1/statements", params={"currency": "USD", "cursor": "x"}, headers=w.h("retailer"))
+    assert bad.status_code == 422 and bad.json()["type"] == "urn:ledger:problem:invalid-cursor"
 
 
 def test_batch_validated_before_the_write_is_rechecked_inside_it(world: World) -> None:

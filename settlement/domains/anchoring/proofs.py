@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from settlement.core.errors import (
     AnchorStoreInconsistentError,
+    InvalidCursorError,
     JournalRecordPendingError,
     ProvenanceEventPendingError,
     UnknownJournalRecordError,
@@ -130,14 +131,20 @@ class TraceItem:
 
 
 def lot_trace(runtime: Runtime, session: Session, lot_id: str, *, limit: int = TRACE_EVENTS_MAX,
-              after_event_id: str | None = None) -> list[TraceItem]:
-    """A lot's events in order of occurrence (then of recording), each with its proof and anchor."""
+              after_event_id: str | None = None, cursor: bool = False) -> tuple[list[TraceItem], bool]:
+    """A page of a lot's events in order of occurrence (then of recording), each with its proof
+    and anchor, and whether more follow (one row of look-ahead). ``after_event_id``: the last
+    event seen; with ``cursor`` it came back as a page's ``next_cursor``, and one that is not an
+    event of this lot is ``invalid-cursor`` (else ``unknown-provenance-event``, the former
+    ``?after=``)."""
     if not 1 <= limit <= TRACE_EVENTS_MAX:
         raise ValidationError(f"limit must be 1..{TRACE_EVENTS_MAX}", field="limit")
     query = select(ProvenanceEventRow).where(ProvenanceEventRow.lot_id == lot_id)
     if after_event_id is not None:
         after = session.scalar(select(ProvenanceEventRow).where(ProvenanceEventRow.event_id == after_event_id,
                                                                 ProvenanceEventRow.lot_id == lot_id))
+        if after is None and cursor:
+            raise InvalidCursorError("cursor is not a next_cursor of this lot's trace", field="cursor")
         if after is None:
             raise UnknownProvenanceEventError(f"no event {after_event_id!r} in lot {lot_id!r}")
         query = query.where((ProvenanceEventRow.occurred_at_s > after.occurred_at_s)
@@ -145,7 +152,10 @@ def lot_trace(runtime: Runtime, session: Session, lot_id: str, *, limit: int = T
                                & (ProvenanceEventRow.id > after.id)))
     elif session.scalar(select(ProvenanceEventRow.id).where(ProvenanceEventRow.lot_id == lot_id).limit(1)) is None:
         raise UnknownLotError(f"no provenance events for lot {lot_id!r}", lot_id=lot_id)
-    rows = session.scalars(query.order_by(ProvenanceEventRow.occurred_at_s, ProvenanceEventRow.id).limit(limit)).all()
+    rows = session.scalars(query.order_by(ProvenanceEventRow.occurred_at_s, ProvenanceEventRow.id)
+                           .limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
     batch_ids = {r.batch_id for r in rows if r.batch_id is not None}
     batches = {b.id: b for b in session.scalars(select(AnchorBatch).where(AnchorBatch.id.in_(batch_ids)))} \
         if batch_ids else {}
@@ -158,7 +168,7 @@ def lot_trace(runtime: Runtime, session: Session, lot_id: str, *, limit: int = T
             continue
         status = batch.status if batch.status in ("anchored", "failed") else "batched"
         items.append(TraceItem(row.event, status, batch.sequence, _event_document(runtime, cache, row, batch)))
-    return items
+    return items, more
 
 
 def record_proof(runtime: Runtime, session: Session, kind: str, record_id: str,

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from settlement.store.paging import keyset_page
 from settlement.chain.contracts import catalogue
 from settlement.chain.deploy import PROPOSALS, REGISTRY, TIMELOCK
 from settlement.chain.governance import GovernanceParams, approval_signatures, safe_tx_hash, safe_tx_typed_data
@@ -385,8 +386,9 @@ def execute(runtime: Runtime, session: Session, facts: GovernanceFacts, proposal
 
 
 def list_proposals(session: Session, *, pending: bool = False, member_id: str | None = None,
-                   limit: int = 50) -> list[GovernanceProposal]:
-    """Newest first; ``pending``: proposed or scheduled only; ``member_id``: about that member."""
+                   limit: int = 50, cursor: str | None = None) -> tuple[list[GovernanceProposal], str | None]:
+    """A page, newest first, and the next page's cursor (``store.paging``); ``pending``: proposed
+    or scheduled only; ``member_id``: about that member."""
     if not 1 <= limit <= LIST_LIMIT_MAX:
         raise ValidationError(f"limit must be within 1..{LIST_LIMIT_MAX}", field="limit")
     q = select(GovernanceProposal)
@@ -394,7 +396,8 @@ def list_proposals(session: Session, *, pending: bool = False, member_id: str | 
         q = q.where(GovernanceProposal.status.in_(OPEN_STATUSES))
     if member_id is not None:
         q = q.where(GovernanceProposal.member_id == member_id)
-    return list(session.scalars(q.order_by(GovernanceProposal.created_at.desc(), GovernanceProposal.id).limit(limit)))
+    return keyset_page(session, q, GovernanceProposal.created_at, GovernanceProposal.id, limit, cursor,
+                       limit_max=LIST_LIMIT_MAX)
 
 
 def earliest_execution(p: GovernanceProposal, facts: GovernanceFacts | None = None) -> int | None:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from settlement.store.paging import keyset_page
 from settlement.core.errors import (
     AuthenticationError,
     InvalidStateError,
@@ -165,9 +166,14 @@ def get_key(session: Session, prefix: str) -> ApiKey:
     return key
 
 
-def list_keys(session: Session, member_id: str) -> list[ApiKey]:
-    return list(session.scalars(
-        select(ApiKey).where(ApiKey.member_id == member_id).order_by(ApiKey.id).limit(1000)))
+KEY_LIST_LIMIT_MAX = 200
+
+
+def list_keys(session: Session, member_id: str, *, limit: int = 100,
+              cursor: str | None = None) -> tuple[list[ApiKey], str | None]:
+    """A page of the member's keys, newest first, and the next page's cursor (``store.paging``)."""
+    q = select(ApiKey).where(ApiKey.member_id == member_id)
+    return keyset_page(session, q, ApiKey.created_at, ApiKey.id, limit, cursor, limit_max=KEY_LIST_LIMIT_MAX)
 
 
 def revoke_key(session: Session, prefix: str, *, member_id: str | None = None,
@@ -205,7 +211,8 @@ def rotate_key(session: Session, member_id: str, *, old_prefix: str | None = Non
         if not is_active(olds[0], now):
             raise InvalidStateError(f"API key {old_prefix} is already revoked", prefix=old_prefix)
     else:
-        olds = [k for k in list_keys(session, member_id) if is_active(k, now)]
+        olds = [k for k in session.scalars(select(ApiKey).where(ApiKey.member_id == member_id).order_by(ApiKey.id))
+                if is_active(k, now)]
     at = now + timedelta(seconds=overlap_s)
     for old in olds:
         current = _aware(old.revoked_at)

@@ -53,6 +53,7 @@ from settlement.domains.receivables.queries import (
     history_of,
     list_receivables,
     operations_of,
+    pending_operations_of,
     parts_of,
     payments_of,
 )
@@ -65,5 +66,5 @@ __all__ = ["check_evidence", "Actor", "Accepted", "ChainFacts", "DayCountBasis",
            "confirmation_typed_data", "confirm_with_signature", "split_part", "transfer_part", "request_financing",
            "withdraw_financing_request", "offer_financing", "offer_typed_data", "acceptance_typed_data", "accept_offer",
            "repay_receivable", "confirm_repayment_received", "declare_default", "add_evidence", "evidence_of", "get_receivable",
-           "list_receivables", "parts_of", "operations_of", "history_of", "payments_of", "instruct_payments",
+           "list_receivables", "parts_of", "operations_of", "pending_operations_of", "history_of", "payments_of", "instruct_payments",
            "status_for_display", "rate_ppm_from_decimal", "nonce_key", "typed_data_digest", "invalidate_nonce"]

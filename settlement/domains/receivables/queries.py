@@ -23,17 +23,21 @@ from settlement.store.models.receivables import (
     ReceivablePayment,
 )
 
-__all__ = ["list_receivables", "parts_of", "operations_of", "history_of", "payments_of", "evidence_of"]
+__all__ = ["list_receivables", "parts_of", "operations_of", "pending_operations_of", "history_of", "payments_of",
+           "evidence_of"]
 
 
 def list_receivables(session: Session, actor: Actor, *, role: str | None = None, status: str | None = None,
-                     limit: int = 50, after: str | None = None) -> list[Receivable]:
-    """"My receivables", ordered by id: as ``supplier``, ``buyer``, ``holder`` (of a part now) or
-    ``financier`` (asked, offering or holding); no role: any involvement."""
+                     limit: int = 50, after: str | None = None,
+                     field: str = "cursor") -> tuple[list[Receivable], str | None]:
+    """"My receivables", ordered by id, a page after the id ``after`` (a page's ``next_cursor``),
+    and the next page's cursor (None on the last page: one row of look-ahead makes that exact):
+    as ``supplier``, ``buyer``, ``holder`` (of a part now) or ``financier`` (asked, offering or
+    holding); no role: any involvement."""
     if not 1 <= limit <= LIST_LIMIT_MAX:
         raise ValidationError(f"limit must be within 1..{LIST_LIMIT_MAX}", field="limit")
     if after is not None and not HEX32_RE.match(after):
-        raise InvalidCursorError("after must be a receivable id from the previous page", field="after")
+        raise InvalidCursorError(f"{field} must be a receivable id from the previous page", field=field)
     me = actor.member_id
     q = select(Receivable)
     if role == "supplier":
@@ -56,7 +60,10 @@ def list_receivables(session: Session, actor: Actor, *, role: str | None = None,
         q = q.where(Receivable.status == status)
     if after:
         q = q.where(Receivable.id > after)
-    return list(session.scalars(q.order_by(Receivable.id).limit(limit)))
+    rows = list(session.scalars(q.order_by(Receivable.id).limit(limit + 1)))
+    if len(rows) <= limit:
+        return rows, None
+    return rows[:limit], rows[limit - 1].id
 
 
 def parts_of(session: Session, receivable_ids: Sequence[str]) -> dict[str, list[ReceivablePart]]:
@@ -71,6 +78,18 @@ def parts_of(session: Session, receivable_ids: Sequence[str]) -> dict[str, list[
 def operations_of(session: Session, receivable_id: str, limit: int = 200) -> list[ReceivableOperation]:
     return list(session.scalars(select(ReceivableOperation).where(ReceivableOperation.receivable_id == receivable_id)
                                 .order_by(ReceivableOperation.id).limit(limit)))
+
+
+def pending_operations_of(session: Session, receivable_ids: list[str]) -> dict[str, list[ReceivableOperation]]:
+    """Each receivable's chain operations still pending (enqueued, not yet confirmed or
+    rejected by the chain), oldest first."""
+    out: dict[str, list[ReceivableOperation]] = {rid: [] for rid in receivable_ids}
+    if receivable_ids:
+        for op in session.scalars(select(ReceivableOperation).where(
+                ReceivableOperation.receivable_id.in_(receivable_ids), ReceivableOperation.status == "pending")
+                .order_by(ReceivableOperation.id)):
+            out[op.receivable_id].append(op)
+    return out
 
 
 def history_of(session: Session, actor: Actor, receivable_id: str, limit: int = 500) -> list[HistoryEntry]:

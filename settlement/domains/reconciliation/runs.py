@@ -32,7 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from settlement.core.csv_safe import safe_writer
@@ -47,6 +47,7 @@ from settlement.core.errors import (
 from settlement.core.money import Money
 from settlement.core.timestamps import utc_text
 from settlement.domains.anchoring import digest_changed
+from settlement.store.paging import keyset_page
 from settlement.core.private_files import private_dir, private_file
 from settlement.domains.reconciliation.engine import (
     BUCKETS,
@@ -192,39 +193,10 @@ def get_statement(session: Session, statement_id: str, *, owner: str | None) -> 
     return row
 
 
-CURSOR_LEN_MAX = 100
-
-
-def _cursor(row_time: datetime, row_id: str) -> str:
-    """An opaque page cursor: the last row's time and id (newest first, id breaks ties)."""
-    return f"{row_time.replace(tzinfo=None).isoformat()}~{row_id}"
-
-
-def _after_cursor(q: Any, time_col: Any, id_col: Any, cursor: str | None) -> Any:
-    if cursor is None:
-        return q
-    text, _, row_id = cursor.partition("~")
-    try:
-        if not row_id or len(cursor) > CURSOR_LEN_MAX:
-            raise ValueError(cursor)
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidCursorError("cursor is not a next_cursor of this list", field="cursor") from None
-    return q.where(or_(time_col < at, and_(time_col == at, id_col < row_id)))
-
-
 def _page(session: Session, q: Any, time_col: Any, id_col: Any, limit: int,
           cursor: str | None) -> tuple[list[Any], str | None]:
-    """One page, newest first, and the next page's cursor (None on the last page: one row of
-    look-ahead makes that exact)."""
-    limit = max(1, min(limit, LIST_MAX))
-    q = _after_cursor(q, time_col, id_col, cursor).order_by(time_col.desc(), id_col.desc()).limit(limit + 1)
-    rows = list(session.scalars(q))
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    last = rows[-1]
-    return rows, _cursor(getattr(last, time_col.key), last.id)
+    """One page, newest first, and the next page's cursor (``settlement.store.paging``)."""
+    return keyset_page(session, q, time_col, id_col, limit, cursor, limit_max=LIST_MAX)
 
 
 def list_statements(session: Session, limit: int = 50, *, owner: str | None,

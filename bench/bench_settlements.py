@@ -41,11 +41,12 @@ from eth_account import Account
 from sqlalchemy import func, select
 
 from ledger_api.app import create_app
+from ledger_api.cli.governance import seal_when_applied
 from ledger_api.demo import ensure_operator_member
 from ledger_api.settings import Settings
 from settlement.chain.anvil import AnvilConfig, ManagedAnvil, free_port
 from settlement.chain.client import ChainClient
-from settlement.chain.deploy import deploy, seal_bootstrap
+from settlement.chain.deploy import deploy
 from settlement.custody.governors import demo_governance
 from settlement.chain.signing import LocalSigner, keccak256
 from settlement.custody.vault import KeyVault
@@ -113,14 +114,18 @@ def setup(block_time: int | None) -> Env:
     for name in ("payer", "payee-a", "payee-b"):
         with rt.db.transaction() as s:
             _member, keys[name] = onboard_member(rt, s, member_id=name, name=name, country="SG", roles=["finance"])
-    workers = Workers(rt, build_registry(), dispatch_interval_s=0.01, follow_interval_s=0.02, batch_size=BATCH).start()
-    _wait(lambda: _outbox_left(rt) == 0, "onboarding")
     # The raw floods' member is a founding member too: after the seal only governance onboards.
+    # Sent directly, so before the workers start: once the dispatcher runs it owns the operator's
+    # nonces, and a transaction of that key sent around it takes a nonce the dispatcher already
+    # counted (its row then waits for the audit to re-sign it: "nonce N ... was consumed on chain
+    # by another transaction").
     raw_account = LocalSigner(bytes(Account.create().key))
     member = "0x" + keccak256(b"bench-raw-" + os.urandom(8)).hex()
     chain.transact(operator, to=rt.address("ConsortiumRegistry"), gas=600_000, data=chain.encode(
         "ConsortiumRegistry", "onboardMember", [member, "0x5347", [raw_account.address], ["0x" + FINANCE.hex()]]))
-    seal_bootstrap(chain, operator, rt.manifest, home)  # type: ignore[arg-type]
+    workers = Workers(rt, build_registry(), dispatch_interval_s=0.01, follow_interval_s=0.02, batch_size=BATCH).start()
+    _wait(lambda: _outbox_left(rt) == 0, "onboarding")
+    seal_when_applied(rt, lambda _msg: None, through_outbox=True)  # the seal too, through the outbox
     server, api = _serve(create_app(rt, Settings(home=home), registry_cache_ttl_s=5.0))
     mode = f"interval mining {block_time}s" if block_time else "automine"
     return Env(node, rt, workers, server, api, keys, mode, kek, operator_key, raw_account)

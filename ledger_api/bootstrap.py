@@ -26,8 +26,9 @@ log = logging.getLogger("ledger.files")
 # What the service keeps in its data dir (names directly in it; "*" ends a prefix): tightened to
 # the service's user at every start. The KEK is not in the list: a KEK file anyone else could read
 # is refused (settlement.custody.vault), not quietly fixed, since its keys must then be rotated.
-DATA_DIR_FILES = ("ledger.db*", "anvil-state.json", "anvil.log", "anvil.pid", "deployment.json", "deployment.tmp",
-                  "demo.json", "demo.tmp", "operator-api-key", "operator.key")
+DATA_DIR_FILES = ("ledger.db*", "anvil-state.json", "anvil-state.last-good.json", "anvil-state.cut-short.json",
+                  "anvil.log", "anvil.pid", "deployment.json", "deployment.tmp", "demo.json", "demo.tmp",
+                  "operator-api-key", "operator.key")
 DATA_DIR_FOLDERS = ("statements",)
 
 

@@ -56,6 +56,32 @@ PROC_ENTRIES_MAX = 100_000  # processes and descriptors looked at when naming wh
 CMDLINE_CHARS_MAX = 200  # of a foreign process's command line, in error messages
 
 
+STATE_CHECK_CHUNK_BYTES = 8 << 20  # read this much at a time when checking a state file
+
+
+def state_file_complete(path: Path) -> bool:
+    """Whether anvil's state file ``path`` holds a whole JSON document. anvil rewrites the file
+    in place (truncate, then write), so one killed in the middle of a dump leaves a prefix: empty,
+    or an object whose braces and brackets do not close. A prefix never balances (the outer
+    object closes last), so counting them tells a cut-short file from a whole one without parsing
+    tens of MB (the dump's strings are hex and names: no braces in them). False when missing."""
+    opens = closes = 0
+    first = last = b""
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(STATE_CHECK_CHUNK_BYTES):
+                if not first:
+                    first = chunk.lstrip()[:1]
+                opens += chunk.count(b"{") + chunk.count(b"[")
+                closes += chunk.count(b"}") + chunk.count(b"]")
+                tail = chunk.rstrip()
+                if tail:
+                    last = tail[-1:]
+    except OSError:
+        return False
+    return first == b"{" and last == b"}" and opens == closes
+
+
 def find_anvil() -> str:
     """The anvil binary: $LEDGER_ANVIL_BIN, the project's node_modules, or PATH."""
     explicit = os.environ.get("LEDGER_ANVIL_BIN")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import shutil
 import signal
 import threading
 import time
@@ -35,19 +36,22 @@ from pathlib import Path
 
 from settlement.chain.anvil import (
     STOP_TIMEOUT_S, AnvilConfig, AnvilPortBusyError, ManagedAnvil, PidRecord, describe_process, listening_pids,
-    port_is_free, process_cmdline, read_pid_file,
+    port_is_free, process_cmdline, read_pid_file, state_file_complete,
 )
 from settlement.chain.client import ChainClient
 from settlement.chain.deploy import Manifest, verify_manifest
 from settlement.core.errors import ChainMismatchError, ChainUnavailableError, LedgerError
 
-__all__ = ["PID_FILE_NAME", "STATE_FILE_NAME", "LOG_FILE_NAME", "ManagedChain", "managed_anvil_config"]
+__all__ = ["CUT_SHORT_FILE_NAME", "LAST_GOOD_FILE_NAME", "PID_FILE_NAME", "STATE_FILE_NAME", "LOG_FILE_NAME",
+           "ManagedChain", "managed_anvil_config"]
 
 log = logging.getLogger("ledger.chain")
 
 PID_FILE_NAME = "anvil.pid"
 STATE_FILE_NAME = "anvil-state.json"
 LOG_FILE_NAME = "anvil.log"
+LAST_GOOD_FILE_NAME = "anvil-state.last-good.json"  # the newest whole state file, copied by the watcher
+CUT_SHORT_FILE_NAME = "anvil-state.cut-short.json"  # a state file found cut short, kept for a look
 
 WATCH_INTERVAL_S = 0.25  # how often the watcher looks at the child
 RESTART_DELAY_MIN_S = 0.25  # first restart: a dead chain is back in about a second
@@ -56,6 +60,7 @@ RESTART_JITTER = 0.5  # each delay is drawn from [delay * (1 - jitter), delay]
 RESTART_RESET_AFTER_S = 30.0  # up this long: the next death starts the backoff afresh
 IDENTIFY_TIMEOUT_S = 2.0  # per JSON-RPC call to a node found on the port
 TAKEOVER_PORT_WAIT_S = 5.0  # for the port to be free once a taken-over leftover has exited
+LAST_GOOD_INTERVAL_S = 10.0  # how often the watcher copies a whole state file aside (when it changed)
 
 
 def managed_anvil_config(home: Path, *, host: str, port: int, block_time_s: int | None,
@@ -93,6 +98,9 @@ class ManagedChain:
         self._lock = threading.Lock()  # one of: a restart, or stop()
         self._rng = random.Random()
         self._watcher: threading.Thread | None = None
+        self.state_restores = 0  # state files found cut short and replaced by the last good copy
+        self._good_copied_at = 0.0
+        self._good_stamp: tuple[int, int] | None = None  # (mtime ns, size) of the state file last copied
 
     @property
     def rpc_url(self) -> str:
@@ -107,6 +115,7 @@ class ManagedChain:
         if not port_is_free(c.host, c.port):
             self._take_over_leftover()
         self._progress(f"chain: starting anvil on {self.rpc_url} (state in {c.state_path})")
+        self._restore_if_cut_short()
         try:
             self.anvil.start()
         except AnvilPortBusyError as exc:
@@ -202,6 +211,9 @@ class ManagedChain:
                 if status is None and self.anvil.process is not None:
                     if attempt and time.monotonic() - started_at >= RESTART_RESET_AFTER_S:
                         attempt = 0
+                    if time.monotonic() - self._good_copied_at >= LAST_GOOD_INTERVAL_S:
+                        self._good_copied_at = time.monotonic()
+                        self._keep_last_good()
                     continue
                 attempt += 1
                 delay = restart_delay_s(attempt, self._rng)
@@ -216,6 +228,7 @@ class ManagedChain:
                         break
                     self.anvil.forget()
                     began = time.monotonic()
+                    self._restore_if_cut_short()
                     try:
                         self.anvil.start()
                     except ChainUnavailableError as exc:
@@ -231,6 +244,62 @@ class ManagedChain:
         # child must be stopped (state written) before the thread ends.
         with self._lock:
             self.anvil.stop()
+
+    # -- the state file -------------------------------------------------------------------------------
+
+    @property
+    def _last_good_path(self) -> Path | None:
+        state = self.config.state_path
+        return state.with_name(LAST_GOOD_FILE_NAME) if state is not None else None
+
+    def _keep_last_good(self) -> None:
+        """Copy the state file aside when it changed and is whole (see ``state_file_complete``):
+        a copy taken while anvil rewrote it is dropped (the file changed during the copy, or the
+        copy does not close). Replaces the last good copy atomically (a rename)."""
+        state, good = self.config.state_path, self._last_good_path
+        if state is None or good is None:
+            return
+        try:
+            before = state.stat()
+            stamp = (before.st_mtime_ns, before.st_size)
+            if stamp == self._good_stamp or before.st_size == 0:
+                return
+            tmp = good.with_name(f".{good.name}.tmp")
+            shutil.copyfile(state, tmp)
+            os.chmod(tmp, 0o600)
+            after = state.stat()
+            if (after.st_mtime_ns, after.st_size) != stamp or not state_file_complete(tmp):
+                tmp.unlink(missing_ok=True)
+                return
+            os.replace(tmp, good)
+            self._good_stamp = stamp
+        except OSError as exc:
+            log.warning("managed chain: could not copy the state file aside: %s", exc)
+
+    def _restore_if_cut_short(self) -> None:
+        """Before anvil starts: a state file cut short (anvil killed in the middle of a dump, which
+        it writes in place) would stop every start ("failed to parse json file"). It is replaced by
+        the last good copy, an older state: the blocks since are lost like any between two dumps,
+        and the outbox recovery puts their transactions back (docs/operations.md). The cut-short
+        file is kept beside it for a look."""
+        state, good = self.config.state_path, self._last_good_path
+        if state is None or good is None or not state.exists() or state_file_complete(state):
+            return
+        size = state.stat().st_size
+        if not state_file_complete(good):
+            log.error("managed chain: the state file %s is cut short (%d bytes: anvil was killed while writing it) "
+                      "and there is no whole copy to restore (%s); anvil cannot start from it", state, size, good)
+            return
+        os.replace(state, state.with_name(CUT_SHORT_FILE_NAME))
+        tmp = state.with_name(f".{state.name}.restoring")
+        shutil.copyfile(good, tmp)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, state)
+        self.state_restores += 1
+        age_s = time.time() - good.stat().st_mtime
+        log.warning("managed chain: the state file %s was cut short (%d bytes: anvil was killed while writing it); "
+                    "restored the last good copy, written %.0f s ago (the blocks since are recovered by the outbox); "
+                    "the cut-short file is kept as %s", state, size, age_s, CUT_SHORT_FILE_NAME)
 
     # -- stop ----------------------------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ the canonical chain counted,
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import time
@@ -217,17 +218,17 @@ class Dispatcher:
         self._note_latest(latest)
         rows: list[OutboxRow] = []
         with self.rt.db.read() as s:
+            # Every signer's candidates (a bounded page each), before any is held back: a signer
+            # whose rows all wait must not keep the others' from being looked at.
             for signer in signers:
-                if len(rows) >= self.batch_size:
-                    break
                 window_end = latest[signer] + self.inflight_max
                 rows += s.scalars(select(OutboxRow).where(OutboxRow.status == "signed", OutboxRow.signer == signer,
                                                           OutboxRow.nonce < window_end)
-                                  .order_by(OutboxRow.nonce).limit(self.batch_size - len(rows))).all()
+                                  .order_by(OutboxRow.nonce).limit(self.batch_size)).all()
         rows = self._after_lost_dependencies(rows)
         if not rows:
             return 0
-        rows.sort(key=lambda r: r.id)  # across signers, in the order the rows were written
+        rows = self._in_send_order(rows)
         results = self.client.send_raw_batch([SignedTx(r.raw_tx, r.tx_hash, r.nonce) for r in rows])
         now = _now()
         changed = 0
@@ -258,34 +259,91 @@ class Dispatcher:
                         changed += 1
         return changed
 
-    def _after_lost_dependencies(self, rows: list[OutboxRow]) -> list[OutboxRow]:
-        """Rows that may go now. A domain writes an operation only once the operations it depends
-        on are confirmed, so a row R may depend on any row mined before R was written. While the
-        chain lacks such a row X of another signer (lost, being sent again), R waits: else a
-        payment could overtake its recording when both are sent again after a chain loss.
+    def _in_send_order(self, rows: list[OutboxRow]) -> list[OutboxRow]:
+        """At most ``batch_size`` of ``rows``, in the order the rows were written (id) as far as
+        each signer's nonce order allows: a row re-signed with a new nonce keeps its old id, and a
+        later nonce sent without an earlier one would only wait in the node's pool. A merge of the
+        signers' nonce-ordered queues, always taking the head with the lowest id."""
+        queues: dict[str, list[OutboxRow]] = {}
+        for row in sorted(rows, key=lambda r: r.nonce):
+            queues.setdefault(row.signer, []).append(row)
+        heads = [(own[0].id, signer, 0) for signer, own in queues.items()]
+        heapq.heapify(heads)
+        ordered: list[OutboxRow] = []
+        while heads and len(ordered) < self.batch_size:
+            _id, signer, i = heapq.heappop(heads)
+            ordered.append(queues[signer][i])
+            if i + 1 < len(queues[signer]):
+                heapq.heappush(heads, (queues[signer][i + 1].id, signer, i + 1))
+        return ordered
 
-        X blocks R when X was first mined before R was written (less a margin, see
-        ``LOST_DEPENDENCY_MARGIN_S``) and, when R was lost too, before R was first mined: lost
-        rows go back in the order the chain first had them, so no two rows wait on each other.
-        Fillers wait for nothing (they change no state). Within one signer, nonces keep the order."""
-        with self.rt.db.read() as s:
-            lost = s.execute(select(OutboxRow.signer, func.min(OutboxRow.mined_at))
-                             .where(OutboxRow.error_name == CHAIN_LOST, OutboxRow.status.in_(("signed", "sent")))
-                             .group_by(OutboxRow.signer)).all()
-        if not lost:
+    def _after_lost_dependencies(self, rows: list[OutboxRow]) -> list[OutboxRow]:
+        """Of ``rows`` (signed, each signer's in nonce order), those that may go now. A domain
+        writes an operation only once the operations it depends on are confirmed, so a row R may
+        depend on any row mined before R was written. While the chain lacks such a row X of
+        another signer (lost, being sent again), R waits: else a payment could overtake its
+        recording when both are sent again after a chain loss.
+
+        Every row the chain lost and has not mined again has a place in the order the chain first
+        had them: when it was first mined (``mined_at``, kept through losses). X blocks R when X
+        was first mined before R was written (less a margin, see ``LOST_DEPENDENCY_MARGIN_S``) and
+        before R's own place. R's place is the earliest first mining of R and every lost row of its
+        signer above R (those can only be mined after R, so R came before them), whatever R's own
+        record says: a row lost, mined again and lost again, or one whose loss was not marked,
+        cannot then wait on a row that waits on it. Rows of one signer go as a prefix: nothing
+        after a row that waits (it could only sit in the node's pool behind the gap). So the
+        signer whose lost row came first can always go, and the lost rows go back in the order
+        the chain first had them; no two wait on each other. Fillers wait for nothing (they change
+        no state)."""
+        if not rows:
             return rows
-        earliest = {signer: aware(at) for signer, at in lost if at is not None}
-        margin = timedelta(seconds=LOST_DEPENDENCY_MARGIN_S)
-        keep = []
+        in_play = (OutboxRow.error_name == CHAIN_LOST, OutboxRow.status.in_(("signed", "sent")))
+        by_signer: dict[str, list[OutboxRow]] = {}
         for row in rows:
-            others = [at for signer, at in earliest.items() if signer != row.signer]
-            if row.kind == FILLER_KIND or not others:
-                keep.append(row)
-                continue
-            limit = aware(row.created_at) + margin
-            if row.error_name == CHAIN_LOST and row.mined_at is not None:
-                limit = min(limit, aware(row.mined_at))
-            if min(others) >= limit:
+            by_signer.setdefault(row.signer, []).append(row)
+        with self.rt.db.read() as s:
+            earliest = {signer: aware(at) for signer, at in s.execute(
+                select(OutboxRow.signer, func.min(OutboxRow.mined_at)).where(*in_play)
+                .group_by(OutboxRow.signer)).all() if at is not None}
+            if not earliest:
+                return rows
+            places: dict[str, list[tuple[int, datetime]]] = {}
+            for signer, own in by_signer.items():
+                if signer not in earliest:
+                    continue
+                low, high = own[0].nonce, own[-1].nonce
+                # This signer's lost rows from its first candidate on: those among the candidates
+                # (bounded by the in-flight window), and the earliest of all above them.
+                marks = [(n, aware(at)) for n, at in s.execute(
+                    select(OutboxRow.nonce, OutboxRow.mined_at).where(
+                        *in_play, OutboxRow.signer == signer, OutboxRow.nonce >= low, OutboxRow.nonce <= high)).all()
+                    if at is not None]
+                beyond = s.scalar(select(func.min(OutboxRow.mined_at)).where(
+                    *in_play, OutboxRow.signer == signer, OutboxRow.nonce > high))
+                running = aware(beyond) if beyond is not None else None
+                # (nonce, earliest first mining of this signer's lost rows at or above it)
+                suffix = [(high + 1, running)] if running is not None else []
+                for nonce, at in sorted(marks, reverse=True):
+                    running = at if running is None else min(running, at)
+                    suffix.append((nonce, running))
+                places[signer] = sorted(suffix)
+        margin = timedelta(seconds=LOST_DEPENDENCY_MARGIN_S)
+        keep: list[OutboxRow] = []
+        for signer, own in by_signer.items():
+            others = [at for other, at in earliest.items() if other != signer]
+            bound = min(others) if others else None
+            marks = places.get(signer, [])
+            for row in own:
+                if row.kind == FILLER_KIND or bound is None:
+                    keep.append(row)
+                    continue
+                limit = aware(row.created_at) + margin
+                # The earliest first mining at or above this row's nonce (marks ascend by nonce).
+                place = next((at for nonce, at in marks if nonce >= row.nonce), None)
+                if place is not None:
+                    limit = min(limit, place)
+                if bound < limit:
+                    break  # this row waits, and so does everything after it of its signer
                 keep.append(row)
         return keep
 
@@ -497,7 +555,9 @@ class Dispatcher:
                 row = s.get(OutboxRow, row_id)
                 if row is None or row.status != "sent":
                     continue
-                unsend(row, "the node does not know its transaction; broadcast again", lost=row.tx_hash in seen)
+                # Mined once (``mined_at``) and lost since: as lost as one the follower saw.
+                unsend(row, "the node does not know its transaction; broadcast again",
+                       lost=row.tx_hash in seen or row.mined_at is not None)
                 lost_rows.append(row)  # the follower may have seen its events before the dispatcher its receipt
                 changed += 1
             for row_id in taken:
@@ -595,7 +655,10 @@ class Dispatcher:
 
     def _apply_receipt(self, s: Session, row: OutboxRow, receipt: Receipt, error: ChainRevertError | None,
                        now: datetime) -> None:
-        row.block_number, row.block_hash, row.mined_at = receipt.block_number, receipt.block_hash, now
+        row.block_number, row.block_hash = receipt.block_number, receipt.block_hash
+        # Mined again after a loss: ``mined_at`` stays when it was first mined, the row's place
+        # in the order the chain first had it, should the chain lose it again.
+        row.mined_at = row.mined_at or now
         if row.error_name == CHAIN_LOST:
             row.error_name = None
         chain = {"tx_hash": row.tx_hash, "block_number": receipt.block_number, "outbox_id": row.id}

@@ -163,3 +163,65 @@ def test_the_chain_of_a_running_service_is_not_taken_over(tmp_path: Path) -> Non
             ManagedChain(tmp_path, config).start()
         assert first.anvil.exited() is None and answers(first.rpc_url)
         assert read_pid_file(tmp_path / "anvil.pid").pid == first.anvil.pid
+
+
+def _best_block(path: Path) -> int:
+    value = json.loads(path.read_bytes())["block"]["number"]
+    return int(value, 16) if isinstance(value, str) else int(value)
+
+
+def test_a_state_file_cut_short_by_a_kill_is_replaced_by_the_last_good_copy(tmp_path: Path, monkeypatch,
+                                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """anvil rewrites its state file in place; killed in the middle of a dump it leaves the file
+    cut short, and every start from it fails ("failed to parse json file"): the soak saw it twice
+    in 9 managed-chain faults, and the chain then never came back. The watcher keeps a whole copy
+    aside and a restart puts it back: the chain is back, at the copy's block at least, and the
+    cut-short file is kept for a look. (The kill is real; the cut is made while the watcher
+    cannot restart anvil, as a kill in the middle of the write leaves it.)"""
+    from settlement.chain import managed
+
+    monkeypatch.setattr(managed, "LAST_GOOD_INTERVAL_S", 0.3)
+    caplog.set_level(logging.INFO, logger="ledger.chain")
+    home = tmp_path
+    config = managed_anvil_config(home, host="127.0.0.1", port=free_port(), block_time_s=None, zero_fees=True)
+    chain = ManagedChain(home, config).start()
+    good = home / managed.LAST_GOOD_FILE_NAME
+    try:
+        for _ in range(5):
+            rpc_call(chain.rpc_url, "evm_mine")
+        wait_until(lambda: good.is_file() and _best_block(good) >= 5)
+        state = config.state_path
+        with chain._lock:  # the watcher restarts anvil only once this is released
+            first = chain.anvil.pid
+            os.kill(first, signal.SIGKILL)
+            wait_until(lambda: chain.anvil.exited() is not None)
+            whole = state.read_bytes()
+            state.write_bytes(whole[:len(whole) // 2])
+        wait_until(lambda: chain.restarts == 1 and answers(chain.rpc_url))
+        assert int(rpc_call(chain.rpc_url, "eth_blockNumber"), 16) >= 5  # the same chain, from the copy
+        assert chain.state_restores == 1
+        assert (home / managed.CUT_SHORT_FILE_NAME).stat().st_size == len(whole) // 2
+        assert any("was cut short" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    finally:
+        chain.stop()
+
+
+def test_only_a_whole_state_file_counts_as_whole(tmp_path: Path) -> None:
+    """Every prefix of a real state dump (what a kill in the middle of the write leaves) is found
+    cut short, the empty file too; the whole dump is whole."""
+    from settlement.chain.anvil import state_file_complete
+
+    config = managed_anvil_config(tmp_path, host="127.0.0.1", port=free_port(), block_time_s=None, zero_fees=True)
+    node = ManagedAnvil(config).start()
+    try:
+        for _ in range(3):
+            rpc_call(node.rpc_url, "evm_mine")
+    finally:
+        node.stop()  # SIGTERM: anvil writes its final state
+    whole = config.state_path.read_bytes()
+    assert state_file_complete(config.state_path)
+    cut = tmp_path / "cut.json"
+    for size in sorted({0, 1, len(whole) - 1, *range(0, len(whole), max(1, len(whole) // 300))}):
+        cut.write_bytes(whole[:size])
+        assert not state_file_complete(cut), size
+    assert not state_file_complete(tmp_path / "missing.json")

@@ -39,6 +39,7 @@ STOP_TIMEOUT_S = 60.0
 CHAIN_BACK_WAIT_S = 15.0  # a supervised managed chain is back within this; else the service is restarted
 HTTP_TIMEOUT_S = 60.0
 RETRY_FOR_S = 240.0  # an unanswered request is retried (same Idempotency-Key) this long
+DRAIN_QUIET_S = 10.0  # the outbox empty this long: what is not on chain by then is lost
 LOG_RANGE_MAX = 5_000
 PROVIDERS = ("alipay", "wechatpay", "stripe")
 
@@ -60,7 +61,6 @@ class Stack:
     proc: subprocess.Popen | None = None
     node: ManagedAnvil | None = None
     starts: int = 0
-    state_restores: int = 0  # managed chain: state file found cut short, the last good copy restored
 
     @property
     def api(self) -> str:
@@ -101,37 +101,16 @@ class Stack:
     # -- the service --------------------------------------------------------------------------
 
     @property
-    def state_path(self) -> Path:
-        return self.home / "anvil-state.json"
-
-    def keep_state_copy(self) -> None:
-        """A copy of the managed chain's state file, when it parses (anvil rewrites it in place
-        every second; a SIGKILL during a write can leave it cut short: see start())."""
+    def state_restores(self) -> int:
+        """Managed chain: how often the service found anvil's state file cut short by a kill and
+        restored its last good copy (settlement.chain.managed), from the service's log."""
         try:
-            data = self.state_path.read_bytes()
-            json.loads(data)
-        except (OSError, ValueError):
-            return
-        self.state_path.with_suffix(".good").write_bytes(data)
+            return self.log_path.read_bytes().count(b"was cut short (")
+        except OSError:
+            return 0
 
     def start(self) -> None:
-        try:
-            self._start()
-        except AssertionError:
-            # anvil killed in the middle of a state dump leaves the file cut short and cannot start
-            # from it (docs/operations.md): the operator restores the last good copy, an older
-            # state, which the service must recover from like any other lost blocks.
-            good = self.state_path.with_suffix(".good")
-            anvil_log = self.home / "anvil.log"
-            cut_short = anvil_log.is_file() and b"failed to parse json file" in anvil_log.read_bytes()[-4096:]
-            if self.external or not cut_short or not good.is_file():
-                raise
-            self.stop()
-            for pid in self.managed_chain_pids():
-                _kill(pid, signal.SIGKILL)
-            self.state_path.write_bytes(good.read_bytes())
-            self.state_restores += 1
-            self._start()
+        self._start()
 
     def _start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -232,8 +211,6 @@ EXTERNAL_FAULTS = ("pause-node", "restart-node", "kill-service")
 def inject(stack: Stack, fault: str, *, pause_s: float = 10.0) -> None:
     """One fault, and whatever brings the system back (a restart of what died, unless the
     service restarts its managed chain itself)."""
-    if not stack.external:
-        stack.keep_state_copy()
     if fault == "kill-service":
         stack.kill_service()
         stack.start()
@@ -450,10 +427,13 @@ class Verdict:
     # transactions and lost the transactions. Exactly once (the contracts refuse a second), never
     # shown confirmed (no receipt); counted apart from ``lost``.
     unrecorded: list[str] = field(default_factory=list)
+    # Accepted, not on chain, while the service's outbox still held rows when counting stopped
+    # (not drained in time): not counted lost, since they may still land; not ok either.
+    pending: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.lost and not self.doubled and not self.confirmed_without_receipt
+        return not self.lost and not self.doubled and not self.confirmed_without_receipt and not self.pending
 
 
 def chain_counts(stack: Stack) -> tuple[Counter, Counter, Counter]:
@@ -520,28 +500,57 @@ def _without_event(ledger: Ledger, recorded: Counter, paid: Counter, registered:
             + [("registered", x) for x in receivables if registered[_hex(x)] == 0])
 
 
+def outbox_depth(stack: Stack) -> int | None:
+    """Rows the service still has to get on chain (pending, signed, sent), from /health with the
+    operator's key; None when it does not answer."""
+    try:
+        key = (stack.home / "operator-api-key").read_text().strip()
+        r = httpx.get(f"{stack.api}/health", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        depth = r.json().get("store", {}).get("outbox_depth")
+        return int(depth) if depth is not None else None
+    except (OSError, ValueError, httpx.HTTPError):
+        return None
+
+
 def verify(stack: Stack, ledger: Ledger, *, timeout_s: float = 180.0) -> Verdict:
-    """Waits (bounded) until every accepted request is on chain, then counts."""
+    """Waits until every accepted request is on chain, or until the service has nothing left to
+    send (its outbox empty for ``DRAIN_QUIET_S``: what is missing then will not land by itself),
+    at most ``timeout_s``; then counts. A request missing while the outbox still holds rows at the
+    deadline is counted ``pending`` (not drained in time), not lost: it may still land."""
     deadline = time.monotonic() + timeout_s
+    empty_since: float | None = None
+    depth: int | None = None
     while True:
         recorded, paid, registered = chain_counts(stack)
         missing = _without_event(ledger, recorded, paid, registered)
-        unrecorded = [(what, x) for what, x in missing if _in_state(stack, what, x)]
-        if len(unrecorded) == len(missing) or time.monotonic() > deadline:
+        if not missing:
+            break
+        depth = outbox_depth(stack)
+        now = time.monotonic()
+        if depth == 0:
+            empty_since = empty_since if empty_since is not None else now
+            if now - empty_since >= DRAIN_QUIET_S:
+                break
+        else:
+            empty_since = None
+        if now > deadline:
             break
         time.sleep(2)
-    lost = [f"{what} {x}" for what, x in missing if (what, x) not in set(unrecorded)]
+    drained = not missing or depth == 0
+    unrecorded = [(what, x) for what, x in missing if _in_state(stack, what, x)]
+    left = [f"{what} {x}" for what, x in missing if (what, x) not in set(unrecorded)]
     doubled = ([s for s, n in recorded.items() if n > 1] + [s for s, n in paid.items() if n > 1]
                + [r for r, n in registered.items() if n > 1])
     accepted = len(ledger.settlements) + len(ledger.payments) + len(ledger.receivables)
     on_chain = accepted - len(missing)
     unbacked, shown_confirmed = confirmed_without_receipt(stack)
-    return Verdict(accepted=accepted, on_chain=on_chain, lost=lost, doubled=doubled,
+    return Verdict(accepted=accepted, on_chain=on_chain, lost=left if drained else [], doubled=doubled,
                    unrecorded=[f"{what} {x}" for what, x in unrecorded],
-                   confirmed_without_receipt=unbacked, drained=not lost,
+                   confirmed_without_receipt=unbacked, drained=drained, pending=[] if drained else left,
                    detail={"shown_confirmed": shown_confirmed, "requests": dict(ledger.requests), "refused": dict(ledger.refused),
                            "unanswered": ledger.unanswered, "settlements": len(ledger.settlements),
-                           "payments": len(ledger.payments), "receivables": len(ledger.receivables)})
+                           "payments": len(ledger.payments), "receivables": len(ledger.receivables),
+                           "outbox_depth_at_count": depth})
 
 
 # ISettlementLedger.State: NONE, INSTRUCTED, PAID, IN_CYCLE, SETTLED, CANCELLED, REFUNDED

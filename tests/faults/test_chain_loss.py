@@ -290,3 +290,55 @@ def test_an_effect_the_chain_holds_without_its_transaction_is_never_sent_again(a
     assert again.generation == 0 and again.nonce == row.nonce and again.error_name == "EffectWithoutReceipt"
     assert "RegistryMemberExists" in again.last_error
     assert member_count(rt) == 1
+
+
+def test_rows_lost_twice_by_two_signers_all_go_back_without_waiting_on_each_other(restartable_chain, tmp_path,
+                                                                                   database_url):
+    """Two signers' rows, mined interleaved, are lost (node back at an old dump); while they are
+    sent again in the order the chain first had them, each signer's first row is mined again,
+    and the node loses them once more (killed before its next dump, the soak's kill after kill).
+    Each signer's first row was then mined last and every other lost row of the other signer
+    before it: before the fix each waited for the other's (``_after_lost_dependencies`` read a
+    row's place from its own latest mining, and held rows one by one, not as a nonce prefix)
+    and nothing moved again: the managed-chain soak's 1,620 "lost" settlements."""
+    from tests.settlements.conftest import INSTRUCTED, make_world
+
+    chain = restartable_chain()
+    w, server = make_world(tmp_path, database_url, chain.rpc_url)
+    try:
+        chain.save()
+        made = []
+        for _ in range(4):  # one block each (automine), alternating signers
+            for payer, payee in (("retailer", "bank"), ("psp", "bank")):
+                made.append(w.create(payer=payer, payee=payee))
+                w.dispatcher.run_once()
+                w.dispatcher.run_once()
+        w.sync()
+        assert all(w.onchain(s["id"])[0] == INSTRUCTED for s in made)
+        chain.crash()
+        assert all(w.onchain(s["id"])[0] == 0 for s in made)
+        w.follower.run_once()  # the rollback: every row back to signed, lost
+        # Sent again one row per signer at a time, until each signer's first row is mined again.
+        w.dispatcher.inflight_max = 1
+        firsts = {made[0]["id"], made[1]["id"]}
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        while time.monotonic() < deadline and not all(w.onchain(i)[0] == INSTRUCTED for i in firsts):
+            w.dispatcher.run_once()
+            time.sleep(0.05)
+        assert all(w.onchain(i)[0] == INSTRUCTED for i in firsts)
+        assert sum(w.onchain(s["id"])[0] == INSTRUCTED for s in made) < len(made)  # the rest still lost
+        chain.crash()  # lost again, from the same old dump
+        w.dispatcher.inflight_max = 128
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        while time.monotonic() < deadline and not all(w.onchain(s["id"])[0] == INSTRUCTED for s in made):
+            w.dispatcher.run_once()
+            w.follower.run_once()
+            time.sleep(0.05)
+        assert [w.onchain(s["id"])[0] for s in made] == [INSTRUCTED] * len(made)
+        w.sync()
+        assert all(w.get(s["id"], who)["chain"]["status"] == "confirmed"
+                   for s, who in zip(made, ["retailer", "psp"] * 4))
+    finally:
+        w.http.close()
+        server.stop()
+        w.runtime.db.dispose()

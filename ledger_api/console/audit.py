@@ -9,20 +9,18 @@ from __future__ import annotations
 import json
 import re
 from urllib.parse import quote
-from typing import Annotated, Any
+from typing import Any
 
 from anchors import LEAF_FIELD_NAMES_V1
 from anchors.journal import JOURNAL_LEAF_FIELD_NAMES
-from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from ledger_api.console.web import BASE, ConsoleRoute, Ctx, authorised_for, invoke, render, require_session
+from ledger_api.console.web import BASE, Console, Ctx, authorised_for, invoke, page_router, render
 from ledger_api.routes import anchors as api
 from settlement.core.errors import LedgerError, ValidationError
 
-router = APIRouter(prefix=BASE, route_class=ConsoleRoute, include_in_schema=False)
+router = page_router()
 
-Console = Annotated[Ctx, Depends(require_session)]
 QUERY_LEN_MAX = 128
 BATCHES_SHOWN = 50
 KIND_RE = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")

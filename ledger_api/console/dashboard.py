@@ -5,21 +5,19 @@ server (:mod:`ledger_api.console.charts`) from what the API gives the signed-in 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse
 
 from ledger_api.console import charts, i18n
 from ledger_api.console.finance import cycle_summaries
-from ledger_api.console.web import BASE, ConsoleRoute, Ctx, invoke, render, require_session
+from ledger_api.console.web import Console, Ctx, invoke, page_router, render
 from ledger_api.routes import receivables as receivables_api
 from ledger_api.routes import settlements as settlements_api
 from settlement.domains import settlements as svc
 
-router = APIRouter(prefix=BASE, route_class=ConsoleRoute, include_in_schema=False)
+router = page_router()
 
-Console = Annotated[Ctx, Depends(require_session)]
 SETTLEMENT_PAGES_MAX = 5  # at most 5 x 200 settlements drawn (the newest)
 RECEIVABLE_PAGES_MAX = 5
 

@@ -4,17 +4,14 @@ and governors all (the API's own rule: ``GET /v1/governance/proposals``)."""
 
 from __future__ import annotations
 
-from typing import Annotated
 
-from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse
 
-from ledger_api.console.web import BASE, ConsoleRoute, Ctx, invoke, render, require_session
+from ledger_api.console.web import Console, invoke, page_router, render
 from ledger_api.routes import governance as api
 
-router = APIRouter(prefix=BASE, route_class=ConsoleRoute, include_in_schema=False)
+router = page_router()
 
-Console = Annotated[Ctx, Depends(require_session)]
 PROPOSALS_SHOWN = 50
 
 

@@ -31,7 +31,7 @@ from typing import Annotated, Any, get_args, get_origin
 from urllib.parse import quote, urlsplit
 
 import pydantic
-from fastapi import Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.params import Depends as DependsParam
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -53,8 +53,9 @@ from settlement.core.errors import AuthenticationError, ForbiddenError, LedgerEr
 from settlement.domains.members import console_sessions
 from settlement.runtime import Runtime
 
-__all__ = ["ASSETS_PATH", "BASE", "CSRF_FIELD", "SESSION_COOKIE", "ConsoleRoute", "Ctx", "FieldErrors",
-           "authorised_for", "console_csp", "field_errors_of", "invoke", "new_idempotency_key", "render", "require_session", "safe_next"]
+__all__ = ["ASSETS_PATH", "BASE", "CSRF_FIELD", "SESSION_COOKIE", "Console", "ConsoleRoute", "Ctx", "FieldErrors",
+           "Public", "authorised_for", "console_csp", "field_errors_of", "invoke", "new_idempotency_key", "page_router",
+           "render", "require_session", "safe_next"]
 
 log = logging.getLogger("ledger_api.console")
 
@@ -157,6 +158,18 @@ async def require_session(request: Request) -> Ctx:
 async def public_ctx(request: Request) -> Ctx:
     """A page that needs no session (sign-in)."""
     return Ctx(request=request, runtime=request.app.state.runtime, lang=_lang(request))
+
+
+Console = Annotated[Ctx, Depends(require_session)]
+"""A page's parameter: the signed-in member's request (no session: redirected to sign-in)."""
+Public = Annotated[Ctx, Depends(public_ctx)]
+"""A page's parameter on the pages without a session (sign-in)."""
+
+
+def page_router() -> APIRouter:
+    """A module's pages: under ``/console``, answering HTML errors (:class:`ConsoleRoute`), not in
+    the API description."""
+    return APIRouter(prefix=BASE, route_class=ConsoleRoute, include_in_schema=False)
 
 
 # -- rendering ---------------------------------------------------------------------------------------

@@ -12,9 +12,7 @@ import uuid
 
 from playwright.sync_api import expect
 
-from tests.console.conftest import api, screenshot
-
-ANCHOR_WAIT_S = 60
+from tests.console.conftest import api, screenshot, wait_until
 
 
 def _anchored_event(demo) -> tuple[str, str]:
@@ -26,14 +24,13 @@ def _anchored_event(demo) -> tuple[str, str]:
             "location": "gln:0614141000005", "occurred_at_s": int(time.time()) - 60}]})
         assert answer.status_code == 201, answer.text
     # No flush: the events batch closes by itself (its delay) and goes alone to the chain.
-    deadline = time.monotonic() + ANCHOR_WAIT_S
     with api(demo, "auditor") as http:
-        while time.monotonic() < deadline:
-            doc = http.get(f"/v1/provenance/events/{event_id}/proof")
-            if doc.status_code == 200 and doc.json()["anchor"] is not None:
-                return lot, event_id
-            time.sleep(0.5)
-    raise AssertionError("the event was not anchored in time")
+        wait_until(lambda: _anchored(http.get(f"/v1/provenance/events/{event_id}/proof")), "event anchored")
+    return lot, event_id
+
+
+def _anchored(doc) -> bool:
+    return doc.status_code == 200 and doc.json()["anchor"] is not None
 
 
 def test_an_auditor_verifies_an_event_proof_in_the_browser(open_as, demo):
@@ -85,13 +82,9 @@ def test_an_auditor_sees_batches_the_trial_balance_and_a_record_proof(open_as, d
     expect(page.locator("#batches tbody tr").first).to_contain_text("anchored on chain", timeout=30_000)
     if settlements:
         record_id = settlements[0]["id"]
-        deadline = time.monotonic() + ANCHOR_WAIT_S
         with api(demo, "auditor") as http:
-            while time.monotonic() < deadline:
-                doc = http.get(f"/v1/anchors/records/settlement/{record_id}/proof")
-                if doc.status_code == 200 and doc.json()["anchor"] is not None:
-                    break
-                time.sleep(0.5)
+            wait_until(lambda: _anchored(http.get(f"/v1/anchors/records/settlement/{record_id}/proof")),
+                       "record anchored")
         page.goto(f"{demo.api}/console/audit")
         page.get_by_label("Record id").fill(record_id)
         page.get_by_role("button", name="Open proof").click()

@@ -5,15 +5,12 @@ outstanding as inline SVG (no script), in the member's language."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import date, timedelta
 
 from playwright.sync_api import expect
 
-from tests.console.conftest import api, screenshot
-
-CHAIN_WAIT_S = 60
+from tests.console.conftest import CHAIN_WAIT_S, api, screenshot, wait_until
 
 
 def _paid_settlement(demo, payer: str, payee: str, value: int, tag: str) -> str:
@@ -24,20 +21,19 @@ def _paid_settlement(demo, payer: str, payee: str, value: int, tag: str) -> str:
             "payment_reference": f"NET-{tag}-{payer}"})
         assert created.status_code == 201, created.text
         settlement_id = created.json()["id"]
-        deadline = time.monotonic() + CHAIN_WAIT_S
-        while http.get(f"/v1/settlements/{settlement_id}").json()["chain"]["status"] != "confirmed":
-            assert time.monotonic() < deadline, "not recorded on chain in time"
-            time.sleep(0.3)
+        wait_until(lambda: http.get(f"/v1/settlements/{settlement_id}").json()["chain"]["status"] == "confirmed",
+                   "recorded on chain")
     with api(demo, "operator") as http:
         paid = http.post(f"/v1/settlements/{settlement_id}/payments", json={
             "provider": "stripe", "provider_transaction_id": f"pi_{tag}_{payer}",
             "amount": {"value": value, "currency": "USD"}})
         assert paid.status_code == 202, paid.text
-        deadline = time.monotonic() + CHAIN_WAIT_S
-        while http.get(f"/v1/settlements/{settlement_id}").json()["state"] != "paid" or \
-                http.get(f"/v1/settlements/{settlement_id}").json()["chain"]["status"] != "confirmed":
-            assert time.monotonic() < deadline, "payment not confirmed in time"
-            time.sleep(0.3)
+
+        def paid_and_confirmed() -> bool:
+            s = http.get(f"/v1/settlements/{settlement_id}").json()
+            return s["state"] == "paid" and s["chain"]["status"] == "confirmed"
+
+        wait_until(paid_and_confirmed, "payment confirmed")
     return settlement_id
 
 

@@ -23,7 +23,7 @@ import logging
 import secrets
 import typing
 from collections.abc import Callable, Coroutine
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -269,6 +269,11 @@ def invoke(handler: Callable[..., Any], ctx: Ctx, **given: Any) -> Any:
                 kwargs[name] = _authorise(dep, ctx)
             elif dep is get_session:  # DbSession
                 kwargs[name] = stack.enter_context(ctx.runtime.db.transaction())
+            elif dep is not None and inspect.isgeneratorfunction(dep):
+                # a route's own session dependency (the webhooks' read session): (runtime) -> session
+                if len(inspect.signature(dep).parameters) != 1:
+                    raise TypeError(f"{handler.__name__}.{name}: a generator dependency other than (runtime)")
+                kwargs[name] = stack.enter_context(contextmanager(dep)(ctx.runtime))
             elif dep is get_runtime or base is Runtime:  # RuntimeDep
                 kwargs[name] = ctx.runtime
             elif base is Request:

@@ -55,7 +55,7 @@ from settlement.runtime import Runtime
 
 __all__ = ["ASSETS_PATH", "BASE", "CSRF_FIELD", "SESSION_COOKIE", "Console", "ConsoleRoute", "Ctx", "FieldErrors",
            "Public", "authorised_for", "console_csp", "field_errors_of", "invoke", "new_idempotency_key", "page_router",
-           "render", "require_session", "safe_next"]
+           "query_of", "render", "require_session", "safe_next"]
 
 log = logging.getLogger("ledger_api.console")
 
@@ -286,6 +286,24 @@ def invoke(handler: Callable[..., Any], ctx: Ctx, **given: Any) -> Any:
                 raise TypeError(f"{handler.__name__}: no value for {name}")
         # Authorisation first (above, in parameter order), then the call: as FastAPI does.
         return handler(**kwargs)
+
+
+def query_of(ctx: Ctx, handler: Callable[..., Any], *names: str) -> tuple[dict[str, Any], FieldErrors]:
+    """The page's query parameters ``names``, each checked by ``handler``'s own parameter type
+    (its ``Query(...)`` bounds and patterns), as FastAPI would before calling it; empty ones are
+    left out (the handler's default)."""
+    hints = typing.get_type_hints(handler, include_extras=True)
+    values: dict[str, Any] = {}
+    errors: FieldErrors = {}
+    for name in names:
+        raw = ctx.request.query_params.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            values[name] = pydantic.TypeAdapter(hints[name]).validate_python(raw)
+        except pydantic.ValidationError as exc:
+            errors[name] = [str(e.get("msg", ""))[:200] for e in exc.errors()[:3]]
+    return values, errors
 
 
 def new_idempotency_key() -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from urllib.parse import quote
 from typing import Any
 
@@ -17,13 +18,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ledger_api.console.web import BASE, Console, Ctx, authorised_for, invoke, page_router, render
 from ledger_api.routes import anchors as api
-from settlement.core.errors import LedgerError, ValidationError
+from settlement.core.errors import ConflictError, LedgerError, ValidationError
+from settlement.domains.anchoring.audit_store import audit_store
 
 router = page_router()
 
 QUERY_LEN_MAX = 128
 BATCHES_SHOWN = 50
 KIND_RE = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
+FINDINGS_SHOWN = 200  # the page lists this many findings; all are counted
+# One journal audit at a time per process: it reads the whole store and asks the chain.
+_AUDIT_RUNNING = threading.Lock()
 
 
 @router.get("/provenance")
@@ -110,3 +115,38 @@ def audit(ctx: Console) -> HTMLResponse:
             raise
         trial_error = exc.detail
     return render(ctx, "audit.html", batches=batches.data[-BATCHES_SHOWN:], trial=trial, trial_error=trial_error)
+
+
+@router.get("/audit/journal")
+def journal_audit_form(ctx: Console) -> HTMLResponse:
+    authorised_for(api.journal_export, ctx)
+    return render(ctx, "audit_journal.html", report=None)
+
+
+@router.post("/audit/journal")
+def journal_audit(ctx: Console) -> HTMLResponse:
+    """Run ``ledger anchors audit``'s audit (:func:`audit_store`, the same function) over the
+    service's own store, opened read-only, against the chain's TraceAnchor; show its verdict,
+    counts and findings (each naming its record ``kind/id`` or batch, and the batch that proves
+    it). Auditors and the operator, like the export the API gives them."""
+    authorised_for(api.journal_export, ctx)
+    offline = ctx.field("offline") == "1"
+    runtime = ctx.runtime
+    if not _AUDIT_RUNNING.acquire(blocking=False):
+        raise ConflictError("a journal audit is already running; try again when it is done")
+    try:
+        report = audit_store(runtime.db.url, rpc=None if offline else runtime.chain.rpc_url,
+                             contract=None if offline else runtime.address("TraceAnchor"),
+                             chain_id=runtime.manifest.chain_id if runtime.manifest else None,
+                             out=lambda _line: None)
+    finally:
+        _AUDIT_RUNNING.release()
+    findings = [(f, _record_of(f.subject)) for f in report.findings[:FINDINGS_SHOWN]]
+    return render(ctx, "audit_journal.html", report=report, findings=findings, offline=offline,
+                  counts=sorted(report.counts.items()))
+
+
+def _record_of(subject: str) -> tuple[str, str] | None:
+    """(kind, id) of a finding about a record (``kind/id``), None for a batch or the chain."""
+    kind, _, record_id = subject.partition("/")
+    return (kind, record_id) if record_id and KIND_RE.match(kind) else None

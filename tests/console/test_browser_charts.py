@@ -1,7 +1,8 @@
 """Netting and the pictures, in the browser against a real `ledger up --demo`: two opposite paid
 settlements netted in a cycle the operator closes in the console; the cycle page shows gross vs
 net; the charts page draws settlement volume, gross vs net, receivables ageing and financing
-outstanding as inline SVG (no script), in the member's language."""
+outstanding as inline SVG (no script), in the member's language; and the exception rates of
+payment callbacks and reconciliation runs."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from datetime import date, timedelta
 
 from playwright.sync_api import expect
 
-from tests.console.conftest import CHAIN_WAIT_S, api, screenshot, wait_until
+from tests.console.conftest import CHAIN_WAIT_S, ROOT, api, screenshot, wait_until
+from tests.console.test_browser_callbacks import _unknown_order_callback
 
 
 def _paid_settlement(demo, payer: str, payee: str, value: int, tag: str) -> str:
@@ -98,3 +100,28 @@ def test_ageing_and_financing_charts_for_suppliers_and_financiers(open_as, demo)
     expect(supplier.locator("#chart-ageing svg desc")).to_contain_text("CNY")
     expect(supplier.locator("#chart-ageing svg desc")).to_contain_text("未到期")
     assert supplier.locator("script:not([src])").count() == 0  # no inline script anywhere
+
+
+def test_callback_and_reconciliation_exception_rates(open_as, demo):
+    """A callback for an unknown order (an exception) on a demo provider account and the sample
+    Alipay bill reconciled by that account's owner: its charts page draws both rates, with the
+    counts behind them; another finance member, owning no provider account, has no callbacks to draw (the API gives it none)."""
+    txn, owner = _unknown_order_callback(demo)
+    page = open_as(owner)
+    page.goto(f"{demo.api}/console/reconciliation")
+    page.get_by_label("Format").select_option("alipay")
+    page.get_by_label("Statement file").set_input_files(str(ROOT / "docs" / "samples" / "alipay-bill.csv"))
+    page.get_by_role("button", name="Import and reconcile").click()
+    expect(page.locator("h1")).to_contain_text("Reconciliation run")
+    page.goto(f"{demo.api}/console/charts")
+    callbacks = page.locator("#chart-callback-exceptions")
+    expect(callbacks).to_have_attribute("data-empty", "no")
+    expect(callbacks.locator("svg desc")).to_contain_text("%")
+    expect(callbacks.locator("svg title").first).to_contain_text("Callback exception rate")
+    recon = page.locator("#chart-recon-exceptions")
+    expect(recon).to_have_attribute("data-empty", "no")
+    expect(recon.locator("svg desc")).to_contain_text("exceptions")
+    screenshot(page, "charts-exceptions")
+    other = open_as(next(m for m in ("supplier", "retailer") if m != owner))  # finance, owns no account
+    other.goto(f"{demo.api}/console/charts")
+    expect(other.locator("#chart-callback-exceptions")).to_have_attribute("data-empty", "yes")

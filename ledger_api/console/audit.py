@@ -1,4 +1,4 @@
-"""Console pages for auditors (and the operator): provenance search by lot or event id, the
+"""Console pages for auditors (and the operator): provenance search by lot, product or event id, the
 proof page that verifies a ledger-anchor-proof-v1 document in the browser against the chain's
 JSON-RPC (``static/console/verify.js``), journal record proofs, anchor batches and the trial
 balance. Every page calls the API route's own handler with its ``auditor | operator`` dependency.
@@ -24,6 +24,7 @@ from settlement.domains.anchoring.audit_store import audit_store
 router = page_router()
 
 QUERY_LEN_MAX = 128
+PRODUCT_LOTS_SHOWN = 200
 BATCHES_SHOWN = 50
 KIND_RE = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
 FINDINGS_SHOWN = 200  # the page lists this many findings; all are counted
@@ -33,15 +34,22 @@ _AUDIT_RUNNING = threading.Lock()
 
 @router.get("/provenance")
 def provenance(ctx: Console) -> HTMLResponse:
-    """Search by lot id (the lot's events in order, each with its status and proof link) or by
-    event id (straight to its proof)."""
+    """Search by lot id (the lot's events in order, each with its status and proof link), by
+    product (gtin:/sku:, the lots it was seen in) or by event id (straight to its proof)."""
     authorised_for(api.lot_trace, ctx)
     q = ctx.request.query_params.get("q", "").strip()
     by = ctx.request.query_params.get("by", "lot")
-    trace, error = None, None
+    trace, lots, error = None, None, None
     if q:
         if len(q) > QUERY_LEN_MAX:
             error = ctx.t("provenance.too_long", max=QUERY_LEN_MAX)
+        elif by == "product":
+            try:
+                lots = invoke(api.product_lots, ctx, product=q, cursor=None, limit=PRODUCT_LOTS_SHOWN)
+            except LedgerError as exc:
+                if exc.status in (401, 403):
+                    raise
+                error = exc.detail
         elif by == "event":
             try:
                 doc = invoke(api.event_proof, ctx, event_id=q)
@@ -57,7 +65,7 @@ def provenance(ctx: Console) -> HTMLResponse:
                 if exc.status in (401, 403):
                     raise
                 error = exc.detail
-    return render(ctx, "provenance.html", q=q, by=by, trace=trace, error=error)
+    return render(ctx, "provenance.html", q=q, by=by, trace=trace, lots=lots, error=error)
 
 
 def _proof_page(ctx: Ctx, doc: Any, *, title: str) -> HTMLResponse:

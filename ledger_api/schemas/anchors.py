@@ -16,7 +16,7 @@ from anchors.merkle import PROOF_DEPTH_MAX
 from pydantic import Field, StrictInt
 
 from ledger_api.schemas.common import In, Money, Out
-from settlement.domains.anchoring import BATCH_LIST_MAX, EVENTS_PER_REQUEST_MAX, TRACE_EVENTS_MAX
+from settlement.domains.anchoring import BATCH_LIST_MAX, EVENTS_PER_REQUEST_MAX, PRODUCT_LOTS_MAX, TRACE_EVENTS_MAX
 
 EventTypeName = Literal["produced", "shipped", "received", "inspected", "stored", "transformed", "sold",
                         "returned", "recalled", "destroyed"]
@@ -133,6 +133,23 @@ class LotTrace(Out):
     events: list[TraceEntry] = Field(max_length=TRACE_EVENTS_MAX)
     next_after: str | None = Field(default=None, max_length=EVENT_ID_CHARS_MAX,
                                    description="pass as ?after= for the next page; null on the last")
+
+
+class ProductLotPublic(Out):
+    lot_id: str = Field(max_length=LOT_ID_CHARS_MAX)
+    events: int = Field(ge=1, description="the lot's events naming the product")
+    first_occurred_at: datetime
+    last_occurred_at: datetime
+
+
+class ProductLots(Out):
+    """The lots in which a product was seen, in lot id order, in the one list envelope."""
+
+    product: str = Field(max_length=160, description="normalised: gtin:<14 digits> or sku:<code>")
+    data: list[ProductLotPublic] = Field(max_length=PRODUCT_LOTS_MAX)
+    next_cursor: str | None = Field(default=None, max_length=LOT_ID_CHARS_MAX,
+                                    description="pass as ?cursor= for the next page; null on the last")
+    has_more: bool
 
 
 # -- batches -----------------------------------------------------------------------------------

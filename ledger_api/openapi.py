@@ -159,6 +159,7 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     # provenance and anchors
     ("POST", "/v1/provenance/events"): "provenance.events.create",
     ("GET", "/v1/provenance/lots/{lot_id}/trace"): "provenance.lots.trace",
+    ("GET", "/v1/provenance/products/{product}/lots"): "provenance.products.lots",
     ("GET", "/v1/provenance/events/{event_id}/proof"): "provenance.events.proof",
     ("GET", "/v1/anchors/batches"): "anchors.batches.list",
     ("GET", "/v1/anchors/batches/{sequence}"): "anchors.batches.get",

@@ -13,7 +13,17 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from ledger_api.console import audit, auth, dashboard, finance, governance, receivables, reconciliation
+from ledger_api.console import (
+    audit,
+    auth,
+    callbacks,
+    dashboard,
+    finance,
+    governance,
+    receivables,
+    reconciliation,
+    webhooks,
+)
 from ledger_api.console.web import ASSETS_PATH
 
 __all__ = ["ASSETS_DIR", "install_console"]
@@ -25,7 +35,7 @@ def install_console(app: FastAPI, *, session_ttl_s: int) -> None:
     """Mount the console's pages at ``/console`` and its assets at ``/static/console`` (none of them
     in the API description)."""
     app.state.console_session_ttl_s = session_ttl_s
-    for module in (auth, finance, reconciliation, receivables, audit, governance, dashboard):
+    for module in (auth, finance, reconciliation, callbacks, receivables, audit, governance, webhooks, dashboard):
         app.include_router(module.router)
     app.mount(ASSETS_PATH, StaticFiles(directory=ASSETS_DIR), name="console-assets")
 

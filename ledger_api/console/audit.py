@@ -1,4 +1,4 @@
-"""Console pages for auditors (and the operator): provenance search by lot or event id, the
+"""Console pages for auditors (and the operator): provenance search by lot, product or event id, the
 proof page that verifies a ledger-anchor-proof-v1 document in the browser against the chain's
 JSON-RPC (``static/console/verify.js``), journal record proofs, anchor batches and the trial
 balance. Every page calls the API route's own handler with its ``auditor | operator`` dependency.
@@ -8,37 +8,48 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from urllib.parse import quote
-from typing import Annotated, Any
+from typing import Any
 
 from anchors import LEAF_FIELD_NAMES_V1
 from anchors.journal import JOURNAL_LEAF_FIELD_NAMES
-from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from ledger_api.console.web import BASE, ConsoleRoute, Ctx, authorised_for, invoke, render, require_session
+from ledger_api.console.web import BASE, Console, Ctx, authorised_for, invoke, page_router, render
 from ledger_api.routes import anchors as api
-from settlement.core.errors import LedgerError, ValidationError
+from settlement.core.errors import ConflictError, LedgerError, ValidationError
+from settlement.domains.anchoring.audit_store import audit_store
 
-router = APIRouter(prefix=BASE, route_class=ConsoleRoute, include_in_schema=False)
+router = page_router()
 
-Console = Annotated[Ctx, Depends(require_session)]
 QUERY_LEN_MAX = 128
+PRODUCT_LOTS_SHOWN = 200
 BATCHES_SHOWN = 50
 KIND_RE = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
+FINDINGS_SHOWN = 200  # the page lists this many findings; all are counted
+# One journal audit at a time per process: it reads the whole store and asks the chain.
+_AUDIT_RUNNING = threading.Lock()
 
 
 @router.get("/provenance")
 def provenance(ctx: Console) -> HTMLResponse:
-    """Search by lot id (the lot's events in order, each with its status and proof link) or by
-    event id (straight to its proof)."""
+    """Search by lot id (the lot's events in order, each with its status and proof link), by
+    product (gtin:/sku:, the lots it was seen in) or by event id (straight to its proof)."""
     authorised_for(api.lot_trace, ctx)
     q = ctx.request.query_params.get("q", "").strip()
     by = ctx.request.query_params.get("by", "lot")
-    trace, error = None, None
+    trace, lots, error = None, None, None
     if q:
         if len(q) > QUERY_LEN_MAX:
             error = ctx.t("provenance.too_long", max=QUERY_LEN_MAX)
+        elif by == "product":
+            try:
+                lots = invoke(api.product_lots, ctx, product=q, cursor=None, limit=PRODUCT_LOTS_SHOWN)
+            except LedgerError as exc:
+                if exc.status in (401, 403):
+                    raise
+                error = exc.detail
         elif by == "event":
             try:
                 doc = invoke(api.event_proof, ctx, event_id=q)
@@ -54,7 +65,7 @@ def provenance(ctx: Console) -> HTMLResponse:
                 if exc.status in (401, 403):
                     raise
                 error = exc.detail
-    return render(ctx, "provenance.html", q=q, by=by, trace=trace, error=error)
+    return render(ctx, "provenance.html", q=q, by=by, trace=trace, lots=lots, error=error)
 
 
 def _proof_page(ctx: Ctx, doc: Any, *, title: str) -> HTMLResponse:
@@ -112,3 +123,38 @@ def audit(ctx: Console) -> HTMLResponse:
             raise
         trial_error = exc.detail
     return render(ctx, "audit.html", batches=batches.data[-BATCHES_SHOWN:], trial=trial, trial_error=trial_error)
+
+
+@router.get("/audit/journal")
+def journal_audit_form(ctx: Console) -> HTMLResponse:
+    authorised_for(api.journal_export, ctx)
+    return render(ctx, "audit_journal.html", report=None)
+
+
+@router.post("/audit/journal")
+def journal_audit(ctx: Console) -> HTMLResponse:
+    """Run ``ledger anchors audit``'s audit (:func:`audit_store`, the same function) over the
+    service's own store, opened read-only, against the chain's TraceAnchor; show its verdict,
+    counts and findings (each naming its record ``kind/id`` or batch, and the batch that proves
+    it). Auditors and the operator, like the export the API gives them."""
+    authorised_for(api.journal_export, ctx)
+    offline = ctx.field("offline") == "1"
+    runtime = ctx.runtime
+    if not _AUDIT_RUNNING.acquire(blocking=False):
+        raise ConflictError("a journal audit is already running; try again when it is done")
+    try:
+        report = audit_store(runtime.db.url, rpc=None if offline else runtime.chain.rpc_url,
+                             contract=None if offline else runtime.address("TraceAnchor"),
+                             chain_id=runtime.manifest.chain_id if runtime.manifest else None,
+                             out=lambda _line: None)
+    finally:
+        _AUDIT_RUNNING.release()
+    findings = [(f, _record_of(f.subject)) for f in report.findings[:FINDINGS_SHOWN]]
+    return render(ctx, "audit_journal.html", report=report, findings=findings, offline=offline,
+                  counts=sorted(report.counts.items()))
+
+
+def _record_of(subject: str) -> tuple[str, str] | None:
+    """(kind, id) of a finding about a record (``kind/id``), None for a batch or the chain."""
+    kind, _, record_id = subject.partition("/")
+    return (kind, record_id) if record_id and KIND_RE.match(kind) else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ledger_api.console import i18n
@@ -14,21 +14,19 @@ from ledger_api.console.web import (
     CSRF_FIELD,
     SESSION_COOKIE,
     SIGNIN_CSRF_COOKIE,
-    ConsoleRoute,
+    Console,
     Ctx,
-    public_ctx,
+    Public,
+    page_router,
     render,
-    require_session,
     safe_next,
 )
 from ledger_api.deps import authentication_failed
 from settlement.core.errors import AuthenticationError, ForbiddenError
 from settlement.domains.members import apikeys, console_sessions
 
-router = APIRouter(prefix=BASE, route_class=ConsoleRoute, include_in_schema=False)
+router = page_router()
 
-Console = Annotated[Ctx, Depends(require_session)]
-Public = Annotated[Ctx, Depends(public_ctx)]
 NextQuery = Annotated[str | None, Query(alias="next", max_length=500)]
 LANG_COOKIE_MAX_AGE_S = 365 * 24 * 3600
 

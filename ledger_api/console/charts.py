@@ -14,7 +14,8 @@ from typing import Any
 
 from ledger_api.console import i18n
 
-__all__ = ["AGEING_BUCKETS", "Bar", "ageing", "bar_chart", "gross_net", "volume_per_day"]
+__all__ = ["AGEING_BUCKETS", "Bar", "Rate", "ageing", "bar_chart", "callback_rates", "format_rate", "gross_net",
+           "rate_chart", "reconciliation_rates", "volume_per_day"]
 
 WIDTH = 640
 HEIGHT = 240
@@ -120,3 +121,56 @@ def ageing(receivables: Sequence[Any], today: date, t: Any, lang: str) -> str:
         out.append(bar_chart(f'{t("chart.ageing")} ({currency})', bars, [(currency, currency)],
                              label_of=lambda v, c: i18n.safe_format_money(v, c, lang), chart_id=f"ageing-{currency}"))
     return "".join(out)
+
+
+# -- exception rates ---------------------------------------------------------------------------------------
+
+BASIS_POINTS = 10_000  # a rate is an integer of basis points (1/100 of a per cent): no float
+
+
+@dataclass(frozen=True)
+class Rate:
+    """``exceptions`` of ``total`` for one group (a day, a run); ``bp`` the rate in basis points."""
+
+    label: str
+    exceptions: int
+    total: int
+
+    @property
+    def bp(self) -> int:
+        return self.exceptions * BASIS_POINTS // self.total if self.total else 0
+
+
+def format_rate(bp: int) -> str:
+    """Basis points as a percentage with two decimals (``1234`` -> ``12.34 %``), by integer arithmetic."""
+    return f"{bp // 100}.{bp % 100:02d} %"
+
+
+def callback_rates(callbacks: Sequence[Any], lang: str) -> list[Rate]:
+    """Per day received (oldest first): callbacks recorded as exceptions of all recorded."""
+    per: dict[date, list[int]] = {}
+    for c in callbacks:
+        day = c.received_at.date()
+        counts = per.setdefault(day, [0, 0])
+        counts[0] += c.outcome == "exception"
+        counts[1] += 1
+    return [Rate(i18n.format_date(d, lang), *per[d]) for d in sorted(per)]
+
+
+def reconciliation_rates(runs: Sequence[Any], lang: str) -> list[Rate]:
+    """Per finished run (oldest first): items outside the matched bucket of all the run's items."""
+    out = []
+    for r in sorted(runs, key=lambda r: r.started_at):
+        buckets = (r.summary or {}).get("buckets") or {}
+        total = sum(int(b.get("items", 0)) for b in buckets.values() if isinstance(b, dict))
+        if not total:
+            continue
+        matched = int((buckets.get("matched") or {}).get("items", 0))
+        out.append(Rate(f"{i18n.format_date(r.started_at.date(), lang)} {r.id[-6:]}", total - matched, total))
+    return out
+
+
+def rate_chart(title: str, rates: Sequence[Rate], series_name: str, *, chart_id: str) -> str:
+    """Exception rates as bars (basis points); each bar's label and description carry the counts."""
+    bars = [Bar(f"{r.label} ({r.exceptions}/{r.total})", (r.bp,)) for r in rates]
+    return bar_chart(title, bars, [(series_name, "")], label_of=lambda v, _c: format_rate(v), chart_id=chart_id)

@@ -17,31 +17,36 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import pydantic
-from fastapi import APIRouter, Depends, Query
+from fastapi import Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ledger_api.console import i18n
 from ledger_api.console.web import (
     BASE,
-    ConsoleRoute,
+    Console,
     Ctx,
     FieldErrors,
     authorised_for,
     field_errors_of,
     invoke,
     new_idempotency_key,
+    page_router,
     render,
-    require_session,
 )
 from ledger_api.routes import settlements as api
-from ledger_api.schemas.settlements import SettlementBatchCreate, SettlementCreate
+from ledger_api.schemas.settlements import (
+    CycleCreate,
+    PaymentCreate,
+    RefundCreate,
+    SettlementBatchCreate,
+    SettlementCreate,
+)
 from settlement.core.errors import LedgerError, ValidationError
 from settlement.domains import settlements as svc
 from settlement.domains.settlements.commands import STATES
 
-router = APIRouter(prefix=BASE, route_class=ConsoleRoute, include_in_schema=False)
+router = page_router()
 
-Console = Annotated[Ctx, Depends(require_session)]
 PAGE_SIZE = 25
 CYCLES_SHOWN_MAX = 50  # cycles gathered from the member's settlements, newest first
 CYCLE_SCAN_PAGES_MAX = 8  # pages of settlements read to find them (8 x 200)
@@ -305,18 +310,20 @@ def settlement_acknowledge(settlement_id: api.SettlementIdPath, ctx: Console) ->
                    lambda: invoke(api.acknowledge, ctx, settlement_id=settlement_id, prefer=None))
 
 
+def _typed_amount(ctx: Ctx, settlement_id: str) -> dict[str, Any]:
+    """The form's ``amount``, typed in major units of the settlement's target currency, as the
+    API's Money (minor units); a bad amount is an error next to the field."""
+    currency = _settlement(ctx, settlement_id).target.currency
+    try:
+        return {"value": i18n.to_minor(ctx.field("amount"), currency), "currency": currency}
+    except LedgerError as exc:
+        raise ValidationError(exc.detail, field="amount") from None
+
+
 @router.post("/settlements/{settlement_id}/refund")
 def settlement_refund(settlement_id: api.SettlementIdPath, ctx: Console) -> Response:
-    from ledger_api.schemas.settlements import RefundCreate
-
     def run() -> Any:
-        s = _settlement(ctx, settlement_id)
-        currency = s.target.currency
-        try:
-            value = i18n.to_minor(ctx.field("amount"), currency)
-        except LedgerError as exc:
-            raise ValidationError(exc.detail, field="amount") from None
-        body = RefundCreate.model_validate({"amount": {"value": value, "currency": currency},
+        body = RefundCreate.model_validate({"amount": _typed_amount(ctx, settlement_id),
                                             "reference": ctx.field("reference").strip()})
         return invoke(api.refund, ctx, settlement_id=settlement_id, body=body, prefer=None)
 
@@ -326,18 +333,10 @@ def settlement_refund(settlement_id: api.SettlementIdPath, ctx: Console) -> Resp
 @router.post("/settlements/{settlement_id}/payment")
 def settlement_payment(settlement_id: api.SettlementIdPath, ctx: Console) -> Response:
     """The operator attests a payment it verified with the provider (the API's rule: never a party)."""
-    from ledger_api.schemas.settlements import PaymentCreate
-
     def run() -> Any:
-        s = _settlement(ctx, settlement_id)
-        currency = s.target.currency
-        try:
-            value = i18n.to_minor(ctx.field("amount"), currency)
-        except LedgerError as exc:
-            raise ValidationError(exc.detail, field="amount") from None
         body = PaymentCreate.model_validate({"provider": ctx.field("provider").strip(),
                                              "provider_transaction_id": ctx.field("provider_transaction_id").strip(),
-                                             "amount": {"value": value, "currency": currency}})
+                                             "amount": _typed_amount(ctx, settlement_id)})
         return invoke(api.pay, ctx, settlement_id=settlement_id, body=body)
 
     return _action(ctx, settlement_id, run)
@@ -401,8 +400,6 @@ def cycles(ctx: Console) -> HTMLResponse:
 
 @router.post("/netting-cycles")
 def cycle_close(ctx: Console) -> Response:
-    from ledger_api.schemas.settlements import CycleCreate
-
     try:
         body = CycleCreate.model_validate({"currency": ctx.field("currency").strip().upper()})
         cycle = json.loads(invoke(api.close_cycle, ctx, body=body,

@@ -11,24 +11,23 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Annotated, Any, Callable
+from typing import Any, Callable
 
 import pydantic
-from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ledger_api.console import i18n
 from ledger_api.console.web import (
     BASE,
-    ConsoleRoute,
+    Console,
     Ctx,
     FieldErrors,
     authorised_for,
     field_errors_of,
     invoke,
     new_idempotency_key,
+    page_router,
     render,
-    require_session,
 )
 from ledger_api.routes import receivables as api
 from ledger_api.schemas.receivables import (
@@ -42,9 +41,8 @@ from ledger_api.schemas.receivables import (
 )
 from settlement.core.errors import LedgerError, ValidationError
 
-router = APIRouter(prefix=BASE, route_class=ConsoleRoute, include_in_schema=False)
+router = page_router()
 
-Console = Annotated[Ctx, Depends(require_session)]
 PAGE_SIZE = 50
 SPLIT_PARTS_MAX = 32
 ROLES = ("supplier", "buyer", "holder", "financier")

@@ -7,31 +7,29 @@ the route's role dependency."""
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Any
 
 import pydantic
-from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ledger_api.console.web import (
     BASE,
-    ConsoleRoute,
+    Console,
     Ctx,
     authorised_for,
     field_errors_of,
     invoke,
     new_idempotency_key,
+    page_router,
     render,
-    require_session,
 )
 from ledger_api.routes import reconciliation as api
 from ledger_api.schemas.reconciliation import ResolutionCreate, RunCreate, StatementKind
 from settlement.core.errors import LedgerError, ValidationError
 
-router = APIRouter(prefix=BASE, route_class=ConsoleRoute, include_in_schema=False)
+router = page_router()
 
-Console = Annotated[Ctx, Depends(require_session)]
 STATEMENT_BYTES_MAX = 1024 * 1024 - 64 * 1024  # under the API's request body bound, as the route's body is
 KINDS = ("alipay", "wechatpay", "normalized", "camt053")
 ACTIONS = ("accepted", "ledger_adjusted", "provider_claimed", "written_off", "reopened")

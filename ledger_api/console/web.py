@@ -23,7 +23,7 @@ import logging
 import secrets
 import typing
 from collections.abc import Callable, Coroutine
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,7 +31,7 @@ from typing import Annotated, Any, get_args, get_origin
 from urllib.parse import quote, urlsplit
 
 import pydantic
-from fastapi import Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.params import Depends as DependsParam
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -53,8 +53,9 @@ from settlement.core.errors import AuthenticationError, ForbiddenError, LedgerEr
 from settlement.domains.members import console_sessions
 from settlement.runtime import Runtime
 
-__all__ = ["ASSETS_PATH", "BASE", "CSRF_FIELD", "SESSION_COOKIE", "ConsoleRoute", "Ctx", "FieldErrors",
-           "authorised_for", "console_csp", "field_errors_of", "invoke", "new_idempotency_key", "render", "require_session", "safe_next"]
+__all__ = ["ASSETS_PATH", "BASE", "CSRF_FIELD", "SESSION_COOKIE", "Console", "ConsoleRoute", "Ctx", "FieldErrors",
+           "Public", "authorised_for", "console_csp", "field_errors_of", "invoke", "new_idempotency_key", "page_router",
+           "query_of", "render", "require_session", "safe_next"]
 
 log = logging.getLogger("ledger_api.console")
 
@@ -159,6 +160,18 @@ async def public_ctx(request: Request) -> Ctx:
     return Ctx(request=request, runtime=request.app.state.runtime, lang=_lang(request))
 
 
+Console = Annotated[Ctx, Depends(require_session)]
+"""A page's parameter: the signed-in member's request (no session: redirected to sign-in)."""
+Public = Annotated[Ctx, Depends(public_ctx)]
+"""A page's parameter on the pages without a session (sign-in)."""
+
+
+def page_router() -> APIRouter:
+    """A module's pages: under ``/console``, answering HTML errors (:class:`ConsoleRoute`), not in
+    the API description."""
+    return APIRouter(prefix=BASE, route_class=ConsoleRoute, include_in_schema=False)
+
+
 # -- rendering ---------------------------------------------------------------------------------------
 
 
@@ -256,6 +269,11 @@ def invoke(handler: Callable[..., Any], ctx: Ctx, **given: Any) -> Any:
                 kwargs[name] = _authorise(dep, ctx)
             elif dep is get_session:  # DbSession
                 kwargs[name] = stack.enter_context(ctx.runtime.db.transaction())
+            elif dep is not None and inspect.isgeneratorfunction(dep):
+                # a route's own session dependency (the webhooks' read session): (runtime) -> session
+                if len(inspect.signature(dep).parameters) != 1:
+                    raise TypeError(f"{handler.__name__}.{name}: a generator dependency other than (runtime)")
+                kwargs[name] = stack.enter_context(contextmanager(dep)(ctx.runtime))
             elif dep is get_runtime or base is Runtime:  # RuntimeDep
                 kwargs[name] = ctx.runtime
             elif base is Request:
@@ -268,6 +286,24 @@ def invoke(handler: Callable[..., Any], ctx: Ctx, **given: Any) -> Any:
                 raise TypeError(f"{handler.__name__}: no value for {name}")
         # Authorisation first (above, in parameter order), then the call: as FastAPI does.
         return handler(**kwargs)
+
+
+def query_of(ctx: Ctx, handler: Callable[..., Any], *names: str) -> tuple[dict[str, Any], FieldErrors]:
+    """The page's query parameters ``names``, each checked by ``handler``'s own parameter type
+    (its ``Query(...)`` bounds and patterns), as FastAPI would before calling it; empty ones are
+    left out (the handler's default)."""
+    hints = typing.get_type_hints(handler, include_extras=True)
+    values: dict[str, Any] = {}
+    errors: FieldErrors = {}
+    for name in names:
+        raw = ctx.request.query_params.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            values[name] = pydantic.TypeAdapter(hints[name]).validate_python(raw)
+        except pydantic.ValidationError as exc:
+            errors[name] = [str(e.get("msg", ""))[:200] for e in exc.errors()[:3]]
+    return values, errors
 
 
 def new_idempotency_key() -> str:

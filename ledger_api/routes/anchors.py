@@ -12,6 +12,7 @@ Who may do what:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
@@ -29,6 +30,8 @@ from ledger_api.schemas.anchors import (
     EventsAccepted,
     FlushResult,
     LotTrace,
+    ProductLotPublic,
+    ProductLots,
     TrialBalancePublic,
     ProofDocumentOut,
     ProvenanceEventsIn,
@@ -36,7 +39,7 @@ from ledger_api.schemas.anchors import (
     TraceEntry,
 )
 from settlement.domains import anchoring
-from settlement.domains.anchoring import BATCH_LIST_MAX, TRACE_EVENTS_MAX
+from settlement.domains.anchoring import BATCH_LIST_MAX, PRODUCT_LOTS_MAX, TRACE_EVENTS_MAX
 from settlement.domains.members import onchain_id
 from settlement.runtime import Runtime
 from settlement.store.models.anchoring import AnchorBatch
@@ -53,6 +56,7 @@ EventIdPath = Annotated[str, Path(min_length=1, max_length=128)]
 SequencePath = Annotated[int, Path(ge=1, le=(1 << 63) - 1)]
 KindPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9._-]{0,63}$")]
 RecordIdPath = Annotated[str, Path(min_length=1, max_length=128)]
+ProductPath = Annotated[str, Path(min_length=5, max_length=80)]
 
 NDJSON = "application/x-ndjson"
 
@@ -101,6 +105,24 @@ def lot_trace(lot_id: LotIdPath, runtime: RuntimeDep, session: DbSession, _audit
                           proof=ProofDocumentOut(**i.proof.to_json()) if i.proof else None) for i in items]
     return LotTrace(lot_id=lot_id, data=entries, has_more=more,
                     next_cursor=items[-1].event["event_id"] if more else None)
+
+
+@router.get("/provenance/products/{product}/lots", response_model=ProductLots,
+            summary="The lots in which a product (gtin:<digits> or sku:<code>) was seen (auditor, operator)",
+            responses={422: {"model": Problem}})
+def product_lots(product: ProductPath, session: DbSession, _auditor: Auditor,
+                 cursor: Annotated[str | None, Query(min_length=1, max_length=128,
+                                                     description="the last lot id seen")] = None,
+                 limit: Annotated[int, Query(ge=1, le=PRODUCT_LOTS_MAX)] = 50) -> ProductLots:
+    normalised, lots, has_more = anchoring.product_lots(session, product, limit=limit, after_lot_id=cursor)
+    return ProductLots(product=normalised, data=[ProductLotPublic(
+        lot_id=lot.lot_id, events=lot.events, first_occurred_at=_utc(lot.first_occurred_at_s),
+        last_occurred_at=_utc(lot.last_occurred_at_s)) for lot in lots],
+        next_cursor=lots[-1].lot_id if has_more else None, has_more=has_more)
+
+
+def _utc(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, timezone.utc)
 
 
 @router.get("/provenance/events/{event_id:path}/proof", response_model=ProofDocumentOut,

@@ -16,7 +16,7 @@ from anchors.merkle import PROOF_DEPTH_MAX
 from pydantic import Field, StrictInt
 
 from ledger_api.schemas.common import In, Money, Out, Page
-from settlement.domains.anchoring import BATCH_LIST_MAX, EVENTS_PER_REQUEST_MAX, TRACE_EVENTS_MAX
+from settlement.domains.anchoring import BATCH_LIST_MAX, EVENTS_PER_REQUEST_MAX, PRODUCT_LOTS_MAX, TRACE_EVENTS_MAX
 
 EventTypeName = Literal["produced", "shipped", "received", "inspected", "stored", "transformed", "sold",
                         "returned", "recalled", "destroyed"]
@@ -134,6 +134,21 @@ class LotTrace(Page):
 
     lot_id: str = Field(max_length=LOT_ID_CHARS_MAX)
     data: list[TraceEntry] = Field(max_length=TRACE_EVENTS_MAX)
+
+
+class ProductLotPublic(Out):
+    lot_id: str = Field(max_length=LOT_ID_CHARS_MAX)
+    events: int = Field(ge=1, description="the lot's events naming the product")
+    first_occurred_at: datetime
+    last_occurred_at: datetime
+
+
+class ProductLots(Page):
+    """The lots in which a product was seen, in lot id order, in the one list envelope; the
+    product is context beside it."""
+
+    product: str = Field(max_length=160, description="normalised: gtin:<14 digits> or sku:<code>")
+    data: list[ProductLotPublic] = Field(max_length=PRODUCT_LOTS_MAX)
 
 
 # -- batches -----------------------------------------------------------------------------------

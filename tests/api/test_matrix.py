@@ -41,7 +41,7 @@ GHOST = {"settlement_id": GHOST_HEX, "cycle_id": GHOST_HEX, "receivable_id": GHO
          "prefix": "zzzzzzzz", "provider": "alipay", "account": "no-such-account", "callback_id": "999999",
          "run_id": "ffffffff", "exception_id": "no-such-exception", "sequence": "999999", "lot_id": "NO-LOT",
          "event_id": "no-such-event", "kind": "settlement", "record_id": GHOST_HEX,
-         "endpoint_id": "ep_" + "0" * 24}
+         "endpoint_id": "ep_" + "0" * 24, "product": "sku:NO-PRODUCT"}
 REFUSED_BODY = {"matrix_not_a_field": True}  # every request schema forbids unknown fields
 _ADDRESS = "0x" + "cd" * 20
 _SIGNATURE = "0x" + "11" * 65
@@ -173,6 +173,7 @@ EXPECTED: dict[str, str] = {
     "receivables.evidence.list": "200 404 200 200 404 404 200 401 401",
     "provenance.events.create": "422 422 422 422 403 403 403 401 401",
     "provenance.lots.trace": "200 403 403 403 403 403 200 401 401",
+    "provenance.products.lots": "200 403 403 403 403 403 200 401 401",
     "provenance.events.proof": "200 403 403 403 403 403 200 401 401",
     "anchors.batches.list": "200 403 403 403 403 403 200 401 401",
     "anchors.batches.get": "404 403 403 403 403 403 404 401 401",

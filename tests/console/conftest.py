@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from tests.http import client as http_client
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "console"
+CHAIN_WAIT_S = 60  # how long a test waits for the chain (a record confirmed, a batch anchored)
 
 
 def chromium_path() -> str | None:
@@ -99,3 +101,12 @@ def screenshot(page, name: str) -> None:
 
 def api(demo: DemoService, member_id: str) -> httpx.Client:
     return http_client(base_url=demo.api, headers={"Authorization": f"Bearer {demo.key(member_id)}"}, timeout=30)
+
+
+def wait_until(predicate: Callable[[], object], what: str, *, timeout_s: float = CHAIN_WAIT_S,
+               interval_s: float = 0.3) -> None:
+    """Poll ``predicate`` (usually an API read) until it is true; fail naming ``what``."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what}: not in time ({timeout_s} s)"
+        time.sleep(interval_s)

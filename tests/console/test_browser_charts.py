@@ -1,19 +1,18 @@
 """Netting and the pictures, in the browser against a real `ledger up --demo`: two opposite paid
 settlements netted in a cycle the operator closes in the console; the cycle page shows gross vs
 net; the charts page draws settlement volume, gross vs net, receivables ageing and financing
-outstanding as inline SVG (no script), in the member's language."""
+outstanding as inline SVG (no script), in the member's language; and the exception rates of
+payment callbacks and reconciliation runs."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import date, timedelta
 
 from playwright.sync_api import expect
 
-from tests.console.conftest import api, screenshot
-
-CHAIN_WAIT_S = 60
+from tests.console.conftest import CHAIN_WAIT_S, ROOT, api, screenshot, wait_until
+from tests.console.test_browser_callbacks import _unknown_order_callback
 
 
 def _paid_settlement(demo, payer: str, payee: str, value: int, tag: str) -> str:
@@ -24,20 +23,19 @@ def _paid_settlement(demo, payer: str, payee: str, value: int, tag: str) -> str:
             "payment_reference": f"NET-{tag}-{payer}"})
         assert created.status_code == 201, created.text
         settlement_id = created.json()["id"]
-        deadline = time.monotonic() + CHAIN_WAIT_S
-        while http.get(f"/v1/settlements/{settlement_id}").json()["chain"]["status"] != "confirmed":
-            assert time.monotonic() < deadline, "not recorded on chain in time"
-            time.sleep(0.3)
+        wait_until(lambda: http.get(f"/v1/settlements/{settlement_id}").json()["chain"]["status"] == "confirmed",
+                   "recorded on chain")
     with api(demo, "operator") as http:
         paid = http.post(f"/v1/settlements/{settlement_id}/payments", json={
             "provider": "stripe", "provider_transaction_id": f"pi_{tag}_{payer}",
             "amount": {"value": value, "currency": "USD"}})
         assert paid.status_code == 202, paid.text
-        deadline = time.monotonic() + CHAIN_WAIT_S
-        while http.get(f"/v1/settlements/{settlement_id}").json()["state"] != "paid" or \
-                http.get(f"/v1/settlements/{settlement_id}").json()["chain"]["status"] != "confirmed":
-            assert time.monotonic() < deadline, "payment not confirmed in time"
-            time.sleep(0.3)
+
+        def paid_and_confirmed() -> bool:
+            s = http.get(f"/v1/settlements/{settlement_id}").json()
+            return s["state"] == "paid" and s["chain"]["status"] == "confirmed"
+
+        wait_until(paid_and_confirmed, "payment confirmed")
     return settlement_id
 
 
@@ -102,3 +100,28 @@ def test_ageing_and_financing_charts_for_suppliers_and_financiers(open_as, demo)
     expect(supplier.locator("#chart-ageing svg desc")).to_contain_text("CNY")
     expect(supplier.locator("#chart-ageing svg desc")).to_contain_text("未到期")
     assert supplier.locator("script:not([src])").count() == 0  # no inline script anywhere
+
+
+def test_callback_and_reconciliation_exception_rates(open_as, demo):
+    """A callback for an unknown order (an exception) on a demo provider account and the sample
+    Alipay bill reconciled by that account's owner: its charts page draws both rates, with the
+    counts behind them; another finance member, owning no provider account, has no callbacks to draw (the API gives it none)."""
+    txn, owner = _unknown_order_callback(demo)
+    page = open_as(owner)
+    page.goto(f"{demo.api}/console/reconciliation")
+    page.get_by_label("Format").select_option("alipay")
+    page.get_by_label("Statement file").set_input_files(str(ROOT / "docs" / "samples" / "alipay-bill.csv"))
+    page.get_by_role("button", name="Import and reconcile").click()
+    expect(page.locator("h1")).to_contain_text("Reconciliation run")
+    page.goto(f"{demo.api}/console/charts")
+    callbacks = page.locator("#chart-callback-exceptions")
+    expect(callbacks).to_have_attribute("data-empty", "no")
+    expect(callbacks.locator("svg desc")).to_contain_text("%")
+    expect(callbacks.locator("svg title").first).to_contain_text("Callback exception rate")
+    recon = page.locator("#chart-recon-exceptions")
+    expect(recon).to_have_attribute("data-empty", "no")
+    expect(recon.locator("svg desc")).to_contain_text("exceptions")
+    screenshot(page, "charts-exceptions")
+    other = open_as(next(m for m in ("supplier", "retailer") if m != owner))  # finance, owns no account
+    other.goto(f"{demo.api}/console/charts")
+    expect(other.locator("#chart-callback-exceptions")).to_have_attribute("data-empty", "yes")

@@ -7,16 +7,13 @@ approval: the receivable is confirmed by the buyer's own key, not the service's.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from datetime import date, timedelta
 
 from eth_account import Account
 from playwright.sync_api import expect
 
-from tests.console.conftest import api, screenshot
-
-CHAIN_WAIT_S = 60
+from tests.console.conftest import CHAIN_WAIT_S, api, screenshot, wait_until
 
 WALLET = """
 window.ethereum = {
@@ -28,13 +25,6 @@ window.ethereum = {
   },
 };
 """
-
-
-def _wait(predicate, what: str) -> None:
-    deadline = time.monotonic() + CHAIN_WAIT_S
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what} not in time"
-        time.sleep(0.3)
 
 
 def _add_own_key(demo, member_id: str) -> Account:
@@ -49,7 +39,7 @@ def _add_own_key(demo, member_id: str) -> Account:
             "possession_signature": possession if possession.startswith("0x") else "0x" + possession,
             "custodial_consent": True})
         assert added.status_code == 202, added.text
-        _wait(lambda: any(k["address"].lower() == key.address.lower() and not k["custodial"]
+        wait_until(lambda: any(k["address"].lower() == key.address.lower() and not k["custodial"]
                           for k in http.get(f"/v1/members/{member_id}/keys").json()["data"]), "own key")
     return key
 
@@ -63,7 +53,7 @@ def test_a_buyer_confirms_with_its_own_key_through_a_browser_wallet(open_as, dem
             "due_date": (date.today() + timedelta(days=60)).isoformat()})
         assert registered.status_code == 201, registered.text
         receivable_id = registered.json()["id"]
-        _wait(lambda: http.get(f"/v1/receivables/{receivable_id}").json()["status"] == "registered"
+        wait_until(lambda: http.get(f"/v1/receivables/{receivable_id}").json()["status"] == "registered"
               and http.get(f"/v1/receivables/{receivable_id}").json()["pending_operation_id"] is None, "registered")
 
     signed: list[dict] = []

@@ -12,15 +12,13 @@ from datetime import date, timedelta
 
 from playwright.sync_api import expect
 
-from tests.console.conftest import api, screenshot
-
-CHAIN_WAIT_MS = 60_000
+from tests.console.conftest import CHAIN_WAIT_S, api, screenshot
 
 
 def _wait_settled(page) -> None:
     """Wait until the receivable has no operation on its way (htmx polls the status fragment),
     then reload for the page's actions."""
-    expect(page.locator("#rstatus")).to_have_attribute("data-pending", "no", timeout=CHAIN_WAIT_MS)
+    expect(page.locator("#rstatus")).to_have_attribute("data-pending", "no", timeout=CHAIN_WAIT_S * 1000)
     page.reload()
 
 

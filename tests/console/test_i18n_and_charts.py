@@ -95,3 +95,22 @@ def test_typed_data_for_the_browser_keeps_big_integers_exact():
     doc = {"message": {"nonce": nonce, "deadline": 1_800_000_000, "ok": True, "parts": [2**53, 2**53 - 1]}}
     assert js_safe(doc) == {"message": {"nonce": str(nonce), "deadline": 1_800_000_000, "ok": True,
                                         "parts": [str(2**53), 2**53 - 1]}}
+
+
+def test_exception_rates_are_integer_basis_points():
+    """Rates by integer arithmetic: 1 of 3 is 33.33 % (floor), an empty group 0; runs without items are left out."""
+    from datetime import datetime, timezone
+
+    from ledger_api.console.charts import Rate, callback_rates, format_rate, reconciliation_rates
+
+    assert Rate("d", 1, 3).bp == 3333 and format_rate(3333) == "33.33 %"
+    assert Rate("d", 0, 0).bp == 0 and format_rate(10_000) == "100.00 %" and format_rate(5) == "0.05 %"
+    at = datetime(2026, 12, 5, 9, tzinfo=timezone.utc)
+    cbs = [SimpleNamespace(received_at=at, outcome=o) for o in ("applied", "exception", "noted", "exception")]
+    (rate,) = callback_rates(cbs, "en")
+    assert (rate.exceptions, rate.total, rate.bp) == (2, 4, 5000)
+    runs = [SimpleNamespace(id="run-aaaaaa", started_at=at, summary={"buckets": {
+                "matched": {"items": 3}, "missing_in_ledger": {"items": 1}}}),
+            SimpleNamespace(id="run-bbbbbb", started_at=at, summary={"buckets": {}})]
+    (rate,) = reconciliation_rates(runs, "en")
+    assert (rate.exceptions, rate.total, rate.bp) == (1, 4, 2500)

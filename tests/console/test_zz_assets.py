@@ -5,8 +5,11 @@ page, to its chain's JSON-RPC endpoint; and no template names an outside URL."""
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import pytest
 
 from ledger_api import console
 
@@ -35,3 +38,19 @@ def test_no_page_asked_another_host(requests_seen, request):
     assert not foreign, foreign
     kinds = {kind for kind, _ in requests_seen}
     assert {"document", "script", "stylesheet"} <= kinds, kinds
+
+
+def test_the_vendored_merkle_tree_bundle_is_the_pinned_packages_build():
+    """merkle-tree.min.js (the proof page's OpenZeppelin library) is exactly what
+    scripts/build-console-merkle.sh builds from the pinned @openzeppelin/merkle-tree with the pinned
+    esbuild, with its licences and version line; it makes no request of its own (no fetch, no URL
+    it loads: the page's JSON-RPC calls are verify.js's)."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "node_modules" / ".bin" / "esbuild").exists():
+        pytest.skip("npm packages not installed (make deps installs them)")
+    run = subprocess.run([str(root / "scripts" / "build-console-merkle.sh"), "--check"], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    bundle = (STATIC / "merkle-tree.min.js").read_text()
+    assert "OZMerkle" in bundle and not re.search(r"\bfetch\(|XMLHttpRequest|importScripts", bundle)
+    assert "@openzeppelin/merkle-tree 1.0.8" in (STATIC / "merkle-tree.LICENSE").read_text()

@@ -56,6 +56,8 @@ from settlement.domains.anchoring.limits import (
     BatchLimits,
 )
 from settlement.domains.anchoring.proofs import (
+    PRODUCT_LOTS_MAX,
+    ProductLot,
     TraceItem,
     anchor_ref,
     batch_dump,
@@ -63,6 +65,7 @@ from settlement.domains.anchoring.proofs import (
     get_batch,
     list_batches,
     lot_trace,
+    product_lots,
     rebuild_tree,
     record_proof,
 )
@@ -114,6 +117,9 @@ __all__ = [
     "list_batches",
     "lot_trace",
     "open_read_only",
+    "PRODUCT_LOTS_MAX",
+    "ProductLot",
+    "product_lots",
     "parse_events",
     "pending_counts",
     "rebuild_tree",

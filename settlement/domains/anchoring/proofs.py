@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from anchors.errors import InvalidInputError
-from anchors.events import ProvenanceEvent
+from anchors.events import ProvenanceEvent, normalize_product
 from anchors.merkle import StandardMerkleTree
 from anchors.journal import JournalRecord
 from anchors.proof import AnchorRef, ProofDocument, build_proof_document
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from settlement.core.errors import (
@@ -171,6 +171,40 @@ def lot_trace(runtime: Runtime, session: Session, lot_id: str, *, limit: int = T
     return items, more
 
 
+PRODUCT_LOTS_MAX = 200  # lots per page of a search by product
+
+
+@dataclass(frozen=True)
+class ProductLot:
+    """A lot in which a product was seen: how many events, first and last occurrence (unix s)."""
+
+    lot_id: str
+    events: int
+    first_occurred_at_s: int
+    last_occurred_at_s: int
+
+
+def product_lots(session: Session, product: str, *, limit: int = PRODUCT_LOTS_MAX,
+                 after_lot_id: str | None = None) -> tuple[str, list[ProductLot], bool]:
+    """The lots whose events name ``product`` (normalised as the events are: ``gtin:`` GTIN-8/12/13/14
+    padded to 14 digits, or ``sku:``), in lot id order after ``after_lot_id``; returns the
+    normalised product, one page and whether more follow. Raises ValidationError for a malformed
+    product."""
+    if not 1 <= limit <= PRODUCT_LOTS_MAX:
+        raise ValidationError(f"limit must be 1..{PRODUCT_LOTS_MAX}", field="limit")
+    try:
+        normalised = normalize_product(product)
+    except InvalidInputError as exc:
+        raise ValidationError(str(exc.detail), field="product") from None
+    e = ProvenanceEventRow
+    query = (select(e.lot_id, func.count(e.id), func.min(e.occurred_at_s), func.max(e.occurred_at_s))
+             .where(e.product == normalised).group_by(e.lot_id).order_by(e.lot_id).limit(limit + 1))
+    if after_lot_id is not None:
+        query = query.where(e.lot_id > after_lot_id)
+    lots = [ProductLot(lot, int(n), int(first), int(last)) for lot, n, first, last in session.execute(query)]
+    return normalised, lots[:limit], len(lots) > limit
+
+
 def record_proof(runtime: Runtime, session: Session, kind: str, record_id: str,
                  version: int | None = None) -> ProofDocument:
     """The proof document of a journal record's latest version (or ``version``): its leaf, proof,
@@ -226,5 +260,5 @@ def batch_dump(session: Session, sequence: int) -> dict[str, Any]:
     return rebuild_tree(session, get_batch(session, sequence)).dump()
 
 
-__all__ = ["TreeCache", "TraceItem", "anchor_ref", "batch_dump", "event_proof", "get_batch", "list_batches",
-           "lot_trace", "rebuild_tree", "record_proof"]
+__all__ = ["PRODUCT_LOTS_MAX", "ProductLot", "TreeCache", "TraceItem", "anchor_ref", "batch_dump", "event_proof",
+           "get_batch", "list_batches", "lot_trace", "product_lots", "rebuild_tree", "record_proof"]

@@ -106,7 +106,8 @@ def record_events(session: Session, member_id: str, member_onchain_id: str,
             recorded.append(RecordedEvent(event.event_id, event.lot_id, leaf_hex, True))
             continue
         session.add(ProvenanceEventRow(
-            event_id=event.event_id, lot_id=event.lot_id, member_id=member_id, occurred_at_s=event.occurred_at_s,
+            event_id=event.event_id, lot_id=event.lot_id, product=event.product, member_id=member_id,
+            occurred_at_s=event.occurred_at_s,
             schema_version=SCHEMA_VERSION, event=event.to_json(), event_bytes=event_json_bytes(event),
             value=value, leaf_hash=leaf_hex))
         recorded.append(RecordedEvent(event.event_id, event.lot_id, leaf_hex, False))

@@ -79,11 +79,14 @@ class ProvenanceEventRow(Base):
     __table_args__ = (
         Index("ix_provenance_events_lot", "lot_id", "occurred_at_s", "id"),
         Index("ix_provenance_events_batch", "batch_id", "id"),
+        Index("ix_provenance_events_product", "product", "lot_id"),
     )
 
     id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(128), unique=True)
     lot_id: Mapped[str] = mapped_column(String(128))
+    # The normalised product (gtin:<14 digits> | sku:<code>), for the search by product (0014p).
+    product: Mapped[str | None] = mapped_column(String(160), nullable=True)
     member_id: Mapped[str] = mapped_column(String(64), index=True)  # the acting member's slug
     occurred_at_s: Mapped[int] = mapped_column(BigInteger)
     schema_version: Mapped[int] = mapped_column(Integer)

@@ -53,13 +53,13 @@ interface IReceivableRegistry is IConsortiumGuardErrors {
         bool repaid;
     }
 
-    /// @dev The financing of a part: an open request (`open`), its current offer (`offerId` > 0), and
-    /// once accepted (`open` false, part financed) the terms it was financed on.
+    /// @dev The financing of a part: an open request (`open`), its current offer (`offerId` not
+    /// zero), and once accepted (`open` false, part financed) the terms it was financed on.
     struct Financing {
         bytes32 financierId;
+        bytes32 offerId;
         uint128 advanceMinor;
         uint128 feeMinor;
-        uint64 offerId;
         uint64 validUntil;
         uint32 discountRatePpm;
         uint8 dayCountBasis;
@@ -125,9 +125,12 @@ interface IReceivableRegistry is IConsortiumGuardErrors {
     /// advance + fee must not exceed the part, the day-count basis must be known.
     error ReceivableInvalidOffer(uint128 advanceMinor, uint128 feeMinor, uint128 amountMinor, uint8 dayCountBasis);
     /// @dev Offer `offerId` is not the current offer on part `partId` (none, or superseded).
-    error ReceivableUnknownOffer(bytes32 partId, uint64 offerId);
+    error ReceivableUnknownOffer(bytes32 partId, bytes32 offerId);
     /// @dev Offer `offerId` on part `partId` expired at `validUntil` (unix seconds).
-    error ReceivableOfferExpired(bytes32 partId, uint64 offerId, uint64 validUntil);
+    error ReceivableOfferExpired(bytes32 partId, bytes32 offerId, uint64 validUntil);
+    /// @dev Offer id `offerId` is zero or was used already (by any offer on any part): offer ids are
+    /// chosen by the offering side and never reused.
+    error ReceivableOfferIdTaken(bytes32 offerId);
     /// @dev The signature's deadline `deadline` (unix seconds) has passed.
     error ReceivableSignatureExpired(uint256 deadline);
     /// @dev The signature is not `signer`'s over these terms (ECDSA for a key, ERC-1271 for a
@@ -185,7 +188,7 @@ interface IReceivableRegistry is IConsortiumGuardErrors {
     event FinancingOffered(
         bytes32 indexed partId,
         bytes32 indexed financierId,
-        uint64 indexed offerId,
+        bytes32 indexed offerId,
         uint128 advanceMinor,
         uint128 feeMinor,
         uint32 discountRatePpm,
@@ -201,7 +204,7 @@ interface IReceivableRegistry is IConsortiumGuardErrors {
         bytes32 indexed partId,
         bytes32 indexed financierId,
         bytes32 indexed sellerId,
-        uint64 offerId,
+        bytes32 offerId,
         uint128 amountMinor,
         uint128 advanceMinor,
         uint128 feeMinor,
@@ -367,36 +370,38 @@ interface IReceivableRegistry is IConsortiumGuardErrors {
     /**
      * @dev The financier named in the open request on `partId` offers terms; a new offer supersedes
      * the previous one. The terms are recorded as offered: the advance is computed off chain
-     * (settlement/financing.py) from the part, the rate, the day count and the fee. Returns the
-     * offer id (unique across the registry).
+     * (settlement/financing.py) from the part, the rate, the day count and the fee. The offer's id
+     * `offerId` is chosen by the caller (the service derives it before sending, so its create answer
+     * can name it); the registry keys the offer by it and refuses an id used before.
      *
      * Requirements: the caller is an account of that financier, active, with the FINANCIER role;
      * the receivable is confirmed; `advanceMinor` > 0 and `advanceMinor + feeMinor` <= the part's
      * amount; `dayCountBasis` is {DAY_COUNT_ACT_360} or {DAY_COUNT_ACT_365}; `validUntil` (unix
-     * seconds) is not in the past.
+     * seconds) is not in the past; `offerId` is not zero and was never used ({ReceivableOfferIdTaken}).
      *
      * Emits {FinancingOffered}.
      * @param partId the part
+     * @param offerId the offer's id, unique across the registry
      * @param advanceMinor the advance the financier pays the holder, in minor units
      * @param feeMinor the financier's fee, in minor units
      * @param discountRatePpm the yearly discount rate, in parts per million
      * @param dayCountBasis {DAY_COUNT_ACT_360} or {DAY_COUNT_ACT_365}
      * @param validUntil the offer's expiry (unix seconds)
-     * @return offerId the offer's id, unique across the registry
      */
     function offerFinancing(
         bytes32 partId,
+        bytes32 offerId,
         uint128 advanceMinor,
         uint128 feeMinor,
         uint32 discountRatePpm,
         uint8 dayCountBasis,
         uint64 validUntil
-    ) external returns (uint64 offerId);
+    ) external;
 
     /**
      * @dev Makes the offer `terms` on part `partId` on the financier's EIP-712 `FinancingOffer`
      * signature by `signer` (a key, or a contract wallet such as a bank's multisig: ERC-1271), over
-     * the part (amount, currency, due date) and the terms. Anyone may relay it. Returns the offer id.
+     * the offer id, the part (amount, currency, due date) and the terms. Anyone may relay it.
      *
      * Requirements: `deadline` not passed; `nonce` is the financier's current nonce for its key;
      * the signature is valid for `signer`, an account of the financier named in the open request,
@@ -404,21 +409,22 @@ interface IReceivableRegistry is IConsortiumGuardErrors {
      *
      * Emits {FinancingOffered}.
      * @param partId the part
+     * @param offerId the offer's id, unique across the registry (signed)
      * @param terms the offer's terms
      * @param signer the approving account of the member: a key (ECDSA) or a contract wallet (ERC-1271)
      * @param nonce the keyed nonce signed (`key << 64 | sequence`, see {nonces})
      * @param deadline the signature's deadline (unix seconds)
      * @param signature the EIP-712 signature, or what the contract wallet's `isValidSignature` takes
-     * @return offerId the offer's id, unique across the registry
      */
     function offerFinancingWithSignature(
         bytes32 partId,
+        bytes32 offerId,
         OfferTerms calldata terms,
         address signer,
         uint256 nonce,
         uint256 deadline,
         bytes calldata signature
-    ) external returns (uint64 offerId);
+    ) external;
 
     /**
      * @dev The holder accepts offer `offerId` on part `partId`: the part passes to the financier,
@@ -432,7 +438,7 @@ interface IReceivableRegistry is IConsortiumGuardErrors {
      * @param partId the part
      * @param offerId the offer accepted (the part's current one)
      */
-    function acceptOffer(bytes32 partId, uint64 offerId) external;
+    function acceptOffer(bytes32 partId, bytes32 offerId) external;
 
     /**
      * @dev Accepts offer `offerId` on the holder's EIP-712 `AcceptFinancingOffer` signature by
@@ -454,7 +460,7 @@ interface IReceivableRegistry is IConsortiumGuardErrors {
      */
     function acceptOfferWithSignature(
         bytes32 partId,
-        uint64 offerId,
+        bytes32 offerId,
         address signer,
         uint256 nonce,
         uint256 deadline,
@@ -549,6 +555,14 @@ interface IReceivableRegistry is IConsortiumGuardErrors {
      * @return the financing record
      */
     function getFinancing(bytes32 partId) external view returns (Financing memory);
+
+    /**
+     * @dev The part offer `offerId` was made on (zero if no offer has this id). Offers are keyed by
+     * their id: an id names one offer on one part, for good.
+     * @param offerId the offer
+     * @return the part's id
+     */
+    function partOfOffer(bytes32 offerId) external view returns (bytes32);
 
     /**
      * @dev All parts of `receivableId`, in index order: ids, holders, amounts, financed flags.

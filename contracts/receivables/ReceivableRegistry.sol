@@ -55,10 +55,10 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         "ConfirmReceivable(bytes32 receivableId,bytes32 supplierId,bytes32 invoiceNumberHash,uint128 faceValueMinor,string currency,uint32 issueDay,uint32 dueDay,uint256 nonce,uint256 deadline)"
     );
     bytes32 public constant OFFER_TYPEHASH = keccak256(
-        "FinancingOffer(bytes32 partId,bytes32 financierId,uint128 amountMinor,string currency,uint32 dueDay,uint128 advanceMinor,uint128 feeMinor,uint32 discountRatePpm,uint8 dayCountBasis,uint64 validUntil,uint256 nonce,uint256 deadline)"
+        "FinancingOffer(bytes32 partId,bytes32 offerId,bytes32 financierId,uint128 amountMinor,string currency,uint32 dueDay,uint128 advanceMinor,uint128 feeMinor,uint32 discountRatePpm,uint8 dayCountBasis,uint64 validUntil,uint256 nonce,uint256 deadline)"
     );
     bytes32 public constant ACCEPT_OFFER_TYPEHASH = keccak256(
-        "AcceptFinancingOffer(bytes32 partId,uint64 offerId,bytes32 financierId,uint128 amountMinor,string currency,uint32 dueDay,uint128 advanceMinor,uint128 feeMinor,uint32 discountRatePpm,uint8 dayCountBasis,uint64 validUntil,uint256 nonce,uint256 deadline)"
+        "AcceptFinancingOffer(bytes32 partId,bytes32 offerId,bytes32 financierId,uint128 amountMinor,string currency,uint32 dueDay,uint128 advanceMinor,uint128 feeMinor,uint32 discountRatePpm,uint8 dayCountBasis,uint64 validUntil,uint256 nonce,uint256 deadline)"
     );
 
     /// @dev Days after the due date during which a confirmed receivable is late but not overdue.
@@ -70,7 +70,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
     mapping(bytes32 invoiceKey => bytes32 receivableId) private _receivableOfInvoice;
     mapping(bytes32 invoiceKey => uint256) private _registrationsOfInvoice;
     mapping(bytes32 memberId => mapping(uint192 key => uint64 sequence)) private _nonceSequences;
-    uint64 private _offerCount;
+    mapping(bytes32 offerId => bytes32 partId) private _partOfOffer;
 
     constructor(IConsortiumRegistry registry_, address trustedForwarder_, uint32 gracePeriodDays_)
         ConsortiumGuarded(registry_, trustedForwarder_)
@@ -223,7 +223,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         Financing storage f = _financings[partId];
         f.financierId = financierId;
         f.open = true;
-        f.offerId = 0;
+        f.offerId = bytes32(0);
         f.validUntil = 0;
         f.advanceMinor = 0;
         f.feeMinor = 0;
@@ -240,49 +240,51 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         Financing storage f = _financings[partId];
         if (!f.open) revert ReceivableNoFinancingRequest(partId);
         f.open = false;
-        f.offerId = 0;
+        f.offerId = bytes32(0);
         emit FinancingRequestWithdrawn(partId, f.financierId);
     }
 
     /// @inheritdoc IReceivableRegistry
     function offerFinancing(
         bytes32 partId,
+        bytes32 offerId,
         uint128 advanceMinor,
         uint128 feeMinor,
         uint32 discountRatePpm,
         uint8 dayCountBasis,
         uint64 validUntil
-    ) external returns (uint64 offerId) {
+    ) external {
         bytes32 financierId = _requireRole(ROLE_FINANCIER);
-        return _offer(partId, financierId, OfferTerms(advanceMinor, feeMinor, discountRatePpm, dayCountBasis, validUntil));
+        _offer(partId, offerId, financierId, OfferTerms(advanceMinor, feeMinor, discountRatePpm, dayCountBasis, validUntil));
     }
 
     /// @inheritdoc IReceivableRegistry
     function offerFinancingWithSignature(
         bytes32 partId,
+        bytes32 offerId,
         OfferTerms calldata terms,
         address signer,
         uint256 nonce,
         uint256 deadline,
         bytes calldata signature
-    ) external returns (uint64 offerId) {
+    ) external {
         Part storage p = _part(partId);
         bytes32 financierId = _financings[partId].financierId;
         Receivable storage r = _receivables[p.receivableId];
         bytes32 structHash = keccak256(
             bytes.concat(
-                abi.encode(OFFER_TYPEHASH, partId, financierId, p.amountMinor, keccak256(abi.encodePacked(r.currency))),
+                abi.encode(OFFER_TYPEHASH, partId, offerId, financierId, p.amountMinor, keccak256(abi.encodePacked(r.currency))),
                 abi.encode(r.dueDay, terms.advanceMinor, terms.feeMinor, terms.discountRatePpm, terms.dayCountBasis),
                 abi.encode(terms.validUntil, nonce, deadline)
             )
         );
         _verifySignature(structHash, signer, deadline, signature, financierId, ROLE_FINANCIER);
         _useNonce(financierId, nonce);
-        return _offer(partId, financierId, terms);
+        _offer(partId, offerId, financierId, terms);
     }
 
     /// @inheritdoc IReceivableRegistry
-    function acceptOffer(bytes32 partId, uint64 offerId) external {
+    function acceptOffer(bytes32 partId, bytes32 offerId) external {
         bytes32 holderId = _requireRole(ROLE_SUPPLIER);
         Part storage p = _financeablePart(partId);
         if (p.holderId != holderId) revert ReceivableNotHolder(partId, holderId);
@@ -292,7 +294,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
     /// @inheritdoc IReceivableRegistry
     function acceptOfferWithSignature(
         bytes32 partId,
-        uint64 offerId,
+        bytes32 offerId,
         address signer,
         uint256 nonce,
         uint256 deadline,
@@ -301,7 +303,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         Part storage p = _financeablePart(partId);
         bytes32 holderId = p.holderId;
         Financing storage f = _financings[partId];
-        if (!f.open || offerId == 0 || f.offerId != offerId) revert ReceivableUnknownOffer(partId, offerId);
+        if (!f.open || offerId == bytes32(0) || f.offerId != offerId) revert ReceivableUnknownOffer(partId, offerId);
         bytes32 structHash = keccak256(
             bytes.concat(
                 abi.encode(ACCEPT_OFFER_TYPEHASH, partId, offerId, f.financierId, p.amountMinor),
@@ -416,6 +418,11 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
     /// @inheritdoc IReceivableRegistry
     function getFinancing(bytes32 partId) external view returns (Financing memory) {
         return _financings[partId];
+    }
+
+    /// @inheritdoc IReceivableRegistry
+    function partOfOffer(bytes32 offerId) external view returns (bytes32) {
+        return _partOfOffer[offerId];
     }
 
     /// @inheritdoc IReceivableRegistry
@@ -541,9 +548,9 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         emit ReceivableConfirmed(receivableId, callerId, signer);
     }
 
-    function _accept(bytes32 partId, Part storage p, uint64 offerId) private {
+    function _accept(bytes32 partId, Part storage p, bytes32 offerId) private {
         Financing storage f = _financings[partId];
-        if (!f.open || offerId == 0 || f.offerId != offerId) revert ReceivableUnknownOffer(partId, offerId);
+        if (!f.open || offerId == bytes32(0) || f.offerId != offerId) revert ReceivableUnknownOffer(partId, offerId);
         if (block.timestamp > f.validUntil) revert ReceivableOfferExpired(partId, offerId, f.validUntil);
         bytes32 financierId = f.financierId;
         if (!_isActiveWithRole(financierId, ROLE_FINANCIER)) revert ReceivableInvalidFinancier(financierId);
@@ -563,7 +570,7 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         );
     }
 
-    function _offer(bytes32 partId, bytes32 financierId, OfferTerms memory t) private returns (uint64 offerId) {
+    function _offer(bytes32 partId, bytes32 offerId, bytes32 financierId, OfferTerms memory t) private {
         Part storage p = _financeablePart(partId);
         Financing storage f = _financings[partId];
         if (!f.open) revert ReceivableNoFinancingRequest(partId);
@@ -572,8 +579,9 @@ contract ReceivableRegistry is ConsortiumGuarded, EIP712, IReceivableRegistry {
         if (t.advanceMinor == 0 || uint256(t.advanceMinor) + t.feeMinor > p.amountMinor || !basisKnown) {
             revert ReceivableInvalidOffer(t.advanceMinor, t.feeMinor, p.amountMinor, t.dayCountBasis);
         }
-        if (t.validUntil < block.timestamp) revert ReceivableOfferExpired(partId, 0, t.validUntil);
-        offerId = ++_offerCount;
+        if (t.validUntil < block.timestamp) revert ReceivableOfferExpired(partId, offerId, t.validUntil);
+        if (offerId == bytes32(0) || _partOfOffer[offerId] != bytes32(0)) revert ReceivableOfferIdTaken(offerId);
+        _partOfOffer[offerId] = partId;
         f.offerId = offerId;
         f.validUntil = t.validUntil;
         f.advanceMinor = t.advanceMinor;

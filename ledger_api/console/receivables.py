@@ -10,6 +10,7 @@ role dependency that route declares; amounts are typed in major units.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -104,7 +105,7 @@ def register(ctx: Console) -> Response:
 
 
 def _detail(ctx: Ctx, receivable_id: str, *, status_code: int = 200, errors: FieldErrors | None = None,
-            message: str | None = None, done: str | None = None) -> HTMLResponse:
+            message: str | None = None, done: str | None = None, offer_id: str | None = None) -> HTMLResponse:
     r = invoke(api.get_one, ctx, receivable_id=receivable_id)
     history = invoke(api.history, ctx, receivable_id=receivable_id)
     typed, deadline_at = None, None
@@ -114,10 +115,12 @@ def _detail(ctx: Ctx, receivable_id: str, *, status_code: int = 200, errors: Fie
         deadline_at = datetime.fromtimestamp(int(typed.message["deadline"]), tz=timezone.utc)
     return render(ctx, "receivable_detail.html", status_code=status_code, r=r, history=history, typed=typed,
                   typed_json=json.dumps(js_safe(typed.model_dump(mode="json", by_alias=True))) if typed else None,
-                  errors=errors or {}, message=message, done=done, deadline_at=deadline_at)
+                  errors=errors or {}, message=message, done=done, deadline_at=deadline_at,
+                  offer_id=offer_id if offer_id and _OFFER_ID.fullmatch(offer_id) else None)
 
 
 JS_SAFE_INT_MAX = 2**53 - 1
+_OFFER_ID = re.compile(r"0x[0-9a-f]{64}")
 
 
 def js_safe(value: Any) -> Any:
@@ -136,7 +139,8 @@ def js_safe(value: Any) -> Any:
 
 @router.get("/receivables/{receivable_id}")
 def receivable_detail(receivable_id: api.ReceivableIdPath, ctx: Console) -> HTMLResponse:
-    return _detail(ctx, receivable_id, done=ctx.request.query_params.get("done"))
+    return _detail(ctx, receivable_id, done=ctx.request.query_params.get("done"),
+                   offer_id=ctx.request.query_params.get("offer"))
 
 
 @router.get("/receivables/{receivable_id}/status")
@@ -151,16 +155,17 @@ def _key(ctx: Ctx) -> str:
     return ctx.field("idempotency_key") or new_idempotency_key()
 
 
-def _act(ctx: Ctx, receivable_id: str, name: str, run: Callable[[], Any]) -> Response:
+def _act(ctx: Ctx, receivable_id: str, name: str, run: Callable[[], Any],
+         query: Callable[[Any], str] = lambda _answer: "") -> Response:
     try:
-        run()
+        answer = run()
     except (pydantic.ValidationError, LedgerError) as exc:
         if isinstance(exc, LedgerError) and exc.status in (401, 404):
             raise
         errors, message = field_errors_of(exc)
         return _detail(ctx, receivable_id, status_code=getattr(exc, "status", 422), errors=errors,
                        message=message)
-    return RedirectResponse(f"{BASE}/receivables/{receivable_id}?done={name}", status_code=303)
+    return RedirectResponse(f"{BASE}/receivables/{receivable_id}?done={name}{query(answer)}", status_code=303)
 
 
 @router.post("/receivables/{receivable_id}/confirm")
@@ -262,14 +267,14 @@ def offer(receivable_id: api.ReceivableIdPath, part_id: api.PartIdPath, ctx: Con
         return invoke(api.offer, ctx, receivable_id=receivable_id, part_id=part_id, body=body,
                       idempotency_key=_key(ctx))
 
-    return _act(ctx, receivable_id, "offer", run)
+    # The offer's id is in its create answer (assigned before the transaction): shown at once.
+    return _act(ctx, receivable_id, "offer", run, query=lambda answer: f"&offer={json.loads(answer.body)['id']}")
 
 
 @router.post("/receivables/{receivable_id}/parts/{part_id}/accept")
 def accept(receivable_id: api.ReceivableIdPath, part_id: api.PartIdPath, ctx: Console) -> Response:
     def run() -> Any:
-        offer_id = ctx.field("offer_id").strip()
-        body = AcceptanceCreate.model_validate({"offer_id": offer_id if offer_id.isdigit() else "0"})
+        body = AcceptanceCreate.model_validate({"offer_id": ctx.field("offer_id").strip()})
         return invoke(api.accept, ctx, receivable_id=receivable_id, part_id=part_id, body=body)
 
     return _act(ctx, receivable_id, "accept", run)

@@ -26,6 +26,7 @@ from ledger_api.schemas.receivables import (
     EvidenceCreate,
     EvidenceListPublic,
     EvidencePublic,
+    FinancingOfferPublic,
     FinancingRequestCreate,
     HistoryEventPublic,
     HistoryPublic,
@@ -86,7 +87,7 @@ def _op(op: ReceivableOperation) -> ReceivableOperationPublic:
     return ReceivableOperationPublic(id=op.id, kind=op.kind, part_id=op.part_id, requested_by=op.requested_by,
                            status=op.status, error_name=op.error_name, error_args=op.error_args,
                            outbox_id=op.outbox_id, tx_hash=op.tx_hash, block_number=op.block_number,
-                           created_at=op.created_at)
+                           created_at=op.created_at, offer_id=(op.params or {}).get("offer_id"))
 
 
 def _part(r: Receivable, p: ReceivablePart) -> PartPublic:
@@ -125,14 +126,14 @@ def _one(facts: ChainFacts, session: Session, r: Receivable) -> ReceivablePublic
                              svc.pending_operations_of(session, [r.id])[r.id])
 
 
+def _terms(t: svc.FinancingTerms) -> TermsPublic:
+    return TermsPublic(face=money(t.face_minor, t.currency), discount=money(t.discount_minor, t.currency),
+                       fee=money(t.fee_minor, t.currency), advance=money(t.advance_minor, t.currency),
+                       days=t.days, rate_ppm=t.rate_ppm, day_count=_BASIS_NAME[t.basis], rounding=t.rounding.value)
+
+
 def _accepted(facts: ChainFacts, session: Session, done: svc.Accepted) -> ReceivableAccepted:
-    terms = None
-    if done.terms is not None:
-        t = done.terms
-        terms = TermsPublic(face=money(t.face_minor, t.currency), discount=money(t.discount_minor, t.currency),
-                            fee=money(t.fee_minor, t.currency), advance=money(t.advance_minor, t.currency),
-                            days=t.days, rate_ppm=t.rate_ppm, day_count=_BASIS_NAME[t.basis],
-                            rounding=t.rounding.value)
+    terms = _terms(done.terms) if done.terms is not None else None
     return ReceivableAccepted(receivable=_one(facts, session, done.receivable),
                               operations=[_op(o) for o in done.operations], part_ids=list(done.part_ids),
                               terms=terms)
@@ -144,6 +145,25 @@ def _m(body: MoneyBody) -> Money:
 
 
 Command = Callable[[ChainFacts, Session, Actor], svc.Accepted]
+Answer = Callable[[ChainFacts, Session, svc.Accepted], tuple[int, dict]]
+
+
+def _accepted_202(facts: ChainFacts, session: Session, done: svc.Accepted) -> tuple[int, dict]:
+    return status.HTTP_202_ACCEPTED, _accepted(facts, session, done).model_dump(mode="json")
+
+
+def _offer_created(facts: ChainFacts, session: Session, done: svc.Accepted) -> tuple[int, dict]:
+    """201 with the offer: its id (assigned before the transaction), terms and pending operation."""
+    op = done.operation
+    if done.offer_id is None or done.terms is None or op.part_id is None:
+        raise AssertionError("an offer command answers its offer id, terms and part")
+    params = op.params or {}
+    offer = FinancingOfferPublic(
+        id=done.offer_id, receivable_id=done.receivable.id, part_id=op.part_id, financier_id=op.requested_by,
+        status="pending", terms=_terms(done.terms),
+        valid_until=datetime.fromtimestamp(int(params["valid_until"]), timezone.utc),
+        signer=params.get("signer"), pending_operations=[_op(op)])
+    return status.HTTP_201_CREATED, offer.model_dump(mode="json")
 
 
 class Once:
@@ -155,28 +175,29 @@ class Once:
 
 
 def _command(runtime: Runtime, who: Principal, command: Command, *, nonces_of: Sequence[tuple[str, int]] = (),
-             invoice_hashes: Sequence[tuple[str, str]] = (), once: Once | None = None) -> ReceivableAccepted:
+             invoice_hashes: Sequence[tuple[str, str]] = (), once: Once | None = None,
+             answer: Answer = _accepted_202) -> ReceivableAccepted:
     """Read the chain facts, then run ``command`` in one write transaction and answer from it.
     With ``once`` the command is idempotent: its answer is stored in that transaction, and a
     retry with the same key gets it again (a JSONResponse then)."""
     if once is not None:
         facts_of = lambda: svc.read_chain_facts(runtime, nonces_of=nonces_of,  # noqa: E731
                                                 invoice_hashes=invoice_hashes)
-        return _idempotent(runtime, who, once, facts_of, command)  # type: ignore[return-value]
+        return _idempotent(runtime, who, once, facts_of, command, answer)  # type: ignore[return-value]
     facts = svc.read_chain_facts(runtime, nonces_of=nonces_of, invoice_hashes=invoice_hashes)
     with runtime.db.transaction() as session:
         return _accepted(facts, session, command(facts, session, actor_of(who)))
 
 
 def _idempotent(runtime: Runtime, who: Principal, once: Once, facts_of: Callable[[], ChainFacts],
-                command: Command) -> JSONResponse:
-    """202 with the command's answer, once per key: the chain facts are read only when the work
-    runs (a replay reads nothing), the answer stored in the command's own transaction."""
+                command: Command, answer: Answer = _accepted_202) -> JSONResponse:
+    """The command's answer (202 with what it enqueued, or ``answer``'s), once per key: the chain
+    facts are read only when the work runs (a replay reads nothing), the answer stored in the
+    command's own transaction."""
     facts: list[ChainFacts] = []
 
     def work(session: Session) -> tuple[int, dict]:
-        done = command(facts[0], session, actor_of(who))
-        return status.HTTP_202_ACCEPTED, _accepted(facts[0], session, done).model_dump(mode="json")
+        return answer(facts[0], session, command(facts[0], session, actor_of(who)))
 
     return idempotent(runtime, who.member_id, once.key, once.operation, once.request, work,
                       before=lambda: facts.append(facts_of()))
@@ -187,7 +208,7 @@ TypedOf = Callable[[ChainFacts, Session, Actor], dict]
 
 def _approved_command(runtime: Runtime, who: Principal, command: Command, *, nonces_of: Sequence[tuple[str, int]],
                       typed_of: TypedOf, signer: str | None, signature: str | None,
-                      once: Once | None = None) -> ReceivableAccepted:
+                      once: Once | None = None, answer: Answer = _accepted_202) -> ReceivableAccepted:
     """A command carrying the member's own approval. When it names its ``signer`` (a contract
     wallet must), the typed data is built first and the signer's ERC-1271 answer on its digest is
     read by eth_call with the chain facts, before the write transaction."""
@@ -199,7 +220,7 @@ def _approved_command(runtime: Runtime, who: Principal, command: Command, *, non
         signatures.append((signer, svc.typed_data_digest(typed), signature))
     if once is not None:
         return _idempotent(runtime, who, once, lambda: svc.read_chain_facts(  # type: ignore[return-value]
-            runtime, nonces_of=nonces_of, signatures=signatures), command)
+            runtime, nonces_of=nonces_of, signatures=signatures), command, answer)
     facts = svc.read_chain_facts(runtime, nonces_of=nonces_of, signatures=signatures)
     with runtime.db.transaction() as session:
         return _accepted(facts, session, command(facts, session, actor_of(who)))
@@ -397,12 +418,13 @@ def offer_typed_data(receivable_id: ReceivableIdPath, part_id: PartIdPath, runti
     return _typed_public(typed)
 
 
-@router.post("/{receivable_id}/parts/{part_id}/offers", status_code=status.HTTP_202_ACCEPTED,
-             response_model=ReceivableAccepted,
+@router.post("/{receivable_id}/parts/{part_id}/offers", status_code=status.HTTP_201_CREATED,
+             response_model=FinancingOfferPublic,
              summary="Offer terms on a part you were asked to finance (financier): custodially, or with your own "
-                     "approval of the FinancingOffer typed data; the advance is computed")
+                     "approval of the FinancingOffer typed data; the advance is computed. 201 with the offer: "
+                     "its id (assigned before the transaction; accept by it) and its pending `offer` operation")
 def offer(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: OfferCreate, runtime: RuntimeDep,
-          who: Financier, idempotency_key: IdempotencyKey = None) -> ReceivableAccepted:
+          who: Financier, idempotency_key: IdempotencyKey = None) -> FinancingOfferPublic:
     rate_ppm, valid_until_s = _offer_args(body.discount_rate, body.valid_until)
     once = Once(idempotency_key, "POST /v1/receivables/{id}/parts/{part}/offers",
                 [receivable_id, part_id, body.model_dump(mode="json")])
@@ -417,10 +439,10 @@ def offer(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: OfferCreat
                                    signer=body.signer)
 
     if body.signature is None:
-        return _command(runtime, who, command, once=once)
-    return _approved_command(
+        return _command(runtime, who, command, once=once, answer=_offer_created)  # type: ignore[return-value]
+    return _approved_command(  # type: ignore[return-value]
         runtime, who, command, nonces_of=[(who.member_id, svc.nonce_key(part_id))], signer=body.signer,
-        signature=body.signature, once=once,
+        signature=body.signature, once=once, answer=_offer_created,
         typed_of=lambda f, s, a: svc.offer_typed_data(f, s, a, receivable_id, part_id, rate_ppm=rate_ppm,
                                                       basis=_BASIS_OF[body.day_count], fee_minor=body.fee.value,
                                                       valid_until_s=valid_until_s, deadline=body.deadline)[0])
@@ -445,7 +467,7 @@ def acceptance_typed_data(receivable_id: ReceivableIdPath, part_id: PartIdPath, 
 def accept(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: AcceptanceCreate, runtime: RuntimeDep,
            who: Supplier) -> ReceivableAccepted:
     def command(f: ChainFacts, s: Session, a: Actor) -> svc.Accepted:
-        return svc.accept_offer(f, s, a, receivable_id, part_id, offer_id=int(body.offer_id), signature=body.signature,
+        return svc.accept_offer(f, s, a, receivable_id, part_id, offer_id=body.offer_id, signature=body.signature,
                                 deadline=body.deadline, signer=body.signer)
 
     if body.signature is None:

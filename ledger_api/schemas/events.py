@@ -185,7 +185,7 @@ class PartObject(Out):
     financed: bool
     request_open: bool
     financier: str | None = Field(max_length=64)
-    offer_id: str | None = Field(max_length=20)
+    offer_id: str | None = Field(max_length=66, description="the current offer's id (0x-hex bytes32)")
     advance: Money | None
     fee: Money | None
     previous_holder: str | None = Field(default=None, max_length=64)

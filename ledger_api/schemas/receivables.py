@@ -87,8 +87,10 @@ class OfferCreate(In):
 
 
 class AcceptanceCreate(In):
-    offer_id: str = Field(min_length=1, max_length=20, pattern=r"^[1-9][0-9]{0,19}$",
-                          description="the part's current offer (`parts[].offer.offer_id`)", examples=["1"])
+    offer_id: str = Field(min_length=66, max_length=66, pattern=r"^0x[0-9a-f]{64}$",
+                          description="the part's current offer: the `id` of the offer's create answer, "
+                                      "`parts[].offer.offer_id`",
+                          examples=["0x5c4f0d7b0a1e6c2f3b9d8e7a6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39"])
     signature: str | None = Field(default=None, min_length=4, max_length=2 + 4096 * 2,
                                   pattern=r"^0x(?:[0-9a-fA-F]{2})+$",
                                   description="own approval of the AcceptFinancingOffer typed data; omit to accept "
@@ -117,10 +119,13 @@ class ReceivableOperationPublic(Out):
     tx_hash: str | None = Field(default=None, max_length=66)
     block_number: int | None = None
     created_at: datetime
+    offer_id: str | None = Field(default=None, max_length=66,
+                                 description="an offer operation's offer id (assigned before it is sent)")
 
 
 class OfferPublic(Out):
-    offer_id: str = Field(max_length=20, description="the registry's offer id (ids are strings)", examples=["1"])
+    offer_id: str = Field(max_length=66, description="the offer's id (0x-hex bytes32), as its create answer gave it",
+                          examples=["0x5c4f0d7b0a1e6c2f3b9d8e7a6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39"])
     financier_id: str | None = Field(default=None, max_length=64)
     advance: Money
     fee: Money
@@ -193,6 +198,26 @@ class ReceivableAccepted(Out):
     operations: list[ReceivableOperationPublic]
     part_ids: list[str] = Field(default_factory=list, max_length=32)
     terms: TermsPublic | None = None
+
+
+class FinancingOfferPublic(Out):
+    """A financing offer, as its create answers it: its id is assigned by the service before the
+    transaction (the registry keys offers by it and refuses a reused one), so the same id is in the
+    ``financing.offered`` event, in ``parts[].offer.offer_id`` once confirmed, and is what an
+    acceptance names."""
+
+    id: str = Field(min_length=66, max_length=66, description="the offer's id (0x-hex bytes32)",
+                    examples=["0x5c4f0d7b0a1e6c2f3b9d8e7a6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39"])
+    receivable_id: str = Field(max_length=66)
+    part_id: str = Field(max_length=66)
+    financier_id: str = Field(max_length=64)
+    status: Literal["pending"] = Field(description="pending until the chain confirms the offer; then it is the "
+                                                   "part's current offer (`parts[].offer`)")
+    terms: TermsPublic
+    valid_until: datetime = Field(description="RFC 3339 UTC, as it was offered")
+    signer: str | None = Field(default=None, max_length=42, description="the approving account of a signed offer")
+    pending_operations: list[ReceivableOperationPublic] = Field(max_length=1,
+                                                                description="the offer's chain operation")
 
 
 class HistoryEventPublic(Out):

@@ -107,7 +107,7 @@ def write_books(cw: CWorld) -> Books:
     valid_until = (datetime.now(timezone.utc) + timedelta(days=2)).isoformat()
     _ok(w.http.post(f"/v1/receivables/{rid}/parts/{part}/offers", headers=w.h("bank"),
                     json={"discount_rate": "0.06", "day_count": "ACT/365", "fee": {"value": 500, "currency": CNY},
-                          "valid_until": valid_until}))
+                          "valid_until": valid_until}), 201)
     w.sync()
     offer = _ok(w.http.get(f"/v1/receivables/{rid}", headers=w.h("supplier")), 200)["parts"][0]["offer"]
     _ok(w.http.post(f"/v1/receivables/{rid}/parts/{part}/acceptances", headers=w.h("supplier"),

@@ -82,9 +82,13 @@ def test_register_confirm_split_and_finance_a_receivable(open_as, demo):
     offer.get_by_label("Valid until (UTC)").fill(valid_until)
     offer.get_by_role("button", name="Make an offer").click()
     expect(bank.locator(".notice")).to_contain_text("Offer sent")
+    # the offer's id is known at once (assigned before the transaction), and is the one the part shows
+    offer_id = bank.locator(".notice code.offer-id").inner_text()
+    assert re.fullmatch(r"0x[0-9a-f]{64}", offer_id), offer_id
     _wait_settled(bank)
 
     supplier.reload()
+    expect(supplier.locator('section.part[data-index="1"] code.offer-id')).to_have_text(offer_id)
     supplier.locator('section.part[data-index="1"]').get_by_role("button", name="Accept offer").click()
     expect(supplier.locator(".notice")).to_contain_text("Offer accepted")
     _wait_settled(supplier)

@@ -310,7 +310,7 @@ def finance(env: Env, holder: Member, financier: Member, pid: bytes, advance: in
     f = env.receivables.functions
     env.send(f.requestFinancing(pid, financier.id), holder, "requestFinancing" if labels else None)
     valid_until = env.chain.w3.eth.get_block("latest")["timestamp"] + 3600
-    receipt = env.send(f.offerFinancing(pid, advance, fee, 50_000, 1, valid_until), financier,
+    receipt = env.send(f.offerFinancing(pid, new_offer_id(), advance, fee, 50_000, 1, valid_until), financier,
                        "offerFinancing" if labels else None)
     (offered,) = env.events(receipt, "FinancingOffered")
     return env.send(f.acceptOffer(pid, offered.args.offerId), holder, "acceptOffer" if labels else None)
@@ -343,10 +343,22 @@ def _part_terms(env: Env, pid: bytes) -> dict[str, Any]:
     return {"amount_minor": p[2], "currency": bytes(r[4]).decode(), "due_day": r[6]}
 
 
+def new_offer_id() -> bytes:
+    """A fresh offer id: the offering side chooses it (the service derives one; any unused id works)."""
+    return uuid.uuid4().bytes * 2
+
+
+def signed_offer_id(env: Env, pid: bytes, financier: Member, nonce: int) -> bytes:
+    """The id the service gives a signed offer: derived from its nonce, as the typed data carries it."""
+    return bytes.fromhex(td.offer_id_of(CHAIN_ID, env.receivables.address, part_id=_hex(pid),
+                                        financier_onchain_id=_hex(financier.id), salt=nonce)[2:])
+
+
 def offer_typed(env: Env, pid: bytes, financier: Member, terms: tuple[int, int, int, int, int], nonce: int,
                 deadline: int, **override: Any) -> dict[str, Any]:
     advance, fee, rate, basis, valid_until = terms
     return td.offer_typed_data(CHAIN_ID, env.receivables.address, part_id=_hex(pid),
+                               offer_id=_hex(signed_offer_id(env, pid, financier, nonce)),
                                financier_onchain_id=_hex(financier.id),
                                **{**_part_terms(env, pid), "advance_minor": advance, "fee_minor": fee,
                                   "discount_rate_ppm": rate, "day_count_basis": basis, "valid_until": valid_until,
@@ -356,9 +368,9 @@ def offer_typed(env: Env, pid: bytes, financier: Member, terms: tuple[int, int, 
 def accept_typed(env: Env, pid: bytes, nonce: int, deadline: int, **override: Any) -> dict[str, Any]:
     """AcceptFinancingOffer over the part's current offer as the chain holds it."""
     fin = env.receivables.functions.getFinancing(pid).call()
-    terms = {**_part_terms(env, pid), "advance_minor": fin[1], "fee_minor": fin[2], "discount_rate_ppm": fin[5],
+    terms = {**_part_terms(env, pid), "advance_minor": fin[2], "fee_minor": fin[3], "discount_rate_ppm": fin[5],
              "day_count_basis": fin[6], "valid_until": fin[4], "nonce": nonce, "deadline": deadline}
-    fields = {"offer_id": fin[3], "financier_onchain_id": _hex(fin[0]), **terms, **override}
+    fields = {"offer_id": _hex(fin[1]), "financier_onchain_id": _hex(fin[0]), **terms, **override}
     return td.accept_typed_data(CHAIN_ID, env.receivables.address, part_id=_hex(pid), **fields)
 
 
@@ -616,7 +628,7 @@ def test_split_and_transfer_rules(env: Env) -> None:
     err = revert_of(f.transferPart(reg.part0, tier2.id), supplier)
     assert (err.name, err.args_) == ("ReceivablePartLocked", (reg.part0, bank.id))
     env.send(f.withdrawFinancingRequest(reg.part0), supplier)
-    assert revert_of(f.offerFinancing(reg.part0, 900, 0, 50_000, 1, 2**40), bank).name == \
+    assert revert_of(f.offerFinancing(reg.part0, new_offer_id(), 900, 0, 50_000, 1, 2**40), bank).name == \
         "ReceivableNoFinancingRequest"
     env.send(f.transferPart(part_id(reg.id, 1), tier2.id), supplier)
     env.send(f.transferPart(reg.part0, env["factor"].id), supplier)  # a financier may buy outright
@@ -636,13 +648,13 @@ def test_parts_stop_moving_after_the_due_date(env: Env) -> None:
     env.send(f.splitPart(reg.part0, [5_000, 5_000]), supplier)  # on the due date itself: still allowed
     env.send(f.requestFinancing(part_id(reg.id, 1), bank.id), supplier)
     valid_until = env.chain.w3.eth.get_block("latest")["timestamp"] + 10 * DAY_S
-    receipt = env.send(f.offerFinancing(part_id(reg.id, 1), 4_900, 0, 50_000, 1, valid_until), bank)
+    receipt = env.send(f.offerFinancing(part_id(reg.id, 1), new_offer_id(), 4_900, 0, 50_000, 1, valid_until), bank)
     offer_id = env.events(receipt, "FinancingOffered")[0].args.offerId
     advance_days(env, 1)
     due = ("ReceivableDue", (reg.id, reg.due_day, reg.due_day + 1))
     for fn, who in ((f.splitPart(reg.part0, [2_500, 2_500]), supplier), (f.transferPart(reg.part0, tier2.id), supplier),
                     (f.requestFinancing(reg.part0, bank.id), supplier),
-                    (f.offerFinancing(part_id(reg.id, 1), 4_800, 0, 50_000, 1, valid_until), bank),
+                    (f.offerFinancing(part_id(reg.id, 1), new_offer_id(), 4_800, 0, 50_000, 1, valid_until), bank),
                     (f.acceptOffer(part_id(reg.id, 1), offer_id), supplier)):
         err = revert_of(fn, who)
         assert (err.name, err.args_) == due
@@ -657,23 +669,50 @@ def test_offer_rules(env: Env) -> None:
     assert revert_of(f.requestFinancing(reg.part0, buyer.id), supplier).name == "ReceivableInvalidFinancier"
     env.send(f.requestFinancing(reg.part0, bank.id), supplier)
     now = env.chain.w3.eth.get_block("latest")["timestamp"]
-    assert revert_of(f.offerFinancing(reg.part0, 9_000, 0, 50_000, 1, now + 600), factor).name == \
+    assert revert_of(f.offerFinancing(reg.part0, new_offer_id(), 9_000, 0, 50_000, 1, now + 600), factor).name == \
         "ReceivableNotFinancier"
-    assert revert_of(f.offerFinancing(reg.part0, 9_000, 1_001, 50_000, 1, now + 600), bank).name == \
+    assert revert_of(f.offerFinancing(reg.part0, new_offer_id(), 9_000, 1_001, 50_000, 1, now + 600), bank).name == \
         "ReceivableInvalidOffer"
-    assert revert_of(f.offerFinancing(reg.part0, 9_000, 0, 50_000, 3, now + 600), bank).name == \
+    assert revert_of(f.offerFinancing(reg.part0, new_offer_id(), 9_000, 0, 50_000, 3, now + 600), bank).name == \
         "ReceivableInvalidOffer"
-    assert revert_of(f.offerFinancing(reg.part0, 0, 0, 50_000, 1, now + 600), bank).name == \
+    assert revert_of(f.offerFinancing(reg.part0, new_offer_id(), 0, 0, 50_000, 1, now + 600), bank).name == \
         "ReceivableInvalidOffer"
-    first = env.events(env.send(f.offerFinancing(reg.part0, 9_000, 0, 50_000, 1, now + 600), bank),
+    first = env.events(env.send(f.offerFinancing(reg.part0, new_offer_id(), 9_000, 0, 50_000, 1, now + 600), bank),
                        "FinancingOffered")[0].args.offerId
-    second = env.events(env.send(f.offerFinancing(reg.part0, 9_100, 0, 40_000, 2, now + 600), bank),
+    second = env.events(env.send(f.offerFinancing(reg.part0, new_offer_id(), 9_100, 0, 40_000, 2, now + 600), bank),
                         "FinancingOffered")[0].args.offerId
     assert revert_of(f.acceptOffer(reg.part0, first), supplier).name == "ReceivableUnknownOffer"
     assert revert_of(f.acceptOffer(reg.part0, second), env["tier2"]).name == "ReceivableNotHolder"
     env.send(f.acceptOffer(reg.part0, second), supplier)
     financing = f.getFinancing(reg.part0).call()
-    assert financing[0] == bank.id and financing[1] == 9_100 and financing[7] is False
+    assert financing[0] == bank.id and financing[1] == second and financing[2] == 9_100 and financing[7] is False
+    assert f.partOfOffer(first).call() == f.partOfOffer(second).call() == reg.part0
+
+
+def test_offer_ids_are_chosen_by_the_offering_side_and_never_reused(env: Env) -> None:
+    """Issue 15: offers are keyed by an id the caller chooses (the service assigns it before
+    sending, so its create answer names it); an id used before, by this or any other offer on any
+    part, and the zero id are refused with ReceivableOfferIdTaken, and the event carries the id sent."""
+    f = env.receivables.functions
+    supplier, buyer, bank = env["supplier"], env["buyer"], env["bank"]
+    reg, other = register(env, supplier, buyer), register(env, supplier, buyer)
+    for r in (reg, other):
+        env.send(f.confirm(r.id), buyer)
+        env.send(f.requestFinancing(r.part0, bank.id), supplier)
+    now = env.chain.w3.eth.get_block("latest")["timestamp"]
+    chosen = new_offer_id()
+    receipt = env.send(f.offerFinancing(reg.part0, chosen, 9_000, 0, 50_000, 1, now + 600), bank)
+    assert env.events(receipt, "FinancingOffered")[0].args.offerId == chosen
+    assert f.partOfOffer(chosen).call() == reg.part0
+    for part in (reg.part0, other.part0):  # the same part (a superseding offer) or another part
+        err = revert_of(f.offerFinancing(part, chosen, 8_000, 0, 50_000, 1, now + 600), bank)
+        assert (err.name, err.args_) == ("ReceivableOfferIdTaken", (chosen,))
+    err = revert_of(f.offerFinancing(other.part0, bytes(32), 8_000, 0, 50_000, 1, now + 600), bank)
+    assert (err.name, err.args_) == ("ReceivableOfferIdTaken", (bytes(32),))
+    assert f.getFinancing(reg.part0).call()[1] == chosen  # the refused offers changed nothing
+    assert f.partOfOffer(bytes(32)).call() == bytes(32)
+    receipt = env.send(f.acceptOffer(reg.part0, chosen), supplier)
+    assert env.events(receipt, "FinancingAccepted")[0].args.offerId == chosen
     part = f.getPart(reg.part0).call()
     assert part[1] == bank.id and part[3] is True
 
@@ -730,7 +769,7 @@ def test_suspended_member_cannot_act(env: Env) -> None:
     financier = onboard(chain, registry, "suspendable-financier", ("FINANCIER",))
     env.send(f.requestFinancing(reg.part0, financier.id), supplier)
     valid_until = chain.w3.eth.get_block("latest")["timestamp"] + 600
-    receipt = env.send(f.offerFinancing(reg.part0, 400, 0, 50_000, 1, valid_until), financier)
+    receipt = env.send(f.offerFinancing(reg.part0, new_offer_id(), 400, 0, 50_000, 1, valid_until), financier)
     offer_id = env.events(receipt, "FinancingOffered")[0].args.offerId
     chain.send(registry.functions.suspendMember(financier.id), ADMIN)
     err = revert_of(f.acceptOffer(reg.part0, offer_id), supplier)
@@ -775,11 +814,11 @@ def test_eip712_confirmation_and_acceptance(env: Env) -> None:
                      operator).name == "ReceivableInvalidSignature"
 
     env.send(f.requestFinancing(reg.part0, bank.id), supplier)
-    receipt = env.send(f.offerFinancing(reg.part0, 98_000_000, 100_000, 50_000, 2, deadline), bank)
+    receipt = env.send(f.offerFinancing(reg.part0, new_offer_id(), 98_000_000, 100_000, 50_000, 2, deadline), bank)
     offer_id = env.events(receipt, "FinancingOffered")[0].args.offerId
     s_nonce = f.nonces(supplier.id, key_of(reg.part0)).call()
     typed = accept_typed(env, reg.part0, s_nonce, deadline)
-    assert typed["message"]["offerId"] == offer_id and typed["message"]["advanceMinor"] == 98_000_000
+    assert typed["message"]["offerId"] == _hex(offer_id) and typed["message"]["advanceMinor"] == 98_000_000
 
     forged = sign_typed(operator.account, typed)
     fn = f.acceptOfferWithSignature(reg.part0, offer_id, operator.account.address, s_nonce, deadline, forged)
@@ -839,18 +878,21 @@ def test_offer_by_signature_names_the_part_and_terms(env: Env) -> None:
     terms = (980_000, 1_000, 50_000, 1, deadline)
     nonce = f.nonces(bank.id, key_of(reg.part0)).call()
     by_factor = sign_typed(factor.account, offer_typed(env, reg.part0, bank, terms, nonce, deadline))
-    err = revert_of(f.offerFinancingWithSignature(reg.part0, terms, factor.account.address, nonce, deadline,
+    err = revert_of(f.offerFinancingWithSignature(reg.part0, signed_offer_id(env, reg.part0, bank, nonce), terms, factor.account.address, nonce, deadline,
                                                   by_factor), operator)
     assert (err.name, err.args_) == ("ReceivableWrongSigner", (factor.account.address, factor.id, bank.id))
     cheaper = sign_typed(bank.account, offer_typed(env, reg.part0, bank, terms, nonce, deadline, advance_minor=900_000))
-    assert revert_of(f.offerFinancingWithSignature(reg.part0, terms, bank.account.address, nonce, deadline, cheaper),
+    assert revert_of(f.offerFinancingWithSignature(reg.part0, signed_offer_id(env, reg.part0, bank, nonce), terms, bank.account.address, nonce, deadline, cheaper),
                      operator).name == "ReceivableInvalidSignature"
     sig = sign_typed(bank.account, offer_typed(env, reg.part0, bank, terms, nonce, deadline))
-    receipt = env.send(f.offerFinancingWithSignature(reg.part0, terms, bank.account.address, nonce, deadline, sig),
+    # The offer id is signed with the terms: a relayer cannot send the offer under another id.
+    assert revert_of(f.offerFinancingWithSignature(reg.part0, new_offer_id(), terms, bank.account.address, nonce,
+                                                   deadline, sig), operator).name == "ReceivableInvalidSignature"
+    receipt = env.send(f.offerFinancingWithSignature(reg.part0, signed_offer_id(env, reg.part0, bank, nonce), terms, bank.account.address, nonce, deadline, sig),
                        operator, "offerFinancingWithSignature")
     offered = env.events(receipt, "FinancingOffered")[0].args
     assert (offered.financierId, offered.advanceMinor, offered.feeMinor) == (bank.id, 980_000, 1_000)
-    assert revert_of(f.offerFinancingWithSignature(reg.part0, terms, bank.account.address, nonce, deadline, sig),
+    assert revert_of(f.offerFinancingWithSignature(reg.part0, signed_offer_id(env, reg.part0, bank, nonce), terms, bank.account.address, nonce, deadline, sig),
                      operator).name == "ReceivableInvalidNonce"
 
 
@@ -944,7 +986,7 @@ def test_contract_wallets_approve_with_erc1271(env: Env) -> None:
     terms = (1_950_000, 0, 50_000, 2, deadline)
     b_nonce = f.nonces(ms_bank.id, key_of(reg.part0)).call()
     sig = safe_signature(env, bank_safe, owners[:2], offer_typed(env, reg.part0, ms_bank, terms, b_nonce, deadline))
-    receipt = env.send(f.offerFinancingWithSignature(reg.part0, terms, bank_safe.address, b_nonce, deadline, sig),
+    receipt = env.send(f.offerFinancingWithSignature(reg.part0, signed_offer_id(env, reg.part0, ms_bank, b_nonce), terms, bank_safe.address, b_nonce, deadline, sig),
                        operator, "offerFinancingWithSignature (Safe 2-of-3, ERC-1271)")
     offer_id = env.events(receipt, "FinancingOffered")[0].args.offerId
     env.send(f.acceptOffer(reg.part0, offer_id), supplier)
@@ -1246,9 +1288,10 @@ def test_unknown_parts_expired_offers_and_a_second_receipt_are_refused(env: Env)
     env.send(f.confirm(reg.id), buyer)
     env.send(f.requestFinancing(reg.part0, bank.id), supplier)
     now = env.chain.w3.eth.get_block("latest")["timestamp"]
-    err = revert_of(f.offerFinancing(reg.part0, 9_000, 0, 50_000, 1, now - 1), bank)
-    assert (err.name, err.args_) == ("ReceivableOfferExpired", (reg.part0, 0, now - 1))
-    receipt = env.send(f.offerFinancing(reg.part0, 9_000, 0, 50_000, 1, now + 3600), bank)
+    stale = new_offer_id()
+    err = revert_of(f.offerFinancing(reg.part0, stale, 9_000, 0, 50_000, 1, now - 1), bank)
+    assert (err.name, err.args_) == ("ReceivableOfferExpired", (reg.part0, stale, now - 1))
+    receipt = env.send(f.offerFinancing(reg.part0, new_offer_id(), 9_000, 0, 50_000, 1, now + 3600), bank)
     offer_id = env.events(receipt, "FinancingOffered")[0].args.offerId
     advance_days(env, 1)
     err = revert_of(f.acceptOffer(reg.part0, offer_id), supplier)

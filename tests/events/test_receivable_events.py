@@ -44,14 +44,12 @@ def test_receivable_lifecycle_events_reach_its_parties_only(world: World) -> Non
                   json={"financier_id": "bank"}))
     world.step()
     valid_until = (datetime.now(timezone.utc) + timedelta(days=2)).isoformat()
-    _ok(http.post(f"/v1/receivables/{rid}/parts/{tier2_part}/offers", headers=world.h("bank"),
-                  json={"discount_rate": "0.06", "day_count": "ACT/365", "fee": {"value": 500, "currency": "CNY"},
-                        "valid_until": valid_until}))
+    created = _ok(http.post(f"/v1/receivables/{rid}/parts/{tier2_part}/offers", headers=world.h("bank"),
+                            json={"discount_rate": "0.06", "day_count": "ACT/365",
+                                  "fee": {"value": 500, "currency": "CNY"}, "valid_until": valid_until}), 201)
     world.step()
-    offer = next(p for p in _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("tier2")), 200)["parts"]
-                 if p["id"] == tier2_part)["offer"]
     _ok(http.post(f"/v1/receivables/{rid}/parts/{tier2_part}/acceptances", headers=world.h("tier2"),
-                  json={"offer_id": offer["offer_id"]}))
+                  json={"offer_id": created["id"]}))  # the id the offer's create answered
     world.step()
     assert _overdue_job(world) == 0  # not yet
     world.advance_days(30 + 30 + 1)  # due date + 30 days' grace + 1
@@ -81,6 +79,9 @@ def test_receivable_lifecycle_events_reach_its_parties_only(world: World) -> Non
     assert set(flow) - {"financing.requested", "financing.offered", "financing.accepted"} <= set(got)
     tier2 = [e["type"] for e in all_events(http, world.h("tier2")) if e["data"]["object_id"] == rid]
     assert {"receivable.transferred", "financing.requested", "financing.offered", "financing.accepted"} <= set(tier2)
+    [offered] = [e for e in all_events(http, world.h("bank"), types="financing.offered")
+                 if e["data"]["object_id"] == rid]
+    assert offered["data"]["object"]["part"]["offer_id"] == created["id"]  # the create answer's id
     bank = [e["type"] for e in all_events(http, world.h("bank")) if e["data"]["object_id"] == rid]
     assert {"financing.offered", "financing.accepted", "receivable.defaulted", "receivable.repayment_reported",
             "receivable.part_repaid", "receivable.repaid"} <= set(bank)

@@ -162,8 +162,9 @@ def test_a_bank_offers_from_its_safe_multisig_through_erc1271(world: World) -> N
             422, "signature-invalid")
     assert _writes(world) == before
     done = _ok(http.post(f"/v1/receivables/{rid}/parts/{part}/offers", headers=world.h("bank"),
-                         json=dict(body, signature=_safe_signature(world, safe, owners[1:], typed))))
-    assert done["operations"][0]["kind"] == "offer_signed"
+                         json=dict(body, signature=_safe_signature(world, safe, owners[1:], typed))), 201)
+    assert done["pending_operations"][0]["kind"] == "offer_signed" and done["signer"].lower() == safe.lower()
+    assert done["id"] == typed["message"]["offerId"]  # the id the Safe's owners approved
     world.step()
     rec = _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("acme")), 200)
     offer = rec["parts"][0]["offer"]

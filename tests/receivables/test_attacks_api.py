@@ -139,7 +139,7 @@ def test_bad_input_and_attacks_are_refused_without_writing(world: World) -> None
     check(http.post(f"/v1/receivables/{rid}/parts/{part}/offers", headers=world.h("bank"), json=offer_body),
           404, "receivable-not-found")
     check(http.post(f"/v1/receivables/{rid}/parts/{part}/acceptances", headers=world.h("acme"),
-                    json={"offer_id": "1"}), 409, "offer-not-current")
+                    json={"offer_id": "0x" + "11" * 32}), 409, "offer-not-current")
     _ok(http.post(f"/v1/receivables/{rid}/parts/{part}/financing-request", headers=world.h("acme"),
                   json={"financier_id": "bank"}))
     world.step()

@@ -84,9 +84,23 @@ def test_lifecycle_with_tier2_financing_repayment_and_history(world: World) -> N
                   json={"financier_id": "bank"}))
     world.step()
     valid_until = (datetime.now(timezone.utc) + timedelta(days=3)).replace(microsecond=0).isoformat()
-    done = _ok(http.post(f"/v1/receivables/{rid}/parts/{tier2_part}/offers", headers=world.h("bank"),
-                         json={"discount_rate": "0.05", "day_count": "ACT/360",
-                               "fee": {"value": 10_000, "currency": "CNY"}, "valid_until": valid_until}))
+    offer_request = {"discount_rate": "0.05", "day_count": "ACT/360", "fee": {"value": 10_000, "currency": "CNY"},
+                     "valid_until": valid_until}
+    keyed = {**world.h("bank"), "Idempotency-Key": "offer-tier2-part"}
+    created = http.post(f"/v1/receivables/{rid}/parts/{tier2_part}/offers", headers=keyed, json=offer_request)
+    done = _ok(created, 201)
+    # 201 with the offer: its id assigned before the transaction, its pending `offer` operation inside
+    assert len(done["id"]) == 66 and done["id"].startswith("0x") and done["status"] == "pending"
+    assert (done["part_id"], done["financier_id"], done["receivable_id"]) == (tier2_part, "bank", rid)
+    assert done["valid_until"] == valid_until.replace("+00:00", "Z")
+    [offer_op] = done["pending_operations"]
+    assert offer_op["kind"] == "offer" and offer_op["status"] == "pending" and offer_op["offer_id"] == done["id"]
+    pending = _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("bank")), 200)["pending_operations"]
+    assert [o["offer_id"] for o in pending] == [done["id"]]
+    # the same key and request: the same offer again (not a second one)
+    replay = http.post(f"/v1/receivables/{rid}/parts/{tier2_part}/offers", headers=keyed, json=offer_request)
+    assert replay.status_code == 201 and replay.json() == done
+    assert replay.headers["Idempotent-Replayed"] == "true"
     expected = financing_terms(30_000_000, "CNY", 50_000, world.today(), today + timedelta(days=90),
                                DayCountBasis.ACT_360, 10_000)
     assert done["terms"]["advance"]["value"] == expected.advance_minor
@@ -96,12 +110,13 @@ def test_lifecycle_with_tier2_financing_repayment_and_history(world: World) -> N
     offer = next(p for p in rec["parts"] if p["id"] == tier2_part)["offer"]
     assert offer["advance"]["value"] == expected.advance_minor
     # ids are strings; valid_until comes back as it went in, RFC 3339 UTC with Z
-    assert isinstance(offer["offer_id"], str) and offer["offer_id"].isdigit()
+    assert offer["offer_id"] == done["id"]  # the create answer's id, confirmed on chain
     assert offer["valid_until"] == valid_until.replace("+00:00", "Z")
     typed = _ok(http.get(f"/v1/receivables/{rid}/parts/{tier2_part}/acceptance-typed-data",
                          headers=world.h("tier2")), 200)
+    assert typed["message"]["offerId"] == done["id"]
     _ok(http.post(f"/v1/receivables/{rid}/parts/{tier2_part}/acceptances", headers=world.h("tier2"),
-                  json={"offer_id": offer["offer_id"], "signature": sign_typed(tier2_key, typed),
+                  json={"offer_id": done["id"], "signature": sign_typed(tier2_key, typed),
                         "deadline": typed["message"]["deadline"]}))
     world.step()
 
@@ -109,14 +124,14 @@ def test_lifecycle_with_tier2_financing_repayment_and_history(world: World) -> N
     _ok(http.post(f"/v1/receivables/{rid}/parts/{part0}/financing-request", headers=world.h("acme"),
                   json={"financier_id": "factor"}))
     world.step()
-    _ok(http.post(f"/v1/receivables/{rid}/parts/{part0}/offers", headers=world.h("factor"),
-                  json={"discount_rate": "0.04", "day_count": "ACT/365", "fee": {"value": 0, "currency": "CNY"},
-                        "valid_until": valid_until}))
+    offer0 = _ok(http.post(f"/v1/receivables/{rid}/parts/{part0}/offers", headers=world.h("factor"),
+                           json={"discount_rate": "0.04", "day_count": "ACT/365",
+                                 "fee": {"value": 0, "currency": "CNY"}, "valid_until": valid_until}), 201)
+    assert offer0["id"] != done["id"]
     world.step()
-    rec = _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("acme")), 200)
-    offer0 = next(p for p in rec["parts"] if p["id"] == part0)["offer"]
+    # accepted by the id its create answered, with no read in between
     _ok(http.post(f"/v1/receivables/{rid}/parts/{part0}/acceptances", headers=world.h("acme"),
-                  json={"offer_id": offer0["offer_id"]}))
+                  json={"offer_id": offer0["id"]}))
     world.step()
 
     rec = _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("bank")), 200)
@@ -225,7 +240,7 @@ def test_overdue_then_default_by_financier(world: World) -> None:
     valid_until = (datetime.now(timezone.utc) + timedelta(days=2)).isoformat()
     _ok(http.post(f"/v1/receivables/{rid}/parts/{part}/offers", headers=world.h("bank"),
                   json={"discount_rate": "0.06", "day_count": "ACT/365", "fee": {"value": 500, "currency": "CNY"},
-                        "valid_until": valid_until}))
+                        "valid_until": valid_until}), 201)
     world.step()
     offer = _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("acme")), 200)["parts"][0]["offer"]
     _ok(http.post(f"/v1/receivables/{rid}/parts/{part}/acceptances", headers=world.h("acme"),
@@ -268,7 +283,7 @@ def test_a_reported_repayment_leaves_the_financier_its_default_remedy(world: Wor
     valid_until = (datetime.now(timezone.utc) + timedelta(days=2)).isoformat()
     _ok(http.post(f"/v1/receivables/{rid}/parts/{part}/offers", headers=world.h("bank"),
                   json={"discount_rate": "0.06", "day_count": "ACT/365", "fee": {"value": 0, "currency": "CNY"},
-                        "valid_until": valid_until}))
+                        "valid_until": valid_until}), 201)
     world.step()
     offer = _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("acme")), 200)["parts"][0]["offer"]
     _ok(http.post(f"/v1/receivables/{rid}/parts/{part}/acceptances", headers=world.h("acme"),

@@ -43,7 +43,8 @@ def test_sign_shows_what_the_buyer_owes(tmp_path: Path, capsys: pytest.CaptureFi
 def test_offer_terms_render_with_their_currency() -> None:
     from settlement.chain.describe import describe_typed_data
 
-    typed = td.offer_typed_data(31337, CONTRACT, part_id="0x" + "03" * 32, financier_onchain_id="0x" + "04" * 32,
+    typed = td.offer_typed_data(31337, CONTRACT, part_id="0x" + "03" * 32, offer_id="0x" + "05" * 32,
+                                financier_onchain_id="0x" + "04" * 32,
                                 amount_minor=1_000_000, currency="JPY", due_day=20_544, advance_minor=980_000,
                                 fee_minor=1_000, discount_rate_ppm=50_000, day_count_basis=1, valid_until=1_900_000_000,
                                 nonce=0, deadline=1_900_000_000)

@@ -386,7 +386,7 @@ _ALL = (
           "id supplier_id buyer_id invoice_hash face_value_minor currency"),
     _kind("receivable.part", ReceivablePart, "id",
           "id:text receivable_id:text index:int holder_id:text holder_onchain_id:text amount_minor:amount "
-          "financed:bool request_open:bool financier_id:text offer_id:int advance_minor:amount fee_minor:amount "
+          "financed:bool request_open:bool financier_id:text offer_id:text advance_minor:amount fee_minor:amount "
           "discount_rate_ppm:int day_count_basis:int offer_valid_until:int seller_id:text repaid_minor:amount",
           "id receivable_id index"),
     _kind("receivable.operation", ReceivableOperation, "id",

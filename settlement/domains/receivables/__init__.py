@@ -57,10 +57,10 @@ from settlement.domains.receivables.queries import (
     parts_of,
     payments_of,
 )
-from settlement.domains.receivables.terms import DayCountBasis
+from settlement.domains.receivables.terms import DayCountBasis, FinancingTerms
 from settlement.domains.receivables.typed_data import confirmation_typed_data, nonce_key, typed_data_digest
 
-__all__ = ["check_evidence", "Actor", "Accepted", "ChainFacts", "DayCountBasis", "EvidenceCheck", "HistoryEntry", "display_status",
+__all__ = ["check_evidence", "Actor", "Accepted", "ChainFacts", "DayCountBasis", "FinancingTerms", "EvidenceCheck", "HistoryEntry", "display_status",
            "read_chain_facts", "forget_chain_time", "invoice_identity_of", "register_receivable",
            "cancel_receivable", "reject_receivable", "confirm_receivable",
            "confirmation_typed_data", "confirm_with_signature", "split_part", "transfer_part", "request_financing",

@@ -344,6 +344,7 @@ class Accepted:
     operations: tuple[ReceivableOperation, ...]
     part_ids: tuple[str, ...] = ()
     terms: FinancingTerms | None = None
+    offer_id: str | None = None  # a financing offer's id, assigned before it is sent
 
     @property
     def operation(self) -> ReceivableOperation:

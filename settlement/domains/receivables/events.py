@@ -262,7 +262,7 @@ def on_financing_withdrawn(session: Session, lg: DecodedLog, p: ReceivablePart, 
 @_part_event()
 def on_financing_offered(session: Session, lg: DecodedLog, p: ReceivablePart, r: Receivable) -> None:
     a = lg.args
-    p.offer_id = int(a["offerId"])
+    p.offer_id = str(a["offerId"]).lower()  # the id the service assigned (ReceivableOperation.params)
     p.advance_minor, p.fee_minor = int(a["advanceMinor"]), int(a["feeMinor"])
     p.discount_rate_ppm, p.day_count_basis = int(a["discountRatePpm"]), int(a["dayCountBasis"])
     p.offer_valid_until = int(a["validUntil"])

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -135,12 +136,16 @@ def offer_typed_data(facts: ChainFacts, session: Session, actor: Actor, receivab
 def _offer_typed(facts: ChainFacts, session: Session, r: Receivable, p: ReceivablePart, terms: FinancingTerms,
                  rate_ppm: int, basis: int, valid_until_s: int, deadline: int) -> dict[str, Any]:
     financier = session.get(Member, p.financier_id)
+    nonce = signature_nonce(facts, financier, p.id)
+    # A signed offer's id comes from its nonce (used once on chain), so the id the financier signs
+    # is the one the service sends and answers with.
+    offer_id = approvals.offer_id_of(facts.chain_id, facts.contract, part_id=p.id,
+                                     financier_onchain_id=financier.onchain_id, salt=nonce)
     return approvals.offer_typed_data(
-        facts.chain_id, facts.contract, part_id=p.id, financier_onchain_id=financier.onchain_id,
+        facts.chain_id, facts.contract, part_id=p.id, offer_id=offer_id, financier_onchain_id=financier.onchain_id,
         amount_minor=p.amount_minor, currency=r.currency, due_day=day_number(r.due_date),
         advance_minor=terms.advance_minor, fee_minor=terms.fee_minor, discount_rate_ppm=rate_ppm,
-        day_count_basis=basis, valid_until=valid_until_s, nonce=signature_nonce(facts, financier, p.id),
-        deadline=deadline)
+        day_count_basis=basis, valid_until=valid_until_s, nonce=nonce, deadline=deadline)
 
 
 def offer_financing(facts: ChainFacts, session: Session, actor: Actor, receivable_id: str, part_id: str, *,
@@ -158,11 +163,17 @@ def offer_financing(facts: ChainFacts, session: Session, actor: Actor, receivabl
               "basis": int(basis), "valid_until": valid_until_s,
               "financing_date": min(facts.today, r.due_date).isoformat()}
     if signature is None:
+        # The id is assigned here, before the transaction: a random salt, stored with the operation.
+        financier = session.get(Member, p.financier_id)
+        salt = secrets.randbits(256)
+        offer_id = approvals.offer_id_of(facts.chain_id, facts.contract, part_id=p.id,
+                                         financier_onchain_id=financier.onchain_id, salt=salt)
         signer_key = custodial_signer(session, actor.member_id)
-        args = [p.id, terms.advance_minor, terms.fee_minor, rate_ppm, int(basis), valid_until_s]
+        args = [p.id, offer_id, terms.advance_minor, terms.fee_minor, rate_ppm, int(basis), valid_until_s]
         op = write_operation(session, r, actor, "offer", function="offerFinancing", args=args, signer=signer_key,
-                             gas=GAS["offer"], part_id=p.id, params=params)
-        return Accepted(r, (op,), terms=terms)
+                             gas=GAS["offer"], part_id=p.id,
+                             params={**params, "offer_id": offer_id, "offer_salt": hex(salt)})
+        return Accepted(r, (op,), terms=terms, offer_id=offer_id)
     approvals.check_approval_signature(signature)
     if deadline is None:
         raise ValidationError("a signed offer needs its deadline", field="deadline")
@@ -170,18 +181,19 @@ def offer_financing(facts: ChainFacts, session: Session, actor: Actor, receivabl
     typed = _offer_typed(facts, session, r, p, terms, rate_ppm, int(basis), valid_until_s, deadline)
     financier = session.get(Member, p.financier_id)
     account = check_signed_by(facts, session, typed, signature, financier, signer)
-    nonce = typed["message"]["nonce"]
-    args = [p.id, [terms.advance_minor, terms.fee_minor, rate_ppm, int(basis), valid_until_s], account, nonce,
-            deadline, signature.lower()]
+    nonce, offer_id = typed["message"]["nonce"], typed["message"]["offerId"]
+    args = [p.id, offer_id, [terms.advance_minor, terms.fee_minor, rate_ppm, int(basis), valid_until_s], account,
+            nonce, deadline, signature.lower()]
     op = write_operation(session, r, actor, "offer_signed", function="offerFinancingWithSignature", args=args,
                          signer=facts.relayer, gas=GAS["offer_signed"], part_id=p.id,
-                         params={**params, "signer": account, "deadline": deadline, "nonce": str(nonce)},
+                         params={**params, "offer_id": offer_id, "signer": account, "deadline": deadline,
+                                 "nonce": str(nonce)},
                          nonce_member_id=financier.id)
-    return Accepted(r, (op,), terms=terms)
+    return Accepted(r, (op,), terms=terms, offer_id=offer_id)
 
 
 def _for_seller(facts: ChainFacts, session: Session, actor: Actor, receivable_id: str, part_id: str,
-                offer_id: int | None) -> tuple[Receivable, ReceivablePart]:
+                offer_id: str | None) -> tuple[Receivable, ReceivablePart]:
     require_role(actor, "supplier")
     r = get_receivable(session, actor, receivable_id, for_update=True)
     p = part_of(session, r, part_id)
@@ -221,7 +233,7 @@ def _accept_typed(facts: ChainFacts, session: Session, p: ReceivablePart, deadli
     financier = session.get(Member, p.financier_id)
     r = session.get(Receivable, p.receivable_id)
     return approvals.accept_typed_data(
-        facts.chain_id, facts.contract, part_id=p.id, offer_id=int(p.offer_id or 0),
+        facts.chain_id, facts.contract, part_id=p.id, offer_id=p.offer_id,
         financier_onchain_id=financier.onchain_id, amount_minor=p.amount_minor, currency=r.currency,
         due_day=day_number(r.due_date), advance_minor=int(p.advance_minor or 0), fee_minor=int(p.fee_minor or 0),
         discount_rate_ppm=int(p.discount_rate_ppm or 0), day_count_basis=int(p.day_count_basis or 0),
@@ -229,7 +241,7 @@ def _accept_typed(facts: ChainFacts, session: Session, p: ReceivablePart, deadli
 
 
 def accept_offer(facts: ChainFacts, session: Session, actor: Actor, receivable_id: str, part_id: str, *,
-                 offer_id: int, signature: str | None = None, deadline: int | None = None,
+                 offer_id: str, signature: str | None = None, deadline: int | None = None,
                  signer: str | None = None) -> Accepted:
     """The holder accepts the current offer: custodially, or with its own approval of
     ``AcceptFinancingOffer`` over the offer's terms (a key's signature or its contract wallet's,

@@ -46,7 +46,7 @@ from settlement.store.models import Member, MemberAccount
 from settlement.store.models.receivables import Receivable
 
 __all__ = ["DOMAIN_NAME", "DOMAIN_VERSION", "SIGNATURE_HEX_LEN", "SIGNATURE_HEX_LEN_MAX", "nonce_key",
-           "confirm_typed_data", "offer_typed_data", "accept_typed_data", "typed_data_digest", "recover_signer",
+           "confirm_typed_data", "offer_id_of", "offer_typed_data", "accept_typed_data", "typed_data_digest", "recover_signer",
            "check_signature_hex", "check_approval_signature", "signature_nonce", "deadline_within",
            "confirmation_typed_data", "confirm_typed", "check_signed_by"]
 
@@ -86,8 +86,9 @@ _PART_TERMS = [
     {"name": "nonce", "type": "uint256"},
     {"name": "deadline", "type": "uint256"},
 ]
-_OFFER_TYPE = [{"name": "partId", "type": "bytes32"}, {"name": "financierId", "type": "bytes32"}, *_PART_TERMS]
-_ACCEPT_TYPE = [{"name": "partId", "type": "bytes32"}, {"name": "offerId", "type": "uint64"},
+_OFFER_TYPE = [{"name": "partId", "type": "bytes32"}, {"name": "offerId", "type": "bytes32"},
+               {"name": "financierId", "type": "bytes32"}, *_PART_TERMS]
+_ACCEPT_TYPE = [{"name": "partId", "type": "bytes32"}, {"name": "offerId", "type": "bytes32"},
                 {"name": "financierId", "type": "bytes32"}, *_PART_TERMS]
 NONCE_KEY_BITS = 192
 
@@ -126,19 +127,35 @@ def _part_terms(amount_minor: int, currency: str, due_day: int, advance_minor: i
             "validUntil": valid_until, "nonce": nonce, "deadline": deadline}
 
 
-def offer_typed_data(chain_id: int, contract: str, *, part_id: str, financier_onchain_id: str,
+def offer_id_of(chain_id: int, contract: str, *, part_id: str, financier_onchain_id: str, salt: int) -> str:
+    """A financing offer's id, assigned by the service before the offer is sent (the registry keys
+    offers by it and refuses one used before): keccak256(abi.encode(chainId, registry, partId,
+    financierId, salt)), ``salt`` a random 256-bit number the service stores with the operation
+    (custodial offers) or the financier's signature nonce (signed offers: the id is then known when
+    the typed data is built, and signed with the terms), as 0x-hex."""
+    if not 0 <= salt < 2**256:
+        raise ValueError("an offer id's salt is a uint256")
+    encoded = (chain_id.to_bytes(32, "big") + bytes(12) + bytes.fromhex(checksum_address(contract)[2:])
+               + bytes.fromhex(part_id[2:]) + bytes.fromhex(financier_onchain_id[2:]) + salt.to_bytes(32, "big"))
+    if len(encoded) != 5 * 32:
+        raise ValueError("an offer id is derived from five 32-byte words")
+    return "0x" + keccak256(encoded).hex()
+
+
+def offer_typed_data(chain_id: int, contract: str, *, part_id: str, offer_id: str, financier_onchain_id: str,
                      **terms: Any) -> dict[str, Any]:
-    """``FinancingOffer``: the financier's terms on a part (amount, currency, due date, advance, fee,
-    rate, day-count basis, validity)."""
+    """``FinancingOffer``: the financier's terms on a part (offer id, amount, currency, due date,
+    advance, fee, rate, day-count basis, validity)."""
     return {
         "types": {"EIP712Domain": _DOMAIN_TYPE, "FinancingOffer": _OFFER_TYPE},
         "primaryType": "FinancingOffer",
         "domain": _domain(chain_id, contract),
-        "message": {"partId": part_id, "financierId": financier_onchain_id, **_part_terms(**terms)},
+        "message": {"partId": part_id, "offerId": offer_id, "financierId": financier_onchain_id,
+                    **_part_terms(**terms)},
     }
 
 
-def accept_typed_data(chain_id: int, contract: str, *, part_id: str, offer_id: int, financier_onchain_id: str,
+def accept_typed_data(chain_id: int, contract: str, *, part_id: str, offer_id: str, financier_onchain_id: str,
                       **terms: Any) -> dict[str, Any]:
     """``AcceptFinancingOffer``: the holder's acceptance of the current offer's terms."""
     return {

@@ -94,7 +94,7 @@ class ReceivablePart(Base):
     # The financing request and current offer, as the chain recorded them.
     request_open: Mapped[bool] = mapped_column(Boolean, default=False)
     financier_id: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
-    offer_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    offer_id: Mapped[str | None] = mapped_column(String(66), nullable=True)  # 0x-hex bytes32, assigned by the service
     advance_minor: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     fee_minor: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     discount_rate_ppm: Mapped[int | None] = mapped_column(Integer, nullable=True)

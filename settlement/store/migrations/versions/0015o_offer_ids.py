@@ -1,8 +1,8 @@
 """financing offer ids: a bytes32 the service assigns before sending (0x-hex), was the registry's
 uint64 counter (issue 15 item 4)
 
-Revision ID: 0014o
-Revises: 0013c
+Revision ID: 0015o
+Revises: 0014p
 
 The registry now keys offers by an id its caller chooses (ReceivableRegistry.offerFinancing), so a
 part's current offer id is text. An integer id from the former registry is kept as its decimal
@@ -11,8 +11,8 @@ text; no deployment of that registry exists.
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014o"
-down_revision = "0013c"
+revision = "0015o"
+down_revision = "0014p"
 branch_labels = None
 depends_on = None
 

@@ -5,6 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PYTEST_ARGS ?=
+# The suite in parallel (pytest-xdist): 3 workers, tests that share a module's fixture or must run
+# in order kept together (tests/conftest.py); `make test PYTEST_PARALLEL=` runs it serially.
+PYTEST_PARALLEL ?= -n 3 --dist loadgroup --durations=20
 
 .PHONY: run test deps contracts bench clean-state check-artifacts
 
@@ -18,7 +21,7 @@ test: deps
 	  hsm=$$(scripts/test-softhsm.sh) && echo "SoftHSM2 for tests: $$hsm" && \
 	  chromium=$$(scripts/test-chromium.sh) && echo "Chromium for the console tests: $$chromium" && \
 	  LEDGER_TEST_DATABASE_URL="$$url" LEDGER_TEST_HSM_MODULE="$$hsm" LEDGER_TEST_CHROMIUM="$$chromium" \
-	  $(PY) -m pytest $(PYTEST_ARGS)
+	  $(PY) -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 deps: $(VENV)/.installed node_modules/.installed contracts
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["Proc", "find_by_env", "kill_all"]
@@ -24,6 +24,7 @@ KILL_WAIT_S_MAX = 10.0
 class Proc:
     pid: int
     cmdline: str
+    env: dict[str, str] = field(default_factory=dict, repr=False, compare=False)  # its environment
 
 
 def _environ(pid: int) -> bytes | None:
@@ -50,13 +51,14 @@ def find_by_env(name: str, value: str) -> list[Proc]:
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         environ = _environ(int(entry.name))
-        if environ is None or needle not in environ.split(b"\0") or not _alive(int(entry.name)):
+        if environ is None or needle not in (pairs := environ.split(b"\0")) or not _alive(int(entry.name)):
             continue
+        env = dict(pair.decode(errors="replace").partition("=")[::2] for pair in pairs if b"=" in pair)
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:
             continue
-        found.append(Proc(int(entry.name), cmdline[:CMDLINE_LEN_MAX]))
+        found.append(Proc(int(entry.name), cmdline[:CMDLINE_LEN_MAX], env))
     return found
 
 

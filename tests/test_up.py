@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from settlement.chain.anvil import free_port
 
@@ -56,6 +57,7 @@ def stop(proc: subprocess.Popen) -> None:
     assert proc.wait(timeout=60) == 0
 
 
+@pytest.mark.slow(seconds=25)
 def test_up_demo_then_restart_keeps_everything(tmp_path):
     api_port, rpc_port = free_port(), free_port()
     api = f"http://127.0.0.1:{api_port}"

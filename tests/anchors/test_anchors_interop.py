@@ -94,6 +94,7 @@ def _json(abi_type: str, value: object) -> object:
     return to_json_value(abi_type, value)
 
 
+@pytest.mark.slow(seconds=40)
 def test_same_root_for_every_size_and_large_tree(world: dict) -> None:
     """Every tree (sizes 1..300, 20,000 leaves, pair and event leaves) has the JS library's root."""
     mismatched = [(k, len(t)) for (k, t, _, _), a in zip(world["ours"], world["answers"]) if t.root != a["root"]]

@@ -9,11 +9,13 @@ against a running anvil, including through a node URL that carries basic-auth cr
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from eth_account import Account
+import pytest
 from web3 import Web3
 
 from anchors import AnchorRef, StandardMerkleTree, build_proof_document
@@ -59,6 +61,7 @@ def _anchored_proof(rpc_url: str) -> dict:
     return build_proof_document(tree, 3, anchor=ref).to_json()
 
 
+@pytest.mark.slow(seconds=25)
 def test_auditor_package_installs_alone_and_verifies_a_proof_against_anvil(tmp_path: Path, anvil_factory) -> None:  # type: ignore[no-untyped-def]
     """A fresh venv gets ledger-anchors alone (no web3, FastAPI, SQLAlchemy, pyarrow...) and its
     command verifies an anchored proof on a running anvil; a tampered proof is refused; a node
@@ -70,7 +73,10 @@ def test_auditor_package_installs_alone_and_verifies_a_proof_against_anvil(tmp_p
     venv = tmp_path / "auditor"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip"]
-    subprocess.run([*pip, "install", "-q", str(ROOT / "ledger-anchors")], check=True, capture_output=True)
+    # A copy: pip builds in the source tree (build/, *.egg-info), and the suite runs in parallel.
+    source = shutil.copytree(ROOT / "ledger-anchors", tmp_path / "ledger-anchors",
+                             ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    subprocess.run([*pip, "install", "-q", str(source)], check=True, capture_output=True)
     installed = subprocess.run([*pip, "list", "--format=json"], check=True, capture_output=True, text=True).stdout
     names = {p["name"].lower() for p in json.loads(installed)}
     assert "ledger-anchors" in names

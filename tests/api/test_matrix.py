@@ -338,6 +338,7 @@ def _operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]
             for method, op in item.items() if method in ("get", "post", "put", "delete", "patch")]
 
 
+@pytest.mark.slow(seconds=50)
 def test_every_operation_x_every_member(world: World) -> None:
     schema = world.http.get("/openapi.json").json()
     ops = _operations(schema)

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from .demo_service import DemoService, start_demo
@@ -23,6 +24,7 @@ pytest.importorskip("schemathesis")
 
 MAX_EXAMPLES = 3
 REQUEST_TIMEOUT_S = 30
+SCHEMA_BUILD_TIMEOUT_S = 120
 RUN_TIMEOUT_S = 600
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 SEEDS = {"operator": 20261205, "retailer": 20261206, None: 20261207}
@@ -32,12 +34,16 @@ SEEDS = {"operator": 20261205, "retailer": 20261206, None: 20261207}
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoService]:
     s = start_demo(tmp_path_factory.mktemp("fuzz") / "home")
     try:
+        # The service builds its OpenAPI document on the first request for it (then keeps it):
+        # built here, unhurried, not inside schemathesis's 10 s schema-loading timeout, which a
+        # loaded machine (the suite runs in parallel) can exceed.
+        httpx.get(f"{s.api}/openapi.json", timeout=SCHEMA_BUILD_TIMEOUT_S).raise_for_status()
         yield s
     finally:
         s.stop()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=120)  # the three together: one worker, one service
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("member", ["operator", "retailer", None], ids=["operator", "finance", "no-key"])
 def test_schemathesis_finds_nothing(service: DemoService, member: str | None, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TOUR_TIMEOUT_S = 420
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=100)
 @pytest.mark.timeout(900)
 def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
     # `ledger` as this interpreter runs it (the checkout's code, whatever the venv has installed)

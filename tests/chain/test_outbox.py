@@ -11,6 +11,7 @@ import sys
 import time
 
 from eth_account import Account
+import pytest
 from sqlalchemy import func, select
 
 from settlement.chain.signing import keccak256
@@ -77,6 +78,7 @@ def _worker(env: dict[str, str]) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
+@pytest.mark.slow(seconds=90)
 def test_sigkill_during_dispatch_loses_and_duplicates_nothing(anvil_factory, database_url, tmp_path):
     """The worker process is killed with SIGKILL three times mid-dispatch; after a final
     restart every outbox row is on chain exactly once."""

@@ -25,6 +25,17 @@ SCREENSHOTS = ROOT / "docs" / "console"
 CHAIN_WAIT_S = 60  # how long a test waits for the chain (a record confirmed, a batch anchored)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``--dist loadgroup``) the package's tests run on one worker, in order:
+    one `ledger up --demo` and one Chromium for all, and test_zz_assets runs after the browser
+    tests whose requests it checks."""
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("console"))
+
+
 def chromium_path() -> str | None:
     configured = os.environ.get("LEDGER_TEST_CHROMIUM")
     if configured:

@@ -11,6 +11,7 @@ import uuid
 from datetime import date, timedelta
 
 from playwright.sync_api import expect
+import pytest
 
 from tests.console.conftest import CHAIN_WAIT_S, api, screenshot
 
@@ -22,6 +23,7 @@ def _wait_settled(page) -> None:
     page.reload()
 
 
+@pytest.mark.slow(seconds=150)
 def test_register_confirm_split_and_finance_a_receivable(open_as, demo):
     invoice = f"INV-{uuid.uuid4().hex[:8].upper()}"
     supplier = open_as("supplier")

@@ -436,6 +436,7 @@ class GovernanceMachine(RuleBasedStateMachine):
         assert s.registry.functions.memberOf(s.accounts["rogue"].address).call() == b"\0" * 32
 
 
+@pytest.mark.slow(seconds=40)
 def test_governance_state_machine(rpc_url: str) -> None:
     """Runs {GovernanceMachine} (bounded: a fresh deployment per example)."""
     GovernanceMachine.rpc_url = rpc_url

@@ -1258,6 +1258,7 @@ class ReceivableMachine(RuleBasedStateMachine):
             assert status == STATUS[r["status"]]
 
 
+@pytest.mark.slow(seconds=35)
 def test_state_machine_over_the_contract(env: Env) -> None:
     """Hypothesis drives the contract through random lifecycles (see ReceivableMachine)."""
     ReceivableMachine.env = env

@@ -574,6 +574,7 @@ class SettlementMachine(RuleBasedStateMachine):
         assert self.model.settled_nets == self.model.settled_flows
 
 
+@pytest.mark.slow(seconds=35)
 def test_settlement_state_machine(anvil_automine: Any) -> None:
     """Runs :class:`SettlementMachine` (see its docstring for the invariants) on one deployment,
     reverted to a snapshot between examples; derandomized, and checked to have reached payments

@@ -28,6 +28,7 @@ BETWEEN_S = 5.0
 PAUSE_S = 10.0
 
 
+@pytest.mark.slow(seconds=60)
 @pytest.mark.parametrize("mode", ["managed", "external"])
 def test_every_accepted_request_is_on_chain_exactly_once_through_faults(tmp_path, database_url, mode):
     external = mode == "external"

@@ -21,6 +21,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+import pytest
 
 from settlement.core.errors import (
     DuplicateError,
@@ -242,3 +243,4 @@ class GovernanceMachine(RuleBasedStateMachine):
 GovernanceMachine.TestCase.settings = settings(max_examples=20, stateful_step_count=30, deadline=None,
                                                suppress_health_check=[HealthCheck.too_slow])
 TestGovernanceMachine = GovernanceMachine.TestCase
+TestGovernanceMachine.pytestmark = [pytest.mark.slow(seconds=40)]  # run first (make test is parallel)

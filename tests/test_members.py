@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -310,9 +311,15 @@ def test_governance_seal_goes_through_the_running_service_outbox(runtime: Runtim
         code, out = _cli(runtime, ["governance", "seal"], capsys)
         assert code == 0 and "through its outbox" in out and "sealed" in out
         assert not runtime.bootstrap_open()
+        deadline = time.monotonic() + 30  # sealed once mined; confirmed when the follower has seen it
+        while True:
+            with runtime.db.read() as s:
+                statuses = list(s.scalars(select(OutboxRow.status).where(OutboxRow.kind == SEAL_KIND)))
+            if statuses != ["mined"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert statuses == ["confirmed"]
         with runtime.db.read() as s:
-            rows = s.scalars(select(OutboxRow).where(OutboxRow.kind == SEAL_KIND)).all()
-            assert [r.status for r in rows] == ["confirmed"]
             assert s.scalar(select(func.count()).select_from(OutboxRow)
                             .where(OutboxRow.status.in_(("failed", "orphaned")))) == 0
     finally:

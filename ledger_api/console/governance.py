@@ -11,6 +11,7 @@ so who may propose, approve and execute is the API's rule, and the chain's (quor
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -69,15 +70,16 @@ def propose(ctx: Console) -> Response:
     data: dict[str, Any] = {k: v for k, v in values.items() if v and k != "roles"}
     data["roles"] = [r for r in _ROLES_SPLIT.split(values["roles"]) if r]
     try:
-        accepted = invoke(api.create_proposal, ctx, body=ProposalCreate.model_validate(data),
-                          idempotency_key=new_idempotency_key())
+        answer = invoke(api.create_proposal, ctx, body=ProposalCreate.model_validate(data),
+                        idempotency_key=new_idempotency_key())
+        proposal_id = json.loads(answer.body)["proposal"]["id"]  # the stored (replayable) answer
     except (LedgerError, pydantic.ValidationError) as exc:
         if not _refused(exc):
             raise
         errors, message = field_errors_of(exc)
         return _page(ctx, status_code=getattr(exc, "status", 422), errors=errors, message=message, values=values,
                      failed="propose")
-    return RedirectResponse(f"{BASE}/governance?done=proposed#p-{accepted.proposal.id}", status_code=303)
+    return RedirectResponse(f"{BASE}/governance?done=proposed#p-{proposal_id}", status_code=303)
 
 
 @router.post("/governance/proposals/{proposal_id}/approve")

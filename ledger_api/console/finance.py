@@ -36,12 +36,13 @@ from ledger_api.console.web import (
 from ledger_api.routes import settlements as api
 from ledger_api.schemas.settlements import (
     CycleCreate,
+    NetPaymentCreate,
     PaymentCreate,
     RefundCreate,
     SettlementBatchCreate,
     SettlementCreate,
 )
-from settlement.core.errors import LedgerError, ValidationError
+from settlement.core.errors import LedgerError, PaidAmountMismatchError, ValidationError
 from settlement.domains import settlements as svc
 from settlement.domains.settlements.commands import STATES
 
@@ -413,15 +414,59 @@ def cycle_close(ctx: Console) -> Response:
     return RedirectResponse(f"{BASE}/netting-cycles/{cycle['id']}", status_code=303)
 
 
+def _cycle_page(ctx: Ctx, cycle_id: str, *, status_code: int = 200, errors: FieldErrors | None = None,
+                message: str | None = None, values: dict[str, str] | None = None) -> HTMLResponse:
+    c = invoke(api.get_cycle, ctx, cycle_id=cycle_id)
+    attested = {p.member_id for p in c.net_payments if p.status != "rejected"}
+    # The net payers (a negative net) whose payment into the cycle is not attested yet: the
+    # operator's form offers them, with what each owes (the API checks it again).
+    payers = [m for m in c.members if m.net.value < 0 and m.member_id not in attested]
+    done = ctx.request.query_params.get("done")
+    return render(ctx, "cycle_detail.html", status_code=status_code, c=c, payers=payers, errors=errors or {},
+                  message=message, values=values or {}, done=done if done in ("attested", "settled") else None)
+
+
 @router.get("/netting-cycles/{cycle_id}")
 def cycle_detail(cycle_id: api.CycleIdPath, ctx: Console) -> HTMLResponse:
-    return render(ctx, "cycle_detail.html", c=invoke(api.get_cycle, ctx, cycle_id=cycle_id))
+    return _cycle_page(ctx, cycle_id)
+
+
+@router.post("/netting-cycles/{cycle_id}/payments")
+def cycle_payment(cycle_id: api.CycleIdPath, ctx: Console) -> Response:
+    """The operator attests a net payer's payment it verified with the provider: through
+    ``POST /v1/netting-cycles/{id}/payments``'s handler (the operator only; exactly the net owed)."""
+    values = {name: ctx.field(name).strip() for name in ("member", "provider", "provider_transaction_id", "amount")}
+    try:
+        currency = invoke(api.get_cycle, ctx, cycle_id=cycle_id).currency
+        try:
+            amount = {"value": i18n.to_minor(values["amount"], currency), "currency": currency}
+        except LedgerError as exc:
+            raise ValidationError(exc.detail, field="amount") from None
+        body = NetPaymentCreate.model_validate({"member": values["member"], "provider": values["provider"],
+                                                "provider_transaction_id": values["provider_transaction_id"],
+                                                "amount": amount})
+        invoke(api.attest_net_payment, ctx, cycle_id=cycle_id, body=body)
+    except (LedgerError, pydantic.ValidationError) as exc:
+        if isinstance(exc, LedgerError) and exc.status in (401, 403, 404):
+            raise
+        errors, message = field_errors_of(exc)
+        if isinstance(exc, PaidAmountMismatchError) and message is not None:  # about the amount typed in
+            errors.setdefault("amount", []).append(message)
+            message = None
+        return _cycle_page(ctx, cycle_id, status_code=getattr(exc, "status", 422), errors=errors, message=message,
+                           values=values)
+    return RedirectResponse(f"{BASE}/netting-cycles/{cycle_id}?done=attested", status_code=303)
 
 
 @router.post("/netting-cycles/{cycle_id}/settle")
 def cycle_settle(cycle_id: api.CycleIdPath, ctx: Console) -> Response:
-    invoke(api.settle_cycle, ctx, cycle_id=cycle_id)
-    return RedirectResponse(f"{BASE}/netting-cycles/{cycle_id}", status_code=303)
+    try:
+        invoke(api.settle_cycle, ctx, cycle_id=cycle_id)
+    except LedgerError as exc:
+        if exc.status in (401, 403, 404):
+            raise
+        return _cycle_page(ctx, cycle_id, status_code=exc.status, message=exc.detail)
+    return RedirectResponse(f"{BASE}/netting-cycles/{cycle_id}?done=settled", status_code=303)
 
 
 # -- balances ------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ and :func:`invoke`, which calls an API route's own handler with the API's own au
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import secrets
 import typing
@@ -49,13 +50,19 @@ from ledger_api.deps import (
     get_session,
     principal_of,
 )
-from settlement.core.errors import AuthenticationError, ForbiddenError, LedgerError
+from settlement.core.errors import (
+    AuthenticationError,
+    ForbiddenError,
+    LedgerError,
+    SignatureExpiredError,
+    SignatureInvalidError,
+)
 from settlement.domains.members import console_sessions
 from settlement.runtime import Runtime
 
 __all__ = ["ASSETS_PATH", "BASE", "CSRF_FIELD", "SESSION_COOKIE", "Console", "ConsoleRoute", "Ctx", "FieldErrors",
            "Public", "authorised_for", "console_csp", "field_errors_of", "invoke", "new_idempotency_key", "page_router",
-           "query_of", "render", "require_session", "safe_next"]
+           "js_safe", "query_of", "render", "require_session", "safe_next", "signature_errors_of", "typed_json"]
 
 log = logging.getLogger("ledger_api.console")
 
@@ -217,6 +224,17 @@ def field_errors_of(exc: Exception, *, prefix: str = "body.") -> tuple[FieldErro
     return errors, str(exc)
 
 
+def signature_errors_of(exc: Exception) -> tuple[FieldErrors, str | None]:
+    """:func:`field_errors_of` for a signing form: the API's ``signature-invalid`` and
+    ``signature-expired`` problems are about the pasted or wallet-made signature, so one that names
+    no field is shown next to the signature field."""
+    errors, message = field_errors_of(exc)
+    if isinstance(exc, (SignatureInvalidError, SignatureExpiredError)) and message is not None:
+        errors.setdefault("signature", []).append(message)
+        message = None
+    return errors, message
+
+
 # -- calling the API's handlers ---------------------------------------------------------------------------
 
 
@@ -304,6 +322,30 @@ def query_of(ctx: Ctx, handler: Callable[..., Any], *names: str) -> tuple[dict[s
         except pydantic.ValidationError as exc:
             errors[name] = [str(e.get("msg", ""))[:200] for e in exc.errors()[:3]]
     return values, errors
+
+
+JS_SAFE_INT_MAX = 2**53 - 1
+
+
+def js_safe(value: Any) -> Any:
+    """Typed data for the browser: integers past 2^53 as decimal strings (a JavaScript number would
+    round them; eth_signTypedData_v4 takes uint values as strings), the rest unchanged."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and abs(value) > JS_SAFE_INT_MAX:
+        return str(value)
+    if isinstance(value, dict):
+        return {k: js_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [js_safe(v) for v in value]
+    return value
+
+
+def typed_json(typed: Any) -> str:
+    """EIP-712 typed data as the JSON a page hands to ``eth_signTypedData_v4`` (wallet.js reads it
+    from a ``<script type="application/json">``): big integers as strings, no ``<`` that could
+    end the script element."""
+    return json.dumps(js_safe(typed)).replace("<", "\\u003c")
 
 
 def new_idempotency_key() -> str:

@@ -89,7 +89,7 @@ def test_bars_are_integer_heights_within_the_plot(values):
 
 
 def test_typed_data_for_the_browser_keeps_big_integers_exact():
-    from ledger_api.console.receivables import js_safe
+    from ledger_api.console.web import js_safe
 
     nonce = (12345 << 64) | 7
     doc = {"message": {"nonce": nonce, "deadline": 1_800_000_000, "ok": True, "parts": [2**53, 2**53 - 1]}}

@@ -7,7 +7,9 @@
   answer again with ``Idempotent-Replayed: true``; the same key with another body (or on another
   route) is 409 ``idempotency-key-reused``; no key is 400 ``idempotency-key-required``. The key
   belongs to the calling member; the answer is stored in the same transaction as the work
-  (``settlement.store.idempotency``), so either both are committed or neither.
+  (``settlement.store.idempotency``), so either both are committed or neither;
+- :data:`LOCATION`: a create's ``Location`` header, declared in ``responses=``; :func:`idempotent`
+  sets it from the answer's body (``location=``), so a replay names the same object.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from settlement.runtime import Runtime
 from settlement.store import idempotency as idem
 from settlement.store.paging import CURSOR_LEN_MAX
 
-__all__ = ["CursorQuery", "IdempotencyKey", "idempotent", "idempotent_outside", "replayed_headers"]
+__all__ = ["LOCATION", "CursorQuery", "IdempotencyKey", "Locate", "idempotent", "idempotent_outside", "located",
+           "replayed_headers"]
 
 CursorQuery = Annotated[str | None, Query(min_length=1, max_length=CURSOR_LEN_MAX,
                                           description="next_cursor of the previous page")]
@@ -32,6 +35,17 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
                                                           "same on its retries")]
 
 Work = Callable[[Session], tuple[int, dict]]
+Locate = Callable[[dict], str]
+
+# The ``Location`` header as ``/openapi.json`` declares it (``responses={201: {"headers": LOCATION}}``).
+LOCATION: dict[str, Any] = {"Location": {
+    "description": "the path of the object this answer is about (a create's object; a 202's status to watch)",
+    "schema": {"type": "string", "maxLength": 200}}}
+
+
+def located(locate: Locate | None, payload: dict) -> dict[str, str]:
+    """The ``Location`` header of an answer, from its body (the stored one on a replay)."""
+    return {"Location": locate(payload)} if locate is not None else {}
 
 
 def replayed_headers(replayed: bool) -> dict[str, str]:
@@ -39,22 +53,26 @@ def replayed_headers(replayed: bool) -> dict[str, str]:
 
 
 def idempotent(runtime: Runtime, member_id: str, key: str | None, operation: str, request: Any, work: Work, *,
-               before: Callable[[], None] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+               before: Callable[[], None] | None = None, headers: dict[str, str] | None = None,
+               location: Locate | None = None) -> JSONResponse:
     """Answer a creating request once per (member, key): ``work`` runs in a write transaction
     that also stores its answer (status, JSON body); a retry with the same key and ``request``
     (the parsed body and whatever else selects the work, e.g. path ids) gets that answer again.
     ``operation`` names the route (``"POST /v1/receivables"``): a key reused on another route is
     a conflict. ``before`` runs only when the work will (chain reads, checks outside the
-    transaction): a replay skips it."""
+    transaction): a replay skips it. ``location`` names the answer's object from its body (the
+    ``Location`` header, the same on a replay)."""
     checked = idem.check_key(key)
     req_hash = idem.request_hash(operation, request)
     stored = idem.lookup(runtime.db, member_id, checked, req_hash)
     if stored is not None:
-        return JSONResponse(stored[1], status_code=stored[0], headers={**(headers or {}), **replayed_headers(True)})
+        return JSONResponse(stored[1], status_code=stored[0],
+                            headers={**(headers or {}), **located(location, stored[1]), **replayed_headers(True)})
     if before is not None:
         before()
     code, payload, replayed = idem.run(runtime.db, member_id, checked, req_hash, work)
-    return JSONResponse(payload, status_code=code, headers={**(headers or {}), **replayed_headers(replayed)})
+    return JSONResponse(payload, status_code=code,
+                        headers={**(headers or {}), **located(location, payload), **replayed_headers(replayed)})
 
 
 def idempotent_outside(runtime: Runtime, member_id: str, key: str | None, operation: str, request: Any,

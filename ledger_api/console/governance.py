@@ -75,7 +75,7 @@ def propose(ctx: Console) -> Response:
     try:
         answer = invoke(api.create_proposal, ctx, body=ProposalCreate.model_validate(data),
                         idempotency_key=new_idempotency_key())
-        proposal_id = json.loads(answer.body)["proposal"]["id"]  # the stored (replayable) answer
+        proposal_id = json.loads(answer.body)["id"]  # the stored (replayable) answer: 201 with the proposal
     except (LedgerError, pydantic.ValidationError) as exc:
         if not _refused(exc):
             raise

@@ -21,7 +21,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 from sqlalchemy.orm import Session
 
-from ledger_api.conventions import CursorQuery, IdempotencyKey, idempotent
+from ledger_api.conventions import LOCATION, CursorQuery, IdempotencyKey, idempotent
 from ledger_api.deps import CurrentMember, Principal, RuntimeDep
 from ledger_api.schemas import Problem
 from ledger_api.schemas.governance import (
@@ -147,10 +147,17 @@ def governance(runtime: RuntimeDep, member: CurrentMember) -> GovernancePublic:
         bootstrap_sealed=not runtime.bootstrap_open(), demo=params.demo)
 
 
-@router.post("/proposals", status_code=status.HTTP_202_ACCEPTED, response_model=ProposalAccepted,
-             summary="Propose a governance action (operator or a governor's member)")
+def proposal_at(body: dict) -> str:
+    """A proposal answer's ``Location``."""
+    return f"/v1/governance/proposals/{body['id']}"
+
+
+@router.post("/proposals", status_code=status.HTTP_201_CREATED, response_model=ProposalPublic,
+             responses={201: {"headers": LOCATION}},
+             summary="Propose a governance action (operator or a governor's member): 201 with the proposal (at "
+                     "`Location`); nothing changes until its quorum (and delay) and its execution")
 def create_proposal(body: ProposalCreate, runtime: RuntimeDep, member: CurrentMember,
-                    idempotency_key: IdempotencyKey = None) -> ProposalAccepted:
+                    idempotency_key: IdempotencyKey = None) -> ProposalPublic:
     require_proposer(runtime, member)
     action = gov.Action(body.action, member_id=body.member_id, name=body.name, country=body.country,
                         roles=tuple(body.roles), role=body.role, account=body.account, proposal_id=body.proposal_id)
@@ -158,12 +165,11 @@ def create_proposal(body: ProposalCreate, runtime: RuntimeDep, member: CurrentMe
 
     def work(session: Session) -> tuple[int, dict]:
         p = gov.propose(runtime, session, facts[0], action, proposed_by=member.member_id, description=body.description)
-        proposal = proposal_public(runtime, session, p, facts[0])
-        return status.HTTP_202_ACCEPTED, ProposalAccepted(proposal=proposal).model_dump(mode="json")
+        return status.HTTP_201_CREATED, proposal_public(runtime, session, p, facts[0]).model_dump(mode="json")
 
     return idempotent(runtime, member.member_id, idempotency_key,  # type: ignore[return-value]
                       "POST /v1/governance/proposals", body.model_dump(mode="json"), work,
-                      before=lambda: facts.append(gov.read_facts(runtime)))
+                      before=lambda: facts.append(gov.read_facts(runtime)), location=proposal_at)
 
 
 def propose(runtime: Runtime, member: Principal, action: gov.Action, description: str | None = None) -> ProposalPublic:

@@ -11,9 +11,9 @@ from fastapi import APIRouter, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from ledger_api.conventions import IdempotencyKey, idempotent, replayed_headers
+from ledger_api.conventions import LOCATION, IdempotencyKey, idempotent, replayed_headers
 from ledger_api.deps import CurrentMember, DbSession, OperatorMember, Principal, RuntimeDep
-from ledger_api.routes.governance import proposal_public, propose, require_proposer
+from ledger_api.routes.governance import proposal_at, proposal_public, propose, require_proposer
 from ledger_api.schemas import Problem
 from ledger_api.schemas.governance import ProposalAccepted
 from ledger_api.schemas.members import (
@@ -45,14 +45,25 @@ def member_public(session: Session, member: Member) -> MemberPublic:
                         created_at=member.created_at, updated_at=member.updated_at)
 
 
+def _onboarding_at(body: dict) -> str:
+    """An onboarding answer's ``Location``: the member's (201), or the proposal's that decides it
+    (202). From the body, not the branch: a key first used in the bootstrap window replays its 201
+    after the seal."""
+    if "proposal" in body:
+        return proposal_at(body["proposal"])
+    return f"/v1/members/{body['member']['id']}"
+
+
 def _forget(request: Request, member_id: str) -> None:
     request.app.state.registry_view.invalidate(member_id)
 
 
 @router.post("/members", status_code=status.HTTP_201_CREATED, response_model=MemberCreated | ProposalAccepted,
-             summary="Onboard a member: in the bootstrap window at once (operator; 201 with its first API key), "
-                     "after the seal as a governance proposal (202; the member appears once it executes)",
-             responses={202: {"model": ProposalAccepted}, 409: {"model": Problem}})
+             summary="Onboard a member: in the bootstrap window at once (operator; 201 with the member and its "
+                     "first API key, at `Location`), after the seal as a governance proposal (202 with the "
+                     "proposal, at `Location`; the member is created only if and when it executes)",
+             responses={201: {"headers": LOCATION}, 202: {"model": ProposalAccepted, "headers": LOCATION},
+                        409: {"model": Problem}})
 def create_member(body: MemberCreate, runtime: RuntimeDep, member: CurrentMember,
                   idempotency_key: IdempotencyKey = None) -> MemberCreated | ProposalAccepted:
     operation, request = "POST /v1/members", body.model_dump(mode="json")
@@ -67,8 +78,11 @@ def create_member(body: MemberCreate, runtime: RuntimeDep, member: CurrentMember
             made = ProposalAccepted(proposal=proposal_public(runtime, session, p, facts[0]))
             return status.HTTP_202_ACCEPTED, made.model_dump(mode="json")
 
+        # 202, not 201: no member exists yet (nor may ever: the governors decide); the proposal that
+        # decides it is what to watch, at Location (docs/api.md, "Creates").
         return idempotent(runtime, member.member_id, idempotency_key, operation, request,  # type: ignore[return-value]
-                          proposal, before=lambda: facts.append(governance.read_facts(runtime)))
+                          proposal, before=lambda: facts.append(governance.read_facts(runtime)),
+                          location=_onboarding_at)
     if "operator" not in member.roles:
         raise ForbiddenError("founding members are onboarded by the operator", required_roles=["operator"])
     if body.account is not None:
@@ -89,12 +103,13 @@ def create_member(body: MemberCreate, runtime: RuntimeDep, member: CurrentMember
             outbox_id=done.outbox_id).model_dump(mode="json")
 
     answer = idempotent(runtime, member.member_id, idempotency_key, operation, request, onboard,
-                        headers={"Cache-Control": "no-store"})
+                        headers={"Cache-Control": "no-store"}, location=_onboarding_at)
     if shown:
         payload = json.loads(answer.body)
         answer = JSONResponse({**payload, "api_key": {**payload["api_key"], "key": shown[0]}},
                               status_code=answer.status_code,
-                              headers={"Cache-Control": "no-store", **replayed_headers(False)})
+                              headers={"Cache-Control": "no-store", "Location": _onboarding_at(payload),
+                                       **replayed_headers(False)})
     return answer  # type: ignore[return-value]
 
 

@@ -1,6 +1,8 @@
 """Receivables (supply-chain finance): suppliers register and pass parts on, buyers confirm and
-repay, financiers offer and fund. Every command answers 202 with the operation(s) it enqueued;
-the receivable changes once the follower sees the contract's event.
+repay, financiers offer and fund. The creates answer 201 with their object, its chain
+operation(s) in ``pending_operations`` (register, split, transfer: the receivable, at its
+``Location``; an offer: the offer); the other commands answer 202 with the operation(s) they
+enqueued. The receivable changes once the follower sees the contract's event.
 
 Each handler reads what it needs from the node first (``read_chain_facts``), then opens its
 database transaction: the store's write lock is never held across an RPC round trip. Reads use
@@ -17,7 +19,7 @@ from fastapi import APIRouter, Depends, Path, Query, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from ledger_api.conventions import CursorQuery, IdempotencyKey, idempotent, replayed_headers
+from ledger_api.conventions import LOCATION, CursorQuery, IdempotencyKey, Locate, idempotent, replayed_headers
 from ledger_api.deps import CurrentMember, Principal, RuntimeDep, require_roles
 from ledger_api.schemas import Money as MoneyBody
 from ledger_api.schemas import Problem, money
@@ -84,10 +86,13 @@ def actor_of(p: Principal) -> Actor:
 
 
 def _op(op: ReceivableOperation) -> ReceivableOperationPublic:
+    params = op.params or {}
     return ReceivableOperationPublic(id=op.id, kind=op.kind, part_id=op.part_id, requested_by=op.requested_by,
                            status=op.status, error_name=op.error_name, error_args=op.error_args,
                            outbox_id=op.outbox_id, tx_hash=op.tx_hash, block_number=op.block_number,
-                           created_at=op.created_at, offer_id=(op.params or {}).get("offer_id"))
+                           created_at=op.created_at, offer_id=params.get("offer_id"),
+                           new_part_ids=list(params.get("new_part_ids") or ()) if op.kind == "split" else [],
+                           to_member_id=params.get("to_member_id") if op.kind == "transfer" else None)
 
 
 def _part(r: Receivable, p: ReceivablePart) -> PartPublic:
@@ -135,8 +140,7 @@ def _terms(t: svc.FinancingTerms) -> TermsPublic:
 def _accepted(facts: ChainFacts, session: Session, done: svc.Accepted) -> ReceivableAccepted:
     terms = _terms(done.terms) if done.terms is not None else None
     return ReceivableAccepted(receivable=_one(facts, session, done.receivable),
-                              operations=[_op(o) for o in done.operations], part_ids=list(done.part_ids),
-                              terms=terms)
+                              operations=[_op(o) for o in done.operations], terms=terms)
 
 
 def _m(body: MoneyBody) -> Money:
@@ -150,6 +154,17 @@ Answer = Callable[[ChainFacts, Session, svc.Accepted], tuple[int, dict]]
 
 def _accepted_202(facts: ChainFacts, session: Session, done: svc.Accepted) -> tuple[int, dict]:
     return status.HTTP_202_ACCEPTED, _accepted(facts, session, done).model_dump(mode="json")
+
+
+def _receivable_created(facts: ChainFacts, session: Session, done: svc.Accepted) -> tuple[int, dict]:
+    """201 with the receivable: the command's operation(s) in ``pending_operations`` (a split's
+    new part ids in its ``new_part_ids``, a transfer's moved part in its ``part_id``)."""
+    return status.HTTP_201_CREATED, _one(facts, session, done.receivable).model_dump(mode="json")
+
+
+def _receivable_at(body: dict) -> str:
+    """A receivable answer's ``Location``."""
+    return f"/v1/receivables/{body['id']}"
 
 
 def _offer_created(facts: ChainFacts, session: Session, done: svc.Accepted) -> tuple[int, dict]:
@@ -176,31 +191,31 @@ class Once:
 
 def _command(runtime: Runtime, who: Principal, command: Command, *, nonces_of: Sequence[tuple[str, int]] = (),
              invoice_hashes: Sequence[tuple[str, str]] = (), once: Once | None = None,
-             answer: Answer = _accepted_202) -> ReceivableAccepted:
+             answer: Answer = _accepted_202, location: Locate | None = None) -> ReceivableAccepted:
     """Read the chain facts, then run ``command`` in one write transaction and answer from it.
     With ``once`` the command is idempotent: its answer is stored in that transaction, and a
     retry with the same key gets it again (a JSONResponse then)."""
     if once is not None:
         facts_of = lambda: svc.read_chain_facts(runtime, nonces_of=nonces_of,  # noqa: E731
                                                 invoice_hashes=invoice_hashes)
-        return _idempotent(runtime, who, once, facts_of, command, answer)  # type: ignore[return-value]
+        return _idempotent(runtime, who, once, facts_of, command, answer, location)  # type: ignore[return-value]
     facts = svc.read_chain_facts(runtime, nonces_of=nonces_of, invoice_hashes=invoice_hashes)
     with runtime.db.transaction() as session:
         return _accepted(facts, session, command(facts, session, actor_of(who)))
 
 
 def _idempotent(runtime: Runtime, who: Principal, once: Once, facts_of: Callable[[], ChainFacts],
-                command: Command, answer: Answer = _accepted_202) -> JSONResponse:
+                command: Command, answer: Answer = _accepted_202, location: Locate | None = None) -> JSONResponse:
     """The command's answer (202 with what it enqueued, or ``answer``'s), once per key: the chain
     facts are read only when the work runs (a replay reads nothing), the answer stored in the
-    command's own transaction."""
+    command's own transaction; ``location`` its ``Location`` header, from the answer's body."""
     facts: list[ChainFacts] = []
 
     def work(session: Session) -> tuple[int, dict]:
         return answer(facts[0], session, command(facts[0], session, actor_of(who)))
 
     return idempotent(runtime, who.member_id, once.key, once.operation, once.request, work,
-                      before=lambda: facts.append(facts_of()))
+                      before=lambda: facts.append(facts_of()), location=location)
 
 
 TypedOf = Callable[[ChainFacts, Session, Actor], dict]
@@ -244,8 +259,9 @@ def invalidate_nonce(body: NonceInvalidation, runtime: RuntimeDep, who: CurrentM
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ReceivablePublic,
-             summary="Register a receivable against a buyer (supplier): 201 with the receivable, its registration "
-                     "in `pending_operations` until the chain confirms it")
+             responses={201: {"headers": LOCATION}},
+             summary="Register a receivable against a buyer (supplier): 201 with the receivable (at `Location`), "
+                     "its registration in `pending_operations` until the chain confirms it")
 def register(body: ReceivableCreate, runtime: RuntimeDep, who: Supplier,
              idempotency_key: IdempotencyKey = None) -> JSONResponse:
     identity = svc.invoice_identity_of(body.buyer_id, body.invoice_number)
@@ -259,7 +275,7 @@ def register(body: ReceivableCreate, runtime: RuntimeDep, who: Supplier,
 
     return idempotent(runtime, who.member_id, idempotency_key, "POST /v1/receivables", body.model_dump(mode="json"),
                       work, before=lambda: facts.append(svc.read_chain_facts(
-                          runtime, invoice_hashes=[identity] if identity else [])))
+                          runtime, invoice_hashes=[identity] if identity else [])), location=_receivable_at)
 
 
 @router.get("", response_model=ReceivablesPublic, summary="My receivables, by role (any member)")
@@ -352,26 +368,32 @@ def confirm_signed(receivable_id: ReceivableIdPath, body: SignedConfirmation, ru
 # -- parts -----------------------------------------------------------------------------------------------
 
 
-@router.post("/{receivable_id}/parts/{part_id}/split", status_code=status.HTTP_202_ACCEPTED,
-             response_model=ReceivableAccepted, summary="Split a part you hold (holder)")
+@router.post("/{receivable_id}/parts/{part_id}/split", status_code=status.HTTP_201_CREATED,
+             response_model=ReceivablePublic, responses={201: {"headers": LOCATION}},
+             summary="Split a part you hold (holder): 201 with the receivable (at `Location`), its `split` operation "
+                     "in `pending_operations` naming the new parts (`new_part_ids`) until the chain confirms it")
 def split(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: SplitRequest, runtime: RuntimeDep,
-          who: CurrentMember, idempotency_key: IdempotencyKey = None) -> ReceivableAccepted:
-    return _command(runtime, who, lambda f, s, a: svc.split_part(f, s, a, receivable_id, part_id,
-                                                                 [_m(x) for x in body.amounts]),
-                    once=Once(idempotency_key, "POST /v1/receivables/{id}/parts/{part}/split",
-                              [receivable_id, part_id, body.model_dump(mode="json")]))
+          who: CurrentMember, idempotency_key: IdempotencyKey = None) -> ReceivablePublic:
+    return _command(runtime, who, lambda f, s, a: svc.split_part(  # type: ignore[return-value]
+        f, s, a, receivable_id, part_id, [_m(x) for x in body.amounts]),
+        once=Once(idempotency_key, "POST /v1/receivables/{id}/parts/{part}/split",
+                  [receivable_id, part_id, body.model_dump(mode="json")]),
+        answer=_receivable_created, location=_receivable_at)
 
 
-@router.post("/{receivable_id}/parts/{part_id}/transfer", status_code=status.HTTP_202_ACCEPTED,
-             response_model=ReceivableAccepted,
-             summary="Pass a part (or an amount of it) to another member (holder)")
+@router.post("/{receivable_id}/parts/{part_id}/transfer", status_code=status.HTTP_201_CREATED,
+             response_model=ReceivablePublic, responses={201: {"headers": LOCATION}},
+             summary="Pass a part (or an amount of it: split first) to another member (holder): 201 with the "
+                     "receivable (at `Location`), its `transfer` operation (the part it moves in `part_id`; after "
+                     "a `split` when an amount is passed) in `pending_operations`")
 def transfer(receivable_id: ReceivableIdPath, part_id: PartIdPath, body: TransferRequest, runtime: RuntimeDep,
-             who: CurrentMember, idempotency_key: IdempotencyKey = None) -> ReceivableAccepted:
-    return _command(runtime, who, lambda f, s, a: svc.transfer_part(
+             who: CurrentMember, idempotency_key: IdempotencyKey = None) -> ReceivablePublic:
+    return _command(runtime, who, lambda f, s, a: svc.transfer_part(  # type: ignore[return-value]
         f, s, a, receivable_id, part_id, to_member_id=body.to_member_id,
         amount=_m(body.amount) if body.amount is not None else None),
         once=Once(idempotency_key, "POST /v1/receivables/{id}/parts/{part}/transfer",
-                  [receivable_id, part_id, body.model_dump(mode="json")]))
+                  [receivable_id, part_id, body.model_dump(mode="json")]),
+        answer=_receivable_created, location=_receivable_at)
 
 
 # -- financing -------------------------------------------------------------------------------------------

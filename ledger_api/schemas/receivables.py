@@ -121,6 +121,12 @@ class ReceivableOperationPublic(Out):
     created_at: datetime
     offer_id: str | None = Field(default=None, max_length=66,
                                  description="an offer operation's offer id (assigned before it is sent)")
+    new_part_ids: list[str] = Field(
+        default_factory=list, max_length=32,
+        description="a split's new parts, in order (their ids are assigned before it is sent: they appear in "
+                    "`parts` once the chain confirms it); empty for other operations")
+    to_member_id: str | None = Field(default=None, max_length=64,
+                                     description="a transfer's recipient (the part it moves is `part_id`)")
 
 
 class OfferPublic(Out):
@@ -192,11 +198,12 @@ class TermsPublic(Out):
 
 
 class ReceivableAccepted(Out):
-    """A command written and enqueued; each operation tracks its call to the chain."""
+    """A command on an existing receivable or part, written and enqueued (202); each operation
+    tracks its call to the chain. The creates (register, split, transfer, offers) answer 201 with
+    their object instead (docs/api.md)."""
 
     receivable: ReceivablePublic
     operations: list[ReceivableOperationPublic]
-    part_ids: list[str] = Field(default_factory=list, max_length=32)
     terms: TermsPublic | None = None
 
 

@@ -32,6 +32,7 @@ def test_bootstrap_onboarding_returns_the_key_once_and_stores_only_its_hash(boot
     api = bootstrap_api
     r = api.http.post("/v1/members", json=NEW_MEMBER, headers=api.as_(api.operator_key))
     assert r.status_code == 201, r.text
+    assert r.headers["Location"] == "/v1/members/retailer-cn"
     body = r.json()
     key = body["api_key"]["key"]
     assert key.startswith("lk_") and len(key) >= 50
@@ -68,14 +69,15 @@ def test_bootstrap_onboarding_returns_the_key_once_and_stores_only_its_hash(boot
 
 
 def test_after_the_seal_onboarding_is_a_proposal_that_executes_only_with_quorum_and_delay(api: Api) -> None:
-    """202 with the proposal; nothing is onboarded while it waits for approvals, nor before the
+    """202 with the proposal (at Location); nothing is onboarded while it waits for approvals, nor before the
     delay; once executed the follower creates the member from the registry's MemberOnboarded, and
     the operator issues its first API key."""
     op = api.as_(api.operator_key)
     r = api.http.post("/v1/members", json=NEW_MEMBER, headers=op)
-    assert r.status_code == 202, r.text
+    assert r.status_code == 202, r.text  # no member yet (nor ever, unless the governors decide so)
     proposal = r.json()["proposal"]
     pid = proposal["id"]
+    assert r.headers["Location"] == f"/v1/governance/proposals/{pid}"  # what decides it: watch it there
     assert proposal["action"] == "onboard" and proposal["member_id"] == "retailer-cn"
     assert proposal["safe"] == "governance" and proposal["status"] == "proposed"
     assert proposal["approvals_needed"] == 2 and proposal["earliest_execution_at"] is None

@@ -83,7 +83,8 @@ def test_errors_are_declared_as_problem_json_with_their_types(schema: dict[str, 
     assert {"type", "title", "status", "detail", "request_id", "errors"} <= set(problem["properties"])
 
 
-# Every creating POST (docs/api.md, "Idempotency-Key"): each answers 201 or 202 with what it made.
+# Every creating POST (docs/api.md, "Idempotency-Key"): each answers 201 with what it made (or 202,
+# ANSWERING_202 below).
 TAKING_IDEMPOTENCY_KEY = {
     "settlements.create", "settlements.create_batch", "netting_cycles.create", "webhooks.create",
     "receivables.create", "receivables.parts.split", "receivables.parts.transfer",
@@ -105,6 +106,33 @@ def test_idempotency_key_is_a_required_header_where_it_is_taken(schema: dict[str
         assert param["required"] is True, op_id
         assert param["schema"]["type"] == "string" and param["schema"]["minLength"] == 1
         assert {"409", "400"} <= set(_op(schema, op_id)["responses"])
+
+
+# Creates answer 201 with their object (docs/api.md, "Creates"). The creating POSTs that may answer
+# 202 instead, and why: a financing request has no id of its own (it is its part's state on
+# chain; always 202); an onboarding after the seal creates no member, only the proposal that may;
+# a settlement asked with `Prefer: intent` waits for the member's own signature.
+ANSWERING_202 = {"receivables.parts.request_financing", "members.create", "settlements.create"}
+# ... and name their object in a `Location` header (a 202: the proposal that decides it).
+LOCATED = {"receivables.create", "receivables.parts.split", "receivables.parts.transfer",
+           "governance.proposals.create", "members.create"}
+
+
+def test_creates_answer_201_with_their_object_at_its_location(schema: dict[str, Any]) -> None:
+    for op_id in TAKING_IDEMPOTENCY_KEY:
+        answers = {code for code in _op(schema, op_id)["responses"] if code.startswith("2")}
+        if op_id in ANSWERING_202:
+            assert "202" in answers, op_id
+        else:
+            assert "201" in answers and "202" not in answers, (op_id, answers)
+    for op_id in LOCATED:
+        for code, answer in _op(schema, op_id)["responses"].items():
+            if code in ("201", "202"):
+                assert "Location" in answer.get("headers", {}), (op_id, code)
+    split = _op(schema, "receivables.parts.split")["responses"]["201"]["content"]["application/json"]["schema"]
+    assert split == {"$ref": "#/components/schemas/ReceivablePublic"}
+    proposal = _op(schema, "governance.proposals.create")["responses"]["201"]["content"]["application/json"]
+    assert proposal["schema"] == {"$ref": "#/components/schemas/ProposalPublic"}
 
 
 def test_schema_names_are_clean(schema: dict[str, Any]) -> None:

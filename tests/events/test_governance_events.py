@@ -33,7 +33,7 @@ def _ok(r: httpx.Response, code: int = 202) -> dict[str, Any]:
 def _decide(w: Gov, body: dict[str, Any], approvers: tuple[str, ...], *, proposer: str = "ops",
             execute: bool = True) -> dict[str, Any]:
     """Propose over the API, approve with the governors' members, execute (the Safe step)."""
-    p = _ok(w.http.post("/v1/governance/proposals", json=body, headers=w.h(proposer)))["proposal"]
+    p = _ok(w.http.post("/v1/governance/proposals", json=body, headers=w.h(proposer)), 201)
     drive(w.runtime)
     for member in approvers:
         _ok(w.http.post(f"/v1/governance/proposals/{p['id']}/approvals", json={"governor": w.governor(member)},
@@ -66,7 +66,7 @@ def test_governance_events_reach_the_member_concerned_the_governors_and_the_oper
     grant = _decide(w, {"action": "grant_role", "member_id": "buyer", "role": "auditor"}, ("gov-a", "gov-b"))
     cancel = _decide(w, {"action": "cancel", "proposal_id": grant["id"]}, ("gov-a", "gov-b"), proposer="gov-a")
     stuck = _ok(w.http.post("/v1/governance/proposals", json={"action": "revoke_role", "member_id": "supplier",
-                                                              "role": "finance"}, headers=w.h("ops")))["proposal"]
+                                                              "role": "finance"}, headers=w.h("ops")), 201)
     drive(w.runtime)
     reject = _decide(w, {"action": "reject", "proposal_id": stuck["id"]}, ("gov-b", "gov-c"))
     # gov-c approves with its own signature over the Safe transaction (an own-key governor)

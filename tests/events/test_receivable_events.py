@@ -37,8 +37,8 @@ def test_receivable_lifecycle_events_reach_its_parties_only(world: World) -> Non
     world.step()
     part0 = _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("acme")), 200)["parts"][0]["id"]
     done = _ok(http.post(f"/v1/receivables/{rid}/parts/{part0}/transfer", headers=world.h("acme"),
-                         json={"to_member_id": "tier2", "amount": {"value": 30_000_000, "currency": "CNY"}}))
-    (tier2_part,) = done["part_ids"]
+                         json={"to_member_id": "tier2", "amount": {"value": 30_000_000, "currency": "CNY"}}), 201)
+    tier2_part = next(o for o in done["pending_operations"] if o["kind"] == "transfer")["part_id"]
     world.step()
     _ok(http.post(f"/v1/receivables/{rid}/parts/{tier2_part}/financing-request", headers=world.h("tier2"),
                   json={"financier_id": "bank"}))

@@ -40,9 +40,14 @@ def test_slow_path_over_the_api_needs_the_quorum_and_the_delay(gworld: Gov) -> N
     governors; execution first schedules it on the timelock (earliest execution time shown), is
     refused until the delay has passed, then runs it; the registry and the mirror agree."""
     w = gworld
-    proposal = ok(w.http.post("/v1/governance/proposals", json={"action": "grant_role", "member_id": "supplier",
-                                                                 "role": "financier"}, headers=w.h("ops")))["proposal"]
+    grant = {"action": "grant_role", "member_id": "supplier", "role": "financier"}
+    made = w.http.post("/v1/governance/proposals", json=grant, headers={**w.h("ops"), "Idempotency-Key": "grant-1"})
+    proposal = ok(made, 201)  # a create: 201 with the proposal, at its Location
     pid = proposal["id"]
+    assert made.headers["Location"] == f"/v1/governance/proposals/{pid}"
+    again = w.http.post("/v1/governance/proposals", json=grant, headers={**w.h("ops"), "Idempotency-Key": "grant-1"})
+    assert (again.status_code, again.json(), again.headers["Location"]) == (201, proposal, made.headers["Location"])
+    assert again.headers["Idempotent-Replayed"] == "true"
     assert (proposal["status"], proposal["safe"], proposal["approvals_needed"]) == ("proposed", "governance", 2)
     drive(w.runtime)
     assert ok(w.http.get(f"/v1/governance/proposals/{pid}", headers=w.h("ops")), 200)["published_tx_hash"]
@@ -83,7 +88,7 @@ def test_an_own_key_governor_approves_by_signing_the_safe_transaction(gworld: Go
     another key, or over another proposal, is refused."""
     w = gworld
     pid = ok(w.http.post("/v1/governance/proposals", json={"action": "set_country", "member_id": "buyer",
-                                                           "country": "DE"}, headers=w.h("gov-c")))["proposal"]["id"]
+                                                           "country": "DE"}, headers=w.h("gov-c")), 201)["id"]
     typed = ok(w.http.get(f"/v1/governance/proposals/{pid}/typed-data", headers=w.h("gov-c")), 200)
     assert typed["typed_data"]["primaryType"] == "SafeTx"
     assert any("setCountry" in line for line in typed["summary"]) and any("'DE'" in line for line in typed["summary"])
@@ -124,7 +129,7 @@ def test_fast_path_suspends_at_once_and_reinstatement_waits_for_the_delay(gworld
     assert suspension["safe"] == "guardian" and suspension["delay_s"] is None
     assert suspension["earliest_execution_at"] is not None  # no delay: as soon as k approved
     other = ok(w.http.post("/v1/governance/proposals", json={"action": "suspend", "member_id": "supplier"},
-                           headers=w.h("ops")))["proposal"]  # the guardians' next nonce: it blocks nothing here
+                           headers=w.h("ops")), 201)  # the guardians' next nonce: it blocks nothing here
     pending = ok(w.http.get("/v1/governance/proposals", params={"pending": "true"}, headers=w.h("buyer")), 200)
     assert [p["id"] for p in pending["data"]] == [suspension["id"]]  # its own, not the supplier's
     assert pending["has_more"] is False and pending["next_cursor"] is None
@@ -177,7 +182,7 @@ def test_cancel_and_reject_and_proposals_made_around_the_api(gworld: Gov) -> Non
     w = gworld
     rt = w.runtime
     grant = ok(w.http.post("/v1/governance/proposals", json={"action": "grant_role", "member_id": "buyer",
-                                                             "role": "auditor"}, headers=w.h("ops")))["proposal"]
+                                                             "role": "auditor"}, headers=w.h("ops")), 201)
     drive(rt)
     for member in ("gov-a", "gov-b"):
         ok(w.http.post(f"/v1/governance/proposals/{grant['id']}/approvals", json={"governor": w.governor(member)},
@@ -186,7 +191,7 @@ def test_cancel_and_reject_and_proposals_made_around_the_api(gworld: Gov) -> Non
     ok(w.http.post(f"/v1/governance/proposals/{grant['id']}/execute", headers=w.h("ops")))
     drive(rt)
     cancel = ok(w.http.post("/v1/governance/proposals", json={"action": "cancel", "proposal_id": grant["id"]},
-                            headers=w.h("gov-a")))["proposal"]
+                            headers=w.h("gov-a")), 201)
     drive(rt)
     for member in ("gov-a", "gov-b"):
         ok(w.http.post(f"/v1/governance/proposals/{cancel['id']}/approvals", json={"governor": w.governor(member)},
@@ -200,9 +205,9 @@ def test_cancel_and_reject_and_proposals_made_around_the_api(gworld: Gov) -> Non
     assert "auditor" not in read_onchain_member(rt, onchain_id("buyer")).roles
 
     stuck = ok(w.http.post("/v1/governance/proposals", json={"action": "revoke_role", "member_id": "supplier",
-                                                             "role": "finance"}, headers=w.h("ops")))["proposal"]
+                                                             "role": "finance"}, headers=w.h("ops")), 201)
     later = ok(w.http.post("/v1/governance/proposals", json={"action": "grant_role", "member_id": "supplier",
-                                                             "role": "auditor"}, headers=w.h("ops")))["proposal"]
+                                                             "role": "auditor"}, headers=w.h("ops")), 201)
     assert later["safe_nonce"] == stuck["safe_nonce"] + 1
     drive(rt)
     for member in ("gov-a", "gov-b"):
@@ -211,7 +216,7 @@ def test_cancel_and_reject_and_proposals_made_around_the_api(gworld: Gov) -> Non
     drive(rt)
     problem(w.http.post(f"/v1/governance/proposals/{later['id']}/execute", headers=w.h("ops")), 409, "proposal-state")
     reject = ok(w.http.post("/v1/governance/proposals", json={"action": "reject", "proposal_id": stuck["id"]},
-                            headers=w.h("ops")))["proposal"]
+                            headers=w.h("ops")), 201)
     assert reject["safe_nonce"] == stuck["safe_nonce"]
     drive(rt)
     for member in ("gov-b", "gov-c"):
@@ -256,7 +261,7 @@ def test_attacks_of_the_operator_over_the_api_are_refused(gworld: Gov) -> None:
                       headers=w.h("ops"))
     problem(bad, 422, "validation-failed")
     proposal = ok(w.http.post("/v1/governance/proposals", json={"action": "add_account", "member_id": "supplier",
-                                                                 "account": rogue}, headers=w.h("ops")))["proposal"]
+                                                                 "account": rogue}, headers=w.h("ops")), 201)
     problem(w.http.post(f"/v1/governance/proposals/{proposal['id']}/approvals",
                         json={"governor": w.governor("gov-a")}, headers=w.h("ops")), 403, "not-a-governor")
     problem(w.http.post(f"/v1/governance/proposals/{proposal['id']}/execute", headers=w.h("ops")), 409,

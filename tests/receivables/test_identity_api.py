@@ -109,11 +109,12 @@ def test_parts_pass_only_to_suppliers_and_financiers_and_stop_moving_after_the_d
     assert _writes(world) == before
     half = {"value": 500_000, "currency": "CNY"}
     split = _ok(http.post(f"/v1/receivables/{rid}/parts/{part}/split", headers=world.h("acme"),
-                          json={"amounts": [half, half]}))
+                          json={"amounts": [half, half]}), 201)
+    (new_part,) = split["pending_operations"][-1]["new_part_ids"]
     world.step()
     world.advance_days(1)  # the due date: still movable
-    _ok(http.post(f"/v1/receivables/{rid}/parts/{split['part_ids'][0]}/transfer", headers=world.h("acme"),
-                  json={"to_member_id": "factor"}))
+    _ok(http.post(f"/v1/receivables/{rid}/parts/{new_part}/transfer", headers=world.h("acme"),
+                  json={"to_member_id": "factor"}), 201)
     world.step()
     world.advance_days(1)  # past due
     before = _writes(world)

@@ -63,17 +63,27 @@ def test_lifecycle_with_tier2_financing_repayment_and_history(world: World) -> N
     assert rec["status"] == "confirmed" and rec["confirmation"] == "signature"
     assert rec["confirmed_by"] == buyer_key.address
 
-    # Split 60/40, then pass 30 of the 40 on to tier2 (split + transfer in one request).
-    done = _ok(http.post(f"/v1/receivables/{rid}/parts/{part0}/split", headers=world.h("acme"),
-                         json={"amounts": [{"value": 60_000_000, "currency": "CNY"},
-                                           {"value": 40_000_000, "currency": "CNY"}]}))
-    (part1,) = done["part_ids"]
+    # Split 60/40, then pass 30 of the 40 on to tier2 (split + transfer in one request). Each is a
+    # create: 201 with the receivable at its Location, the operation (with the new part ids) inside.
+    split = http.post(f"/v1/receivables/{rid}/parts/{part0}/split", headers=world.h("acme"),
+                      json={"amounts": [{"value": 60_000_000, "currency": "CNY"},
+                                        {"value": 40_000_000, "currency": "CNY"}]})
+    done = _ok(split, 201)
+    assert split.headers["Location"] == f"/v1/receivables/{rid}" and done["id"] == rid
+    (op,) = done["pending_operations"]
+    assert op["kind"] == "split" and op["part_id"] == part0 and op["status"] == "pending"
+    (part1,) = op["new_part_ids"]
+    assert [p["id"] for p in done["parts"]] == [part0]  # the new part appears once the chain confirms it
     world.step()
     done = _ok(http.post(f"/v1/receivables/{rid}/parts/{part1}/transfer", headers=world.h("acme"),
-                         json={"to_member_id": "tier2", "amount": {"value": 30_000_000, "currency": "CNY"}}))
-    (tier2_part,) = done["part_ids"]
-    assert [o["kind"] for o in done["operations"]] == ["split", "transfer"]
+                         json={"to_member_id": "tier2", "amount": {"value": 30_000_000, "currency": "CNY"}}), 201)
+    assert [o["kind"] for o in done["pending_operations"]] == ["split", "transfer"]
+    split_op, transfer_op = done["pending_operations"]
+    (tier2_part,) = split_op["new_part_ids"]
+    assert transfer_op["part_id"] == tier2_part and transfer_op["to_member_id"] == "tier2"
+    assert done["pending_operation_id"] == transfer_op["id"]
     world.step()
+    assert _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("acme")), 200)["pending_operations"] == []
     rec = _ok(http.get(f"/v1/receivables/{rid}", headers=world.h("tier2")), 200)
     holdings = {p["id"]: (p["holder_id"], p["amount"]["value"]) for p in rec["parts"]}
     assert holdings == {part0: ("acme", 60_000_000), part1: ("acme", 10_000_000), tier2_part: ("tier2", 30_000_000)}
@@ -338,6 +348,7 @@ def test_registration_and_part_commands_are_idempotent(world: World) -> None:
     assert first.status_code == 201 and first.headers["Idempotent-Replayed"] == "false"
     again = http.post("/v1/receivables", json=body, headers=key)
     assert again.status_code == 201 and again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    assert first.headers["Location"] == again.headers["Location"] == f"/v1/receivables/{first.json()['id']}"
     assert len(_ok(http.get("/v1/receivables", headers=world.h("acme")), 200)["data"]) == 1
     _problem(http.post("/v1/receivables", json=invoice(number="INV-ONCE-2", today=today), headers=key), 409,
              "idempotency-key-reused")
@@ -351,9 +362,11 @@ def test_registration_and_part_commands_are_idempotent(world: World) -> None:
     split = {"amounts": [{"value": 60_000_000, "currency": "CNY"}, {"value": 40_000_000, "currency": "CNY"}]}
     key = {**world.h("acme"), "Idempotency-Key": "once-split"}
     done = http.post(f"/v1/receivables/{rid}/parts/{part}/split", json=split, headers=key)
-    assert done.status_code == 202 and done.headers["Idempotent-Replayed"] == "false"
+    assert done.status_code == 201 and done.headers["Idempotent-Replayed"] == "false"
+    assert done.headers["Location"] == f"/v1/receivables/{rid}"
     replayed = http.post(f"/v1/receivables/{rid}/parts/{part}/split", json=split, headers=key)
-    assert replayed.status_code == 202 and replayed.json() == done.json()
+    assert replayed.status_code == 201 and replayed.json() == done.json()
+    assert replayed.headers["Location"] == f"/v1/receivables/{rid}"
     assert replayed.headers["Idempotent-Replayed"] == "true"  # not refused as busy: nothing ran again
     _problem(http.post(f"/v1/receivables/{rid}/parts/{part}/transfer", json={"to_member_id": "tier2"}, headers=key),
              409, "idempotency-key-reused")  # the key belongs to the split

@@ -29,6 +29,7 @@ from ledger_api.console.web import (
     new_idempotency_key,
     page_router,
     render,
+    shown_on_form,
     signature_errors_of,
     typed_json,
 )
@@ -58,10 +59,6 @@ def _page(ctx: Ctx, *, status_code: int = 200, errors: FieldErrors | None = None
                   values=values or {}, failed=failed, done=ctx.request.query_params.get("done"))
 
 
-def _refused(exc: Exception) -> bool:
-    return not (isinstance(exc, LedgerError) and exc.status in (401, 403, 404))
-
-
 @router.get("/governance")
 def governance(ctx: Console) -> HTMLResponse:
     return _page(ctx)
@@ -77,7 +74,7 @@ def propose(ctx: Console) -> Response:
                         idempotency_key=new_idempotency_key())
         proposal_id = json.loads(answer.body)["id"]  # the stored (replayable) answer: 201 with the proposal
     except (LedgerError, pydantic.ValidationError) as exc:
-        if not _refused(exc):
+        if not shown_on_form(exc):
             raise
         errors, message = field_errors_of(exc)
         return _page(ctx, status_code=getattr(exc, "status", 422), errors=errors, message=message, values=values,
@@ -95,7 +92,7 @@ def approve(proposal_id: api.ProposalIdPath, ctx: Console) -> Response:
                                               "signature": ctx.field("signature").strip() or None})
         invoke(api.approve, ctx, proposal_id=proposal_id, body=body)
     except (LedgerError, pydantic.ValidationError) as exc:
-        if not _refused(exc):
+        if not shown_on_form(exc):
             raise
         if ctx.field("from") == "sign":
             errors, message = signature_errors_of(exc)
@@ -138,7 +135,7 @@ def execute(proposal_id: api.ProposalIdPath, ctx: Console) -> Response:
     try:
         invoke(api.execute, ctx, proposal_id=proposal_id)
     except LedgerError as exc:
-        if not _refused(exc):
+        if not shown_on_form(exc):
             raise
         return _page(ctx, status_code=exc.status, message=exc.detail, failed=proposal_id)
     return RedirectResponse(f"{BASE}/governance?done=executed#p-{proposal_id}", status_code=303)

@@ -62,7 +62,8 @@ from settlement.runtime import Runtime
 
 __all__ = ["ASSETS_PATH", "BASE", "CSRF_FIELD", "SESSION_COOKIE", "Console", "ConsoleRoute", "Ctx", "FieldErrors",
            "Public", "authorised_for", "console_csp", "field_errors_of", "invoke", "new_idempotency_key", "page_router",
-           "js_safe", "query_of", "render", "require_session", "safe_next", "signature_errors_of", "typed_json"]
+           "js_safe", "query_of", "render", "require_session", "safe_next", "shown_on_form", "signature_errors_of",
+           "typed_json"]
 
 log = logging.getLogger("ledger_api.console")
 
@@ -204,6 +205,11 @@ def _money(m: Any, lang: str) -> str:
     if isinstance(m, dict):
         return i18n.safe_format_money(m.get("value"), m.get("currency"), lang)
     return i18n.safe_format_money(m.value, m.currency, lang)
+
+
+def shown_on_form(exc: Exception) -> bool:
+    """Errors a page shows on its form; authorisation and absence are the error page's."""
+    return not (isinstance(exc, LedgerError) and exc.status in (401, 403, 404))
 
 
 def field_errors_of(exc: Exception, *, prefix: str = "body.") -> tuple[FieldErrors, str | None]:

@@ -27,6 +27,7 @@ from ledger_api.console.web import (
     new_idempotency_key,
     page_router,
     render,
+    shown_on_form,
 )
 from ledger_api.routes import webhooks as api
 from ledger_api.schemas.events import ReplayCreate, RotateCreate, WebhookCreate, WebhookUpdate
@@ -52,11 +53,6 @@ def _page(ctx: Ctx, *, status_code: int = 200, secret: dict[str, str] | None = N
                   idempotency_key=new_idempotency_key())
 
 
-def _refused(exc: Exception) -> bool:
-    """Errors the page shows on its form; authorisation and absence are the error page's."""
-    return not (isinstance(exc, LedgerError) and exc.status in (401, 403, 404))
-
-
 @router.get("/webhooks")
 def webhooks(ctx: Console) -> HTMLResponse:
     return _page(ctx)
@@ -73,7 +69,7 @@ def webhook_create(ctx: Console) -> Response:
         answer = invoke(api.create_webhook, ctx, body=body,
                         idempotency_key=ctx.field("idempotency_key") or new_idempotency_key())
     except (LedgerError, pydantic.ValidationError) as exc:
-        if not _refused(exc):
+        if not shown_on_form(exc):
             raise
         errors, message = field_errors_of(exc)
         return _page(ctx, status_code=getattr(exc, "status", 422), errors=errors, message=message, values=values)
@@ -133,7 +129,7 @@ def webhook_replay(endpoint_id: api.EndpointIdPath, ctx: Console) -> HTMLRespons
         body = ReplayCreate.model_validate({"event_id": event_id or None, "since": since or None})
         answer = invoke(api.replay, ctx, endpoint_id=endpoint_id, body=body)
     except (LedgerError, pydantic.ValidationError) as exc:
-        if not _refused(exc):
+        if not shown_on_form(exc):
             raise
         errors, message = field_errors_of(exc)
         return _detail(ctx, endpoint_id, status_code=getattr(exc, "status", 422), errors=errors, message=message)

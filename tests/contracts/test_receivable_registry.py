@@ -47,6 +47,7 @@ from settlement.domains.receivables.terms import (
     part_id,
     receivable_id,
 )
+from tests.chain_clock import clear_of_midnight
 from tests.conftest import ANVIL_DEV_KEY, start_anvil
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "settlement" / "chain" / "artifacts"
@@ -133,7 +134,8 @@ class Chain:
         return receipt
 
     def today(self) -> int:
-        return self.w3.eth.get_block("latest")["timestamp"] // DAY_S
+        """The chain's day, with its clock first moved clear of midnight (tests.chain_clock)."""
+        return clear_of_midnight(self.w3.provider.make_request, self.w3.eth.get_block("latest")["timestamp"])
 
     def deploy(self, name: str, *args: Any) -> Contract:
         a = artifact(name)

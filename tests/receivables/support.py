@@ -23,6 +23,7 @@ from settlement.runtime import Runtime
 from settlement.store.models import Member
 from settlement.pipeline.workers import build
 from settlement.wiring import build_registry
+from tests.chain_clock import clear_of_midnight
 from tests.api.support import LiveServer, build_runtime, onboard_direct
 from tests.governance.support import seal
 from tests.governance.support import suspend as governed_suspend
@@ -59,6 +60,9 @@ class World:
             return Actor(member_id=member, roles=frozenset(m.roles), active=m.status == "active")
 
     def today(self) -> date:
+        """The chain's day, with its clock first moved clear of midnight (tests.chain_clock)."""
+        chain = self.runtime.chain
+        clear_of_midnight(chain.rpc, chain.w3.eth.get_block("latest")["timestamp"])
         forget_chain_time()
         return read_chain_facts(self.runtime).today
 

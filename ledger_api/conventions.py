@@ -76,7 +76,7 @@ def idempotent(runtime: Runtime, member_id: str, key: str | None, operation: str
 
 
 def idempotent_outside(runtime: Runtime, member_id: str, key: str | None, operation: str, request: Any,
-                       work: Callable[[], tuple[int, dict]]) -> JSONResponse:
+                       work: Callable[[], tuple[int, dict]], *, location: Locate | None = None) -> JSONResponse:
     """Like :func:`idempotent` for work that runs in transactions of its own (a reconciliation
     run, a statement import): its answer is stored right after it (``idem.remember``), so a crash
     in between, or two concurrent first requests with one key, may do the work twice."""
@@ -84,6 +84,7 @@ def idempotent_outside(runtime: Runtime, member_id: str, key: str | None, operat
     req_hash = idem.request_hash(operation, request)
     stored = idem.lookup(runtime.db, member_id, checked, req_hash)
     if stored is not None:
-        return JSONResponse(stored[1], status_code=stored[0], headers=replayed_headers(True))
+        return JSONResponse(stored[1], status_code=stored[0],
+                            headers={**located(location, stored[1]), **replayed_headers(True)})
     code, payload, replayed = idem.remember(runtime.db, member_id, checked, req_hash, *work())
-    return JSONResponse(payload, status_code=code, headers=replayed_headers(replayed))
+    return JSONResponse(payload, status_code=code, headers={**located(location, payload), **replayed_headers(replayed)})

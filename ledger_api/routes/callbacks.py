@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from ledger_api.conventions import IdempotencyKey, idempotent
+from ledger_api.conventions import LOCATION, IdempotencyKey, idempotent
 from ledger_api.deps import DbSession, OperatorMember, Principal, RuntimeDep, require_roles
 from ledger_api.schemas import Problem
 from ledger_api.schemas.callbacks import (
@@ -86,7 +86,8 @@ def list_provider_accounts(session: DbSession, who: AccountReader, owner: OwnerQ
     return ProviderAccountsPublic(data=[_account_public(a) for a in infos], next_cursor=None, has_more=False)
 
 
-@router.post("/provider-accounts", response_model=ProviderAccountPublic, status_code=status.HTTP_201_CREATED)
+@router.post("/provider-accounts", response_model=ProviderAccountPublic, status_code=status.HTTP_201_CREATED,
+             responses={201: {"headers": LOCATION}})
 def add_provider_account(body: ProviderAccountCreate, runtime: RuntimeDep, op: OperatorMember,
                          idempotency_key: IdempotencyKey = None) -> ProviderAccountPublic:
     def work(session: Session) -> tuple[int, dict]:
@@ -97,7 +98,8 @@ def add_provider_account(body: ProviderAccountCreate, runtime: RuntimeDep, op: O
     # The request hash covers the account's secrets (a SHA-256 of the canonical body): they are
     # never stored, nor in the stored answer.
     return idempotent(runtime, op.member_id, idempotency_key, "POST /v1/provider-accounts",  # type: ignore[return-value]
-                      body.model_dump(mode="json"), work)
+                      body.model_dump(mode="json"), work,
+                      location=lambda made: f"/v1/provider-accounts/{made['provider']}/{made['account']}")
 
 
 @router.get("/provider-accounts/{provider}/{account}", response_model=ProviderAccountPublic)

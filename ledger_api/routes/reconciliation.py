@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from ledger_api.conventions import CursorQuery, IdempotencyKey, idempotent_outside
+from ledger_api.conventions import LOCATION, CursorQuery, IdempotencyKey, idempotent_outside
 from ledger_api.deps import DbSession, Principal, RuntimeDep, require_roles
 from ledger_api.schemas import Problem
 from ledger_api.schemas.reconciliation import (
@@ -105,7 +105,7 @@ def list_statements(session: DbSession, who: Reader, owner: OwnerQuery = None, c
                             has_more=next_cursor is not None)
 
 
-@router.post("/runs", response_model=RunPublic, status_code=status.HTTP_201_CREATED,
+@router.post("/runs", response_model=RunPublic, status_code=status.HTTP_201_CREATED, responses={201: {"headers": LOCATION}},
              summary="Run a three-way reconciliation of a statement against the journal and the chain")
 def start_run(body: RunCreate, runtime: RuntimeDep, who: Writer, idempotency_key: IdempotencyKey = None) -> RunPublic:
     config = rs.check_tolerances(body.amount_tolerance_minor, body.date_window_days)
@@ -117,7 +117,8 @@ def start_run(body: RunCreate, runtime: RuntimeDep, who: Writer, idempotency_key
 
     # a run is several transactions (and may be long): its answer is stored right after it
     return idempotent_outside(runtime, who.member_id, idempotency_key,  # type: ignore[return-value]
-                              "POST /v1/reconciliation/runs", body.model_dump(mode="json"), work)
+                              "POST /v1/reconciliation/runs", body.model_dump(mode="json"), work,
+                              location=lambda run: f"/v1/reconciliation/runs/{run['id']}")
 
 
 @router.get("/runs", response_model=RunsPublic)

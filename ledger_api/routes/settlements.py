@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Path, Query, status
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
-from ledger_api.conventions import CursorQuery, IdempotencyKey, idempotent
+from ledger_api.conventions import LOCATION, CursorQuery, IdempotencyKey, idempotent
 from ledger_api.deps import DbSession, Principal, RuntimeDep, require_roles
 from ledger_api.routes.intents import PreferHeader, intent_of_row, own_key_preference
 from ledger_api.schemas import Problem, money
@@ -159,7 +159,8 @@ _APPLIED = {"Preference-Applied": "intent"}
 @router.post("/settlements", status_code=status.HTTP_201_CREATED, response_model=SettlementPublic,
              summary="Record a settlement (finance; Idempotency-Key required; `Prefer: intent` to sign with your own key: "
                      "202 with the intent)",
-             responses={202: {"model": IntentAccepted}, 409: {"model": Problem}})
+             responses={201: {"headers": LOCATION}, 202: {"model": IntentAccepted, "headers": LOCATION},
+                        409: {"model": Problem}})
 def create_settlement(body: SettlementCreate, runtime: RuntimeDep, member: Finance,
                       idempotency_key: IdempotencyKey = None, prefer: PreferHeader = None) -> JSONResponse:
     own: list[OwnKey | None] = []
@@ -173,10 +174,16 @@ def create_settlement(body: SettlementCreate, runtime: RuntimeDep, member: Finan
     answer = idempotent(runtime, member.member_id, idempotency_key, "POST /v1/settlements",
                         [body.model_dump(mode="json"), _wants_intent(prefer)], work,
                         # chain facts, read before the write transaction (a replay reads nothing)
-                        before=lambda: own.append(own_key_preference(runtime, member.member_id, prefer)))
+                        before=lambda: own.append(own_key_preference(runtime, member.member_id, prefer)),
+                        location=_settlement_location)
     if answer.status_code == status.HTTP_202_ACCEPTED:  # an intent for the member's own key
         answer.headers.update(_APPLIED)
     return answer
+
+
+def _settlement_location(payload: dict) -> str:
+    """The settlement's path: the answer's own id, or its settlement's beside an intent (a 202)."""
+    return f"/v1/settlements/{payload.get('settlement', payload)['id']}"
 
 
 def _wants_intent(prefer: str | None) -> bool:
@@ -451,7 +458,7 @@ def _cycle_visible(member: Principal, cycle: NettingCycle) -> NettingCycle:
 @router.post("/netting-cycles", status_code=status.HTTP_201_CREATED, response_model=CyclePublic,
              summary="Close a netting cycle in one currency (the operator): net the waiting paid settlements of "
                      "active members, submit on chain",
-             responses={409: {"model": Problem}})
+             responses={201: {"headers": LOCATION}, 409: {"model": Problem}})
 def close_cycle(body: CycleCreate, runtime: RuntimeDep, member: Operator,
                 idempotency_key: IdempotencyKey = None) -> CyclePublic:
     def work(session: Session) -> tuple[int, dict]:
@@ -459,7 +466,7 @@ def close_cycle(body: CycleCreate, runtime: RuntimeDep, member: Operator,
         return status.HTTP_201_CREATED, cycle_public(session, cycle).model_dump(mode="json")
 
     return idempotent(runtime, member.member_id, idempotency_key, "POST /v1/netting-cycles",  # type: ignore[return-value]
-                      body.model_dump(mode="json"), work)
+                      body.model_dump(mode="json"), work, location=lambda cycle: f"/v1/netting-cycles/{cycle['id']}")
 
 
 @router.get("/netting-cycles/{cycle_id}", response_model=CyclePublic,

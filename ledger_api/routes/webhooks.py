@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from ledger_api.conventions import IdempotencyKey, idempotent, replayed_headers
+from ledger_api.conventions import LOCATION, IdempotencyKey, idempotent, located, replayed_headers
 from ledger_api.deps import CurrentMember, DbSession, RuntimeDep
 from ledger_api.schemas import Problem
 from ledger_api.schemas.events import (
@@ -56,6 +56,7 @@ def _public(row: WebhookEndpoint) -> WebhookPublic:
 
 
 @router.post("", response_model=WebhookCreated, status_code=status.HTTP_201_CREATED, operation_id="webhooks.create",
+             responses={201: {"headers": LOCATION}},
              summary="Register a webhook endpoint (Idempotency-Key required); the secret is in this answer only")
 def create_webhook(body: WebhookCreate, runtime: RuntimeDep, who: CurrentMember,
                    idempotency_key: IdempotencyKey = None) -> JSONResponse:
@@ -69,11 +70,16 @@ def create_webhook(body: WebhookCreate, runtime: RuntimeDep, who: CurrentMember,
         return 201, WebhookCreated(**_public(row).model_dump(), secret=None).model_dump(mode="json")
 
     answer = idempotent(runtime, who.member_id, idempotency_key, "POST /v1/webhooks", body.model_dump(mode="json"),
-                        work, headers={"Cache-Control": "no-store"})
+                        work, headers={"Cache-Control": "no-store"}, location=_location)
     if shown:
-        answer = JSONResponse({**json.loads(answer.body), "secret": shown[0]}, status_code=answer.status_code,
-                              headers={"Cache-Control": "no-store", **replayed_headers(False)})
+        made = json.loads(answer.body)
+        answer = JSONResponse({**made, "secret": shown[0]}, status_code=answer.status_code,
+                              headers={"Cache-Control": "no-store", **located(_location, made), **replayed_headers(False)})
     return answer
+
+
+def _location(endpoint: dict) -> str:
+    return f"/v1/webhooks/{endpoint['id']}"
 
 
 @router.get("", response_model=WebhooksPublic, operation_id="webhooks.list", summary="Your webhook endpoints")

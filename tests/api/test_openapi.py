@@ -115,7 +115,8 @@ def test_idempotency_key_is_a_required_header_where_it_is_taken(schema: dict[str
 ANSWERING_202 = {"receivables.parts.request_financing", "members.create", "settlements.create"}
 # ... and name their object in a `Location` header (a 202: the proposal that decides it).
 LOCATED = {"receivables.create", "receivables.parts.split", "receivables.parts.transfer",
-           "governance.proposals.create", "members.create"}
+           "governance.proposals.create", "members.create", "settlements.create", "netting_cycles.create",
+           "provider_accounts.create", "reconciliation.runs.create", "webhooks.create"}
 
 
 def test_creates_answer_201_with_their_object_at_its_location(schema: dict[str, Any]) -> None:

@@ -74,6 +74,8 @@ def test_reconciliation_over_http_buckets_totals_and_exception_resolution(sworld
     replayed = sworld.w.http.post("/v1/reconciliation/runs", json={"statement_id": stmt["id"]},
                                   headers={**h, "Idempotency-Key": "run-1"})
     assert replayed.json() == run.json() and replayed.headers["Idempotent-Replayed"] == "true"
+    assert run.headers["Location"] == replayed.headers["Location"] == f"/v1/reconciliation/runs/{run.json()['id']}"
+    assert sworld.w.http.get(run.headers["Location"], headers=h).json()["id"] == run.json()["id"]
     assert len(sworld.w.http.get("/v1/reconciliation/runs", headers=h).json()["data"]) == 1
     summary = run.json()["summary"]
     buckets = {b: v["items"] for b, v in summary["buckets"].items()}

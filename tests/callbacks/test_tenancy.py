@@ -232,6 +232,8 @@ def test_provider_accounts_belong_to_a_member(tw: CWorld) -> None:
                           json={"provider": "stripe", "account": "stripe-supplier", "config": config,
                                 "owner": "supplier"})
     assert made.status_code == 201 and made.json()["owner"] == "supplier", made.text
+    assert made.headers["Location"] == "/v1/provider-accounts/stripe/stripe-supplier"
+    assert tw.w.http.get(made.headers["Location"], headers=tw.w.h("supplier")).json()["owner"] == "supplier"
     supplier = tw.w.http.get("/v1/provider-accounts", headers=tw.w.h("supplier")).json()["data"]
     assert [a["account"] for a in supplier] == ["stripe-supplier"]
     mine = tw.w.http.get("/v1/provider-accounts", headers=tw.w.h("payments")).json()["data"]

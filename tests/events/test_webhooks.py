@@ -45,6 +45,7 @@ def register(cw: CWorld, member: str, url: str, types: list[str] | None = None, 
     r = cw.w.http.post("/v1/webhooks", json={"url": url, "event_types": types or []},
                        headers=cw.w.h(member, key))
     assert r.status_code == 201, r.text
+    assert r.headers["Location"] == f"/v1/webhooks/{r.json()['id']}"
     return r.json()
 
 
@@ -85,6 +86,7 @@ def test_endpoint_rules_secret_shown_once(cworld: CWorld, receivers: Callable[[]
     again = w.http.post("/v1/webhooks", json={"url": rec.url, "event_types": ["settlement.*", "payment.received"]},
                         headers=w.h("retailer", "wh-1"))
     assert again.status_code == 201 and again.json()["secret"] is None and again.json()["id"] == created["id"]
+    assert again.headers["Location"] == f"/v1/webhooks/{created['id']}"
     got = w.http.get(f"/v1/webhooks/{created['id']}", headers=w.h("retailer")).json()
     assert "secret" not in got and got["event_types"] == ["payment.received", "settlement.*"]
     assert w.http.get(f"/v1/webhooks/{created['id']}", headers=w.h("bank")).status_code == 404

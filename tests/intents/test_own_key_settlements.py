@@ -94,9 +94,11 @@ def test_a_member_with_its_own_key_completes_settlements_while_the_service_holds
     problem(refused, 409, "no-custodial-account")
 
     # 1. Record with its own key, signed with `ledger sign` and a local key file.
-    answer = ok(w.http.post("/v1/settlements", json=w.body(source={"value": 123_456, "currency": "HKD"},
-                                                         target={"value": 112_839, "currency": "CNY"}, fx_rate="0.914"),
-                            headers={**w.h("retailer", "own-1"), **INTENT}))
+    recorded = w.http.post("/v1/settlements", json=w.body(source={"value": 123_456, "currency": "HKD"},
+                                                          target={"value": 112_839, "currency": "CNY"}, fx_rate="0.914"),
+                           headers={**w.h("retailer", "own-1"), **INTENT})
+    answer = ok(recorded)
+    assert recorded.headers["Location"] == f"/v1/settlements/{answer['settlement']['id']}"
     assert answer["settlement"]["state"] == "instructed" and answer["settlement"]["chain"]["status"] == "pending"
     intent = intent_of(answer)
     assert intent["status"] == "held" and intent["account"] == own.address and intent["chain"]["status"] == "held"

@@ -67,6 +67,7 @@ def test_create_pay_net_settle(world: World) -> None:
     r = w.http.post("/v1/netting-cycles", json={"currency": "USD"}, headers=w.h("operator"))
     assert r.status_code == 201, r.text
     cycle = r.json()
+    assert r.headers["Location"] == f"/v1/netting-cycles/{cycle['id']}"
     assert cycle["settlement_ids"] == [s1["id"], s2["id"], s3["id"]]
     nets = {m["member_id"]: m["net"]["value"] for m in cycle["members"]}
     assert nets == {"retailer": -133_734 + 20_000, "bank": 133_734 - 50_000, "psp": 50_000 - 20_000}
@@ -174,6 +175,8 @@ def test_idempotent_retries(world: World) -> None:
     again = w.http.post("/v1/settlements", json=body, headers=w.h("retailer", "key-1"))
     assert again.status_code == 201 and again.json() == first.json()
     assert again.headers["Idempotent-Replayed"] == "true"
+    assert first.headers["Location"] == again.headers["Location"] == f"/v1/settlements/{first.json()['id']}"
+    assert w.http.get(first.headers["Location"], headers=w.h("retailer")).json()["id"] == first.json()["id"]
     assert _counts(w) == before
     other = w.http.post("/v1/settlements", json={**body, "purpose_code": "SERV"}, headers=w.h("retailer", "key-1"))
     assert other.status_code == 409 and other.json()["type"] == PROBLEM + "idempotency-key-reused"

@@ -14,7 +14,7 @@ from eth_account import Account
 from playwright.sync_api import expect
 
 from tests.console.conftest import api, screenshot, wait_until
-from tests.console.test_browser_own_key import WALLET
+from tests.console.wallet import give_wallet, hex_signature
 
 
 def _approvals(demo, proposal_id: str) -> list[dict]:
@@ -33,18 +33,8 @@ def test_a_governor_approves_with_its_own_key_through_a_browser_wallet(open_as, 
         assert proposed.status_code == 201, proposed.text  # a create: 201 with the proposal
         proposal_id = proposed.json()["id"]
 
-    signed: list[dict] = []
-
-    def sign(account: str, typed_json: str) -> str:
-        assert account.lower() == key.address.lower()
-        typed = json.loads(typed_json)
-        signed.append(typed)
-        signature = key.sign_typed_data(full_message=typed).signature.hex()
-        return signature if signature.startswith("0x") else "0x" + signature
-
     bank = open_as("bank")
-    bank.context.expose_function("testWalletSign", sign)
-    bank.context.add_init_script(f"window.__walletAccount = {json.dumps(key.address)};" + WALLET)
+    signed = give_wallet(bank, key)
     bank.goto(f"{demo.api}/console/governance")
     bank.locator(f"#p-{proposal_id}").get_by_role("link", name="Sign with my own key…").click()
     expect(bank.locator("h1")).to_have_text("Approve with your governor's own key")
@@ -54,8 +44,7 @@ def test_a_governor_approves_with_its_own_key_through_a_browser_wallet(open_as, 
     expect(human).to_contain_text(description)
 
     typed = json.loads(bank.locator("#typed-data").text_content())
-    other = Account.create().sign_typed_data(full_message=typed).signature.hex()
-    bank.get_by_label("Signature").fill(other if other.startswith("0x") else "0x" + other)
+    bank.get_by_label("Signature").fill(hex_signature(Account.create(), typed))
     bank.get_by_role("button", name="Submit signed approval").click()
     expect(bank.locator("#err-signature")).to_contain_text("not to governor")
     expect(bank.get_by_label("Signature")).to_have_attribute("aria-invalid", "true")

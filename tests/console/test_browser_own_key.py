@@ -6,46 +6,16 @@ approval: the receivable is confirmed by the buyer's own key, not the service's.
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import date, timedelta
 
-from eth_account import Account
 from playwright.sync_api import expect
 
 from tests.console.conftest import CHAIN_WAIT_S, api, screenshot, wait_until
-
-WALLET = """
-window.ethereum = {
-  isTestWallet: true,
-  request: async ({ method, params }) => {
-    if (method === "eth_requestAccounts") { return [window.__walletAccount]; }
-    if (method === "eth_signTypedData_v4") { return await window.testWalletSign(params[0], params[1]); }
-    throw new Error("unsupported " + method);
-  },
-};
-"""
-
-
-def _add_own_key(demo, member_id: str) -> Account:
-    key = Account.create()
-    with api(demo, member_id) as http:
-        typed = http.post(f"/v1/members/{member_id}/keys/typed-data", json={"action": "add", "account": key.address})
-        assert typed.status_code == 200, typed.text
-        t = typed.json()
-        possession = key.sign_typed_data(full_message=t["typed_data"]).signature.hex()
-        added = http.post(f"/v1/members/{member_id}/keys", json={
-            "account": key.address, "signer": t["signer"], "nonce": t["nonce"], "deadline": t["deadline"],
-            "possession_signature": possession if possession.startswith("0x") else "0x" + possession,
-            "custodial_consent": True})
-        assert added.status_code == 202, added.text
-        wait_until(lambda: any(k["address"].lower() == key.address.lower() and not k["custodial"]
-                          for k in http.get(f"/v1/members/{member_id}/keys").json()["data"]), "own key")
-    return key
-
+from tests.console.wallet import add_own_key, give_wallet
 
 def test_a_buyer_confirms_with_its_own_key_through_a_browser_wallet(open_as, demo):
-    key = _add_own_key(demo, "buyer")
+    key = add_own_key(demo, "buyer")
     with api(demo, "supplier") as http:
         registered = http.post("/v1/receivables", json={
             "buyer_id": "buyer", "invoice_number": f"OWN-{uuid.uuid4().hex[:8].upper()}",
@@ -56,18 +26,8 @@ def test_a_buyer_confirms_with_its_own_key_through_a_browser_wallet(open_as, dem
         wait_until(lambda: http.get(f"/v1/receivables/{receivable_id}").json()["status"] == "registered"
               and http.get(f"/v1/receivables/{receivable_id}").json()["pending_operation_id"] is None, "registered")
 
-    signed: list[dict] = []
-
-    def sign(account: str, typed_json: str) -> str:
-        assert account.lower() == key.address.lower()
-        typed = json.loads(typed_json)
-        signed.append(typed)
-        signature = key.sign_typed_data(full_message=typed).signature.hex()
-        return signature if signature.startswith("0x") else "0x" + signature
-
     page = open_as("buyer")
-    page.context.expose_function("testWalletSign", sign)
-    page.context.add_init_script(f"window.__walletAccount = {json.dumps(key.address)};" + WALLET)
+    signed = give_wallet(page, key)
     page.goto(f"{demo.api}/console/receivables/{receivable_id}")
     button = page.get_by_role("button", name="Sign with browser wallet")
     expect(button).to_be_visible()

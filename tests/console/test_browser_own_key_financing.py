@@ -16,31 +16,14 @@ from eth_account import Account
 from playwright.sync_api import expect
 
 from tests.console.conftest import api, screenshot, wait_until
-from tests.console.test_browser_own_key import WALLET, _add_own_key
-
-
-def _give_wallet(page, key) -> list[dict]:
-    """The page's context gets a test wallet holding ``key``; what it signed is recorded."""
-    signed: list[dict] = []
-
-    def sign(account: str, typed_json: str) -> str:
-        assert account.lower() == key.address.lower()
-        typed = json.loads(typed_json)
-        signed.append(typed)
-        signature = key.sign_typed_data(full_message=typed).signature.hex()
-        return signature if signature.startswith("0x") else "0x" + signature
-
-    page.context.expose_function("testWalletSign", sign)
-    page.context.add_init_script(f"window.__walletAccount = {json.dumps(key.address)};" + WALLET)
-    return signed
+from tests.console.wallet import add_own_key, give_wallet, hex_signature
 
 
 def _forged(page) -> str:
     """A well-formed signature over the page's own typed data, by a key that is no member's."""
     typed = json.loads(page.locator("#typed-data").text_content())
     typed.pop("summary", None)
-    signature = Account.create().sign_typed_data(full_message=typed).signature.hex()
-    return signature if signature.startswith("0x") else "0x" + signature
+    return hex_signature(Account.create(), typed)
 
 
 def _receivable(http, receivable_id: str) -> dict:
@@ -57,8 +40,8 @@ def _op_confirmed(http, receivable_id: str, kind: str) -> bool:
 
 
 def test_an_offer_and_its_acceptance_signed_with_own_keys_through_a_browser_wallet(open_as, demo):
-    bank_key = _add_own_key(demo, "bank")
-    supplier_key = _add_own_key(demo, "supplier")
+    bank_key = add_own_key(demo, "bank")
+    supplier_key = add_own_key(demo, "supplier")
     invoice = f"OWNFIN-{uuid.uuid4().hex[:8].upper()}"
     with api(demo, "supplier") as http:
         registered = http.post("/v1/receivables", json={
@@ -82,7 +65,7 @@ def test_an_offer_and_its_acceptance_signed_with_own_keys_through_a_browser_wall
 
     # The financier: terms typed in, then signed with its own key.
     bank = open_as("bank")
-    bank_signed = _give_wallet(bank, bank_key)
+    bank_signed = give_wallet(bank, bank_key)
     bank.goto(f"{demo.api}/console/receivables/{receivable_id}")
     part = bank.locator('section.part[data-index="0"]')
     part.get_by_label("Yearly discount rate").fill("0.045")
@@ -116,7 +99,7 @@ def test_an_offer_and_its_acceptance_signed_with_own_keys_through_a_browser_wall
 
     # The holder accepts with its own key.
     supplier = open_as("supplier", locale="zh-CN")
-    supplier_signed = _give_wallet(supplier, supplier_key)
+    supplier_signed = give_wallet(supplier, supplier_key)
     supplier.goto(f"{demo.api}/console/receivables/{receivable_id}")
     supplier.locator('section.part[data-index="0"]').get_by_role("link", name="用自有密钥接受…").click()
     expect(supplier.locator("h1")).to_have_text("用自有密钥接受融资报价")

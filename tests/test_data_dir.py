@@ -106,3 +106,18 @@ def test_a_readable_data_dir_is_tightened_at_start_with_a_warning(
     for name in ["demo.json", "anvil-state.json", "statements/old/abc"]:
         assert f"{home / name} was readable by others (mode 0o644); now 0o600" in warned
     assert secure_data_dir(home) == []  # nothing left to change
+
+
+def test_a_private_copy_is_whole_and_0600_even_over_a_readable_file(tmp_path: Path, permissive_umask: None) -> None:
+    """The anvil state's last good copy is made with copy_private (fsync'd before its rename)."""
+    from settlement.core.private_files import copy_private, fsync_dir
+
+    source = tmp_path / "state.json"
+    source.write_bytes(os.urandom(3 << 20) + b"}")
+    target = tmp_path / ".copy.tmp"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o644)
+    copy_private(source, target)
+    fsync_dir(tmp_path)
+    assert target.read_bytes() == source.read_bytes()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600

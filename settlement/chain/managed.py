@@ -27,7 +27,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import shutil
 import signal
 import threading
 import time
@@ -41,6 +40,7 @@ from settlement.chain.anvil import (
 from settlement.chain.client import ChainClient
 from settlement.chain.deploy import Manifest, verify_manifest
 from settlement.core.errors import ChainMismatchError, ChainUnavailableError, LedgerError
+from settlement.core.private_files import copy_private, fsync_dir
 
 __all__ = ["CUT_SHORT_FILE_NAME", "LAST_GOOD_FILE_NAME", "PID_FILE_NAME", "STATE_FILE_NAME", "LOG_FILE_NAME",
            "ManagedChain", "managed_anvil_config"]
@@ -265,13 +265,13 @@ class ManagedChain:
             if stamp == self._good_stamp or before.st_size == 0:
                 return
             tmp = good.with_name(f".{good.name}.tmp")
-            shutil.copyfile(state, tmp)
-            os.chmod(tmp, 0o600)
+            copy_private(state, tmp)  # on disk before it may replace the last good copy
             after = state.stat()
             if (after.st_mtime_ns, after.st_size) != stamp or not state_file_complete(tmp):
                 tmp.unlink(missing_ok=True)
                 return
             os.replace(tmp, good)
+            fsync_dir(good.parent)
             self._good_stamp = stamp
         except OSError as exc:
             log.warning("managed chain: could not copy the state file aside: %s", exc)
@@ -292,9 +292,9 @@ class ManagedChain:
             return
         os.replace(state, state.with_name(CUT_SHORT_FILE_NAME))
         tmp = state.with_name(f".{state.name}.restoring")
-        shutil.copyfile(good, tmp)
-        os.chmod(tmp, 0o600)
+        copy_private(good, tmp)
         os.replace(tmp, state)
+        fsync_dir(state.parent)
         self.state_restores += 1
         age_s = time.time() - good.stat().st_mtime
         log.warning("managed chain: the state file %s was cut short (%d bytes: anvil was killed while writing it); "

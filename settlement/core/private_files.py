@@ -12,6 +12,7 @@ change, so the caller can warn. It never follows a symlink and never adds a bit.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -20,8 +21,8 @@ from pathlib import Path
 from typing import IO, Any
 
 __all__ = [
-    "PRIVATE_DIR_MODE", "PRIVATE_FILE_MODE", "TIGHTEN_ENTRIES_MAX", "Tightened", "private_dir", "private_file",
-    "write_private", "tighten",
+    "PRIVATE_DIR_MODE", "PRIVATE_FILE_MODE", "TIGHTEN_ENTRIES_MAX", "Tightened", "copy_private", "fsync_dir",
+    "private_dir", "private_file", "write_private", "tighten",
 ]
 
 PRIVATE_DIR_MODE = 0o700
@@ -69,6 +70,25 @@ def write_private(path: Path, data: bytes | str) -> None:
         out.flush()
         os.fsync(out.fileno())
     os.replace(tmp, path)
+
+
+def copy_private(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` as a 0600 file whose bytes are on disk (fsync) when this
+    returns: a rename of ``target`` over a file that matters (:func:`fsync_dir` after it) then
+    never leaves a name pointing at data the disk never got, whatever the power does."""
+    with source.open("rb") as inp, private_file(target, "wb") as out:
+        shutil.copyfileobj(inp, out, 1 << 20)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the entries of folder ``path`` durable (a rename into it, a new file in it)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)

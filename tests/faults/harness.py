@@ -28,7 +28,8 @@ from pathlib import Path
 
 import httpx
 
-from settlement.chain.anvil import AnvilConfig, ManagedAnvil, free_port
+from settlement.chain.anvil import AnvilConfig, ManagedAnvil, free_port, state_file_complete
+from settlement.core.private_files import copy_private
 from settlement.chain.client import ChainClient
 from settlement.core.money import Money
 from settlement.custody.governors import demo_governance
@@ -242,10 +243,32 @@ def inject(stack: Stack, fault: str, *, pause_s: float = 10.0) -> None:
         os.killpg(stack.node.process.pid, signal.SIGCONT)
     elif fault == "restart-node":
         assert stack.external and stack.node is not None
+        state = stack.node.config.state_path
+        assert state is not None
+        good = _keep_whole_copy(state)
         stack.node.kill()  # SIGKILL: the blocks since its last state dump are lost
+        if not state_file_complete(state):
+            # Killed while it rewrote its state file in place (anvil does): an operator restarts
+            # the node from its last whole copy, an older state (more blocks lost: the service
+            # puts their transactions back). A Besu or Geth node keeps a database instead.
+            assert good is not None, "the node was killed mid-dump and no whole copy of its state was kept"
+            os.replace(good, state)
         stack.node.start()
     else:
         raise ValueError(f"unknown fault {fault!r}")
+
+
+def _keep_whole_copy(state: Path, attempts: int = 20) -> Path | None:
+    """A whole copy of the node's state file beside it (a copy taken while anvil rewrote the file
+    is cut short: tried again), as an operator's periodic backup would be."""
+    good = state.with_name(state.name + ".good")
+    for _ in range(attempts):
+        if state.exists() and state_file_complete(state):
+            copy_private(state, good)
+            if state_file_complete(good):
+                return good
+        time.sleep(0.1)
+    return good if good.exists() and state_file_complete(good) else None
 
 
 # -- load -------------------------------------------------------------------------------------------

@@ -2,22 +2,29 @@
 outside the service.
 
 The schema checks read ``/openapi.json`` from the app served by a real uvicorn; the docs checks
-fetch ``/docs`` and ``/redoc`` and every asset they reference over HTTP.
+fetch ``/docs`` and ``/redoc`` and every asset they reference over HTTP. The description does not
+depend on the store or the chain's state: one app serves the whole module, on SQLite.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from typing import Any
 
 import pytest
 from pydantic import TypeAdapter
 
+from ledger_api.app import create_app
 from ledger_api.openapi import OPERATION_IDS, REQUEST_EXAMPLES, api_routes
+from ledger_api.settings import Settings
+from settlement.chain.anvil import ManagedAnvil
+from tests.governance.support import seal
+from tests.http import client as http_client
 
-from .support import Api
+from .support import Api, LiveServer, build_runtime, onboard_direct
 
 PROBLEM = "application/problem+json"
 DOTTED = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
@@ -33,7 +40,25 @@ def _operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]
             for method, op in item.items() if method in ("get", "post", "put", "delete", "patch")]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory, anvil_automine: ManagedAnvil) -> Iterator[Api]:
+    """As tests/api/conftest.py's ``api`` (an operator onboarded, the bootstrap window sealed), once
+    for the module."""
+    base = tmp_path_factory.mktemp("openapi")
+    runtime = build_runtime(base / "home", f"sqlite:///{base / 'ledger.db'}", anvil_automine.rpc_url)
+    app = create_app(runtime, Settings(home=base / "home"), registry_cache_ttl_s=0.0)
+    operator_key = onboard_direct(runtime, "ops", ["operator"])
+    seal(runtime)
+    server = LiveServer(app).start()
+    try:
+        with http_client(base_url=server.url, timeout=30.0) as http:
+            yield Api(url=server.url, runtime=runtime, app=app, http=http, operator_key=operator_key)
+    finally:
+        server.stop()
+        runtime.db.dispose()
+
+
+@pytest.fixture(scope="module")
 def schema(api: Api) -> dict[str, Any]:
     r = api.http.get("/openapi.json")
     assert r.status_code == 200

@@ -28,6 +28,11 @@ SCHEMA_BUILD_TIMEOUT_S = 120
 RUN_TIMEOUT_S = 600
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 SEEDS = {"operator": 20261205, "retailer": 20261206, None: 20261207}
+# Without a key every operation but the public ones answers 401 (or 429) before it reads its input:
+# random bodies (the fuzzing phase) add nothing the coverage phase's edge cases do not, in half the
+# time. The public operations (the providers' callbacks) ignore the key, and are fuzzed in full by
+# the two runs with a key.
+PHASES = {"operator": "examples,coverage,fuzzing", "retailer": "examples,coverage,fuzzing", None: "examples,coverage"}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +54,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoService]:
 def test_schemathesis_finds_nothing(service: DemoService, member: str | None, tmp_path: Path) -> None:
     command = [str(Path(sys.executable).with_name("schemathesis")), "run", f"{service.api}/openapi.json",
                "--max-examples", str(MAX_EXAMPLES), "--checks", CHECKS, "--workers", "1",
-               "--phases", "examples,coverage,fuzzing", "--request-timeout", str(REQUEST_TIMEOUT_S),
+               "--phases", PHASES[member], "--request-timeout", str(REQUEST_TIMEOUT_S),
                "--seed", str(SEEDS[member]), "--no-color",
                # The SSE stream never ends by design (an hour per connection): it has its own tests
                # (tests/events/test_stream.py); fuzzed here it would only time out.

@@ -43,7 +43,7 @@ from settlement.core.errors import ChainMismatchError, ChainUnavailableError, Le
 from settlement.core.private_files import copy_private, fsync_dir
 
 __all__ = ["CUT_SHORT_FILE_NAME", "LAST_GOOD_FILE_NAME", "PID_FILE_NAME", "STATE_FILE_NAME", "LOG_FILE_NAME",
-           "ManagedChain", "managed_anvil_config"]
+           "ManagedChain", "copy_if_whole", "managed_anvil_config"]
 
 log = logging.getLogger("ledger.chain")
 
@@ -75,6 +75,26 @@ def restart_delay_s(attempt: int, rng: random.Random) -> float:
     """The wait before restart number ``attempt`` (1, 2, ...): doubling, capped, with jitter."""
     base = min(RESTART_DELAY_MAX_S, RESTART_DELAY_MIN_S * 2 ** min(attempt - 1, 16))
     return base * (1 - RESTART_JITTER * rng.random())
+
+
+def copy_if_whole(state: Path, good: Path) -> tuple[int, int] | None:
+    """Copy the state file ``state`` aside to ``good`` if it is whole (``state_file_complete``)
+    and did not change during the copy (anvil rewrites it in place): a temporary copy on disk
+    (fsync), then renamed over ``good`` atomically. Returns the (mtime ns, size) copied, or None
+    when nothing was (an empty, changing or cut-short file: ``good`` is left as it was)."""
+    before = state.stat()
+    stamp = (before.st_mtime_ns, before.st_size)
+    if before.st_size == 0:
+        return None
+    tmp = good.with_name(f".{good.name}.tmp")
+    copy_private(state, tmp)  # on disk before it may replace the last good copy
+    after = state.stat()
+    if (after.st_mtime_ns, after.st_size) != stamp or not state_file_complete(tmp):
+        tmp.unlink(missing_ok=True)
+        return None
+    os.replace(tmp, good)
+    fsync_dir(good.parent)
+    return stamp
 
 
 def _finding(detail: str) -> str:
@@ -260,19 +280,10 @@ class ManagedChain:
         if state is None or good is None:
             return
         try:
-            before = state.stat()
-            stamp = (before.st_mtime_ns, before.st_size)
-            if stamp == self._good_stamp or before.st_size == 0:
+            current = state.stat()
+            if (current.st_mtime_ns, current.st_size) == self._good_stamp:
                 return
-            tmp = good.with_name(f".{good.name}.tmp")
-            copy_private(state, tmp)  # on disk before it may replace the last good copy
-            after = state.stat()
-            if (after.st_mtime_ns, after.st_size) != stamp or not state_file_complete(tmp):
-                tmp.unlink(missing_ok=True)
-                return
-            os.replace(tmp, good)
-            fsync_dir(good.parent)
-            self._good_stamp = stamp
+            self._good_stamp = copy_if_whole(state, good) or self._good_stamp
         except OSError as exc:
             log.warning("managed chain: could not copy the state file aside: %s", exc)
 

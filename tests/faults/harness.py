@@ -29,8 +29,8 @@ from pathlib import Path
 import httpx
 
 from settlement.chain.anvil import AnvilConfig, ManagedAnvil, free_port, state_file_complete
-from settlement.core.private_files import copy_private
 from settlement.chain.client import ChainClient
+from settlement.chain.managed import copy_if_whole
 from settlement.core.money import Money
 from settlement.custody.governors import demo_governance
 from settlement.providers.testing import simulated_payment
@@ -259,14 +259,13 @@ def inject(stack: Stack, fault: str, *, pause_s: float = 10.0) -> None:
 
 
 def _keep_whole_copy(state: Path, attempts: int = 20) -> Path | None:
-    """A whole copy of the node's state file beside it (a copy taken while anvil rewrote the file
-    is cut short: tried again), as an operator's periodic backup would be."""
+    """A whole copy of the node's state file beside it, as an operator's periodic backup would be
+    (the managed chain's own copy: a copy taken while anvil rewrote the file is dropped and tried
+    again; an earlier whole copy is kept until then)."""
     good = state.with_name(state.name + ".good")
     for _ in range(attempts):
-        if state.exists() and state_file_complete(state):
-            copy_private(state, good)
-            if state_file_complete(good):
-                return good
+        if state.exists() and copy_if_whole(state, good) is not None:
+            return good
         time.sleep(0.1)
     return good if good.exists() and state_file_complete(good) else None
 
